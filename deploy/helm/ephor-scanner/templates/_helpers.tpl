@@ -1,0 +1,146 @@
+{{/* Chart name, 63 characters at most. */}}
+{{- define "ephor-scanner.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/*
+Full name: fullnameOverride, else the release name when it already contains the chart name
+(release "ephor-scanner" -> "ephor-scanner"), else "<release>-<chart>".
+Kept to 52 characters: the longest a CronJob name may be (its Jobs append a suffix).
+*/}}
+{{- define "ephor-scanner.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 52 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ephor-scanner.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "ephor-scanner.imageTag" -}}
+{{- default .Chart.AppVersion (toString .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "ephor-scanner.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ephor-scanner.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "ephor-scanner.labels" -}}
+helm.sh/chart: {{ include "ephor-scanner.chart" . }}
+{{ include "ephor-scanner.selectorLabels" . }}
+app.kubernetes.io/version: {{ include "ephor-scanner.imageTag" . | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "ephor-scanner.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "ephor-scanner.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+A list value or a comma string -> "a,b,c": items trimmed, empty items dropped.
+Used for scan.namespaces, scan.severity, scan.workloadTypes, trivy.dbRepo, trivy.javaDbRepo.
+*/}}
+{{- define "ephor-scanner.csv" -}}
+{{- $items := list -}}
+{{- if kindIs "slice" . -}}
+{{- range . }}{{ $items = append $items (toString . | trim) }}{{ end -}}
+{{- else if not (kindIs "invalid" .) -}}
+{{- range (splitList "," (toString .)) }}{{ $items = append $items (trim .) }}{{ end -}}
+{{- end -}}
+{{- $items | compact | join "," -}}
+{{- end -}}
+
+{{/* "true" for true, "true", "True", "TRUE"; "false" otherwise (the schema admits only those spellings). */}}
+{{- define "ephor-scanner.bool" -}}
+{{- if eq (lower (toString .)) "true" }}true{{ else }}false{{ end -}}
+{{- end -}}
+
+{{/* A number given as int, float (values files) or string -> its decimal string. */}}
+{{- define "ephor-scanner.str" -}}
+{{- if or (kindIs "float64" .) (kindIs "int64" .) (kindIs "int" .) -}}
+{{- int64 . -}}
+{{- else -}}
+{{- toString . | trim -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ephor-scanner.namespaces" -}}
+{{- include "ephor-scanner.csv" .Values.scan.namespaces | splitList "," | uniq | join "," -}}
+{{- end -}}
+
+{{/* True when the chart's own Secret has at least one key. */}}
+{{- define "ephor-scanner.hasSecret" -}}
+{{- if or .Values.ephor.authHeader (and (not .Values.ephor.existingSecret) .Values.ephor.authValue) (and (eq .Values.trivy.cacheMode "redis") .Values.trivy.cacheBackend) -}}
+true
+{{- end -}}
+{{- end -}}
+
+{{/*
+Checks the schema cannot express; each failure names the value and how to fix it.
+Included by the ConfigMap so that it runs exactly once per render.
+*/}}
+{{- define "ephor-scanner.validate" -}}
+{{- $_ := required "ephor.apiUrl is required: the Ephor API base URL, e.g. --set ephor.apiUrl=http://ephor-api:8080" .Values.ephor.apiUrl -}}
+{{- $ns := include "ephor-scanner.namespaces" . -}}
+{{- if not $ns -}}
+{{- fail "scan.namespaces is required: --set 'scan.namespaces={default,production}' (a list), or \"*\" for all namespaces" -}}
+{{- end -}}
+{{- $list := splitList "," $ns -}}
+{{- if and (has "*" $list) (gt (len $list) 1) -}}
+{{- fail "scan.namespaces: \"*\" (all namespaces) cannot be combined with namespace names" -}}
+{{- end -}}
+{{- if and .Values.rbac.create (eq .Values.rbac.scope "namespaced") (has "*" $list) -}}
+{{- fail "rbac.scope=namespaced needs explicit scan.namespaces; with \"*\" use rbac.scope=cluster" -}}
+{{- end -}}
+{{- if .Values.ephor.existingSecret -}}
+{{- if .Values.ephor.authValue -}}
+{{- fail "ephor.authValue and ephor.existingSecret are both set: keep the value in the existing Secret only" -}}
+{{- end -}}
+{{- else if and .Values.ephor.authHeader (not .Values.ephor.authValue) -}}
+{{- fail "ephor.authHeader is set but ephor.authValue is empty: set both, or neither, or use ephor.existingSecret" -}}
+{{- else if and .Values.ephor.authValue (not .Values.ephor.authHeader) -}}
+{{- fail "ephor.authValue is set but ephor.authHeader is empty: set both (e.g. --set ephor.authHeader=Authorization)" -}}
+{{- end -}}
+{{- if and (eq .Values.trivy.cacheMode "redis") (not .Values.trivy.cacheBackend) -}}
+{{- fail "trivy.cacheMode=redis needs trivy.cacheBackend, e.g. redis://redis:6379" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ephor-scanner.rbacRules" -}}
+- apiGroups: ["apps"]
+  resources: ["deployments", "statefulsets", "daemonsets"]
+  verbs: ["get", "list"]
+- apiGroups: ["batch"]
+  resources: ["cronjobs"]
+  verbs: ["get", "list"]
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list"]
+{{- if eq (include "ephor-scanner.namespaces" .) "*" }}
+{{- /* "*" makes the scanner list the namespaces themselves; only then is this rule granted */}}
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list"]
+{{- end }}
+{{- end -}}
+
+{{/* emptyDir source from a dict with optional medium and sizeLimit; "{}" when both are empty. */}}
+{{- define "ephor-scanner.emptyDir" -}}
+{{- $src := dict -}}
+{{- with .medium }}{{ $_ := set $src "medium" (toString .) }}{{ end -}}
+{{- with .sizeLimit }}{{ $_ := set $src "sizeLimit" (toString .) }}{{ end -}}
+{{- toYaml $src -}}
+{{- end -}}

@@ -1,0 +1,25 @@
+// Bundles the CLI into one self-contained file (what the container image ships).
+import { build } from 'esbuild';
+import { readFileSync, chmodSync } from 'node:fs';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+const outfile = 'dist/ephor-scanner.mjs';
+
+await build({
+  entryPoints: ['src/cli.ts'],
+  outfile,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  minify: false,
+  sourcemap: 'linked',
+  legalComments: 'none',
+  logLevel: 'warning',
+  define: { __EPHOR_SCANNER_VERSION__: JSON.stringify(pkg.version) },
+  // pino, commander and client-node's dependencies are CommonJS and call require() for Node built-ins.
+  banner: {
+    js: "#!/usr/bin/env node\nimport { createRequire as __createRequire } from 'node:module';\nconst require = __createRequire(import.meta.url);",
+  },
+});
+chmodSync(outfile, 0o755);

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The one test command (README and .ci/run): type check, build the bundle the e2e tests run, then every test file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/ensure-helm.sh >/dev/null   # the chart tests run the real helm binary (fetched once into .cache/)
+npx tsc --noEmit
+npm run build --silent
+if [ "$#" -gt 0 ]; then
+  TESTS=("$@")
+else
+  mapfile -t TESTS < <(find test -name '*.test.ts' -not -path '*/node_modules/*' | sort)
+fi
+if [ "${#TESTS[@]}" -eq 0 ]; then
+  echo "scripts/test.sh: no test files found under test/" >&2
+  exit 1
+fi
+echo "running ${#TESTS[@]} test files"
+exec node --import tsx --test --test-concurrency=2 "${TESTS[@]}"

@@ -1,0 +1,138 @@
+// Entry point. With no arguments: one scan run configured by environment variables, exactly as the CronJob runs it.
+// Flags mirror the variables (a flag overrides its variable). Exit codes: 0 every namespace delivered, 1 something
+// was not delivered, 2 configuration error (nothing was contacted).
+import { randomUUID } from 'node:crypto';
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, loadConfig, type Config, type Env } from './config/index.js';
+import { SETTINGS } from './config/settings.js';
+import { KubeConfigError } from './kube/client.js';
+import { SecretRegistry, createLogger, type Logger } from './log.js';
+import { runScan } from './run/run.js';
+import { VERSION } from './version.js';
+
+export const EXIT_OK = 0;
+export const EXIT_NOT_DELIVERED = 1;
+export const EXIT_CONFIG = 2;
+
+function buildProgram(onRun: (env: Env) => Promise<number>): Command {
+  const program = new Command('ephor-scanner')
+    .description('Scans the container images of Kubernetes workloads with Trivy and delivers the findings to Ephor, one payload per namespace.')
+    .version(VERSION, '-v, --version', 'print the version')
+    .helpOption('-h, --help', 'show this help')
+    .allowExcessArguments(false)
+    .exitOverride();
+  const flagToEnv = new Map<string, string>();
+  for (const setting of SETTINGS) {
+    if (!setting.flag) continue;
+    const option = new Option(setting.boolean ? setting.flag : `${setting.flag} <value>`, `${setting.description} (${setting.env})`);
+    program.addOption(option);
+    flagToEnv.set(option.attributeName(), setting.env);
+  }
+  program.addHelpText('after', helpText());
+  program.action(async (options: Record<string, string | boolean>) => {
+    const overrides: Env = {};
+    for (const [attribute, value] of Object.entries(options)) {
+      const env = flagToEnv.get(attribute);
+      if (env) overrides[env] = value === true ? 'true' : String(value);
+    }
+    process.exitCode = await onRun({ ...process.env, ...overrides });
+  });
+  return program;
+}
+
+function helpText(): string {
+  const rows = SETTINGS.map((s) => `  ${s.env.padEnd(24)} ${s.required ? 'required' : `default: ${s.default ?? '(unset)'}`}; ${s.allowed}`);
+  return [
+    '',
+    'Environment variables (a flag overrides its variable; durations are integer seconds or e.g. 90s, 10m, 1h30m):',
+    ...rows,
+    '',
+    'Exit codes: 0 every namespace delivered (image scan failures are reported, not fatal);',
+    '            1 something was not delivered, or nothing could be discovered; 2 configuration error.',
+  ].join('\n');
+}
+
+/** Every secret of this process, so that even an unexpected crash report cannot print one. */
+const secrets = new SecretRegistry();
+
+export async function runCommand(env: Env): Promise<number> {
+  const scanGroupId = randomUUID();
+  const startedAt = new Date();
+  // Registered before validation, so that not even a configuration error can print them.
+  secrets.add(env.EPHOR_AUTH_VALUE, env.TRIVY_CACHE_BACKEND);
+
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const log = fallbackLogger(env, secrets).child({ scan_group_id: scanGroupId });
+    log.error({ errors: error.problems.map((p) => p.message), help: 'ephor-scanner --help lists every variable' }, 'invalid configuration: nothing was contacted');
+    return EXIT_CONFIG;
+  }
+  secrets.add(...config.secrets);
+  const log = createLogger({ level: config.log.level, format: config.log.format, secrets }).child({ scan_group_id: scanGroupId });
+  log.info({ version: VERSION }, 'ephor-scanner starting');
+  for (const warning of config.warnings) log.warn(warning);
+  log.info(
+    {
+      namespaces: config.scan.namespaces,
+      concurrency: config.scan.concurrency,
+      severities: config.scan.severities,
+      workload_types: config.scan.workloadKinds,
+      cache_mode: config.trivy.cacheMode,
+      api_url: config.ephor.apiUrl,
+      auth_header: config.ephor.auth?.header,
+    },
+    'configuration loaded',
+  );
+
+  const shutdown = new AbortController();
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (shutdown.signal.aborted) {
+      log.error({ signal }, 'second signal: exiting now');
+      process.exit(EXIT_NOT_DELIVERED); // running Trivy process groups are killed by the exit hook
+    }
+    log.warn({ signal }, 'signal received');
+    shutdown.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  try {
+    const summary = await runScan({ config, env, log, scanGroupId, startedAt, shutdown: shutdown.signal });
+    return summary.exitCode;
+  } catch (error) {
+    if (error instanceof KubeConfigError) {
+      log.error({ error: error.message }, 'invalid Kubernetes configuration: nothing was contacted');
+      return EXIT_CONFIG;
+    }
+    log.fatal({ err: error }, 'unexpected error');
+    return EXIT_NOT_DELIVERED;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}
+
+/** For reporting a configuration error, which may itself concern LOG_FORMAT or LOG_LEVEL. */
+function fallbackLogger(env: Env, secrets: SecretRegistry): Logger {
+  const format = env.LOG_FORMAT?.trim().toLowerCase() === 'text' ? 'text' : 'json';
+  return createLogger({ level: 'info', format, secrets });
+}
+
+async function main(): Promise<void> {
+  const program = buildProgram(runCommand);
+  try {
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    if (!(error instanceof CommanderError)) throw error;
+    // --help and --version end here with exit code 0; a bad flag is a configuration error.
+    process.exit(error.exitCode === 0 ? EXIT_OK : EXIT_CONFIG);
+  }
+  process.exit(process.exitCode ?? EXIT_OK);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(secrets.scrub(`ephor-scanner: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`));
+  process.exit(EXIT_NOT_DELIVERED);
+});

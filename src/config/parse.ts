@@ -1,0 +1,145 @@
+// Pure parsers for configuration values. Each returns the value or throws a ValueError saying what is allowed;
+// the config loader adds the variable name and the offending value.
+
+export class ValueError extends Error {}
+
+/** Go-compatible durations: bare integers are seconds (the Go scanner's rule), otherwise units ns…h. */
+const GO_DURATION = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|μs|ms|s|m|h))+$/;
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** Node timers overflow above 2^31-1 ms (they then fire after 1 ms), so longer timeouts are refused. */
+export const MAX_DURATION_MS = 24 * 3_600_000;
+
+export function parseDurationMs(text: string): number {
+  let ms: number;
+  if (/^\d+$/.test(text)) {
+    ms = Number(text) * 1000;
+  } else if (GO_DURATION.test(text)) {
+    ms = 0;
+    for (const [, amount, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|μs|ms|s|m|h)/g)) {
+      ms += Number(amount) * UNIT_MS[unit!]!;
+    }
+  } else {
+    throw new ValueError('must be integer seconds (300) or a duration such as 90s, 10m or 1h30m');
+  }
+  if (!(ms >= 1)) throw new ValueError('must be at least 1ms (a timeout of zero would fail everything)');
+  if (ms > MAX_DURATION_MS) throw new ValueError('must be at most 24h');
+  return Math.round(ms);
+}
+
+export function parseInteger(text: string, min: number, max: number): number {
+  if (!/^-?\d+$/.test(text)) throw new ValueError(`must be an integer from ${min} to ${max}`);
+  const n = Number(text);
+  if (n < min || n > max) throw new ValueError(`must be an integer from ${min} to ${max}`);
+  return n;
+}
+
+const TRUE_WORDS = new Set(['true', 't', '1', 'yes', 'y', 'on']);
+const FALSE_WORDS = new Set(['false', 'f', '0', 'no', 'n', 'off']);
+
+export function parseBoolean(text: string): boolean {
+  const word = text.trim().toLowerCase();
+  if (TRUE_WORDS.has(word)) return true;
+  if (FALSE_WORDS.has(word)) return false;
+  throw new ValueError('must be true or false');
+}
+
+/** Splits a comma list, trims items and drops repeats; an empty item is an error (a stray comma is a typo). */
+export function parseList(text: string): string[] {
+  const items = text.split(',').map((item) => item.trim());
+  const empty = items.findIndex((item) => item === '');
+  if (empty >= 0) throw new ValueError(`has an empty item at position ${empty + 1}; separate names with single commas`);
+  return [...new Set(items)];
+}
+
+/** Matches items case-insensitively against the allowed words and returns them in their canonical spelling. */
+export function parseChoiceList<T extends string>(text: string, allowed: readonly T[]): T[] {
+  const byLower = new Map(allowed.map((word) => [word.toLowerCase(), word]));
+  const chosen: T[] = [];
+  for (const item of parseList(text)) {
+    const word = byLower.get(item.toLowerCase());
+    if (!word) throw new ValueError(`contains "${item}"; allowed: ${allowed.join(', ')}`);
+    if (!chosen.includes(word)) chosen.push(word);
+  }
+  return chosen;
+}
+
+export function parseChoice<T extends string>(text: string, allowed: readonly T[]): T {
+  const word = allowed.find((candidate) => candidate.toLowerCase() === text.trim().toLowerCase());
+  if (!word) throw new ValueError(`must be one of ${allowed.join(', ')}`);
+  return word;
+}
+
+const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export function parseNamespaces(text: string): string[] | 'all' {
+  const items = parseList(text);
+  if (items.includes('*')) {
+    if (items.length > 1) throw new ValueError('"*" (every namespace) cannot be combined with names');
+    return 'all';
+  }
+  for (const name of items) {
+    if (name.length > 63 || !DNS1123_LABEL.test(name)) {
+      throw new ValueError(`contains "${name}", which is not a namespace name (lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)`);
+    }
+  }
+  return items;
+}
+
+/** Base URL of the Ephor API, normalised without a trailing slash. */
+export function parseApiUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    throw new ValueError('must be an absolute http:// or https:// URL, e.g. http://ephor-api:8080');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ValueError('must use http:// or https://');
+  if (url.username || url.password) {
+    throw new ValueError('must not contain credentials; use EPHOR_AUTH_HEADER and EPHOR_AUTH_VALUE');
+  }
+  if (url.search || url.hash) throw new ValueError('must not have a query string or fragment');
+  return url.toString().replace(/\/+$/, '');
+}
+
+const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers the scanner sets itself, or that would make Ephor register the scanner as a user (X-Forwarded-*). */
+const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'content-encoding', 'host', 'user-agent', 'x-request-id', 'connection', 'transfer-encoding']);
+
+export function parseHeaderName(text: string): string {
+  const name = text.trim();
+  if (!HEADER_TOKEN.test(name)) throw new ValueError('must be an HTTP header name (letters, digits and -)');
+  const lower = name.toLowerCase();
+  if (RESERVED_HEADERS.has(lower)) throw new ValueError('is set by the scanner itself; choose another header');
+  if (lower.startsWith('x-forwarded-')) {
+    throw new ValueError('must not be an X-Forwarded-* identity header (Ephor would register the scanner as a user)');
+  }
+  return name;
+}
+
+export function parseHeaderValue(text: string): string {
+  if (/[\r\n\0]/.test(text)) throw new ValueError('must not contain line breaks or NUL characters');
+  if (text.trim() === '') throw new ValueError('must not be blank');
+  return text;
+}
+
+export function parseRedisUrl(text: string): string {
+  const value = text.trim();
+  if (!/^rediss?:\/\/[^\s]+$/.test(value)) throw new ValueError('must be a redis://host:port or rediss://host:port URL');
+  return value;
+}
+
+/** OCI repository references for DB mirrors, e.g. registry.local:5000/aquasec/trivy-db:2. */
+export function parseRepositoryList(text: string): string[] {
+  const repos = parseList(text);
+  for (const repo of repos) {
+    if (/\s/.test(repo) || /^[a-z]+:\/\//i.test(repo)) {
+      throw new ValueError(`contains "${repo}"; give repositories without a scheme, e.g. registry.local:5000/aquasec/trivy-db:2`);
+    }
+  }
+  return repos;
+}
+
+export function parseLogLevel(text: string): 'debug' | 'info' | 'warn' | 'error' {
+  const level = parseChoice(text, ['debug', 'info', 'warn', 'warning', 'error'] as const);
+  return level === 'warning' ? 'warn' : level;
+}

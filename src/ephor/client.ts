@@ -1,0 +1,217 @@
+// POST /api/v1/scans/ingest with the contract's retry rules: retry network errors, 408, 429, 502, 503 and 504 with
+// exponential backoff, jitter and Retry-After; never retry 400 or 500 (they are deterministic: the same body fails
+// again). Success is a 2xx whose body is JSON with a numeric scan_id; a proxy's HTML page is a failure.
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '../log.js';
+import type { ScanIngestRequest, ScanIngestResponse } from '../types.js';
+import { USER_AGENT } from '../version.js';
+
+export const INGEST_PATH = '/api/v1/scans/ingest';
+
+export interface DeliveryOptions {
+  apiUrl: string;
+  auth?: { header: string; value: string };
+  timeoutMs: number;
+  maxRetries: number;
+  log: Logger;
+  /** Aborted when delivery must stop (shutdown grace period over): the running attempt ends, no retry follows. */
+  cutoff?: AbortSignal;
+  /** Base of the backoff; tests shorten it. */
+  backoffBaseMs?: number;
+  random?: () => number;
+}
+
+export interface Problem {
+  type?: string;
+  title?: string;
+  detail?: string;
+  trace_id?: string;
+  errors?: Array<{ field?: string; message?: string; rejected_value?: unknown }>;
+}
+
+export type DeliveryResult =
+  | { ok: true; response: ScanIngestResponse; attempts: number; bytes: number }
+  | { ok: false; error: string; status?: number; problem?: Problem; attempts: number; bytes: number };
+
+/** One attempt's outcome, as the retry policy sees it. */
+export type AttemptOutcome =
+  | { kind: 'accepted'; response: ScanIngestResponse }
+  | { kind: 'http'; status: number; retryAfter?: string; problem?: Problem; text: string }
+  | { kind: 'invalid'; status: number; text: string }
+  | { kind: 'network'; error: string }
+  | { kind: 'timeout' };
+
+const RETRY_STATUSES = new Set([408, 429, 502, 503, 504]);
+const MAX_BACKOFF_MS = 60_000;
+const MAX_RETRY_AFTER_MS = 300_000;
+const MAX_RESPONSE_CHARS = 1024 * 1024;
+
+export function isRetryable(outcome: AttemptOutcome): boolean {
+  if (outcome.kind === 'network' || outcome.kind === 'timeout') return true;
+  return outcome.kind === 'http' && RETRY_STATUSES.has(outcome.status);
+}
+
+/** Delay before retry number `retry` (1-based): Retry-After when the server gave one, else exponential with jitter. */
+export function retryDelayMs(retry: number, outcome: AttemptOutcome, options: { baseMs: number; timeoutMs: number; random: () => number; now?: number }): number {
+  if (outcome.kind === 'http' && outcome.retryAfter) {
+    const seconds = Number(outcome.retryAfter);
+    const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(outcome.retryAfter) - (options.now ?? Date.now());
+    if (Number.isFinite(ms)) return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS);
+  }
+  const exponential = Math.min(options.baseMs * 2 ** (retry - 1), MAX_BACKOFF_MS);
+  const jittered = exponential * (0.5 + options.random() / 2);
+  // Ephor keeps processing a request whose client gave up; give a slow server time to finish before sending the
+  // same namespace again, since two ingests at once can collide on its unique keys.
+  return outcome.kind === 'timeout' ? Math.max(jittered, Math.min(options.timeoutMs, 30_000)) : jittered;
+}
+
+export async function deliverScan(payload: ScanIngestRequest, options: DeliveryOptions): Promise<DeliveryResult> {
+  const body = JSON.stringify(payload);
+  const bytes = Buffer.byteLength(body);
+  const url = options.apiUrl + INGEST_PATH;
+  const random = options.random ?? Math.random;
+  const log = options.log.child({ namespace: payload.namespace });
+
+  for (let attempt = 1; ; attempt++) {
+    const requestId = randomUUID();
+    const outcome: AttemptOutcome = options.cutoff?.aborted
+      ? { kind: 'network', error: 'not sent' }
+      : await postOnce(url, body, requestId, options.timeoutMs, options.auth, options.cutoff);
+    if (outcome.kind === 'accepted') return { ok: true, response: outcome.response, attempts: attempt, bytes };
+
+    const cutShort = options.cutoff?.aborted === true && (outcome.kind === 'timeout' || outcome.kind === 'network');
+    const failure = cutShort ? 'not delivered: the shutdown grace period ended before Ephor answered' : describe(outcome, options.timeoutMs);
+    const retriesLeft = attempt <= options.maxRetries && isRetryable(outcome);
+    const delay = retriesLeft ? retryDelayMs(attempt, outcome, { baseMs: options.backoffBaseMs ?? 1000, timeoutMs: options.timeoutMs, random }) : 0;
+    const pastDeadline = options.cutoff?.aborted === true;
+    const problem = outcome.kind === 'http' ? outcome.problem : undefined;
+    const fields = {
+      attempt,
+      request_id: requestId,
+      status: 'status' in outcome ? outcome.status : undefined,
+      error: failure,
+      problem_type: problem?.type,
+      trace_id: problem?.trace_id,
+      field_errors: problem?.errors?.slice(0, 20),
+      bytes,
+    };
+    if (retriesLeft && !pastDeadline) {
+      log.warn({ ...fields, retry_in_ms: Math.round(delay) }, 'delivery attempt failed, retrying');
+      await sleep(delay, options.cutoff);
+      continue;
+    }
+    return { ok: false, error: failure, status: 'status' in outcome ? outcome.status : undefined, problem, attempts: attempt, bytes };
+  }
+}
+
+async function postOnce(url: string, body: string, requestId: string, timeoutMs: number, auth?: { header: string; value: string }, cutoff?: AbortSignal): Promise<AttemptOutcome> {
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/json',
+    'User-Agent': USER_AGENT,
+    'X-Request-Id': requestId,
+    Accept: 'application/json',
+  };
+  if (auth) headers[auth.header] = auth.value;
+  let response: Response;
+  try {
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = cutoff ? AbortSignal.any([timeout, cutoff]) : timeout;
+    response = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal });
+  } catch (error) {
+    return networkOutcome(error);
+  }
+  let text: string;
+  try {
+    text = (await response.text()).slice(0, MAX_RESPONSE_CHARS);
+  } catch (error) {
+    return networkOutcome(error);
+  }
+  if (response.status >= 200 && response.status < 300) {
+    const accepted = parseIngestResponse(text, response.headers.get('content-type'));
+    return accepted ? { kind: 'accepted', response: accepted } : { kind: 'invalid', status: response.status, text };
+  }
+  return { kind: 'http', status: response.status, retryAfter: response.headers.get('retry-after') ?? undefined, problem: parseProblem(text), text };
+}
+
+function networkOutcome(error: unknown): AttemptOutcome {
+  const err = error as Error & { cause?: { code?: string; message?: string } };
+  if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return { kind: 'timeout' };
+  const cause = err?.cause;
+  return { kind: 'network', error: cause?.code ? `${cause.code}${cause.message ? ` (${cause.message})` : ''}` : err?.message ?? String(error) };
+}
+
+/** A 2xx counts only with a JSON body carrying a numeric scan_id: a proxy or login page can also answer 200. */
+export function parseIngestResponse(text: string, contentType: string | null): ScanIngestResponse | undefined {
+  if (contentType && !/json/i.test(contentType)) return undefined;
+  try {
+    const data = JSON.parse(text) as Record<string, unknown>;
+    if (typeof data?.scan_id !== 'number' || !Number.isFinite(data.scan_id)) return undefined;
+    const count = (key: string) => (typeof data[key] === 'number' ? (data[key] as number) : 0);
+    return {
+      scan_id: data.scan_id,
+      vulnerabilities: count('vulnerabilities'),
+      workloads: count('workloads'),
+      critical_vulns: count('critical_vulns'),
+      auto_resolved: count('auto_resolved'),
+      reopened: count('reopened'),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function parseProblem(text: string): Problem | undefined {
+  try {
+    const data = JSON.parse(text) as Problem;
+    return typeof data === 'object' && data !== null ? data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function describe(outcome: Exclude<AttemptOutcome, { kind: 'accepted' }>, timeoutMs: number): string {
+  switch (outcome.kind) {
+    case 'timeout':
+      return `no answer within ${timeoutMs} ms (EPHOR_TIMEOUT)`;
+    case 'network':
+      return `network error: ${outcome.error}`;
+    case 'invalid':
+      return `HTTP ${outcome.status} without a scan_id in a JSON body (a proxy or login page answered?): ${snippet(outcome.text)}`;
+    case 'http': {
+      const hint = HINTS[outcome.status];
+      const problem = outcome.problem?.title ? `${outcome.problem.title}${outcome.problem.detail ? `: ${outcome.problem.detail}` : ''}` : snippet(outcome.text);
+      return `HTTP ${outcome.status}${problem ? ` ${problem}` : ''}${hint ? ` (${hint})` : ''}`;
+    }
+  }
+}
+
+const HINTS: Record<number, string> = {
+  301: 'redirected: check EPHOR_API_URL',
+  302: 'redirected, probably to a login page: check EPHOR_AUTH_HEADER/EPHOR_AUTH_VALUE or call the API service directly',
+  307: 'redirected: check EPHOR_API_URL',
+  308: 'redirected: check EPHOR_API_URL',
+  401: 'rejected by a proxy in front of Ephor: check EPHOR_AUTH_HEADER and EPHOR_AUTH_VALUE',
+  403: 'rejected by a proxy in front of Ephor: check EPHOR_AUTH_HEADER and EPHOR_AUTH_VALUE',
+  404: 'check EPHOR_API_URL: it must be the API base URL, without /api/v1',
+  413: 'a proxy in front of Ephor refused the body size; call the API service directly or raise the proxy limit',
+  415: 'the API refused the content type',
+  500: 'Ephor failed and rolled the namespace back; not retried because the same body fails again; its trace_id is in the logs',
+};
+
+function snippet(text: string): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > 200 ? `${flat.slice(0, 200)}…` : flat;
+}
+
+/** Waits, but wakes up early when the cutoff fires (the next attempt then sees it and stops). */
+function sleep(ms: number, cutoff?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    cutoff?.addEventListener('abort', done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      cutoff?.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}

@@ -1,0 +1,166 @@
+// Access to the Kubernetes API. The official client (@kubernetes/client-node 1.4.0) loads the configuration and
+// applies its authentication (service-account token, client certificates, exec plugins, proxies); the requests
+// themselves are plain GETs so that every call has a timeout and list pages are reduced to the fields we need
+// instead of being turned into model objects.
+import { existsSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { KubeConfig, type Cluster } from '@kubernetes/client-node';
+import { USER_AGENT } from '../version.js';
+
+export class KubeConfigError extends Error {}
+
+/** A failed API call: an HTTP status with the server's Status object, or a network failure or timeout. */
+export class KubeApiError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'http' | 'timeout' | 'network',
+    readonly status?: number,
+    readonly reason?: string,
+    /** From a Retry-After header (429/503). */
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'KubeApiError';
+  }
+}
+
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+const MAX_BODY_BYTES = 256 * 1024 * 1024;
+
+/**
+ * In a pod: the service account (unless KUBECONFIG is set explicitly, as kubectl does). Elsewhere: the files in
+ * KUBECONFIG, or ~/.kube/config, with its current context.
+ */
+export function loadKubeConfig(env: Record<string, string | undefined>): { kubeConfig: KubeConfig; source: string } {
+  const kubeConfig = new KubeConfig();
+  let source: string;
+  const listed = (env.KUBECONFIG ?? '').split(path.delimiter).filter(Boolean);
+  const homeConfig = path.join(env.HOME || os.homedir(), '.kube', 'config');
+  try {
+    if (listed.length > 0) {
+      const files = listed.filter((file) => existsSync(file));
+      if (files.length === 0) throw new KubeConfigError(`KUBECONFIG=${env.KUBECONFIG}: no such file`);
+      kubeConfig.loadFromFile(files[0]!);
+      for (const file of files.slice(1)) {
+        const other = new KubeConfig();
+        other.loadFromFile(file);
+        kubeConfig.mergeConfig(other, true);
+      }
+      source = `kubeconfig ${files.join(path.delimiter)}`;
+    } else if (env.KUBERNETES_SERVICE_HOST && existsSync(path.join(SERVICE_ACCOUNT_DIR, 'token'))) {
+      kubeConfig.loadFromCluster();
+      source = 'in-cluster service account';
+    } else if (existsSync(homeConfig)) {
+      kubeConfig.loadFromFile(homeConfig);
+      source = `kubeconfig ${homeConfig}`;
+    } else {
+      throw new KubeConfigError(
+        'no Kubernetes configuration: not running in a pod with a service account, KUBECONFIG is not set and ~/.kube/config does not exist',
+      );
+    }
+  } catch (error) {
+    if (error instanceof KubeConfigError) throw error;
+    throw new KubeConfigError(`Kubernetes configuration could not be read: ${(error as Error).message}`);
+  }
+
+  const cluster = kubeConfig.getCurrentCluster();
+  if (!cluster) throw new KubeConfigError(`${source}: the current context "${kubeConfig.getCurrentContext()}" names no cluster`);
+  if (!/^https?:\/\//.test(cluster.server)) throw new KubeConfigError(`${source}: cluster server "${cluster.server}" is not an http(s) URL`);
+  return { kubeConfig: allowPlainHttp(kubeConfig), source };
+}
+
+/**
+ * client-node 1.4.0 refuses an http:// server unless the cluster sets insecure-skip-tls-verify, although plain HTTP
+ * has no TLS to verify (kubectl accepts it). Mark such clusters so; https clusters are left untouched.
+ */
+function allowPlainHttp(kubeConfig: KubeConfig): KubeConfig {
+  if (!kubeConfig.clusters.some((c) => c.server.startsWith('http://'))) return kubeConfig;
+  const fixed = new KubeConfig();
+  fixed.loadFromOptions({
+    clusters: kubeConfig.clusters.map((c): Cluster => (c.server.startsWith('http://') ? { ...c, skipTLSVerify: true } : c)),
+    users: kubeConfig.users,
+    contexts: kubeConfig.contexts,
+    currentContext: kubeConfig.getCurrentContext(),
+  });
+  return fixed;
+}
+
+export interface KubeClient {
+  server: string;
+  getJson<T>(apiPath: string, query?: Record<string, string | undefined>): Promise<T>;
+}
+
+export function createKubeClient(kubeConfig: KubeConfig, timeoutMs: number): KubeClient {
+  const server = kubeConfig.getCurrentCluster()!.server.replace(/\/+$/, '');
+  let agent: http.Agent | undefined;
+
+  return {
+    server,
+    async getJson<T>(apiPath: string, query: Record<string, string | undefined> = {}): Promise<T> {
+      const options: https.RequestOptions = {};
+      // Re-applied on every call: tokens (projected service-account tokens, exec plugins) rotate.
+      await kubeConfig.applyToHTTPSOptions(options);
+      agent ??= options.agent as http.Agent;
+      const url = new URL(server + apiPath);
+      for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, value);
+      const headers: Record<string, string> = { ...(options.headers as Record<string, string>), Accept: 'application/json', 'User-Agent': USER_AGENT };
+      if (options.auth) headers.Authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
+      const body = await request(url, { agent, headers }, timeoutMs);
+      return JSON.parse(body) as T;
+    },
+  };
+}
+
+function request(url: URL, options: { agent: http.Agent; headers: Record<string, string> }, timeoutMs: number): Promise<string> {
+  const transport = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = transport.request(url, { method: 'GET', agent: options.agent, headers: options.headers }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_BODY_BYTES) req.destroy(new KubeApiError(`GET ${url.pathname}: response over ${MAX_BODY_BYTES} bytes`, 'network'));
+        else chunks.push(chunk);
+      });
+      res.on('end', () => {
+        clearTimeout(timer);
+        const body = Buffer.concat(chunks).toString('utf8');
+        const status = res.statusCode ?? 0;
+        if (status >= 200 && status < 300) return resolve(body);
+        reject(httpError(url, status, body, res.headers['retry-after']));
+      });
+      res.on('error', (error) => reject(networkError(url, error)));
+    });
+    const timer = setTimeout(() => req.destroy(new KubeApiError(`GET ${url.pathname}: no answer within ${timeoutMs} ms (KUBE_TIMEOUT)`, 'timeout')), timeoutMs);
+    req.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error instanceof KubeApiError ? error : networkError(url, error));
+    });
+    req.end();
+  });
+}
+
+function networkError(url: URL, error: Error): KubeApiError {
+  const code = (error as NodeJS.ErrnoException).code;
+  return new KubeApiError(`GET ${url.pathname}: ${code ? `${code} ` : ''}${error.message}`, 'network');
+}
+
+/** The API server answers errors with a Status object: `{kind: "Status", reason, message, code}`. */
+function httpError(url: URL, status: number, body: string, retryAfter: string | string[] | undefined): KubeApiError {
+  let reason: string | undefined;
+  let message = body.slice(0, 300);
+  try {
+    const parsed = JSON.parse(body) as { kind?: string; reason?: string; message?: string };
+    if (parsed.kind === 'Status') {
+      reason = parsed.reason;
+      message = parsed.message ?? message;
+    }
+  } catch {
+    // not a Status object (a proxy's page): keep the start of the body
+  }
+  const seconds = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
+  return new KubeApiError(`GET ${url.pathname}: HTTP ${status}${reason ? ` ${reason}` : ''}: ${message}`, 'http', status, reason, Number.isFinite(seconds) ? seconds * 1000 : undefined);
+}

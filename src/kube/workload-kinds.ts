@@ -1,0 +1,54 @@
+// The workload kinds the scanner discovers: where the API serves each, and where its pod template lives.
+import type { ContainerRef, WorkloadKind } from '../types.js';
+
+export interface KindSpec {
+  kind: WorkloadKind;
+  group: string;
+  version: string;
+  /** Plural resource name in the API path and in RBAC rules. */
+  resource: string;
+  /** The pod spec of the object's template. */
+  podSpec(object: RawObject): RawPodSpec | undefined;
+}
+
+export interface RawContainer {
+  name?: unknown;
+  image?: unknown;
+}
+export interface RawPodSpec {
+  initContainers?: RawContainer[];
+  containers?: RawContainer[];
+}
+export interface RawObject {
+  metadata?: { name?: unknown; namespace?: unknown; labels?: Record<string, unknown> };
+  spec?: {
+    template?: { spec?: RawPodSpec };
+    jobTemplate?: { spec?: { template?: { spec?: RawPodSpec } } };
+  };
+}
+
+export const KIND_SPECS: Record<WorkloadKind, KindSpec> = {
+  Deployment: { kind: 'Deployment', group: 'apps', version: 'v1', resource: 'deployments', podSpec: (o) => o.spec?.template?.spec },
+  StatefulSet: { kind: 'StatefulSet', group: 'apps', version: 'v1', resource: 'statefulsets', podSpec: (o) => o.spec?.template?.spec },
+  DaemonSet: { kind: 'DaemonSet', group: 'apps', version: 'v1', resource: 'daemonsets', podSpec: (o) => o.spec?.template?.spec },
+  CronJob: { kind: 'CronJob', group: 'batch', version: 'v1', resource: 'cronjobs', podSpec: (o) => o.spec?.jobTemplate?.spec?.template?.spec },
+};
+
+export function listPath(spec: KindSpec, namespace: string): string {
+  return `/apis/${spec.group}/${spec.version}/namespaces/${encodeURIComponent(namespace)}/${spec.resource}`;
+}
+
+/** Init containers first (including native sidecars), then the app containers, as the Go scanner ordered them. */
+export function templateContainers(podSpec: RawPodSpec | undefined): ContainerRef[] {
+  const refs: ContainerRef[] = [];
+  const add = (list: RawContainer[] | undefined, role: ContainerRef['role']) => {
+    for (const container of Array.isArray(list) ? list : []) {
+      if (typeof container?.name === 'string' && typeof container.image === 'string') {
+        refs.push({ name: container.name, role, specImage: container.image });
+      }
+    }
+  };
+  add(podSpec?.initContainers, 'init');
+  add(podSpec?.containers, 'app');
+  return refs;
+}

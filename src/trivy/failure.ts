@@ -1,0 +1,65 @@
+// Trivy's exit status and stderr → why a scan failed. Trivy exits 1 for every fatal error, so the reason comes from
+// the error chain it prints (texts in ../shared/fixtures/trivy/errors.md); the order of the checks matters because
+// one chain can mention several things ("unable to find the specified image … UNAUTHORIZED").
+import type { ScanFailureReason } from '../types.js';
+
+export interface ProcessOutcome {
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  /** The scanner killed the process because its timeout passed. */
+  timedOut: boolean;
+  stderr: string;
+}
+
+export interface Classified {
+  reason: ScanFailureReason;
+  detail: string;
+}
+
+const ANSI = /\x1b\[[0-9;]*m/g;
+const MAX_DETAIL = 500;
+
+const RULES: Array<[ScanFailureReason, RegExp]> = [
+  ['rate_limited', /TOOMANYREQUESTS|too many requests|rate limit|\b429\b/i],
+  ['unauthorized', /UNAUTHORIZED|DENIED|authentication required|unauthorized to access|\b401 Unauthorized|\b403 Forbidden/],
+  ['not_found', /MANIFEST_UNKNOWN|NAME_UNKNOWN|manifest unknown|repository name not known|not found: manifest/i],
+  ['timeout', /context deadline exceeded|Provide a higher timeout value|Increase --timeout/],
+  ['db_error', /DB error|cannot be specified on the first run|database error|Failed to acquire cache or database lock|java DB/i],
+];
+
+export function classifyFailure(outcome: ProcessOutcome): Classified {
+  const stderr = outcome.stderr.replace(ANSI, '');
+  const detail = bestDetail(stderr);
+  if (outcome.timedOut) return { reason: 'timeout', detail: detail || 'killed by the scanner at TRIVY_TIMEOUT' };
+  if (outcome.signal) return { reason: 'killed', detail: `terminated by ${outcome.signal} (out of memory?)${detail ? `: ${detail}` : ''}` };
+  if (outcome.exitCode === 137) return { reason: 'killed', detail: `exit code 137 (SIGKILL, out of memory?)${detail ? `: ${detail}` : ''}` };
+  for (const [reason, pattern] of RULES) {
+    if (pattern.test(stderr)) return { reason, detail };
+  }
+  return { reason: 'other', detail: detail || `exit code ${outcome.exitCode}` };
+}
+
+/**
+ * The most useful line: the per-source `* remote error: …` line when present (it carries the registry's answer),
+ * else the message of the FATAL line, else the last non-empty line.
+ */
+export function bestDetail(stderr: string): string {
+  const lines = stderr.split('\n').map((line) => line.trim()).filter(Boolean);
+  const remote = lines.find((line) => line.startsWith('* remote error:'));
+  const fatal = lines.find((line) => /\tFATAL\t|\sFATAL\s/.test(line));
+  let detail = remote?.slice(2) ?? (fatal ? fatalMessage(fatal) : lines.at(-1) ?? '');
+  if (detail.length > MAX_DETAIL) detail = `${detail.slice(0, MAX_DETAIL - 1)}…`;
+  return detail;
+}
+
+/** `<time>\tFATAL\tFatal error\t<chain>` → the innermost part of the chain (after the last ": " that ends a prefix). */
+function fatalMessage(line: string): string {
+  const fields = line.split('\t');
+  const chain = fields.length >= 4 ? fields.slice(3).join(' ') : line.replace(/^.*?FATAL\s+/, '');
+  let message = chain.trim();
+  for (let previous = ''; previous !== message; ) {
+    previous = message;
+    message = message.replace(/^(run error|init error|image scan error|scan error): /, '');
+  }
+  return message;
+}

@@ -1,0 +1,166 @@
+// The plain data passed between the pipeline's stages. No classes: every value here can be logged or serialised.
+
+export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'CronJob';
+export const WORKLOAD_KINDS: readonly WorkloadKind[] = ['Deployment', 'StatefulSet', 'DaemonSet', 'CronJob'];
+
+export type Severity = 'CRITICAL' | 'HIGH' | 'MEDIUM' | 'LOW' | 'UNKNOWN';
+export const SEVERITIES: readonly Severity[] = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'UNKNOWN'];
+
+export type ContainerRole = 'init' | 'app';
+
+export interface ContainerRef {
+  name: string;
+  role: ContainerRole;
+  /** The image string exactly as written in the pod template. */
+  specImage: string;
+}
+
+export interface Workload {
+  namespace: string;
+  kind: WorkloadKind;
+  name: string;
+  /** The workload's own `ephor.dev/*` labels with the prefix stripped. */
+  labels: Record<string, string>;
+  containers: ContainerRef[];
+}
+
+/** A list call that failed during discovery (the rest of the run goes on). */
+export interface DiscoveryError {
+  namespace: string;
+  kind: WorkloadKind | 'Namespace';
+  status?: number;
+  reason: string;
+  message: string;
+  /** For 403: the RBAC rule that is missing, in words an operator can apply. */
+  missingRule?: string;
+}
+
+export interface Discovery {
+  namespaces: string[];
+  workloads: Workload[];
+  errors: DiscoveryError[];
+  /** Number of list calls that succeeded; 0 with errors means nothing could be discovered. */
+  successfulLists: number;
+}
+
+/** Why a container's findings are not in the payload. Scan failures come from the Trivy runner. */
+export type ScanFailureReason =
+  | 'not_found'
+  | 'unauthorized'
+  | 'rate_limited'
+  | 'timeout'
+  | 'killed'
+  | 'db_error'
+  | 'invalid_output'
+  | 'other';
+export type NotDeliveredReason = ScanFailureReason | 'invalid_reference' | 'cancelled';
+
+/** One image the run scans: a distinct normalised reference, and every container that uses it. */
+export interface ScanTarget {
+  /** What Trivy is given: `registry/repo:tag` or `registry/repo@sha256:…`. */
+  ref: string;
+  registry: string;
+  repository: string;
+  /** Namespaces whose payloads need this image, in first-use order. */
+  namespaces: string[];
+}
+
+export interface ScanSuccess {
+  ok: true;
+  ref: string;
+  image: MappedImage;
+  durationMs: number;
+}
+export interface ScanFailure {
+  ok: false;
+  ref: string;
+  reason: ScanFailureReason | 'cancelled';
+  detail: string;
+  durationMs: number;
+}
+export type ScanResult = ScanSuccess | ScanFailure;
+
+/** One Trivy report already in payload shape, so a namespace body is assembled, not recomputed. */
+export interface MappedImage {
+  osFamily?: string;
+  osName?: string;
+  repoDigests: string[];
+  ecosystems: string[];
+  imageCreated?: string;
+  vulnerabilities: Vulnerability[];
+  /** Entries Trivy reported that could not be mapped (missing ID or package name). */
+  skippedEntries: number;
+}
+
+// ---- Ephor payload (mirrors contract/ephor-ingest-request.schema.json) ----
+
+export interface Vulnerability {
+  cve_id: string;
+  package_name: string;
+  package_version: string;
+  severity: Severity;
+  scanner_type: string;
+  package_class?: string;
+  package_type?: string;
+  title?: string;
+  description?: string;
+  primary_url?: string;
+  published_date?: string;
+  fixed_version?: string;
+  references?: string[];
+  cvss_v3_vector?: string;
+  cvss_v3_score?: number;
+}
+
+export interface ContainerPayload {
+  name: string;
+  image_name: string;
+  image_tag: string;
+  image_created?: string;
+  detected_ecosystems?: string[];
+  os_family?: string;
+  os_name?: string;
+  repo_digests?: string[];
+  vulnerabilities: Vulnerability[];
+}
+
+export interface WorkloadPayload {
+  namespace: string;
+  name: string;
+  kind: WorkloadKind;
+  labels: Record<string, string>;
+  containers: ContainerPayload[];
+}
+
+export type ScanStatus = 'completed' | 'failed';
+
+export interface ScanIngestRequest {
+  namespace: string;
+  scan_label: string;
+  scan_group_id: string;
+  status: ScanStatus;
+  started_at: string;
+  completed_at: string;
+  trivy_version?: string;
+  scan_config: Record<string, unknown>;
+  workloads: WorkloadPayload[];
+}
+
+export interface ScanIngestResponse {
+  scan_id: number;
+  vulnerabilities: number;
+  workloads: number;
+  critical_vulns: number;
+  auto_resolved: number;
+  reopened: number;
+}
+
+/** A container that is not in its namespace's payload, and why (recorded in `scan_config`). */
+export interface LedgerEntry {
+  workload: string;
+  kind: WorkloadKind;
+  container: string;
+  image: string;
+  reason: NotDeliveredReason;
+  detail: string;
+}

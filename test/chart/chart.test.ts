@@ -1,0 +1,682 @@
+// Helm chart tests: real Helm 3.17.3 renders deploy/helm/ephor-scanner; kubernetes-models validates every
+// object against the Kubernetes schemas; key fields are asserted explicitly (the schemas accept misspelt
+// fields). Helm comes from `bash scripts/ensure-helm.sh` (.cache/helm/helm/helm) or $HELM.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync, readFileSync, cpSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { CronJob } from 'kubernetes-models/batch/v1';
+import { ConfigMap, PersistentVolumeClaim, Secret, ServiceAccount } from 'kubernetes-models/v1';
+import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { REPO_ROOT } from '../support/paths.js';
+import { CHART, HELM, helmWorkspace, requireHelm } from '../support/helm.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>;
+
+const { work: WORK, env: HELM_ENV } = helmWorkspace('ephor-chart-test-');
+
+/** The exact install command of the issue, with the list form that Helm's --set can parse. */
+const INSTALL = ['--set', 'ephor.apiUrl=http://ephor-api:8080', '--set', 'scan.namespaces={default,production}'];
+
+function helm(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  requireHelm();
+  const r = spawnSync(HELM, args, { encoding: 'utf8', timeout: 30_000, env: HELM_ENV, cwd: REPO_ROOT });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function render(args: string[], release = 'ephor-scanner', chart = CHART): Obj[] {
+  const r = helm(['template', release, chart, '--namespace', 'ephor', ...args]);
+  assert.equal(r.status, 0, `helm template ${args.join(' ')} failed:\n${r.stderr}`);
+  return parseAllDocuments(r.stdout)
+    .map((d) => {
+      assert.equal(d.errors.length, 0, `rendered YAML does not parse: ${d.errors.join('; ')}`);
+      return d.toJS() as Obj | null;
+    })
+    .filter((d): d is Obj => d !== null);
+}
+
+function renderFails(args: string[]): string {
+  const r = helm(['template', 'ephor-scanner', CHART, '--namespace', 'ephor', ...args]);
+  assert.notEqual(r.status, 0, `expected helm template ${args.join(' ')} to fail, it rendered:\n${r.stdout.slice(0, 400)}`);
+  return r.stderr;
+}
+
+let fileCount = 0;
+function valuesFile(content: string): string {
+  const file = path.join(WORK, `values-${++fileCount}.yaml`);
+  writeFileSync(file, content);
+  return file;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Model = new (data: any) => { validate(): void };
+const MODELS: Record<string, Model> = {
+  'batch/v1/CronJob': CronJob,
+  'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
+  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
+  'v1/ServiceAccount': ServiceAccount,
+  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+};
+
+function validateAll(docs: Obj[]): void {
+  assert.ok(docs.length > 0, 'nothing rendered');
+  for (const d of docs) {
+    const M = MODELS[`${d.apiVersion}/${d.kind}`];
+    assert.ok(M, `unexpected object ${d.apiVersion} ${d.kind}`);
+    assert.doesNotThrow(() => new M(d).validate(), `${d.kind} ${d.metadata?.name} fails the Kubernetes schema`);
+  }
+}
+
+function kinds(docs: Obj[]): string[] {
+  return docs.map((d) => d.kind as string).sort();
+}
+
+function one(docs: Obj[], kind: string, name?: string): Obj {
+  const found = docs.filter((d) => d.kind === kind && (name === undefined || d.metadata?.name === name));
+  assert.equal(found.length, 1, `expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
+  return found[0] as Obj;
+}
+
+function maybe(docs: Obj[], kind: string): Obj | undefined {
+  return docs.find((d) => d.kind === kind);
+}
+
+const podSpec = (docs: Obj[]): Obj => one(docs, 'CronJob').spec.jobTemplate.spec.template.spec;
+const container = (docs: Obj[]): Obj => {
+  const cs = podSpec(docs).containers as Obj[];
+  assert.equal(cs.length, 1);
+  return cs[0] as Obj;
+};
+
+type EnvSource = { value?: string; from: 'configmap' | 'secret' | 'env' | 'secretKeyRef'; secret?: string; key?: string };
+
+/** The environment the scanner container gets: envFrom (ConfigMap, Secret) then env, as the kubelet merges them. */
+function effectiveEnv(docs: Obj[]): Map<string, EnvSource> {
+  const env = new Map<string, EnvSource>();
+  const c = container(docs);
+  for (const ef of (c.envFrom ?? []) as Obj[]) {
+    if (ef.configMapRef) {
+      const cm = one(docs, 'ConfigMap', ef.configMapRef.name);
+      for (const [k, v] of Object.entries(cm.data ?? {})) env.set(k, { value: v as string, from: 'configmap' });
+    } else if (ef.secretRef) {
+      const s = one(docs, 'Secret', ef.secretRef.name);
+      for (const [k, v] of Object.entries(s.stringData ?? {})) env.set(k, { value: v as string, from: 'secret' });
+    } else {
+      assert.fail(`unexpected envFrom ${JSON.stringify(ef)}`);
+    }
+  }
+  for (const e of (c.env ?? []) as Obj[]) {
+    if (e.valueFrom?.secretKeyRef) {
+      env.set(e.name, { from: 'secretKeyRef', secret: e.valueFrom.secretKeyRef.name, key: e.valueFrom.secretKeyRef.key });
+    } else {
+      env.set(e.name, { value: e.value, from: 'env' });
+    }
+  }
+  return env;
+}
+
+function envValues(docs: Obj[]): Record<string, string | undefined> {
+  return Object.fromEntries([...effectiveEnv(docs)].map(([k, v]) => [k, v.value]));
+}
+
+const DEFAULT_ENV: Record<string, string> = {
+  EPHOR_API_URL: 'http://ephor-api:8080',
+  EPHOR_TIMEOUT: '300',
+  EPHOR_MAX_RETRIES: '4',
+  SCAN_NAMESPACES: 'default,production',
+  SCAN_CONCURRENCY: '3',
+  SCAN_SEVERITY: 'CRITICAL,HIGH,MEDIUM,LOW',
+  SCAN_WORKLOAD_TYPES: 'Deployment,StatefulSet,DaemonSet,CronJob',
+  KUBE_TIMEOUT: '30',
+  TRIVY_BINARY: 'trivy',
+  TRIVY_CACHE_DIR: '/tmp/trivy-cache',
+  TRIVY_CACHE_MODE: 'ephemeral',
+  TRIVY_TIMEOUT: '300',
+  TRIVY_DB_UPDATE_TIMEOUT: '60',
+  TRIVY_SKIP_DB_UPDATE: 'false',
+  SBOM_ENABLED: 'false',
+  SBOM_FORMAT: 'cyclonedx',
+  LOG_LEVEL: 'info',
+  LOG_FORMAT: 'json',
+  TMPDIR: '/tmp',
+  HOME: '/tmp',
+};
+
+const READ_ONLY_RULES = [
+  { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'daemonsets'], verbs: ['get', 'list'] },
+  { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['get', 'list'] },
+  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] },
+];
+
+function assertReadOnlyRules(rules: Obj[]): void {
+  assert.deepEqual(rules, READ_ONLY_RULES);
+  for (const r of rules) for (const v of r.verbs as string[]) assert.ok(['get', 'list'].includes(v), `write-capable verb ${v}`);
+}
+
+describe('helm', () => {
+  test('the Helm binary is available (run "bash scripts/ensure-helm.sh" if not)', () => {
+    const r = helm(['version', '--short']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^v3\./);
+  });
+
+  test('helm lint --strict passes with the install values and with every option switched on', () => {
+    for (const extra of [
+      [],
+      ['--set', 'rbac.scope=namespaced', '--set', 'cache.enabled=false'],
+      ['--set', 'ephor.authHeader=Authorization', '--set', 'ephor.authValue=Bearer x', '--set', 'trivy.dbRepo=mirror.example.com/trivy-db'],
+    ]) {
+      const r = helm(['lint', CHART, '--strict', ...INSTALL, ...extra]);
+      assert.equal(r.status, 0, `helm lint --strict ${extra.join(' ')}:\n${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+    }
+  });
+});
+
+describe('the documented install', () => {
+  const docs = render(INSTALL);
+
+  test('renders exactly the expected objects, all valid Kubernetes objects', () => {
+    validateAll(docs);
+    assert.deepEqual(kinds(docs), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'CronJob', 'PersistentVolumeClaim', 'ServiceAccount']);
+    for (const d of docs) {
+      assert.equal(d.metadata.name, d.kind === 'PersistentVolumeClaim' ? 'ephor-scanner-cache' : 'ephor-scanner');
+      if (!d.kind.startsWith('Cluster')) assert.equal(d.metadata.namespace, 'ephor');
+      assert.equal(d.metadata.labels['app.kubernetes.io/instance'], 'ephor-scanner');
+      assert.equal(d.metadata.labels['app.kubernetes.io/version'], '0.1.0');
+    }
+  });
+
+  test('the CronJob is named after the release and keeps the Go chart defaults', () => {
+    const cj = one(docs, 'CronJob', 'ephor-scanner');
+    assert.equal(cj.spec.schedule, '0 */6 * * *');
+    assert.equal(cj.spec.concurrencyPolicy, 'Forbid');
+    assert.equal(cj.spec.suspend, false);
+    assert.equal(cj.spec.successfulJobsHistoryLimit, 3);
+    assert.equal(cj.spec.failedJobsHistoryLimit, 3);
+    assert.equal(cj.spec.timeZone, undefined);
+    assert.equal(cj.spec.startingDeadlineSeconds, undefined);
+    const job = cj.spec.jobTemplate.spec;
+    assert.equal(job.backoffLimit, 1);
+    assert.equal(job.activeDeadlineSeconds, 3600);
+    assert.equal(job.ttlSecondsAfterFinished, undefined);
+    assert.deepEqual(job.podFailurePolicy.rules[0], {
+      action: 'FailJob',
+      onExitCodes: { containerName: 'scanner', operator: 'In', values: [2] },
+    });
+    const pod = podSpec(docs);
+    assert.equal(pod.restartPolicy, 'Never');
+    assert.equal(pod.serviceAccountName, 'ephor-scanner');
+    assert.equal(pod.automountServiceAccountToken, true);
+    assert.equal(pod.enableServiceLinks, false);
+    const c = container(docs);
+    assert.equal(c.name, 'scanner');
+    assert.equal(c.image, 'ghcr.io/ephor-scanner/ephor-scanner:0.1.0');
+    assert.equal(c.imagePullPolicy, 'IfNotPresent');
+    assert.equal(c.command, undefined, 'the image ENTRYPOINT runs the scan');
+    assert.equal(c.args, undefined);
+    assert.deepEqual(c.resources, { requests: { cpu: '100m', memory: '512Mi' }, limits: { cpu: '1', memory: '2Gi' } });
+    const ann = cj.spec.jobTemplate.spec.template.metadata.annotations;
+    assert.match(ann['checksum/config'], /^[0-9a-f]{64}$/);
+    assert.match(ann['checksum/secret'], /^[0-9a-f]{64}$/);
+  });
+
+  test('every setting reaches its environment variable with the documented default', () => {
+    assert.deepEqual(envValues(docs), DEFAULT_ENV);
+    assert.equal(maybe(docs, 'Secret'), undefined, 'no Secret without credentials');
+  });
+
+  test('the pod is hardened', () => {
+    const pod = podSpec(docs);
+    assert.deepEqual(pod.securityContext, {
+      runAsNonRoot: true,
+      runAsUser: 10001,
+      runAsGroup: 10001,
+      fsGroup: 10001,
+      fsGroupChangePolicy: 'OnRootMismatch',
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    const sc = container(docs).securityContext;
+    assert.equal(sc.runAsNonRoot, true);
+    assert.equal(sc.runAsUser, 10001);
+    assert.equal(sc.runAsGroup, 10001);
+    assert.equal(sc.readOnlyRootFilesystem, true);
+    assert.equal(sc.allowPrivilegeEscalation, false);
+    assert.equal(sc.privileged, false);
+    assert.deepEqual(sc.capabilities, { drop: ['ALL'] });
+    assert.deepEqual(sc.seccompProfile, { type: 'RuntimeDefault' });
+    assert.equal(one(docs, 'ServiceAccount').automountServiceAccountToken, false);
+  });
+
+  test('/tmp is a sized emptyDir and the Trivy cache is the PVC', () => {
+    const pod = podSpec(docs);
+    const mounts = container(docs).volumeMounts as Obj[];
+    assert.deepEqual(mounts, [
+      { name: 'tmp', mountPath: '/tmp' },
+      { name: 'trivy-cache', mountPath: '/tmp/trivy-cache' },
+    ]);
+    assert.deepEqual(pod.volumes, [
+      { name: 'tmp', emptyDir: { sizeLimit: '5Gi' } },
+      { name: 'trivy-cache', persistentVolumeClaim: { claimName: 'ephor-scanner-cache' } },
+    ]);
+    const pvc = one(docs, 'PersistentVolumeClaim', 'ephor-scanner-cache');
+    assert.deepEqual(pvc.spec, { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } });
+  });
+
+  test('RBAC is a read-only ClusterRole bound to the scanner ServiceAccount', () => {
+    assertReadOnlyRules(one(docs, 'ClusterRole', 'ephor-scanner').rules);
+    const b = one(docs, 'ClusterRoleBinding', 'ephor-scanner');
+    assert.deepEqual(b.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'ephor-scanner' });
+    assert.deepEqual(b.subjects, [{ kind: 'ServiceAccount', name: 'ephor-scanner', namespace: 'ephor' }]);
+  });
+});
+
+describe('scan.namespaces forms', () => {
+  const forms: [string, string[]][] = [
+    ["--set 'scan.namespaces={default,production}'", ['--set', 'scan.namespaces={default,production}']],
+    ["--set scan.namespaces='default\\,production'", ['--set', 'scan.namespaces=default\\,production']],
+    ['values file, comma string', ['-f', valuesFile('scan:\n  namespaces: "default, production"\n')]],
+    ['values file, list', ['-f', valuesFile('scan:\n  namespaces:\n    - default\n    - production\n')]],
+  ];
+  for (const [name, args] of forms) {
+    test(`${name} -> SCAN_NAMESPACES=default,production`, () => {
+      const docs = render(['--set', 'ephor.apiUrl=http://ephor-api:8080', ...args]);
+      validateAll(docs);
+      assert.equal(envValues(docs).SCAN_NAMESPACES, 'default,production');
+    });
+  }
+
+  test('"*" scans all namespaces, and only then may the scanner list namespaces', () => {
+    const docs = render(['--set', 'ephor.apiUrl=http://ephor-api:8080', '--set', 'scan.namespaces=*']);
+    validateAll(docs);
+    assert.equal(envValues(docs).SCAN_NAMESPACES, '*');
+    const rules = one(docs, 'ClusterRole', 'ephor-scanner').rules as Obj[];
+    assert.deepEqual(rules.at(-1), { apiGroups: [''], resources: ['namespaces'], verbs: ['list'] });
+    assertReadOnlyRules(rules.slice(0, -1));
+  });
+
+  test('the unquoted comma form fails inside Helm itself, before the chart is read', () => {
+    const err = renderFails(['--set', 'ephor.apiUrl=http://ephor-api:8080', '--set', 'scan.namespaces=default,production']);
+    assert.match(err, /key "production" has no value/);
+  });
+});
+
+describe('options', () => {
+  test('authHeader/authValue go to the Secret only', () => {
+    const token = 'Bearer s3cr3t-t0ken-value';
+    const docs = render([...INSTALL, '--set', 'ephor.authHeader=Authorization', '--set', `ephor.authValue=${token}`]);
+    validateAll(docs);
+    const secret = one(docs, 'Secret', 'ephor-scanner');
+    assert.equal(secret.type, 'Opaque');
+    assert.deepEqual(secret.stringData, { EPHOR_AUTH_HEADER: 'Authorization', EPHOR_AUTH_VALUE: token });
+    assert.equal(secret.data, undefined);
+    const cm = one(docs, 'ConfigMap');
+    assert.equal(cm.data.EPHOR_AUTH_HEADER, undefined);
+    assert.equal(cm.data.EPHOR_AUTH_VALUE, undefined);
+    for (const d of docs) {
+      if (d.kind !== 'Secret') assert.ok(!JSON.stringify(d).includes('s3cr3t'), `auth value leaked into ${d.kind}`);
+    }
+    const env = effectiveEnv(docs);
+    assert.deepEqual(env.get('EPHOR_AUTH_VALUE'), { value: token, from: 'secret' });
+    assert.deepEqual(env.get('EPHOR_AUTH_HEADER'), { value: 'Authorization', from: 'secret' });
+  });
+
+  test('existingSecret: header and value come from the Secret the operator manages', () => {
+    const docs = render([...INSTALL, '--set', 'ephor.existingSecret=ephor-auth']);
+    validateAll(docs);
+    assert.equal(maybe(docs, 'Secret'), undefined);
+    const env = effectiveEnv(docs);
+    assert.deepEqual(env.get('EPHOR_AUTH_HEADER'), { from: 'secretKeyRef', secret: 'ephor-auth', key: 'EPHOR_AUTH_HEADER' });
+    assert.deepEqual(env.get('EPHOR_AUTH_VALUE'), { from: 'secretKeyRef', secret: 'ephor-auth', key: 'EPHOR_AUTH_VALUE' });
+
+    const custom = render([
+      ...INSTALL,
+      '--set', 'ephor.existingSecret=ephor-auth',
+      '--set', 'ephor.existingSecretKeys.authValue=token',
+      '--set', 'ephor.authHeader=X-Api-Key',
+    ]);
+    validateAll(custom);
+    const env2 = effectiveEnv(custom);
+    assert.deepEqual(env2.get('EPHOR_AUTH_HEADER'), { value: 'X-Api-Key', from: 'secret' });
+    assert.deepEqual(env2.get('EPHOR_AUTH_VALUE'), { from: 'secretKeyRef', secret: 'ephor-auth', key: 'token' });
+  });
+
+  test('trivy.dbRepo and javaDbRepo set both variable names; lists are comma-joined', () => {
+    const docs = render([
+      ...INSTALL,
+      '--set', 'trivy.dbRepo=registry.internal/aquasecurity/trivy-db:2',
+      '--set', 'trivy.javaDbRepo={registry.internal/trivy-java-db:1,mirror.gcr.io/aquasec/trivy-java-db:1}',
+    ]);
+    validateAll(docs);
+    const env = envValues(docs);
+    assert.equal(env.TRIVY_DB_REPO, 'registry.internal/aquasecurity/trivy-db:2');
+    assert.equal(env.TRIVY_DB_REPOSITORY, 'registry.internal/aquasecurity/trivy-db:2');
+    assert.equal(env.TRIVY_JAVA_DB_REPO, 'registry.internal/trivy-java-db:1,mirror.gcr.io/aquasec/trivy-java-db:1');
+    assert.equal(env.TRIVY_JAVA_DB_REPOSITORY, env.TRIVY_JAVA_DB_REPO);
+    assert.equal(envValues(render(INSTALL)).TRIVY_DB_REPO, undefined, 'unset by default');
+  });
+
+  test('trivy.skipDbUpdate=true', () => {
+    const docs = render([...INSTALL, '--set', 'trivy.skipDbUpdate=true']);
+    validateAll(docs);
+    assert.equal(envValues(docs).TRIVY_SKIP_DB_UPDATE, 'true');
+  });
+
+  test('cache.enabled=false: no PVC, a sized emptyDir instead', () => {
+    const docs = render([...INSTALL, '--set', 'cache.enabled=false']);
+    validateAll(docs);
+    assert.equal(maybe(docs, 'PersistentVolumeClaim'), undefined);
+    const vol = (podSpec(docs).volumes as Obj[]).find((v) => v.name === 'trivy-cache');
+    assert.deepEqual(vol, { name: 'trivy-cache', emptyDir: { sizeLimit: '1Gi' } });
+  });
+
+  test('cache.storageClass, size and accessMode reach the PVC', () => {
+    const docs = render([...INSTALL, '--set', 'cache.storageClass=fast', '--set', 'cache.size=5Gi', '--set', 'cache.accessMode=ReadWriteMany']);
+    validateAll(docs);
+    const pvc = one(docs, 'PersistentVolumeClaim');
+    assert.deepEqual(pvc.spec, { accessModes: ['ReadWriteMany'], storageClassName: 'fast', resources: { requests: { storage: '5Gi' } } });
+  });
+
+  test('rbac.scope=namespaced: a read-only Role + RoleBinding in each scanned namespace, no cluster role', () => {
+    const docs = render([...INSTALL, '--set', 'rbac.scope=namespaced']);
+    validateAll(docs);
+    assert.deepEqual(kinds(docs), ['ConfigMap', 'CronJob', 'PersistentVolumeClaim', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'ServiceAccount']);
+    for (const ns of ['default', 'production']) {
+      const role = docs.find((d) => d.kind === 'Role' && d.metadata.namespace === ns);
+      assert.ok(role, `Role in ${ns}`);
+      assert.equal(role.metadata.name, 'ephor-scanner');
+      assertReadOnlyRules(role.rules);
+      const rb = docs.find((d) => d.kind === 'RoleBinding' && d.metadata.namespace === ns);
+      assert.ok(rb, `RoleBinding in ${ns}`);
+      assert.deepEqual(rb.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'ephor-scanner' });
+      assert.deepEqual(rb.subjects, [{ kind: 'ServiceAccount', name: 'ephor-scanner', namespace: 'ephor' }]);
+    }
+  });
+
+  test('rbac.create=false and an existing ServiceAccount', () => {
+    const docs = render([...INSTALL, '--set', 'rbac.create=false', '--set', 'serviceAccount.create=false', '--set', 'serviceAccount.name=scanner-sa']);
+    validateAll(docs);
+    assert.deepEqual(kinds(docs), ['ConfigMap', 'CronJob', 'PersistentVolumeClaim']);
+    assert.equal(podSpec(docs).serviceAccountName, 'scanner-sa');
+  });
+
+  test('redis cache backend goes to the Secret (it may contain a password)', () => {
+    const docs = render([...INSTALL, '--set', 'trivy.cacheMode=redis', '--set', 'trivy.cacheBackend=redis://:pw@redis:6379']);
+    validateAll(docs);
+    assert.deepEqual(one(docs, 'Secret').stringData, { TRIVY_CACHE_BACKEND: 'redis://:pw@redis:6379' });
+    assert.equal(one(docs, 'ConfigMap').data.TRIVY_CACHE_BACKEND, undefined);
+    assert.equal(envValues(docs).TRIVY_CACHE_MODE, 'redis');
+    // Other modes ignore a stray backend, as the Go chart did.
+    const shared = render([...INSTALL, '--set', 'trivy.cacheMode=shared', '--set', 'trivy.cacheBackend=redis://redis:6379']);
+    assert.equal(envValues(shared).TRIVY_CACHE_BACKEND, undefined);
+  });
+
+  test('a values file written for the Go chart (quoted strings) renders the same variables', () => {
+    const goValues = valuesFile(`
+image:
+  repository: ghcr.io/ephor-scanner/ephor-scanner
+  tag: ""
+  pullPolicy: IfNotPresent
+schedule: "0 */6 * * *"
+activeDeadlineSeconds: 3600
+successfulJobsHistoryLimit: 3
+failedJobsHistoryLimit: 3
+backoffLimit: 1
+serviceAccount:
+  create: true
+  annotations: {}
+  name: ""
+ephor:
+  apiUrl: "https://ephor.example.com"
+  authHeader: "X-Api-Key"
+  authValue: "k3y"
+scan:
+  namespaces: "default,production"
+  concurrency: "5"
+  severity: "CRITICAL,HIGH"
+  workloadTypes: "Deployment,StatefulSet"
+trivy:
+  binary: "trivy"
+  cacheDir: "/var/cache/trivy"
+  cacheMode: "shared"
+  cacheBackend: ""
+  timeout: "600"
+  dbUpdateTimeout: "120"
+  skipDbUpdate: "true"
+  dbRepo: "registry.internal/trivy-db"
+  javaDbRepo: ""
+sbom:
+  enabled: "true"
+  format: "spdx-json"
+log:
+  level: "debug"
+  format: "text"
+cache:
+  enabled: true
+  storageClass: ""
+  size: 2Gi
+  accessMode: ReadWriteOnce
+resources:
+  requests: { cpu: 100m, memory: 512Mi }
+  limits: { cpu: "1", memory: 2Gi }
+nodeSelector: {}
+tolerations: []
+affinity: {}
+`);
+    const docs = render(['-f', goValues]);
+    validateAll(docs);
+    assert.deepEqual(envValues(docs), {
+      ...DEFAULT_ENV,
+      EPHOR_API_URL: 'https://ephor.example.com',
+      EPHOR_AUTH_HEADER: 'X-Api-Key',
+      EPHOR_AUTH_VALUE: 'k3y',
+      SCAN_CONCURRENCY: '5',
+      SCAN_SEVERITY: 'CRITICAL,HIGH',
+      SCAN_WORKLOAD_TYPES: 'Deployment,StatefulSet',
+      TRIVY_CACHE_DIR: '/var/cache/trivy',
+      TRIVY_CACHE_MODE: 'shared',
+      TRIVY_TIMEOUT: '600',
+      TRIVY_DB_UPDATE_TIMEOUT: '120',
+      TRIVY_SKIP_DB_UPDATE: 'true',
+      TRIVY_DB_REPO: 'registry.internal/trivy-db',
+      TRIVY_DB_REPOSITORY: 'registry.internal/trivy-db',
+      SBOM_ENABLED: 'true',
+      SBOM_FORMAT: 'spdx-json',
+      LOG_LEVEL: 'debug',
+      LOG_FORMAT: 'text',
+    });
+    assert.deepEqual((container(docs).volumeMounts as Obj[])[1], { name: 'trivy-cache', mountPath: '/var/cache/trivy' });
+  });
+
+  test('numbers and booleans are accepted where the Go chart had strings', () => {
+    const docs = render([
+      '-f',
+      valuesFile(`
+ephor: { apiUrl: "http://ephor-api:8080", timeout: 120, maxRetries: 0 }
+scan: { namespaces: [default, production], concurrency: 8, severity: [critical, high, unknown], workloadTypes: [deployment, cronjob] }
+kube: { timeout: 15 }
+trivy: { timeout: 900, dbUpdateTimeout: 10m, skipDbUpdate: false }
+sbom: { enabled: true, format: spdx }
+`),
+    ]);
+    validateAll(docs);
+    const env = envValues(docs);
+    assert.equal(env.EPHOR_TIMEOUT, '120');
+    assert.equal(env.EPHOR_MAX_RETRIES, '0');
+    assert.equal(env.SCAN_CONCURRENCY, '8');
+    assert.equal(env.SCAN_SEVERITY, 'critical,high,unknown');
+    assert.equal(env.SCAN_WORKLOAD_TYPES, 'deployment,cronjob');
+    assert.equal(env.KUBE_TIMEOUT, '15');
+    assert.equal(env.TRIVY_TIMEOUT, '900');
+    assert.equal(env.TRIVY_DB_UPDATE_TIMEOUT, '10m');
+    assert.equal(env.TRIVY_SKIP_DB_UPDATE, 'false');
+    assert.equal(env.SBOM_ENABLED, 'true');
+    assert.equal(env.SBOM_FORMAT, 'spdx');
+  });
+
+  test('operator options land where they belong', () => {
+    const docs = render(
+      [
+        ...INSTALL,
+        '-f',
+        valuesFile(`
+fullnameOverride: scanner
+image: { repository: registry.internal/ephor-scanner, tag: "0.1.0-rc1", pullPolicy: Always }
+imagePullSecrets: [{ name: regcred }]
+schedule: "30 2 * * *"
+timeZone: Europe/Berlin
+suspend: true
+startingDeadlineSeconds: 600
+ttlSecondsAfterFinished: 86400
+activeDeadlineSeconds: 7200
+backoffLimit: 0
+successfulJobsHistoryLimit: 1
+failedJobsHistoryLimit: 5
+serviceAccount: { annotations: { eks.amazonaws.com/role-arn: "arn:aws:iam::1:role/scanner" } }
+podAnnotations: { example.com/team: security }
+podLabels: { team: security }
+priorityClassName: low-priority
+nodeSelector: { kubernetes.io/os: linux }
+tolerations: [{ key: dedicated, operator: Equal, value: scanners, effect: NoSchedule }]
+affinity: { nodeAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 1, preference: { matchExpressions: [{ key: pool, operator: In, values: [scan] }] } }] } }
+tmp: { sizeLimit: 10Gi, medium: Memory }
+extraEnv:
+  - { name: HTTPS_PROXY, value: "http://proxy:3128" }
+  - name: TRIVY_PASSWORD
+    valueFrom: { secretKeyRef: { name: registry-creds, key: password } }
+extraVolumes: [{ name: ca, configMap: { name: corp-ca } }]
+extraVolumeMounts: [{ name: ca, mountPath: /etc/corp-ca, readOnly: true }]
+`),
+      ],
+      'prod',
+    );
+    validateAll(docs);
+    const cj = one(docs, 'CronJob', 'scanner');
+    assert.equal(cj.spec.schedule, '30 2 * * *');
+    assert.equal(cj.spec.timeZone, 'Europe/Berlin');
+    assert.equal(cj.spec.suspend, true);
+    assert.equal(cj.spec.startingDeadlineSeconds, 600);
+    assert.equal(cj.spec.successfulJobsHistoryLimit, 1);
+    assert.equal(cj.spec.failedJobsHistoryLimit, 5);
+    const job = cj.spec.jobTemplate.spec;
+    assert.equal(job.ttlSecondsAfterFinished, 86400);
+    assert.equal(job.activeDeadlineSeconds, 7200);
+    assert.equal(job.backoffLimit, 0);
+    const meta = job.template.metadata;
+    assert.equal(meta.labels.team, 'security');
+    assert.equal(meta.labels['app.kubernetes.io/instance'], 'prod');
+    assert.equal(meta.annotations['example.com/team'], 'security');
+    const pod = podSpec(docs);
+    assert.equal(pod.priorityClassName, 'low-priority');
+    assert.deepEqual(pod.imagePullSecrets, [{ name: 'regcred' }]);
+    assert.deepEqual(pod.nodeSelector, { 'kubernetes.io/os': 'linux' });
+    assert.equal(pod.tolerations[0].value, 'scanners');
+    assert.equal(pod.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution[0].weight, 1);
+    assert.equal(pod.serviceAccountName, 'scanner');
+    const c = container(docs);
+    assert.equal(c.image, 'registry.internal/ephor-scanner:0.1.0-rc1');
+    assert.equal(c.imagePullPolicy, 'Always');
+    const env = effectiveEnv(docs);
+    assert.deepEqual(env.get('HTTPS_PROXY'), { value: 'http://proxy:3128', from: 'env' });
+    assert.deepEqual(env.get('TRIVY_PASSWORD'), { from: 'secretKeyRef', secret: 'registry-creds', key: 'password' });
+    assert.deepEqual((c.volumeMounts as Obj[]).at(-1), { name: 'ca', mountPath: '/etc/corp-ca', readOnly: true });
+    assert.deepEqual(pod.volumes[0], { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '10Gi' } });
+    assert.deepEqual((pod.volumes as Obj[]).at(-1), { name: 'ca', configMap: { name: 'corp-ca' } });
+    assert.equal(one(docs, 'ServiceAccount', 'scanner').metadata.annotations['eks.amazonaws.com/role-arn'], 'arn:aws:iam::1:role/scanner');
+    assert.equal(one(docs, 'PersistentVolumeClaim').metadata.name, 'scanner-cache');
+  });
+
+  test('another release name gets <release>-ephor-scanner', () => {
+    const docs = render(INSTALL, 'prod');
+    assert.equal(one(docs, 'CronJob').metadata.name, 'prod-ephor-scanner');
+    assert.equal(one(docs, 'PersistentVolumeClaim').metadata.name, 'prod-ephor-scanner-cache');
+    // A CronJob name may have at most 52 characters (its Jobs append a suffix).
+    const long = render(INSTALL, 'scanner-for-the-production-clusters-in-region-one');
+    validateAll(long);
+    const name = one(long, 'CronJob').metadata.name as string;
+    assert.ok(name.length <= 52 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name), name);
+    assert.equal(one(long, 'PersistentVolumeClaim').metadata.name, `${name}-cache`);
+  });
+
+  test('a changed ConfigMap or Secret changes the pod template checksum', () => {
+    const ann = (args: string[]): Obj => one(render([...INSTALL, ...args]), 'CronJob').spec.jobTemplate.spec.template.metadata.annotations;
+    const base = ann([]);
+    assert.deepEqual(ann([]), base, 'stable for the same values');
+    assert.notEqual(ann(['--set', 'scan.concurrency=4'])['checksum/config'], base['checksum/config']);
+    const a = ann(['--set', 'ephor.authHeader=Authorization', '--set', 'ephor.authValue=one']);
+    const b = ann(['--set', 'ephor.authHeader=Authorization', '--set', 'ephor.authValue=two']);
+    assert.notEqual(a['checksum/secret'], b['checksum/secret']);
+    assert.equal(a['checksum/config'], b['checksum/config']);
+  });
+});
+
+describe('bad values are rejected at install time with a clear message', () => {
+  const api = ['--set', 'ephor.apiUrl=http://ephor-api:8080'];
+  const ns = ['--set', 'scan.namespaces=default'];
+  const cases: [string, string[], RegExp][] = [
+    ['missing ephor.apiUrl', ns, /ephor\.apiUrl: String length must be greater than or equal to 1/],
+    ['missing scan.namespaces', api, /scan\.namespaces: String length must be greater than or equal to 1/],
+    ['empty namespace list', [...api, '--set', 'scan.namespaces={}'], /scan\.namespaces\.0: Does not match pattern/],
+    ['ephor.apiUrl not a URL', [...ns, '--set', 'ephor.apiUrl=ephor-api:8080'], /ephor\.apiUrl: Does not match pattern/],
+    ['ephor.apiUrl not http(s)', [...ns, '--set', 'ephor.apiUrl=ftp://ephor'], /ephor\.apiUrl: Does not match pattern/],
+    ['ephor.apiUrl with credentials', [...ns, '--set', 'ephor.apiUrl=https://user:pw@ephor'], /ephor\.apiUrl: Does not match pattern/],
+    ['ephor.apiUrl with a query', [...ns, '--set', 'ephor.apiUrl=https://ephor/?x=1'], /ephor\.apiUrl: Does not match pattern/],
+    ['scan.concurrency 0', [...api, ...ns, '--set', 'scan.concurrency=0'], /scan\.concurrency: Must be greater than or equal to 1/],
+    ['scan.concurrency "0"', [...api, ...ns, '--set-string', 'scan.concurrency=0'], /scan\.concurrency: Does not match pattern/],
+    ['scan.concurrency 65', [...api, ...ns, '--set', 'scan.concurrency=65'], /scan\.concurrency: Must be less than or equal to 64/],
+    ['unknown cache mode', [...api, ...ns, '--set', 'trivy.cacheMode=disk'], /trivy\.cacheMode must be one of the following: "ephemeral", "shared", "redis"/],
+    ['unknown severity', [...api, ...ns, '--set', 'scan.severity=CRITICAL\\,SEVERE'], /scan\.severity: Does not match pattern '.*CRITICAL\|HIGH\|MEDIUM\|LOW\|UNKNOWN/],
+    ['unknown severity in a list', [...api, ...ns, '--set', 'scan.severity={HIGH,SEVERE}'], /scan\.severity\.1: Does not match pattern/],
+    ['unknown workload type', [...api, ...ns, '--set', 'scan.workloadTypes={Deployment,Job}'], /scan\.workloadTypes\.1: Does not match pattern/],
+    ['unknown log level', [...api, ...ns, '--set', 'log.level=verbose'], /log\.level must be one of the following: "debug", "info", "warn", "error"/],
+    ['unknown SBOM format', [...api, ...ns, '--set', 'sbom.format=xml'], /sbom\.format must be one of the following/],
+    ['non-boolean skipDbUpdate', [...api, ...ns, '--set', 'trivy.skipDbUpdate=yes'], /trivy\.skipDbUpdate: Does not match pattern/],
+    ['zero trivy.timeout', [...api, ...ns, '--set', 'trivy.timeout=0'], /trivy\.timeout: Must be greater than or equal to 1/],
+    ['maxRetries 11', [...api, ...ns, '--set', 'ephor.maxRetries=11'], /ephor\.maxRetries: Must be less than or equal to 10/],
+    ['invalid namespace name', [...api, '--set', 'scan.namespaces=Default'], /scan\.namespaces: Does not match pattern/],
+    ['trailing comma', [...api, '--set', 'scan.namespaces=default\\,'], /scan\.namespaces: Does not match pattern/],
+    ['misspelt key', [...api, ...ns, '--set', 'scan.namespace=default'], /Additional property namespace is not allowed/],
+    ['"*" with names', [...api, '--set', 'scan.namespaces={default,*}'], /"\*" \(all namespaces\) cannot be combined with namespace names/],
+    ['namespaced RBAC with "*"', [...api, '--set', 'scan.namespaces=*', '--set', 'rbac.scope=namespaced'], /rbac\.scope=namespaced needs explicit scan\.namespaces/],
+    ['unknown rbac.scope', [...api, ...ns, '--set', 'rbac.scope=global'], /rbac\.scope must be one of the following: "cluster", "namespaced"/],
+    ['redis without backend', [...api, ...ns, '--set', 'trivy.cacheMode=redis'], /trivy\.cacheMode=redis needs trivy\.cacheBackend/],
+    ['non-redis backend URL', [...api, ...ns, '--set', 'trivy.cacheMode=redis', '--set', 'trivy.cacheBackend=memcached://x'], /trivy\.cacheBackend: Does not match pattern/],
+    ['authHeader without authValue', [...api, ...ns, '--set', 'ephor.authHeader=Authorization'], /ephor\.authHeader is set but ephor\.authValue is empty/],
+    ['authValue without authHeader', [...api, ...ns, '--set', 'ephor.authValue=x'], /ephor\.authValue is set but ephor\.authHeader is empty/],
+    ['authValue with existingSecret', [...api, ...ns, '--set', 'ephor.authValue=x', '--set', 'ephor.authHeader=A', '--set', 'ephor.existingSecret=s'], /ephor\.authValue and ephor\.existingSecret are both set/],
+    ['header name with a space', [...api, ...ns, '--set', 'ephor.authHeader=X Token', '--set', 'ephor.authValue=x'], /ephor\.authHeader: Does not match pattern/],
+  ];
+  for (const [name, args, message] of cases) {
+    test(name, () => {
+      assert.match(renderFails(args), message);
+    });
+  }
+});
+
+test('NOTES.txt prints the manual-run and logs commands for this release', () => {
+  // helm template does not render NOTES.txt, and helm install --dry-run needs a cluster:
+  // render it through a copy of the chart where it is wrapped in a ConfigMap.
+  const copy = path.join(WORK, 'notes-chart');
+  cpSync(CHART, copy, { recursive: true });
+  const notes = readFileSync(path.join(copy, 'templates', 'NOTES.txt'), 'utf8');
+  rmSync(path.join(copy, 'templates', 'NOTES.txt'));
+  writeFileSync(path.join(copy, 'templates', '_notes_under_test.tpl'), `{{- define "notes-under-test" -}}\n${notes}{{- end -}}\n`);
+  writeFileSync(
+    path.join(copy, 'templates', 'notes-under-test.yaml'),
+    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ include "notes-under-test" . | quote }}\n',
+  );
+  const docs = render([...INSTALL, '--show-only', 'templates/notes-under-test.yaml'], 'ephor-scanner', copy);
+  const text = one(docs, 'ConfigMap', 'notes').data.notes as string;
+  assert.match(text, /kubectl get cronjobs -n ephor\n/);
+  assert.match(text, /kubectl create job --from=cronjob\/ephor-scanner ephor-scanner-manual -n ephor\n/);
+  assert.match(text, /kubectl logs -f job\/ephor-scanner-manual -n ephor\n/);
+  assert.match(text, /Scanning namespaces: default,production\n/);
+});

@@ -1,0 +1,86 @@
+// SIGTERM (Kubernetes stopping the Job, or the deadline) while images are being scanned: no new scan starts, the
+// running Trivy process groups are killed, and what is finished is still delivered before the process exits 1.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import type { ScanIngestRequest } from '../../src/types.js';
+import { deployment } from '../support/k8s-objects.js';
+import { logsWith, runScanner, scannedRef, startStandIns } from '../support/harness.js';
+
+const FAST = 'docker.io/library/alpine:3.10';
+const SLOW = 'docker.io/library/debian:buster';
+const LATER = 'docker.io/library/busybox:1.36';
+
+/** Running (not gone, not a zombie waiting to be reaped), after giving a SIGKILL a moment to take effect. */
+async function isAlive(pid: number): Promise<boolean> {
+  for (let i = 0; i < 20; i++) {
+    let state: string;
+    try {
+      state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.charAt(0);
+    } catch {
+      return false;
+    }
+    if (state === 'Z') return false;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return true;
+}
+
+describe('shutdown', { timeout: 90_000 }, () => {
+  test('SIGTERM during scanning: finished work delivered within seconds, running scans killed, exit 1', async () => {
+    const standIns = await startStandIns({
+      cluster: {
+        objects: [
+          deployment({ namespace: 'done', name: 'web', containers: [{ name: 'app', image: 'alpine:3.10' }] }),
+          deployment({ namespace: 'mixed', name: 'api', containers: [{ name: 'app', image: 'alpine:3.10' }, { name: 'slow', image: 'debian:buster' }, { name: 'later', image: 'busybox:1.36' }] }),
+        ],
+      },
+      trivy: {
+        images: {
+          [FAST]: { report: 'trivy-v0.69.3_alpine-3.10_os-pkgs.json' },
+          [SLOW]: { hang: true },
+          [LATER]: { report: 'trivy-v0.69.3_busybox_no-os_cargo-lang-pkgs.json', delayMs: 200 },
+        },
+      },
+    });
+    try {
+      let signalledAt = 0;
+      const run = await runScanner(
+        { ...standIns.env, SCAN_NAMESPACES: 'done,mixed', SCAN_CONCURRENCY: '2', TRIVY_TIMEOUT: '10m' },
+        {
+          timeoutMs: 60_000,
+          onLog: (line, child) => {
+            if (line.msg === 'image scanned' && line.image === FAST && !signalledAt) {
+              signalledAt = Date.now();
+              child.kill('SIGTERM');
+            }
+          },
+        },
+      );
+      assert.ok(signalledAt > 0, 'the fast image was scanned before the signal');
+      assert.equal(run.exitCode, 1, run.stdout);
+      const afterSignal = Date.now() - signalledAt;
+      assert.ok(afterSignal < 20_000, `exited ${afterSignal} ms after SIGTERM`);
+
+      const payloads = new Map(standIns.ephor.scanIngests().map((r) => [(r.body as ScanIngestRequest).namespace, r.body as ScanIngestRequest]));
+      assert.equal(payloads.get('done')!.status, 'completed');
+      assert.equal(payloads.get('done')!.workloads[0]!.containers[0]!.vulnerabilities.length, 4);
+      const mixed = payloads.get('mixed')!;
+      assert.deepEqual(mixed.workloads[0]!.containers.map((c) => c.name), ['app'], 'only the finished container is sent');
+      const ledger = mixed.scan_config.not_delivered as Array<{ container: string; reason: string }>;
+      assert.deepEqual(ledger.map((e) => [e.container, e.reason]).sort(), [['later', 'cancelled'], ['slow', 'cancelled']]);
+
+      const scans = await standIns.scans();
+      assert.ok(!scans.some((s) => scannedRef(s) === LATER), 'no scan starts after the signal');
+      const hung = (await standIns.invocations()).find((i) => i.behaviour === 'hang');
+      assert.ok(hung?.pids?.length === 2);
+      for (const pid of hung!.pids!) assert.equal(await isAlive(pid), false, `process ${pid} of the hung scan's group was killed`);
+      assert.equal(logsWith(run, 'shutdown requested: no new scans; delivering what is finished').length, 1);
+      const [summary] = logsWith(run, 'ephor-scanner completed');
+      assert.equal(summary!.interrupted, true);
+      assert.equal(summary!.exit_code, 1);
+    } finally {
+      await standIns.close();
+    }
+  });
+});

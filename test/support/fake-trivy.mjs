@@ -1,0 +1,811 @@
+#!/usr/bin/env node
+// Stand-in for the Trivy CLI (0.58–0.69) for ephor-scanner tests. Driven by the JSON scenario named in
+// $FAKE_TRIVY_SCENARIO (format: FakeTrivyScenario in fake-trivy.ts). Replays the real fixtures under
+// ../shared/fixtures/trivy, read at run time. Only node built-ins, so it starts fast.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SHARED_DIR = process.env.EPHOR_SHARED_DIR ?? path.resolve(REPO_ROOT, '..', 'shared');
+const TRIVY_FIXTURES = path.join(SHARED_DIR, 'fixtures', 'trivy');
+const REPORTS_DIR = path.join(TRIVY_FIXTURES, 'reports');
+const SEVERITIES = ['UNKNOWN', 'LOW', 'MEDIUM', 'HIGH', 'CRITICAL'];
+const DEFAULT_VERSION = '0.69.3';
+const HOUR_MS = 3_600_000;
+
+// ---------- invocation log and exit ----------
+
+const invocation = {
+  argv: process.argv.slice(2),
+  env: { ...process.env },
+  cwd: process.cwd(),
+  pid: process.pid,
+  startedAt: new Date().toISOString(),
+  behaviour: 'unknown',
+};
+let logPath;
+let logWritten = false;
+
+function writeInvocationLog(extra = {}) {
+  if (!logPath || logWritten) return;
+  logWritten = true;
+  fs.appendFileSync(logPath, JSON.stringify({ ...invocation, ...extra }) + '\n');
+}
+
+/** Thrown by exit() so that no code runs after it; main() flushes stdout/stderr before exiting. */
+class ExitRequest {
+  constructor(code) { this.code = code; }
+}
+
+function exit(code) {
+  writeInvocationLog({ endedAt: new Date().toISOString(), exitCode: code });
+  throw new ExitRequest(code);
+}
+
+/** process.exit() right after a large write to a pipe would drop the unflushed rest. */
+function flushThenExit(code) {
+  let pending = 2;
+  const done = () => { if (--pending === 0) process.exit(code); };
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
+// ---------- small utilities ----------
+
+const readJson = (file) => JSON.parse(fs.readFileSync(file, 'utf8'));
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Trivy's log time format (Go RFC3339, seconds). */
+const timestamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+
+function versionAtLeast(version, minimum) {
+  if (!/^v?\d/.test(version)) return true; // 'dev' builds are newest
+  const parse = (v) => v.replace(/^v/, '').split(/[.-]/).slice(0, 3).map(Number);
+  const [a, b] = [parse(version), parse(minimum)];
+  for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
+  return true;
+}
+
+/** Go's encoding/json escapes these even inside MarshalIndent output; doing the same keeps replays byte-identical. */
+function goJson(value) {
+  return JSON.stringify(value, null, 2).replace(/[<>&\u2028\u2029]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')) + '\n';
+}
+
+function writeFileAtomic(file, data) {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, file);
+}
+
+let errorEntries;
+function errorEntry(id) {
+  errorEntries ??= readJson(path.join(TRIVY_FIXTURES, 'errors.json')).entries;
+  const entry = errorEntries.find((e) => e.id === id);
+  if (!entry) internalError(`no entry "${id}" in errors.json`);
+  return entry;
+}
+
+function internalError(message) {
+  process.stderr.write(`fake-trivy: ${message}\n`);
+  invocation.behaviour = 'internal-error';
+  exit(99);
+}
+
+// ---------- flags (cobra/pflag semantics) ----------
+
+const REPORT_FORMATS = ['table', 'json', 'template', 'sarif', 'cyclonedx', 'spdx', 'spdx-json', 'github', 'cosign-vuln'];
+const HELP_FLAG = { name: 'help', short: 'h', kind: 'bool', noEnv: true, usage: 'help' };
+const GLOBAL_FLAGS = [
+  HELP_FLAG,
+  { name: 'cache-dir', kind: 'string', usage: 'cache directory' },
+  { name: 'quiet', short: 'q', kind: 'bool', usage: 'suppress progress bar and log output' },
+  { name: 'timeout', kind: 'duration', default: '5m0s', usage: 'timeout' },
+];
+const IMAGE_FLAGS = [
+  { name: 'format', short: 'f', kind: 'string', default: 'table', usage: `format (${REPORT_FORMATS.join(', ')})` },
+  { name: 'output', short: 'o', kind: 'string', usage: 'output file name' },
+  { name: 'scanners', kind: 'list', default: ['vuln', 'secret'], usage: 'comma-separated list of what security issues to detect' },
+  { name: 'severity', short: 's', kind: 'list', default: SEVERITIES, usage: 'severities of security issues to be displayed' },
+  { name: 'list-all-pkgs', kind: 'bool', usage: 'output all packages in the JSON report regardless of vulnerability' },
+  { name: 'cache-backend', kind: 'string', default: 'fs', usage: '[EXPERIMENTAL] cache backend' },
+  { name: 'skip-db-update', kind: 'bool', usage: 'skip updating vulnerability database' },
+  { name: 'skip-java-db-update', kind: 'bool', usage: 'skip updating Java index database' },
+  { name: 'download-db-only', kind: 'bool', usage: "download/update vulnerability database but don't run a scan" },
+  { name: 'download-java-db-only', kind: 'bool', usage: "download/update Java index database but don't run a scan" },
+  { name: 'db-repository', kind: 'list', default: ['mirror.gcr.io/aquasec/trivy-db:2', 'ghcr.io/aquasecurity/trivy-db:2'], usage: 'OCI repository(ies) to retrieve trivy-db in order of priority' },
+  { name: 'java-db-repository', kind: 'list', default: ['mirror.gcr.io/aquasec/trivy-java-db:1', 'ghcr.io/aquasecurity/trivy-java-db:1'], usage: 'OCI repository(ies) to retrieve trivy-java-db in order of priority' },
+  { name: 'image-src', kind: 'list', default: ['docker', 'containerd', 'podman', 'remote'], usage: 'image source(s) to use, in priority order' },
+  { name: 'no-progress', kind: 'bool', usage: 'suppress progress bar' },
+  { name: 'platform', kind: 'string', usage: 'set platform in the form os/arch if image is multi-platform capable' },
+  { name: 'offline-scan', kind: 'bool', usage: 'do not issue API requests to identify dependencies' },
+  { name: 'parallel', kind: 'int', default: 5, usage: 'number of goroutines enabled for parallel scanning' },
+  { name: 'skip-version-check', kind: 'bool', since: '0.63.0', usage: 'suppress notices about version updates and Trivy announcements' },
+  { name: 'disable-telemetry', kind: 'bool', since: '0.63.0', usage: 'disable sending anonymous usage data to Aqua' },
+];
+// `trivy version --format` and `trivy --format` are plain cobra flags, not bound to TRIVY_* env vars.
+const VERSION_FORMAT_FLAG = { name: 'format', short: 'f', kind: 'string', noEnv: true, usage: 'version format (json)' };
+const ROOT_FLAGS = [{ name: 'version', short: 'v', kind: 'bool', noEnv: true, usage: 'show version' }, VERSION_FORMAT_FLAG];
+
+class FlagError extends Error {}
+
+const GO_DURATION = /^[-+]?(0|((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+)$/;
+const DURATION_UNIT_MS = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: HOUR_MS };
+
+function durationMs(text) {
+  let total = 0;
+  for (const [, num, unit] of text.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g)) total += Number(num) * DURATION_UNIT_MS[unit];
+  return total;
+}
+
+function parseFlagValue(spec, raw) {
+  const shown = spec.short ? `-${spec.short}, --${spec.name}` : `--${spec.name}`;
+  const invalid = (why) => new FlagError(`invalid argument "${raw}" for "${shown}" flag: ${why}`);
+  switch (spec.kind) {
+    case 'bool':
+      if (/^(1|t|T|TRUE|true|True)$/.test(raw)) return true;
+      if (/^(0|f|F|FALSE|false|False)$/.test(raw)) return false;
+      throw invalid(`strconv.ParseBool: parsing "${raw}": invalid syntax`);
+    case 'duration':
+      if (!GO_DURATION.test(raw)) throw invalid(`time: invalid duration "${raw}"`);
+      return raw;
+    case 'int':
+      if (!/^[-+]?\d+$/.test(raw)) throw invalid(`strconv.ParseInt: parsing "${raw}": invalid syntax`);
+      return Number(raw);
+    case 'list':
+      return raw === '' ? [] : raw.split(',');
+    default:
+      return raw;
+  }
+}
+
+/** Parses tokens against `specs`; returns { values, changed, positional } or throws FlagError. */
+function parseFlags(tokens, specs) {
+  const byName = new Map(specs.map((s) => [s.name, s]));
+  const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short, s]));
+  const values = {};
+  const changed = new Set();
+  const positional = [];
+  const set = (spec, raw) => {
+    const value = parseFlagValue(spec, raw);
+    // pflag string slices: the first occurrence replaces the default, later ones append
+    values[spec.name] = spec.kind === 'list' && changed.has(spec.name) ? [...values[spec.name], ...value] : value;
+    changed.add(spec.name);
+  };
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i];
+    if (token === '--') { positional.push(...tokens.slice(i + 1)); break; }
+    if (token.startsWith('--')) {
+      const eq = token.indexOf('=');
+      const name = eq < 0 ? token.slice(2) : token.slice(2, eq);
+      const spec = byName.get(name);
+      if (!spec) throw new FlagError(`unknown flag: --${name}`);
+      if (eq >= 0) set(spec, token.slice(eq + 1));
+      else if (spec.kind === 'bool') set(spec, 'true');
+      else if (i + 1 < tokens.length) set(spec, tokens[++i]);
+      else throw new FlagError(`flag needs an argument: --${name}`);
+    } else if (token.startsWith('-') && token.length > 1) {
+      // shorthand cluster: -q, -qf json, -fjson, -f=json
+      for (let j = 1; j < token.length; j++) {
+        const spec = byShort.get(token[j]);
+        if (!spec) throw new FlagError(`unknown shorthand flag: '${token[j]}' in ${token}`);
+        if (spec.kind === 'bool' && token[j + 1] !== '=') { set(spec, 'true'); continue; }
+        const rest = token.slice(j + 1).replace(/^=/, '');
+        if (rest !== '' || token[j + 1] === '=') set(spec, rest);
+        else if (i + 1 < tokens.length) set(spec, tokens[++i]);
+        else throw new FlagError(`flag needs an argument: '${token[j]}' in -${token[j]}`);
+        break;
+      }
+    } else {
+      positional.push(token);
+    }
+  }
+  return { values, changed, positional };
+}
+
+/** Every Trivy flag is also TRIVY_<NAME> (viper); invalid env values are ignored like viper's casts. */
+function applyEnvFallback(parsed, specs) {
+  for (const spec of specs) {
+    const envValue = process.env[`TRIVY_${spec.name.toUpperCase().replaceAll('-', '_')}`];
+    if (spec.noEnv || parsed.changed.has(spec.name) || envValue === undefined) continue;
+    try { parsed.values[spec.name] = parseFlagValue(spec, envValue); } catch { /* viper would cast silently */ }
+  }
+}
+
+function flagValue(parsed, specs, name) {
+  if (name in parsed.values) return parsed.values[name];
+  return specs.find((s) => s.name === name)?.default;
+}
+
+/** cobra finds the subcommand as the first non-flag token, skipping values of flags written as separate tokens. */
+function splitSubcommand(tokens) {
+  const valueFlags = new Set(['--cache-dir', '--timeout', '--format', '-f']);
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i];
+    if (token === '--') break;
+    if (token.startsWith('-')) { if (valueFlags.has(token)) i++; continue; }
+    return { command: token, rest: [...tokens.slice(0, i), ...tokens.slice(i + 1)] };
+  }
+  return { command: undefined, rest: tokens };
+}
+
+// ---------- stderr logging in Trivy's slog format ----------
+
+let quiet = false;
+function logInfo(message, fields = '', level = 'INFO') {
+  if (!quiet) process.stderr.write(`${timestamp()}\t${level}\t${message}${fields ? '\t' + fields : ''}\n`);
+}
+function fatal(chain) {
+  process.stderr.write(`${timestamp()}\tFATAL\tFatal error\t${chain}\n`);
+  exit(1);
+}
+/** With --quiet Trivy still prints FATAL (and its continuation lines) but no INFO/WARN/ERROR lines. */
+function writeStderrReplay(text) {
+  process.stderr.write(quiet ? text.replace(/^[^\t\n]+\t(DEBUG|INFO|WARN|ERROR)\t.*\n/gm, '') : text);
+}
+
+function helpText(usageLine, short, specs) {
+  const flagLines = specs.map((s) => `  ${s.short ? `-${s.short}, ` : '    '}--${s.name.padEnd(24)}${s.usage ?? ''}`);
+  return `${short}\n\nUsage:\n  ${usageLine}\n\nFlags:\n${flagLines.join('\n')}\n`;
+}
+
+/** Subcommands use Trivy's flagErrorFunc: help on stdout, an empty line on stderr, then the FATAL line. */
+function subcommandFlagFailure(err, help) {
+  process.stdout.write(help);
+  process.stderr.write('\n');
+  fatal(err.message);
+}
+
+/** The root command is not silenced, so cobra itself prints "Error: …" and the usage to stderr first. */
+function rootCommandFailure(message) {
+  process.stderr.write(`Error: ${message}\n${ROOT_USAGE}\n`);
+  fatal(message);
+}
+
+const ROOT_USAGE = 'Usage:\n  trivy [global flags] command [flags] target\n  trivy [command]\n\nUse "trivy [command] --help" for more information about a command.\n';
+
+// ---------- image references (go-containerregistry semantics) ----------
+
+function parseImageRef(ref) {
+  let rest = ref;
+  let digest = '';
+  let tag = '';
+  const at = rest.indexOf('@');
+  if (at >= 0) [rest, digest] = [rest.slice(0, at), rest.slice(at + 1)];
+  const colon = rest.lastIndexOf(':');
+  if (colon > rest.lastIndexOf('/')) [rest, tag] = [rest.slice(0, colon), rest.slice(colon + 1)];
+  const first = rest.split('/')[0];
+  const hasRegistry = rest.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+  let registry = hasRegistry ? first : 'index.docker.io';
+  let repoPath = hasRegistry ? rest.slice(first.length + 1) : rest;
+  if (registry === 'docker.io') registry = 'index.docker.io';
+  if (registry === 'index.docker.io' && !repoPath.includes('/')) repoPath = `library/${repoPath}`;
+  return { repo: rest, registry, repoPath, identifier: digest || tag || 'latest' };
+}
+
+function manifestUrl({ registry, repoPath, identifier }) {
+  const host = registry.replace(/:\d+$/, '');
+  const plainHttp = /^(localhost|127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|\[?::1\]?$)/.test(host) || /\.(local|localhost)$/.test(host);
+  return `${plainHttp ? 'http' : 'https'}://${registry}/v2/${repoPath}/manifests/${identifier}`;
+}
+
+/** Rewrites an errors.json entry (captured for the image named in its `args`) for `ref`. */
+function substituteImage(entry, ref) {
+  const original = entry.args.split(' ').at(-1);
+  if (!original || original.startsWith('<')) return entry.stderr;
+  const from = parseImageRef(original);
+  const to = parseImageRef(ref);
+  return entry.stderr
+    .replaceAll(manifestUrl(from), manifestUrl(to))
+    .replaceAll(`"${original}"`, `"${ref}"`)
+    .replaceAll(`(${original})`, `(${ref})`)
+    .replaceAll(`Name:${from.repoPath} `, `Name:${to.repoPath} `)
+    .replaceAll(`unknown tag=${from.identifier}`, `unknown tag=${to.identifier}`);
+}
+
+const CHAIN_V062 = 'run error: image scan error: scan error: unable to initialize a scan service: unable to initialize artifact: unable to initialize container image: ';
+const CHAIN_V058 = 'image scan error: scan error: unable to initialize a scanner: unable to initialize an image scanner: ';
+
+/** errors.json mostly holds 0.62+ texts; before 0.62 Trivy had no "run error:" wrapper and another image chain. */
+function adaptChainToVersion(text, version) {
+  if (versionAtLeast(version, '0.62.0')) return text;
+  return text.replaceAll(CHAIN_V062, CHAIN_V058).replaceAll('\tFatal error\trun error: ', '\tFatal error\t');
+}
+
+/** Builds the "unable to find the specified image" failure for the requested --image-src list. */
+function imageFailureText(ctx, ref, remoteEntryId) {
+  const sourceLine = /^\t\* (\w+) error: /;
+  const lines = [
+    ...substituteImage(errorEntry('image-not-found-default-sources'), ref).split('\n').filter((l) => sourceLine.test(l) && !l.startsWith('\t* remote')),
+    substituteImage(errorEntry(remoteEntryId), ref).split('\n').find((l) => l.startsWith('\t* remote error: ')),
+  ];
+  const lineBySource = new Map(lines.map((l) => [sourceLine.exec(l)[1], l]));
+  const sources = ctx.opt('image-src');
+  const chosen = sources.map((s) => lineBySource.get(s)).filter(Boolean);
+  const count = chosen.length === 1 ? '1 error occurred' : `${chosen.length} errors occurred`;
+  const stamp = errorEntry(remoteEntryId).stderr.split('\t')[0];
+  const text = `${stamp}\tFATAL\tFatal error\t${CHAIN_V062}unable to find the specified image "${ref}" in [${sources.map((s) => `"${s}"`).join(' ')}]: ${count}:\n${chosen.join('\n')}\n\n\n`;
+  return adaptChainToVersion(text, ctx.version);
+}
+
+function timeoutText(version) {
+  const minor = Number(version.split('.')[1]);
+  let text = errorEntry('timeout-v069').stderr;
+  const url = /see (\S+)/.exec(text)[1];
+  if (minor === 58) text = text.replace(url, 'https://aquasecurity.github.io/trivy/v0.58/docs/configuration/');
+  else if (minor < 67) text = text.replace(url, `https://trivy.dev/v0.${minor}/docs/configuration`);
+  else if (minor === 67) text = text.replace(url, 'https://trivy.dev/v0.67/docs/references/troubleshooting/#timeout');
+  else if (minor === 68) text = text.replace(url, url.replace('v0.69', 'v0.68'));
+  return adaptChainToVersion(text, version);
+}
+
+/** Prints a (possibly adapted) failure and exits with the entry's code. */
+function failWith(text, exitCode, behaviour) {
+  invocation.behaviour = behaviour;
+  writeStderrReplay(text);
+  exit(exitCode);
+}
+
+function replayEntry(id, ref) {
+  const entry = errorEntry(id);
+  if (entry.stdout && !entry.stdout.startsWith('<')) process.stdout.write(entry.stdout);
+  failWith(ref ? substituteImage(entry, ref) : entry.stderr, entry.exitCode, `fail:${id}`);
+}
+
+// ---------- hang / signal ----------
+
+function hang(behaviour) {
+  invocation.behaviour = behaviour;
+  process.on('SIGTERM', () => {});
+  // The grandchild shares our stdout/stderr and process group: only a group kill ends both.
+  const grandchild = spawn(process.execPath, ['-e', "process.on('SIGTERM',()=>{});setInterval(()=>{},1<<30)"], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  writeInvocationLog({ pids: [process.pid, grandchild.pid] });
+  setInterval(() => {}, 1 << 30);
+  return new Promise(() => {});
+}
+
+function dieBySignal(signal) {
+  invocation.behaviour = `signal:${signal}`;
+  writeInvocationLog({ endedAt: new Date().toISOString() });
+  process.kill(process.pid, signal);
+  setInterval(() => {}, 1 << 30);
+  return new Promise(() => {});
+}
+
+// ---------- vulnerability / Java DB in the cache dir ----------
+
+const DB_KINDS = {
+  vuln: { dir: 'db', file: 'trivy.db', schema: 2, nextUpdateMs: 24 * HOUR_MS, prefix: 'vulndb', repoFlag: 'db-repository',
+    scenarioKey: 'db', skipFlag: 'skip-db-update', title: 'vulnerability DB' },
+  java: { dir: 'java-db', file: 'trivy-java.db', schema: 1, nextUpdateMs: 72 * HOUR_MS, prefix: 'javadb', repoFlag: 'java-db-repository',
+    scenarioKey: 'javaDb', skipFlag: 'skip-java-db-update', title: 'Java DB' },
+};
+
+function readDbMetadata(cacheDir, kind) {
+  try { return readJson(path.join(cacheDir, DB_KINDS[kind].dir, 'metadata.json')); } catch { return undefined; }
+}
+
+function dbNeedsUpdate(meta, kind) {
+  if (!meta || meta.Version !== DB_KINDS[kind].schema) return true;
+  const now = Date.now();
+  // Trivy also skips the download when the last one was less than an hour ago
+  return Date.parse(meta.NextUpdate) <= now && Date.parse(meta.DownloadedAt) + HOUR_MS <= now;
+}
+
+async function downloadDb(ctx, kind) {
+  const k = DB_KINDS[kind];
+  const setting = ctx.scenario[k.scenarioKey]?.download ?? 'ok';
+  if (setting === 'hang') return hang(`${kind}-db-download-hang`);
+  if (setting !== 'ok') replayEntry(setting);
+  let repo = ctx.opt(k.repoFlag)[0] ?? '';
+  if (!/:[^/]+$/.test(repo)) {
+    repo = `${repo}:${k.schema}`;
+    logInfo(`[${k.prefix}] Adding schema version to the DB repository for backward compatibility`, `repository="${repo}"`);
+  }
+  if (kind === 'vuln') logInfo('[vulndb] Need to update DB');
+  logInfo(`[${k.prefix}] Downloading ${k.title}...`);
+  logInfo(`[${k.prefix}] Downloading artifact...`, `repo="${repo}"`);
+  if (!quiet && !ctx.opt('no-progress')) process.stderr.write('14 B / 14 B [------------------------------------------------] 100.00% ? p/s 0s\n');
+  logInfo(`[${k.prefix}] Artifact successfully downloaded`, `repo="${repo}"`);
+  const dir = path.join(ctx.cacheDir, k.dir);
+  fs.mkdirSync(dir, { recursive: true });
+  const updatedAt = new Date(ctx.scenario[k.scenarioKey]?.updatedAt ?? Date.now() - HOUR_MS);
+  fs.writeFileSync(path.join(dir, k.file), 'fake-trivy db\n');
+  writeFileAtomic(path.join(dir, 'metadata.json'), JSON.stringify({
+    Version: k.schema,
+    NextUpdate: new Date(updatedAt.getTime() + k.nextUpdateMs).toISOString(),
+    UpdatedAt: updatedAt.toISOString(),
+    DownloadedAt: new Date().toISOString(),
+  }));
+  if (kind === 'java') logInfo('[javadb] Java DB is cached for 3 days. If you want to update the database more frequently, "trivy clean --java-db" command clears the DB cache.');
+}
+
+/** What a scan does before analysing: fail on a first run with --skip-*-update, else download when needed. */
+async function prepareDb(ctx, kind) {
+  const meta = readDbMetadata(ctx.cacheDir, kind);
+  if (ctx.opt(DB_KINDS[kind].skipFlag)) {
+    if (meta) return;
+    if (kind === 'vuln') failWith(adaptChainToVersion(errorEntry('db-skip-update-first-run').stderr, ctx.version), 1, 'db-skip-update-first-run');
+    // Java DB first run: messages from trivy source pkg/javadb; the wrapping chain is approximate
+    logInfo('[javadb] The first run cannot skip downloading Java DB', '', 'ERROR');
+    invocation.behaviour = 'java-db-skip-update-first-run';
+    fatal(adaptChainToVersion(`run error: image scan error: scan error: scan failed: failed analysis: '--skip-java-db-update' cannot be specified on the first run`, ctx.version));
+  }
+  if (dbNeedsUpdate(meta, kind)) await downloadDb(ctx, kind);
+}
+
+// ---------- `trivy version` ----------
+
+function goTimeString(iso) {
+  const d = new Date(iso);
+  const nanos = /\.(\d+)Z$/.exec(iso)?.[1].replace(/0+$/, '') ?? '';
+  return `${d.toISOString().slice(0, 10)} ${d.toISOString().slice(11, 19)}${nanos ? '.' + nanos : ''} +0000 UTC`;
+}
+
+function dbInfo(meta) {
+  return meta && { Version: meta.Version, NextUpdate: meta.NextUpdate, UpdatedAt: meta.UpdatedAt, DownloadedAt: meta.DownloadedAt };
+}
+
+function showVersion(ctx, format) {
+  invocation.behaviour = 'version';
+  if (ctx.scenario.versionFails) {
+    invocation.behaviour = 'version-fail';
+    fatal(`json encode error: write /dev/stdout: broken pipe`);
+  }
+  const info = { Version: ctx.version };
+  const vulnDb = dbInfo(readDbMetadata(ctx.cacheDir, 'vuln'));
+  const javaDb = dbInfo(readDbMetadata(ctx.cacheDir, 'java'));
+  if (vulnDb) info.VulnerabilityDB = vulnDb;
+  if (javaDb) info.JavaDB = javaDb;
+  if (format === 'json') {
+    process.stdout.write(JSON.stringify(info) + '\n');
+  } else {
+    const section = (title, db) => db ? `${title}:\n  Version: ${db.Version}\n  UpdatedAt: ${goTimeString(db.UpdatedAt)}\n  NextUpdate: ${goTimeString(db.NextUpdate)}\n  DownloadedAt: ${goTimeString(db.DownloadedAt)}\n` : '';
+    process.stdout.write(`Version: ${ctx.version}\n${section('Vulnerability DB', vulnDb)}${section('Java DB', javaDb)}`);
+  }
+  exit(0);
+}
+
+// ---------- report shaping ----------
+
+const METADATA_KEY_ORDER = ['Size', 'OS', 'ImageID', 'DiffIDs', 'RepoTags', 'RepoDigests', 'Reference', 'ImageConfig', 'Layers'];
+const CLASS_SCANNER = { 'os-pkgs': 'vuln', 'lang-pkgs': 'vuln', secret: 'secret', config: 'misconfig', license: 'license', 'license-file': 'license' };
+
+function withRepoDigest(metadata, repoDigest) {
+  const rank = (key) => { const i = METADATA_KEY_ORDER.indexOf(key); return i < 0 ? METADATA_KEY_ORDER.length : i; };
+  return Object.fromEntries(Object.entries({ ...metadata, RepoDigests: [repoDigest] }).sort(([a], [b]) => rank(a) - rank(b)));
+}
+
+function filterBySeverity(result, key, severities) {
+  if (!result[key]) return;
+  result[key] = result[key].filter((finding) => severities.includes(finding.Severity));
+  if (result[key].length === 0) delete result[key]; // Trivy omits empty finding lists
+}
+
+function shapeReport(ctx, report, ref, digest) {
+  report.ArtifactName = ref;
+  if (report.Trivy) report.Trivy = { ...report.Trivy, Version: ctx.version };
+  if (digest) report.Metadata = withRepoDigest(report.Metadata ?? {}, `${parseImageRef(ref).repo}@${digest}`);
+  if (!report.Results) return report;
+  const scanners = ctx.opt('scanners');
+  report.Results = report.Results.filter((r) => !CLASS_SCANNER[r.Class] || scanners.includes(CLASS_SCANNER[r.Class]));
+  for (const result of report.Results) {
+    if (!ctx.listAllPkgs) delete result.Packages;
+    filterBySeverity(result, 'Vulnerabilities', ctx.severities);
+    filterBySeverity(result, 'Secrets', ctx.severities);
+  }
+  if (report.Results.length === 0) delete report.Results;
+  return report;
+}
+
+function tableText(report) {
+  const blocks = (report.Results ?? []).map((r) => {
+    const vulns = r.Vulnerabilities ?? [];
+    const counts = SEVERITIES.map((s) => `${s}: ${vulns.filter((v) => v.Severity === s).length}`).join(', ');
+    const title = `${r.Target}${r.Type ? ` (${r.Type})` : ''}`;
+    return `\n${title}\n${'='.repeat(title.length)}\nTotal: ${vulns.length} (${counts})\n`;
+  });
+  return blocks.join('');
+}
+
+function sbomText(ctx, ref) {
+  const format = ctx.opt('format');
+  if (format === 'cyclonedx') {
+    const withVulns = ctx.scannersExplicit && ctx.opt('scanners').includes('vuln');
+    const name = withVulns ? 'trivy-v0.69.3_fluentd-sbom-input_cyclonedx-with-vulns.cdx.json' : 'trivy-v0.69.3_fluentd-image_cyclonedx-sbom-only.cdx.json';
+    return fs.readFileSync(path.join(TRIVY_FIXTURES, 'sbom', name), 'utf8');
+  }
+  return goJson({ spdxVersion: 'SPDX-2.3', dataLicense: 'CC0-1.0', SPDXID: 'SPDXRef-DOCUMENT', name: ref,
+    documentNamespace: `http://aquasecurity.github.io/trivy/container_image/${ref}-fake`,
+    creationInfo: { creators: ['Organization: aquasecurity', `Tool: trivy-${ctx.version}`], created: timestamp() }, packages: [] });
+}
+
+function writeOutput(ctx, text) {
+  const output = ctx.opt('output');
+  if (!output) { process.stdout.write(text); return; }
+  try {
+    fs.writeFileSync(output, text);
+  } catch (err) {
+    const reason = { ENOENT: 'no such file or directory', EACCES: 'permission denied', EISDIR: 'is a directory' }[err.code] ?? err.message;
+    invocation.behaviour = 'output-error';
+    fatal(adaptChainToVersion(`run error: unable to write results: failed to create an output file: open ${output}: ${reason}`, ctx.version));
+  }
+}
+
+function resolveReportPath(report) {
+  return path.isAbsolute(report) ? report : path.join(REPORTS_DIR, report);
+}
+
+function logScanStart(ctx) {
+  if (ctx.opt('scanners').includes('vuln')) logInfo('[vuln] Vulnerability scanning is enabled');
+  if (ctx.opt('scanners').includes('secret')) logInfo('[secret] Secret scanning is enabled');
+}
+
+async function emitReport(ctx, ref, behaviour) {
+  invocation.behaviour = 'report';
+  logScanStart(ctx);
+  const report = readJson(resolveReportPath(behaviour.report));
+  const needsJavaDb = (report.Results ?? []).some((r) => ['jar', 'pom', 'gradle', 'sbt'].includes(r.Type));
+  if (needsJavaDb) await prepareDb(ctx, 'java');
+  const format = ctx.opt('format');
+  if (format === 'cyclonedx' || format === 'spdx-json' || format === 'spdx') {
+    writeOutput(ctx, sbomText(ctx, ref));
+  } else {
+    const shaped = shapeReport(ctx, report, ref, behaviour.digest);
+    writeOutput(ctx, format === 'json' ? goJson(shaped) : tableText(shaped));
+  }
+  exit(0);
+}
+
+/** Streams a valid report of about `sizeMB` MiB: real skeleton, many generated vulnerabilities in real shape. */
+async function emitHugeReport(ctx, ref, sizeMB) {
+  invocation.behaviour = 'huge';
+  logScanStart(ctx);
+  const skeleton = readJson(path.join(REPORTS_DIR, 'trivy-v0.69.3_alpine-3.10_os-pkgs.json'));
+  const { Vulnerabilities: [template], ...osResult } = skeleton.Results[0];
+  skeleton.Results = [];
+  const shaped = shapeReport(ctx, skeleton, ref);
+  shaped.Results = [{ ...osResult, Vulnerabilities: 'VULNS-PLACEHOLDER' }];
+  const [head, tail] = goJson(shaped).split('"VULNS-PLACEHOLDER"');
+  const target = sizeMB * 1024 * 1024;
+  const output = ctx.opt('output');
+  const stream = output ? fs.createWriteStream(output) : process.stdout;
+  const write = (chunk) => (stream.write(chunk) ? undefined : new Promise((resolve) => stream.once('drain', resolve)));
+  let written = head.length + tail.length;
+  await write(head + '[\n');
+  for (let i = 0; written < target; i++) {
+    const vuln = generatedVulnerability(template, i, ctx.severities[i % ctx.severities.length]);
+    const chunk = (i === 0 ? '' : ',\n') + '        ' + JSON.stringify(vuln, null, 2).replaceAll('\n', '\n        ');
+    written += chunk.length;
+    await write(chunk);
+  }
+  await write('\n      ]' + tail);
+  if (output) await new Promise((resolve) => stream.end(resolve));
+  exit(0);
+}
+
+function generatedVulnerability(template, i, severity) {
+  const name = `fake-pkg-${i % 997}`;
+  const version = `1.${i % 50}.${i % 7}-r${i % 3}`;
+  const id = `CVE-2099-${String(10000 + i)}`;
+  return {
+    ...template,
+    VulnerabilityID: id,
+    PkgID: `${name}@${version}`,
+    PkgName: name,
+    PkgIdentifier: { PURL: `pkg:apk/alpine/${name}@${version}?arch=x86_64&distro=3.10.2`, UID: i.toString(16).padStart(16, '0') },
+    InstalledVersion: version,
+    FixedVersion: `1.${(i % 50) + 1}.0-r0`,
+    PrimaryURL: `https://avd.aquasec.com/nvd/${id.toLowerCase()}`,
+    ...(template.Fingerprint ? { Fingerprint: `sha256:${i.toString(16).padStart(64, '0')}` } : {}),
+    Severity: severity,
+  };
+}
+
+// ---------- `trivy image` ----------
+
+function resolveBehaviour(ctx, ref) {
+  return ctx.scenario.images?.[ref] ?? ctx.scenario.defaultImage;
+}
+
+function dockerConfigHasCredentials(requirement) {
+  const dir = process.env.DOCKER_CONFIG ?? path.join(os.homedir(), '.docker');
+  let auths;
+  try { auths = readJson(path.join(dir, 'config.json')).auths ?? {}; } catch { return false; }
+  const hostOf = (key) => key.replace(/^https?:\/\//, '').split('/')[0];
+  const wanted = Buffer.from(`${requirement.username}:${requirement.password}`).toString('base64');
+  return Object.entries(auths).some(([key, entry]) =>
+    (key === requirement.registry || hostOf(key) === requirement.registry) &&
+    (entry.auth === wanted || (entry.username === requirement.username && entry.password === requirement.password)));
+}
+
+/** Waits `delayMs`, or fails with Trivy's timeout texts when --timeout is shorter. */
+async function delayWithinTimeout(ctx, delayMs = 0) {
+  const timeoutMs = durationMs(ctx.opt('timeout'));
+  if (timeoutMs > 0 && delayMs > timeoutMs) {
+    await sleep(timeoutMs);
+    failWith(timeoutText(ctx.version), 1, 'timeout');
+  }
+  await sleep(delayMs);
+}
+
+async function runImage(ctx, parsed) {
+  const downloadOnly = ctx.opt('download-db-only') || ctx.opt('download-java-db-only');
+  const targets = parsed.positional;
+  if (!downloadOnly && targets.length !== 1) {
+    process.stdout.write(COMMANDS.image.help(ctx.specs));
+    invocation.behaviour = 'usage-error';
+    fatal(targets.length === 0 ? 'Require at least 1 argument or --input option' : 'multiple targets cannot be specified');
+  }
+  const conflict = [
+    ['download-db-only', 'download-java-db-only', '--download-db-only and --download-java-db-only options can not be specified both'],
+    ['download-db-only', 'skip-db-update', '--skip-db-update and --download-db-only options can not be specified both'],
+    ['download-java-db-only', 'skip-java-db-update', '--skip-java-db-update and --download-java-db-only options can not be specified both'],
+  ].find(([a, b]) => ctx.opt(a) && ctx.opt(b));
+  if (conflict) {
+    invocation.behaviour = 'usage-error';
+    fatal(`flag error: unable to convert flags to options: ${conflict[2]}`);
+  }
+  const format = ctx.opt('format');
+  if (!REPORT_FORMATS.includes(format)) {
+    invocation.behaviour = 'usage-error';
+    fatal(`flag error: unable to parse flags: unable to parse flag: invalid argument "${format}" for "--format" flag: must be one of ${goQuotedList(REPORT_FORMATS)}`);
+  }
+  if (downloadOnly) {
+    const kind = ctx.opt('download-db-only') ? 'vuln' : 'java';
+    invocation.behaviour = `download-${kind}-db`;
+    if (dbNeedsUpdate(readDbMetadata(ctx.cacheDir, kind), kind)) await downloadDb(ctx, kind);
+    exit(0);
+  }
+  const ref = targets[0];
+  if (['cyclonedx', 'spdx', 'spdx-json'].includes(format) && !ctx.scannersExplicit) {
+    logInfo(`"--format ${format}" disables security scanning. Specify "--scanners vuln" explicitly if you want to include vulnerabilities in the "${format}" report.`);
+  }
+  await prepareDb(ctx, 'vuln');
+  const requirement = ctx.scenario.requireDockerConfigFor?.[ref];
+  if (requirement && !dockerConfigHasCredentials(requirement)) {
+    failWith(imageFailureText(ctx, ref, 'unauthorized-remote'), 1, 'unauthorized');
+  }
+  const behaviour = resolveBehaviour(ctx, ref);
+  await delayWithinTimeout(ctx, behaviour?.delayMs);
+  if (!behaviour) {
+    const remoteOnlyEntry = versionAtLeast(ctx.version, '0.62.0') ? 'image-not-found-remote-only' : 'image-not-found-v058';
+    failWith(imageFailureText(ctx, ref, remoteOnlyEntry), 1, 'image-not-found');
+  }
+  if ('report' in behaviour) return emitReport(ctx, ref, behaviour);
+  if ('fail' in behaviour) return replayEntry(behaviour.fail, ref);
+  if ('hang' in behaviour) return hang('hang');
+  if ('signal' in behaviour) return dieBySignal(behaviour.signal);
+  if ('hugeMB' in behaviour) return emitHugeReport(ctx, ref, behaviour.hugeMB);
+  return emitBrokenOutput(ctx, behaviour);
+}
+
+function emitBrokenOutput(ctx, behaviour) {
+  logScanStart(ctx);
+  if (behaviour.garbage) {
+    invocation.behaviour = 'garbage';
+    writeOutput(ctx, 'panic: runtime error: invalid memory address or nil pointer dereference\n<not json>\n');
+  } else if (behaviour.truncated) {
+    invocation.behaviour = 'truncated';
+    const text = fs.readFileSync(path.join(REPORTS_DIR, 'real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json'), 'utf8');
+    writeOutput(ctx, text.slice(0, Math.floor(text.length / 2)));
+  } else if (behaviour.empty) {
+    invocation.behaviour = 'empty';
+    writeOutput(ctx, '');
+  } else {
+    internalError(`unknown image behaviour ${JSON.stringify(behaviour)}`);
+  }
+  exit(0);
+}
+
+function goQuotedList(values) {
+  return `[${values.map((v) => JSON.stringify(v)).join(' ')}]`;
+}
+
+// ---------- main ----------
+
+function loadScenario() {
+  const file = process.env.FAKE_TRIVY_SCENARIO;
+  if (!file) return {};
+  try { return readJson(file); } catch (err) { return internalError(`cannot read scenario ${file}: ${err.message}`); }
+}
+
+/** os.UserCacheDir()/trivy; $TRIVY_CACHE_DIR is handled like every other TRIVY_* variable. */
+function defaultCacheDir() {
+  return path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'trivy');
+}
+
+/** Trivy maps unknown --severity values to UNKNOWN with a warning (pkg/flag/report_flags.go toSeverity). */
+function normalizeSeverities(values) {
+  return values.map((value) => {
+    const severity = value.toUpperCase();
+    if (SEVERITIES.includes(severity)) return severity;
+    logInfo('Unknown severity option', `err="unknown severity: ${value}"`, 'WARN');
+    return 'UNKNOWN';
+  });
+}
+
+function makeContext(scenario, specs, parsed) {
+  const version = scenario.version ?? DEFAULT_VERSION;
+  applyEnvFallback(parsed, specs);
+  const opt = (name) => flagValue(parsed, specs, name);
+  quiet = Boolean(opt('quiet'));
+  return {
+    scenario, version, specs, opt,
+    cacheDir: opt('cache-dir') || defaultCacheDir(),
+    severities: normalizeSeverities(opt('severity') ?? SEVERITIES),
+    // the default flipped to true in v0.67
+    listAllPkgs: 'list-all-pkgs' in parsed.values ? parsed.values['list-all-pkgs'] : versionAtLeast(version, '0.67.0'),
+    scannersExplicit: 'scanners' in parsed.values,
+  };
+}
+
+const COMMANDS = {
+  image: {
+    flags: (version) => [...IMAGE_FLAGS.filter((s) => !s.since || versionAtLeast(version, s.since)), ...GLOBAL_FLAGS],
+    help: (specs) => helpText('trivy image [flags] IMAGE_NAME', 'Scan a container image', specs),
+    run: (ctx, parsed) => runImage(ctx, parsed),
+  },
+  version: {
+    flags: () => [VERSION_FORMAT_FLAG, ...GLOBAL_FLAGS],
+    help: (specs) => helpText('trivy version [flags]', 'Print the version', specs),
+    run: (ctx) => showVersion(ctx, ctx.opt('format')),
+  },
+};
+COMMANDS.i = COMMANDS.image;
+
+async function runSubcommand(scenario, command, tokens) {
+  const specs = command.flags(scenario.version ?? DEFAULT_VERSION);
+  let parsed;
+  try {
+    parsed = parseFlags(tokens, specs);
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err;
+    invocation.behaviour = 'usage-error';
+    return subcommandFlagFailure(err, command.help(specs));
+  }
+  if (parsed.values.help) {
+    invocation.behaviour = 'help';
+    process.stdout.write(command.help(specs));
+    exit(0);
+  }
+  return command.run(makeContext(scenario, specs, parsed), parsed);
+}
+
+function runRoot(scenario, tokens) {
+  const specs = [...ROOT_FLAGS, ...GLOBAL_FLAGS];
+  let parsed;
+  try {
+    parsed = parseFlags(tokens, specs);
+  } catch (err) {
+    if (!(err instanceof FlagError)) throw err;
+    invocation.behaviour = 'usage-error';
+    return rootCommandFailure(err.message);
+  }
+  const ctx = makeContext(scenario, specs, parsed);
+  if (ctx.opt('version')) return showVersion(ctx, ctx.opt('format'));
+  invocation.behaviour = 'help';
+  process.stdout.write(`Scanner for vulnerabilities in container images, file systems, and Git repositories, as well as for configuration issues and hard-coded secrets\n\n${ROOT_USAGE}`);
+  exit(0);
+}
+
+async function main() {
+  const scenario = loadScenario();
+  logPath = scenario.log;
+  const { command, rest } = splitSubcommand(process.argv.slice(2));
+  if (command === undefined) return runRoot(scenario, rest);
+  if (Object.hasOwn(COMMANDS, command)) return runSubcommand(scenario, COMMANDS[command], rest);
+  invocation.behaviour = 'usage-error';
+  return rootCommandFailure(`unknown command "${command}" for "trivy"`);
+}
+
+main().catch((err) => {
+  if (err instanceof ExitRequest) return flushThenExit(err.code);
+  process.stderr.write(`fake-trivy: ${err?.stack ?? err}\n`);
+  invocation.behaviour = 'internal-error';
+  writeInvocationLog({ endedAt: new Date().toISOString(), exitCode: 99 });
+  flushThenExit(99);
+});

@@ -1,0 +1,545 @@
+// Tests of the stand-in `trivy` itself: it must look like real Trivy 0.58–0.69 to the scanner.
+import { describe, test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  FAKE_TRIVY_BIN,
+  linkFakeTrivy,
+  readInvocations,
+  reportPath,
+  writeScenario,
+  type FakeTrivyScenario,
+} from './fake-trivy.js';
+import { fixture } from './paths.js';
+
+interface ErrorEntry { id: string; args: string; exitCode: number; stdout: string; stderr: string }
+interface RunResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+type Json = Record<string, any>;
+
+const JUICE_SHOP = 'real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json';
+const JUICE_SHOP_REF = 'bkimminich/juice-shop:v10.2.0';
+const ERROR_ENTRIES = (JSON.parse(readFileSync(fixture('trivy', 'errors.json'), 'utf8')) as { entries: ErrorEntry[] }).entries;
+const DIGEST = `sha256:${'ab'.repeat(32)}`;
+const TEST_TIMEOUT = { timeout: 30_000 };
+const SLOW_TEST_TIMEOUT = { timeout: 90_000 };
+
+function errorEntry(id: string): ErrorEntry {
+  const entry = ERROR_ENTRIES.find((e) => e.id === id);
+  assert.ok(entry, `errors.json has ${id}`);
+  return entry;
+}
+
+/** Environment without TRIVY_* / DOCKER_CONFIG from the developer's shell. */
+function cleanEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && !key.startsWith('TRIVY_') && key !== 'DOCKER_CONFIG') env[key] = value;
+  }
+  return env;
+}
+
+function runTrivy(args: string[], env: Record<string, string>, bin = FAKE_TRIVY_BIN, timeoutMs = 15_000): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`fake trivy ${args.join(' ')} did not finish in ${timeoutMs} ms`));
+    }, timeoutMs);
+    child.on('error', (err) => { clearTimeout(timer); reject(err); });
+    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
+  });
+}
+
+interface Harness {
+  dir: string;
+  cacheDir: string;
+  logPath: string;
+  env: Record<string, string>;
+  run(args: string[], extraEnv?: Record<string, string>): Promise<RunResult>;
+}
+
+async function setup(t: TestContext, scenario: FakeTrivyScenario): Promise<Harness> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'fake-trivy-'));
+  t.after(() => fs.rm(dir, { recursive: true, force: true }));
+  const { scenarioPath, logPath } = await writeScenario(dir, scenario);
+  const env = { ...cleanEnv(), FAKE_TRIVY_SCENARIO: scenarioPath, XDG_CACHE_HOME: path.join(dir, 'xdg-cache') };
+  return {
+    dir,
+    cacheDir: path.join(dir, 'cache'),
+    logPath,
+    env,
+    run: (args, extraEnv = {}) => runTrivy(args, { ...env, ...extraEnv }),
+  };
+}
+
+const readJson = async (file: string): Promise<Json> => JSON.parse(await fs.readFile(file, 'utf8')) as Json;
+const allVulns = (report: Json): Json[] => (report.Results as Json[]).flatMap((r) => (r.Vulnerabilities as Json[] | undefined) ?? []);
+
+/** Key structure of a JSON value (order-sensitive), for comparing shapes with real fixtures. */
+function keyShape(value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return typeof value;
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, keyShape(v)]));
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try { // a zombie nobody reaped yet is dead for our purpose
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor<T>(probe: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('trivy version', () => {
+  test('without a DB prints only {"Version"} as one compact line', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, {});
+    const result = await h.run(['version', '--format', 'json', '--cache-dir', h.cacheDir]);
+    assert.equal(result.code, 0);
+    assert.equal(result.stdout, '{"Version":"0.69.3"}\n');
+    assert.equal(result.stderr, '');
+    const realNoDb = await readJson(fixture('trivy', 'version', 'trivy-v0.69.3_app_test_version_no-db.json'));
+    assert.deepEqual(keyShape(JSON.parse(result.stdout)), keyShape(realNoDb));
+  });
+
+  test('--version --format json, -f json and the scenario version', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, { version: '0.63.0' });
+    for (const args of [['--version', '--format', 'json'], ['-v', '-f', 'json'], ['version', '--format=json']]) {
+      const result = await h.run([...args, '--cache-dir', h.cacheDir]);
+      assert.equal(result.code, 0, args.join(' '));
+      assert.equal(result.stdout, '{"Version":"0.63.0"}\n', args.join(' '));
+    }
+    const text = await h.run(['version', '--cache-dir', h.cacheDir]);
+    assert.equal(text.stdout, 'Version: 0.63.0\n');
+  });
+
+  test('versionFails exits 1 with a FATAL line', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, { versionFails: true });
+    const result = await h.run(['version', '--format', 'json']);
+    assert.equal(result.code, 1);
+    assert.equal(result.stdout, '');
+    assert.match(result.stderr, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\tFATAL\tFatal error\t.+\n$/);
+  });
+});
+
+describe('DB download', () => {
+  test('--download-db-only fills the cache dir, then version shows VulnerabilityDB', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, {});
+    const download = await h.run(['image', '--download-db-only', '--cache-dir', h.cacheDir, '--no-progress']);
+    assert.equal(download.code, 0, download.stderr);
+    assert.equal(download.stdout, '');
+    assert.match(download.stderr, /^\S+Z\tINFO\t\[vulndb\] Downloading vulnerability DB\.\.\.$/m);
+    assert.match(download.stderr, /\tINFO\t\[vulndb\] Downloading artifact\.\.\.\trepo="mirror\.gcr\.io\/aquasec\/trivy-db:2"$/m);
+    assert.ok(existsSync(path.join(h.cacheDir, 'db', 'trivy.db')));
+    const metadata = await readJson(path.join(h.cacheDir, 'db', 'metadata.json'));
+    assert.deepEqual(Object.keys(metadata), ['Version', 'NextUpdate', 'UpdatedAt', 'DownloadedAt']);
+    assert.equal(Date.parse(metadata.NextUpdate) - Date.parse(metadata.UpdatedAt), 24 * 3_600_000);
+    assert.ok(Math.abs(Date.parse(metadata.DownloadedAt) - Date.now()) < 60_000);
+
+    const version = await h.run(['version', '--format', 'json', '--cache-dir', h.cacheDir]);
+    assert.equal(version.code, 0);
+    assert.ok(version.stdout.endsWith('}\n') && !version.stdout.slice(0, -1).includes('\n'));
+    const info = JSON.parse(version.stdout) as Json;
+    const real = await readJson(fixture('trivy', 'version', 'real_trivy-0.63.0_version_vulndb-only.json'));
+    assert.deepEqual(keyShape(info), keyShape(real));
+    assert.deepEqual(info.VulnerabilityDB, metadata);
+  });
+
+  test('--download-java-db-only adds JavaDB; TRIVY_CACHE_DIR is the default cache dir', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, { db: { updatedAt: '2026-01-01T00:00:00Z' } });
+    const env = { TRIVY_CACHE_DIR: h.cacheDir };
+    assert.equal((await h.run(['image', '--download-db-only', '--quiet'], env)).code, 0);
+    const javaDownload = await h.run(['image', '--download-java-db-only'], env);
+    assert.equal(javaDownload.code, 0, javaDownload.stderr);
+    assert.match(javaDownload.stderr, /\tINFO\t\[javadb\] Downloading Java DB\.\.\.$/m);
+    assert.ok(existsSync(path.join(h.cacheDir, 'java-db', 'trivy-java.db')));
+    const info = JSON.parse((await h.run(['version', '--format', 'json'], env)).stdout) as Json;
+    assert.deepEqual(Object.keys(info), ['Version', 'VulnerabilityDB', 'JavaDB']);
+    assert.equal(info.VulnerabilityDB.UpdatedAt, '2026-01-01T00:00:00.000Z');
+    const real = await readJson(fixture('trivy', 'version', 'trivy-v0.69.3_app_test_version_full.json'));
+    assert.deepEqual(keyShape(info.JavaDB), keyShape(real.JavaDB));
+    assert.equal(info.JavaDB.Version, 1);
+  });
+
+  test('a failing download replays the errors.json entry and leaves no DB', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, { db: { download: 'db-toomanyrequests-real-2024' } });
+    const entry = errorEntry('db-toomanyrequests-real-2024');
+    const result = await h.run(['image', '--download-db-only', '--cache-dir', h.cacheDir]);
+    assert.equal(result.code, entry.exitCode);
+    assert.equal(result.stderr, entry.stderr);
+    assert.equal(existsSync(path.join(h.cacheDir, 'db', 'metadata.json')), false);
+    const scan = await h.run(['image', '--cache-dir', h.cacheDir, 'alpine:3.20']);
+    assert.equal(scan.code, 1);
+    assert.equal(scan.stderr, entry.stderr);
+  });
+
+  test('conflicting download flags are rejected', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, {});
+    const both = await h.run(['image', '--download-db-only', '--download-java-db-only', '--cache-dir', h.cacheDir]);
+    assert.equal(both.code, 1);
+    assert.match(both.stderr, /\tFATAL\tFatal error\tflag error: unable to convert flags to options: --download-db-only and --download-java-db-only options can not be specified both\n$/);
+    const skip = await h.run(['image', '--download-db-only', '--skip-db-update', '--cache-dir', h.cacheDir]);
+    assert.equal(skip.code, 1);
+    assert.match(skip.stderr, /--skip-db-update and --download-db-only options can not be specified both\n$/);
+  });
+});
+
+describe('trivy image: reports', () => {
+  const scenario: FakeTrivyScenario = { images: { [JUICE_SHOP_REF]: { report: reportPath(JUICE_SHOP) } } };
+
+  test('replaying without filters is byte-identical to the real report', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, scenario);
+    const out = path.join(h.dir, 'report.json');
+    const result = await h.run(['image', '--format', 'json', '--output', out, '--cache-dir', h.cacheDir, JUICE_SHOP_REF]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, '');
+    assert.equal(await fs.readFile(out, 'utf8'), await fs.readFile(reportPath(JUICE_SHOP), 'utf8'));
+  });
+
+  test('--severity filters to exactly the matching vulnerabilities (juice-shop counts)', SLOW_TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, scenario);
+    const expected = { CRITICAL: 25, HIGH: 128, MEDIUM: 67, LOW: 16 };
+    for (const [severity, count] of Object.entries(expected)) {
+      const out = path.join(h.dir, `${severity}.json`);
+      const result = await h.run(['image', '-f', 'json', '-o', out, '--severity', severity, '--cache-dir', h.cacheDir, JUICE_SHOP_REF]);
+      assert.equal(result.code, 0, result.stderr);
+      const vulns = allVulns(await readJson(out));
+      assert.equal(vulns.length, count, severity);
+      assert.ok(vulns.every((v) => v.Severity === severity));
+    }
+  });
+
+  test('TRIVY_SEVERITY env and comma lists; Vulnerabilities key removed when none are left', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, scenario);
+    const out = path.join(h.dir, 'r.json');
+    await h.run(['image', '--format=json', `--output=${out}`, '--cache-dir', h.cacheDir, JUICE_SHOP_REF], { TRIVY_SEVERITY: 'HIGH,CRITICAL' });
+    assert.equal(allVulns(await readJson(out)).length, 153);
+    await h.run(['image', '--format', 'json', '-o', out, '-s', 'UNKNOWN', '--cache-dir', h.cacheDir, JUICE_SHOP_REF]);
+    const report = await readJson(out);
+    assert.deepEqual(report.Results.map((r: Json) => r.Class), ['os-pkgs', 'lang-pkgs', 'secret']);
+    assert.ok(report.Results.every((r: Json) => !('Vulnerabilities' in r)));
+  });
+
+  test('ArtifactName is the ref, a configured digest becomes RepoDigests, stdout without --output', TEST_TIMEOUT, async (t) => {
+    const ref = 'docker.io/bkimminich/juice-shop:v10.2.0';
+    const h = await setup(t, { images: { [ref]: { report: JUICE_SHOP, digest: DIGEST } } });
+    const result = await h.run(['image', '--format', 'json', '--quiet', '--cache-dir', h.cacheDir, ref]);
+    assert.equal(result.code, 0);
+    assert.equal(result.stderr, '');
+    const report = JSON.parse(result.stdout) as Json;
+    assert.equal(report.ArtifactName, ref);
+    assert.deepEqual(report.Metadata.RepoDigests, [`docker.io/bkimminich/juice-shop@${DIGEST}`]);
+  });
+
+  test('a digest is inserted in Trivy field order when the fixture has no RepoDigests', TEST_TIMEOUT, async (t) => {
+    const ref = 'ghcr.io/acme/app@sha256:' + 'cd'.repeat(32);
+    const h = await setup(t, { images: { [ref]: { report: 'trivy-v0.69.3_alpine-3.10_os-pkgs.json', digest: DIGEST } } });
+    const report = JSON.parse((await h.run(['image', '-f', 'json', '-q', '--cache-dir', h.cacheDir, ref])).stdout) as Json;
+    assert.deepEqual(report.Metadata.RepoDigests, [`ghcr.io/acme/app@${DIGEST}`]);
+    const keys = Object.keys(report.Metadata);
+    assert.equal(keys.indexOf('RepoDigests'), keys.indexOf('RepoTags') + 1);
+    assert.equal(report.Trivy.Version, '0.69.3');
+  });
+
+  test('--scanners vuln drops the secret result', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, scenario);
+    const result = await h.run(['image', '-f', 'json', '--scanners', 'vuln', '-q', '--cache-dir', h.cacheDir, JUICE_SHOP_REF]);
+    const report = JSON.parse(result.stdout) as Json;
+    assert.deepEqual(report.Results.map((r: Json) => r.Class), ['os-pkgs', 'lang-pkgs']);
+    assert.equal(allVulns(report).length, 236);
+  });
+
+  test('Packages: dropped by default before 0.67 and with --list-all-pkgs=false, kept by default since 0.67', SLOW_TEST_TIMEOUT, async (t) => {
+    const npm = { images: { 'app:1': { report: 'trivy-v0.69.3_npm-repository_with-Packages-list.json' } } };
+    const cases: Array<[string, string[], boolean]> = [
+      ['0.66.0', [], false],
+      ['0.69.3', [], true],
+      ['0.69.3', ['--list-all-pkgs=false'], false],
+      ['0.58.0', ['--list-all-pkgs'], true],
+    ];
+    for (const [version, flags, hasPackages] of cases) {
+      const h = await setup(t, { ...npm, version });
+      const result = await h.run(['image', '-f', 'json', '-q', ...flags, '--cache-dir', h.cacheDir, 'app:1']);
+      assert.equal(result.code, 0, result.stderr);
+      const report = JSON.parse(result.stdout) as Json;
+      assert.equal(report.Results.some((r: Json) => 'Packages' in r), hasPackages, `${version} ${flags.join(' ')}`);
+    }
+  });
+
+  test('--format cyclonedx prints a real CycloneDX document', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, scenario);
+    const result = await h.run(['image', '--format', 'cyclonedx', '--cache-dir', h.cacheDir, JUICE_SHOP_REF]);
+    assert.equal(result.code, 0);
+    assert.equal((JSON.parse(result.stdout) as Json).bomFormat, 'CycloneDX');
+    assert.match(result.stderr, /"--format cyclonedx" disables security scanning/);
+  });
+
+  test('--skip-db-update on an empty cache fails like Trivy; with a DB it does not download', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, scenario);
+    const out = path.join(h.dir, 'r.json');
+    const first = await h.run(['image', '--skip-db-update', '-f', 'json', '-o', out, '--cache-dir', h.cacheDir, JUICE_SHOP_REF]);
+    assert.equal(first.code, 1);
+    assert.equal(first.stderr, errorEntry('db-skip-update-first-run').stderr);
+    assert.equal(existsSync(out), false);
+    assert.equal((await h.run(['image', '--download-db-only', '--cache-dir', h.cacheDir])).code, 0);
+    const second = await h.run(['image', '--skip-db-update', '-f', 'json', '-o', out, '--cache-dir', h.cacheDir, JUICE_SHOP_REF],
+      { TRIVY_SKIP_DB_UPDATE: 'true' });
+    assert.equal(second.code, 0, second.stderr);
+    assert.doesNotMatch(second.stderr, /Downloading/);
+  });
+
+  test('a scan without a DB downloads it into --cache-dir first', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, scenario);
+    const result = await h.run(['image', '-f', 'json', '-o', path.join(h.dir, 'r.json'), '--cache-dir', h.cacheDir, JUICE_SHOP_REF]);
+    assert.equal(result.code, 0);
+    assert.match(result.stderr, /\[vulndb\] Need to update DB/);
+    assert.ok(existsSync(path.join(h.cacheDir, 'db', 'metadata.json')));
+  });
+});
+
+describe('trivy image: flags', () => {
+  test('an unknown flag prints help on stdout and the FATAL line on stderr, exit 1', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, {});
+    const result = await h.run(['image', '--bogus', 'alpine:3.20']);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, /^Scan a container image\n\nUsage:\n {2}trivy image \[flags\] IMAGE_NAME\n/);
+    assert.match(result.stderr, /^\n\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\tFATAL\tFatal error\tunknown flag: --bogus\n$/);
+  });
+
+  test('--skip-version-check / --disable-telemetry are unknown before 0.63 and accepted since', TEST_TIMEOUT, async (t) => {
+    const images = { 'alpine:3.10': { report: 'trivy-v0.69.3_alpine-3.10_os-pkgs.json' } };
+    const old = await setup(t, { version: '0.58.0', images });
+    const rejected = await old.run(['image', '--skip-version-check', '--disable-telemetry', '--cache-dir', old.cacheDir, 'alpine:3.10']);
+    assert.equal(rejected.code, 1);
+    assert.match(rejected.stderr, /\tFATAL\tFatal error\tunknown flag: --skip-version-check\n$/);
+    const telemetry = await old.run(['image', '--disable-telemetry', 'alpine:3.10']);
+    assert.match(telemetry.stderr, /unknown flag: --disable-telemetry\n$/);
+    const current = await setup(t, { version: '0.63.0', images });
+    const accepted = await current.run(['image', '--skip-version-check', '--disable-telemetry=true', '-f', 'json', '-q', '--cache-dir', current.cacheDir, 'alpine:3.10']);
+    assert.equal(accepted.code, 0, accepted.stderr);
+  });
+
+  test('bad values, a missing REF and unknown subcommands are errors', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, {});
+    const timeout = await h.run(['image', '--timeout', 'abc', 'alpine:3.20']);
+    assert.equal(timeout.code, 1);
+    assert.match(timeout.stderr, /\tFatal error\tinvalid argument "abc" for "--timeout" flag: time: invalid duration "abc"\n$/);
+    const bool = await h.run(['image', '--quiet=maybe', 'alpine:3.20']);
+    assert.match(bool.stderr, /invalid argument "maybe" for "-q, --quiet" flag: strconv\.ParseBool: parsing "maybe": invalid syntax\n$/);
+    const needsValue = await h.run(['image', 'alpine:3.20', '--output']);
+    assert.match(needsValue.stderr, /flag needs an argument: --output\n$/);
+    const noRef = await h.run(['image', '--format', 'json']);
+    assert.equal(noRef.code, 1);
+    assert.match(noRef.stderr, /\tFATAL\tFatal error\tRequire at least 1 argument or --input option\n$/);
+    const format = await h.run(['image', '--format', 'xml', 'alpine:3.20']);
+    assert.match(format.stderr, /invalid argument "xml" for "--format" flag: must be one of \["table" "json"/);
+    const command = await h.run(['scan', 'alpine:3.20']);
+    assert.equal(command.code, 1);
+    assert.match(command.stderr, /^Error: unknown command "scan" for "trivy"\n/);
+  });
+});
+
+describe('trivy image: failures', () => {
+  const ref = 'registry.example.com:5000/team/app:2.1';
+  const newUrl = 'https://registry.example.com:5000/v2/team/app/manifests/2.1';
+  // image and registry URL named by each errors.json entry, written out here independently of the stand-in
+  const mentioned: Record<string, { image: string; url: string }> = {
+    'nginx:no-such-tag': { image: 'nginx:no-such-tag', url: 'https://index.docker.io/v2/library/nginx/manifests/no-such-tag' },
+    'mookas/junk:latest': { image: 'mookas/junk:latest', url: 'https://index.docker.io/v2/mookas/junk/manifests/latest' },
+    'nginx:1.27': { image: 'nginx:1.27', url: 'https://index.docker.io/v2/library/nginx/manifests/1.27' },
+  };
+
+  function expectedStderr(entry: ErrorEntry): string {
+    const named = mentioned[entry.args.split(' ').at(-1) ?? ''];
+    if (!named) return entry.stderr;
+    return entry.stderr
+      .replaceAll(named.url, newUrl)
+      .replaceAll(`"${named.image}"`, `"${ref}"`)
+      .replaceAll(`(${named.image})`, `(${ref})`)
+      .replaceAll('Name:mookas/junk ', 'Name:team/app ')
+      .replaceAll('unknown tag=no-such-tag', 'unknown tag=2.1');
+  }
+
+  test('every errors.json failure is replayed with the ref substituted', SLOW_TEST_TIMEOUT, async (t) => {
+    const failures = ERROR_ENTRIES.filter((e) => e.exitCode === 1);
+    assert.ok(failures.length >= 9);
+    for (const entry of failures) {
+      const h = await setup(t, { images: { [ref]: { fail: entry.id } } });
+      const result = await h.run(['image', '--image-src', 'remote', '-f', 'json', '--cache-dir', h.cacheDir, '-q', ref]);
+      assert.equal(result.code, entry.exitCode, entry.id);
+      assert.equal(result.stdout, '', entry.id);
+      // --quiet keeps only the FATAL part, as real Trivy does
+      const expected = expectedStderr(entry).replace(/^[^\t\n]+\t(INFO|WARN|ERROR)\t.*\n/gm, '');
+      assert.equal(result.stderr, expected, entry.id);
+      const named = mentioned[entry.args.split(' ').at(-1) ?? ''];
+      if (named && entry.stderr.includes(named.url)) {
+        assert.ok(result.stderr.includes(newUrl) && !result.stderr.includes(named.image), entry.id);
+      }
+    }
+    const unauthorized = expectedStderr(errorEntry('unauthorized-remote'));
+    assert.ok(unauthorized.includes(`"${ref}" in ["remote"]`) && unauthorized.includes('Name:team/app Type:repository'));
+  });
+
+  test('an image not in the scenario fails with MANIFEST_UNKNOWN shaped by version and --image-src', TEST_TIMEOUT, async (t) => {
+    const cases: Array<[string, string[], string]> = [
+      ['0.69.3', ['--image-src', 'remote'], 'image-not-found-remote-only'],
+      ['0.69.3', [], 'image-not-found-default-sources'],
+      ['0.58.0', ['--image-src=remote'], 'image-not-found-v058'],
+    ];
+    for (const [version, flags, entryId] of cases) {
+      const h = await setup(t, { version });
+      const result = await h.run(['image', ...flags, '-q', '--cache-dir', h.cacheDir, 'nginx:no-such-tag']);
+      assert.equal(result.code, 1);
+      assert.equal(result.stderr, errorEntry(entryId).stderr, `${version} ${flags.join(' ')}`);
+    }
+  });
+
+  test('--timeout shorter than the scan prints the real timeout texts', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, { images: { 'big/image:tag': { report: JUICE_SHOP, delayMs: 10_000 } } });
+    assert.equal((await h.run(['image', '--download-db-only', '--cache-dir', h.cacheDir])).code, 0);
+    const started = Date.now();
+    const result = await h.run(['image', '--timeout', '300ms', '--cache-dir', h.cacheDir, 'big/image:tag']);
+    assert.ok(Date.now() - started < 5_000);
+    assert.equal(result.code, 1);
+    assert.equal(result.stderr, errorEntry('timeout-v069').stderr);
+    const old = await setup(t, { version: '0.60.0', images: { 'big/image:tag': { report: JUICE_SHOP, delayMs: 10_000 } } });
+    const oldResult = await old.run(['image', '--skip-db-update', '--cache-dir', h.cacheDir, 'big/image:tag'], { TRIVY_TIMEOUT: '0.2s' });
+    assert.equal(oldResult.code, 1);
+    assert.match(oldResult.stderr, /\tWARN\tProvide a higher timeout value, see https:\/\/trivy\.dev\/v0\.60\/docs\/configuration\n/);
+    assert.match(oldResult.stderr, /\tFATAL\tFatal error\timage scan error: scan error: scan failed: .*context deadline exceeded\n$/);
+  });
+
+  test('requireDockerConfigFor: UNAUTHORIZED without credentials, a report with them', TEST_TIMEOUT, async (t) => {
+    const creds = { registry: 'registry.example.com:5000', username: 'robot', password: 's3cret' };
+    const h = await setup(t, {
+      images: { [ref]: { report: 'trivy-v0.69.3_alpine-3.10_os-pkgs.json', digest: DIGEST } },
+      requireDockerConfigFor: { [ref]: creds },
+    });
+    const args = ['image', '--image-src', 'remote', '-f', 'json', '-q', '--cache-dir', h.cacheDir, ref];
+    const emptyConfigDir = path.join(h.dir, 'no-docker-config');
+    await fs.mkdir(emptyConfigDir);
+    const denied = await h.run(args, { DOCKER_CONFIG: emptyConfigDir });
+    assert.equal(denied.code, 1);
+    assert.equal(denied.stderr, expectedStderr(errorEntry('unauthorized-remote')));
+
+    const wrongDir = path.join(h.dir, 'wrong-docker-config');
+    await fs.mkdir(wrongDir);
+    const wrongAuth = Buffer.from('robot:nope').toString('base64');
+    await fs.writeFile(path.join(wrongDir, 'config.json'), JSON.stringify({ auths: { [creds.registry]: { auth: wrongAuth } } }));
+    assert.equal((await h.run(args, { DOCKER_CONFIG: wrongDir })).code, 1);
+
+    const configDir = path.join(h.dir, 'docker-config');
+    await fs.mkdir(configDir);
+    const auth = Buffer.from('robot:s3cret').toString('base64');
+    await fs.writeFile(path.join(configDir, 'config.json'), JSON.stringify({ auths: { [creds.registry]: { auth } } }));
+    const allowed = await h.run(args, { DOCKER_CONFIG: configDir });
+    assert.equal(allowed.code, 0, allowed.stderr);
+    assert.equal((JSON.parse(allowed.stdout) as Json).ArtifactName, ref);
+  });
+});
+
+describe('process behaviours', () => {
+  test('hang: logs both pids, ignores SIGTERM, and the process group dies with SIGKILL', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, { images: { 'slow:1': { hang: true } } });
+    await fs.mkdir(h.cacheDir, { recursive: true });
+    const child = spawn(FAKE_TRIVY_BIN, ['image', '--cache-dir', h.cacheDir, 'slow:1'], { env: h.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.resume();
+    child.stderr.resume();
+    const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+    const pid = child.pid!;
+    try {
+      const line = await waitFor(async () => (await readInvocations(h.logPath)).find((i) => i.behaviour === 'hang'), 'the hang log line');
+      assert.equal(line.pid, pid);
+      const [mainPid, grandchildPid] = line.pids ?? [];
+      assert.equal(mainPid, pid);
+      assert.ok(grandchildPid && isAlive(grandchildPid));
+      process.kill(pid, 'SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.ok(isAlive(pid), 'SIGTERM is ignored');
+      process.kill(-pid, 'SIGKILL');
+      assert.deepEqual(await closed, { code: null, signal: 'SIGKILL' });
+      await waitFor(() => (isAlive(grandchildPid) ? undefined : true), 'the grandchild to die');
+    } finally {
+      try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+  });
+
+  test('signal: the process dies by the configured signal', TEST_TIMEOUT, async (t) => {
+    for (const signal of ['SIGKILL', 'SIGSEGV', 'SIGTERM'] as const) {
+      const h = await setup(t, { images: { 'oom:1': { signal, delayMs: 50 } } });
+      const result = await h.run(['image', '-q', '--cache-dir', h.cacheDir, 'oom:1']);
+      assert.deepEqual([result.code, result.signal], [null, signal]);
+      const [invocation] = await readInvocations(h.logPath);
+      assert.equal(invocation?.behaviour, `signal:${signal}`);
+    }
+  });
+
+  test('garbage, truncated and empty outputs exit 0 with unusable reports', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, { images: { 'g:1': { garbage: true }, 't:1': { truncated: true }, 'e:1': { empty: true } } });
+    for (const ref of ['g:1', 't:1', 'e:1']) {
+      const out = path.join(h.dir, `${ref.replace(':', '_')}.json`);
+      const result = await h.run(['image', '-f', 'json', '-o', out, '-q', '--cache-dir', h.cacheDir, ref]);
+      assert.equal(result.code, 0, ref);
+      const text = await fs.readFile(out, 'utf8');
+      assert.throws(() => JSON.parse(text), SyntaxError, ref);
+      if (ref === 'e:1') assert.equal(text, '');
+      if (ref === 't:1') assert.ok(text.startsWith('{\n  "SchemaVersion": 2,') && text.length > 100_000);
+    }
+  });
+
+  test('hugeMB 5 streams a valid report of about 5 MB', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, { images: { 'huge:1': { hugeMB: 5 } } });
+    const out = path.join(h.dir, 'huge.json');
+    const result = await h.run(['image', '-f', 'json', '-o', out, '--severity', 'HIGH,CRITICAL', '-q', '--cache-dir', h.cacheDir, 'huge:1']);
+    assert.equal(result.code, 0, result.stderr);
+    const { size } = await fs.stat(out);
+    assert.ok(size >= 5 * 1024 * 1024 && size < 5.5 * 1024 * 1024, `size ${size}`);
+    const report = await readJson(out);
+    assert.equal(report.ArtifactName, 'huge:1');
+    const vulns = allVulns(report);
+    assert.ok(vulns.length > 1000);
+    assert.ok(vulns.every((v) => v.Severity === 'HIGH' || v.Severity === 'CRITICAL'));
+    assert.equal(new Set(vulns.map((v) => v.VulnerabilityID)).size, vulns.length);
+    const template = (await readJson(reportPath('trivy-v0.69.3_alpine-3.10_os-pkgs.json'))).Results[0].Vulnerabilities[0] as Json;
+    assert.deepEqual(Object.keys(vulns[0]!), Object.keys(template));
+  });
+
+  test('the invocation log records argv, the full environment, cwd and the outcome', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, {});
+    const binDir = path.join(h.dir, 'bin');
+    await linkFakeTrivy(binDir);
+    const env = { ...h.env, PATH: `${binDir}:${h.env.PATH ?? ''}`, EXTRA_MARKER: 'x1' };
+    const result = await runTrivy(['version', '--format', 'json'], env, 'trivy');
+    assert.equal(result.stdout, '{"Version":"0.69.3"}\n');
+    const [first] = await readInvocations(h.logPath);
+    assert.ok(first);
+    assert.deepEqual(first.argv, ['version', '--format', 'json']);
+    assert.equal(first.env.EXTRA_MARKER, 'x1');
+    assert.equal(first.env.FAKE_TRIVY_SCENARIO, h.env.FAKE_TRIVY_SCENARIO);
+    assert.equal(first.cwd, process.cwd());
+    assert.equal(first.exitCode, 0);
+    assert.equal(first.behaviour, 'version');
+    assert.ok(Date.parse(first.endedAt!) >= Date.parse(first.startedAt));
+  });
+});

@@ -1,0 +1,100 @@
+// Typed helpers for the stand-in `trivy` (fake-trivy.mjs): write a scenario, read the invocation log.
+import { existsSync } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TRIVY_REPORTS_DIR } from './paths.js';
+
+/** Absolute path of the stand-in executable (`#!/usr/bin/env node`). */
+export const FAKE_TRIVY_BIN = fileURLToPath(new URL('./fake-trivy.mjs', import.meta.url));
+/** Environment variable the stand-in reads the scenario path from. */
+export const FAKE_TRIVY_SCENARIO_ENV = 'FAKE_TRIVY_SCENARIO';
+
+/** What `trivy image REF` does for one image reference. */
+export type ImageBehaviour =
+  /** Replay a Trivy JSON report (absolute path, or a file name in TRIVY_REPORTS_DIR); digest 'sha256:<64 hex>' sets Metadata.RepoDigests. */
+  | { report: string; digest?: string; delayMs?: number }
+  /** Replay the errors.json entry with this id (stderr with the image substituted, its exit code). */
+  | { fail: string; delayMs?: number }
+  /** Never finish: ignore SIGTERM and keep a grandchild in the same process group; both pids are logged first. */
+  | { hang: true }
+  /** Die by this signal, as an OOM kill does. */
+  | { signal: 'SIGKILL' | 'SIGSEGV' | 'SIGTERM'; delayMs?: number }
+  /** Exit 0 with non-JSON text as the report. */
+  | { garbage: true }
+  /** Exit 0 with the first half of a real report. */
+  | { truncated: true }
+  /** Exit 0 with an empty report file. */
+  | { empty: true }
+  /** Exit 0 with a valid report of about this many MiB, streamed. */
+  | { hugeMB: number };
+
+export interface FakeTrivyScenario {
+  /** 'Version' printed by `trivy version` (default '0.69.3'); also gates version-specific flags and texts. */
+  version?: string;
+  /** `trivy version` exits 1 with a FATAL line. */
+  versionFails?: boolean;
+  /** download: 'ok' (default), an errors.json id to replay, or 'hang'; updatedAt: ISO time (default now-1h). */
+  db?: { download?: string; updatedAt?: string };
+  javaDb?: { download?: string; updatedAt?: string };
+  /** Key: the image argument exactly as passed to `trivy image`. */
+  images?: Record<string, ImageBehaviour>;
+  /** For refs not in `images`; if absent, the real MANIFEST_UNKNOWN failure for that ref. */
+  defaultImage?: ImageBehaviour;
+  /** ref -> credentials that must be in $DOCKER_CONFIG/config.json `auths[registry]`, else UNAUTHORIZED. */
+  requireDockerConfigFor?: Record<string, { registry: string; username: string; password: string }>;
+  /** JSONL invocation log (one line per invocation). */
+  log?: string;
+}
+
+/** One line of the invocation log. `argv` holds the arguments after the program name. */
+export interface FakeTrivyInvocation {
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string;
+  pid: number;
+  /** Only for `hang`: [stand-in pid, grandchild pid]. */
+  pids?: number[];
+  startedAt: string;
+  endedAt?: string;
+  exitCode?: number;
+  /** e.g. 'version', 'download-vuln-db', 'report', 'fail:<id>', 'image-not-found', 'unauthorized', 'timeout', 'hang', 'signal:SIGKILL', 'usage-error'. */
+  behaviour: string;
+}
+
+/** Writes dir/trivy-scenario.json; the log goes to dir/trivy-invocations.jsonl unless scenario.log is set. */
+export async function writeScenario(dir: string, scenario: FakeTrivyScenario): Promise<{ scenarioPath: string; logPath: string }> {
+  await fs.mkdir(dir, { recursive: true });
+  const logPath = scenario.log ?? path.join(dir, 'trivy-invocations.jsonl');
+  const scenarioPath = path.join(dir, 'trivy-scenario.json');
+  await fs.writeFile(scenarioPath, JSON.stringify({ ...scenario, log: logPath }, null, 2));
+  return { scenarioPath, logPath };
+}
+
+/** All invocations logged so far (none if the log does not exist yet). */
+export async function readInvocations(logPath: string): Promise<FakeTrivyInvocation[]> {
+  let text: string;
+  try {
+    text = await fs.readFile(logPath, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as FakeTrivyInvocation);
+}
+
+/** Path of a real fixture report by file name in TRIVY_REPORTS_DIR. */
+export function reportPath(name: string): string {
+  const file = path.join(TRIVY_REPORTS_DIR, name);
+  if (!existsSync(file)) throw new Error(`no Trivy report fixture named ${name} in ${TRIVY_REPORTS_DIR}`);
+  return file;
+}
+
+/** Creates binDir/trivy -> fake-trivy.mjs, for putting the stand-in on PATH under its real name. Returns the link path. */
+export async function linkFakeTrivy(binDir: string): Promise<string> {
+  await fs.mkdir(binDir, { recursive: true });
+  const link = path.join(binDir, 'trivy');
+  await fs.rm(link, { force: true });
+  await fs.symlink(FAKE_TRIVY_BIN, link);
+  return link;
+}

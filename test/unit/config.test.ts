@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig, type Env, type LoadOptions } from '../../src/config/index.js';
+import { parseDurationMs } from '../../src/config/parse.js';
+
+const MINIMAL: Env = { EPHOR_API_URL: 'http://ephor-api:8080', SCAN_NAMESPACES: 'default' };
+const found = { resolveExecutable: (name: string) => `/usr/local/bin/${name}` };
+
+function load(env: Env) {
+  return loadConfig({ ...MINIMAL, ...env }, found);
+}
+
+/** The messages of the ConfigError that loading `env` must throw. */
+function problems(env: Env, options: LoadOptions = found): string[] {
+  try {
+    loadConfig({ ...MINIMAL, ...env }, options);
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${error}`);
+    return error.problems.map((p) => p.message);
+  }
+  assert.fail(`expected a configuration error for ${JSON.stringify(env)}`);
+}
+
+function assertRejected(env: Env, ...expected: RegExp[]): void {
+  const messages = problems(env).join('\n');
+  for (const pattern of expected) assert.match(messages, pattern);
+}
+
+describe('configuration defaults (same as the Go scanner)', () => {
+  test('minimal environment', () => {
+    const config = load({});
+    assert.equal(config.ephor.apiUrl, 'http://ephor-api:8080');
+    assert.deepEqual(config.scan.namespaces, ['default']);
+    assert.equal(config.scan.concurrency, 3);
+    assert.deepEqual(config.scan.severities, ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW']);
+    assert.deepEqual(config.scan.workloadKinds, ['Deployment', 'StatefulSet', 'DaemonSet', 'CronJob']);
+    assert.equal(config.trivy.binary, '/usr/local/bin/trivy');
+    assert.equal(config.trivy.cacheDir, '/tmp/trivy-cache');
+    assert.equal(config.trivy.cacheMode, 'ephemeral');
+    assert.equal(config.trivy.timeoutMs, 300_000);
+    assert.equal(config.trivy.dbUpdateTimeoutMs, 60_000);
+    assert.equal(config.trivy.skipDbUpdate, false);
+    assert.deepEqual(config.trivy.dbRepositories, []);
+    assert.equal(config.ephor.timeoutMs, 300_000);
+    assert.equal(config.ephor.maxRetries, 4);
+    assert.equal(config.ephor.auth, undefined);
+    assert.equal(config.kube.timeoutMs, 30_000);
+    assert.deepEqual(config.sbom, { enabled: false, format: 'cyclonedx' });
+    assert.deepEqual(config.log, { level: 'info', format: 'json' });
+    assert.deepEqual(config.warnings, []);
+  });
+
+  test('an empty value counts as unset', () => {
+    assert.equal(load({ SCAN_CONCURRENCY: '', TRIVY_DB_REPO: '  ' }).scan.concurrency, 3);
+  });
+});
+
+describe('accepted values', () => {
+  test('lists are trimmed and de-duplicated; severities and kinds are case-insensitive', () => {
+    const config = load({
+      SCAN_NAMESPACES: ' prod , staging,prod',
+      SCAN_SEVERITY: 'critical , High,UNKNOWN,high',
+      SCAN_WORKLOAD_TYPES: 'deployment, CRONJOB',
+    });
+    assert.deepEqual(config.scan.namespaces, ['prod', 'staging']);
+    assert.deepEqual(config.scan.severities, ['CRITICAL', 'HIGH', 'UNKNOWN']);
+    assert.deepEqual(config.scan.workloadKinds, ['Deployment', 'CronJob']);
+  });
+
+  test('* means every namespace', () => {
+    assert.equal(load({ SCAN_NAMESPACES: '*' }).scan.namespaces, 'all');
+  });
+
+  test('durations: integer seconds or Go durations', () => {
+    assert.equal(parseDurationMs('300'), 300_000);
+    assert.equal(parseDurationMs('10m'), 600_000);
+    assert.equal(parseDurationMs('1h30m'), 5_400_000);
+    assert.equal(parseDurationMs('1500ms'), 1500);
+    assert.equal(parseDurationMs('2.5s'), 2500);
+    assert.equal(load({ TRIVY_TIMEOUT: '10m', EPHOR_TIMEOUT: '90s', KUBE_TIMEOUT: '5' }).trivy.timeoutMs, 600_000);
+  });
+
+  test('auth header and value together; URL trailing slash removed', () => {
+    const config = load({ EPHOR_API_URL: 'https://ephor.example.com/base/', EPHOR_AUTH_HEADER: 'X-API-Key', EPHOR_AUTH_VALUE: 's3cret-token' });
+    assert.equal(config.ephor.apiUrl, 'https://ephor.example.com/base');
+    assert.deepEqual(config.ephor.auth, { header: 'X-API-Key', value: 's3cret-token' });
+    assert.ok(config.secrets.includes('s3cret-token'));
+  });
+
+  test('DB repositories are comma lists kept in order', () => {
+    const config = load({ TRIVY_DB_REPO: 'mirror.local:5000/trivy-db:2, ghcr.io/aquasecurity/trivy-db:2', TRIVY_JAVA_DB_REPO: 'mirror.local:5000/trivy-java-db:1' });
+    assert.deepEqual(config.trivy.dbRepositories, ['mirror.local:5000/trivy-db:2', 'ghcr.io/aquasecurity/trivy-db:2']);
+    assert.deepEqual(config.trivy.javaDbRepositories, ['mirror.local:5000/trivy-java-db:1']);
+  });
+
+  test('shared cache mode forces concurrency 1 with a warning', () => {
+    const config = load({ TRIVY_CACHE_MODE: 'Shared', SCAN_CONCURRENCY: '5' });
+    assert.equal(config.trivy.cacheMode, 'shared');
+    assert.equal(config.scan.concurrency, 1);
+    assert.match(config.warnings.join(), /SCAN_CONCURRENCY=5 lowered to 1/);
+  });
+
+  test('redis mode with its backend; the URL and its password become secrets', () => {
+    const config = load({ TRIVY_CACHE_MODE: 'redis', TRIVY_CACHE_BACKEND: 'redis://:hunter2@redis:6379' });
+    assert.equal(config.trivy.cacheBackend, 'redis://:hunter2@redis:6379');
+    assert.ok(config.secrets.includes('hunter2'));
+  });
+
+  test('a backend outside redis mode is ignored with a warning', () => {
+    assert.match(load({ TRIVY_CACHE_BACKEND: 'redis://redis:6379' }).warnings.join(), /TRIVY_CACHE_BACKEND is ignored/);
+  });
+
+  test('booleans, log settings, SBOM format', () => {
+    const config = load({ TRIVY_SKIP_DB_UPDATE: 'TRUE', SBOM_ENABLED: '1', SBOM_FORMAT: 'SPDX', LOG_LEVEL: 'Warning', LOG_FORMAT: 'TEXT' });
+    assert.equal(config.trivy.skipDbUpdate, true);
+    assert.deepEqual(config.sbom, { enabled: true, format: 'spdx-json' });
+    assert.deepEqual(config.log, { level: 'warn', format: 'text' });
+  });
+});
+
+describe('rejections name the variable, the value and what is allowed', () => {
+  test('both required variables missing', () => {
+    const messages = problems({ EPHOR_API_URL: undefined, SCAN_NAMESPACES: undefined });
+    assert.deepEqual(messages, [
+      'EPHOR_API_URL is required (e.g. EPHOR_API_URL=http://ephor-api:8080)',
+      'SCAN_NAMESPACES is required (e.g. SCAN_NAMESPACES=default,production)',
+    ]);
+  });
+
+  const cases: Array<[string, Env, RegExp]> = [
+    ['concurrency 0', { SCAN_CONCURRENCY: '0' }, /SCAN_CONCURRENCY="0" must be an integer from 1 to 64/],
+    ['negative concurrency', { SCAN_CONCURRENCY: '-2' }, /SCAN_CONCURRENCY="-2" must be an integer from 1 to 64/],
+    ['non-numeric concurrency', { SCAN_CONCURRENCY: 'three' }, /SCAN_CONCURRENCY="three" must be an integer/],
+    ['zero timeout', { TRIVY_TIMEOUT: '0' }, /TRIVY_TIMEOUT="0" must be at least 1ms/],
+    ['negative duration', { TRIVY_DB_UPDATE_TIMEOUT: '-5s' }, /TRIVY_DB_UPDATE_TIMEOUT="-5s" must be integer seconds/],
+    ['garbage duration', { EPHOR_TIMEOUT: 'soon' }, /EPHOR_TIMEOUT="soon" must be integer seconds \(300\) or a duration such as 90s/],
+    ['timeout beyond what a timer can hold', { KUBE_TIMEOUT: '9999h' }, /KUBE_TIMEOUT="9999h" must be at most 24h/],
+    ['URL not http', { EPHOR_API_URL: 'ftp://ephor' }, /EPHOR_API_URL="ftp:\/\/ephor" must use http:\/\/ or https:\/\//],
+    ['URL not a URL', { EPHOR_API_URL: 'ephor-api:8080' }, /EPHOR_API_URL="ephor-api:8080" must use http/],
+    ['URL relative', { EPHOR_API_URL: '/api' }, /must be an absolute http:\/\/ or https:\/\/ URL/],
+    ['URL with credentials', { EPHOR_API_URL: 'https://user:pw@ephor' }, /must not contain credentials; use EPHOR_AUTH_HEADER/],
+    ['URL with a query', { EPHOR_API_URL: 'https://ephor/?x=1' }, /must not have a query string/],
+    ['header without value', { EPHOR_AUTH_HEADER: 'X-API-Key' }, /EPHOR_AUTH_HEADER is set but EPHOR_AUTH_VALUE is not/],
+    ['value without header', { EPHOR_AUTH_VALUE: 'token' }, /EPHOR_AUTH_VALUE is set but EPHOR_AUTH_HEADER is not/],
+    ['invalid header name', { EPHOR_AUTH_HEADER: 'X API Key', EPHOR_AUTH_VALUE: 't' }, /EPHOR_AUTH_HEADER="X API Key" must be an HTTP header name/],
+    ['identity header', { EPHOR_AUTH_HEADER: 'X-Forwarded-User', EPHOR_AUTH_VALUE: 't' }, /must not be an X-Forwarded-\* identity header/],
+    ['reserved header', { EPHOR_AUTH_HEADER: 'Content-Type', EPHOR_AUTH_VALUE: 't' }, /is set by the scanner itself/],
+    ['invalid namespace name', { SCAN_NAMESPACES: 'default,Prod_1' }, /SCAN_NAMESPACES="default,Prod_1" contains "Prod_1", which is not a namespace name/],
+    ['empty namespace item', { SCAN_NAMESPACES: 'a,,b' }, /SCAN_NAMESPACES="a,,b" has an empty item at position 2/],
+    ['trailing comma', { SCAN_NAMESPACES: 'a,' }, /has an empty item at position 2/],
+    ['* with names', { SCAN_NAMESPACES: 'default,*' }, /"\*" \(every namespace\) cannot be combined with names/],
+    ['namespace too long', { SCAN_NAMESPACES: 'a'.repeat(64) }, /which is not a namespace name/],
+    ['unknown severity', { SCAN_SEVERITY: 'CRITICAL,SEVERE' }, /SCAN_SEVERITY="CRITICAL,SEVERE" contains "SEVERE"; allowed: CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN/],
+    ['empty severity item', { SCAN_SEVERITY: 'HIGH,' }, /SCAN_SEVERITY="HIGH," has an empty item/],
+    ['unknown workload kind', { SCAN_WORKLOAD_TYPES: 'Deployment,Job' }, /contains "Job"; allowed: Deployment, StatefulSet, DaemonSet, CronJob/],
+    ['unknown cache mode', { TRIVY_CACHE_MODE: 'memory' }, /TRIVY_CACHE_MODE="memory" must be one of ephemeral, shared, redis/],
+    ['redis without backend', { TRIVY_CACHE_MODE: 'redis' }, /TRIVY_CACHE_BACKEND is required/],
+    ['redis backend not a redis URL', { TRIVY_CACHE_MODE: 'redis', TRIVY_CACHE_BACKEND: 'http://redis' }, /TRIVY_CACHE_BACKEND=\(value hidden\) must be a redis:\/\/host:port/],
+    ['bad boolean', { TRIVY_SKIP_DB_UPDATE: 'maybe' }, /TRIVY_SKIP_DB_UPDATE="maybe" must be true or false/],
+    ['bad SBOM format', { SBOM_FORMAT: 'cyclonedx-json' }, /SBOM_FORMAT="cyclonedx-json" must be one of cyclonedx, spdx-json, spdx/],
+    ['bad log level', { LOG_LEVEL: 'verbose' }, /LOG_LEVEL="verbose" must be one of debug, info, warn, warning, error/],
+    ['bad log format', { LOG_FORMAT: 'yaml' }, /LOG_FORMAT="yaml" must be one of json, text/],
+    ['retries out of range', { EPHOR_MAX_RETRIES: '11' }, /EPHOR_MAX_RETRIES="11" must be an integer from 0 to 10/],
+    ['DB repository with a scheme', { TRIVY_DB_REPO: 'https://mirror/trivy-db' }, /TRIVY_DB_REPO=.* give repositories without a scheme/],
+  ];
+  for (const [name, env, pattern] of cases) {
+    test(name, () => assertRejected(env, pattern));
+  }
+
+  test('trivy binary not found', () => {
+    const messages = problems({ TRIVY_BINARY: 'trivy-nope', PATH: '/nowhere' }, { resolveExecutable: () => undefined });
+    assert.match(messages.join(), /TRIVY_BINARY="trivy-nope" was not found on PATH \(\/nowhere\); install Trivy or set TRIVY_BINARY/);
+  });
+
+  test('every problem is reported at once', () => {
+    assert.equal(problems({ SCAN_CONCURRENCY: '0', LOG_FORMAT: 'xml', SCAN_SEVERITY: 'bad' }).length, 3);
+  });
+
+  test('the auth value never appears in an error message', () => {
+    const secret = 'super-secret-value-\nwith-newline';
+    const messages = problems({ EPHOR_AUTH_VALUE: secret, EPHOR_AUTH_HEADER: 'X-Key' }).join('\n');
+    assert.match(messages, /EPHOR_AUTH_VALUE=\(value hidden\) must not contain line breaks/);
+    assert.ok(!messages.includes('super-secret-value'));
+  });
+});

@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { MAX_LEDGER_ENTRIES, buildNamespacePayload, type NamespaceInput } from '../../src/ephor/payload.js';
+import { planScans } from '../../src/images/plan.js';
+import { mapReport } from '../../src/report/map-image.js';
+import { parseReport } from '../../src/trivy/report.js';
+import { SEVERITIES, type ScanResult, type Workload } from '../../src/types.js';
+import { validate } from '../support/contract.js';
+import { TRIVY_REPORTS_DIR } from '../support/paths.js';
+
+const juice = mapReport(parseReport(readFileSync(path.join(TRIVY_REPORTS_DIR, 'real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json'), 'utf8')), SEVERITIES);
+const alpine = mapReport(parseReport(readFileSync(path.join(TRIVY_REPORTS_DIR, 'trivy-v0.69.3_alpine-3.10_os-pkgs.json'), 'utf8')), SEVERITIES);
+
+const GROUP = '0b0d7c1e-8f6a-4c8e-9d3f-2a1b3c4d5e6f';
+const run = { scanGroupId: GROUP, scanLabel: 'ephor-scanner/0.1.0', startedAt: '2026-11-27T06:00:00.000Z', trivyVersion: '0.69.3', scanConfig: { scanner: 'ephor-scanner' } };
+
+function workload(name: string, containers: Array<[string, string]>, extra: Partial<Workload> = {}): Workload {
+  return { namespace: 'shop', kind: 'Deployment', name, labels: {}, containers: containers.map(([n, specImage]) => ({ name: n, role: 'app', specImage })), ...extra };
+}
+
+function build(workloads: Workload[], results: Record<string, ScanResult>, extra: Partial<NamespaceInput> = {}) {
+  const plan = planScans(['shop'], workloads);
+  const built = buildNamespacePayload({
+    namespace: 'shop',
+    workloads,
+    plan,
+    resultOf: (key) => results[key],
+    discoveryErrors: [],
+    discoveredNothing: false,
+    run,
+    completedAt: '2026-11-27T06:05:00.000Z',
+    ...extra,
+  });
+  assert.deepEqual(validate('ingest-request', built.payload), [], 'the payload validates against the contract schema');
+  return built;
+}
+
+const ok = (ref: string, image = juice): ScanResult => ({ ok: true, ref, image, durationMs: 1 });
+const failed = (ref: string, reason: 'not_found' | 'timeout' = 'not_found'): ScanResult => ({ ok: false, ref, reason, detail: `remote error: ${ref} MANIFEST_UNKNOWN`, durationMs: 1 });
+
+describe('namespace payload', () => {
+  test('every container scanned: completed, findings per container, Go-compatible image fields', () => {
+    const { payload, stats, ledger } = build(
+      [workload('web', [['app', 'bkimminich/juice-shop:v10.2.0'], ['proxy', 'alpine:3.10']], { labels: { exposure: 'public' } })],
+      { 'docker.io/bkimminich/juice-shop:v10.2.0': ok('x'), 'docker.io/library/alpine:3.10': ok('y', alpine) },
+    );
+    assert.equal(payload.status, 'completed');
+    assert.equal(payload.scan_group_id, GROUP);
+    assert.equal(payload.scan_label, 'ephor-scanner/0.1.0');
+    assert.equal(payload.trivy_version, '0.69.3');
+    assert.deepEqual(ledger, []);
+    const [web] = payload.workloads;
+    assert.deepEqual(web!.labels, { exposure: 'public' });
+    assert.deepEqual(web!.containers.map((c) => [c.name, c.image_name, c.image_tag, c.vulnerabilities.length]), [
+      ['app', 'docker.io/bkimminich/juice-shop', 'v10.2.0', 197],
+      ['proxy', 'docker.io/library/alpine', '3.10', 4],
+    ]);
+    assert.equal(stats.findings.CRITICAL, 22);
+    assert.equal(stats.containersDelivered, 2);
+  });
+
+  test('a failed image: its container is not sent (it would auto-resolve its findings) and is in the ledger', () => {
+    const { payload, ledger, stats } = build(
+      [workload('web', [['app', 'bkimminich/juice-shop:v10.2.0'], ['sidecar', 'nginx:no-such-tag']]), workload('worker', [['w', 'nginx:no-such-tag']])],
+      { 'docker.io/bkimminich/juice-shop:v10.2.0': ok('x'), 'docker.io/library/nginx:no-such-tag': failed('docker.io/library/nginx:no-such-tag') },
+    );
+    assert.equal(payload.status, 'completed');
+    assert.deepEqual(payload.workloads.map((w) => [w.name, w.containers.map((c) => c.name)]), [['web', ['app']]], 'a workload left without containers is dropped');
+    assert.deepEqual(ledger.map((e) => [e.workload, e.container, e.reason, e.image]), [
+      ['web', 'sidecar', 'not_found', 'nginx:no-such-tag'],
+      ['worker', 'w', 'not_found', 'nginx:no-such-tag'],
+    ]);
+    assert.deepEqual((payload.scan_config.not_delivered as unknown[]).length, 2);
+    assert.deepEqual(payload.scan_config.coverage, { workloads_discovered: 2, workloads_delivered: 1, containers_discovered: 3, containers_delivered: 1, containers_not_delivered: 2, discovery_complete: true });
+    assert.equal(stats.containersNotDelivered, 2);
+  });
+
+  test('nothing could be scanned: status failed (Ephor then resolves nothing), no workloads', () => {
+    const { payload } = build([workload('web', [['app', 'nginx:no-such-tag']])], { 'docker.io/library/nginx:no-such-tag': failed('n', 'timeout') });
+    assert.equal(payload.status, 'failed');
+    assert.deepEqual(payload.workloads, []);
+  });
+
+  test('a namespace without workloads is still reported, as completed and empty', () => {
+    const { payload } = build([], {});
+    assert.equal(payload.status, 'completed');
+    assert.deepEqual(payload.workloads, []);
+  });
+
+  test('a namespace whose every list call failed is reported as failed, with the discovery errors', () => {
+    const { payload } = build([], {}, {
+      discoveredNothing: true,
+      discoveryErrors: [{ namespace: 'shop', kind: 'Deployment', status: 403, reason: 'Forbidden', message: 'deployments.apps is forbidden', missingRule: 'allow verb "list" on resource "deployments"' }],
+    });
+    assert.equal(payload.status, 'failed');
+    assert.deepEqual(payload.scan_config.discovery_errors, [{ kind: 'Deployment', status: 403, reason: 'Forbidden', message: 'deployments.apps is forbidden', missing_rbac: 'allow verb "list" on resource "deployments"' }]);
+  });
+
+  test('an invalid reference and an unscanned (cancelled) image are ledger entries', () => {
+    const { ledger } = build([workload('web', [['a', 'Bad:Ref'], ['b', 'nginx:1.25']])], {});
+    assert.deepEqual(ledger.map((e) => [e.container, e.reason]), [['a', 'invalid_reference'], ['b', 'cancelled']]);
+  });
+
+  test('repeated workloads and container names are sent once (a repeat would auto-resolve the first)', () => {
+    const w = workload('web', [['app', 'alpine:3.10'], ['app', 'bkimminich/juice-shop:v10.2.0']]);
+    const { payload } = build([w, { ...w }], { 'docker.io/library/alpine:3.10': ok('a', alpine), 'docker.io/bkimminich/juice-shop:v10.2.0': ok('j') });
+    assert.equal(payload.workloads.length, 1);
+    assert.deepEqual(payload.workloads[0]!.containers.map((c) => [c.name, c.image_name]), [['app', 'docker.io/library/alpine']]);
+  });
+
+  test('labels: keys over 100 characters are dropped and listed, values cut to 255', () => {
+    const longKey = `team.example.com/${'k'.repeat(100)}`;
+    const { payload } = build([workload('web', [['app', 'alpine:3.10']], { labels: { [longKey]: 'x', tier: 'v'.repeat(300) } })], { 'docker.io/library/alpine:3.10': ok('a', alpine) });
+    assert.deepEqual(Object.keys(payload.workloads[0]!.labels), ['tier']);
+    assert.equal(payload.workloads[0]!.labels.tier!.length, 255);
+    assert.deepEqual(payload.scan_config.labels_dropped, [longKey]);
+  });
+
+  test('the ledger is bounded', () => {
+    const many = Array.from({ length: MAX_LEDGER_ENTRIES + 50 }, (_, i) => workload(`w${i}`, [['c', `registry.local/img${i}:1`]]));
+    const { payload, ledger } = build(many, {});
+    assert.equal(ledger.length, MAX_LEDGER_ENTRIES + 50);
+    assert.equal((payload.scan_config.not_delivered as unknown[]).length, MAX_LEDGER_ENTRIES);
+    assert.equal(payload.scan_config.not_delivered_omitted, 50);
+  });
+
+  test('dates are ISO-8601 with Z; trivy_version omitted when unknown', () => {
+    const { payload } = build([], {}, { run: { ...run, trivyVersion: undefined } });
+    assert.match(payload.started_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    assert.ok(!('trivy_version' in payload));
+  });
+});
