@@ -38,7 +38,8 @@ export function loadKubeConfig(env: Record<string, string | undefined>): { kubeC
   const kubeConfig = new KubeConfig();
   let source: string;
   const listed = (env.KUBECONFIG ?? '').split(path.delimiter).filter(Boolean);
-  const homeConfig = path.join(env.HOME || os.homedir(), '.kube', 'config');
+  const home = env.HOME || os.homedir();
+  const homeConfig = home ? path.join(home, '.kube', 'config') : undefined;
   try {
     if (listed.length > 0) {
       const files = listed.filter((file) => existsSync(file));
@@ -53,7 +54,7 @@ export function loadKubeConfig(env: Record<string, string | undefined>): { kubeC
     } else if (env.KUBERNETES_SERVICE_HOST && existsSync(path.join(SERVICE_ACCOUNT_DIR, 'token'))) {
       kubeConfig.loadFromCluster();
       source = 'in-cluster service account';
-    } else if (existsSync(homeConfig)) {
+    } else if (homeConfig && existsSync(homeConfig)) {
       kubeConfig.loadFromFile(homeConfig);
       source = `kubeconfig ${homeConfig}`;
     } else {
