@@ -99,7 +99,7 @@ export async function runCommand(env: Env): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   try {
-    const summary = await runScan({ config, env, log, scanGroupId, startedAt, shutdown: shutdown.signal });
+    const summary = await runScan({ config, env, log, secrets, scanGroupId, startedAt, shutdown: shutdown.signal });
     return summary.exitCode;
   } catch (error) {
     if (error instanceof KubeConfigError) {

@@ -1,18 +1,36 @@
 // The plain data passed between the pipeline's stages. No classes: every value here can be logged or serialised.
 
-export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'CronJob';
-export const WORKLOAD_KINDS: readonly WorkloadKind[] = ['Deployment', 'StatefulSet', 'DaemonSet', 'CronJob'];
+export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'CronJob' | 'Pod';
+export const WORKLOAD_KINDS: readonly WorkloadKind[] = ['Deployment', 'StatefulSet', 'DaemonSet', 'CronJob', 'Pod'];
+/** The Go scanner's default kinds (SCAN_WORKLOAD_TYPES); `Pod` (standalone Pods) is opt-in. */
+export const DEFAULT_WORKLOAD_KINDS: readonly WorkloadKind[] = ['Deployment', 'StatefulSet', 'DaemonSet', 'CronJob'];
 
 export type Severity = 'CRITICAL' | 'HIGH' | 'MEDIUM' | 'LOW' | 'UNKNOWN';
 export const SEVERITIES: readonly Severity[] = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'UNKNOWN'];
 
-export type ContainerRole = 'init' | 'app';
+/** init and app containers come from the pod template; injected (e.g. a service-mesh sidecar added by an
+ * admission webhook) and ephemeral (kubectl debug) containers are only seen in the running Pods. */
+export type ContainerRole = 'init' | 'app' | 'injected' | 'ephemeral';
+
+/** Why a container is scanned by the tag of its spec instead of the digest it runs. */
+export type TagReason = 'no_running_pod' | 'no_registry_digest' | 'pods_not_listed';
 
 export interface ContainerRef {
   name: string;
   role: ContainerRole;
-  /** The image string exactly as written in the pod template. */
+  /** The image string as written in the pod template (or in the Pod, for injected and ephemeral containers). */
   specImage: string;
+  /** Registry digests (`repo@sha256:…`) that the workload's Pods run for this container, deduplicated. */
+  running: string[];
+  /** Set when no running digest is known, so the spec reference is scanned. */
+  tagReason?: TagReason;
+}
+
+/** Where the credentials for pulling a workload's images come from (Pod and ServiceAccount imagePullSecrets). */
+export interface PullSecretSource {
+  namespace: string;
+  secretNames: string[];
+  serviceAccount: string;
 }
 
 export interface Workload {
@@ -22,6 +40,7 @@ export interface Workload {
   /** The workload's own `ephor.dev/*` labels with the prefix stripped. */
   labels: Record<string, string>;
   containers: ContainerRef[];
+  pullSecrets: PullSecretSource;
 }
 
 /** A list call that failed during discovery (the rest of the run goes on). */
@@ -39,8 +58,10 @@ export interface Discovery {
   namespaces: string[];
   workloads: Workload[];
   errors: DiscoveryError[];
-  /** Number of list calls that succeeded; 0 with errors means nothing could be discovered. */
+  /** Number of workload list calls that succeeded; 0 means nothing could be discovered. */
   successfulLists: number;
+  /** Per namespace: active Pods whose controller has no Ephor kind (bare ReplicaSets or Jobs, CRDs), by kind. */
+  notAttributed: Record<string, Record<string, number>>;
 }
 
 /** Why a container's findings are not in the payload. Scan failures come from the Trivy runner. */
@@ -55,14 +76,16 @@ export type ScanFailureReason =
   | 'other';
 export type NotDeliveredReason = ScanFailureReason | 'invalid_reference' | 'cancelled';
 
-/** One image the run scans: a distinct normalised reference, and every container that uses it. */
+/** One image the run scans: a distinct running digest (or spec reference), and who needs it. */
 export interface ScanTarget {
-  /** What Trivy is given: `registry/repo:tag` or `registry/repo@sha256:…`. */
+  /** What Trivy is given: `registry/repo@sha256:…`, or `registry/repo:tag` when no digest is known. */
   ref: string;
   registry: string;
   repository: string;
   /** Namespaces whose payloads need this image, in first-use order. */
   namespaces: string[];
+  /** Pull-secret sources of every workload that uses it (tried for the registry's credentials). */
+  pullSecrets: PullSecretSource[];
 }
 
 export interface ScanSuccess {
@@ -70,6 +93,8 @@ export interface ScanSuccess {
   ref: string;
   image: MappedImage;
   durationMs: number;
+  /** The image's SBOM on disk, when SBOM_ENABLED and `trivy convert` succeeded. */
+  sbomFile?: string;
 }
 export interface ScanFailure {
   ok: false;
@@ -155,6 +180,21 @@ export interface ScanIngestResponse {
   reopened: number;
 }
 
+/** Body of POST /api/v1/sbom/ingest (mirrors contract/ephor-sbom-ingest-request.schema.json). */
+export interface SbomIngestRequest {
+  image_reference: string;
+  image_digest?: string;
+  scan_group_id: string;
+  format: 'cyclonedx' | 'spdx';
+  sbom: Record<string, unknown>;
+}
+
+export interface SbomIngestResponse {
+  id: string;
+  status: 'created' | 'updated';
+  content_hash?: string;
+}
+
 /** A container that is not in its namespace's payload, and why (recorded in `scan_config`). */
 export interface LedgerEntry {
   workload: string;
@@ -163,4 +203,13 @@ export interface LedgerEntry {
   image: string;
   reason: NotDeliveredReason;
   detail: string;
+}
+
+/** A delivered container whose findings are those of its spec tag, not of a running digest. */
+export interface TagScanEntry {
+  workload: string;
+  kind: WorkloadKind;
+  container: string;
+  image: string;
+  reason: TagReason;
 }

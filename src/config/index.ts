@@ -13,12 +13,15 @@ import {
   parseHeaderName,
   parseHeaderValue,
   parseInteger,
+  parseLabelSelector,
   parseLogLevel,
+  parseNamespacePatterns,
   parseNamespaces,
   parseRedisUrl,
   parseRepositoryList,
 } from './parse.js';
 import { findExecutable } from './executable.js';
+import { matchesAny } from '../kube/namespaces.js';
 
 export type CacheMode = 'ephemeral' | 'shared' | 'redis';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -33,11 +36,16 @@ export interface Config {
   };
   scan: {
     namespaces: string[] | 'all';
+    /** Names or globs removed from `*` or from the selector's result. */
+    excludeNamespaces: string[];
+    namespaceSelector?: string;
     concurrency: number;
     severities: Severity[];
     workloadKinds: WorkloadKind[];
   };
   kube: { timeoutMs: number };
+  /** Read imagePullSecrets (Pod and ServiceAccount) to pull private images. */
+  registryAuth: boolean;
   trivy: {
     /** Absolute path of the executable, resolved from TRIVY_BINARY. */
     binary: string;
@@ -119,6 +127,16 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   }
 
   const namespaces = required('SCAN_NAMESPACES', parseNamespaces, 'default,production');
+  const excludeNamespaces = read('SCAN_EXCLUDE_NAMESPACES', parseNamespacePatterns) ?? [];
+  const namespaceSelector = read('SCAN_NAMESPACE_SELECTOR', parseLabelSelector);
+  if (Array.isArray(namespaces)) {
+    const excludedByName = namespaces.filter((ns) => matchesAny(ns, excludeNamespaces));
+    if (excludedByName.length > 0) {
+      problems.push({ variable: 'SCAN_EXCLUDE_NAMESPACES', message: `SCAN_EXCLUDE_NAMESPACES excludes ${excludedByName.join(', ')}, which SCAN_NAMESPACES names explicitly; remove one or the other` });
+    } else if (excludeNamespaces.length > 0 && !namespaceSelector) {
+      warnings.push('SCAN_EXCLUDE_NAMESPACES has no effect with an explicit SCAN_NAMESPACES list (it applies to * and to SCAN_NAMESPACE_SELECTOR)');
+    }
+  }
   const cacheMode = read('TRIVY_CACHE_MODE', (t) => parseChoice(t, ['ephemeral', 'shared', 'redis'] as const));
   let concurrency = read('SCAN_CONCURRENCY', (t) => parseInteger(t, 1, 64));
   if (cacheMode === 'shared' && concurrency !== undefined && concurrency > 1) {
@@ -142,7 +160,6 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   }
 
   const sbomEnabled = read('SBOM_ENABLED', parseBoolean);
-  if (sbomEnabled) warnings.push('SBOM_ENABLED=true: this version does not deliver SBOMs yet; vulnerability findings are delivered as usual');
   const sbomFormat = read('SBOM_FORMAT', (t) => parseChoice(t, ['cyclonedx', 'spdx-json', 'spdx'] as const));
   const config = {
     ephor: {
@@ -153,11 +170,14 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     },
     scan: {
       namespaces: namespaces!,
+      excludeNamespaces,
+      namespaceSelector,
       concurrency: concurrency!,
       severities: read('SCAN_SEVERITY', (t) => parseChoiceList(t, SEVERITIES))!,
       workloadKinds: read('SCAN_WORKLOAD_TYPES', (t) => parseChoiceList(t, WORKLOAD_KINDS))!,
     },
     kube: { timeoutMs: read('KUBE_TIMEOUT', parseDurationMs)! },
+    registryAuth: read('REGISTRY_AUTH_ENABLED', parseBoolean)!,
     trivy: {
       binary: binary!,
       cacheDir: path.resolve(read('TRIVY_CACHE_DIR', (t) => t.trim())!),

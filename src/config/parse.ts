@@ -143,3 +143,60 @@ export function parseLogLevel(text: string): 'debug' | 'info' | 'warn' | 'error'
   const level = parseChoice(text, ['debug', 'info', 'warn', 'warning', 'error'] as const);
   return level === 'warning' ? 'warn' : level;
 }
+
+const GLOB = /^[a-z0-9*?]([-a-z0-9*?]*[a-z0-9*?])?$/;
+
+/** Namespace names or globs (`kube-*`, `team-?`). */
+export function parseNamespacePatterns(text: string): string[] {
+  const patterns = parseList(text);
+  for (const pattern of patterns) {
+    if (pattern.length > 63 || !GLOB.test(pattern)) {
+      throw new ValueError(`contains "${pattern}", which is neither a namespace name nor a glob of one (lowercase letters, digits, '-', '*' and '?')`);
+    }
+  }
+  return patterns;
+}
+
+const LABEL_NAME = '[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?';
+const LABEL_KEY = new RegExp(`^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?${LABEL_NAME}$`);
+const LABEL_VALUE = new RegExp(`^(${LABEL_NAME})?$`);
+
+/**
+ * A Kubernetes label selector: requirements separated by commas, each `key`, `!key`, `key=value`, `key==value`,
+ * `key!=value`, `key in (a,b)` or `key notin (a,b)`. Checked here so that a typo is a configuration error, not a
+ * 400 from the API server in the middle of the run.
+ */
+export function parseLabelSelector(text: string): string {
+  const selector = text.trim();
+  for (const requirement of splitRequirements(selector)) {
+    const set = /^(\S+)\s+(in|notin)\s+\(([^()]*)\)$/.exec(requirement);
+    const equality = /^([^=!\s]+)\s*(==|=|!=)\s*(\S*)$/.exec(requirement);
+    const exists = /^!?\s*([^=!\s(),]+)$/.exec(requirement);
+    const [key, values] = set ? [set[1]!, set[3]!.split(',').map((v) => v.trim())] : equality ? [equality[1]!, [equality[3]!]] : exists ? [exists[1]!, []] : [undefined, []];
+    if (key === undefined) throw new ValueError(`has "${requirement}", which is not a label requirement (key, !key, key=value, key!=value, key in (a,b), key notin (a,b))`);
+    if (!LABEL_KEY.test(key)) throw new ValueError(`has the invalid label key "${key}"`);
+    const bad = values.find((v) => !LABEL_VALUE.test(v));
+    if (bad !== undefined) throw new ValueError(`has the invalid label value "${bad}"`);
+    if (set && values.some((v) => v === '')) throw new ValueError(`has an empty value in "${requirement}"`);
+  }
+  return selector;
+}
+
+function splitRequirements(selector: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let current = '';
+  for (const char of selector) {
+    if (char === '(') depth++;
+    if (char === ')') depth--;
+    if (char === ',' && depth === 0) {
+      parts.push(current.trim());
+      current = '';
+    } else {
+      current += char;
+    }
+  }
+  parts.push(current.trim());
+  if (parts.some((p) => p === '')) throw new ValueError('has an empty requirement; separate requirements with single commas');
+  return parts;
+}

@@ -1,12 +1,15 @@
-// POST /api/v1/scans/ingest with the contract's retry rules: retry network errors, 408, 429, 502, 503 and 504 with
+// POSTs to the Ephor API with the contract's retry rules: retry network errors, 408, 429, 502, 503 and 504 with
 // exponential backoff, jitter and Retry-After; never retry 400 or 500 (they are deterministic: the same body fails
-// again). Success is a 2xx whose body is JSON with a numeric scan_id; a proxy's HTML page is a failure.
+// again). Success is a 2xx whose body is the expected JSON (a numeric scan_id for scans); a proxy's HTML page is a
+// failure.
 import { randomUUID } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import type { Logger } from '../log.js';
-import type { ScanIngestRequest, ScanIngestResponse } from '../types.js';
+import type { ScanIngestRequest, ScanIngestResponse, SbomIngestRequest, SbomIngestResponse } from '../types.js';
 import { USER_AGENT } from '../version.js';
 
 export const INGEST_PATH = '/api/v1/scans/ingest';
+export const SBOM_PATH = '/api/v1/sbom/ingest';
 
 export interface DeliveryOptions {
   apiUrl: string;
@@ -29,13 +32,13 @@ export interface Problem {
   errors?: Array<{ field?: string; message?: string; rejected_value?: unknown }>;
 }
 
-export type DeliveryResult =
-  | { ok: true; response: ScanIngestResponse; attempts: number; bytes: number }
+export type DeliveryResult<R = ScanIngestResponse> =
+  | { ok: true; response: R; attempts: number; bytes: number }
   | { ok: false; error: string; status?: number; problem?: Problem; attempts: number; bytes: number };
 
 /** One attempt's outcome, as the retry policy sees it. */
-export type AttemptOutcome =
-  | { kind: 'accepted'; response: ScanIngestResponse }
+export type AttemptOutcome<R = ScanIngestResponse> =
+  | { kind: 'accepted'; response: R }
   | { kind: 'http'; status: number; retryAfter?: string; problem?: Problem; text: string }
   | { kind: 'invalid'; status: number; text: string }
   | { kind: 'network'; error: string }
@@ -46,13 +49,13 @@ const MAX_BACKOFF_MS = 60_000;
 const MAX_RETRY_AFTER_MS = 300_000;
 const MAX_RESPONSE_CHARS = 1024 * 1024;
 
-export function isRetryable(outcome: AttemptOutcome): boolean {
+export function isRetryable(outcome: AttemptOutcome<unknown>): boolean {
   if (outcome.kind === 'network' || outcome.kind === 'timeout') return true;
   return outcome.kind === 'http' && RETRY_STATUSES.has(outcome.status);
 }
 
 /** Delay before retry number `retry` (1-based): Retry-After when the server gave one, else exponential with jitter. */
-export function retryDelayMs(retry: number, outcome: AttemptOutcome, options: { baseMs: number; timeoutMs: number; random: () => number; now?: number }): number {
+export function retryDelayMs(retry: number, outcome: AttemptOutcome<unknown>, options: { baseMs: number; timeoutMs: number; random: () => number; now?: number }): number {
   if (outcome.kind === 'http' && outcome.retryAfter) {
     const seconds = Number(outcome.retryAfter);
     const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(outcome.retryAfter) - (options.now ?? Date.now());
@@ -65,22 +68,45 @@ export function retryDelayMs(retry: number, outcome: AttemptOutcome, options: { 
   return outcome.kind === 'timeout' ? Math.max(jittered, Math.min(options.timeoutMs, 30_000)) : jittered;
 }
 
-export async function deliverScan(payload: ScanIngestRequest, options: DeliveryOptions): Promise<DeliveryResult> {
-  const body = JSON.stringify(payload);
+export function deliverScan(payload: ScanIngestRequest, options: DeliveryOptions): Promise<DeliveryResult> {
+  return postWithRetries(INGEST_PATH, JSON.stringify(payload), {}, { parse: parseIngestResponse, expected: 'a scan_id in a JSON body' }, options, { namespace: payload.namespace });
+}
+
+/** SBOM ingest takes a gzip body (contract §4; the scan ingest does not). */
+export function deliverSbom(request: SbomIngestRequest, options: DeliveryOptions): Promise<DeliveryResult<SbomIngestResponse>> {
+  const answer = { parse: parseSbomResponse, expected: 'an SBOM id and status in a JSON body' };
+  return postWithRetries(SBOM_PATH, gzipSync(JSON.stringify(request)), { 'Content-Encoding': 'gzip' }, answer, options, { sbom_for: request.image_reference });
+}
+
+type ParseResponse<R> = (text: string, contentType: string | null) => R | undefined;
+/** How to read a success, and what it must contain (for the error message when it does not). */
+interface ExpectedAnswer<R> {
+  parse: ParseResponse<R>;
+  expected: string;
+}
+
+async function postWithRetries<R>(
+  apiPath: string,
+  body: string | Buffer,
+  headers: Record<string, string>,
+  answer: ExpectedAnswer<R>,
+  options: DeliveryOptions,
+  logFields: Record<string, string>,
+): Promise<DeliveryResult<R>> {
   const bytes = Buffer.byteLength(body);
-  const url = options.apiUrl + INGEST_PATH;
+  const url = options.apiUrl + apiPath;
   const random = options.random ?? Math.random;
-  const log = options.log.child({ namespace: payload.namespace });
+  const log = options.log.child(logFields);
 
   for (let attempt = 1; ; attempt++) {
     const requestId = randomUUID();
-    const outcome: AttemptOutcome = options.cutoff?.aborted
+    const outcome: AttemptOutcome<R> = options.cutoff?.aborted
       ? { kind: 'network', error: 'not sent' }
-      : await postOnce(url, body, requestId, options.timeoutMs, options.auth, options.cutoff);
+      : await postOnce(url, body, headers, answer.parse, requestId, options);
     if (outcome.kind === 'accepted') return { ok: true, response: outcome.response, attempts: attempt, bytes };
 
     const cutShort = options.cutoff?.aborted === true && (outcome.kind === 'timeout' || outcome.kind === 'network');
-    const failure = cutShort ? 'not delivered: the shutdown grace period ended before Ephor answered' : describe(outcome, options.timeoutMs);
+    const failure = cutShort ? 'not delivered: the shutdown grace period ended before Ephor answered' : describe(outcome, options.timeoutMs, answer.expected);
     const retriesLeft = attempt <= options.maxRetries && isRetryable(outcome);
     const delay = retriesLeft ? retryDelayMs(attempt, outcome, { baseMs: options.backoffBaseMs ?? 1000, timeoutMs: options.timeoutMs, random }) : 0;
     const pastDeadline = options.cutoff?.aborted === true;
@@ -104,18 +130,19 @@ export async function deliverScan(payload: ScanIngestRequest, options: DeliveryO
   }
 }
 
-async function postOnce(url: string, body: string, requestId: string, timeoutMs: number, auth?: { header: string; value: string }, cutoff?: AbortSignal): Promise<AttemptOutcome> {
+async function postOnce<R>(url: string, body: string | Buffer, extraHeaders: Record<string, string>, parse: ParseResponse<R>, requestId: string, options: DeliveryOptions): Promise<AttemptOutcome<R>> {
   const headers: Record<string, string> = {
     'Content-Type': 'application/json',
     'User-Agent': USER_AGENT,
     'X-Request-Id': requestId,
     Accept: 'application/json',
+    ...extraHeaders,
   };
-  if (auth) headers[auth.header] = auth.value;
+  if (options.auth) headers[options.auth.header] = options.auth.value;
   let response: Response;
   try {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const signal = cutoff ? AbortSignal.any([timeout, cutoff]) : timeout;
+    const timeout = AbortSignal.timeout(options.timeoutMs);
+    const signal = options.cutoff ? AbortSignal.any([timeout, options.cutoff]) : timeout;
     response = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal });
   } catch (error) {
     return networkOutcome(error);
@@ -127,13 +154,13 @@ async function postOnce(url: string, body: string, requestId: string, timeoutMs:
     return networkOutcome(error);
   }
   if (response.status >= 200 && response.status < 300) {
-    const accepted = parseIngestResponse(text, response.headers.get('content-type'));
+    const accepted = parse(text, response.headers.get('content-type'));
     return accepted ? { kind: 'accepted', response: accepted } : { kind: 'invalid', status: response.status, text };
   }
   return { kind: 'http', status: response.status, retryAfter: response.headers.get('retry-after') ?? undefined, problem: parseProblem(text), text };
 }
 
-function networkOutcome(error: unknown): AttemptOutcome {
+function networkOutcome(error: unknown): AttemptOutcome<never> {
   const err = error as Error & { cause?: { code?: string; message?: string } };
   if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return { kind: 'timeout' };
   const cause = err?.cause;
@@ -160,6 +187,18 @@ export function parseIngestResponse(text: string, contentType: string | null): S
   }
 }
 
+/** 201 `created` or 200 `updated` (the same SBOM was already stored), with the document's id. */
+export function parseSbomResponse(text: string, contentType: string | null): SbomIngestResponse | undefined {
+  if (contentType && !/json/i.test(contentType)) return undefined;
+  try {
+    const data = JSON.parse(text) as Record<string, unknown>;
+    if (typeof data?.id !== 'string' || (data.status !== 'created' && data.status !== 'updated')) return undefined;
+    return { id: data.id, status: data.status, content_hash: typeof data.content_hash === 'string' ? data.content_hash : undefined };
+  } catch {
+    return undefined;
+  }
+}
+
 function parseProblem(text: string): Problem | undefined {
   try {
     const data = JSON.parse(text) as Problem;
@@ -169,14 +208,14 @@ function parseProblem(text: string): Problem | undefined {
   }
 }
 
-function describe(outcome: Exclude<AttemptOutcome, { kind: 'accepted' }>, timeoutMs: number): string {
+function describe(outcome: Exclude<AttemptOutcome<unknown>, { kind: 'accepted' }>, timeoutMs: number, expected: string): string {
   switch (outcome.kind) {
     case 'timeout':
       return `no answer within ${timeoutMs} ms (EPHOR_TIMEOUT)`;
     case 'network':
       return `network error: ${outcome.error}`;
     case 'invalid':
-      return `HTTP ${outcome.status} without a scan_id in a JSON body (a proxy or login page answered?): ${snippet(outcome.text)}`;
+      return `HTTP ${outcome.status} without ${expected} (a proxy or login page answered?): ${snippet(outcome.text)}`;
     case 'http': {
       const hint = HINTS[outcome.status];
       const problem = outcome.problem?.title ? `${outcome.problem.title}${outcome.problem.detail ? `: ${outcome.problem.detail}` : ''}` : snippet(outcome.text);

@@ -1,14 +1,18 @@
-// Workloads → the distinct images to scan. Each normalised reference is scanned once, however many containers,
-// workloads and namespaces use it; images are ordered by the first namespace that needs them so that namespaces
-// complete (and can be delivered) one after another while scanning goes on.
-import type { ScanTarget, Workload } from '../types.js';
+// Workloads → the distinct images to scan. A container is scanned by the digests its Pods run (each distinct digest
+// once, however many tags, containers, workloads and namespaces use it), or by its spec reference when no running
+// digest is known. Images are ordered by the first namespace that needs them so that namespaces complete (and can
+// be delivered) one after another while scanning goes on.
+import type { ContainerRef, PullSecretSource, ScanTarget, TagReason, Workload } from '../types.js';
 import { ReferenceError, parseReference, payloadNameOf, scanKeyOf } from './reference.js';
 
-export interface PlannedImage {
-  /** Key of the scan whose findings this container gets (the ScanTarget's ref). */
-  scanKey: string;
+export interface PlannedContainer {
+  /** `image_name` / `image_tag` sent to Ephor: always the spec's, so existing rows stay the same. */
   imageName: string;
   imageTag: string;
+  /** The scans whose findings this container gets: one per running digest, or the spec reference. */
+  scanKeys: string[];
+  /** Set when the spec reference is scanned because no running digest is known. */
+  tagReason?: TagReason;
 }
 
 export interface InvalidImage {
@@ -17,12 +21,11 @@ export interface InvalidImage {
 
 export interface ScanPlan {
   targets: ScanTarget[];
-  /** Spec image string → its planned scan, or why it cannot be scanned. */
-  images: Map<string, PlannedImage | InvalidImage>;
+  containers: Map<ContainerRef, PlannedContainer | InvalidImage>;
 }
 
 export function planScans(namespaces: readonly string[], workloads: readonly Workload[]): ScanPlan {
-  const images = new Map<string, PlannedImage | InvalidImage>();
+  const containers = new Map<ContainerRef, PlannedContainer | InvalidImage>();
   const targets = new Map<string, ScanTarget>();
   const byNamespace = new Map<string, Workload[]>();
   for (const workload of workloads) {
@@ -34,37 +37,40 @@ export function planScans(namespaces: readonly string[], workloads: readonly Wor
   for (const namespace of namespaces) {
     for (const workload of byNamespace.get(namespace) ?? []) {
       for (const container of workload.containers) {
-        const planned = planImage(container.specImage, images);
+        const planned = planContainer(container);
+        containers.set(container, planned);
         if ('invalid' in planned) continue;
-        const target = targets.get(planned.scanKey);
-        if (!target) {
-          const ref = parseReference(container.specImage);
-          targets.set(planned.scanKey, { ref: planned.scanKey, registry: ref.domain, repository: ref.path, namespaces: [namespace] });
-        } else if (!target.namespaces.includes(namespace)) {
-          target.namespaces.push(namespace);
-        }
+        for (const key of planned.scanKeys) addUse(targets, key, namespace, workload.pullSecrets);
       }
     }
   }
-  return { targets: [...targets.values()], images };
+  return { targets: [...targets.values()], containers };
 }
 
-function planImage(specImage: string, cache: Map<string, PlannedImage | InvalidImage>): PlannedImage | InvalidImage {
-  let planned = cache.get(specImage);
-  if (!planned) {
-    try {
-      const ref = parseReference(specImage);
-      const { imageName, imageTag } = payloadNameOf(ref);
-      planned = { scanKey: scanKeyOf(ref), imageName, imageTag };
-    } catch (error) {
-      if (!(error instanceof ReferenceError)) throw error;
-      planned = { invalid: error.message };
-    }
-    cache.set(specImage, planned);
+function planContainer(container: ContainerRef): PlannedContainer | InvalidImage {
+  try {
+    const spec = parseReference(container.specImage);
+    const { imageName, imageTag } = payloadNameOf(spec);
+    if (container.running.length > 0) return { imageName, imageTag, scanKeys: [...container.running] };
+    return { imageName, imageTag, scanKeys: [scanKeyOf(spec)], tagReason: container.tagReason ?? 'no_running_pod' };
+  } catch (error) {
+    if (!(error instanceof ReferenceError)) throw error;
+    return { invalid: error.message };
   }
-  return planned;
 }
 
-export function isInvalid(image: PlannedImage | InvalidImage | undefined): image is InvalidImage {
+function addUse(targets: Map<string, ScanTarget>, key: string, namespace: string, pullSecrets: PullSecretSource): void {
+  let target = targets.get(key);
+  if (!target) {
+    const ref = parseReference(key);
+    target = { ref: key, registry: ref.domain, repository: ref.path, namespaces: [], pullSecrets: [] };
+    targets.set(key, target);
+  }
+  if (!target.namespaces.includes(namespace)) target.namespaces.push(namespace);
+  const same = (s: PullSecretSource) => s.namespace === pullSecrets.namespace && s.serviceAccount === pullSecrets.serviceAccount && s.secretNames.join() === pullSecrets.secretNames.join();
+  if (!target.pullSecrets.some(same)) target.pullSecrets.push(pullSecrets);
+}
+
+export function isInvalid(image: PlannedContainer | InvalidImage | undefined): image is InvalidImage {
   return image !== undefined && 'invalid' in image;
 }

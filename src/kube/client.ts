@@ -91,7 +91,7 @@ function allowPlainHttp(kubeConfig: KubeConfig): KubeConfig {
 
 export interface KubeClient {
   server: string;
-  getJson<T>(apiPath: string, query?: Record<string, string | undefined>): Promise<T>;
+  getJson<T>(apiPath: string, query?: Record<string, string | undefined>, accept?: string): Promise<T>;
 }
 
 export function createKubeClient(kubeConfig: KubeConfig, timeoutMs: number): KubeClient {
@@ -100,14 +100,14 @@ export function createKubeClient(kubeConfig: KubeConfig, timeoutMs: number): Kub
 
   return {
     server,
-    async getJson<T>(apiPath: string, query: Record<string, string | undefined> = {}): Promise<T> {
+    async getJson<T>(apiPath: string, query: Record<string, string | undefined> = {}, accept = 'application/json'): Promise<T> {
       const options: https.RequestOptions = {};
       // Re-applied on every call: tokens (projected service-account tokens, exec plugins) rotate.
       await kubeConfig.applyToHTTPSOptions(options);
       agent ??= options.agent as http.Agent;
       const url = new URL(server + apiPath);
       for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, value);
-      const headers: Record<string, string> = { ...(options.headers as Record<string, string>), Accept: 'application/json', 'User-Agent': USER_AGENT };
+      const headers: Record<string, string> = { ...(options.headers as Record<string, string>), Accept: accept, 'User-Agent': USER_AGENT };
       if (options.auth) headers.Authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
       const body = await request(url, { agent, headers }, timeoutMs);
       return JSON.parse(body) as T;

@@ -1,70 +1,133 @@
-// Discovery: for each namespace and configured kind, a paged LIST of the workloads and their pod templates.
-// A failed list is logged with what to fix and recorded; the rest of the run goes on.
+// Discovery: which namespaces, which workloads (a paged LIST per namespace and kind, containers from the pod
+// template), and which images their Pods really run. A failed list is logged with what to fix and recorded;
+// the rest of the run goes on.
 import type { Logger } from '../log.js';
 import type { Discovery, DiscoveryError, Workload, WorkloadKind } from '../types.js';
 import { KubeApiError, type KubeClient } from './client.js';
+import { ephorLabels } from './labels.js';
 import { listAll, type ListOptions } from './list.js';
-import { KIND_SPECS, listPath, templateContainers, type KindSpec, type RawObject } from './workload-kinds.js';
+import { matchesAny } from './namespaces.js';
+import { listControllers, listPods } from './pods.js';
+import { applyRunningPods, type NamespacePods } from './running.js';
+import { KIND_SPECS, listPath, pullSecretNamesOf, serviceAccountOf, templateContainers, type ControllerKind, type KindSpec, type RawObject } from './workload-kinds.js';
 
-export const EPHOR_LABEL_PREFIX = 'ephor.dev/';
 /** List calls in flight at once: enough to hide latency, few enough to be gentle with the API server. */
 const PARALLEL_LISTS = 4;
 /** After this many calls in a row fail without an HTTP answer, the API server is treated as unreachable. */
 const UNREACHABLE_AFTER = 3;
 
+const PODS = { kind: 'Pod' as const, group: '', version: 'v1', resource: 'pods' };
+const REPLICASETS = { group: 'apps', version: 'v1', resource: 'replicasets' };
+const JOBS = { group: 'batch', version: 'v1', resource: 'jobs' };
+
 export interface DiscoverOptions {
   namespaces: string[] | 'all';
+  excludeNamespaces?: string[];
+  namespaceSelector?: string;
   kinds: readonly WorkloadKind[];
   list?: ListOptions;
 }
 
+type Task = { namespace: string; spec: KindSpec } | { namespace: string; pods: true };
+
 export async function discoverWorkloads(client: KubeClient, options: DiscoverOptions, log: Logger): Promise<Discovery> {
   const errors: DiscoveryError[] = [];
-  let successfulLists = 0;
-  let namespaces: string[];
-  if (options.namespaces === 'all') {
-    try {
-      namespaces = await listAll(client, '/api/v1/namespaces', (item) => nameOf(item as RawObject), options.list);
-      successfulLists++;
-    } catch (error) {
-      errors.push(describeFailure(error, '', 'Namespace', { group: '', resource: 'namespaces' }));
-      logFailure(log, errors.at(-1)!);
-      return { namespaces: [], workloads: [], errors, successfulLists };
-    }
-  } else {
-    namespaces = options.namespaces;
-  }
+  const namespaces = await resolveNamespaces(client, options, errors, log);
+  if (!namespaces) return { namespaces: [], workloads: [], errors, successfulLists: 0, notAttributed: {} };
 
-  const calls = namespaces.flatMap((namespace) => options.kinds.map((kind) => ({ namespace, spec: KIND_SPECS[kind] })));
-  const results: Workload[][] = new Array(calls.length);
+  const controllerKinds = options.kinds.filter((k): k is ControllerKind => k !== 'Pod');
+  const tasks: Task[] = namespaces.flatMap((namespace) => [
+    ...controllerKinds.map((kind) => ({ namespace, spec: KIND_SPECS[kind] })),
+    { namespace, pods: true as const },
+  ]);
+  const listed = new Map<string, Workload[]>();
+  const pods = new Map<string, NamespacePods>();
+  let successfulLists = 0;
   let consecutiveUnreachable = 0;
   let next = 0;
+
+  const run = async (task: Task) => {
+    if ('pods' in task) {
+      pods.set(task.namespace, await listNamespacePods(client, task.namespace, options.list));
+      if (options.kinds.includes('Pod')) successfulLists++;
+      return;
+    }
+    const workloads = await listAll(client, listPath(task.spec, task.namespace), (item) => toWorkload(item as RawObject, task.spec, task.namespace), options.list);
+    listed.set(task.namespace, [...(listed.get(task.namespace) ?? []), ...workloads]);
+    successfulLists++;
+    log.debug({ namespace: task.namespace, kind: task.spec.kind, workloads: workloads.length }, 'workloads listed');
+  };
+
   const worker = async () => {
-    while (next < calls.length) {
-      const index = next++;
-      const { namespace, spec } = calls[index]!;
+    while (next < tasks.length) {
+      const task = tasks[next++]!;
+      const kind = 'pods' in task ? PODS.kind : task.spec.kind;
       if (consecutiveUnreachable >= UNREACHABLE_AFTER) {
-        const failure: DiscoveryError = { namespace, kind: spec.kind, reason: 'unreachable', message: `skipped: the Kubernetes API at ${client.server} did not answer the previous calls` };
-        errors.push(failure);
-        results[index] = [];
+        errors.push({ namespace: task.namespace, kind, reason: 'unreachable', message: `skipped: the Kubernetes API at ${client.server} did not answer the previous calls` });
         continue;
       }
       try {
-        results[index] = await listAll(client, listPath(spec, namespace), (item) => toWorkload(item as RawObject, spec, namespace), options.list);
-        successfulLists++;
+        await run(task);
         consecutiveUnreachable = 0;
-        log.debug({ namespace, kind: spec.kind, workloads: results[index].length }, 'workloads listed');
       } catch (error) {
-        const failure = describeFailure(error, namespace, spec.kind, spec);
         consecutiveUnreachable = error instanceof KubeApiError && error.kind !== 'http' ? consecutiveUnreachable + 1 : 0;
+        const failure = describeFailure(error, task.namespace, kind, 'pods' in task ? PODS : task.spec);
         errors.push(failure);
-        logFailure(log, failure);
-        results[index] = [];
+        logFailure(log, failure, 'pods' in task && !options.kinds.includes('Pod'));
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(PARALLEL_LISTS, calls.length) }, worker));
-  return { namespaces, workloads: results.flat(), errors, successfulLists };
+  await Promise.all(Array.from({ length: Math.min(PARALLEL_LISTS, tasks.length) }, worker));
+
+  const workloads: Workload[] = [];
+  const notAttributed: Discovery['notAttributed'] = {};
+  for (const namespace of namespaces) {
+    const ordered = controllerKinds.flatMap((kind) => (listed.get(namespace) ?? []).filter((w) => w.kind === kind));
+    const running = applyRunningPods(namespace, ordered, pods.get(namespace), { standalonePods: options.kinds.includes('Pod') });
+    workloads.push(...running.workloads);
+    if (Object.keys(running.notAttributed).length > 0) {
+      notAttributed[namespace] = running.notAttributed;
+      log.info({ namespace, pods_by_controller: running.notAttributed }, 'pods of controllers Ephor has no kind for are not reported');
+    }
+  }
+  return { namespaces, workloads, errors, successfulLists, notAttributed };
+}
+
+/** The namespaces to scan: the configured names, or every namespace (optionally by label selector), minus exclusions. */
+async function resolveNamespaces(client: KubeClient, options: DiscoverOptions, errors: DiscoveryError[], log: Logger): Promise<string[] | undefined> {
+  const exclude = options.excludeNamespaces ?? [];
+  if (options.namespaces !== 'all' && !options.namespaceSelector) return options.namespaces;
+  let names: string[];
+  try {
+    const query = options.namespaceSelector ? { labelSelector: options.namespaceSelector } : undefined;
+    names = await listAll(client, '/api/v1/namespaces', (item) => nameOf(item as RawObject), { ...options.list, query });
+  } catch (error) {
+    errors.push(describeFailure(error, '', 'Namespace', { group: '', resource: 'namespaces' }));
+    logFailure(log, errors.at(-1)!, false);
+    return undefined;
+  }
+  const selected = options.namespaces === 'all' ? names : options.namespaces.filter((n) => names.includes(n));
+  const result = selected.filter((n) => !matchesAny(n, exclude));
+  log.info({ namespaces: result, excluded: selected.length - result.length, selector: options.namespaceSelector }, 'namespaces selected');
+  return result;
+}
+
+/** The Pods, and the controllers of their ReplicaSets and Jobs when some Pod has one. */
+async function listNamespacePods(client: KubeClient, namespace: string, options?: ListOptions): Promise<NamespacePods> {
+  const pods = await listPods(client, namespace, options);
+  const ownerKinds = new Set(pods.map((p) => p.owner?.kind));
+  const controllers = async (resource: typeof REPLICASETS) => {
+    try {
+      return await listControllers(client, namespace, resource, options);
+    } catch {
+      return undefined; // attribution falls back to the controllers' naming rules (see running.ts)
+    }
+  };
+  return {
+    pods,
+    replicaSets: ownerKinds.has('ReplicaSet') ? await controllers(REPLICASETS) : new Map(),
+    jobs: ownerKinds.has('Job') ? await controllers(JOBS) : new Map(),
+  };
 }
 
 function nameOf(object: RawObject): string | undefined {
@@ -74,24 +137,16 @@ function nameOf(object: RawObject): string | undefined {
 export function toWorkload(object: RawObject, spec: KindSpec, namespace: string): Workload | undefined {
   const name = nameOf(object);
   if (!name) return undefined;
+  const podSpec = spec.podSpec(object);
+  const objectNamespace = typeof object.metadata?.namespace === 'string' ? object.metadata.namespace : namespace;
   return {
-    namespace: typeof object.metadata?.namespace === 'string' ? object.metadata.namespace : namespace,
+    namespace: objectNamespace,
     kind: spec.kind,
     name,
     labels: ephorLabels(object.metadata?.labels),
-    containers: templateContainers(spec.podSpec(object)),
+    containers: templateContainers(podSpec),
+    pullSecrets: { namespace: objectNamespace, secretNames: pullSecretNamesOf(podSpec), serviceAccount: serviceAccountOf(podSpec) },
   };
-}
-
-/** The workload's own `ephor.dev/*` labels, prefix stripped (`ephor.dev/exposure: public` → `exposure: public`). */
-export function ephorLabels(labels: Record<string, unknown> | undefined): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const [key, value] of Object.entries(labels ?? {})) {
-    if (key.startsWith(EPHOR_LABEL_PREFIX) && key.length > EPHOR_LABEL_PREFIX.length && typeof value === 'string') {
-      result[key.slice(EPHOR_LABEL_PREFIX.length)] = value;
-    }
-  }
-  return result;
 }
 
 export function describeFailure(error: unknown, namespace: string, kind: DiscoveryError['kind'], rule: { group: string; resource: string }): DiscoveryError {
@@ -107,9 +162,9 @@ export function describeFailure(error: unknown, namespace: string, kind: Discove
   return failure;
 }
 
-function logFailure(log: Logger, failure: DiscoveryError): void {
-  log.error(
-    { namespace: failure.namespace || undefined, kind: failure.kind, status: failure.status, reason: failure.reason, missing_rbac: failure.missingRule, error: failure.message },
-    failure.status === 403 ? 'discovery forbidden by RBAC' : 'discovery failed',
-  );
+/** A Pod list that fails only costs the running digests (spec tags are scanned instead): a warning, not an error. */
+function logFailure(log: Logger, failure: DiscoveryError, podsOnly: boolean): void {
+  const fields = { namespace: failure.namespace || undefined, kind: failure.kind, status: failure.status, reason: failure.reason, missing_rbac: failure.missingRule, error: failure.message };
+  if (podsOnly) log.warn(fields, 'pods not listed: this namespace is scanned by the tags in its workload specs, not by running digests');
+  else log.error(fields, failure.status === 403 ? 'discovery forbidden by RBAC' : 'discovery failed');
 }

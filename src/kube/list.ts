@@ -16,6 +16,10 @@ export interface ListOptions {
   retries?: number;
   /** Base delay of the exponential backoff (tests shorten it). */
   backoffMs?: number;
+  /** Accept header, e.g. to ask for metadata only. */
+  accept?: string;
+  /** Further query parameters sent with every page, e.g. a labelSelector. */
+  query?: Record<string, string>;
 }
 
 export async function listAll<R>(client: KubeClient, apiPath: string, reduce: (item: unknown) => R | undefined, options: ListOptions = {}): Promise<R[]> {
@@ -25,7 +29,7 @@ export async function listAll<R>(client: KubeClient, apiPath: string, reduce: (i
     let token: string | undefined;
     try {
       do {
-        const page = await getWithRetries<ListPage>(client, apiPath, { limit: String(pageSize), continue: token }, options);
+        const page = await getWithRetries<ListPage>(client, apiPath, { ...options.query, limit: String(pageSize), continue: token }, options);
         for (const item of page.items ?? []) {
           const reduced = reduce(item);
           if (reduced !== undefined) items.push(reduced);
@@ -53,7 +57,7 @@ async function getWithRetries<T>(client: KubeClient, apiPath: string, query: Rec
   const backoffMs = options.backoffMs ?? 500;
   for (let attempt = 0; ; attempt++) {
     try {
-      return await client.getJson<T>(apiPath, query);
+      return await client.getJson<T>(apiPath, query, options.accept);
     } catch (error) {
       if (attempt >= retries || !isTransient(error)) throw error;
       const retryAfter = error instanceof KubeApiError ? error.retryAfterMs : undefined;

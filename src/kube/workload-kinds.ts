@@ -1,8 +1,11 @@
-// The workload kinds the scanner discovers: where the API serves each, and where its pod template lives.
+// The workload kinds the scanner lists: where the API serves each, and where its pod template lives.
+// (Standalone Pods, kind `Pod`, come from the Pod list instead; see pods.ts.)
 import type { ContainerRef, WorkloadKind } from '../types.js';
 
+export type ControllerKind = Exclude<WorkloadKind, 'Pod'>;
+
 export interface KindSpec {
-  kind: WorkloadKind;
+  kind: ControllerKind;
   group: string;
   version: string;
   /** Plural resource name in the API path and in RBAC rules. */
@@ -18,6 +21,9 @@ export interface RawContainer {
 export interface RawPodSpec {
   initContainers?: RawContainer[];
   containers?: RawContainer[];
+  ephemeralContainers?: RawContainer[];
+  serviceAccountName?: unknown;
+  imagePullSecrets?: Array<{ name?: unknown }>;
 }
 export interface RawObject {
   metadata?: { name?: unknown; namespace?: unknown; labels?: Record<string, unknown> };
@@ -27,15 +33,16 @@ export interface RawObject {
   };
 }
 
-export const KIND_SPECS: Record<WorkloadKind, KindSpec> = {
+export const KIND_SPECS: Record<ControllerKind, KindSpec> = {
   Deployment: { kind: 'Deployment', group: 'apps', version: 'v1', resource: 'deployments', podSpec: (o) => o.spec?.template?.spec },
   StatefulSet: { kind: 'StatefulSet', group: 'apps', version: 'v1', resource: 'statefulsets', podSpec: (o) => o.spec?.template?.spec },
   DaemonSet: { kind: 'DaemonSet', group: 'apps', version: 'v1', resource: 'daemonsets', podSpec: (o) => o.spec?.template?.spec },
   CronJob: { kind: 'CronJob', group: 'batch', version: 'v1', resource: 'cronjobs', podSpec: (o) => o.spec?.jobTemplate?.spec?.template?.spec },
 };
 
-export function listPath(spec: KindSpec, namespace: string): string {
-  return `/apis/${spec.group}/${spec.version}/namespaces/${encodeURIComponent(namespace)}/${spec.resource}`;
+export function listPath(spec: { group: string; version: string; resource: string }, namespace: string): string {
+  const prefix = spec.group ? `/apis/${spec.group}/${spec.version}` : `/api/${spec.version}`;
+  return `${prefix}/namespaces/${encodeURIComponent(namespace)}/${spec.resource}`;
 }
 
 /** Init containers first (including native sidecars), then the app containers, as the Go scanner ordered them. */
@@ -44,11 +51,20 @@ export function templateContainers(podSpec: RawPodSpec | undefined): ContainerRe
   const add = (list: RawContainer[] | undefined, role: ContainerRef['role']) => {
     for (const container of Array.isArray(list) ? list : []) {
       if (typeof container?.name === 'string' && typeof container.image === 'string') {
-        refs.push({ name: container.name, role, specImage: container.image });
+        refs.push({ name: container.name, role, specImage: container.image, running: [] });
       }
     }
   };
   add(podSpec?.initContainers, 'init');
   add(podSpec?.containers, 'app');
   return refs;
+}
+
+export function serviceAccountOf(podSpec: RawPodSpec | undefined): string {
+  return typeof podSpec?.serviceAccountName === 'string' && podSpec.serviceAccountName ? podSpec.serviceAccountName : 'default';
+}
+
+export function pullSecretNamesOf(podSpec: RawPodSpec | undefined): string[] {
+  const names = (Array.isArray(podSpec?.imagePullSecrets) ? podSpec.imagePullSecrets : []).map((s) => s?.name);
+  return [...new Set(names.filter((n): n is string => typeof n === 'string' && n !== ''))];
 }

@@ -15,8 +15,16 @@ export interface NamespaceOutcome {
   stats: NamespaceStats;
 }
 
+export interface SbomCounts {
+  delivered: number;
+  failed: number;
+  skipped: number;
+}
+
 export interface RunSummary {
   exitCode: number;
+  /** Present when SBOM_ENABLED. */
+  sboms?: SbomCounts;
   durationMs: number;
   interrupted: boolean;
   namespaces: NamespaceOutcome[];
@@ -52,6 +60,7 @@ export function summaryRecord(summary: RunSummary): Record<string, unknown> {
     },
     findings,
     discovery_errors: summary.discoveryErrors,
+    sboms: summary.sboms,
     top_failures: topFailures(summary.images.failedByReason),
     per_namespace: summary.namespaces.map((n) => ({
       namespace: n.namespace,

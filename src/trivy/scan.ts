@@ -1,16 +1,19 @@
 // One image scan: `trivy image REF --format json --output FILE …`, the report read back from the file (never from
 // an unbounded stdout buffer), every failure classified.
-import { access, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { access, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
-import type { ScanFailureReason } from '../types.js';
+import { dockerConfigFor, type RegistryCredential } from '../kube/pull-secrets.js';
+import type { ScanFailureReason, ScanTarget } from '../types.js';
 import { KILL_GRACE_MS, trivyDuration, type TrivySetup } from './database.js';
 import { classifyFailure } from './failure.js';
 import { runTrivy } from './process.js';
 import { InvalidReportError, readReport, type TrivyReport } from './report.js';
+import { convertToSbom } from './sbom.js';
 
 export type ScanOutcome =
-  | { ok: true; report: TrivyReport }
+  | { ok: true; report: TrivyReport; sbomFile?: string; sbomError?: string }
   | { ok: false; reason: ScanFailureReason | 'cancelled'; detail: string };
 
 export interface ScanContext {
@@ -19,34 +22,76 @@ export interface ScanContext {
   env: Record<string, string | undefined>;
   /** The run's private temporary directory (reports and per-scan caches go here). */
   workDir: string;
+  /** Where SBOMs are kept until delivered, when SBOM_ENABLED. */
+  sbomDir?: string;
+  /** Registry credentials for an image, when REGISTRY_AUTH_ENABLED. */
+  credentials?: (target: ScanTarget) => Promise<{ candidates: RegistryCredential[]; secretsTried: string[] }>;
 }
 
-export async function scanImage(ref: string, context: ScanContext, signal?: AbortSignal): Promise<ScanOutcome> {
-  const { config } = context;
+/**
+ * Scans one image. With pull secrets for its registry, each credential is tried in turn (the registry may refuse
+ * one), then an anonymous pull; each attempt gets a private DOCKER_CONFIG holding only that registry's entry.
+ */
+export async function scanImage(target: ScanTarget, context: ScanContext, signal?: AbortSignal): Promise<ScanOutcome> {
   const scanDir = await mkdtemp(path.join(context.workDir, 'scan-'));
   try {
-    const cacheDir = config.trivy.cacheMode === 'ephemeral' ? await ephemeralCache(scanDir, config.trivy.cacheDir) : config.trivy.cacheDir;
-    const outputFile = path.join(scanDir, 'report.json');
-    const outcome = await runTrivy({
-      binary: config.trivy.binary,
-      args: scanArgs({ ref, outputFile, cacheDir, config, setup: context.setup }),
-      env: context.env,
-      extraEnv: config.trivy.cacheMode === 'redis' && config.trivy.cacheBackend ? { TRIVY_CACHE_BACKEND: config.trivy.cacheBackend } : undefined,
-      timeoutMs: config.trivy.timeoutMs + KILL_GRACE_MS,
-      signal,
-    });
-    if (outcome.cancelled) return { ok: false, reason: 'cancelled', detail: 'scan stopped by shutdown' };
-    if (outcome.spawnError) return { ok: false, reason: 'other', detail: `trivy could not be started: ${outcome.spawnError}` };
-    if (outcome.exitCode !== 0 || outcome.timedOut) return { ok: false, ...classifyFailure(outcome) };
-    try {
-      return { ok: true, report: await readReport(outputFile) };
-    } catch (error) {
-      if (error instanceof InvalidReportError) return { ok: false, reason: 'invalid_output', detail: error.message };
-      throw error;
+    const { candidates, secretsTried } = (await context.credentials?.(target)) ?? { candidates: [], secretsTried: [] };
+    const attempts: Array<RegistryCredential | undefined> = [...candidates, undefined];
+    let outcome: ScanOutcome | undefined;
+    for (const [index, credential] of attempts.entries()) {
+      outcome = await scanOnce(target, context, scanDir, signal, credential && (await writeDockerConfig(scanDir, index, target.registry, credential)));
+      if (outcome.ok || outcome.reason !== 'unauthorized') return outcome;
     }
+    const tried = !context.credentials
+      ? 'pull secrets are not read: REGISTRY_AUTH_ENABLED=false'
+      : secretsTried.length > 0
+        ? `pull secrets tried: ${secretsTried.join(', ')}`
+        : 'the workloads name no pull secret';
+    return { ok: false, reason: 'unauthorized', detail: `registry ${target.registry} refused the pull (${tried}): ${outcome!.ok ? '' : outcome!.detail}` };
   } finally {
     await rm(scanDir, { recursive: true, force: true });
   }
+}
+
+async function scanOnce(target: ScanTarget, context: ScanContext, scanDir: string, signal: AbortSignal | undefined, dockerConfig: string | undefined): Promise<ScanOutcome> {
+  const { config } = context;
+  const ref = target.ref;
+  const attemptDir = await mkdtemp(path.join(scanDir, 'attempt-'));
+  const cacheDir = config.trivy.cacheMode === 'ephemeral' ? await ephemeralCache(attemptDir, config.trivy.cacheDir) : config.trivy.cacheDir;
+  const outputFile = path.join(attemptDir, 'report.json');
+  const extraEnv: Record<string, string> = {};
+  if (config.trivy.cacheMode === 'redis' && config.trivy.cacheBackend) extraEnv.TRIVY_CACHE_BACKEND = config.trivy.cacheBackend;
+  if (dockerConfig) extraEnv.DOCKER_CONFIG = dockerConfig;
+  const outcome = await runTrivy({
+    binary: config.trivy.binary,
+    args: scanArgs({ ref, outputFile, cacheDir, config, setup: context.setup }),
+    env: context.env,
+    extraEnv,
+    timeoutMs: config.trivy.timeoutMs + KILL_GRACE_MS,
+    signal,
+  });
+  if (outcome.cancelled) return { ok: false, reason: 'cancelled', detail: 'scan stopped by shutdown' };
+  if (outcome.spawnError) return { ok: false, reason: 'other', detail: `trivy could not be started: ${outcome.spawnError}` };
+  if (outcome.exitCode !== 0 || outcome.timedOut) return { ok: false, ...classifyFailure(outcome) };
+  let report: TrivyReport;
+  try {
+    report = await readReport(outputFile);
+  } catch (error) {
+    if (error instanceof InvalidReportError) return { ok: false, reason: 'invalid_output', detail: error.message };
+    throw error;
+  }
+  if (!context.sbomDir) return { ok: true, report };
+  const sbomFile = path.join(context.sbomDir, `${createHash('sha256').update(ref).digest('hex').slice(0, 24)}.json`);
+  const sbom = await convertToSbom(outputFile, sbomFile, config, context.env, signal);
+  return sbom.ok ? { ok: true, report, sbomFile } : { ok: true, report, sbomError: sbom.detail };
+}
+
+/** A private directory (0700) with config.json (0600) for one Trivy process; removed with the scan directory. */
+async function writeDockerConfig(scanDir: string, index: number, registry: string, credential: RegistryCredential): Promise<string> {
+  const dir = path.join(scanDir, `docker-${index}`);
+  await mkdir(dir, { mode: 0o700 });
+  await writeFile(path.join(dir, 'config.json'), dockerConfigFor(registry, credential.entry), { mode: 0o600 });
+  return dir;
 }
 
 export interface ScanArgsInput {
@@ -64,7 +109,8 @@ export function scanArgs({ ref, outputFile, cacheDir, config, setup }: ScanArgsI
     '--format', 'json',
     '--output', outputFile,
     '--scanners', 'vuln',
-    '--list-all-pkgs=false',
+    // Installed packages are listed only when an SBOM is derived from the report (they are not findings).
+    config.sbom.enabled ? '--list-all-pkgs' : '--list-all-pkgs=false',
     // In a pod there is no Docker or containerd socket; asking only the registry gives one clear error, not four.
     '--image-src', 'remote',
     '--no-progress',
@@ -88,8 +134,8 @@ export function scanArgs({ ref, outputFile, cacheDir, config, setup }: ScanArgsI
  * A private cache directory per scan, so concurrent Trivy processes never contend for the layer cache's lock;
  * the databases of TRIVY_CACHE_DIR are linked in (Trivy opens them read-only when it skips the update).
  */
-async function ephemeralCache(scanDir: string, sharedCacheDir: string): Promise<string> {
-  const cacheDir = path.join(scanDir, 'cache');
+async function ephemeralCache(attemptDir: string, sharedCacheDir: string): Promise<string> {
+  const cacheDir = path.join(attemptDir, 'cache');
   await mkdir(cacheDir);
   for (const database of ['db', 'java-db']) {
     const source = path.join(sharedCacheDir, database);

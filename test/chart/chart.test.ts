@@ -135,6 +135,7 @@ const DEFAULT_ENV: Record<string, string> = {
   SCAN_CONCURRENCY: '3',
   SCAN_SEVERITY: 'CRITICAL,HIGH,MEDIUM,LOW',
   SCAN_WORKLOAD_TYPES: 'Deployment,StatefulSet,DaemonSet,CronJob',
+  REGISTRY_AUTH_ENABLED: 'true',
   KUBE_TIMEOUT: '30',
   TRIVY_BINARY: 'trivy',
   TRIVY_CACHE_DIR: '/tmp/trivy-cache',
@@ -150,14 +151,22 @@ const DEFAULT_ENV: Record<string, string> = {
   HOME: '/tmp',
 };
 
-const READ_ONLY_RULES = [
+/** Always granted: the workloads and their Pods, plus ReplicaSets and Jobs (listed metadata-only) to attribute Pods. */
+const WORKLOAD_RULES = [
   { apiGroups: ['apps'], resources: ['deployments', 'statefulsets', 'daemonsets'], verbs: ['get', 'list'] },
   { apiGroups: ['batch'], resources: ['cronjobs'], verbs: ['get', 'list'] },
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list'] },
+  { apiGroups: ['apps'], resources: ['replicasets'], verbs: ['list'] },
+  { apiGroups: ['batch'], resources: ['jobs'], verbs: ['list'] },
 ];
+/** registryAuth.enabled (the default): the Pods' and ServiceAccounts' imagePullSecrets, read by name. */
+const PULL_SECRET_RULE = { apiGroups: [''], resources: ['secrets', 'serviceaccounts'], verbs: ['get'] };
+/** scan.namespaces "*" or a namespace selector: the scanner lists the namespaces themselves. */
+const NAMESPACES_RULE = { apiGroups: [''], resources: ['namespaces'], verbs: ['list'] };
+const DEFAULT_RULES = [...WORKLOAD_RULES, PULL_SECRET_RULE];
 
-function assertReadOnlyRules(rules: Obj[]): void {
-  assert.deepEqual(rules, READ_ONLY_RULES);
+function assertReadOnlyRules(rules: Obj[], expected: Obj[] = DEFAULT_RULES): void {
+  assert.deepEqual(rules, expected);
   for (const r of rules) for (const v of r.verbs as string[]) assert.ok(['get', 'list'].includes(v), `write-capable verb ${v}`);
 }
 
@@ -173,6 +182,8 @@ describe('helm', () => {
       [],
       ['--set', 'rbac.scope=namespaced', '--set', 'cache.enabled=false'],
       ['--set', 'ephor.authHeader=Authorization', '--set', 'ephor.authValue=Bearer x', '--set', 'trivy.dbRepo=mirror.example.com/trivy-db'],
+      ['--set', 'scan.namespaceSelector=team=payments', '--set', 'scan.excludeNamespaces={kube-*}', '--set', 'scan.workloadTypes={Deployment,Pod}'],
+      ['--set', 'registryAuth.enabled=false', '--set', 'rbac.scope=namespaced'],
     ]) {
       const r = helm(['lint', CHART, '--strict', ...INSTALL, ...extra]);
       assert.equal(r.status, 0, `helm lint --strict ${extra.join(' ')}:\n${r.stdout}${r.stderr}`);
@@ -298,14 +309,97 @@ describe('scan.namespaces forms', () => {
     const docs = render(['--set', 'ephor.apiUrl=http://ephor-api:8080', '--set', 'scan.namespaces=*']);
     validateAll(docs);
     assert.equal(envValues(docs).SCAN_NAMESPACES, '*');
-    const rules = one(docs, 'ClusterRole', 'ephor-scanner').rules as Obj[];
-    assert.deepEqual(rules.at(-1), { apiGroups: [''], resources: ['namespaces'], verbs: ['list'] });
-    assertReadOnlyRules(rules.slice(0, -1));
+    assertReadOnlyRules(one(docs, 'ClusterRole', 'ephor-scanner').rules, [...DEFAULT_RULES, NAMESPACES_RULE]);
   });
 
   test('the unquoted comma form fails inside Helm itself, before the chart is read', () => {
     const err = renderFails(['--set', 'ephor.apiUrl=http://ephor-api:8080', '--set', 'scan.namespaces=default,production']);
     assert.match(err, /key "production" has no value/);
+  });
+});
+
+describe('namespace selection, standalone Pods and registry auth', () => {
+  const api = ['--set', 'ephor.apiUrl=http://ephor-api:8080'];
+
+  test('by default: no exclusions or selector in the ConfigMap, registry auth on', () => {
+    const cm = one(render(INSTALL), 'ConfigMap');
+    assert.equal(cm.data.SCAN_EXCLUDE_NAMESPACES, undefined);
+    assert.equal(cm.data.SCAN_NAMESPACE_SELECTOR, undefined);
+    assert.equal(cm.data.REGISTRY_AUTH_ENABLED, 'true');
+  });
+
+  const exclusionForms: [string, string[]][] = [
+    ["--set 'scan.excludeNamespaces={kube-*,openshift-?}'", ['--set', 'scan.excludeNamespaces={kube-*,openshift-?}']],
+    ["--set scan.excludeNamespaces='kube-*\\,openshift-?'", ['--set', 'scan.excludeNamespaces=kube-*\\,openshift-?']],
+    ['values file, comma string', ['-f', valuesFile('scan:\n  excludeNamespaces: "kube-*, openshift-?"\n')]],
+    ['values file, list', ['-f', valuesFile('scan:\n  excludeNamespaces:\n    - kube-*\n    - openshift-?\n')]],
+  ];
+  for (const [name, args] of exclusionForms) {
+    test(`${name} -> SCAN_EXCLUDE_NAMESPACES=kube-*,openshift-?`, () => {
+      const docs = render([...api, '--set', 'scan.namespaces=*', ...args]);
+      validateAll(docs);
+      assert.equal(envValues(docs).SCAN_EXCLUDE_NAMESPACES, 'kube-*,openshift-?');
+      assert.equal(envValues(docs).SCAN_NAMESPACES, '*');
+    });
+  }
+
+  test('an exclusion that matches none of the explicit namespaces is accepted', () => {
+    const docs = render([...INSTALL, '--set', 'scan.excludeNamespaces={kube-*,prod}', '--set', 'scan.namespaceSelector=team=payments']);
+    validateAll(docs);
+    assert.equal(envValues(docs).SCAN_EXCLUDE_NAMESPACES, 'kube-*,prod');
+  });
+
+  test('a namespace selector reaches SCAN_NAMESPACE_SELECTOR and grants list on namespaces', () => {
+    const docs = render([...api, '--set', 'scan.namespaces=*', '--set', 'scan.namespaceSelector=team=payments\\,env!=dev']);
+    validateAll(docs);
+    assert.equal(envValues(docs).SCAN_NAMESPACE_SELECTOR, 'team=payments,env!=dev');
+    assertReadOnlyRules(one(docs, 'ClusterRole').rules, [...DEFAULT_RULES, NAMESPACES_RULE]);
+  });
+
+  test('a selector with explicit namespaces also lists namespaces (it filters the list by label)', () => {
+    const docs = render([...INSTALL, '-f', valuesFile('scan:\n  namespaceSelector: " team in (payments, billing) "\n')]);
+    validateAll(docs);
+    assert.equal(envValues(docs).SCAN_NAMESPACES, 'default,production');
+    assert.equal(envValues(docs).SCAN_NAMESPACE_SELECTOR, 'team in (payments, billing)');
+    assertReadOnlyRules(one(docs, 'ClusterRole').rules, [...DEFAULT_RULES, NAMESPACES_RULE]);
+  });
+
+  test('registryAuth.enabled (default): get on secrets and serviceaccounts, nothing more', () => {
+    const docs = render(INSTALL);
+    assertReadOnlyRules(one(docs, 'ClusterRole').rules, [...WORKLOAD_RULES, PULL_SECRET_RULE]);
+    const namespaced = render([...INSTALL, '--set', 'rbac.scope=namespaced']);
+    for (const role of namespaced.filter((d) => d.kind === 'Role')) assertReadOnlyRules(role.rules, [...WORKLOAD_RULES, PULL_SECRET_RULE]);
+  });
+
+  for (const [name, args] of [
+    ['--set registryAuth.enabled=false', ['--set', 'registryAuth.enabled=false']],
+    ['--set-string registryAuth.enabled=False', ['--set-string', 'registryAuth.enabled=False']],
+  ] as [string, string[]][]) {
+    test(`${name}: REGISTRY_AUTH_ENABLED=false and no access to secrets or serviceaccounts`, () => {
+      const docs = render([...INSTALL, ...args]);
+      validateAll(docs);
+      assert.equal(envValues(docs).REGISTRY_AUTH_ENABLED, 'false');
+      assertReadOnlyRules(one(docs, 'ClusterRole').rules, WORKLOAD_RULES);
+      const star = render([...api, '--set', 'scan.namespaces=*', ...args]);
+      assertReadOnlyRules(one(star, 'ClusterRole').rules, [...WORKLOAD_RULES, NAMESPACES_RULE]);
+      const namespaced = render([...INSTALL, '--set', 'rbac.scope=namespaced', ...args]);
+      const roles = namespaced.filter((d) => d.kind === 'Role');
+      assert.equal(roles.length, 2);
+      for (const role of roles) assertReadOnlyRules(role.rules, WORKLOAD_RULES);
+    });
+  }
+
+  test('Pod is an accepted workload type, in any case, as a list or a comma string', () => {
+    for (const [args, expected] of [
+      [['--set', 'scan.workloadTypes={Deployment,Pod}'], 'Deployment,Pod'],
+      [['--set', 'scan.workloadTypes=deployment\\,cronjob\\,pod'], 'deployment,cronjob,pod'],
+      [['-f', valuesFile('scan:\n  workloadTypes: "Deployment,StatefulSet,DaemonSet,CronJob,POD"\n')], 'Deployment,StatefulSet,DaemonSet,CronJob,POD'],
+    ] as [string[], string][]) {
+      const docs = render([...INSTALL, ...args]);
+      validateAll(docs);
+      assert.equal(envValues(docs).SCAN_WORKLOAD_TYPES, expected);
+      assertReadOnlyRules(one(docs, 'ClusterRole').rules, DEFAULT_RULES);
+    }
   });
 });
 
@@ -636,6 +730,17 @@ describe('bad values are rejected at install time with a clear message', () => {
     ['unknown severity', [...api, ...ns, '--set', 'scan.severity=CRITICAL\\,SEVERE'], /scan\.severity: Does not match pattern '.*CRITICAL\|HIGH\|MEDIUM\|LOW\|UNKNOWN/],
     ['unknown severity in a list', [...api, ...ns, '--set', 'scan.severity={HIGH,SEVERE}'], /scan\.severity\.1: Does not match pattern/],
     ['unknown workload type', [...api, ...ns, '--set', 'scan.workloadTypes={Deployment,Job}'], /scan\.workloadTypes\.1: Does not match pattern/],
+    ['unknown workload type in a comma string', [...api, ...ns, '--set', 'scan.workloadTypes=Pod\\,ReplicaSet'], /scan\.workloadTypes: Does not match pattern/],
+    ['exclusion glob with capitals', [...api, '--set', 'scan.namespaces=*', '--set', 'scan.excludeNamespaces={Kube-*}'], /scan\.excludeNamespaces\.0: Does not match pattern/],
+    ['exclusion glob with a regex', [...api, '--set', 'scan.namespaces=*', '--set', 'scan.excludeNamespaces=kube-.+'], /scan\.excludeNamespaces: Does not match pattern/],
+    ['exclusion with a trailing comma', [...api, '--set', 'scan.namespaces=*', '--set', 'scan.excludeNamespaces=kube-*\\,'], /scan\.excludeNamespaces: Does not match pattern/],
+    ['exclusion of an explicit namespace', [...api, '--set', 'scan.namespaces={default,kube-system}', '--set', 'scan.excludeNamespaces={kube-*}'], /scan\.excludeNamespaces: "kube-\*" excludes "kube-system", which scan\.namespaces names explicitly; remove one or the other/],
+    ['exclusion of an explicit namespace by "?"', [...api, '--set', 'scan.namespaces=team-a\\,team-bb', '--set', 'scan.excludeNamespaces=team-?'], /"team-\?" excludes "team-a", which scan\.namespaces names explicitly/],
+    ['namespace selector as a map', [...api, ...ns, '--set', 'scan.namespaceSelector.team=payments'], /scan\.namespaceSelector: Invalid type\. Expected: string, given: object/],
+    ['namespace selector as a list', [...api, ...ns, '--set', 'scan.namespaceSelector={team=payments}'], /scan\.namespaceSelector: Invalid type\. Expected: string, given: array/],
+    ['namespaced RBAC with a selector', [...api, ...ns, '--set', 'scan.namespaceSelector=team=payments', '--set', 'rbac.scope=namespaced'], /rbac\.scope=namespaced cannot grant the namespace list that scan\.namespaceSelector needs: use rbac\.scope=cluster/],
+    ['non-boolean registryAuth.enabled', [...api, ...ns, '--set', 'registryAuth.enabled=yes'], /registryAuth\.enabled: Does not match pattern/],
+    ['misspelt registryAuth key', [...api, ...ns, '--set', 'registryAuth.enable=false'], /Additional property enable is not allowed/],
     ['unknown log level', [...api, ...ns, '--set', 'log.level=verbose'], /log\.level must be one of the following: "debug", "info", "warn", "error"/],
     ['unknown SBOM format', [...api, ...ns, '--set', 'sbom.format=xml'], /sbom\.format must be one of the following/],
     ['non-boolean skipDbUpdate', [...api, ...ns, '--set', 'trivy.skipDbUpdate=yes'], /trivy\.skipDbUpdate: Does not match pattern/],
@@ -673,10 +778,13 @@ test('NOTES.txt prints the manual-run and logs commands for this release', () =>
     path.join(copy, 'templates', 'notes-under-test.yaml'),
     'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ include "notes-under-test" . | quote }}\n',
   );
-  const docs = render([...INSTALL, '--show-only', 'templates/notes-under-test.yaml'], 'ephor-scanner', copy);
-  const text = one(docs, 'ConfigMap', 'notes').data.notes as string;
+  const notesFor = (args: string[]): string =>
+    one(render([...args, '--show-only', 'templates/notes-under-test.yaml'], 'ephor-scanner', copy), 'ConfigMap', 'notes').data.notes as string;
+  const text = notesFor(INSTALL);
   assert.match(text, /kubectl get cronjobs -n ephor\n/);
   assert.match(text, /kubectl create job --from=cronjob\/ephor-scanner ephor-scanner-manual -n ephor\n/);
   assert.match(text, /kubectl logs -f job\/ephor-scanner-manual -n ephor\n/);
   assert.match(text, /Scanning namespaces: default,production\n/);
+  const selected = notesFor(['--set', 'ephor.apiUrl=http://ephor-api:8080', '--set', 'scan.namespaces=*', '--set', 'scan.namespaceSelector=team=payments', '--set', 'scan.excludeNamespaces={kube-*}']);
+  assert.match(selected, /Scanning namespaces: \* with labels team=payments, excluding kube-\*\n/);
 });

@@ -417,9 +417,9 @@ describe('SCAN_WORKLOAD_TYPES=deployment,CronJob', { timeout: 60_000 }, () => {
   });
   after(() => standIns?.close());
 
-  test('only Deployments and CronJobs are listed', () => {
-    const listed = new Set(standIns.kube.requests.filter((r) => r.path.includes('/namespaces/shop/')).map((r) => r.path));
-    assert.deepEqual([...listed].sort(), [listPath('cronjobs', 'shop'), listPath('deployments', 'shop')].sort());
+  test('only Deployments and CronJobs are listed (plus the Pods, for the digests they run)', () => {
+    const lists = standIns.kube.requests.filter((r) => r.path.includes('/namespaces/shop/') && r.query.limit !== undefined);
+    assert.deepEqual([...new Set(lists.map((r) => r.path))].sort(), [listPath('cronjobs', 'shop'), listPath('deployments', 'shop'), '/api/v1/namespaces/shop/pods'].sort());
   });
 
   test('only those kinds are in the payload', () => {

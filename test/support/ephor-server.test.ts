@@ -581,3 +581,63 @@ test('SBOM: a compact document over 5 MiB is a 400 on field sbom', BOUNDED, asyn
     assert.match(fieldErrors(reply)[0]?.message ?? '', /exceeds maximum size of 5242880 bytes/);
   });
 });
+
+test('SBOM: a blank format is a Bean Validation failure ("Format is required"), listed with the other fields', BOUNDED, async () => {
+  await withServer(async (server) => {
+    for (const format of ['', '   ']) {
+      const blank = await postSbom(server, { image_reference: 'a:1', format, sbom: cyclonedx('x') }, 'gzip');
+      assert.equal(blank.status, 400);
+      assert.equal(blank.json.detail, 'Request validation failed', 'not the service check');
+      assert.deepEqual(fieldErrors(blank), [{ field: 'format', message: 'Format is required', rejected_value: format }]);
+    }
+    const both = await postSbom(server, { image_reference: ' ', format: '', sbom: null });
+    assert.deepEqual(fieldErrors(both).map((e) => e.field), ['image_reference', 'format', 'sbom']);
+    const capitalised = await postSbom(server, { image_reference: 'a:1', format: 'CycloneDX', sbom: cyclonedx('x') });
+    assert.equal(capitalised.json.detail, "Validation failed for field 'format'");
+    assert.equal(server.sboms().length, 0);
+  });
+});
+
+test('SBOM: what sboms() stores — digest from the creating request only, first/last seen, indexed package count', BOUNDED, async () => {
+  await withServer(async (server) => {
+    const digest = `sha256:${'d'.repeat(64)}`;
+    const sbom = { ...cyclonedx('urn:uuid:1'), components: [...(cyclonedx('x').components as unknown[]), { name: 'no-version', purl: 'pkg:generic/no-version' }] };
+    const created = await postSbom(server, { image_reference: 'ghcr.io/acme/api:1.0', image_digest: digest, format: 'cyclonedx', sbom }, 'gzip');
+    const [first] = server.sboms();
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    const updated = await postSbom(server, { image_reference: 'ghcr.io/acme/api:1.0', image_digest: `sha256:${'e'.repeat(64)}`, format: 'cyclonedx', sbom }, 'gzip');
+    const [after] = server.sboms();
+
+    assert.deepEqual([created.status, updated.status], [201, 200]);
+    assert.ok(first && after);
+    assert.deepEqual({ ...after, lastSeen: first.lastSeen }, first, 'a hit changes nothing but last_seen');
+    assert.equal(after.imageDigest, digest);
+    assert.equal(after.format, 'cyclonedx');
+    assert.equal(after.contentHash, created.json.content_hash);
+    assert.equal(after.packageCount, 2, 'components without a string version are not indexed');
+    assert.ok(Date.parse(after.lastSeen) > Date.parse(after.firstSeen));
+    const spdx = await postSbom(server, { image_reference: 'a:1', format: 'spdx', sbom: { spdxVersion: 'SPDX-2.3', packages: [{ name: 'zlib', versionInfo: '1.3', downloadLocation: 'NONE' }] } });
+    assert.equal(spdx.status, 201);
+    assert.equal(server.sboms().find((d) => d.format === 'spdx')?.packageCount, 1);
+  });
+});
+
+test('SBOM: the body must be gzip exactly as announced (token case-insensitive) and an sbom object', BOUNDED, async () => {
+  await withServer(async (server) => {
+    const body = { image_reference: 'a:1', format: 'cyclonedx', sbom: cyclonedx('x') };
+    const send = (encoding: string, payload: Buffer | string) =>
+      call(server, SBOM_PATH, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': encoding }, body: payload });
+
+    const notGzip = await send('gzip', JSON.stringify(body));
+    const xGzip = await send('x-gzip', gzipSync(JSON.stringify(body)));
+    const upper = await send('GZIP', gzipSync(JSON.stringify(body)));
+    const array = await postSbom(server, { ...body, sbom: [] }, 'gzip');
+    const plain = await postSbom(server, body);
+
+    assert.deepEqual([notGzip.status, notGzip.json.type], [400, '/problems/invalid-format']);
+    assert.deepEqual([xGzip.status, xGzip.json.type], [400, '/problems/invalid-format']);
+    assert.equal(upper.status, 201);
+    assert.deepEqual([array.status, array.json.type], [400, '/problems/invalid-format']);
+    assert.equal(plain.status, 200, 'uncompressed is accepted too (same packages: a dedup hit)');
+  });
+});

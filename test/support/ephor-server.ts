@@ -96,6 +96,11 @@ export interface StoredSbom {
   format: string;
   scanGroupId: string | null;
   document: Record<string, unknown>;
+  /** ISO instants: first_seen is set on creation; last_seen again on every dedup hit ("updated"). */
+  firstSeen: string;
+  lastSeen: string;
+  /** Rows indexed into sbom_packages: top-level components (CycloneDX) / packages (SPDX) with a string name and version. */
+  packageCount: number;
 }
 
 export interface EphorServer {
@@ -710,6 +715,25 @@ function sbomContentHash(format: string, sbom: Record<string, Json>): string {
   return createHash('sha256').update(identities.join('\n')).digest('hex');
 }
 
+/** What the service indexes into sbom_packages: top-level entries with a string name and a string version. */
+function indexedPackageCount(format: string, sbom: Record<string, Json>): number {
+  const [packages, versionKey] = format === 'cyclonedx' ? [sbom.components, 'version'] : [sbom.packages, 'versionInfo'];
+  return (Array.isArray(packages) ? packages : []).filter((pkg) => isJsonObject(pkg) && typeof pkg.name === 'string' && typeof pkg[versionKey] === 'string').length;
+}
+
+/**
+ * @NotBlank on SbomIngestRequest.format: a Bean Validation failure like the other fields. The contract schema can only
+ * say `enum` for it (which the service checks afterwards), so the blank case is judged here.
+ */
+function sbomFormatBlank(bound: Json): FieldError | undefined {
+  const format = isJsonObject(bound) ? bound.format : undefined;
+  if (typeof format !== 'string' || new RegExp(NOT_BLANK_PATTERN).test(format)) return undefined;
+  return { field: 'format', message: FIELD_MESSAGES.format ?? 'must not be blank', rejected_value: format };
+}
+
+/** Top-level field order of the SBOM request schema (the order its violations are listed in). */
+const SBOM_FIELD_ORDER = Object.keys(SBOM_SCHEMA.properties ?? {});
+
 class SbomStore {
   private readonly documents = new Map<string, StoredSbom>();
 
@@ -718,6 +742,7 @@ class SbomStore {
   }
 
   create(request: SbomRequest, contentHash: string): StoredSbom {
+    const now = new Date().toISOString();
     const document: StoredSbom = {
       id: randomUUID(),
       imageReference: request.image_reference,
@@ -726,14 +751,18 @@ class SbomStore {
       format: request.format,
       scanGroupId: request.scan_group_id ?? null,
       document: request.sbom,
+      firstSeen: now,
+      lastSeen: now,
+      packageCount: indexedPackageCount(request.format, request.sbom),
     };
     this.documents.set(rowKey(request.image_reference, contentHash), document);
     return document;
   }
 
-  /** Dedup hit: the stored document and digest stay; only scan_group_id (when given) changes. */
+  /** Dedup hit: the stored document and digest stay; last_seen moves, and scan_group_id changes when given. */
   touch(document: StoredSbom, request: SbomRequest): StoredSbom {
     if (request.scan_group_id) document.scanGroupId = request.scan_group_id;
+    document.lastSeen = new Date().toISOString();
     return document;
   }
 
@@ -1077,6 +1106,12 @@ class EphorStandIn implements EphorServer {
       return { answer: this.refuse(record, [error.message], problemAnswer('invalid-format', ctx)) };
     }
     const verdict = judge(kind === 'scan' ? 'ingest-request' : 'sbom-request', bound);
+    const blankFormat = kind === 'sbom' ? sbomFormatBlank(bound) : undefined;
+    if (blankFormat) {
+      verdict.fieldErrors.push(blankFormat);
+      const rank = (error: FieldError) => SBOM_FIELD_ORDER.indexOf(error.field.split(/[.[]/)[0] ?? '');
+      verdict.fieldErrors.sort((a, b) => rank(a) - rank(b));
+    }
     if (verdict.fieldErrors.length > 0) {
       const reasons = verdict.fieldErrors.map((e) => `${e.field}: ${e.message}`);
       return { answer: this.refuse(record, reasons, problemAnswer('validation-error', ctx, { errors: verdict.fieldErrors })) };

@@ -2,10 +2,12 @@
 // Stand-in for the Trivy CLI (0.58–0.69) for ephor-scanner tests. Driven by the JSON scenario named in
 // $FAKE_TRIVY_SCENARIO (format: FakeTrivyScenario in fake-trivy.ts). Replays the real fixtures under
 // ../shared/fixtures/trivy, read at run time. Only node built-ins, so it starts fast.
+// Commands: `trivy image` (alias `i`), `trivy convert` (alias `conv`), `trivy version`, `trivy --version`.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -67,6 +69,9 @@ function versionAtLeast(version, minimum) {
   for (let i = 0; i < 3; i++) if ((a[i] ?? 0) !== (b[i] ?? 0)) return (a[i] ?? 0) > (b[i] ?? 0);
   return true;
 }
+
+/** Go's string comparison (bytes, not locale). */
+const byteOrder = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Go's encoding/json escapes these even inside MarshalIndent output; doing the same keeps replays byte-identical. */
 function goJson(value) {
@@ -395,21 +400,110 @@ function dbNeedsUpdate(meta, kind) {
   return Date.parse(meta.NextUpdate) <= now && Date.parse(meta.DownloadedAt) + HOUR_MS <= now;
 }
 
+/** Appends the schema tag to a repository without one (pkg/flag db_flags.go), logging it as Trivy does. */
+function withSchemaTag(repo, k) {
+  if (/:[^/]+$/.test(repo)) return repo;
+  const tagged = `${repo}:${k.schema}`;
+  logInfo(`[${k.prefix}] Adding schema version to the DB repository for backward compatibility`, `repository="${tagged}"`);
+  return tagged;
+}
+
+/** hashicorp/go-multierror ListFormatFunc. */
+function multierror(messages) {
+  if (messages.length === 1) return `1 error occurred:\n\t* ${messages[0]}\n\n`;
+  return `${messages.length} errors occurred:\n\t${messages.map((m) => `* ${m}`).join('\n\t')}\n\n`;
+}
+
+/** "host/path:tag" → parts, for rewriting registry URLs in a captured failure. */
+function splitRepository(repo) {
+  const colon = repo.lastIndexOf(':');
+  const name = colon > repo.lastIndexOf('/') ? repo.slice(0, colon) : repo;
+  const tag = colon > repo.lastIndexOf('/') ? repo.slice(colon + 1) : 'latest';
+  const slash = name.indexOf('/');
+  return { host: name.slice(0, slash), path: name.slice(slash + 1), tag };
+}
+
+/**
+ * What one repository's failure looks like, from an errors.json DB entry captured for another repository: the error
+ * text (with host, path and tag rewritten) and whether Trivy tries the next repository (pkg/oci/artifact.go
+ * shouldTryOtherRepo: temporary errors — HTTP 429/5xx — and BLOB_UNKNOWN).
+ */
+function dbAttemptFailure(entryId, repo) {
+  const entry = errorEntry(entryId);
+  const stderr = entry.stderr;
+  let original;
+  let message;
+  const errorLine = /\tERROR\t\[\w+\] Failed to download artifact\trepo="([^"]+)" err=("(?:[^"\\]|\\.)*")/.exec(stderr);
+  const fatalFrom = /failed to download artifact from ([^:\s]+:[^:\s]+): /.exec(stderr);
+  if (errorLine) {
+    original = errorLine[1];
+    message = JSON.parse(errorLine[2]);
+  } else if (fatalFrom) {
+    original = fatalFrom[1];
+    message = stderr.slice(fatalFrom.index + fatalFrom[0].length).replace(/\n$/, '');
+  } else {
+    internalError(`errors.json entry "${entryId}" is not a DB download failure`);
+  }
+  const from = splitRepository(original);
+  const to = splitRepository(repo);
+  message = message
+    .replaceAll(`https://${from.host}/v2/${from.path}/manifests/${from.tag}`, `https://${to.host}/v2/${to.path}/manifests/${to.tag}`)
+    .replaceAll(`https://${from.host}/v2/${from.path}/`, `https://${to.host}/v2/${to.path}/`)
+    .replaceAll(`https://${from.host}/v2/`, `https://${to.host}/v2/`)
+    .replaceAll(original, repo);
+  return { message, temporary: /TOOMANYREQUESTS|BLOB_UNKNOWN|: 5\d\d /.test(message), exitCode: entry.exitCode };
+}
+
+/** The FATAL chain of a DB download failure (errors.md §4; "run error: " since 0.62). The Java DB wording is approximate. */
+function dbFailureChain(ctx, k, cause) {
+  const what = k.scenarioKey === 'db' ? 'vulnerability DB' : 'Java DB';
+  const prefix = versionAtLeast(ctx.version, '0.62.0') ? 'run error: ' : '';
+  return `${prefix}init error: DB error: failed to download ${what}: OCI artifact error: failed to download ${what}: ${cause}`;
+}
+
 async function downloadDb(ctx, kind) {
   const k = DB_KINDS[kind];
   const setting = ctx.scenario[k.scenarioKey]?.download ?? 'ok';
-  if (setting === 'hang') return hang(`${kind}-db-download-hang`);
-  if (setting !== 'ok') replayEntry(setting);
-  let repo = ctx.opt(k.repoFlag)[0] ?? '';
-  if (!/:[^/]+$/.test(repo)) {
-    repo = `${repo}:${k.schema}`;
-    logInfo(`[${k.prefix}] Adding schema version to the DB repository for backward compatibility`, `repository="${repo}"`);
+  let served;
+  if (typeof setting === 'string') {
+    // one outcome for the whole download, replayed as captured
+    if (setting === 'hang') return hang(`${kind}-db-download-hang`);
+    if (setting !== 'ok') replayEntry(setting);
+    served = withSchemaTag(ctx.opt(k.repoFlag)[0] ?? '', k);
+    if (kind === 'vuln') logInfo('[vulndb] Need to update DB');
+    logInfo(`[${k.prefix}] Downloading ${k.title}...`);
+    logInfo(`[${k.prefix}] Downloading artifact...`, `repo="${served}"`);
+  } else {
+    // an outcome per repository, tried in --db-repository order
+    const repos = ctx.opt(k.repoFlag).map((repo) => withSchemaTag(repo, k));
+    if (kind === 'vuln') logInfo('[vulndb] Need to update DB');
+    logInfo(`[${k.prefix}] Downloading ${k.title}...`);
+    const messages = [];
+    for (const [index, repo] of repos.entries()) {
+      const outcome = setting[repo] ?? setting.default ?? 'ok';
+      logInfo(`[${k.prefix}] Downloading artifact...`, `repo="${repo}"`);
+      if (outcome === 'hang') return hang(`${kind}-db-download-hang`);
+      if (outcome === 'ok') { served = repo; break; }
+      const failure = dbAttemptFailure(outcome, repo);
+      if (!failure.temporary) {
+        invocation.behaviour = `fail:${outcome}`;
+        process.stderr.write(`${timestamp()}\tFATAL\tFatal error\t${dbFailureChain(ctx, k, `failed to download artifact from ${repo}: ${failure.message}`)}\n`);
+        exit(failure.exitCode);
+      }
+      logInfo(`[${k.prefix}] Failed to download artifact`, `repo="${repo}" err=${JSON.stringify(failure.message)}`, 'ERROR');
+      if (index < repos.length - 1) logInfo(`[${k.prefix}] Trying to download artifact from other repository...`);
+      messages.push(failure.message);
+    }
+    if (served === undefined) {
+      invocation.behaviour = `${kind}-db-download-failed`;
+      const cause = messages.length > 0 ? `failed to download artifact from any source: ${multierror(messages)}` : 'no repository to download from';
+      process.stderr.write(`${timestamp()}\tFATAL\tFatal error\t${dbFailureChain(ctx, k, cause)}\n`);
+      exit(1);
+    }
   }
-  if (kind === 'vuln') logInfo('[vulndb] Need to update DB');
-  logInfo(`[${k.prefix}] Downloading ${k.title}...`);
-  logInfo(`[${k.prefix}] Downloading artifact...`, `repo="${repo}"`);
   if (!quiet && !ctx.opt('no-progress')) process.stderr.write('14 B / 14 B [------------------------------------------------] 100.00% ? p/s 0s\n');
-  logInfo(`[${k.prefix}] Artifact successfully downloaded`, `repo="${repo}"`);
+  logInfo(`[${k.prefix}] Artifact successfully downloaded`, `repo="${served}"`);
+  invocation.downloadedFrom = { ...invocation.downloadedFrom, [kind]: served };
   const dir = path.join(ctx.cacheDir, k.dir);
   fs.mkdirSync(dir, { recursive: true });
   const updatedAt = new Date(ctx.scenario[k.scenarioKey]?.updatedAt ?? Date.now() - HOUR_MS);
@@ -485,13 +579,80 @@ function filterBySeverity(result, key, severities) {
   if (result[key].length === 0) delete result[key]; // Trivy omits empty finding lists
 }
 
+// ---------- Packages for --list-all-pkgs (SBOM-ready reports) ----------
+
+const DPKG_TYPES = new Set(['debian', 'ubuntu']);
+const RPM_TYPES = new Set(['redhat', 'centos', 'rocky', 'alma', 'amazon', 'oracle', 'fedora', 'photon', 'cbl-mariner', 'azurelinux', 'opensuse', 'opensuse-leap', 'opensuse-tumbleweed', 'sles', 'slem', 'suse linux enterprise server', 'suse linux enterprise micro']);
+
+/** "1:2.33.1-0.1" → Epoch 1, Version "2.33.1", Release "0.1": how the dpkg and rpm analyzers fill a Package. */
+function splitOsVersion(installed) {
+  const epochMatch = /^(\d+):(.*)$/.exec(installed);
+  const rest = epochMatch ? epochMatch[2] : installed;
+  const dash = rest.lastIndexOf('-');
+  return {
+    Version: dash > 0 ? rest.slice(0, dash) : rest,
+    ...(dash > 0 && { Release: rest.slice(dash + 1) }),
+    ...(epochMatch && { Epoch: Number(epochMatch[1]) }),
+  };
+}
+
+function purlQualifier(purl, name) {
+  const query = purl?.split('?')[1];
+  return query ? new URLSearchParams(query).get(name) ?? undefined : undefined;
+}
+
+/** A Package (pkg/fanal/types Package, field order) from what a vulnerability says about its package. */
+function packageFromVulnerability(result, vuln) {
+  const versionFields = result.Class === 'os-pkgs' && (DPKG_TYPES.has(result.Type) || RPM_TYPES.has(result.Type))
+    ? splitOsVersion(vuln.InstalledVersion ?? '')
+    : { Version: vuln.InstalledVersion };
+  const identifier = vuln.PkgIdentifier && Object.fromEntries(Object.entries(vuln.PkgIdentifier).filter(([key]) => key !== 'BOMRef'));
+  const arch = result.Class === 'os-pkgs' ? purlQualifier(vuln.PkgIdentifier?.PURL, 'arch') : undefined;
+  return {
+    ID: vuln.PkgID ?? `${vuln.PkgName}@${vuln.InstalledVersion}`,
+    Name: vuln.PkgName,
+    ...(identifier && { Identifier: identifier }),
+    ...versionFields,
+    ...(arch && { Arch: arch }),
+    ...(vuln.Layer && { Layer: vuln.Layer }),
+    ...(vuln.PkgPath && { FilePath: vuln.PkgPath }),
+  };
+}
+
+/** Unique by package ID and path, sorted by name, version and path as Trivy sorts them. */
+function packagesFromVulnerabilities(result) {
+  const packages = new Map();
+  for (const vuln of result.Vulnerabilities ?? []) {
+    const key = `${vuln.PkgID ?? `${vuln.PkgName}@${vuln.InstalledVersion}`}\u0000${vuln.PkgPath ?? ''}`;
+    if (!packages.has(key)) packages.set(key, packageFromVulnerability(result, vuln));
+  }
+  return [...packages.values()].sort((a, b) =>
+    byteOrder(a.Name ?? '', b.Name ?? '') || byteOrder(a.Version ?? '', b.Version ?? '') || byteOrder(a.FilePath ?? '', b.FilePath ?? ''));
+}
+
+/** Result field order: Target, Class, Type, Packages, Vulnerabilities, … */
+function withPackagesListed(result) {
+  if (result.Packages || !['os-pkgs', 'lang-pkgs'].includes(result.Class) || !result.Vulnerabilities?.length) return result;
+  const entries = Object.entries(result);
+  const at = Math.max(entries.findIndex(([key]) => key === 'Type'), entries.findIndex(([key]) => key === 'Class')) + 1;
+  return Object.fromEntries([...entries.slice(0, at), ['Packages', packagesFromVulnerabilities(result)], ...entries.slice(at)]);
+}
+
 function shapeReport(ctx, report, ref, digest) {
   report.ArtifactName = ref;
   if (report.Trivy) report.Trivy = { ...report.Trivy, Version: ctx.version };
   if (digest) report.Metadata = withRepoDigest(report.Metadata ?? {}, `${parseImageRef(ref).repo}@${digest}`);
   if (!report.Results) return report;
+  // os-pkgs Targets are "<ArtifactName> (<family> <version>)": a replay names the scanned ref, not the fixture's tarball
+  const os = report.Metadata?.OS;
+  const osSuffix = os && ` (${os.Family} ${os.Name})`;
+  for (const result of report.Results) {
+    if (osSuffix && result.Class === 'os-pkgs' && result.Target?.endsWith(osSuffix)) result.Target = `${ref}${osSuffix}`;
+  }
   const scanners = ctx.opt('scanners');
   report.Results = report.Results.filter((r) => !CLASS_SCANNER[r.Class] || scanners.includes(CLASS_SCANNER[r.Class]));
+  // most fixtures were captured with --list-all-pkgs=false: list the packages their vulnerabilities name
+  if (ctx.listAllPkgs) report.Results = report.Results.map(withPackagesListed);
   for (const result of report.Results) {
     if (!ctx.listAllPkgs) delete result.Packages;
     filterBySeverity(result, 'Vulnerabilities', ctx.severities);
@@ -523,15 +684,18 @@ function sbomText(ctx, ref) {
     creationInfo: { creators: ['Organization: aquasecurity', `Tool: trivy-${ctx.version}`], created: timestamp() }, packages: [] });
 }
 
-function writeOutput(ctx, text) {
+const ERRNO_TEXT = { ENOENT: 'no such file or directory', EACCES: 'permission denied', EISDIR: 'is a directory', ENOTDIR: 'not a directory' };
+
+/** `trivy image` errors pass through artifact.Run's "run error:" (0.62+); `trivy convert` returns them unwrapped. */
+function writeOutput(ctx, text, chainPrefix = 'run error: ') {
   const output = ctx.opt('output');
   if (!output) { process.stdout.write(text); return; }
   try {
     fs.writeFileSync(output, text);
   } catch (err) {
-    const reason = { ENOENT: 'no such file or directory', EACCES: 'permission denied', EISDIR: 'is a directory' }[err.code] ?? err.message;
+    const reason = ERRNO_TEXT[err.code] ?? err.message;
     invocation.behaviour = 'output-error';
-    fatal(adaptChainToVersion(`run error: unable to write results: failed to create an output file: open ${output}: ${reason}`, ctx.version));
+    fatal(adaptChainToVersion(`${chainPrefix}unable to write results: failed to create an output file: open ${output}: ${reason}`, ctx.version));
   }
 }
 
@@ -611,15 +775,50 @@ function resolveBehaviour(ctx, ref) {
   return ctx.scenario.images?.[ref] ?? ctx.scenario.defaultImage;
 }
 
-function dockerConfigHasCredentials(requirement) {
+const DOCKER_HUB_AUTH_KEY = 'https://index.docker.io/v1/';
+
+/** docker/cli credentials.ConvertToHostname: drop a scheme, keep the host (and port) before the first '/'. */
+function convertToHostname(key) {
+  const stripped = key.includes('://') ? key.slice(key.indexOf('://') + 3) : key;
+  return stripped.split('/')[0];
+}
+
+/** docker/cli fileStore.Get: the exact key, else any key whose hostname form equals the one asked for. */
+function authConfigFor(auths, key) {
+  if (Object.hasOwn(auths, key)) return auths[key];
+  return Object.entries(auths).find(([candidate]) => convertToHostname(candidate) === key)?.[1];
+}
+
+/** configfile decodeAuth: base64 of "user:password", split at the first ':'. */
+function credentialsOf(entry) {
+  if (typeof entry?.auth === 'string' && entry.auth !== '') {
+    const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    return colon < 0 ? undefined : { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+  }
+  return entry?.username || entry?.password ? { username: entry.username ?? '', password: entry.password ?? '' } : undefined;
+}
+
+/**
+ * go-containerregistry authn.DefaultKeychain as Trivy uses it: $DOCKER_CONFIG/config.json (else ~/.docker), looked up
+ * with "<registry>/<repository>" and then "<registry>"; Docker Hub's registry key is only "https://index.docker.io/v1/"
+ * (name.DefaultRegistry → authn.DefaultAuthKey), so "docker.io" / "index.docker.io" keys are never found for it.
+ * The first non-empty entry is used.
+ */
+function dockerConfigHasCredentials(requirement, ref) {
+  const { registry, repoPath } = parseImageRef(ref);
+  const normalize = (host) => (['docker.io', 'index.docker.io', 'registry-1.docker.io'].includes(host) ? 'index.docker.io' : host);
+  if (normalize(requirement.registry) !== registry) {
+    internalError(`requireDockerConfigFor["${ref}"].registry is "${requirement.registry}", but the image's registry is "${registry}"`);
+  }
   const dir = process.env.DOCKER_CONFIG ?? path.join(os.homedir(), '.docker');
   let auths;
   try { auths = readJson(path.join(dir, 'config.json')).auths ?? {}; } catch { return false; }
-  const hostOf = (key) => key.replace(/^https?:\/\//, '').split('/')[0];
-  const wanted = Buffer.from(`${requirement.username}:${requirement.password}`).toString('base64');
-  return Object.entries(auths).some(([key, entry]) =>
-    (key === requirement.registry || hostOf(key) === requirement.registry) &&
-    (entry.auth === wanted || (entry.username === requirement.username && entry.password === requirement.password)));
+  for (const key of [`${registry}/${repoPath}`, registry === 'index.docker.io' ? DOCKER_HUB_AUTH_KEY : registry]) {
+    const credentials = credentialsOf(authConfigFor(auths, key));
+    if (credentials) return credentials.username === requirement.username && credentials.password === requirement.password;
+  }
+  return false;
 }
 
 /** Waits `delayMs`, or fails with Trivy's timeout texts when --timeout is shorter. */
@@ -666,7 +865,7 @@ async function runImage(ctx, parsed) {
   }
   await prepareDb(ctx, 'vuln');
   const requirement = ctx.scenario.requireDockerConfigFor?.[ref];
-  if (requirement && !dockerConfigHasCredentials(requirement)) {
+  if (requirement && !dockerConfigHasCredentials(requirement, ref)) {
     failWith(imageFailureText(ctx, ref, 'unauthorized-remote'), 1, 'unauthorized');
   }
   const behaviour = resolveBehaviour(ctx, ref);
@@ -703,6 +902,347 @@ function emitBrokenOutput(ctx, behaviour) {
 
 function goQuotedList(values) {
   return `[${values.map((v) => JSON.stringify(v)).join(' ')}]`;
+}
+
+// ---------- `trivy convert` (pkg/commands/convert/run.go) ----------
+
+const SBOM_FORMATS = ['cyclonedx', 'spdx', 'spdx-json'];
+const CONVERT_FLAGS = [
+  { name: 'format', short: 'f', kind: 'string', default: 'table', usage: `format (${REPORT_FORMATS.join(', ')})` },
+  { name: 'output', short: 'o', kind: 'string', usage: 'output file name' },
+  { name: 'scanners', kind: 'list', default: ['vuln', 'secret'], usage: 'List of scanners included when generating the json report. Used only for rendering the summary table.' },
+  { name: 'severity', short: 's', kind: 'list', default: SEVERITIES, usage: 'severities of security issues to be displayed' },
+  { name: 'list-all-pkgs', kind: 'bool', usage: 'output all packages in the JSON report regardless of vulnerability' },
+];
+
+/** What Go's json.Decoder says about input JSON.parse rejects (the common cases; others get Node's wording). */
+function goJsonDecodeError(text, error) {
+  const trimmed = text.trimStart();
+  if (trimmed === '') return 'EOF';
+  if (!/^[{["\-0-9tfn]/.test(trimmed)) return `invalid character '${trimmed[0]}' looking for beginning of value`;
+  if (/Unexpected end of JSON input|Unterminated string/.test(error.message)) return 'unexpected EOF';
+  return error.message;
+}
+
+function goTypeName(value) {
+  if (Array.isArray(value)) return 'array';
+  return { string: 'string', number: 'number', boolean: 'bool' }[typeof value];
+}
+
+function readConvertInput(file) {
+  let text;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    invocation.behaviour = 'convert-error';
+    fatal(`file open error: open ${file}: ${ERRNO_TEXT[err.code] ?? err.message}`);
+  }
+  let report;
+  try {
+    report = JSON.parse(text);
+  } catch (err) {
+    invocation.behaviour = 'convert-error';
+    fatal(`json decode error: ${goJsonDecodeError(text, err)}`);
+  }
+  const typeName = goTypeName(report);
+  if (typeName) {
+    invocation.behaviour = 'convert-error';
+    fatal(`json decode error: json: cannot unmarshal ${typeName} into Go value of type types.Report`);
+  }
+  report ??= {};
+  if (!report.ArtifactName && !report.ArtifactType) {
+    invocation.behaviour = 'convert-error';
+    fatal('AWS and Kubernetes scanning reports are not yet supported');
+  }
+  return report;
+}
+
+async function runConvert(ctx, parsed) {
+  invocation.behaviour = 'convert';
+  const targets = parsed.positional;
+  if (targets.length !== 1) {
+    process.stdout.write(COMMANDS.convert.help(ctx.specs));
+    invocation.behaviour = 'usage-error';
+    fatal(targets.length === 0 ? 'Require at least 1 argument' : 'multiple targets cannot be specified');
+  }
+  const format = ctx.opt('format');
+  if (!REPORT_FORMATS.includes(format)) {
+    invocation.behaviour = 'usage-error';
+    fatal(`flag error: unable to parse flags: unable to parse flag: invalid argument "${format}" for "--format" flag: must be one of ${goQuotedList(REPORT_FORMATS)}`);
+  }
+  const withVulns = ctx.opt('scanners').includes('vuln');
+  if (SBOM_FORMATS.includes(format) && !ctx.scannersExplicit) {
+    logInfo(`"--format ${format}" disables security scanning. Specify "--scanners vuln" explicitly if you want to include vulnerabilities in the "${format}" report.`);
+  }
+  const report = readConvertInput(targets[0]);
+  for (const result of report.Results ?? []) {
+    filterBySeverity(result, 'Vulnerabilities', ctx.severities);
+    filterBySeverity(result, 'Secrets', ctx.severities);
+  }
+  let text;
+  if (format === 'cyclonedx') text = goJson(cycloneDxFromReport(ctx, report, withVulns && ctx.scannersExplicit));
+  else if (format === 'spdx-json') text = goJson(spdxFromReport(ctx, report));
+  else if (format === 'json') text = goJson(report);
+  else if (format === 'table') text = tableText(report);
+  else internalError(`trivy convert --format ${format} is not modelled`);
+  writeOutput(ctx, text, '');
+  exit(0);
+}
+
+// ---------- SBOM encoding of a report (pkg/sbom/io/encode.go, pkg/sbom/cyclonedx, pkg/sbom/spdx) ----------
+
+/** Language types whose packages hang directly off the root (no per-file application component). */
+const AGGREGATING_TYPES = new Set(['bitnami', 'conda-pkg', 'gemspec', 'gobinary', 'jar', 'julia', 'node-pkg', 'python-pkg', 'rust-binary', 'rustbinary']);
+const MAVEN_TYPES = new Set(['jar', 'pom', 'gradle', 'sbt']);
+const SPDX_IDS = new Set(['0BSD', 'Apache-2.0', 'BSD-2-Clause', 'BSD-3-Clause', 'CC0-1.0', 'GPL-2.0-only', 'GPL-2.0-or-later', 'GPL-3.0-only', 'GPL-3.0-or-later', 'ISC', 'LGPL-2.1-only', 'LGPL-2.1-or-later', 'LGPL-3.0-only', 'MIT', 'MPL-2.0', 'OpenSSL', 'Python-2.0', 'Unlicense', 'Zlib']);
+/** CycloneDX time format Trivy writes (seconds, explicit +00:00). */
+const cdxTimestamp = () => new Date().toISOString().replace(/\.\d+Z$/, '+00:00');
+
+/** Artifact, OS and package nodes of a report: the graph both SBOM formats are written from. */
+function sbomGraph(report) {
+  const metadata = report.Metadata ?? {};
+  const root = { kind: 'root', name: report.ArtifactName ?? '', children: [] };
+  const nodes = [];
+  for (const result of report.Results ?? []) {
+    if (!['os-pkgs', 'lang-pkgs'].includes(result.Class)) continue;
+    let parent = root;
+    if (result.Class === 'os-pkgs' && metadata.OS) {
+      parent = { kind: 'os', name: metadata.OS.Family, version: metadata.OS.Name, result, children: [] };
+    } else if (result.Class === 'lang-pkgs' && !AGGREGATING_TYPES.has(result.Type)) {
+      parent = { kind: 'application', name: result.Target, result, children: [] };
+    }
+    if (parent !== root) { root.children.push(parent); nodes.push(parent); }
+    for (const pkg of result.Packages ?? []) {
+      const node = { kind: 'library', pkg, result, children: [] };
+      parent.children.push(node);
+      nodes.push(node);
+    }
+  }
+  return { root, nodes };
+}
+
+/** pkg:oci purl of the image when a repo digest is known (as in the Trivy 0.48 fixture). */
+function ociPurl(metadata) {
+  const repoDigest = metadata.RepoDigests?.[0];
+  if (!repoDigest) return undefined;
+  const [repo, digest] = repoDigest.split('@');
+  const { registry, repoPath } = parseImageRef(`${repo}@${digest}`);
+  const name = repoPath.slice(repoPath.lastIndexOf('/') + 1);
+  const arch = metadata.ImageConfig?.architecture || 'amd64';
+  return `pkg:oci/${name}@${encodeURIComponent(digest)}?arch=${encodeURIComponent(arch)}&repository_url=${encodeURIComponent(`${registry}/${repoPath}`)}`;
+}
+
+const property = (name, value) => ({ name: `aquasecurity:trivy:${name}`, value: String(value) });
+const sortedProperties = (properties) => properties.sort((a, b) => byteOrder(a.name, b.name) || byteOrder(a.value, b.value));
+
+function libraryVersion(pkg) {
+  return pkg.Release ? `${pkg.Version}-${pkg.Release}` : pkg.Version;
+}
+
+function cdxLicenses(pkg) {
+  if (!pkg.Licenses?.length) return undefined;
+  return pkg.Licenses.map((license) => ({ license: SPDX_IDS.has(license) ? { id: license } : { name: license } }));
+}
+
+function cdxLibrary(node, bomRef) {
+  const { pkg, result } = node;
+  const maven = MAVEN_TYPES.has(result.Type) && pkg.Name?.includes(':');
+  const [group, name] = maven ? [pkg.Name.slice(0, pkg.Name.lastIndexOf(':')), pkg.Name.slice(pkg.Name.lastIndexOf(':') + 1)] : [undefined, pkg.Name];
+  const properties = [
+    pkg.FilePath && property('FilePath', pkg.FilePath),
+    pkg.Layer?.DiffID && property('LayerDiffID', pkg.Layer.DiffID),
+    pkg.Layer?.Digest && property('LayerDigest', pkg.Layer.Digest),
+    pkg.ID && property('PkgID', pkg.ID),
+    result.Type && property('PkgType', result.Type),
+    pkg.SrcEpoch && property('SrcEpoch', pkg.SrcEpoch),
+    pkg.SrcName && property('SrcName', pkg.SrcName),
+    pkg.SrcRelease && property('SrcRelease', pkg.SrcRelease),
+    pkg.SrcVersion && property('SrcVersion', pkg.SrcVersion),
+  ].filter(Boolean);
+  const purl = pkg.Identifier?.PURL;
+  return {
+    'bom-ref': bomRef,
+    type: 'library',
+    ...(pkg.Maintainer && { supplier: { name: pkg.Maintainer } }),
+    ...(group && { group }),
+    name,
+    ...(pkg.Version !== undefined && { version: libraryVersion(pkg) }),
+    ...(cdxLicenses(pkg) && { licenses: cdxLicenses(pkg) }),
+    ...(purl && { purl }),
+    ...(properties.length > 0 && { properties: sortedProperties(properties) }),
+  };
+}
+
+const CVSS_METHODS = [['V2', 'CVSSv2'], ['V3', 'CVSSv3'], ['V40', 'CVSSv4']];
+const SEVERITY_NAMES = ['unknown', 'low', 'medium', 'high', 'critical'];
+
+function severityOfScore(score, v2) {
+  if (v2) return score >= 7 ? 'high' : score >= 4 ? 'medium' : 'low';
+  return score >= 9 ? 'critical' : score >= 7 ? 'high' : score >= 4 ? 'medium' : score > 0 ? 'low' : 'none';
+}
+
+/** One rating per source: a CVSS rating per vector it has, else the vendor severity alone (fixture: fluentd with-vulns). */
+function cdxRatings(vuln) {
+  const sources = [...new Set([...Object.keys(vuln.VendorSeverity ?? {}), ...Object.keys(vuln.CVSS ?? {})])].sort(byteOrder);
+  return sources.flatMap((source) => {
+    const cvss = vuln.CVSS?.[source] ?? {};
+    const ratings = CVSS_METHODS.filter(([key]) => cvss[`${key}Score`] !== undefined).map(([key, method]) => ({
+      source: { name: source },
+      score: cvss[`${key}Score`],
+      severity: severityOfScore(cvss[`${key}Score`], key === 'V2'),
+      method: key === 'V3' && cvss.V3Vector?.startsWith('CVSS:3.1/') ? 'CVSSv31' : method,
+      vector: cvss[`${key}Vector`],
+    }));
+    return ratings.length > 0 ? ratings : [{ source: { name: source }, severity: SEVERITY_NAMES[vuln.VendorSeverity?.[source] ?? 0] }];
+  });
+}
+
+function cdxVulnerabilities(report, refOfPackage) {
+  const byId = new Map();
+  for (const result of report.Results ?? []) {
+    for (const vuln of result.Vulnerabilities ?? []) {
+      const ref = refOfPackage(result, vuln);
+      if (!ref) continue;
+      const affects = { ref, versions: [{ version: vuln.InstalledVersion, status: 'affected' }] };
+      const known = byId.get(vuln.VulnerabilityID);
+      if (known) { known.affects.push(affects); continue; }
+      byId.set(vuln.VulnerabilityID, {
+        id: vuln.VulnerabilityID,
+        ...(vuln.DataSource && { source: { name: vuln.DataSource.ID, url: vuln.DataSource.URL } }),
+        ratings: cdxRatings(vuln),
+        ...(vuln.CweIDs?.length && { cwes: vuln.CweIDs.map((id) => Number(id.replace(/^CWE-/, ''))) }),
+        ...(vuln.Description && { description: vuln.Description }),
+        ...(vuln.FixedVersion && { recommendation: `Upgrade ${vuln.PkgName} to version ${vuln.FixedVersion}` }),
+        advisories: [vuln.PrimaryURL, ...(vuln.References ?? [])].filter(Boolean).map((url) => ({ url })),
+        ...(vuln.PublishedDate && { published: vuln.PublishedDate.replace(/(\.\d+)?Z$/, '+00:00') }),
+        ...(vuln.LastModifiedDate && { updated: vuln.LastModifiedDate.replace(/(\.\d+)?Z$/, '+00:00') }),
+        affects: [affects],
+      });
+    }
+  }
+  return [...byId.values()];
+}
+
+/** CycloneDX 1.6 as Trivy 0.69 writes it (shape of fixtures/trivy/sbom/trivy-v0.69.3_fluentd-*.cdx.json). */
+function cycloneDxFromReport(ctx, report, withVulns) {
+  const metadata = report.Metadata ?? {};
+  const { root, nodes } = sbomGraph(report);
+  const purl = ociPurl(metadata);
+  // core.BOM bomRef: the PURL when it is unique in the BOM, else (and without one) a random UUID for every occurrence
+  const refs = new Map([[root, purl ?? randomUUID()]]);
+  const purlOf = (node) => (node.kind === 'library' ? node.pkg.Identifier?.PURL : undefined);
+  const purlCount = new Map();
+  for (const node of nodes) if (purlOf(node)) purlCount.set(purlOf(node), (purlCount.get(purlOf(node)) ?? 0) + 1);
+  for (const node of nodes) refs.set(node, purlOf(node) && purlCount.get(purlOf(node)) === 1 ? purlOf(node) : randomUUID());
+  const rootProperties = sortedProperties([
+    ...(metadata.DiffIDs ?? []).map((id) => property('DiffID', id)),
+    metadata.ImageID && property('ImageID', metadata.ImageID),
+    metadata.Reference && property('Reference', metadata.Reference),
+    ...(metadata.RepoDigests ?? []).map((digest) => property('RepoDigest', digest)),
+    ...(metadata.RepoTags ?? []).map((tag) => property('RepoTag', tag)),
+    report.SchemaVersion !== undefined && property('SchemaVersion', report.SchemaVersion),
+    metadata.Size !== undefined && property('Size', metadata.Size),
+  ].filter(Boolean));
+  const rootComponent = {
+    'bom-ref': refs.get(root),
+    type: report.ArtifactType === 'container_image' ? 'container' : 'application',
+    name: root.name,
+    ...(purl && { purl }),
+    ...(rootProperties.length > 0 && { properties: rootProperties }),
+  };
+  const components = nodes.map((node) => {
+    if (node.kind === 'library') return cdxLibrary(node, refs.get(node));
+    return {
+      'bom-ref': refs.get(node),
+      type: node.kind === 'os' ? 'operating-system' : 'application',
+      name: node.name,
+      ...(node.version !== undefined && { version: node.version }),
+      properties: [property('Class', node.result.Class), property('Type', node.result.Type)],
+    };
+  }).sort((a, b) => byteOrder(a['bom-ref'], b['bom-ref']));
+  const dependencies = [root, ...nodes]
+    .map((node) => ({ ref: refs.get(node), dependsOn: node.children.map((child) => refs.get(child)).sort(byteOrder) }))
+    .sort((a, b) => byteOrder(a.ref, b.ref));
+  const refOfPackage = (result, vuln) => nodes.find((node) => node.kind === 'library' && node.result === result
+    && node.pkg.ID === vuln.PkgID && (node.pkg.FilePath ?? '') === (vuln.PkgPath ?? '')) ?? undefined;
+  return {
+    $schema: 'http://cyclonedx.org/schema/bom-1.6.schema.json',
+    bomFormat: 'CycloneDX',
+    specVersion: '1.6',
+    serialNumber: `urn:uuid:${randomUUID()}`,
+    version: 1,
+    metadata: {
+      timestamp: cdxTimestamp(),
+      tools: { components: [{ type: 'application', manufacturer: { name: 'Aqua Security Software Ltd.' }, group: 'aquasecurity', name: 'trivy', version: ctx.version }] },
+      component: rootComponent,
+    },
+    components,
+    dependencies,
+    vulnerabilities: withVulns ? cdxVulnerabilities(report, (result, vuln) => { const node = refOfPackage(result, vuln); return node && refs.get(node); }) : [],
+  };
+}
+
+/** SPDXRef-<Kind>-<hash>: Trivy derives the suffix from a hash of the element. */
+function spdxId(kind, ...parts) {
+  return `SPDXRef-${kind}-${createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 16)}`;
+}
+
+/** A small SPDX 2.3 JSON document of the same graph. */
+function spdxFromReport(ctx, report) {
+  const metadata = report.Metadata ?? {};
+  const { root, nodes } = sbomGraph(report);
+  const purl = ociPurl(metadata);
+  const purlRef = (locator) => [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: locator }];
+  const ids = new Map([[root, spdxId(report.ArtifactType === 'container_image' ? 'ContainerImage' : 'Application', root.name)]]);
+  const packages = [{
+    name: root.name,
+    SPDXID: ids.get(root),
+    downloadLocation: 'NONE',
+    ...(purl && { externalRefs: purlRef(purl) }),
+    primaryPackagePurpose: report.ArtifactType === 'container_image' ? 'CONTAINER' : 'APPLICATION',
+  }];
+  for (const node of nodes) {
+    if (node.kind === 'library') {
+      const { pkg } = node;
+      ids.set(node, spdxId('Package', node.result.Target, pkg.ID ?? pkg.Name, pkg.FilePath ?? ''));
+      const license = pkg.Licenses?.length ? pkg.Licenses.join(' AND ') : 'NONE';
+      packages.push({
+        name: pkg.Name,
+        SPDXID: ids.get(node),
+        versionInfo: libraryVersion(pkg),
+        supplier: pkg.Maintainer ? `Organization: ${pkg.Maintainer}` : 'NOASSERTION',
+        downloadLocation: 'NONE',
+        filesAnalyzed: false,
+        licenseConcluded: license,
+        licenseDeclared: license,
+        ...(pkg.Identifier?.PURL && { externalRefs: purlRef(pkg.Identifier.PURL) }),
+        primaryPackagePurpose: 'LIBRARY',
+      });
+    } else {
+      ids.set(node, spdxId(node.kind === 'os' ? 'OperatingSystem' : 'Application', node.name));
+      packages.push({
+        name: node.name,
+        SPDXID: ids.get(node),
+        ...(node.version !== undefined && { versionInfo: node.version }),
+        downloadLocation: 'NONE',
+        primaryPackagePurpose: node.kind === 'os' ? 'OPERATING-SYSTEM' : 'APPLICATION',
+      });
+    }
+  }
+  const relationships = [{ spdxElementId: 'SPDXRef-DOCUMENT', relatedSpdxElement: ids.get(root), relationshipType: 'DESCRIBES' }];
+  for (const node of [root, ...nodes]) {
+    for (const child of node.children) relationships.push({ spdxElementId: ids.get(node), relatedSpdxElement: ids.get(child), relationshipType: 'CONTAINS' });
+  }
+  return {
+    spdxVersion: 'SPDX-2.3',
+    dataLicense: 'CC0-1.0',
+    SPDXID: 'SPDXRef-DOCUMENT',
+    name: root.name,
+    documentNamespace: `http://aquasecurity.github.io/trivy/${report.ArtifactType ?? 'container_image'}/${root.name}-${randomUUID()}`,
+    creationInfo: { creators: ['Organization: aquasecurity', `Tool: trivy-${ctx.version}`], created: timestamp() },
+    packages,
+    relationships,
+  };
 }
 
 // ---------- main ----------
@@ -749,6 +1289,11 @@ const COMMANDS = {
     help: (specs) => helpText('trivy image [flags] IMAGE_NAME', 'Scan a container image', specs),
     run: (ctx, parsed) => runImage(ctx, parsed),
   },
+  convert: {
+    flags: () => [...CONVERT_FLAGS, ...GLOBAL_FLAGS],
+    help: (specs) => helpText('trivy convert [flags] RESULT_JSON', 'Convert Trivy JSON report into a different format', specs),
+    run: (ctx, parsed) => runConvert(ctx, parsed),
+  },
   version: {
     flags: () => [VERSION_FORMAT_FLAG, ...GLOBAL_FLAGS],
     help: (specs) => helpText('trivy version [flags]', 'Print the version', specs),
@@ -756,6 +1301,7 @@ const COMMANDS = {
   },
 };
 COMMANDS.i = COMMANDS.image;
+COMMANDS.conv = COMMANDS.convert;
 
 async function runSubcommand(scenario, command, tokens) {
   const specs = command.flags(scenario.version ?? DEFAULT_VERSION);

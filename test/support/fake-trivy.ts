@@ -29,19 +29,52 @@ export type ImageBehaviour =
   /** Exit 0 with a valid report of about this many MiB, streamed. */
   | { hugeMB: number };
 
+/** What one DB download attempt does: 'ok', 'hang', or the id of an errors.json DB failure (e.g. 'db-toomanyrequests-real-2024'). */
+export type DbDownloadOutcome = 'ok' | 'hang' | (string & {});
+
+/**
+ * Outcome per repository, keyed by the `--db-repository` / `--java-db-repository` value as Trivy uses it (schema tag
+ * added when missing; defaults `mirror.gcr.io/aquasec/trivy-db:2` then `ghcr.io/aquasecurity/trivy-db:2`, Java
+ * `mirror.gcr.io/aquasec/trivy-java-db:1` then `ghcr.io/aquasecurity/trivy-java-db:1`); `default` for the others
+ * (default 'ok'). Repositories are tried in order; like pkg/oci/artifact.go, a temporary failure (429/5xx,
+ * BLOB_UNKNOWN, e.g. 'db-toomanyrequests-real-2024') moves on to the next one, any other failure (e.g.
+ * 'db-network-unreachable-real-2024') ends the download. The captured error is rewritten for the repository.
+ */
+export type DbDownloadByRepository = { default?: DbDownloadOutcome } & Record<string, DbDownloadOutcome>;
+
+export interface FakeTrivyDb {
+  /**
+   * A string applies to the whole download and replays an errors.json entry exactly as captured;
+   * an object decides per repository (DbDownloadByRepository). Default 'ok'.
+   */
+  download?: DbDownloadOutcome | DbDownloadByRepository;
+  /** ISO time written as UpdatedAt (default now-1h). */
+  updatedAt?: string;
+}
+
 export interface FakeTrivyScenario {
   /** 'Version' printed by `trivy version` (default '0.69.3'); also gates version-specific flags and texts. */
   version?: string;
   /** `trivy version` exits 1 with a FATAL line. */
   versionFails?: boolean;
-  /** download: 'ok' (default), an errors.json id to replay, or 'hang'; updatedAt: ISO time (default now-1h). */
-  db?: { download?: string; updatedAt?: string };
-  javaDb?: { download?: string; updatedAt?: string };
-  /** Key: the image argument exactly as passed to `trivy image`. */
+  db?: FakeTrivyDb;
+  javaDb?: FakeTrivyDb;
+  /**
+   * Key: the image argument exactly as passed to `trivy image`. A `report` is replayed as captured; with
+   * `--list-all-pkgs` (default since 0.67) a Result without `Packages` gets them listed from its vulnerabilities'
+   * packages (unique by PkgID and PkgPath, Trivy's Package field order), so `trivy convert` has packages to write.
+   */
   images?: Record<string, ImageBehaviour>;
   /** For refs not in `images`; if absent, the real MANIFEST_UNKNOWN failure for that ref. */
   defaultImage?: ImageBehaviour;
-  /** ref -> credentials that must be in $DOCKER_CONFIG/config.json `auths[registry]`, else UNAUTHORIZED. */
+  /**
+   * ref -> credentials that must be found in $DOCKER_CONFIG/config.json (else ~/.docker/config.json), else UNAUTHORIZED.
+   * Found as Trivy's Docker keychain finds them (go-containerregistry + docker/cli): key "<registry>/<repository>",
+   * then "<registry>", each exactly or as any key whose host part matches (`host`, `https://host`, `http://host`,
+   * `host/v1/`); Docker Hub's registry key is only `https://index.docker.io/v1/` (`docker.io` / `index.docker.io` keys
+   * are not found). `auth` (base64 user:password) or `username`/`password`. `registry` must name the image's registry
+   * (`docker.io` for Docker Hub is fine); a mismatch is a stand-in error (exit 99).
+   */
   requireDockerConfigFor?: Record<string, { registry: string; username: string; password: string }>;
   /** JSONL invocation log (one line per invocation). */
   log?: string;
@@ -58,8 +91,13 @@ export interface FakeTrivyInvocation {
   startedAt: string;
   endedAt?: string;
   exitCode?: number;
-  /** e.g. 'version', 'download-vuln-db', 'report', 'fail:<id>', 'image-not-found', 'unauthorized', 'timeout', 'hang', 'signal:SIGKILL', 'usage-error'. */
+  /**
+   * e.g. 'version', 'download-vuln-db', 'report', 'convert', 'convert-error', 'fail:<id>', 'vuln-db-download-failed',
+   * 'image-not-found', 'unauthorized', 'timeout', 'hang', 'signal:SIGKILL', 'usage-error'.
+   */
   behaviour: string;
+  /** Repository each DB was downloaded from in this invocation. */
+  downloadedFrom?: { vuln?: string; java?: string };
 }
 
 /** Writes dir/trivy-scenario.json; the log goes to dir/trivy-invocations.jsonl unless scenario.log is set. */

@@ -16,12 +16,23 @@ export interface WorkloadSpec {
   serviceAccountName?: string;
   imagePullSecrets?: string[];
 }
-export interface PodSpecInput extends WorkloadSpec {
+export type PodPhase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
+/** name and containers may be left out when `owner` has a pod template (ReplicaSet, Job, StatefulSet, DaemonSet). */
+export interface PodSpecInput extends Omit<WorkloadSpec, 'name' | 'containers'> {
+  name?: string;
+  containers?: ContainerSpec[];
   owner?: KubeObject;
+  /** `spec.ephemeralContainers` (as `kubectl debug` adds them); their status goes to `status.ephemeralContainerStatuses`. */
   ephemeralContainers?: ContainerSpec[];
   serviceAccountName?: string; imagePullSecrets?: string[];
-  /** status image IDs per container name; undefined = not started (no status entry); '' = image pull failing */
+  /**
+   * status image ID per container name (init, regular and ephemeral alike), in any form a runtime reports:
+   * `docker-pullable://repo@sha256:…` (dockershim), `docker.io/library/nginx@sha256:…` (containerd, CRI-O),
+   * bare `sha256:…` (locally loaded images, e.g. kind). Missing = not started (no status entry); '' = image pull failing.
+   */
   imageIDs?: Record<string, string>;
+  /** Default: Running when every regular container has a non-empty image ID, else Pending. */
+  phase?: PodPhase;
 }
 
 /** Fixed so that objects (and test output) are deterministic. */
@@ -87,8 +98,8 @@ function metadataFor(kind: string, spec: ObjectIdentity, extras: MetadataExtras 
     resourceVersion: '1', // the stand-in server assigns the real one when the object is stored
     generation: extras.generation,
     creationTimestamp: CREATION_TIMESTAMP,
-    labels: nonEmpty(spec.labels),
-    annotations: nonEmpty(extras.annotations),
+    labels: nonEmpty(spec.labels && sortedKeys(spec.labels)),
+    annotations: nonEmpty(extras.annotations && sortedKeys(extras.annotations)),
     ownerReferences: extras.ownerReferences,
   });
 }
@@ -162,7 +173,7 @@ function selectorLabels(spec: WorkloadSpec): Record<string, string> {
 
 export function deployment(spec: WorkloadSpec): KubeObject {
   const real = realObject.deployment();
-  const replicaSetName = `${spec.name}-${shortHash(spec.namespace, spec.name)}`;
+  const replicaSetName = `${spec.name}-${shortHash(spec.namespace, spec.name)}`; // = podTemplateHash(deployment)
   const status = restampTimes(real.status);
   for (const condition of status.conditions) {
     if (condition.reason === 'NewReplicaSetAvailable') condition.message = `ReplicaSet "${replicaSetName}" has successfully progressed.`;
@@ -239,77 +250,201 @@ export function cronJob(spec: WorkloadSpec): KubeObject {
   };
 }
 
-/** No real ReplicaSet object is available: built from the Deployment fixture, as the controller does. */
-export function replicaSet(spec: WorkloadSpec & { owner?: KubeObject }): KubeObject {
+/** The pod template a controller stamps its children from (CronJob: the Job template's). */
+function podTemplateOf(owner: KubeObject | undefined): KubeObject | undefined {
+  return owner?.kind === 'CronJob' ? owner.spec?.jobTemplate?.spec?.template : owner?.spec?.template;
+}
+
+function containerSpecsOf(containers: KubeObject[] | undefined): ContainerSpec[] | undefined {
+  return containers?.map((c) => ({ name: c.name, image: c.image }));
+}
+
+/** Go's encoding/json writes map keys sorted, so labels and annotations come back in key order. */
+function sortedKeys(record: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+/** Input for workloads a controller creates: name and containers default from the owner when it has a pod template. */
+export type OwnedWorkloadInput = Omit<WorkloadSpec, 'name' | 'containers'> & { name?: string; containers?: ContainerSpec[]; owner?: KubeObject };
+
+function resolveContainers(kind: string, spec: OwnedWorkloadInput): Pick<WorkloadSpec, 'containers' | 'initContainers'> {
+  if (spec.containers) return { containers: spec.containers, initContainers: spec.initContainers };
+  const template = podTemplateOf(spec.owner);
+  const containers = containerSpecsOf(template?.spec?.containers);
+  if (!containers) throw new Error(`${kind}: give containers, or an owner with a pod template`);
+  return { containers, initContainers: spec.initContainers ?? containerSpecsOf(template?.spec?.initContainers) };
+}
+
+/**
+ * The `pod-template-hash` the Deployment controller puts on the ReplicaSet (and its Pods) for a revision of this
+ * Deployment; the ReplicaSet is named `<deployment>-<hash>`. Real hashes come from the template (FNV, SafeEncodeString
+ * alphabet); here they are derived from the Deployment's identity, so revision 1 matches its NewReplicaSetAvailable message.
+ */
+export function podTemplateHash(deploymentObject: KubeObject, revision = 1): string {
+  const { namespace: ns, name } = deploymentObject.metadata;
+  return revision === 1 ? shortHash(ns, name) : shortHash(ns, name, String(revision));
+}
+
+/**
+ * A ReplicaSet. With a Deployment owner it is what the Deployment controller creates: name `<deployment>-<hash>`,
+ * the Deployment's template (or the given containers) with the `pod-template-hash` label on metadata, selector and
+ * template, the revision annotations and a controller ownerReference. No real ReplicaSet object is available: the
+ * rest comes from the Deployment fixture.
+ */
+export function replicaSet(spec: OwnedWorkloadInput & { revision?: number }): KubeObject {
   const real = realObject.deployment();
-  const fromDeployment = spec.owner?.kind === 'Deployment';
+  const owner = spec.owner;
+  const fromDeployment = owner?.kind === 'Deployment';
+  const ownerPrefix = `${owner?.metadata?.name}-`;
+  const hash = !fromDeployment ? undefined
+    : spec.name?.startsWith(ownerPrefix) && spec.revision === undefined ? spec.name.slice(ownerPrefix.length) : podTemplateHash(owner!, spec.revision);
+  const name = spec.name ?? (hash !== undefined ? `${ownerPrefix}${hash}` : undefined);
+  if (name === undefined) throw new Error('replicaSet: give a name, or a Deployment owner');
+  const containers = resolveContainers('replicaSet', spec);
+  const workload: WorkloadSpec = { ...spec, ...containers, name };
+  let selector: Record<string, string> = selectorLabels(workload);
+  let template = podTemplateFrom(real.spec.template, workload, selector);
+  let labels = spec.labels;
+  if (fromDeployment) {
+    const hashLabel = { 'pod-template-hash': hash! };
+    selector = sortedKeys({ ...owner!.spec.selector.matchLabels, ...hashLabel });
+    const templateLabels = sortedKeys({ ...owner!.spec.template.metadata.labels, ...hashLabel });
+    template = spec.containers
+      ? podTemplateFrom(real.spec.template, { ...workload, serviceAccountName: spec.serviceAccountName ?? owner!.spec.template.spec.serviceAccountName }, templateLabels)
+      : { ...structuredClone(owner!.spec.template), metadata: { ...structuredClone(owner!.spec.template.metadata), labels: templateLabels } };
+    labels = sortedKeys({ ...templateLabels, ...spec.labels });
+  }
   return {
     kind: 'ReplicaSet', apiVersion: 'apps/v1',
-    metadata: metadataFor('ReplicaSet', spec, {
+    metadata: metadataFor('ReplicaSet', { ...workload, labels }, {
       generation: 1,
       annotations: fromDeployment
-        ? { 'deployment.kubernetes.io/desired-replicas': '1', 'deployment.kubernetes.io/max-replicas': '2', 'deployment.kubernetes.io/revision': '1' }
+        ? { 'deployment.kubernetes.io/desired-replicas': '1', 'deployment.kubernetes.io/max-replicas': '2', 'deployment.kubernetes.io/revision': String(spec.revision ?? 1) }
         : undefined,
-      ownerReferences: spec.owner ? [ownerReference(spec.owner)] : undefined,
+      ownerReferences: owner ? [ownerReference(owner)] : undefined,
     }),
-    spec: {
-      replicas: 1,
-      selector: { matchLabels: selectorLabels(spec) },
-      template: podTemplateFrom(real.spec.template, spec, selectorLabels(spec)),
-    },
+    spec: { replicas: 1, selector: { matchLabels: selector }, template },
     status: { replicas: 1, fullyLabeledReplicas: 1, readyReplicas: 1, availableReplicas: 1, observedGeneration: 1 },
   };
 }
 
-export function job(spec: WorkloadSpec & { owner?: KubeObject }): KubeObject {
+/** The CronJob controller names a Job `<cronjob>-<scheduled time in minutes since the epoch>` (getJobName). */
+export function cronJobJobName(cronJobObject: KubeObject, scheduledTime = CREATION_TIMESTAMP): string {
+  return `${cronJobObject.metadata.name}-${Math.floor(Date.parse(scheduledTime) / 60_000)}`;
+}
+
+/**
+ * A Job. With a CronJob owner it is what the CronJob controller creates: name from `cronJobJobName`, the CronJob's
+ * job template (or the given containers), the `batch.kubernetes.io/cronjob-scheduled-timestamp` annotation (1.28+)
+ * and a controller ownerReference. Selector and pod labels as the 1.27+ job strategy generates them.
+ */
+export function job(spec: OwnedWorkloadInput & { scheduledTime?: string }): KubeObject {
   const real = realObject.job();
-  const uid = spec.uid ?? deterministicUid('Job', spec.namespace, spec.name);
-  const podLabels = { 'controller-uid': uid, 'job-name': spec.name };
+  const owner = spec.owner;
+  const fromCronJob = owner?.kind === 'CronJob';
+  const name = spec.name ?? (fromCronJob ? cronJobJobName(owner!, spec.scheduledTime) : undefined);
+  if (name === undefined) throw new Error('job: give a name, or a CronJob owner');
+  const workload: WorkloadSpec = { ...spec, ...resolveContainers('job', spec), name };
+  const uid = spec.uid ?? deterministicUid('Job', spec.namespace, name);
+  const ownerTemplate = fromCronJob ? owner!.spec.jobTemplate : undefined;
+  const podLabels = sortedKeys({
+    ...podTemplateOf(owner)?.metadata?.labels,
+    'batch.kubernetes.io/controller-uid': uid, 'batch.kubernetes.io/job-name': name, 'controller-uid': uid, 'job-name': name,
+  });
+  const annotations = fromCronJob
+    ? sortedKeys({ ...ownerTemplate?.metadata?.annotations, 'batch.kubernetes.io/cronjob-scheduled-timestamp': spec.scheduledTime ?? CREATION_TIMESTAMP })
+    : undefined;
+  const { selector: _legacySelector, template: realTemplate, ...realSpec } = real.spec;
   return {
     kind: 'Job', apiVersion: 'batch/v1',
-    metadata: metadataFor('Job', { ...spec, uid }, {
-      ownerReferences: spec.owner ? [ownerReference(spec.owner)] : undefined,
+    metadata: metadataFor('Job', { ...workload, uid, labels: spec.labels ?? ownerTemplate?.metadata?.labels ?? podLabels }, {
+      annotations,
+      ownerReferences: owner ? [ownerReference(owner)] : undefined,
     }),
     spec: {
-      ...real.spec,
-      selector: { matchLabels: { 'controller-uid': uid } },
-      template: { metadata: { creationTimestamp: null, labels: podLabels }, spec: podSpecFrom(real.spec.template.spec, spec) },
+      ...realSpec,
+      selector: { matchLabels: { 'batch.kubernetes.io/controller-uid': uid } },
+      template: {
+        metadata: { creationTimestamp: null, labels: podLabels },
+        spec: fromCronJob && !spec.containers ? structuredClone(owner!.spec.jobTemplate.spec.template.spec) : podSpecFrom(realTemplate.spec, workload),
+      },
     },
     status: restampTimes(real.status),
   };
 }
 
+/** Labels a controller adds to its Pods besides the template's (StatefulSet and DaemonSet controllers). */
+function controllerPodLabels(owner: KubeObject | undefined, podName: string): Record<string, string> {
+  if (owner?.kind === 'StatefulSet') {
+    return {
+      'apps.kubernetes.io/pod-index': podName.slice(podName.lastIndexOf('-') + 1),
+      'controller-revision-hash': owner.status?.updateRevision ?? `${owner.metadata.name}-${shortHash('sts', owner.metadata.namespace, owner.metadata.name)}`,
+      'statefulset.kubernetes.io/pod-name': podName,
+    };
+  }
+  if (owner?.kind === 'DaemonSet') {
+    return {
+      'controller-revision-hash': shortHash('ds', owner.metadata.namespace, owner.metadata.name),
+      'pod-template-generation': String(owner.metadata.generation ?? 1),
+    };
+  }
+  return {};
+}
+
+/** StatefulSet pods are `<name>-<ordinal>`; other controllers use generateName `<owner>-` plus 5 random characters. */
+function podNameFor(owner: KubeObject | undefined, namespaceName: string): string | undefined {
+  if (!owner) return undefined;
+  if (owner.kind === 'StatefulSet') return `${owner.metadata.name}-0`;
+  return `${owner.metadata.name}-${shortHash('pod', namespaceName, owner.metadata.name).slice(0, 5)}`;
+}
+
+/**
+ * A Pod. With an owner (ReplicaSet, Job, StatefulSet, DaemonSet) the name, containers, labels, service account and
+ * pull secrets default from the owner's template, as its controller creates them; without one it is a standalone Pod
+ * with no ownerReferences. `phase` overrides the derived one (Running when every container has an image ID, else Pending).
+ */
 export function pod(spec: PodSpecInput): KubeObject {
   const real = realObject.runningPod();
   const owner = spec.owner;
+  const template = podTemplateOf(owner);
+  const name = spec.name ?? podNameFor(owner, spec.namespace);
+  if (name === undefined) throw new Error('pod: give a name, or an owner');
+  const resolved: ResolvedPod = {
+    ...spec, ...resolveContainers('pod', spec), name,
+    labels: owner || spec.labels ? sortedKeys({ ...template?.metadata?.labels, ...controllerPodLabels(owner, name), ...spec.labels }) : undefined,
+    imagePullSecrets: spec.imagePullSecrets ?? template?.spec?.imagePullSecrets?.map((ref: KubeObject) => ref.name),
+  };
   return {
     kind: 'Pod', apiVersion: 'v1',
-    metadata: metadataFor('Pod', spec, {
+    metadata: metadataFor('Pod', resolved, {
       generateName: owner && owner.kind !== 'StatefulSet' ? `${owner.metadata.name}-` : undefined,
       ownerReferences: owner ? [ownerReference(owner)] : undefined,
     }),
-    spec: podSpecFrom(real.spec, spec, {
-      restartPolicy: owner?.kind === 'Job' ? 'Never' : 'Always',
-      serviceAccountName: spec.serviceAccountName ?? 'default',
+    spec: podSpecFrom(real.spec, resolved, {
+      restartPolicy: owner?.kind === 'Job' ? template?.spec?.restartPolicy ?? 'Never' : 'Always',
+      serviceAccountName: spec.serviceAccountName ?? template?.spec?.serviceAccountName ?? 'default',
       ephemeralContainers: spec.ephemeralContainers,
     }),
-    status: podStatusFor(spec, restampTimes(real.status)),
+    status: podStatusFor(resolved, restampTimes(real.status)),
   };
 }
 
+type ResolvedPod = PodSpecInput & WorkloadSpec;
 type ContainerRole = 'init' | 'regular' | 'ephemeral';
+const TERMINAL_PHASES: ReadonlySet<PodPhase> = new Set(['Succeeded', 'Failed']);
 
-function podStatusFor(spec: PodSpecInput, realStatus: KubeObject): KubeObject {
+function podStatusFor(spec: ResolvedPod, realStatus: KubeObject): KubeObject {
   const imageIDs = spec.imageIDs ?? {};
+  const unready = spec.containers.filter((c) => !imageIDs[c.name]).map((c) => c.name);
+  const phase: PodPhase = spec.phase ?? (unready.length === 0 ? 'Running' : 'Pending');
   const statusesOf = (containers: ContainerSpec[] | undefined, role: ContainerRole) =>
     nonEmpty((containers ?? []).flatMap((c) => {
       const imageID = imageIDs[c.name];
-      return imageID === undefined ? [] : [containerStatusFor(spec, c, imageID, role)];
+      return imageID === undefined ? [] : [containerStatusFor(spec, c, imageID, role, phase)];
     }));
-  const unready = spec.containers.filter((c) => !imageIDs[c.name]).map((c) => c.name);
   return compact({
-    phase: unready.length === 0 ? 'Running' : 'Pending',
-    conditions: conditionsFor(realStatus.conditions, unready),
+    phase,
+    conditions: conditionsFor(realStatus.conditions, unready, phase),
     hostIP: realStatus.hostIP,
     hostIPs: realStatus.hostIPs,
     podIP: realStatus.podIP,
@@ -322,14 +457,24 @@ function podStatusFor(spec: PodSpecInput, realStatus: KubeObject): KubeObject {
   });
 }
 
-function conditionsFor(realConditions: KubeObject[], unready: string[]): KubeObject[] {
+/** kubelet status/generate.go: terminal pods get Ready/ContainersReady False with PodCompleted / PodFailed, no sandbox. */
+function conditionsFor(realConditions: KubeObject[], unready: string[], phase: PodPhase): KubeObject[] {
+  if (TERMINAL_PHASES.has(phase)) {
+    const reason = phase === 'Succeeded' ? 'PodCompleted' : 'PodFailed';
+    return realConditions.map((c) => {
+      if (c.type === 'PodReadyToStartContainers') return { ...c, status: 'False' };
+      if (c.type === 'Ready' || c.type === 'ContainersReady') return { ...c, status: 'False', reason };
+      if (c.type === 'Initialized' && phase === 'Succeeded') return { ...c, reason };
+      return c;
+    });
+  }
   if (unready.length === 0) return realConditions;
   // wording of the image-pull-fail fixture (kubelet formats the names as a Go slice)
   const notReady = { status: 'False', reason: 'ContainersNotReady', message: `containers with unready status: [${unready.join(' ')}]` };
   return realConditions.map((c) => (c.type === 'Ready' || c.type === 'ContainersReady' ? { ...c, ...notReady } : c));
 }
 
-function containerStatusFor(spec: PodSpecInput, container: ContainerSpec, imageID: string, role: ContainerRole): KubeObject {
+function containerStatusFor(spec: ResolvedPod, container: ContainerSpec, imageID: string, role: ContainerRole, phase: PodPhase): KubeObject {
   if (imageID === '') {
     const waiting = realObject.imagePullFailingPod().status.containerStatuses[0];
     return {
@@ -339,14 +484,17 @@ function containerStatusFor(spec: PodSpecInput, container: ContainerSpec, imageI
     };
   }
   const containerID = `${runtimeOf(imageID)}://${createHash('sha256').update(`${spec.namespace}/${spec.name}/${container.name}`).digest('hex')}`;
-  const state = role === 'init'
-    ? { terminated: { exitCode: 0, reason: 'Completed', startedAt: CREATION_TIMESTAMP, finishedAt: CREATION_TIMESTAMP, containerID } }
-    : { running: { startedAt: CREATION_TIMESTAMP } };
+  const terminated = (exitCode: number, reason: string) =>
+    ({ terminated: { exitCode, reason, startedAt: CREATION_TIMESTAMP, finishedAt: CREATION_TIMESTAMP, containerID } });
+  const finished = role !== 'init' && TERMINAL_PHASES.has(phase);
+  const state = role === 'init' ? terminated(0, 'Completed')
+    : finished ? terminated(phase === 'Succeeded' ? 0 : 1, phase === 'Succeeded' ? 'Completed' : 'Error')
+      : { running: { startedAt: CREATION_TIMESTAMP } };
   return {
     name: container.name, state, lastState: {},
-    ready: role !== 'ephemeral', restartCount: 0,
+    ready: role !== 'ephemeral' && !finished, restartCount: 0,
     image: runtimeImageName(container.image, imageID), imageID, containerID,
-    started: role !== 'init',
+    started: role !== 'init' && !finished,
   };
 }
 

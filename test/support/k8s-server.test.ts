@@ -9,8 +9,8 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { AppsV1Api, KubeConfig } from '@kubernetes/client-node';
-import { cronJob, deployment, imagePullSecret, pod, replicaSet, serviceAccount, type KubeObject } from './k8s-objects.js';
-import { startKubeServer, type KubeServer, type KubeServerOptions } from './k8s-server.js';
+import { cronJob, cronJobJobName, daemonSet, deployment, imagePullSecret, job, pod, podTemplateHash, replicaSet, serviceAccount, statefulSet, type KubeObject } from './k8s-objects.js';
+import { negotiateRepresentation, startKubeServer, type KubeServer, type KubeServerOptions } from './k8s-server.js';
 import { K8S_FIXTURES_DIR } from './paths.js';
 
 const KUBECTL = '/usr/bin/kubectl';
@@ -66,7 +66,7 @@ async function kubectlFor(t: TestContext, server: KubeServer, kubeconfigOpts?: {
 async function get(server: KubeServer, pathAndQuery: string, headers: Record<string, string> = {}) {
   const response = await fetch(`${server.url}${pathAndQuery}`, { headers, signal: AbortSignal.timeout(10_000) });
   const text = await response.text();
-  const json = response.headers.get('content-type') === 'application/json';
+  const json = response.headers.get('content-type')?.startsWith('application/json') ?? false;
   return { status: response.status, headers: response.headers, body: json ? JSON.parse(text) : text };
 }
 
@@ -198,6 +198,29 @@ test('kubectl get pods shows container image IDs from status', TIMEOUT, async (t
   assert.deepEqual(item.status.containerStatuses.map((s: KubeObject) => [s.name, s.imageID]), [['app', `docker.io/library/nginx@${digest}`]]);
   assert.deepEqual(item.status.initContainerStatuses.map((s: KubeObject) => [s.name, s.imageID]), [['init', `docker.io/library/busybox@${digest}`]]);
   assert.equal(item.metadata.ownerReferences[0].uid, owner.metadata.uid);
+});
+
+test('kubectl asks for full objects: plain JSON for -o json/name, Table for human output (no command asks for metadata only)', TIMEOUT, async (t) => {
+  const owner = deployment({ namespace: 'team-a', name: 'web', containers: [{ name: 'app', image: 'nginx:1.25' }] });
+  const server = await startServer(t, { objects: [owner, replicaSet({ namespace: 'team-a', owner })] });
+  const kubectl = await kubectlFor(t, server);
+  const listPath = '/apis/apps/v1/namespaces/team-a/replicasets';
+
+  const asJson = await kubectl('get', 'replicasets', '-n', 'team-a', '-o', 'json', '--show-managed-fields=false');
+  const asName = await kubectl('get', 'replicasets', '-n', 'team-a', '-o', 'name');
+  const asTable = await kubectl('get', 'replicasets', '-n', 'team-a');
+
+  assert.deepEqual([asJson.code, asName.code, asTable.code], [0, 0, 0]);
+  assert.equal(asJson.stderr + asName.stderr + asTable.stderr, '');
+  const [item] = JSON.parse(asJson.stdout).items;
+  assert.equal(item.kind, 'ReplicaSet');
+  assert.equal(item.spec.template.spec.containers[0].image, 'nginx:1.25');
+  assert.equal(asName.stdout, `replicaset.apps/web-${podTemplateHash(owner)}\n`);
+  assert.match(asTable.stdout, new RegExp(`^NAME\\s+AGE\\nweb-${podTemplateHash(owner)}\\s`)); // client-side printing of a plain list
+  assert.deepEqual(listCalls(server, listPath).map((c) => c.headers.accept), [
+    'application/json', 'application/json',
+    'application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json',
+  ]);
 });
 
 test('kubectl get namespaces -l filters by label', TIMEOUT, async (t) => {
@@ -540,4 +563,250 @@ test('builders: owner references, pods without status entries for unstarted cont
     assert.equal(object.metadata.selfLink, undefined);
     assert.equal(object.metadata.annotations?.['kubectl.kubernetes.io/last-applied-configuration'], undefined);
   }
+});
+
+// ---------------------------------------------------------------- metadata-only lists (PartialObjectMetadataList)
+
+/** What client-go's metadata client and the scanner send (kubectl has no command that sends it). */
+const METADATA_LIST = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
+const METADATA_ONE = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json';
+const CLIENT_GO_METADATA_LIST = 'application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
+
+function deploymentWithReplicaSets(namespace: string, names: string[]): KubeObject[] {
+  return names.flatMap((name) => {
+    const owner = deployment({ namespace, name, containers: [{ name: 'app', image: `ghcr.io/acme/${name}:1` }] });
+    return [owner, replicaSet({ namespace, owner })];
+  });
+}
+
+test('metadata-only list: PartialObjectMetadataList of PartialObjectMetadata items with the full metadata, plain application/json', TIMEOUT, async (t) => {
+  const objects = deploymentWithReplicaSets('team-a', ['web', 'api']);
+  const server = await startServer(t, { objects });
+  const listPath = '/apis/apps/v1/namespaces/team-a/replicasets';
+
+  const partial = await get(server, listPath, { accept: METADATA_LIST });
+  const full = await get(server, listPath, { accept: 'application/json' });
+
+  assert.equal(partial.status, 200);
+  // transformResponseObject → WriteObjectNegotiated(…, listGVKInContentType=false): the media type without parameters
+  assert.equal(partial.headers.get('content-type'), 'application/json');
+  assert.deepEqual(Object.keys(partial.body), ['kind', 'apiVersion', 'metadata', 'items']);
+  assert.equal(partial.body.kind, 'PartialObjectMetadataList');
+  assert.equal(partial.body.apiVersion, 'meta.k8s.io/v1');
+  assert.deepEqual(partial.body.metadata, full.body.metadata);
+  assert.equal(partial.body.items.length, 2);
+  for (const [index, item] of partial.body.items.entries()) {
+    assert.deepEqual(Object.keys(item), ['kind', 'apiVersion', 'metadata']);
+    assert.equal(item.kind, 'PartialObjectMetadata');
+    assert.equal(item.apiVersion, 'meta.k8s.io/v1');
+    assert.deepEqual(item.metadata, full.body.items[index].metadata);
+  }
+  const api = partial.body.items[0].metadata;
+  const apiDeployment = objects[0]!.metadata.name === 'web' ? objects[2]! : objects[0]!;
+  assert.equal(api.name, `api-${podTemplateHash(apiDeployment)}`);
+  assert.equal(api.labels['pod-template-hash'], podTemplateHash(apiDeployment));
+  assert.deepEqual(api.ownerReferences, [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'api', uid: apiDeployment.metadata.uid, controller: true, blockOwnerDeletion: true }]);
+  // a plain request still gets whole ReplicaSets, pod template included
+  assert.equal(full.body.kind, 'ReplicaSetList');
+  assert.ok(full.body.items.every((item: KubeObject) => item.spec.template.spec.containers.length === 1));
+});
+
+test('metadata-only list: paging, continue tokens and selectors behave as for full lists; an empty page has items null', TIMEOUT, async (t) => {
+  const server = await startServer(t, { objects: deploymentWithReplicaSets('team-a', ['a', 'b', 'c']) });
+  const listPath = '/apis/apps/v1/namespaces/team-a/replicasets';
+
+  const first = await get(server, `${listPath}?limit=2`, { accept: METADATA_LIST });
+  const second = await get(server, `${listPath}?limit=2&continue=${first.body.metadata.continue}`, { accept: METADATA_LIST });
+  // a token from a metadata-only page continues a full list too: it names a position, not a representation
+  const mixed = await get(server, `${listPath}?limit=2&continue=${first.body.metadata.continue}`);
+  const none = await get(server, `${listPath}?labelSelector=app%3Dnope`, { accept: METADATA_LIST });
+  const emptyNamespace = await get(server, '/apis/batch/v1/namespaces/empty/jobs', { accept: METADATA_LIST });
+
+  assert.deepEqual(first.body.items.map((i: KubeObject) => i.metadata.name.split('-')[0]), ['a', 'b']);
+  assert.equal(first.body.metadata.remainingItemCount, 1);
+  assert.deepEqual(second.body.items.map((i: KubeObject) => i.metadata.name.split('-')[0]), ['c']);
+  assert.deepEqual(Object.keys(second.body.metadata), ['resourceVersion']);
+  assert.equal(second.body.metadata.resourceVersion, first.body.metadata.resourceVersion);
+  assert.equal(mixed.body.kind, 'ReplicaSetList');
+  assert.deepEqual(mixed.body.items.map((i: KubeObject) => i.metadata.name), second.body.items.map((i: KubeObject) => i.metadata.name));
+  // asPartialObjectMetadataList appends to a nil slice: no match → "items": null (kube-rs#1199 met exactly this)
+  assert.equal(none.status, 200);
+  assert.equal(none.body.items, null);
+  assert.equal(emptyNamespace.body.items, null);
+  assert.deepEqual((await get(server, '/apis/batch/v1/namespaces/empty/jobs')).body.items, [], 'a full empty list keeps []');
+});
+
+test('metadata-only list: faults are the same Status answers', TIMEOUT, async (t) => {
+  const server = await startServer(t, {
+    objects: deploymentWithReplicaSets('team-a', ['a', 'b']),
+    faults: [
+      { resource: 'replicasets', namespace: 'forbidden', status: 403 },
+      { resource: 'jobs', status: 500, times: 1 },
+      { resource: 'replicasets', namespace: 'team-a', status: 410, onlyContinue: true, times: 1 },
+    ],
+  });
+  const denied = await get(server, '/apis/apps/v1/namespaces/forbidden/replicasets', { accept: METADATA_LIST });
+  const failing = await get(server, '/apis/batch/v1/namespaces/team-a/jobs', { accept: METADATA_LIST });
+  const first = await get(server, '/apis/apps/v1/namespaces/team-a/replicasets?limit=1', { accept: METADATA_LIST });
+  const expired = await get(server, `/apis/apps/v1/namespaces/team-a/replicasets?limit=1&continue=${first.body.metadata.continue}`, { accept: METADATA_LIST });
+
+  assert.equal(denied.status, 403);
+  assert.equal(denied.body.message, `replicasets.apps is forbidden: User "${SCANNER_USER}" cannot list resource "replicasets" in API group "apps" in the namespace "forbidden"`);
+  assert.equal(failing.status, 500);
+  assert.equal(failing.body.reason, 'InternalError');
+  assert.equal(expired.status, 410);
+  assert.equal(expired.body.reason, 'Expired');
+});
+
+test('metadata-only GET of one object; the single form on a list and the list form on an object are 406', TIMEOUT, async (t) => {
+  const server = await startServer(t, { objects: deploymentWithReplicaSets('team-a', ['web']) });
+  const [name] = (await get(server, '/apis/apps/v1/namespaces/team-a/replicasets')).body.items.map((i: KubeObject) => i.metadata.name);
+
+  const one = await get(server, `/apis/apps/v1/namespaces/team-a/replicasets/${name}`, { accept: METADATA_ONE });
+  const singleOnList = await get(server, '/apis/apps/v1/namespaces/team-a/replicasets', { accept: METADATA_ONE });
+  const listOnObject = await get(server, `/apis/apps/v1/namespaces/team-a/replicasets/${name}`, { accept: METADATA_LIST });
+  const listOnPods = await get(server, '/api/v1/namespaces/team-a/pods', { accept: METADATA_ONE });
+  const missing = await get(server, '/apis/apps/v1/namespaces/team-a/replicasets/nope', { accept: METADATA_LIST });
+
+  assert.equal(one.status, 200);
+  assert.deepEqual(Object.keys(one.body), ['kind', 'apiVersion', 'metadata']);
+  assert.equal(one.body.kind, 'PartialObjectMetadata');
+  assert.equal(one.body.metadata.name, name);
+  // RequestScope.AllowsMediaTypeTransform lets both kinds through ("TODO: should delineate between lists and non-list
+  // endpoints"); the transform then refuses: no fallback to the plain application/json offered after the comma
+  assert.equal(singleOnList.status, 406);
+  assert.deepEqual(singleOnList.body, {
+    kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure',
+    message: 'you requested PartialObjectMetadata, but the requested object is a list (*apps.ReplicaSetList)', reason: 'NotAcceptable', code: 406,
+  });
+  assert.equal(listOnObject.status, 406);
+  assert.equal(listOnObject.body.message, 'you requested PartialObjectMetadataList, but the requested object is not a list (*apps.ReplicaSet)');
+  assert.equal(listOnPods.body.message, 'you requested PartialObjectMetadata, but the requested object is a list (*core.PodList)');
+  assert.equal(missing.status, 404, 'storage answers before the transform');
+});
+
+test('Accept negotiation: client-go metadata client header, v1beta1, q values, Table, unknown kinds, nothing acceptable', TIMEOUT, async (t) => {
+  assert.deepEqual(negotiateRepresentation(CLIENT_GO_METADATA_LIST), { as: 'PartialObjectMetadataList', version: 'v1' });
+  assert.deepEqual(negotiateRepresentation('application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta1'), { as: 'PartialObjectMetadataList', version: 'v1beta1' });
+  assert.deepEqual(negotiateRepresentation('application/json;v=v1;g=meta.k8s.io;as=PartialObjectMetadataList'), { as: 'PartialObjectMetadataList', version: 'v1' }, 'parameter order is free');
+  assert.deepEqual(negotiateRepresentation('application/json;q=0.5,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1'), { as: 'PartialObjectMetadataList', version: 'v1' });
+  assert.deepEqual(negotiateRepresentation('application/json;as=PartialObjectMetadataList;g=apps;v=v1,application/json'), { as: 'full' }, 'wrong group: skipped');
+  assert.deepEqual(negotiateRepresentation('application/json;as=Widget;g=meta.k8s.io;v=v1,application/json'), { as: 'full' });
+  assert.deepEqual(negotiateRepresentation('application/json;as=Table;v=v1;g=meta.k8s.io,application/json'), { as: 'full' }, 'no Table support: the plain list');
+  assert.deepEqual(negotiateRepresentation(undefined), { as: 'full' });
+  assert.deepEqual(negotiateRepresentation('*/*'), { as: 'full' });
+  assert.equal(negotiateRepresentation('text/html'), undefined);
+  assert.equal(negotiateRepresentation('application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v2'), undefined);
+
+  const server = await startServer(t, { objects: deploymentWithReplicaSets('team-a', ['web']) });
+  const viaClientGo = await get(server, '/apis/apps/v1/namespaces/team-a/replicasets', { accept: CLIENT_GO_METADATA_LIST });
+  const html = await fetch(`${server.url}/apis/apps/v1/namespaces/team-a/replicasets`, { headers: { accept: 'text/html' } });
+  assert.equal(viaClientGo.body.kind, 'PartialObjectMetadataList', 'the protobuf clause wins; the stand-in answers it in JSON');
+  assert.equal(html.status, 406);
+  assert.equal(html.headers.get('content-type'), 'application/json');
+  // nothing could be negotiated, so the Status is written raw (json.MarshalIndent)
+  assert.equal(await html.text(), JSON.stringify({
+    kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure',
+    message: 'only the following media types are accepted: application/json, application/yaml, application/vnd.kubernetes.protobuf', reason: 'NotAcceptable', code: 406,
+  }, null, 2));
+});
+
+test('builders: the ownership chains controllers create', TIMEOUT, () => {
+  const web = deployment({ namespace: 'n', name: 'web', containers: [{ name: 'app', image: 'nginx:1.25' }], serviceAccountName: 'web-sa', imagePullSecrets: ['regcred'] });
+  const hash = podTemplateHash(web);
+  const rs = replicaSet({ namespace: 'n', owner: web });
+  const rs2 = replicaSet({ namespace: 'n', owner: web, revision: 2, containers: [{ name: 'app', image: 'nginx:1.27' }] });
+  const webPod = pod({ namespace: 'n', owner: rs, imageIDs: { app: `docker.io/library/nginx@sha256:${'a'.repeat(64)}` } });
+
+  assert.match(hash, /^[bcdfghjklmnpqrstvwxz2456789]{10}$/);
+  assert.equal(rs.metadata.name, `web-${hash}`);
+  assert.ok(web.status.conditions.some((c: KubeObject) => c.message === `ReplicaSet "web-${hash}" has successfully progressed.`));
+  assert.deepEqual(rs.metadata.labels, { app: 'web', 'pod-template-hash': hash });
+  assert.deepEqual(rs.spec.selector.matchLabels, { app: 'web', 'pod-template-hash': hash });
+  assert.deepEqual(rs.spec.template.metadata.labels, { app: 'web', 'pod-template-hash': hash });
+  assert.equal(rs.spec.template.spec.serviceAccountName, 'web-sa');
+  assert.deepEqual(rs.metadata.ownerReferences, [{ apiVersion: 'apps/v1', kind: 'Deployment', name: 'web', uid: web.metadata.uid, controller: true, blockOwnerDeletion: true }]);
+  assert.equal(rs.metadata.annotations['deployment.kubernetes.io/revision'], '1');
+  assert.notEqual(rs2.metadata.name, rs.metadata.name);
+  assert.equal(rs2.metadata.annotations['deployment.kubernetes.io/revision'], '2');
+  assert.equal(rs2.spec.template.spec.containers[0].image, 'nginx:1.27');
+  assert.equal(replicaSet({ namespace: 'n', name: 'web-5f7c', owner: web, containers: [] }).metadata.labels['pod-template-hash'], '5f7c');
+
+  assert.match(webPod.metadata.name, new RegExp(`^web-${hash}-[bcdfghjklmnpqrstvwxz2456789]{5}$`));
+  assert.equal(webPod.metadata.generateName, `web-${hash}-`);
+  assert.deepEqual(webPod.metadata.ownerReferences, [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: rs.metadata.name, uid: rs.metadata.uid, controller: true, blockOwnerDeletion: true }]);
+  assert.deepEqual(webPod.metadata.labels, { app: 'web', 'pod-template-hash': hash });
+  assert.deepEqual([webPod.spec.serviceAccountName, webPod.spec.imagePullSecrets], ['web-sa', [{ name: 'regcred' }]]);
+  assert.deepEqual(webPod.spec.containers.map((c: KubeObject) => c.image), ['nginx:1.25']);
+  assert.equal(webPod.status.phase, 'Running');
+
+  const nightly = cronJob({ namespace: 'n', name: 'nightly', containers: [{ name: 'backup', image: 'ghcr.io/acme/backup:3' }] });
+  const run = job({ namespace: 'n', owner: nightly, scheduledTime: '2025-01-15T02:00:00Z' });
+  const runPod = pod({ namespace: 'n', owner: run, phase: 'Succeeded', imageIDs: { backup: `ghcr.io/acme/backup@sha256:${'b'.repeat(64)}` } });
+  assert.equal(cronJobJobName(nightly, '2025-01-15T02:00:00Z'), `nightly-${Date.parse('2025-01-15T02:00:00Z') / 60_000}`);
+  assert.equal(run.metadata.name, 'nightly-28948440');
+  assert.equal(run.metadata.ownerReferences[0].kind, 'CronJob');
+  assert.equal(run.metadata.ownerReferences[0].controller, true);
+  assert.equal(run.metadata.annotations['batch.kubernetes.io/cronjob-scheduled-timestamp'], '2025-01-15T02:00:00Z');
+  assert.deepEqual(run.spec.selector.matchLabels, { 'batch.kubernetes.io/controller-uid': run.metadata.uid });
+  assert.equal(run.spec.template.spec.containers[0].image, 'ghcr.io/acme/backup:3');
+  assert.equal(runPod.metadata.ownerReferences[0].kind, 'Job');
+  assert.equal(runPod.metadata.labels['job-name'], 'nightly-28948440');
+  assert.equal(runPod.metadata.labels['batch.kubernetes.io/controller-uid'], run.metadata.uid);
+  assert.equal(runPod.spec.restartPolicy, 'OnFailure', 'from the CronJob job template');
+
+  const db = statefulSet({ namespace: 'n', name: 'db', containers: [{ name: 'pg', image: 'postgres:16' }] });
+  const dbPod = pod({ namespace: 'n', owner: db });
+  assert.equal(dbPod.metadata.name, 'db-0');
+  assert.equal(dbPod.metadata.generateName, undefined);
+  assert.equal(dbPod.metadata.ownerReferences[0].kind, 'StatefulSet');
+  assert.equal(dbPod.metadata.labels['statefulset.kubernetes.io/pod-name'], 'db-0');
+  assert.equal(dbPod.metadata.labels['controller-revision-hash'], db.status.updateRevision);
+  const agent = daemonSet({ namespace: 'n', name: 'agent', containers: [{ name: 'a', image: 'agent:1' }] });
+  const agentPod = pod({ namespace: 'n', owner: agent });
+  assert.equal(agentPod.metadata.ownerReferences[0].kind, 'DaemonSet');
+  assert.ok(agentPod.metadata.labels['controller-revision-hash'] && agentPod.metadata.labels['pod-template-generation']);
+
+  const standalone = pod({ namespace: 'n', name: 'debug', containers: [{ name: 'shell', image: 'busybox' }] });
+  assert.equal(standalone.metadata.ownerReferences, undefined);
+  assert.equal(standalone.metadata.generateName, undefined);
+  assert.equal(standalone.metadata.labels, undefined);
+  assert.throws(() => pod({ namespace: 'n' } as never), /give a name, or an owner/);
+});
+
+test('builders: phases, every image ID form, ephemeral containers', TIMEOUT, () => {
+  const digest = `sha256:${'c'.repeat(64)}`;
+  const containers = [{ name: 'a', image: 'nginx:1.25' }, { name: 'b', image: 'redis:7' }, { name: 'c', image: 'local/app:dev' }, { name: 'd', image: 'ghcr.io/acme/d:1' }, { name: 'e', image: 'e:1' }];
+  const imageIDs = { a: `docker-pullable://nginx@${digest}`, b: `docker.io/library/redis@${digest}`, c: digest, d: '' };
+  const mixed = pod({ namespace: 'n', name: 'mixed', containers, imageIDs, ephemeralContainers: [{ name: 'debugger', image: 'busybox:1.36' }] });
+  const statusOf = (object: KubeObject, name: string) => object.status.containerStatuses.find((s: KubeObject) => s.name === name);
+
+  assert.equal(mixed.status.phase, 'Pending', 'd is pulling, e has not started');
+  assert.deepEqual(mixed.status.containerStatuses.map((s: KubeObject) => [s.name, s.imageID]), [['a', imageIDs.a], ['b', imageIDs.b], ['c', digest], ['d', '']]);
+  assert.match(statusOf(mixed, 'a').containerID, /^docker:\/\//);
+  assert.match(statusOf(mixed, 'b').containerID, /^containerd:\/\//);
+  assert.equal(statusOf(mixed, 'b').image, 'docker.io/library/redis:7');
+  assert.equal(statusOf(mixed, 'd').state.waiting.reason, 'ImagePullBackOff');
+  assert.equal(statusOf(mixed, 'e'), undefined);
+  assert.equal(mixed.status.conditions.find((c: KubeObject) => c.type === 'Ready').message, 'containers with unready status: [d e]');
+  assert.deepEqual(mixed.spec.ephemeralContainers.map((c: KubeObject) => [c.name, c.image]), [['debugger', 'busybox:1.36']]);
+  assert.equal(mixed.status.ephemeralContainerStatuses, undefined, 'no status until it starts');
+
+  const debugged = pod({
+    namespace: 'n', name: 'debugged', containers: [{ name: 'app', image: 'nginx:1.25' }], ephemeralContainers: [{ name: 'debugger', image: 'busybox:1.36' }],
+    imageIDs: { app: `docker.io/library/nginx@${digest}`, debugger: `docker.io/library/busybox@${digest}` },
+  });
+  assert.equal(debugged.status.phase, 'Running');
+  assert.deepEqual(debugged.status.ephemeralContainerStatuses.map((s: KubeObject) => [s.name, s.imageID, s.ready, Object.keys(s.state)]), [['debugger', `docker.io/library/busybox@${digest}`, false, ['running']]]);
+
+  for (const [phase, exitCode, reason, conditionReason] of [['Succeeded', 0, 'Completed', 'PodCompleted'], ['Failed', 1, 'Error', 'PodFailed']] as const) {
+    const done = pod({ namespace: 'n', name: `done-${phase}`, containers: [{ name: 'app', image: 'nginx:1.25' }], imageIDs: { app: `docker.io/library/nginx@${digest}` }, phase });
+    const [status] = done.status.containerStatuses;
+    assert.equal(done.status.phase, phase);
+    assert.deepEqual([status.state.terminated.exitCode, status.state.terminated.reason, status.ready, status.started], [exitCode, reason, false, false]);
+    assert.equal(status.imageID, `docker.io/library/nginx@${digest}`, 'terminated containers keep their image ID');
+    const ready = done.status.conditions.find((c: KubeObject) => c.type === 'Ready');
+    assert.deepEqual([ready.status, ready.reason], ['False', conditionReason]);
+  }
+  assert.equal(pod({ namespace: 'n', name: 'p', containers: [{ name: 'app', image: 'x:1' }], phase: 'Pending' }).status.phase, 'Pending');
 });

@@ -87,7 +87,7 @@ function readK8sFixture(relativePath: string): any {
 
 // ---------------------------------------------------------------- Status bodies (facts §3)
 
-interface Answer { code: number; body: unknown; headers?: Record<string, string>; text?: boolean }
+interface Answer { code: number; body: unknown; headers?: Record<string, string>; text?: boolean; indented?: boolean }
 
 class StatusError extends Error {
   constructor(readonly answer: Answer) { super(String((answer.body as KubeObject).message)); }
@@ -242,6 +242,100 @@ function parseFieldSelector(resource: ResourceName, selector: string): ObjectPre
     const read = (object: KubeObject) => String(field.split('.').reduce<any>((node, key) => node?.[key], object) ?? '');
     return operator === '!=' ? (object) => read(object) !== value : (object) => read(object) === value;
   });
+}
+
+// ---------------------------------------------------------------- content negotiation (metadata-only responses)
+
+/**
+ * What a GET asked for in `Accept` (apiserver `negotiation.NegotiateOutputMediaType` + `RequestScope.AllowsMediaTypeTransform`):
+ * the full object, or `as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1|v1beta1`.
+ */
+export type Representation =
+  | { as: 'full' }
+  | { as: 'PartialObjectMetadata' | 'PartialObjectMetadataList'; version: 'v1' | 'v1beta1' };
+
+/** Media types the real server serialises (`MediaTypesForSerializer`; CBOR is feature-gated off in 1.32). */
+const SERVED_MEDIA_TYPES = ['application/json', 'application/yaml', 'application/vnd.kubernetes.protobuf'];
+const META_GROUP = 'meta.k8s.io';
+
+interface AcceptClause { type: string; subtype: string; params: Map<string, string>; q: number }
+
+/** RFC 7231 Accept, as goautoneg reads it: clauses ordered by q (stable), q=0 dropped. */
+function parseAccept(header: string): AcceptClause[] {
+  const clauses: AcceptClause[] = [];
+  for (const part of header.split(',')) {
+    const [range = '', ...rawParams] = part.split(';').map((piece) => piece.trim());
+    const [type = '', subtype = ''] = range.toLowerCase().split('/');
+    if (!type || !subtype) continue;
+    const params = new Map<string, string>();
+    let q = 1;
+    for (const raw of rawParams) {
+      const eq = raw.indexOf('=');
+      if (eq < 0) continue;
+      const key = raw.slice(0, eq).trim().toLowerCase();
+      const value = raw.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+      if (key === 'q') q = Number.parseFloat(value);
+      else params.set(key, value);
+    }
+    if (q > 0) clauses.push({ type, subtype, params, q });
+  }
+  return clauses.map((clause, index) => ({ clause, index }))
+    .sort((a, b) => b.clause.q - a.clause.q || a.index - b.index)
+    .map(({ clause }) => clause);
+}
+
+function mediaTypeMatches(clause: AcceptClause, mediaType: string): boolean {
+  const [type, subtype] = mediaType.split('/');
+  return (clause.type === '*' || clause.type === type) && (clause.subtype === '*' || clause.subtype === subtype);
+}
+
+/**
+ * The representation of the first clause the real server would accept. The stand-in always answers JSON, so a
+ * clause for YAML or protobuf yields its representation in JSON, and `as=Table` yields the plain object (the
+ * stand-in has no Table support: kubectl then prints client-side, facts §1). undefined = nothing acceptable (406).
+ */
+export function negotiateRepresentation(accept: string | undefined): Representation | undefined {
+  if (accept === undefined || accept.trim() === '') return { as: 'full' };
+  for (const clause of parseAccept(accept)) {
+    const mediaType = SERVED_MEDIA_TYPES.find((candidate) => mediaTypeMatches(clause, candidate));
+    if (!mediaType) continue;
+    const kind = clause.params.get('as');
+    if (kind === undefined) return { as: 'full' };
+    const group = clause.params.get('g') ?? '';
+    const version = clause.params.get('v') ?? '';
+    if (group !== META_GROUP || (version !== 'v1' && version !== 'v1beta1')) continue; // not an allowed transform
+    if (kind === 'PartialObjectMetadata' || kind === 'PartialObjectMetadataList') return { as: kind, version };
+    if (kind === 'Table' && mediaType !== 'application/vnd.kubernetes.protobuf') return { as: 'full' };
+  }
+  return undefined;
+}
+
+/** errNotAcceptable from `negotiation.NewNotAcceptableError`; written raw (indented) because nothing could be negotiated. */
+function notAcceptableMediaType(): Answer {
+  const answer = statusAnswer(406, 'NotAcceptable', `only the following media types are accepted: ${SERVED_MEDIA_TYPES.join(', ')}`);
+  return { ...answer, indented: true };
+}
+
+/** `%T` of the internal-version object the transform was given, e.g. `*apps.ReplicaSetList`. */
+function internalTypeName(resource: ResourceName, list: boolean): string {
+  const { group, kind } = RESOURCES[resource];
+  return `*${group || 'core'}.${kind}${list ? 'List' : ''}`;
+}
+
+/** handlers/response.go asPartialObjectMetadata / asPartialObjectMetadataList (errNotAcceptable, 406). */
+function partialMismatch(resource: ResourceName, representation: Representation, list: boolean): Answer | undefined {
+  if (representation.as === 'PartialObjectMetadata' && list) {
+    return statusAnswer(406, 'NotAcceptable', `you requested PartialObjectMetadata, but the requested object is a list (${internalTypeName(resource, true)})`);
+  }
+  if (representation.as === 'PartialObjectMetadataList' && !list) {
+    return statusAnswer(406, 'NotAcceptable', `you requested PartialObjectMetadataList, but the requested object is not a list (${internalTypeName(resource, false)})`);
+  }
+  return undefined;
+}
+
+/** meta.AsPartialObjectMetadata: type meta of meta.k8s.io, the whole ObjectMeta, nothing else. */
+function asPartialObjectMetadata(object: KubeObject, version: string): KubeObject {
+  return { kind: 'PartialObjectMetadata', apiVersion: `${META_GROUP}/${version}`, metadata: structuredClone(object.metadata) };
 }
 
 // ---------------------------------------------------------------- storage with history (consistent paged snapshots)
@@ -468,7 +562,7 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
     return { rv: position.rv > 0 ? position.rv : store.revision, start: position.start }; // rv -1: inconsistent, at latest
   }
 
-  function listAnswer(resource: ResourceName, namespace: string | undefined, query: URLSearchParams): Answer {
+  function listAnswer(resource: ResourceName, namespace: string | undefined, query: URLSearchParams, representation: Representation): Answer {
     const info = RESOURCES[resource];
     const selected = parseSelectors(resource, query);
     const listIdentity = `${resource}|${namespace ?? ''}`;
@@ -484,16 +578,25 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
       // only an estimate in the real server, and omitted when selectors filter (facts §4)
       if (!query.get('labelSelector') && !query.get('fieldSelector')) metadata.remainingItemCount = page.remaining;
     }
+    if (representation.as === 'PartialObjectMetadataList') {
+      // items carry their own type meta; an empty list is built by appending to a nil slice, so it encodes as null
+      const items = page.entries.map((entry) => asPartialObjectMetadata(entry.object, representation.version));
+      return {
+        code: 200,
+        body: { kind: 'PartialObjectMetadataList', apiVersion: `${META_GROUP}/${representation.version}`, metadata, items: items.length > 0 ? items : null },
+      };
+    }
     return {
       code: 200,
       body: { kind: `${info.kind}List`, apiVersion: apiVersionOf(info), metadata, items: page.entries.map((entry) => withoutTypeMeta(entry.object)) },
     };
   }
 
-  function getAnswer(resource: ResourceName, namespace: string | undefined, name: string): Answer {
+  function getAnswer(resource: ResourceName, namespace: string | undefined, name: string, representation: Representation): Answer {
     const key = RESOURCES[resource].namespaced ? `${namespace}/${name}` : name;
     const object = store.get(resource, key);
-    return object ? { code: 200, body: object } : objectNotFound(resource, name);
+    if (!object) return objectNotFound(resource, name);
+    return { code: 200, body: representation.as === 'PartialObjectMetadata' ? asPartialObjectMetadata(object, representation.version) : object };
   }
 
   async function answer(req: http.IncomingMessage, url: URL): Promise<Answer> {
@@ -509,9 +612,15 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
     if (fault?.stallMs !== undefined) await stall(fault.stallMs);
     const injected = fault && faultAnswer(fault, context);
     if (injected) return injected;
-    return route.type === 'list'
-      ? listAnswer(route.resource, route.namespace, url.searchParams)
-      : getAnswer(route.resource, route.namespace, route.name);
+    const accept = req.headers.accept;
+    const representation = negotiateRepresentation(Array.isArray(accept) ? accept.join(',') : accept);
+    if (!representation) return notAcceptableMediaType();
+    // the transform runs on what storage returned: errors (404, 400, 410) come first
+    const result = route.type === 'list'
+      ? listAnswer(route.resource, route.namespace, url.searchParams, representation)
+      : getAnswer(route.resource, route.namespace, route.name, representation);
+    if (result.code !== 200) return result;
+    return partialMismatch(route.resource, representation, route.type === 'list') ?? result;
   }
 
   const handleRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -587,9 +696,11 @@ function withoutTypeMeta(object: KubeObject): KubeObject {
   return rest;
 }
 
-function writeAnswer(res: http.ServerResponse, { code, body, headers, text }: Answer): void {
+function writeAnswer(res: http.ServerResponse, { code, body, headers, text, indented }: Answer): void {
   if (res.destroyed) return;
-  const payload = text ? String(body) : JSON.stringify(body);
+  // Content-Type stays plain application/json for metadata-only answers too: transformResponseObject passes
+  // listGVKInContentType=false to WriteObjectNegotiated (only aggregated discovery names the GVK there).
+  const payload = text ? String(body) : JSON.stringify(body, null, indented ? 2 : undefined);
   res.writeHead(code, {
     'Audit-Id': randomUUID(),
     'Cache-Control': 'no-cache, private',

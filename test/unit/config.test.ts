@@ -93,6 +93,19 @@ describe('accepted values', () => {
     assert.deepEqual(config.trivy.javaDbRepositories, ['mirror.local:5000/trivy-java-db:1']);
   });
 
+  test('namespace selection: exclusion globs and a label selector', () => {
+    const config = load({ SCAN_NAMESPACES: '*', SCAN_EXCLUDE_NAMESPACES: 'kube-*, default ,team-?', SCAN_NAMESPACE_SELECTOR: 'team in (a, b),env!=dev,!legacy,example.com/tier=web' });
+    assert.deepEqual(config.scan.excludeNamespaces, ['kube-*', 'default', 'team-?']);
+    assert.equal(config.scan.namespaceSelector, 'team in (a, b),env!=dev,!legacy,example.com/tier=web');
+    assert.match(load({ SCAN_NAMESPACES: 'a,b', SCAN_EXCLUDE_NAMESPACES: 'kube-*' }).warnings.join(), /SCAN_EXCLUDE_NAMESPACES has no effect with an explicit SCAN_NAMESPACES list/);
+  });
+
+  test('Pod is an allowed workload kind (off by default); registry auth is on by default', () => {
+    assert.deepEqual(load({ SCAN_WORKLOAD_TYPES: 'pod,Deployment' }).scan.workloadKinds, ['Pod', 'Deployment']);
+    assert.equal(load({}).registryAuth, true);
+    assert.equal(load({ REGISTRY_AUTH_ENABLED: 'false' }).registryAuth, false);
+  });
+
   test('shared cache mode forces concurrency 1 with a warning', () => {
     const config = load({ TRIVY_CACHE_MODE: 'Shared', SCAN_CONCURRENCY: '5' });
     assert.equal(config.trivy.cacheMode, 'shared');
@@ -152,7 +165,14 @@ describe('rejections name the variable, the value and what is allowed', () => {
     ['namespace too long', { SCAN_NAMESPACES: 'a'.repeat(64) }, /which is not a namespace name/],
     ['unknown severity', { SCAN_SEVERITY: 'CRITICAL,SEVERE' }, /SCAN_SEVERITY="CRITICAL,SEVERE" contains "SEVERE"; allowed: CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN/],
     ['empty severity item', { SCAN_SEVERITY: 'HIGH,' }, /SCAN_SEVERITY="HIGH," has an empty item/],
-    ['unknown workload kind', { SCAN_WORKLOAD_TYPES: 'Deployment,Job' }, /contains "Job"; allowed: Deployment, StatefulSet, DaemonSet, CronJob/],
+    ['unknown workload kind', { SCAN_WORKLOAD_TYPES: 'Deployment,Job' }, /contains "Job"; allowed: Deployment, StatefulSet, DaemonSet, CronJob, Pod/],
+    ['exclusion that is not a namespace glob', { SCAN_NAMESPACES: '*', SCAN_EXCLUDE_NAMESPACES: 'kube_system' }, /SCAN_EXCLUDE_NAMESPACES="kube_system" contains "kube_system", which is neither a namespace name nor a glob/],
+    ['explicit namespace also excluded', { SCAN_NAMESPACES: 'kube-system,prod', SCAN_EXCLUDE_NAMESPACES: 'kube-*' }, /SCAN_EXCLUDE_NAMESPACES excludes kube-system, which SCAN_NAMESPACES names explicitly/],
+    ['selector with a bad requirement', { SCAN_NAMESPACE_SELECTOR: 'team=a,,env' }, /SCAN_NAMESPACE_SELECTOR="team=a,,env" has an empty requirement/],
+    ['selector with a bad key', { SCAN_NAMESPACE_SELECTOR: 'te am=a' }, /is not a label requirement|invalid label key/],
+    ['selector with a bad value', { SCAN_NAMESPACE_SELECTOR: 'team=a b' }, /SCAN_NAMESPACE_SELECTOR=.*(invalid label value|not a label requirement)/],
+    ['selector set syntax', { SCAN_NAMESPACE_SELECTOR: 'team in (a,)' }, /empty value/],
+    ['registry auth not a boolean', { REGISTRY_AUTH_ENABLED: 'sometimes' }, /REGISTRY_AUTH_ENABLED="sometimes" must be true or false/],
     ['unknown cache mode', { TRIVY_CACHE_MODE: 'memory' }, /TRIVY_CACHE_MODE="memory" must be one of ephemeral, shared, redis/],
     ['redis without backend', { TRIVY_CACHE_MODE: 'redis' }, /TRIVY_CACHE_BACKEND is required/],
     ['redis backend not a redis URL', { TRIVY_CACHE_MODE: 'redis', TRIVY_CACHE_BACKEND: 'http://redis' }, /TRIVY_CACHE_BACKEND=\(value hidden\) must be a redis:\/\/host:port/],

@@ -17,7 +17,15 @@ const GROUP = '0b0d7c1e-8f6a-4c8e-9d3f-2a1b3c4d5e6f';
 const run = { scanGroupId: GROUP, scanLabel: 'ephor-scanner/0.1.0', startedAt: '2026-11-27T06:00:00.000Z', trivyVersion: '0.69.3', scanConfig: { scanner: 'ephor-scanner' } };
 
 function workload(name: string, containers: Array<[string, string]>, extra: Partial<Workload> = {}): Workload {
-  return { namespace: 'shop', kind: 'Deployment', name, labels: {}, containers: containers.map(([n, specImage]) => ({ name: n, role: 'app', specImage })), ...extra };
+  return {
+    namespace: 'shop',
+    kind: 'Deployment',
+    name,
+    labels: {},
+    containers: containers.map(([n, specImage]) => ({ name: n, role: 'app', specImage, running: [], tagReason: 'no_running_pod' })),
+    pullSecrets: { namespace: 'shop', secretNames: [], serviceAccount: 'default' },
+    ...extra,
+  };
 }
 
 function build(workloads: Workload[], results: Record<string, ScanResult>, extra: Partial<NamespaceInput> = {}) {
@@ -73,7 +81,10 @@ describe('namespace payload', () => {
       ['worker', 'w', 'not_found', 'nginx:no-such-tag'],
     ]);
     assert.deepEqual((payload.scan_config.not_delivered as unknown[]).length, 2);
-    assert.deepEqual(payload.scan_config.coverage, { workloads_discovered: 2, workloads_delivered: 1, containers_discovered: 3, containers_delivered: 1, containers_not_delivered: 2, discovery_complete: true });
+    assert.deepEqual(payload.scan_config.coverage, {
+      workloads_discovered: 2, workloads_delivered: 1, containers_discovered: 3, containers_delivered: 1, containers_not_delivered: 2,
+      containers_by_running_digest: 0, containers_by_spec_tag: 1, discovery_complete: true,
+    });
     assert.equal(stats.containersNotDelivered, 2);
   });
 
@@ -124,6 +135,37 @@ describe('namespace payload', () => {
     assert.equal(ledger.length, MAX_LEDGER_ENTRIES + 50);
     assert.equal((payload.scan_config.not_delivered as unknown[]).length, MAX_LEDGER_ENTRIES);
     assert.equal(payload.scan_config.not_delivered_omitted, 50);
+  });
+
+  test('running digests: the container gets the union of their findings, every digest in repo_digests', () => {
+    const d1 = `ghcr.io/acme/api@sha256:${'1'.repeat(64)}`;
+    const d2 = `ghcr.io/acme/api@sha256:${'2'.repeat(64)}`;
+    const w = workload('api', [['app', 'ghcr.io/acme/api:1.4']]);
+    w.containers[0] = { ...w.containers[0]!, running: [d1, d2], tagReason: undefined };
+    const { payload, byTag, imageReferences } = build([w], { [d1]: ok(d1, alpine), [d2]: ok(d2, juice) });
+    const [container] = payload.workloads[0]!.containers;
+    assert.deepEqual([container!.image_name, container!.image_tag], ['ghcr.io/acme/api', '1.4'], 'image name and tag stay the spec\'s');
+    assert.deepEqual(container!.repo_digests, [d1, d2]);
+    assert.equal(container!.vulnerabilities.length, 4 + 197);
+    assert.deepEqual(byTag, []);
+    assert.deepEqual([...imageReferences.get(d1)!], ['ghcr.io/acme/api:1.4']);
+  });
+
+  test('one of two running digests failed: the container is not sent (a partial union would resolve findings)', () => {
+    const d1 = `ghcr.io/acme/api@sha256:${'1'.repeat(64)}`;
+    const d2 = `ghcr.io/acme/api@sha256:${'2'.repeat(64)}`;
+    const w = workload('api', [['app', 'ghcr.io/acme/api:1.4']]);
+    w.containers[0] = { ...w.containers[0]!, running: [d1, d2], tagReason: undefined };
+    const { payload, ledger } = build([w], { [d1]: ok(d1, alpine), [d2]: failed(d2) });
+    assert.deepEqual(payload.workloads, []);
+    assert.equal(ledger[0]!.reason, 'not_found');
+    assert.match(ledger[0]!.detail, new RegExp(`^${d2.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+  });
+
+  test('a container scanned by its spec tag is listed in scanned_by_tag with the reason', () => {
+    const { payload, byTag } = build([workload('web', [['app', 'alpine:3.10']])], { 'docker.io/library/alpine:3.10': ok('a', alpine) });
+    assert.deepEqual(byTag, [{ workload: 'web', kind: 'Deployment', container: 'app', image: 'alpine:3.10', reason: 'no_running_pod' }]);
+    assert.deepEqual(payload.scan_config.scanned_by_tag, byTag);
   });
 
   test('dates are ISO-8601 with Z; trivy_version omitted when unknown', () => {

@@ -76,7 +76,8 @@ describe('scan plan: one scan per distinct normalised reference', () => {
     kind: 'Deployment',
     name,
     labels: {},
-    containers: images.map((specImage, i) => ({ name: `c${i}`, role: 'app', specImage })),
+    containers: images.map((specImage, i) => ({ name: `c${i}`, role: 'app', specImage, running: [] })),
+    pullSecrets: { namespace, secretNames: [], serviceAccount: 'default' },
   });
 
   test('spellings of one image are one scan; namespaces are recorded in first-use order', () => {
@@ -96,7 +97,8 @@ describe('scan plan: one scan per distinct normalised reference', () => {
         [`docker.io/library/nginx@${E}`, ['b']],
       ],
     );
-    assert.deepEqual(plan.images.get('Bad:Ref'), { invalid: 'repository name must be lowercase' });
+    const bad = [...plan.containers.entries()].find(([c]) => c.specImage === 'Bad:Ref')![1];
+    assert.deepEqual(bad, { invalid: 'repository name must be lowercase' });
     assert.equal(plan.targets[0]!.registry, 'docker.io');
   });
 });

@@ -51,7 +51,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/*
 A list value or a comma string -> "a,b,c": items trimmed, empty items dropped.
-Used for scan.namespaces, scan.severity, scan.workloadTypes, trivy.dbRepo, trivy.javaDbRepo.
+Used for scan.namespaces, scan.excludeNamespaces, scan.severity, scan.workloadTypes, trivy.dbRepo, trivy.javaDbRepo.
 */}}
 {{- define "ephor-scanner.csv" -}}
 {{- $items := list -}}
@@ -81,6 +81,21 @@ Used for scan.namespaces, scan.severity, scan.workloadTypes, trivy.dbRepo, trivy
 {{- include "ephor-scanner.csv" .Values.scan.namespaces | splitList "," | uniq | join "," -}}
 {{- end -}}
 
+{{- define "ephor-scanner.excludeNamespaces" -}}
+{{- include "ephor-scanner.csv" .Values.scan.excludeNamespaces | splitList "," | uniq | join "," -}}
+{{- end -}}
+
+{{- define "ephor-scanner.namespaceSelector" -}}
+{{- with .Values.scan.namespaceSelector }}{{ trim . }}{{ end -}}
+{{- end -}}
+
+{{/* True when the scanner lists the namespaces themselves: scan.namespaces "*" or a namespace selector. */}}
+{{- define "ephor-scanner.listsNamespaces" -}}
+{{- if or (eq (include "ephor-scanner.namespaces" .) "*") (include "ephor-scanner.namespaceSelector" .) -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{/* True when the chart's own Secret has at least one key. */}}
 {{- define "ephor-scanner.hasSecret" -}}
 {{- if or .Values.ephor.authHeader (and (not .Values.ephor.existingSecret) .Values.ephor.authValue) (and (eq .Values.trivy.cacheMode "redis") .Values.trivy.cacheBackend) -}}
@@ -104,6 +119,21 @@ Included by the ConfigMap so that it runs exactly once per render.
 {{- end -}}
 {{- if and .Values.rbac.create (eq .Values.rbac.scope "namespaced") (has "*" $list) -}}
 {{- fail "rbac.scope=namespaced needs explicit scan.namespaces; with \"*\" use rbac.scope=cluster" -}}
+{{- end -}}
+{{- if and .Values.rbac.create (eq .Values.rbac.scope "namespaced") (include "ephor-scanner.namespaceSelector" .) -}}
+{{- fail "rbac.scope=namespaced cannot grant the namespace list that scan.namespaceSelector needs: use rbac.scope=cluster, or drop the selector and list the namespaces" -}}
+{{- end -}}
+{{- /* As the scanner does: an exclusion must not remove a namespace that scan.namespaces names explicitly. */ -}}
+{{- $exclude := include "ephor-scanner.excludeNamespaces" . -}}
+{{- if and $exclude (not (has "*" $list)) -}}
+{{- range $glob := splitList "," $exclude -}}
+{{- $re := printf "^%s$" ($glob | replace "*" ".*" | replace "?" ".") -}}
+{{- range $name := $list -}}
+{{- if regexMatch $re $name -}}
+{{- fail (printf "scan.excludeNamespaces: %q excludes %q, which scan.namespaces names explicitly; remove one or the other" $glob $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- if .Values.ephor.existingSecret -}}
 {{- if .Values.ephor.authValue -}}
@@ -129,8 +159,21 @@ Included by the ConfigMap so that it runs exactly once per render.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list"]
-{{- if eq (include "ephor-scanner.namespaces" .) "*" }}
-{{- /* "*" makes the scanner list the namespaces themselves; only then is this rule granted */}}
+{{- /* Listed metadata-only to follow Pod -> ReplicaSet -> Deployment and Pod -> Job -> CronJob */}}
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["list"]
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["list"]
+{{- if eq (include "ephor-scanner.bool" .Values.registryAuth.enabled) "true" }}
+{{- /* The Pods' and ServiceAccounts' imagePullSecrets, read by name to pull private images */}}
+- apiGroups: [""]
+  resources: ["secrets", "serviceaccounts"]
+  verbs: ["get"]
+{{- end }}
+{{- if include "ephor-scanner.listsNamespaces" . }}
+{{- /* "*" or a selector makes the scanner list the namespaces themselves; only then is this rule granted */}}
 - apiGroups: [""]
   resources: ["namespaces"]
   verbs: ["list"]
