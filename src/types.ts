@@ -1,4 +1,5 @@
 // The plain data passed between the pipeline's stages. No classes: every value here can be logged or serialised.
+import type { ImageFindings } from './report/findings.js';
 
 export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'CronJob' | 'Pod';
 export const WORKLOAD_KINDS: readonly WorkloadKind[] = ['Deployment', 'StatefulSet', 'DaemonSet', 'CronJob', 'Pod'];
@@ -73,8 +74,10 @@ export type ScanFailureReason =
   | 'killed'
   | 'db_error'
   | 'invalid_output'
+  | 'no_space'
   | 'other';
-export type NotDeliveredReason = ScanFailureReason | 'invalid_reference' | 'cancelled';
+/** `cancelled`: the run was stopped (SIGTERM); `deadline`: SCAN_DEADLINE left no time to scan it. */
+export type NotDeliveredReason = ScanFailureReason | 'invalid_reference' | 'cancelled' | 'deadline';
 
 /** One image the run scans: a distinct running digest (or spec reference), and who needs it. */
 export interface ScanTarget {
@@ -91,7 +94,7 @@ export interface ScanTarget {
 export interface ScanSuccess {
   ok: true;
   ref: string;
-  image: MappedImage;
+  image: ImageFindings;
   durationMs: number;
   /** The image's SBOM on disk, when SBOM_ENABLED and `trivy convert` succeeded. */
   sbomFile?: string;
@@ -99,23 +102,11 @@ export interface ScanSuccess {
 export interface ScanFailure {
   ok: false;
   ref: string;
-  reason: ScanFailureReason | 'cancelled';
+  reason: Exclude<NotDeliveredReason, 'invalid_reference'>;
   detail: string;
   durationMs: number;
 }
 export type ScanResult = ScanSuccess | ScanFailure;
-
-/** One Trivy report already in payload shape, so a namespace body is assembled, not recomputed. */
-export interface MappedImage {
-  osFamily?: string;
-  osName?: string;
-  repoDigests: string[];
-  ecosystems: string[];
-  imageCreated?: string;
-  vulnerabilities: Vulnerability[];
-  /** Entries Trivy reported that could not be mapped (missing ID or package name). */
-  skippedEntries: number;
-}
 
 // ---- Ephor payload (mirrors contract/ephor-ingest-request.schema.json) ----
 

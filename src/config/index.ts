@@ -7,6 +7,7 @@ import {
   ValueError,
   parseApiUrl,
   parseBoolean,
+  parseByteSize,
   parseChoice,
   parseChoiceList,
   parseDurationMs,
@@ -33,13 +34,21 @@ export interface Config {
     auth?: { header: string; value: string };
     timeoutMs: number;
     maxRetries: number;
+    maxPayloadBytes: number;
+    /** Write payloads to outputDir instead of posting them. */
+    dryRun: boolean;
+    outputDir: string;
   };
+  /** Where undeliverable payloads wait for the next run, and how old they may get. */
+  spool: { dir: string; maxAgeMs: number };
   scan: {
     namespaces: string[] | 'all';
     /** Names or globs removed from `*` or from the selector's result. */
     excludeNamespaces: string[];
     namespaceSelector?: string;
     concurrency: number;
+    /** Run-time budget from the start; no scan starts when the time left cannot fit it. */
+    deadlineMs?: number;
     severities: Severity[];
     workloadKinds: WorkloadKind[];
   };
@@ -118,7 +127,9 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     return read(name, parse);
   }
 
-  const apiUrl = required('EPHOR_API_URL', parseApiUrl, 'http://ephor-api:8080');
+  const dryRun = read('EPHOR_DRY_RUN', parseBoolean);
+  // A dry run posts nothing, so it needs no API (trying the scanner before Ephor exists).
+  const apiUrl = dryRun && raw('EPHOR_API_URL') === undefined ? '' : required('EPHOR_API_URL', parseApiUrl, 'http://ephor-api:8080');
   const authHeader = read('EPHOR_AUTH_HEADER', parseHeaderName);
   const authValue = read('EPHOR_AUTH_VALUE', parseHeaderValue);
   if ((raw('EPHOR_AUTH_HEADER') === undefined) !== (raw('EPHOR_AUTH_VALUE') === undefined)) {
@@ -167,12 +178,20 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       auth: authHeader !== undefined && authValue !== undefined ? { header: authHeader, value: authValue } : undefined,
       timeoutMs: read('EPHOR_TIMEOUT', parseDurationMs)!,
       maxRetries: read('EPHOR_MAX_RETRIES', (t) => parseInteger(t, 0, 10))!,
+      maxPayloadBytes: read('EPHOR_MAX_PAYLOAD_BYTES', (t) => parseByteSize(t, 64 * 1024, 1024 ** 3))!,
+      dryRun: dryRun!,
+      outputDir: path.resolve(read('EPHOR_OUTPUT_DIR', (t) => t.trim())!),
+    },
+    spool: {
+      dir: path.resolve(read('SPOOL_DIR', (t) => t.trim()) ?? path.join(read('TRIVY_CACHE_DIR', (t) => t.trim())!, 'spool')),
+      maxAgeMs: read('SPOOL_MAX_AGE', (t) => parseDurationMs(t, 30 * 24 * 3_600_000))!,
     },
     scan: {
       namespaces: namespaces!,
       excludeNamespaces,
       namespaceSelector,
       concurrency: concurrency!,
+      deadlineMs: read('SCAN_DEADLINE', parseDurationMs),
       severities: read('SCAN_SEVERITY', (t) => parseChoiceList(t, SEVERITIES))!,
       workloadKinds: read('SCAN_WORKLOAD_TYPES', (t) => parseChoiceList(t, WORKLOAD_KINDS))!,
     },

@@ -9,7 +9,7 @@ const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs'
 /** Node timers overflow above 2^31-1 ms (they then fire after 1 ms), so longer timeouts are refused. */
 export const MAX_DURATION_MS = 24 * 3_600_000;
 
-export function parseDurationMs(text: string): number {
+export function parseDurationMs(text: string, maxMs = MAX_DURATION_MS): number {
   let ms: number;
   if (/^\d+$/.test(text)) {
     ms = Number(text) * 1000;
@@ -22,7 +22,7 @@ export function parseDurationMs(text: string): number {
     throw new ValueError('must be integer seconds (300) or a duration such as 90s, 10m or 1h30m');
   }
   if (!(ms >= 1)) throw new ValueError('must be at least 1ms (a timeout of zero would fail everything)');
-  if (ms > MAX_DURATION_MS) throw new ValueError('must be at most 24h');
+  if (ms > maxMs) throw new ValueError(`must be at most ${maxMs / 3_600_000}h`);
   return Math.round(ms);
 }
 
@@ -199,4 +199,15 @@ function splitRequirements(selector: string): string[] {
   parts.push(current.trim());
   if (parts.some((p) => p === '')) throw new ValueError('has an empty requirement; separate requirements with single commas');
   return parts;
+}
+
+const SIZE_UNITS: Record<string, number> = { '': 1, k: 1000, ki: 1024, m: 1000 ** 2, mi: 1024 ** 2, g: 1000 ** 3, gi: 1024 ** 3 };
+
+/** A byte size: `8388608`, `8Mi`, `512Ki`, `10M` (Kubernetes quantity suffixes). */
+export function parseByteSize(text: string, min: number, max: number): number {
+  const match = /^(\d+)\s*(|k|ki|m|mi|g|gi)(?:b)?$/i.exec(text.trim());
+  if (!match) throw new ValueError('must be a number of bytes, optionally with a suffix such as 512Ki or 8Mi');
+  const bytes = Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]!;
+  if (bytes < min || bytes > max) throw new ValueError(`must be between ${min} bytes (64Ki) and ${max} bytes (1Gi)`);
+  return bytes;
 }

@@ -3,10 +3,13 @@
 // again). Success is a 2xx whose body is the expected JSON (a numeric scan_id for scans); a proxy's HTML page is a
 // failure.
 import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import type { Logger } from '../log.js';
-import type { ScanIngestRequest, ScanIngestResponse, SbomIngestRequest, SbomIngestResponse } from '../types.js';
+import type { ScanIngestResponse, SbomIngestRequest, SbomIngestResponse } from '../types.js';
 import { USER_AGENT } from '../version.js';
+import { bodyStream, type BodyPart } from './body.js';
+import { HttpFailure, post, type RequestBody } from './http.js';
 
 export const INGEST_PATH = '/api/v1/scans/ingest';
 export const SBOM_PATH = '/api/v1/sbom/ingest';
@@ -47,7 +50,6 @@ export type AttemptOutcome<R = ScanIngestResponse> =
 const RETRY_STATUSES = new Set([408, 429, 502, 503, 504]);
 const MAX_BACKOFF_MS = 60_000;
 const MAX_RETRY_AFTER_MS = 300_000;
-const MAX_RESPONSE_CHARS = 1024 * 1024;
 
 export function isRetryable(outcome: AttemptOutcome<unknown>): boolean {
   if (outcome.kind === 'network' || outcome.kind === 'timeout') return true;
@@ -68,14 +70,25 @@ export function retryDelayMs(retry: number, outcome: AttemptOutcome<unknown>, op
   return outcome.kind === 'timeout' ? Math.max(jittered, Math.min(options.timeoutMs, 30_000)) : jittered;
 }
 
-export function deliverScan(payload: ScanIngestRequest, options: DeliveryOptions): Promise<DeliveryResult> {
-  return postWithRetries(INGEST_PATH, JSON.stringify(payload), {}, { parse: parseIngestResponse, expected: 'a scan_id in a JSON body' }, options, { namespace: payload.namespace });
+/** One part of a namespace body, streamed from its findings files. */
+export function deliverScan(namespace: string, part: BodyPart, options: DeliveryOptions): Promise<DeliveryResult> {
+  const body: RequestBody = { bytes: part.bytes, open: () => bodyStream(part) };
+  const fields: Record<string, string | number> = { namespace };
+  if (part.label.count > 1) fields.part = `${part.label.index}/${part.label.count}`;
+  return postWithRetries(INGEST_PATH, body, {}, { parse: parseIngestResponse, expected: 'a scan_id in a JSON body' }, options, fields);
+}
+
+/** A payload part written to disk earlier (the spool), sent as it is. */
+export function deliverFile(namespace: string, file: string, bytes: number, options: DeliveryOptions): Promise<DeliveryResult> {
+  const body: RequestBody = { bytes, open: () => createReadStream(file) };
+  return postWithRetries(INGEST_PATH, body, {}, { parse: parseIngestResponse, expected: 'a scan_id in a JSON body' }, options, { namespace, spooled: file });
 }
 
 /** SBOM ingest takes a gzip body (contract §4; the scan ingest does not). */
 export function deliverSbom(request: SbomIngestRequest, options: DeliveryOptions): Promise<DeliveryResult<SbomIngestResponse>> {
   const answer = { parse: parseSbomResponse, expected: 'an SBOM id and status in a JSON body' };
-  return postWithRetries(SBOM_PATH, gzipSync(JSON.stringify(request)), { 'Content-Encoding': 'gzip' }, answer, options, { sbom_for: request.image_reference });
+  const gzipped = gzipSync(JSON.stringify(request));
+  return postWithRetries(SBOM_PATH, { bytes: gzipped.length, open: () => gzipped }, { 'Content-Encoding': 'gzip' }, answer, options, { sbom_for: request.image_reference });
 }
 
 type ParseResponse<R> = (text: string, contentType: string | null) => R | undefined;
@@ -87,13 +100,13 @@ interface ExpectedAnswer<R> {
 
 async function postWithRetries<R>(
   apiPath: string,
-  body: string | Buffer,
+  body: RequestBody,
   headers: Record<string, string>,
   answer: ExpectedAnswer<R>,
   options: DeliveryOptions,
-  logFields: Record<string, string>,
+  logFields: Record<string, string | number>,
 ): Promise<DeliveryResult<R>> {
-  const bytes = Buffer.byteLength(body);
+  const bytes = body.bytes;
   const url = options.apiUrl + apiPath;
   const random = options.random ?? Math.random;
   const log = options.log.child(logFields);
@@ -130,7 +143,7 @@ async function postWithRetries<R>(
   }
 }
 
-async function postOnce<R>(url: string, body: string | Buffer, extraHeaders: Record<string, string>, parse: ParseResponse<R>, requestId: string, options: DeliveryOptions): Promise<AttemptOutcome<R>> {
+async function postOnce<R>(url: string, body: RequestBody, extraHeaders: Record<string, string>, parse: ParseResponse<R>, requestId: string, options: DeliveryOptions): Promise<AttemptOutcome<R>> {
   const headers: Record<string, string> = {
     'Content-Type': 'application/json',
     'User-Agent': USER_AGENT,
@@ -139,32 +152,18 @@ async function postOnce<R>(url: string, body: string | Buffer, extraHeaders: Rec
     ...extraHeaders,
   };
   if (options.auth) headers[options.auth.header] = options.auth.value;
-  let response: Response;
+  let answer;
   try {
-    const timeout = AbortSignal.timeout(options.timeoutMs);
-    const signal = options.cutoff ? AbortSignal.any([timeout, options.cutoff]) : timeout;
-    response = await fetch(url, { method: 'POST', headers, body, redirect: 'manual', signal });
+    answer = await post(url, headers, body, options.timeoutMs, options.cutoff);
   } catch (error) {
-    return networkOutcome(error);
+    if (!(error instanceof HttpFailure)) throw error;
+    return error.kind === 'network' ? { kind: 'network', error: error.message } : { kind: 'timeout' };
   }
-  let text: string;
-  try {
-    text = (await response.text()).slice(0, MAX_RESPONSE_CHARS);
-  } catch (error) {
-    return networkOutcome(error);
+  if (answer.status >= 200 && answer.status < 300) {
+    const accepted = parse(answer.text, answer.contentType);
+    return accepted ? { kind: 'accepted', response: accepted } : { kind: 'invalid', status: answer.status, text: answer.text };
   }
-  if (response.status >= 200 && response.status < 300) {
-    const accepted = parse(text, response.headers.get('content-type'));
-    return accepted ? { kind: 'accepted', response: accepted } : { kind: 'invalid', status: response.status, text };
-  }
-  return { kind: 'http', status: response.status, retryAfter: response.headers.get('retry-after') ?? undefined, problem: parseProblem(text), text };
-}
-
-function networkOutcome(error: unknown): AttemptOutcome<never> {
-  const err = error as Error & { cause?: { code?: string; message?: string } };
-  if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return { kind: 'timeout' };
-  const cause = err?.cause;
-  return { kind: 'network', error: cause?.code ? `${cause.code}${cause.message ? ` (${cause.message})` : ''}` : err?.message ?? String(error) };
+  return { kind: 'http', status: answer.status, retryAfter: answer.retryAfter ?? undefined, problem: parseProblem(answer.text), text: answer.text };
 }
 
 /** A 2xx counts only with a JSON body carrying a numeric scan_id: a proxy or login page can also answer 200. */

@@ -1,25 +1,20 @@
-// One namespace's ScanIngestRequest, following every rule of the contract's §7 (pure).
+// One namespace's ScanIngestRequest, following every rule of the contract's §7.
 //
 // The rule that matters most: Ephor auto-resolves, per container, every open finding that a container's list does
 // not contain. So a container whose image could not be scanned is never sent (it would resolve all its findings);
 // it is recorded in the ledger in `scan_config` instead. A workload left with no container is dropped, and a
 // namespace in which nothing could be scanned is sent as `failed`, which Ephor never auto-resolves.
+//
+// The body is assembled from the findings files of its images (see body.ts), never held in memory whole.
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { isInvalid, type PlannedContainer, type ScanPlan } from '../images/plan.js';
+import { emptyCounts, readFindings, type ImageFindings } from '../report/findings.js';
 import { COLUMN_LENGTH as L, cleanText, truncate } from '../report/limits.js';
-import type {
-  ContainerPayload,
-  DiscoveryError,
-  LedgerEntry,
-  MappedImage,
-  ScanIngestRequest,
-  ScanResult,
-  ScanSuccess,
-  Severity,
-  TagScanEntry,
-  Vulnerability,
-  Workload,
-  WorkloadPayload,
-} from '../types.js';
+import { naturalKey } from '../report/map-image.js';
+import type { DiscoveryError, LedgerEntry, ScanResult, ScanStatus, ScanSuccess, Severity, TagScanEntry, Vulnerability, Workload } from '../types.js';
+import { containerEntry, envelopeOf, workloadEntry, type ContainerEntry, type Envelope, type FindingsFile, type WorkloadEntry } from './body.js';
 
 /** The ledger is bounded so that a namespace of broken images cannot blow up the payload. */
 export const MAX_LEDGER_ENTRIES = 200;
@@ -47,6 +42,8 @@ export interface NamespaceInput {
   notAttributed?: Record<string, number>;
   run: RunFacts;
   completedAt: string;
+  /** Where the findings of containers running several digests (their union) are written. */
+  unionDir: string;
 }
 
 export interface NamespaceStats {
@@ -56,22 +53,25 @@ export interface NamespaceStats {
   findings: Record<Severity, number>;
 }
 
-export interface NamespacePayload {
-  payload: ScanIngestRequest;
+export interface NamespaceBody {
+  namespace: string;
+  status: ScanStatus;
+  envelope: Envelope;
+  workloads: WorkloadEntry[];
   ledger: LedgerEntry[];
   /** Delivered containers scanned by their spec tag because no running digest was known. */
   byTag: TagScanEntry[];
   /** Scan key → the `image_name:image_tag` of every delivered container that got its findings (for SBOM links). */
   imageReferences: Map<string, Set<string>>;
   stats: NamespaceStats;
-  /** Scan keys whose results this payload used (their memory can be released once it is delivered). */
+  /** Scan keys whose results this body used (their files can be released once it is delivered). */
   scanKeys: string[];
 }
 
-export function buildNamespacePayload(input: NamespaceInput): NamespacePayload {
+export async function buildNamespaceBody(input: NamespaceInput): Promise<NamespaceBody> {
   const ledger: LedgerEntry[] = [];
-  const workloads: WorkloadPayload[] = [];
-  const findings: Record<Severity, number> = { CRITICAL: 0, HIGH: 0, MEDIUM: 0, LOW: 0, UNKNOWN: 0 };
+  const workloads: WorkloadEntry[] = [];
+  const findings = emptyCounts();
   const scanKeys = new Set<string>();
   const droppedLabels: string[] = [];
   const byTag: TagScanEntry[] = [];
@@ -85,7 +85,7 @@ export function buildNamespacePayload(input: NamespaceInput): NamespacePayload {
     if (seenWorkloads.has(identity)) continue; // a repeated workload would auto-resolve what the first one reported
     seenWorkloads.add(identity);
 
-    const containers: ContainerPayload[] = [];
+    const containers: ContainerEntry[] = [];
     const seenContainers = new Set<string>();
     for (const container of workload.containers) {
       if (seenContainers.has(container.name)) continue;
@@ -107,22 +107,21 @@ export function buildNamespacePayload(input: NamespaceInput): NamespacePayload {
       for (const key of planned.scanKeys) scanKeys.add(key);
       const results = planned.scanKeys.map((key) => ({ key, result: input.resultOf(key) }));
       // Every image the container runs must be scanned: a union missing one would resolve that image's findings.
-      const missing = results.find((r) => !r.result);
       const failed = results.find((r) => r.result && !r.result.ok);
       if (failed?.result && !failed.result.ok) {
-        ledger.push(entry(failed.result.reason, describeFailedImage(failed.key, failed.result.detail, planned.scanKeys.length)));
+        ledger.push(entry(failed.result.reason, planned.scanKeys.length > 1 ? `${failed.key}: ${failed.result.detail}` : failed.result.detail));
         continue;
       }
-      if (missing) {
+      if (results.some((r) => !r.result)) {
         ledger.push(entry('cancelled', 'the run stopped before this image was scanned'));
         continue;
       }
       const images = results.map((r) => (r.result as ScanSuccess).image);
-      const payload = containerPayload(container.name, planned, images);
-      for (const v of payload.vulnerabilities) findings[v.severity]++;
-      containers.push(payload);
+      const { fields, counts, file } = await containerFields(container.name, planned, images, input.unionDir);
+      for (const severity of Object.keys(findings) as Severity[]) findings[severity] += counts[severity];
+      containers.push(containerEntry(fields, file));
       containersDelivered++;
-      const reference = `${payload.image_name}:${payload.image_tag}`;
+      const reference = `${fields.image_name}:${fields.image_tag}`;
       for (const key of planned.scanKeys) {
         const refs = imageReferences.get(key);
         if (refs) refs.add(reference);
@@ -133,29 +132,31 @@ export function buildNamespacePayload(input: NamespaceInput): NamespacePayload {
       }
     }
     if (containers.length === 0) continue; // Ephor requires at least one container per workload
-    workloads.push({
-      namespace: truncate(workload.namespace, L.namespace),
-      name: truncate(workload.name, L.workloadName),
-      kind: workload.kind,
-      labels: payloadLabels(workload.labels, droppedLabels),
-      containers,
-    });
+    workloads.push(
+      workloadEntry(
+        { namespace: truncate(workload.namespace, L.namespace), name: truncate(workload.name, L.workloadName), kind: workload.kind, labels: payloadLabels(workload.labels, droppedLabels) },
+        containers,
+      ),
+    );
   }
 
   const nothingScanned = containersDelivered === 0 && (containersSeen > 0 || input.discoveredNothing);
-  const payload: ScanIngestRequest = {
+  const status: ScanStatus = nothingScanned ? 'failed' : 'completed';
+  const envelope: Record<string, unknown> = {
     namespace: truncate(input.namespace, L.namespace),
     scan_label: truncate(input.run.scanLabel, L.scanLabel),
     scan_group_id: input.run.scanGroupId,
-    status: nothingScanned ? 'failed' : 'completed',
+    status,
     started_at: input.run.startedAt,
     completed_at: input.completedAt,
-    scan_config: scanConfig(input, ledger, byTag, droppedLabels, { containersSeen, containersDelivered, workloadsDelivered: workloads.length }),
-    workloads,
   };
-  if (input.run.trivyVersion) payload.trivy_version = truncate(input.run.trivyVersion, L.trivyVersion);
+  if (input.run.trivyVersion) envelope.trivy_version = truncate(input.run.trivyVersion, L.trivyVersion);
+  const counts = { containersSeen, containersDelivered, workloadsDelivered: workloads.length };
   return {
-    payload,
+    namespace: input.namespace,
+    status,
+    envelope: envelopeOf(envelope, scanConfig(input, ledger, byTag, droppedLabels, counts)),
+    workloads,
     ledger,
     byTag,
     imageReferences,
@@ -165,41 +166,42 @@ export function buildNamespacePayload(input: NamespaceInput): NamespacePayload {
 }
 
 /** A container running several digests (a rollout, a moved tag) gets the union of their findings. */
-function containerPayload(name: string, planned: PlannedContainer, images: MappedImage[]): ContainerPayload {
+async function containerFields(name: string, planned: PlannedContainer, images: ImageFindings[], unionDir: string): Promise<{ fields: Record<string, unknown>; counts: Record<Severity, number>; file: FindingsFile }> {
   const [first] = images;
-  const container: ContainerPayload = {
+  const fields: Record<string, unknown> = {
     name: truncate(name, L.containerName),
     image_name: truncate(planned.imageName, L.imageName),
     image_tag: truncate(planned.imageTag, L.imageTag),
-    vulnerabilities: images.length === 1 ? first!.vulnerabilities : unionOfFindings(images),
   };
-  if (first?.imageCreated) container.image_created = first.imageCreated;
+  if (first?.imageCreated) fields.image_created = first.imageCreated;
   const ecosystems = [...new Set(images.flatMap((i) => i.ecosystems))];
-  if (ecosystems.length > 0) container.detected_ecosystems = ecosystems;
-  if (first?.osFamily) container.os_family = first.osFamily;
-  if (first?.osName) container.os_name = first.osName;
+  if (ecosystems.length > 0) fields.detected_ecosystems = ecosystems;
+  if (first?.osFamily) fields.os_family = first.osFamily;
+  if (first?.osName) fields.os_name = first.osName;
   // The digests actually running; for a spec tag, the digests Trivy resolved it to.
   const digests = planned.tagReason ? [...new Set(images.flatMap((i) => i.repoDigests))] : planned.scanKeys;
-  if (digests.length > 0) container.repo_digests = digests;
-  return container;
+  if (digests.length > 0) fields.repo_digests = digests;
+  if (images.length === 1) return { fields, counts: first!.bySeverity, file: { file: first!.file, bytes: first!.bytes } };
+  return { fields, ...(await unionOfFindings(images, planned.scanKeys, unionDir)) };
 }
 
-function unionOfFindings(images: MappedImage[]): Vulnerability[] {
+async function unionOfFindings(images: ImageFindings[], keys: string[], unionDir: string): Promise<{ counts: Record<Severity, number>; file: FindingsFile }> {
   const seen = new Set<string>();
   const union: Vulnerability[] = [];
+  const counts = emptyCounts();
   for (const image of images) {
-    for (const v of image.vulnerabilities) {
-      const key = [v.cve_id, v.package_name, v.package_version, v.scanner_type].join('\u0000');
+    for (const v of await readFindings(image.file)) {
+      const key = naturalKey(v);
       if (seen.has(key)) continue;
       seen.add(key);
       union.push(v);
+      counts[v.severity]++;
     }
   }
-  return union;
-}
-
-function describeFailedImage(key: string, detail: string, images: number): string {
-  return images > 1 ? `${key}: ${detail}` : detail;
+  const file = path.join(unionDir, `union-${createHash('sha256').update(keys.join('\n')).digest('hex').slice(0, 24)}.json`);
+  const text = JSON.stringify(union);
+  await writeFile(file, text, { mode: 0o600 });
+  return { counts, file: { file, bytes: Buffer.byteLength(text) } };
 }
 
 /**

@@ -1,45 +1,16 @@
 // A Trivy report → the image's findings in Ephor's payload shape (pure). The natural key of a finding,
 // (cve_id, package_name, package_version, scanner_type), is built exactly as the Go scanner built it, so findings
 // and their triage history in Ephor carry over: scanner_type = Trivy Result.Type, package_version = "" when unknown.
-import type { TrivyCvss, TrivyReport, TrivyResult, TrivyVulnerability } from '../trivy/report.js';
-import { SEVERITIES, type MappedImage, type Severity, type Vulnerability } from '../types.js';
+import type { TrivyCvss, TrivyResult, TrivyVulnerability } from '../trivy/report.js';
+import { SEVERITIES, type Severity, type Vulnerability } from '../types.js';
 import { COLUMN_LENGTH as L, cleanText, isBlank, isoInstant, truncate, truncateVersionList } from './limits.js';
 
 /** CVSS sources tried after nvd and the vulnerability's own SeveritySource; any others follow alphabetically. */
 const CVSS_SOURCE_ORDER = ['nvd', 'redhat', 'ghsa', 'bitnami'];
 
-export function mapReport(report: TrivyReport, severities: readonly Severity[]): MappedImage {
-  const wanted = new Set(severities);
-  const seen = new Set<string>();
-  const vulnerabilities: Vulnerability[] = [];
-  let skippedEntries = 0;
-
-  for (const result of report.Results ?? []) {
-    for (const entry of result.Vulnerabilities ?? []) {
-      const mapped = mapVulnerability(entry, result);
-      if (!mapped) {
-        skippedEntries++;
-        continue;
-      }
-      if (!wanted.has(mapped.severity)) continue;
-      // The same key twice (one package found at two paths) is one finding in Ephor; send it once.
-      const key = [mapped.cve_id, mapped.package_name, mapped.package_version, mapped.scanner_type].join('\u0000');
-      if (seen.has(key)) continue;
-      seen.add(key);
-      vulnerabilities.push(mapped);
-    }
-  }
-
-  const os = report.Metadata?.OS;
-  return {
-    osFamily: optional(os?.Family, L.osFamily),
-    osName: optional(os?.Name, L.osName),
-    repoDigests: strings(report.Metadata?.RepoDigests),
-    ecosystems: distinct((report.Results ?? []).map((r) => r.Type).filter((t): t is string => !isBlank(t))),
-    imageCreated: isoInstant(report.Metadata?.ImageConfig?.created),
-    vulnerabilities,
-    skippedEntries,
-  };
+/** Ephor's natural key of a finding: the same key twice in one container is one finding. */
+export function naturalKey(v: Vulnerability): string {
+  return [v.cve_id, v.package_name, v.package_version, v.scanner_type].join('\u0000');
 }
 
 export function mapVulnerability(entry: TrivyVulnerability, result: TrivyResult): Vulnerability | undefined {

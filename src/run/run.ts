@@ -1,6 +1,6 @@
 // One scan run: wires the stages (discover → plan → scan → build payloads → deliver) and owns the run's
-// scan_group_id, its temporary directory and its shutdown. Namespaces are delivered, one POST at a time, as soon
-// as all their images are scanned, while the other scans go on.
+// scan_group_id, its temporary directory, its deadline and its shutdown. Namespaces are delivered, one POST at a
+// time, as soon as all their images are scanned, while the other scans go on.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,14 +11,15 @@ import { createKubeClient, loadKubeConfig } from '../kube/client.js';
 import { discoverWorkloads } from '../kube/discover.js';
 import { PullSecretResolver } from '../kube/pull-secrets.js';
 import type { Logger, SecretRegistry } from '../log.js';
-import { mapReport } from '../report/map-image.js';
 import { TrivyUnavailableError, prepareTrivy, type TrivySetup } from '../trivy/database.js';
-import { scanAll } from '../trivy/pool.js';
-import { scanImage, type ScanContext } from '../trivy/scan.js';
+import { describeWriteError } from '../trivy/failure.js';
+import { runPool } from '../trivy/pool.js';
+import { readImageScan, runImageScan, type ScanContext } from '../trivy/scan.js';
 import type { Discovery, NotDeliveredReason, ScanResult, ScanTarget, Workload } from '../types.js';
 import { SCAN_LABEL, VERSION } from '../version.js';
 import { DeliveryQueue } from './deliveries.js';
 import { Progress } from './progress.js';
+import { Spool } from './spool.js';
 import { summaryRecord, summaryTable, type RunSummary } from './summary.js';
 
 export { SHUTDOWN_DELIVERY_MS } from './deliveries.js';
@@ -36,23 +37,30 @@ export interface RunContext {
 
 export async function runScan(context: RunContext): Promise<RunSummary> {
   const { config, log } = context;
-  const started = Date.now();
+  const started = context.startedAt.getTime();
   const { kubeConfig, source } = loadKubeConfig(context.env);
   const kube = createKubeClient(kubeConfig, config.kube.timeoutMs);
   log.info({ source, server: kube.server }, 'kubernetes configured');
 
-  const workDir = await mkdtemp(path.join(os.tmpdir(), 'ephor-scanner-'));
+  let workDir: string;
   try {
+    workDir = await mkdtemp(path.join(os.tmpdir(), 'ephor-scanner-'));
+  } catch (error) {
+    log.error({ error: describeWriteError(error, os.tmpdir()) }, 'the run\'s temporary directory cannot be created: nothing was scanned or delivered');
+    return finish(context, started, { durationMs: 0, interrupted: false, discoveryErrors: 0, exitCode: 1, namespaces: [], images: emptyImages() });
+  }
+  try {
+    const discoveryStarted = Date.now();
     const [discovery, trivy] = await Promise.all([
       discoverWorkloads(
         kube,
         { namespaces: config.scan.namespaces, excludeNamespaces: config.scan.excludeNamespaces, namespaceSelector: config.scan.namespaceSelector, kinds: config.scan.workloadKinds },
         log,
-      ),
+      ).then((result) => ({ ...result, durationMs: Date.now() - discoveryStarted })),
       prepareTrivy(config, context.env, log, context.shutdown).catch((error: unknown) => error as Error),
     ]);
-    const summaryBase = { durationMs: 0, interrupted: context.shutdown.aborted, discoveryErrors: discovery.errors.length, sboms: undefined };
-    log.info({ namespaces: discovery.namespaces.length, workloads: discovery.workloads.length, discovery_errors: discovery.errors.length }, 'discovery completed');
+    const summaryBase = { durationMs: 0, interrupted: context.shutdown.aborted, discoveryErrors: discovery.errors.length, discoveryMs: discovery.durationMs };
+    log.info({ namespaces: discovery.namespaces.length, workloads: discovery.workloads.length, discovery_errors: discovery.errors.length, duration_ms: discovery.durationMs }, 'discovery completed');
 
     if (trivy instanceof Error) {
       if (!(trivy instanceof TrivyUnavailableError)) throw trivy;
@@ -72,7 +80,8 @@ export async function runScan(context: RunContext): Promise<RunSummary> {
       setup: trivy,
       env: context.env,
       workDir,
-      sbomDir: config.sbom.enabled ? await mkdir(path.join(workDir, 'sboms'), { recursive: true }).then(() => path.join(workDir, 'sboms')) : undefined,
+      findingsDir: await makeDir(workDir, 'findings'),
+      sbomDir: config.sbom.enabled ? await makeDir(workDir, 'sboms') : undefined,
     };
     if (config.registryAuth) {
       const resolver = new PullSecretResolver(kube, context.secrets, log);
@@ -93,7 +102,7 @@ async function scanAndDeliver(
   trivy: TrivySetup,
   scanContext: ScanContext,
   invalid: number,
-): Promise<Pick<RunSummary, 'namespaces' | 'images' | 'sboms'>> {
+): Promise<Pick<RunSummary, 'namespaces' | 'images' | 'sboms' | 'spooled'>> {
   const { config, log } = context;
   const results = new Map<string, ScanResult>();
   // How many namespaces still need each image's findings, and how many images each namespace still waits for.
@@ -108,14 +117,19 @@ async function scanAndDeliver(
     discovery,
     plan,
     resultOf: (key) => results.get(key),
-    onBuilt: (keys) => {
+    onDone: async (keys) => {
       for (const key of keys) {
         const left = (users.get(key) ?? 1) - 1;
         users.set(key, left);
-        if (left <= 0) results.delete(key); // every namespace that needed these findings has been built
+        const result = results.get(key);
+        if (left > 0 || !result) continue;
+        results.delete(key); // every namespace that needed these findings is done with them
+        if (result.ok) await rm(result.image.file, { force: true });
       }
     },
     shutdown: context.shutdown,
+    spool: config.ephor.dryRun ? undefined : new Spool(config.spool.dir, config.spool.maxAgeMs, log),
+    workDir: scanContext.workDir,
   });
   for (const namespace of discovery.namespaces) if (pending.get(namespace) === 0) deliveries.enqueueNamespace(namespace);
 
@@ -123,36 +137,49 @@ async function scanAndDeliver(
   if (invalid > 0) failedByReason.invalid_reference = invalid;
   const sbomSources = new Map<string, { file: string; digestRef?: string }>();
   let scanned = 0;
-  let settled = 0;
   const progress = new Progress(plan.targets.length, log);
-  await scanAll(plan.targets, {
+  const settle = (target: ScanTarget, result: ScanResult) => {
+    results.set(target.ref, result);
+    progress.record(result.ok);
+    if (result.ok) {
+      scanned++;
+      if (result.sbomFile) sbomSources.set(target.ref, { file: result.sbomFile, digestRef: target.ref.includes('@') ? target.ref : result.image.repoDigests[0] });
+    } else {
+      failedByReason[result.reason] = (failedByReason[result.reason] ?? 0) + 1;
+    }
+    for (const namespace of target.namespaces) {
+      const left = (pending.get(namespace) ?? 1) - 1;
+      pending.set(namespace, left);
+      if (left === 0) deliveries.enqueueNamespace(namespace);
+    }
+  };
+
+  const schedule = new ScanSchedule(context, scanContext);
+  const killed: ScanTarget[] = [];
+  const notStarted = await runPool(plan.targets, {
     concurrency: config.scan.concurrency,
-    signal: context.shutdown,
-    scan: (target, signal) => scanTarget(target, context, scanContext, signal),
-    onResult: (target, result) => {
-      results.set(target.ref, result);
-      settled++;
-      progress.record(result.ok);
-      if (result.ok) {
-        scanned++;
-        if (result.sbomFile) sbomSources.set(target.ref, { file: result.sbomFile, digestRef: target.ref.includes('@') ? target.ref : result.image.repoDigests[0] });
-      } else {
-        failedByReason[result.reason] = (failedByReason[result.reason] ?? 0) + 1;
-      }
-      for (const namespace of target.namespaces) {
-        const left = (pending.get(namespace) ?? 1) - 1;
-        pending.set(namespace, left);
-        if (left === 0) deliveries.enqueueNamespace(namespace);
-      }
-    },
+    signal: schedule.signal,
+    mayStart: () => schedule.mayStart(),
+    run: (target, signal) => schedule.scan(target, signal),
+    // A Trivy killed by a signal (the OOM killer) is tried once more, alone, once the others are done.
+    onResult: (target, result) => (!result.ok && result.reason === 'killed' ? killed.push(target) : settle(target, result)),
   });
+  if (killed.length > 0) log.warn({ images: killed.map((t) => t.ref) }, 'trivy was killed (out of memory?): scanning these images again, one at a time');
+  const retryNotStarted = await runPool(killed, { concurrency: 1, signal: schedule.signal, mayStart: () => schedule.mayStart(), run: (t, s) => schedule.scan(t, s), onResult: settle });
   progress.stop();
 
-  // After a shutdown some images were never scanned; their namespaces are delivered with what is finished.
-  const notStarted = plan.targets.length - settled;
-  if (notStarted > 0) failedByReason.cancelled = (failedByReason.cancelled ?? 0) + notStarted;
+  // Images never started: the run was stopped, or the deadline left no time for them.
+  for (const target of [...notStarted, ...retryNotStarted]) {
+    const reason = context.shutdown.aborted ? 'cancelled' : 'deadline';
+    const detail = reason === 'cancelled' ? 'the run stopped before this image was scanned' : 'SCAN_DEADLINE left no time to scan this image';
+    settle(target, { ok: false, ref: target.ref, reason, detail, durationMs: 0 });
+  }
+  if (schedule.deadlineReached) log.warn({ not_scanned: failedByReason.deadline ?? 0 }, 'SCAN_DEADLINE reached: delivering what is done');
+  schedule.dispose();
+
   for (const namespace of discovery.namespaces) deliveries.enqueueNamespace(namespace);
   for (const [key, source] of sbomSources) deliveries.enqueueSbom(key, source);
+  if (!config.ephor.dryRun) deliveries.enqueueSpooled();
   await deliveries.drained();
 
   const failed = Object.values(failedByReason).reduce((a, b) => a + (b ?? 0), 0);
@@ -160,23 +187,67 @@ async function scanAndDeliver(
     namespaces: deliveries.namespaces,
     images: { total: plan.targets.length + invalid, scanned, failed, failedByReason },
     sboms: config.sbom.enabled ? deliveries.sboms : undefined,
+    spooled: deliveries.spooled.delivered + deliveries.spooled.failed > 0 ? deliveries.spooled : undefined,
   };
 }
 
-async function scanTarget(target: ScanTarget, context: RunContext, scanContext: ScanContext, signal: AbortSignal): Promise<ScanResult> {
-  const started = Date.now();
-  const outcome = await scanImage(target, scanContext, signal);
-  const durationMs = Date.now() - started;
-  if (!outcome.ok) {
-    const level = outcome.reason === 'cancelled' ? 'warn' : 'error';
-    context.log[level]({ image: target.ref, reason: outcome.reason, error: outcome.detail, duration_ms: durationMs }, 'image scan failed');
-    return { ok: false, ref: target.ref, reason: outcome.reason, detail: outcome.detail, durationMs };
+/** When scans may start (SCAN_DEADLINE), and one scan: Trivy in a slot, then its report read outside it. */
+class ScanSchedule {
+  readonly signal: AbortSignal;
+  deadlineReached = false;
+  private readonly deadline?: number;
+  private readonly timer?: NodeJS.Timeout;
+  private readonly stopAtDeadline = new AbortController();
+  private readonly durations: number[] = [];
+
+  constructor(
+    private readonly context: RunContext,
+    private readonly scanContext: ScanContext,
+  ) {
+    const { deadlineMs } = context.config.scan;
+    this.signal = AbortSignal.any([context.shutdown, this.stopAtDeadline.signal]);
+    if (deadlineMs === undefined) return;
+    this.deadline = context.startedAt.getTime() + deadlineMs;
+    this.timer = setTimeout(() => {
+      this.deadlineReached = true;
+      this.stopAtDeadline.abort();
+    }, Math.max(this.deadline - Date.now(), 0));
   }
-  const image = mapReport(outcome.report, context.config.scan.severities);
-  context.log.info({ image: target.ref, vulnerabilities: image.vulnerabilities.length, duration_ms: durationMs }, 'image scanned');
-  if (image.skippedEntries > 0) context.log.warn({ image: target.ref, entries: image.skippedEntries }, 'report entries without a vulnerability ID or package name were skipped');
-  if (outcome.sbomError) context.log.warn({ image: target.ref, error: outcome.sbomError }, 'sbom could not be generated');
-  return { ok: true, ref: target.ref, image, durationMs, sbomFile: outcome.sbomFile };
+
+  /** False when the time left cannot fit one more scan of the average duration seen so far. */
+  mayStart(): boolean {
+    if (this.deadline === undefined) return true;
+    const average = this.durations.length > 0 ? this.durations.reduce((a, b) => a + b, 0) / this.durations.length : 0;
+    const fits = Date.now() + average < this.deadline;
+    if (!fits) this.deadlineReached = true;
+    return fits;
+  }
+
+  async scan(target: ScanTarget, signal: AbortSignal): Promise<() => Promise<ScanResult>> {
+    const { log } = this.context;
+    const started = Date.now();
+    const run = await runImageScan(target, this.scanContext, signal);
+    return async () => {
+      const outcome = run.ok ? await readImageScan(target, run, this.scanContext, signal) : run;
+      const durationMs = Date.now() - started;
+      this.durations.push(durationMs);
+      if (!outcome.ok) {
+        const reason = outcome.reason === 'cancelled' && this.deadlineReached && !this.context.shutdown.aborted ? 'deadline' : outcome.reason;
+        const level = reason === 'cancelled' || reason === 'deadline' ? 'warn' : 'error';
+        log[level]({ image: target.ref, reason, error: outcome.detail, duration_ms: durationMs }, 'image scan failed');
+        return { ok: false, ref: target.ref, reason, detail: reason === 'deadline' ? 'killed at SCAN_DEADLINE' : outcome.detail, durationMs };
+      }
+      const image = outcome.findings;
+      log.info({ image: target.ref, vulnerabilities: image.count, duration_ms: durationMs }, 'image scanned');
+      if (image.skippedEntries > 0) log.warn({ image: target.ref, entries: image.skippedEntries }, 'report entries without a vulnerability ID or package name were skipped');
+      if (outcome.sbomError) log.warn({ image: target.ref, error: outcome.sbomError }, 'sbom could not be generated');
+      return { ok: true, ref: target.ref, image, durationMs, sbomFile: outcome.sbomFile };
+    };
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+  }
 }
 
 function runFacts(context: RunContext, trivy: TrivySetup): RunFacts {
@@ -201,10 +272,18 @@ function runFacts(context: RunContext, trivy: TrivySetup): RunFacts {
 
 function finish(context: RunContext, started: number, summary: RunSummary): RunSummary {
   summary.durationMs = Date.now() - started;
+  const usage = process.resourceUsage();
+  summary.resources = { cpuUserMs: Math.round(usage.userCPUTime / 1000), cpuSystemMs: Math.round(usage.systemCPUTime / 1000), maxRssKiB: usage.maxRSS };
   const record = summaryRecord(summary);
   const fields = context.config.log.format === 'text' ? { ...record, per_namespace: undefined, table: summaryTable(summary) } : record;
   context.log[summary.exitCode === 0 ? 'info' : 'error'](fields, 'ephor-scanner completed');
   return summary;
+}
+
+async function makeDir(parent: string, name: string): Promise<string> {
+  const dir = path.join(parent, name);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  return dir;
 }
 
 /** Each distinct image string that is not a valid reference, once, with where it is used. */

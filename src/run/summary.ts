@@ -11,6 +11,10 @@ export interface NamespaceOutcome {
   autoResolved?: number;
   reopened?: number;
   bytes?: number;
+  /** Number of POSTs the namespace took (EPHOR_MAX_PAYLOAD_BYTES). */
+  parts?: number;
+  /** Not delivered, but written to the spool for the next run. */
+  spooled?: boolean;
   error?: string;
   stats: NamespaceStats;
 }
@@ -23,6 +27,12 @@ export interface SbomCounts {
 
 export interface RunSummary {
   exitCode: number;
+  /** Discovery's duration (ms). */
+  discoveryMs?: number;
+  /** The scanner process's own CPU time and peak memory (Trivy processes excluded). */
+  resources?: { cpuUserMs: number; cpuSystemMs: number; maxRssKiB: number };
+  /** Payloads of earlier runs delivered from the spool (or still failing). */
+  spooled?: { delivered: number; failed: number };
   /** Present when SBOM_ENABLED. */
   sboms?: SbomCounts;
   durationMs: number;
@@ -40,6 +50,8 @@ export const FIXES: Record<NotDeliveredReason, string> = {
   killed: 'Trivy was killed (out of memory?): raise the pod\'s memory limit or lower SCAN_CONCURRENCY',
   db_error: 'Trivy could not use its vulnerability database: check TRIVY_CACHE_DIR, TRIVY_DB_REPO and TRIVY_SKIP_DB_UPDATE',
   invalid_output: 'Trivy wrote no readable report: check the Trivy version and the free space of TMPDIR',
+  no_space: 'the pod ran out of temporary disk space: give it a larger /tmp (chart value tmp.sizeLimit) or lower SCAN_CONCURRENCY',
+  deadline: 'SCAN_DEADLINE left no time to scan it: raise activeDeadlineSeconds, or SCAN_CONCURRENCY',
   other: 'see the "image scan failed" log line of that image',
   invalid_reference: 'the workload\'s image reference is not valid: fix it in the workload spec',
   cancelled: 'the run stopped before this image was scanned: it is scanned in the next run',
@@ -60,7 +72,14 @@ export function summaryRecord(summary: RunSummary): Record<string, unknown> {
     },
     findings,
     discovery_errors: summary.discoveryErrors,
+    discovery_ms: summary.discoveryMs,
     sboms: summary.sboms,
+    spooled_earlier_runs: summary.spooled,
+    resources: summary.resources && {
+      cpu_user_s: summary.resources.cpuUserMs / 1000,
+      cpu_system_s: summary.resources.cpuSystemMs / 1000,
+      max_rss_mib: Math.round(summary.resources.maxRssKiB / 102.4) / 10,
+    },
     top_failures: topFailures(summary.images.failedByReason),
     per_namespace: summary.namespaces.map((n) => ({
       namespace: n.namespace,
@@ -74,6 +93,8 @@ export function summaryRecord(summary: RunSummary): Record<string, unknown> {
       auto_resolved: n.autoResolved,
       reopened: n.reopened,
       bytes: n.bytes,
+      parts: n.parts,
+      spooled: n.spooled,
       error: n.error,
     })),
   };

@@ -20,6 +20,7 @@ const ANSI = /\x1b\[[0-9;]*m/g;
 const MAX_DETAIL = 500;
 
 const RULES: Array<[ScanFailureReason, RegExp]> = [
+  ['no_space', /no space left on device/i],
   ['rate_limited', /TOOMANYREQUESTS|too many requests|rate limit|\b429\b/i],
   ['unauthorized', /UNAUTHORIZED|DENIED|authentication required|unauthorized to access|\b401 Unauthorized|\b403 Forbidden/],
   ['not_found', /MANIFEST_UNKNOWN|NAME_UNKNOWN|manifest unknown|repository name not known|not found: manifest/i],
@@ -61,5 +62,14 @@ function fatalMessage(line: string): string {
     previous = message;
     message = message.replace(/^(run error|init error|image scan error|scan error): /, '');
   }
+  return message;
+}
+
+/** An error of the scanner's own file work (findings, reports, credentials) with what to do about it. */
+export function describeWriteError(error: unknown, workDir: string): string {
+  const code = (error as NodeJS.ErrnoException)?.code;
+  const message = (error as Error)?.message ?? String(error);
+  if (code === 'ENOSPC') return `no space left on device in ${workDir} (TMPDIR): give the pod a larger /tmp (chart value tmp.sizeLimit)`;
+  if (code === 'EACCES' || code === 'EROFS') return `cannot write in ${workDir} (TMPDIR): ${message}`;
   return message;
 }

@@ -1,21 +1,27 @@
-// Runs the scans of all targets with at most `concurrency` Trivy processes at a time, in plan order. When the
-// signal aborts (shutdown) no further scan starts; the running ones are stopped by the same signal.
-import type { ScanResult, ScanTarget } from '../types.js';
-
-export interface PoolOptions {
+// Runs work items with at most `concurrency` of them holding a slot at a time, in order. Each item's slot phase
+// returns the rest of its work, which finishes outside the slot, so the next item starts as soon as a Trivy
+// process exits. Before each start `mayStart` is asked (the run's deadline); when the signal aborts (shutdown)
+// nothing more starts.
+export interface PoolOptions<T, R> {
   concurrency: number;
   signal: AbortSignal;
-  scan: (target: ScanTarget, signal: AbortSignal) => Promise<ScanResult>;
-  onResult: (target: ScanTarget, result: ScanResult) => void;
+  mayStart?: () => boolean;
+  run: (item: T, signal: AbortSignal) => Promise<() => Promise<R>>;
+  onResult: (item: T, result: R) => void;
 }
 
-export async function scanAll(targets: readonly ScanTarget[], options: PoolOptions): Promise<void> {
+/** Resolves when every started item has its result; returns the items that were never started. */
+export async function runPool<T, R>(items: readonly T[], options: PoolOptions<T, R>): Promise<T[]> {
   let next = 0;
+  const finishing: Array<Promise<void>> = [];
   const worker = async () => {
-    while (next < targets.length && !options.signal.aborted) {
-      const target = targets[next++]!;
-      options.onResult(target, await options.scan(target, options.signal));
+    while (next < items.length && !options.signal.aborted && (options.mayStart?.() ?? true)) {
+      const item = items[next++]!;
+      const finish = await options.run(item, options.signal);
+      finishing.push(finish().then((result) => options.onResult(item, result)));
     }
   };
-  await Promise.all(Array.from({ length: Math.min(options.concurrency, targets.length) }, worker));
+  await Promise.all(Array.from({ length: Math.min(options.concurrency, items.length) }, worker));
+  await Promise.all(finishing);
+  return items.slice(next);
 }

@@ -1,20 +1,25 @@
-// One image scan: `trivy image REF --format json --output FILE …`, the report read back from the file (never from
-// an unbounded stdout buffer), every failure classified.
+// One image scan, in two steps: `trivy image REF --format json --output FILE …` (it holds one of the
+// SCAN_CONCURRENCY slots), then reading the report back from its file into a findings file (and the SBOM), which
+// runs outside the slot so the next Trivy process can start. Every failure is classified.
 import { createHash } from 'node:crypto';
 import { access, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
 import { dockerConfigFor, type RegistryCredential } from '../kube/pull-secrets.js';
+import { writeImageFindings, type ImageFindings } from '../report/findings.js';
 import type { ScanFailureReason, ScanTarget } from '../types.js';
 import { KILL_GRACE_MS, trivyDuration, type TrivySetup } from './database.js';
-import { classifyFailure } from './failure.js';
+import { classifyFailure, describeWriteError } from './failure.js';
 import { runTrivy } from './process.js';
-import { InvalidReportError, readReport, type TrivyReport } from './report.js';
+import { InvalidReportError } from './report.js';
 import { convertToSbom } from './sbom.js';
 
-export type ScanOutcome =
-  | { ok: true; report: TrivyReport; sbomFile?: string; sbomError?: string }
-  | { ok: false; reason: ScanFailureReason | 'cancelled'; detail: string };
+export type ScanFailureOutcome = { ok: false; reason: ScanFailureReason | 'cancelled'; detail: string };
+
+/** Trivy exited 0 with a report file; dispose() removes the scan's directory once it is read. */
+export type TrivyRun = { ok: true; reportFile: string; dispose(): Promise<void> } | ScanFailureOutcome;
+
+export type ScanOutcome = { ok: true; findings: ImageFindings; sbomFile?: string; sbomError?: string } | ScanFailureOutcome;
 
 export interface ScanContext {
   config: Config;
@@ -22,6 +27,8 @@ export interface ScanContext {
   env: Record<string, string | undefined>;
   /** The run's private temporary directory (reports and per-scan caches go here). */
   workDir: string;
+  /** Where the findings files are kept until every namespace that needs them is delivered. */
+  findingsDir: string;
   /** Where SBOMs are kept until delivered, when SBOM_ENABLED. */
   sbomDir?: string;
   /** Registry credentials for an image, when REGISTRY_AUTH_ENABLED. */
@@ -29,33 +36,55 @@ export interface ScanContext {
 }
 
 /**
- * Scans one image. With pull secrets for its registry, each credential is tried in turn (the registry may refuse
- * one), then an anonymous pull; each attempt gets a private DOCKER_CONFIG holding only that registry's entry.
+ * Runs Trivy on one image. With pull secrets for its registry, each credential is tried in turn (the registry may
+ * refuse one), then an anonymous pull; each attempt gets a private DOCKER_CONFIG holding only that registry's entry.
  */
-export async function scanImage(target: ScanTarget, context: ScanContext, signal?: AbortSignal): Promise<ScanOutcome> {
+export async function runImageScan(target: ScanTarget, context: ScanContext, signal?: AbortSignal): Promise<TrivyRun> {
   const scanDir = await mkdtemp(path.join(context.workDir, 'scan-'));
+  const dispose = () => rm(scanDir, { recursive: true, force: true });
   try {
     const { candidates, secretsTried } = (await context.credentials?.(target)) ?? { candidates: [], secretsTried: [] };
     const attempts: Array<RegistryCredential | undefined> = [...candidates, undefined];
-    let outcome: ScanOutcome | undefined;
+    let outcome: TrivyRun | undefined;
     for (const [index, credential] of attempts.entries()) {
       outcome = await scanOnce(target, context, scanDir, signal, credential && (await writeDockerConfig(scanDir, index, target.registry, credential)));
-      if (outcome.ok || outcome.reason !== 'unauthorized') return outcome;
+      if (outcome.ok) return { ...outcome, dispose };
+      if (outcome.reason !== 'unauthorized') break;
     }
+    await dispose();
+    if (outcome!.ok || outcome!.reason !== 'unauthorized') return outcome!;
     const tried = !context.credentials
       ? 'pull secrets are not read: REGISTRY_AUTH_ENABLED=false'
       : secretsTried.length > 0
         ? `pull secrets tried: ${secretsTried.join(', ')}`
         : 'the workloads name no pull secret';
-    return { ok: false, reason: 'unauthorized', detail: `registry ${target.registry} refused the pull (${tried}): ${outcome!.ok ? '' : outcome!.detail}` };
-  } finally {
-    await rm(scanDir, { recursive: true, force: true });
+    return { ok: false, reason: 'unauthorized', detail: `registry ${target.registry} refused the pull (${tried}): ${outcome!.detail}` };
+  } catch (error) {
+    await dispose();
+    return { ok: false, reason: 'other', detail: describeWriteError(error, context.workDir) };
   }
 }
 
-async function scanOnce(target: ScanTarget, context: ScanContext, scanDir: string, signal: AbortSignal | undefined, dockerConfig: string | undefined): Promise<ScanOutcome> {
+/** The report → a findings file (and an SBOM); the scan's directory is removed either way. */
+export async function readImageScan(target: ScanTarget, run: Extract<TrivyRun, { ok: true }>, context: ScanContext, signal?: AbortSignal): Promise<ScanOutcome> {
   const { config } = context;
-  const ref = target.ref;
+  const name = createHash('sha256').update(target.ref).digest('hex').slice(0, 24);
+  try {
+    const findings = await writeImageFindings(run.reportFile, config.scan.severities, path.join(context.findingsDir, `${name}.json`));
+    if (!context.sbomDir) return { ok: true, findings };
+    const sbomFile = path.join(context.sbomDir, `${name}.json`);
+    const sbom = await convertToSbom(run.reportFile, sbomFile, config, context.env, signal);
+    return sbom.ok ? { ok: true, findings, sbomFile } : { ok: true, findings, sbomError: sbom.detail };
+  } catch (error) {
+    if (error instanceof InvalidReportError) return { ok: false, reason: 'invalid_output', detail: error.message };
+    return { ok: false, reason: 'other', detail: describeWriteError(error, context.workDir) };
+  } finally {
+    await run.dispose();
+  }
+}
+
+async function scanOnce(target: ScanTarget, context: ScanContext, scanDir: string, signal: AbortSignal | undefined, dockerConfig: string | undefined): Promise<TrivyRun> {
+  const { config } = context;
   const attemptDir = await mkdtemp(path.join(scanDir, 'attempt-'));
   const cacheDir = config.trivy.cacheMode === 'ephemeral' ? await ephemeralCache(attemptDir, config.trivy.cacheDir) : config.trivy.cacheDir;
   const outputFile = path.join(attemptDir, 'report.json');
@@ -64,7 +93,7 @@ async function scanOnce(target: ScanTarget, context: ScanContext, scanDir: strin
   if (dockerConfig) extraEnv.DOCKER_CONFIG = dockerConfig;
   const outcome = await runTrivy({
     binary: config.trivy.binary,
-    args: scanArgs({ ref, outputFile, cacheDir, config, setup: context.setup }),
+    args: scanArgs({ ref: target.ref, outputFile, cacheDir, config, setup: context.setup }),
     env: context.env,
     extraEnv,
     timeoutMs: config.trivy.timeoutMs + KILL_GRACE_MS,
@@ -73,17 +102,7 @@ async function scanOnce(target: ScanTarget, context: ScanContext, scanDir: strin
   if (outcome.cancelled) return { ok: false, reason: 'cancelled', detail: 'scan stopped by shutdown' };
   if (outcome.spawnError) return { ok: false, reason: 'other', detail: `trivy could not be started: ${outcome.spawnError}` };
   if (outcome.exitCode !== 0 || outcome.timedOut) return { ok: false, ...classifyFailure(outcome) };
-  let report: TrivyReport;
-  try {
-    report = await readReport(outputFile);
-  } catch (error) {
-    if (error instanceof InvalidReportError) return { ok: false, reason: 'invalid_output', detail: error.message };
-    throw error;
-  }
-  if (!context.sbomDir) return { ok: true, report };
-  const sbomFile = path.join(context.sbomDir, `${createHash('sha256').update(ref).digest('hex').slice(0, 24)}.json`);
-  const sbom = await convertToSbom(outputFile, sbomFile, config, context.env, signal);
-  return sbom.ok ? { ok: true, report, sbomFile } : { ok: true, report, sbomError: sbom.detail };
+  return { ok: true, reportFile: outputFile, dispose: async () => {} };
 }
 
 /** A private directory (0700) with config.json (0600) for one Trivy process; removed with the scan directory. */

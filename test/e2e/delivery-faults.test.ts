@@ -25,14 +25,14 @@ const ingestPosts = (standIns: StandIns) => standIns.ephor.requests.filter((r) =
 const delivered = (standIns: StandIns) => standIns.ephor.scanIngests().map((r) => (r.body as { namespace: string }).namespace).sort();
 
 describe('delivery faults', { timeout: 180_000 }, () => {
-  test('503, 503, then accepted: retried with backoff, delivered, exit 0', async () => {
-    const { run, standIns } = await scanWith([{ status: 503 }, { status: 503 }]);
+  test('503 three times, then accepted: retried with backoff, delivered, exit 0', async () => {
+    const { run, standIns } = await scanWith([{ status: 503 }, { status: 503 }, { status: 503 }]);
     try {
       assert.equal(run.exitCode, 0, run.stdout);
-      assert.equal(ingestPosts(standIns).length, 4);
+      assert.equal(ingestPosts(standIns).length, 5);
       assert.deepEqual(delivered(standIns), ['alpha', 'beta']);
       const retries = logsWith(run, 'delivery attempt failed, retrying');
-      assert.deepEqual(retries.map((l) => [l.attempt, l.status]), [[1, 503], [2, 503]]);
+      assert.deepEqual(retries.map((l) => [l.attempt, l.status]), [[1, 503], [2, 503], [3, 503]]);
       const ids = ingestPosts(standIns).map((r) => r.headers['x-request-id']);
       assert.equal(new Set(ids).size, ids.length, 'a fresh X-Request-Id per attempt');
       assert.equal(standIns.ephor.maxConcurrentIngests, 1);

@@ -249,6 +249,34 @@ describe('an InternalError (500) on one list, once', { timeout: 60_000 }, () => 
   });
 });
 
+describe('an InternalError (500) on a later page of a paged list, every time', { timeout: 60_000 }, () => {
+  let standIns: StandIns;
+  let run: ScannerRun;
+  before(async () => {
+    ({ standIns, run } = await scenario({
+      cluster: {
+        maxPageSize: 2,
+        objects: [...sevenDeployments('paged'), ...sevenDeployments('other')],
+        faults: [{ resource: 'deployments', namespace: 'paged', status: 500, onlyContinue: true }],
+      },
+    }, { SCAN_NAMESPACES: 'paged,other' }));
+  });
+  after(() => standIns?.close());
+
+  test('the first page is not delivered alone: the list fails as a whole, is logged with its status, and resolves nothing', () => {
+    exitedWith(run, 0);
+    const payload = payloadOf(standIns, 'paged');
+    assert.deepEqual(workloadIds(payload), [], 'a half-read list would make its missing workloads look gone');
+    assert.deepEqual(discoveryErrorsOf(payload).map((e) => [e.kind, e.status]), [['Deployment', 500]]);
+    const [failure] = logsWith(run, 'discovery failed');
+    assert.equal(failure?.status, 500);
+  });
+
+  test('the other namespace is delivered in full', () => {
+    assert.deepEqual(workloadIds(payloadOf(standIns, 'other')), SEVEN_DEPLOYMENTS.map((n) => `Deployment/${n}`).sort());
+  });
+});
+
 describe('an InternalError (500) on every list of one kind', { timeout: 60_000 }, () => {
   let standIns: StandIns;
   let run: ScannerRun;

@@ -410,8 +410,26 @@ describe('the Java DB download fails while the vulnerability DB works', { timeou
   });
 });
 
-// The stand-in's download result cannot depend on the repository (scenario `db.download` applies to every
-// attempt), so "the first mirror fails, the second succeeds" is not expressible; this checks the order only.
+describe('TRIVY_DB_REPO with two mirrors, the first unreachable', { timeout: 60_000 }, () => {
+  let standIns: StandIns;
+  let run: ScannerRun;
+  before(async () => {
+    ({ standIns, run } = await scenario({
+      namespaces: { shop: [GOOD] },
+      trivy: { db: { download: { 'bad.mirror/db:2': 'db-network-unreachable-real-2024', default: 'ok' } }, images: reports([GOOD]) },
+      env: { TRIVY_DB_REPO: 'bad.mirror/db:2,good.mirror/db:2' },
+    }));
+  });
+  after(() => standIns?.close());
+
+  test('the mirrors are tried in order; the second one serves the DB and the scans run', async () => {
+    const downloads = (await standIns.invocations()).filter(isDbDownload);
+    assert.deepEqual(downloads.map((i) => [flagValue(i.argv, '--db-repository'), i.exitCode]), [['bad.mirror/db:2', 1], ['good.mirror/db:2', 0]]);
+    exitedWith(run, 0);
+    assert.deepEqual(deliveredImages(payloadOf(standIns, 'shop')), [GOOD]);
+  });
+});
+
 describe('TRIVY_DB_REPO with two mirrors that both fail', { timeout: 60_000 }, () => {
   let standIns: StandIns;
   let run: ScannerRun;

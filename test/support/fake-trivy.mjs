@@ -772,7 +772,21 @@ function generatedVulnerability(template, i, severity) {
 // ---------- `trivy image` ----------
 
 function resolveBehaviour(ctx, ref) {
-  return ctx.scenario.images?.[ref] ?? ctx.scenario.defaultImage;
+  const behaviour = ctx.scenario.images?.[ref] ?? ctx.scenario.defaultImage;
+  return behaviour && 'sequence' in behaviour ? nthOfSequence(ctx, ref, behaviour.sequence) : behaviour;
+}
+
+/** `{ sequence: [a, b] }`: the first scan of the ref behaves as a, the second and later ones as b (e.g. an OOM kill, then success). */
+function nthOfSequence(ctx, ref, sequence) {
+  const counter = `${ctx.scenario.log ?? path.join(os.tmpdir(), 'fake-trivy')}.${Buffer.from(ref).toString('hex').slice(0, 64)}.count`;
+  let count = 0;
+  try {
+    count = Number(fs.readFileSync(counter, 'utf8')) || 0;
+  } catch {
+    // first scan of this ref
+  }
+  fs.writeFileSync(counter, String(count + 1));
+  return sequence[Math.min(count, sequence.length - 1)];
 }
 
 const DOCKER_HUB_AUTH_KEY = 'https://index.docker.io/v1/';
@@ -876,6 +890,7 @@ async function runImage(ctx, parsed) {
   }
   if ('report' in behaviour) return emitReport(ctx, ref, behaviour);
   if ('fail' in behaviour) return replayEntry(behaviour.fail, ref);
+  if ('fatal' in behaviour) return failWith(`${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}\tFATAL\tFatal error\t${behaviour.fatal}\n`, 1, 'fatal');
   if ('hang' in behaviour) return hang('hang');
   if ('signal' in behaviour) return dieBySignal(behaviour.signal);
   if ('hugeMB' in behaviour) return emitHugeReport(ctx, ref, behaviour.hugeMB);

@@ -27,7 +27,11 @@ export type ImageBehaviour =
   /** Exit 0 with an empty report file. */
   | { empty: true }
   /** Exit 0 with a valid report of about this many MiB, streamed. */
-  | { hugeMB: number };
+  | { hugeMB: number }
+  /** Exit 1 with Trivy's FATAL line carrying this error chain (for texts errors.json has no entry for, e.g. errors.md §7). */
+  | { fatal: string }
+  /** The n-th scan of the ref behaves as the n-th entry (the last one repeats): e.g. killed once, then a report. */
+  | { sequence: ImageBehaviour[] };
 
 /** What one DB download attempt does: 'ok', 'hang', or the id of an errors.json DB failure (e.g. 'db-toomanyrequests-real-2024'). */
 export type DbDownloadOutcome = 'ok' | 'hang' | (string & {});

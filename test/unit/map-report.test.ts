@@ -1,21 +1,33 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { chooseCvssV3, mapReport, mapVulnerability } from '../../src/report/map-image.js';
+import { readFindings, writeImageFindings } from '../../src/report/findings.js';
+import { chooseCvssV3, mapVulnerability } from '../../src/report/map-image.js';
 import { truncateVersionList } from '../../src/report/limits.js';
-import { InvalidReportError, parseReport, type TrivyReport } from '../../src/trivy/report.js';
+import { InvalidReportError, type TrivyReport } from '../../src/trivy/report.js';
 import { SEVERITIES, type Severity } from '../../src/types.js';
 import { TRIVY_REPORTS_DIR } from '../support/paths.js';
 
 const ALL = SEVERITIES;
-const report = (name: string): TrivyReport => parseReport(readFileSync(path.join(TRIVY_REPORTS_DIR, name), 'utf8'));
+const WORK = mkdtempSync(path.join(os.tmpdir(), 'map-report-'));
+process.on('exit', () => rmSync(WORK, { recursive: true, force: true }));
+let files = 0;
+const report = (name: string): TrivyReport => JSON.parse(readFileSync(path.join(TRIVY_REPORTS_DIR, name), 'utf8')) as TrivyReport;
+
+/** The streaming mapper on a report file, with its findings read back. */
+async function mapFile(file: string, severities: readonly Severity[]) {
+  const findings = await writeImageFindings(file, severities, path.join(WORK, `findings-${files++}.json`));
+  return { ...findings, vulnerabilities: await readFindings(findings.file) };
+}
+const mapReport = (name: string, severities: readonly Severity[]) => mapFile(path.join(TRIVY_REPORTS_DIR, name), severities);
 const countBySeverity = (severities: Severity[]) =>
   severities.reduce<Record<string, number>>((acc, s) => ((acc[s] = (acc[s] ?? 0) + 1), acc), {});
 
 describe('Trivy report → findings in payload shape', () => {
-  test('juice-shop: 236 entries, one finding per natural key, counted per severity', () => {
-    const mapped = mapReport(report('real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json'), ALL);
+  test('juice-shop: 236 entries, one finding per natural key, counted per severity', async () => {
+    const mapped = await mapReport('real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json', ALL);
     // 39 entries repeat a (cve, package, version, type) key at another path; Ephor stores them once.
     assert.equal(mapped.vulnerabilities.length, 197);
     assert.deepEqual(countBySeverity(mapped.vulnerabilities.map((v) => v.severity)), { CRITICAL: 22, HIGH: 100, MEDIUM: 64, LOW: 11 });
@@ -31,14 +43,14 @@ describe('Trivy report → findings in payload shape', () => {
     }
   });
 
-  test('the severity filter applies to what is reported', () => {
-    const mapped = mapReport(report('real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json'), ['CRITICAL']);
+  test('the severity filter applies to what is reported', async () => {
+    const mapped = await mapReport('real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json', ['CRITICAL']);
     assert.equal(mapped.vulnerabilities.length, 22);
     assert.ok(mapped.vulnerabilities.every((v) => v.severity === 'CRITICAL'));
   });
 
-  test('a field-by-field finding (ajv CVE-2020-15366 in juice-shop)', () => {
-    const mapped = mapReport(report('real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json'), ALL);
+  test('a field-by-field finding (ajv CVE-2020-15366 in juice-shop)', async () => {
+    const mapped = await mapReport('real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json', ALL);
     const ajv = mapped.vulnerabilities.find((v) => v.cve_id === 'CVE-2020-15366' && v.package_name === 'ajv');
     assert.deepEqual(ajv && { ...ajv, description: undefined, references: ajv.references?.length }, {
       cve_id: 'CVE-2020-15366',
@@ -60,31 +72,31 @@ describe('Trivy report → findings in payload shape', () => {
     assert.match(ajv!.published_date!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   });
 
-  test('an unfixed finding has no fixed_version at all (Ephor counts any value as fixable)', () => {
-    const mapped = mapReport(report('trivy-v0.69.3_debian-buster_os-pkgs.json'), ALL);
+  test('an unfixed finding has no fixed_version at all (Ephor counts any value as fixable)', async () => {
+    const mapped = await mapReport('trivy-v0.69.3_debian-buster_os-pkgs.json', ALL);
     assert.equal(mapped.vulnerabilities.length, 2);
     const unfixed = mapped.vulnerabilities.filter((v) => !('fixed_version' in v));
     assert.ok(unfixed.length >= 1);
   });
 
-  test('the 0.58 report shape maps to the same findings as 0.69', () => {
-    const keys = (name: string) => mapReport(report(name), ALL).vulnerabilities.map((v) => [v.cve_id, v.package_name, v.package_version, v.scanner_type, v.severity].join('|'));
-    assert.deepEqual(keys('trivy-v0.58.0_alpine-3.10_old-shape.json'), keys('trivy-v0.69.3_alpine-3.10_os-pkgs.json'));
+  test('the 0.58 report shape maps to the same findings as 0.69', async () => {
+    const keys = async (name: string) => (await mapReport(name, ALL)).vulnerabilities.map((v) => [v.cve_id, v.package_name, v.package_version, v.scanner_type, v.severity].join('|'));
+    assert.deepEqual(await keys('trivy-v0.58.0_alpine-3.10_old-shape.json'), await keys('trivy-v0.69.3_alpine-3.10_os-pkgs.json'));
   });
 
-  test('no OS detected, zero vulnerabilities, a secret result without Type', () => {
-    const busybox = mapReport(report('trivy-v0.69.3_busybox_no-os_cargo-lang-pkgs.json'), ALL);
+  test('no OS detected, zero vulnerabilities, a secret result without Type', async () => {
+    const busybox = await mapReport('trivy-v0.69.3_busybox_no-os_cargo-lang-pkgs.json', ALL);
     assert.equal(busybox.osFamily, undefined);
     assert.deepEqual(busybox.ecosystems, ['cargo']);
-    const sle = mapReport(report('trivy-v0.69.3_sle-micro-5.4_zero-vulns.json'), ALL);
+    const sle = await mapReport('trivy-v0.69.3_sle-micro-5.4_zero-vulns.json', ALL);
     assert.deepEqual(sle.vulnerabilities, []);
     assert.equal(sle.osFamily, 'slem');
-    const empty = mapReport(report('edited_debian_all-status-values.json'), ALL);
+    const empty = await mapReport('edited_debian_all-status-values.json', ALL);
     assert.deepEqual(empty.repoDigests, [], 'an empty RepoDigests entry is dropped');
   });
 
-  test('Packages lists (--list-all-pkgs) are ignored', () => {
-    const mapped = mapReport(report('trivy-v0.69.3_npm-repository_with-Packages-list.json'), ALL);
+  test('Packages lists (--list-all-pkgs) are ignored', async () => {
+    const mapped = await mapReport('trivy-v0.69.3_npm-repository_with-Packages-list.json', ALL);
     assert.equal(mapped.vulnerabilities.length, 1);
   });
 });
@@ -109,8 +121,8 @@ describe('CVSS v3 source choice is deterministic', () => {
     assert.equal(chooseCvssV3({ nvd: { V2Vector: 'AV:N', V2Score: 5 } }, 'nvd'), undefined);
     assert.equal(chooseCvssV3(undefined, 'nvd'), undefined);
   });
-  test('spring4shell: nvd chosen over ghsa and redhat', () => {
-    const mapped = mapReport(report('trivy-v0.69.3_spring4shell-jre11_jar_cvss-ghsa-nvd-redhat.json'), ALL);
+  test('spring4shell: nvd chosen over ghsa and redhat', async () => {
+    const mapped = await mapReport('trivy-v0.69.3_spring4shell-jre11_jar_cvss-ghsa-nvd-redhat.json', ALL);
     const raw = report('trivy-v0.69.3_spring4shell-jre11_jar_cvss-ghsa-nvd-redhat.json').Results!.flatMap((r) => r.Vulnerabilities ?? [])[0]!;
     assert.equal(mapped.vulnerabilities[0]!.cvss_v3_vector, raw.CVSS!.nvd!.V3Vector);
     assert.equal(mapped.vulnerabilities[0]!.scanner_type, 'jar');
@@ -153,8 +165,10 @@ describe('column limits and unstorable characters (a violation would roll back t
     assert.equal(v.severity, 'UNKNOWN');
   });
 
-  test('an entry without ID or package name is skipped and counted', () => {
-    const mapped = mapReport({ SchemaVersion: 2, Results: [{ Type: 'debian', Vulnerabilities: [{ PkgName: 'p' }, { VulnerabilityID: ' ', PkgName: 'p' }, { VulnerabilityID: 'CVE-1', PkgName: 'p' }] }] }, ALL);
+  test('an entry without ID or package name is skipped and counted', async () => {
+    const file = path.join(WORK, 'skipped.json');
+    writeFileSync(file, JSON.stringify({ SchemaVersion: 2, Results: [{ Type: 'debian', Vulnerabilities: [{ PkgName: 'p' }, { VulnerabilityID: ' ', PkgName: 'p' }, { VulnerabilityID: 'CVE-1', PkgName: 'p' }] }] }));
+    const mapped = await mapFile(file, ALL);
     assert.equal(mapped.vulnerabilities.length, 1);
     assert.equal(mapped.skippedEntries, 2);
   });
@@ -175,17 +189,36 @@ describe('column limits and unstorable characters (a violation would roll back t
   });
 });
 
-describe('reports that are not reports', () => {
+describe('reports that are not reports (never read as "no vulnerabilities")', () => {
   const cases: Array<[string, string, RegExp]> = [
-    ['garbage', 'this is not json', /not valid JSON/],
-    ['truncated', '{"SchemaVersion": 2, "Results": [', /not valid JSON/],
+    ['garbage', 'this is not json', /not a JSON object/],
+    ['truncated', '{"SchemaVersion": 2, "Results": [', /ends in the middle: truncated/],
+    ['truncated inside a vulnerability', '{"SchemaVersion": 2, "Results": [{"Type": "debian", "Vulnerabilities": [{"VulnerabilityID": "CVE-1", "PkgN', /truncated/],
+    ['empty', '  \n', /empty/],
     ['array', '[]', /not a JSON object/],
     ['wrong schema', '{"SchemaVersion": 1}', /unsupported report SchemaVersion 1/],
     ['no schema', '{"Results": []}', /SchemaVersion undefined/],
-    ['bad results', '{"SchemaVersion": 2, "Results": {}}', /"Results" is not an array/],
-    ['bad vulnerabilities', '{"SchemaVersion": 2, "Results": [{"Vulnerabilities": "x"}]}', /"Vulnerabilities" is not an array/],
+    ['bad results', '{"SchemaVersion": 2, "Results": {}}', /"Results" that is not an array/],
+    ['results a string', '{"SchemaVersion": 2, "Results": "none"}', /"Results" that is not an array/],
+    ['bad result', '{"SchemaVersion": 2, "Results": [7]}', /a Result that is not an object/],
+    ['bad vulnerabilities', '{"SchemaVersion": 2, "Results": [{"Vulnerabilities": "x"}]}', /"Vulnerabilities" that is not an array/],
+    ['bad vulnerability', '{"SchemaVersion": 2, "Results": [{"Vulnerabilities": [1]}]}', /a vulnerability that is not an object/],
+    ['trailing data', '{"SchemaVersion": 2} {}', /data after its end/],
+    ['mismatched brackets', '{"SchemaVersion": 2, "Results": [}', /mismatched brackets/],
   ];
   for (const [name, text, message] of cases) {
-    test(name, () => assert.throws(() => parseReport(text), (e: unknown) => e instanceof InvalidReportError && message.test(e.message)));
+    test(name, async () => {
+      const file = path.join(WORK, `bad-${files++}.json`);
+      writeFileSync(file, text);
+      await assert.rejects(mapFile(file, ALL), (e: unknown) => e instanceof InvalidReportError && message.test(e.message));
+    });
   }
+
+  test('null Results and null Vulnerabilities are empty, as Trivy writes them', async () => {
+    const file = path.join(WORK, 'nulls.json');
+    writeFileSync(file, '{"SchemaVersion": 2, "Results": [{"Type": "debian", "Vulnerabilities": null}]}');
+    assert.equal((await mapFile(file, ALL)).count, 0);
+    writeFileSync(file, '{"SchemaVersion": 2, "Results": null}');
+    assert.equal((await mapFile(file, ALL)).count, 0);
+  });
 });

@@ -1,0 +1,162 @@
+// A namespace body as pieces: small JSON strings, and each container's findings file, streamed in place. The size
+// of every piece is known before anything is read, so a body can be split into parts of bounded size by whole
+// workloads (a workload too big on its own, by whole containers; a container is never split: Ephor auto-resolves
+// per container) and sent with an exact Content-Length without ever being built in memory.
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+
+export interface FindingsFile {
+  file: string;
+  bytes: number;
+}
+
+export interface ContainerEntry {
+  /** `{"name":…,…,"vulnerabilities":` */
+  head: string;
+  findings: FindingsFile;
+  bytes: number;
+}
+
+export interface WorkloadEntry {
+  /** `{"namespace":…,"name":…,"kind":…,"labels":{…},"containers":[` */
+  head: string;
+  containers: ContainerEntry[];
+  bytes: number;
+}
+
+/** Which slice of the namespace a part is; recorded in its scan_config. */
+export interface PartLabel {
+  index: number;
+  count: number;
+}
+
+/** Renders the envelope (everything but the workloads) for one part. */
+export type Envelope = (part: PartLabel) => { head: string; tail: string };
+
+export interface BodyPart {
+  label: PartLabel;
+  workloads: WorkloadEntry[];
+  bytes: number;
+  head: string;
+  tail: string;
+}
+
+type Piece = string | FindingsFile;
+
+export function containerEntry(fields: Record<string, unknown>, findings: FindingsFile): ContainerEntry {
+  const json = JSON.stringify(fields);
+  const head = `${json.slice(0, -1)}${json.length > 2 ? ',' : ''}"vulnerabilities":`;
+  return { head, findings, bytes: byteLength(head) + findings.bytes + 1 };
+}
+
+export function workloadEntry(fields: Record<string, unknown>, containers: ContainerEntry[]): WorkloadEntry {
+  const json = JSON.stringify(fields);
+  const head = `${json.slice(0, -1)}${json.length > 2 ? ',' : ''}"containers":[`;
+  return { head, containers, bytes: byteLength(head) + sumWithCommas(containers.map((c) => c.bytes)) + 2 };
+}
+
+export function envelopeOf(fields: Record<string, unknown>, scanConfig: Record<string, unknown>): Envelope {
+  return (part) => {
+    const json = JSON.stringify({ ...fields, scan_config: part.count > 1 ? { ...scanConfig, part } : scanConfig });
+    return { head: `${json.slice(0, -1)},"workloads":[`, tail: ']}' };
+  };
+}
+
+/**
+ * Packs workloads into parts of at most `maxBytes`. A workload that does not fit an empty part is cut into
+ * workloads holding fewer whole containers; a single container larger than `maxBytes` still gets a part of its own.
+ */
+export function splitBody(workloads: WorkloadEntry[], envelope: Envelope, maxBytes: number): BodyPart[] {
+  // The envelope's size with the widest part label it can carry, so that labelling never overflows a part.
+  const reserve = envelopeBytes(envelope({ index: 99_999, count: 99_999 }));
+  const room = Math.max(maxBytes - reserve, 1);
+  const groups: WorkloadEntry[][] = [];
+  let current: WorkloadEntry[] = [];
+  let size = 0;
+  for (const workload of workloads.flatMap((w) => (w.bytes <= room ? [w] : splitWorkload(w, room)))) {
+    const added = (current.length > 0 ? 1 : 0) + workload.bytes;
+    if (current.length > 0 && size + added > room) {
+      groups.push(current);
+      current = [];
+      size = 0;
+    }
+    size += (current.length > 0 ? 1 : 0) + workload.bytes;
+    current.push(workload);
+  }
+  if (current.length > 0 || groups.length === 0) groups.push(current);
+  return groups.map((group, i) => part(group, envelope, { index: i + 1, count: groups.length }));
+}
+
+function part(workloads: WorkloadEntry[], envelope: Envelope, label: PartLabel): BodyPart {
+  const { head, tail } = envelope(label);
+  return { label, workloads, head, tail, bytes: byteLength(head) + sumWithCommas(workloads.map((w) => w.bytes)) + byteLength(tail) };
+}
+
+function splitWorkload(workload: WorkloadEntry, room: number): WorkloadEntry[] {
+  const head = workload.head;
+  const overhead = byteLength(head) + 2;
+  const pieces: WorkloadEntry[] = [];
+  let containers: ContainerEntry[] = [];
+  let size = overhead;
+  for (const container of workload.containers) {
+    if (containers.length > 0 && size + 1 + container.bytes > room) {
+      pieces.push(withContainers(head, containers));
+      containers = [];
+      size = overhead;
+    }
+    size += (containers.length > 0 ? 1 : 0) + container.bytes;
+    containers.push(container);
+  }
+  if (containers.length > 0) pieces.push(withContainers(head, containers));
+  return pieces;
+}
+
+function withContainers(head: string, containers: ContainerEntry[]): WorkloadEntry {
+  return { head, containers, bytes: byteLength(head) + sumWithCommas(containers.map((c) => c.bytes)) + 2 };
+}
+
+function pieces(part: BodyPart): Piece[] {
+  const out: Piece[] = [part.head];
+  part.workloads.forEach((workload, w) => {
+    if (w > 0) out.push(',');
+    out.push(workload.head);
+    workload.containers.forEach((container, c) => {
+      if (c > 0) out.push(',');
+      out.push(container.head, container.findings, '}');
+    });
+    out.push(']}');
+  });
+  out.push(part.tail);
+  return out;
+}
+
+/** A fresh stream of the part's bytes (a retry needs a new one). */
+export function bodyStream(part: BodyPart): Readable {
+  return Readable.from(
+    (async function* () {
+      for (const piece of pieces(part)) {
+        if (typeof piece === 'string') yield Buffer.from(piece);
+        else yield* createReadStream(piece.file, { highWaterMark: 64 * 1024 });
+      }
+    })(),
+  );
+}
+
+/** The whole part as one string: for tests and small bodies only. */
+export async function bodyText(part: BodyPart): Promise<string> {
+  const texts = await Promise.all(pieces(part).map((piece) => (typeof piece === 'string' ? piece : readFile(piece.file, 'utf8'))));
+  return texts.join('');
+}
+
+function envelopeBytes({ head, tail }: { head: string; tail: string }): number {
+  return byteLength(head) + byteLength(tail);
+}
+
+function sumWithCommas(sizes: number[]): number {
+  return sizes.reduce((a, b) => a + b, 0) + Math.max(sizes.length - 1, 0);
+}
+
+export function byteLength(text: string): number {
+  return Buffer.byteLength(text);
+}
