@@ -1,8 +1,10 @@
 // Entry point. With no arguments: one scan run configured by environment variables, exactly as the CronJob runs it.
 // Flags mirror the variables (a flag overrides its variable). Exit codes: 0 every namespace delivered, 1 something
 // was not delivered, 2 configuration error (nothing was contacted).
+// `ephor-scanner check` is the read-only preflight (src/check), with the same variables and flags.
 import { randomUUID } from 'node:crypto';
 import { Command, CommanderError, Option } from 'commander';
+import { runCheck, type CheckOutput } from './check/index.js';
 import { ConfigError, loadConfig, type Config, type Env } from './config/index.js';
 import { SETTINGS } from './config/settings.js';
 import { KubeConfigError } from './kube/client.js';
@@ -14,7 +16,7 @@ export const EXIT_OK = 0;
 export const EXIT_NOT_DELIVERED = 1;
 export const EXIT_CONFIG = 2;
 
-function buildProgram(onRun: (env: Env) => Promise<number>): Command {
+function buildProgram(onRun: (env: Env) => Promise<number>, onCheck: (env: Env, output: CheckOutput) => Promise<number>): Command {
   const program = new Command('ephor-scanner')
     .description('Scans the container images of Kubernetes workloads with Trivy and delivers the findings to Ephor, one payload per namespace.')
     .version(VERSION, '-v, --version', 'print the version')
@@ -29,14 +31,26 @@ function buildProgram(onRun: (env: Env) => Promise<number>): Command {
     flagToEnv.set(option.attributeName(), setting.env);
   }
   program.addHelpText('after', helpText());
-  program.action(async (options: Record<string, string | boolean>) => {
+  const withFlags = (options: Record<string, unknown>): Env => {
     const overrides: Env = {};
     for (const [attribute, value] of Object.entries(options)) {
       const env = flagToEnv.get(attribute);
       if (env) overrides[env] = value === true ? 'true' : String(value);
     }
-    process.exitCode = await onRun({ ...process.env, ...overrides });
+    return { ...process.env, ...overrides };
+  };
+  program.action(async (options: Record<string, string | boolean>) => {
+    process.exitCode = await onRun(withFlags(options));
   });
+  // The same variables and flags as a scan run (flags may come before or after "check").
+  program
+    .command('check')
+    .description('Preflight, read-only: configuration, Ephor readiness, Kubernetes access and RBAC, Trivy and its DB, pull secrets. Exit codes: 0 ready (warnings allowed), 1 a blocker, 2 invalid configuration.')
+    .addOption(new Option('--output <format>', 'text (one line per check) or json').choices(['text', 'json']).default('text'))
+    .addHelpText('after', '\nEvery variable and flag of a scan run applies (ephor-scanner --help lists them); flags may also come after "check".')
+    .action(async (options: { output: CheckOutput }, command: Command) => {
+      process.exitCode = await onCheck(withFlags(command.optsWithGlobals()), options.output);
+    });
   return program;
 }
 
@@ -114,6 +128,11 @@ export async function runCommand(env: Env): Promise<number> {
   }
 }
 
+export async function checkCommand(env: Env, output: CheckOutput): Promise<number> {
+  secrets.add(env.EPHOR_AUTH_VALUE, env.TRIVY_CACHE_BACKEND);
+  return runCheck(env, { output, secrets });
+}
+
 /** For reporting a configuration error, which may itself concern LOG_FORMAT or LOG_LEVEL. */
 function fallbackLogger(env: Env, secrets: SecretRegistry): Logger {
   const format = env.LOG_FORMAT?.trim().toLowerCase() === 'text' ? 'text' : 'json';
@@ -121,7 +140,7 @@ function fallbackLogger(env: Env, secrets: SecretRegistry): Logger {
 }
 
 async function main(): Promise<void> {
-  const program = buildProgram(runCommand);
+  const program = buildProgram(runCommand, checkCommand);
   try {
     await program.parseAsync(process.argv);
   } catch (error) {

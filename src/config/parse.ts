@@ -205,7 +205,7 @@ const SIZE_UNITS: Record<string, number> = { '': 1, k: 1000, ki: 1024, m: 1000 *
 
 /** A byte size: `8388608`, `8Mi`, `512Ki`, `10M` (Kubernetes quantity suffixes). */
 export function parseByteSize(text: string, min: number, max: number): number {
-  const match = /^(\d+)\s*(|k|ki|m|mi|g|gi)(?:b)?$/i.exec(text.trim());
+  const match = /^(\d+)(|k|ki|m|mi|g|gi)$/i.exec(text.trim());
   if (!match) throw new ValueError('must be a number of bytes, optionally with a suffix such as 512Ki or 8Mi');
   const bytes = Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]!;
   if (bytes < min || bytes > max) throw new ValueError(`must be between ${min} bytes (64Ki) and ${max} bytes (1Gi)`);

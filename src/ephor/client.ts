@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import type { ScanIngestResponse, SbomIngestRequest, SbomIngestResponse } from '../types.js';
 import { USER_AGENT } from '../version.js';
 import { bodyStream, type BodyPart } from './body.js';
-import { HttpFailure, post, type RequestBody } from './http.js';
+import { HttpFailure, send, type RequestBody } from '../http.js';
 
 export const INGEST_PATH = '/api/v1/scans/ingest';
 export const SBOM_PATH = '/api/v1/sbom/ingest';
@@ -154,7 +154,7 @@ async function postOnce<R>(url: string, body: RequestBody, extraHeaders: Record<
   if (options.auth) headers[options.auth.header] = options.auth.value;
   let answer;
   try {
-    answer = await post(url, headers, body, options.timeoutMs, options.cutoff);
+    answer = await send({ method: 'POST', url, headers, body, timeoutMs: options.timeoutMs, cutoff: options.cutoff });
   } catch (error) {
     if (!(error instanceof HttpFailure)) throw error;
     return error.kind === 'network' ? { kind: 'network', error: error.message } : { kind: 'timeout' };

@@ -1,7 +1,7 @@
 // Access to the Kubernetes API. The official client (@kubernetes/client-node 1.4.0) loads the configuration and
 // applies its authentication (service-account token, client certificates, exec plugins, proxies); the requests
 // themselves are plain GETs so that every call has a timeout and list pages are reduced to the fields we need
-// instead of being turned into model objects.
+// instead of being turned into model objects. The only POSTs are the read-only access reviews of `check`.
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -92,38 +92,58 @@ function allowPlainHttp(kubeConfig: KubeConfig): KubeConfig {
 export interface KubeClient {
   server: string;
   getJson<T>(apiPath: string, query?: Record<string, string | undefined>, accept?: string): Promise<T>;
+  /** A JSON POST: only for reviews that change nothing (SelfSubjectAccessReview, SelfSubjectReview). */
+  postJson<T>(apiPath: string, body: unknown): Promise<T>;
 }
 
 export function createKubeClient(kubeConfig: KubeConfig, timeoutMs: number): KubeClient {
   const server = kubeConfig.getCurrentCluster()!.server.replace(/\/+$/, '');
   let agent: http.Agent | undefined;
 
+  /** Headers with the current credentials; re-applied on every call: tokens (projected service-account tokens, exec plugins) rotate. */
+  async function prepare(accept: string): Promise<{ agent: http.Agent; headers: Record<string, string> }> {
+    const options: https.RequestOptions = {};
+    await kubeConfig.applyToHTTPSOptions(options);
+    agent ??= options.agent as http.Agent;
+    const headers: Record<string, string> = { ...(options.headers as Record<string, string>), Accept: accept, 'User-Agent': USER_AGENT };
+    if (options.auth) headers.Authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
+    return { agent, headers };
+  }
+
   return {
     server,
     async getJson<T>(apiPath: string, query: Record<string, string | undefined> = {}, accept = 'application/json'): Promise<T> {
-      const options: https.RequestOptions = {};
-      // Re-applied on every call: tokens (projected service-account tokens, exec plugins) rotate.
-      await kubeConfig.applyToHTTPSOptions(options);
-      agent ??= options.agent as http.Agent;
       const url = new URL(server + apiPath);
       for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, value);
-      const headers: Record<string, string> = { ...(options.headers as Record<string, string>), Accept: accept, 'User-Agent': USER_AGENT };
-      if (options.auth) headers.Authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
-      const body = await request(url, { agent, headers }, timeoutMs);
+      const body = await request(url, { ...(await prepare(accept)), method: 'GET' }, timeoutMs);
+      return JSON.parse(body) as T;
+    },
+    async postJson<T>(apiPath: string, payload: unknown): Promise<T> {
+      const prepared = await prepare('application/json');
+      const headers = { ...prepared.headers, 'Content-Type': 'application/json' };
+      const body = await request(new URL(server + apiPath), { agent: prepared.agent, headers, method: 'POST', body: JSON.stringify(payload) }, timeoutMs);
       return JSON.parse(body) as T;
     },
   };
 }
 
-function request(url: URL, options: { agent: http.Agent; headers: Record<string, string> }, timeoutMs: number): Promise<string> {
+interface RequestOptions {
+  agent: http.Agent;
+  headers: Record<string, string>;
+  method: 'GET' | 'POST';
+  body?: string;
+}
+
+function request(url: URL, options: RequestOptions, timeoutMs: number): Promise<string> {
   const transport = url.protocol === 'https:' ? https : http;
+  const { method } = options;
   return new Promise((resolve, reject) => {
-    const req = transport.request(url, { method: 'GET', agent: options.agent, headers: options.headers }, (res) => {
+    const req = transport.request(url, { method, agent: options.agent, headers: options.headers }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
       res.on('data', (chunk: Buffer) => {
         size += chunk.length;
-        if (size > MAX_BODY_BYTES) req.destroy(new KubeApiError(`GET ${url.pathname}: response over ${MAX_BODY_BYTES} bytes`, 'network'));
+        if (size > MAX_BODY_BYTES) req.destroy(new KubeApiError(`${method} ${url.pathname}: response over ${MAX_BODY_BYTES} bytes`, 'network'));
         else chunks.push(chunk);
       });
       res.on('end', () => {
@@ -131,26 +151,26 @@ function request(url: URL, options: { agent: http.Agent; headers: Record<string,
         const body = Buffer.concat(chunks).toString('utf8');
         const status = res.statusCode ?? 0;
         if (status >= 200 && status < 300) return resolve(body);
-        reject(httpError(url, status, body, res.headers['retry-after']));
+        reject(httpError(method, url, status, body, res.headers['retry-after']));
       });
-      res.on('error', (error) => reject(networkError(url, error)));
+      res.on('error', (error) => reject(networkError(method, url, error)));
     });
-    const timer = setTimeout(() => req.destroy(new KubeApiError(`GET ${url.pathname}: no answer within ${timeoutMs} ms (KUBE_TIMEOUT)`, 'timeout')), timeoutMs);
+    const timer = setTimeout(() => req.destroy(new KubeApiError(`${method} ${url.pathname}: no answer within ${timeoutMs} ms (KUBE_TIMEOUT)`, 'timeout')), timeoutMs);
     req.on('error', (error) => {
       clearTimeout(timer);
-      reject(error instanceof KubeApiError ? error : networkError(url, error));
+      reject(error instanceof KubeApiError ? error : networkError(method, url, error));
     });
-    req.end();
+    req.end(options.body);
   });
 }
 
-function networkError(url: URL, error: Error): KubeApiError {
+function networkError(method: string, url: URL, error: Error): KubeApiError {
   const code = (error as NodeJS.ErrnoException).code;
-  return new KubeApiError(`GET ${url.pathname}: ${code ? `${code} ` : ''}${error.message}`, 'network');
+  return new KubeApiError(`${method} ${url.pathname}: ${code ? `${code} ` : ''}${error.message}`, 'network');
 }
 
 /** The API server answers errors with a Status object: `{kind: "Status", reason, message, code}`. */
-function httpError(url: URL, status: number, body: string, retryAfter: string | string[] | undefined): KubeApiError {
+function httpError(method: string, url: URL, status: number, body: string, retryAfter: string | string[] | undefined): KubeApiError {
   let reason: string | undefined;
   let message = body.slice(0, 300);
   try {
@@ -163,5 +183,5 @@ function httpError(url: URL, status: number, body: string, retryAfter: string | 
     // not a Status object (a proxy's page): keep the start of the body
   }
   const seconds = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
-  return new KubeApiError(`GET ${url.pathname}: HTTP ${status}${reason ? ` ${reason}` : ''}: ${message}`, 'http', status, reason, Number.isFinite(seconds) ? seconds * 1000 : undefined);
+  return new KubeApiError(`${method} ${url.pathname}: HTTP ${status}${reason ? ` ${reason}` : ''}: ${message}`, 'http', status, reason, Number.isFinite(seconds) ? seconds * 1000 : undefined);
 }

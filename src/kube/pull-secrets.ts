@@ -97,7 +97,10 @@ export class PullSecretResolver {
         return undefined;
       }
       if (error instanceof KubeApiError && error.status === 404) {
-        this.log.warn({ namespace, resource, name }, `${resource === 'secrets' ? 'pull secret' : 'service account'} named by a workload does not exist`);
+        // A missing pull secret is a real misconfiguration (the kubelet cannot use it either); a missing
+        // ServiceAccount only means it has no pull secrets to add.
+        if (resource === 'secrets') this.log.warn({ namespace, secret: name }, 'pull secret named by a workload does not exist');
+        else this.log.debug({ namespace, service_account: name }, 'service account not found: no pull secrets from it');
         return undefined;
       }
       this.log.warn({ namespace, resource, name, error: (error as Error).message }, 'registry credentials could not be read');

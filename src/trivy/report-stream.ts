@@ -68,7 +68,7 @@ export class ReportParser {
   private stringStart = -1;
   private stringParts: Buffer[] = [];
   /** A scalar outside strings being read (number, true, false, null). */
-  private scalar: number[] | undefined;
+  private scalar: string | undefined;
   private capture: { depth: number; parts: Buffer[]; start: number; bytes: number; onDone: (text: string) => void } | undefined;
   private started = false;
   private finished = false;
@@ -89,7 +89,7 @@ export class ReportParser {
       }
       if (this.scalar !== undefined) {
         if (isScalarByte(byte)) {
-          this.scalar.push(byte);
+          this.scalar += String.fromCharCode(byte);
           continue;
         }
         this.endScalar();
@@ -125,7 +125,7 @@ export class ReportParser {
         default:
           if (!isScalarByte(byte)) throw new InvalidReportError(`report is not valid JSON (unexpected character ${JSON.stringify(String.fromCharCode(byte))})`);
           this.startValueOrKey(chunk, i, false);
-          this.scalar = [byte];
+          this.scalar = String.fromCharCode(byte);
       }
     }
     this.carryOver(chunk);
@@ -151,7 +151,8 @@ export class ReportParser {
       if (!isString) throw new InvalidReportError('report is not valid JSON (object key is not a string)');
       return; // the key is read by endString
     }
-    if (this.capture) return;
+    // Captures and shape checks are at depth 1 to 4; deeper values (inside packages, say) are only skipped.
+    if (this.capture || this.stack.length > 4) return;
     const path = this.path();
     this.checkShape(path, isString ? 'string' : chunk[index] === Byte.OpenBrace ? 'object' : chunk[index] === Byte.OpenBracket ? 'array' : 'scalar');
     if (wantsCapture(path)) this.startCapture(chunk, index, path);
@@ -217,7 +218,7 @@ export class ReportParser {
   }
 
   private endScalar(): void {
-    const text = Buffer.from(this.scalar!).toString('latin1');
+    const text = this.scalar!;
     this.scalar = undefined;
     if (!/^(-?\d+(\.\d+)?([eE][+-]?\d+)?|true|false|null)$/.test(text)) throw new InvalidReportError(`report is not valid JSON (bad literal ${JSON.stringify(text.slice(0, 20))})`);
     if (this.scalarMustBeNull && text !== 'null') throw new InvalidReportError(`report has ${this.scalarMustBeNull} that is not an array`);

@@ -3,15 +3,13 @@
 // fields). Helm comes from `bash scripts/ensure-helm.sh` (.cache/helm/helm/helm) or $HELM.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { writeFileSync, readFileSync, cpSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { CronJob } from 'kubernetes-models/batch/v1';
 import { ConfigMap, PersistentVolumeClaim, Secret, ServiceAccount } from 'kubernetes-models/v1';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
-import { REPO_ROOT } from '../support/paths.js';
-import { CHART, HELM, helmWorkspace, requireHelm } from '../support/helm.js';
+import { CHART, type HelmResult, helmWorkspace, runHelm } from '../support/helm.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Obj = Record<string, any>;
@@ -21,15 +19,13 @@ const { work: WORK, env: HELM_ENV } = helmWorkspace('ephor-chart-test-');
 /** The exact install command of the issue, with the list form that Helm's --set can parse. */
 const INSTALL = ['--set', 'ephor.apiUrl=http://ephor-api:8080', '--set', 'scan.namespaces={default,production}'];
 
-function helm(args: string[]): { status: number | null; stdout: string; stderr: string } {
-  requireHelm();
-  const r = spawnSync(HELM, args, { encoding: 'utf8', timeout: 30_000, env: HELM_ENV, cwd: REPO_ROOT });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+function helm(args: string[]): HelmResult {
+  return runHelm(args, HELM_ENV);
 }
 
+/** What `helm install` creates: the test hook (templates/tests/, run only by `helm test`) is left out; see check-hook.test.ts. */
 function render(args: string[], release = 'ephor-scanner', chart = CHART): Obj[] {
-  const r = helm(['template', release, chart, '--namespace', 'ephor', ...args]);
+  const r = helm(['template', release, chart, '--namespace', 'ephor', '--skip-tests', ...args]);
   assert.equal(r.status, 0, `helm template ${args.join(' ')} failed:\n${r.stderr}`);
   return parseAllDocuments(r.stdout)
     .map((d) => {
@@ -131,10 +127,12 @@ const DEFAULT_ENV: Record<string, string> = {
   EPHOR_API_URL: 'http://ephor-api:8080',
   EPHOR_TIMEOUT: '300',
   EPHOR_MAX_RETRIES: '4',
+  EPHOR_MAX_PAYLOAD_BYTES: '8Mi',
   SCAN_NAMESPACES: 'default,production',
   SCAN_CONCURRENCY: '3',
   SCAN_SEVERITY: 'CRITICAL,HIGH,MEDIUM,LOW',
   SCAN_WORKLOAD_TYPES: 'Deployment,StatefulSet,DaemonSet,CronJob',
+  SCAN_DEADLINE: '3300s',
   REGISTRY_AUTH_ENABLED: 'true',
   KUBE_TIMEOUT: '30',
   TRIVY_BINARY: 'trivy',
@@ -594,7 +592,7 @@ affinity: {}
     const docs = render([
       '-f',
       valuesFile(`
-ephor: { apiUrl: "http://ephor-api:8080", timeout: 120, maxRetries: 0 }
+ephor: { apiUrl: "http://ephor-api:8080", timeout: 120, maxRetries: 0, maxPayloadBytes: 1048576 }
 scan: { namespaces: [default, production], concurrency: 8, severity: [critical, high, unknown], workloadTypes: [deployment, cronjob] }
 kube: { timeout: 15 }
 trivy: { timeout: 900, dbUpdateTimeout: 10m, skipDbUpdate: false }
@@ -605,6 +603,7 @@ sbom: { enabled: true, format: spdx }
     const env = envValues(docs);
     assert.equal(env.EPHOR_TIMEOUT, '120');
     assert.equal(env.EPHOR_MAX_RETRIES, '0');
+    assert.equal(env.EPHOR_MAX_PAYLOAD_BYTES, '1048576');
     assert.equal(env.SCAN_CONCURRENCY, '8');
     assert.equal(env.SCAN_SEVERITY, 'critical,high,unknown');
     assert.equal(env.SCAN_WORKLOAD_TYPES, 'deployment,cronjob');
@@ -745,6 +744,8 @@ describe('bad values are rejected at install time with a clear message', () => {
     ['unknown SBOM format', [...api, ...ns, '--set', 'sbom.format=xml'], /sbom\.format must be one of the following/],
     ['non-boolean skipDbUpdate', [...api, ...ns, '--set', 'trivy.skipDbUpdate=yes'], /trivy\.skipDbUpdate: Does not match pattern/],
     ['zero trivy.timeout', [...api, ...ns, '--set', 'trivy.timeout=0'], /trivy\.timeout: Must be greater than or equal to 1/],
+    ['payload size below 64Ki', [...api, ...ns, '--set', 'ephor.maxPayloadBytes=1000'], /ephor\.maxPayloadBytes: Must be greater than or equal to 65536/],
+    ['payload size with a unit Kubernetes does not know', [...api, ...ns, '--set', 'ephor.maxPayloadBytes=8MB'], /ephor\.maxPayloadBytes: Does not match pattern/],
     ['maxRetries 11', [...api, ...ns, '--set', 'ephor.maxRetries=11'], /ephor\.maxRetries: Must be less than or equal to 10/],
     ['invalid namespace name', [...api, '--set', 'scan.namespaces=Default'], /scan\.namespaces: Does not match pattern/],
     ['trailing comma', [...api, '--set', 'scan.namespaces=default\\,'], /scan\.namespaces: Does not match pattern/],
@@ -784,6 +785,7 @@ test('NOTES.txt prints the manual-run and logs commands for this release', () =>
   assert.match(text, /kubectl get cronjobs -n ephor\n/);
   assert.match(text, /kubectl create job --from=cronjob\/ephor-scanner ephor-scanner-manual -n ephor\n/);
   assert.match(text, /kubectl logs -f job\/ephor-scanner-manual -n ephor\n/);
+  assert.match(text, /helm test ephor-scanner -n ephor --logs\n/);
   assert.match(text, /Scanning namespaces: default,production\n/);
   const selected = notesFor(['--set', 'ephor.apiUrl=http://ephor-api:8080', '--set', 'scan.namespaces=*', '--set', 'scan.namespaceSelector=team=payments', '--set', 'scan.excludeNamespaces={kube-*}']);
   assert.match(selected, /Scanning namespaces: \* with labels team=payments, excluding kube-\*\n/);

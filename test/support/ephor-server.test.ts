@@ -641,3 +641,94 @@ test('SBOM: the body must be gzip exactly as announced (token case-insensitive) 
     assert.equal(plain.status, 200, 'uncompressed is accepted too (same packages: a dedup hit)');
   });
 });
+
+// --- light mode (the benchmark) -------------------------------------------------------------------------------------
+
+test('light mode: counts from the keys before the answer, bodies not kept, the full check after settled()', BOUNDED, async () => {
+  await withServer(async (server) => {
+    const body = scan([
+      workload('api', [
+        { name: 'app', vulnerabilities: [vuln('CVE-1', { severity: 'CRITICAL', description: 'quoted "cve_id": and "severity":"CRITICAL" in text' }), vuln('CVE-2'), vuln('CVE-2')] },
+        { name: 'sidecar', vulnerabilities: [vuln('CVE-3', { severity: 'CRITICAL' })] },
+      ]),
+      workload('worker', [{ name: 'main', vulnerabilities: null }], { kind: 'StatefulSet' }),
+    ]);
+    const reply = await postScan(server, body);
+    assert.equal(reply.status, 201);
+    assert.deepEqual(reply.json, { scan_id: 1, vulnerabilities: 4, workloads: 2, critical_vulns: 2, auto_resolved: 0, reopened: 0 });
+    const [record] = server.scanIngests();
+    assert.equal(record?.rawBody.length, 0);
+    assert.equal(record?.bytes, Buffer.byteLength(JSON.stringify(body)));
+    assert.deepEqual(record?.summary, { workloads: 2, vulnerabilities: 4, critical: 2 });
+    await server.settled();
+    assert.equal(record?.rejectedBecause, undefined);
+    assert.deepEqual({ ...record?.summary?.checked, ms: 0 }, { namespace: 'shop', workloads: 2, containers: 3, vulnerabilities: 4, critical: 2, ms: 0 });
+    assert.equal(server.openFindings(APP).length, 0, 'nothing is modelled');
+  }, { light: true });
+});
+
+test('light mode: content type, UTF-8 and framing are refused at once; a bad shape or broken JSON inside is recorded by the check', BOUNDED, async () => {
+  await withServer(async (server) => {
+    const post = (body: string | Buffer, contentType = 'application/json') => call(server, SCAN_PATH, { method: 'POST', headers: { 'content-type': contentType }, body });
+    assert.equal((await post(JSON.stringify(appScan([])), 'text/plain')).status, 415);
+    assert.equal((await post('[]')).status, 400);
+    assert.equal((await post(Buffer.from([0x7b, 0xff, 0x7d]))).status, 400);
+    const missingName = await post(JSON.stringify(scan([{ namespace: 'shop', kind: 'Deployment', containers: [{ name: 'app', vulnerabilities: [vuln('CVE-1', { severity: 7 })] }] }])));
+    const broken = await post('{"namespace":"shop","workloads":[}');
+    assert.deepEqual([missingName.status, broken.status], [201, 201], 'shape and syntax are only checked after the answer');
+    await server.settled();
+    const [shape, syntax] = server.scanIngests();
+    assert.deepEqual(shape?.rejectedBecause, [
+      'light mode, checked after the answer: workloads[0].name: must be a JSON string',
+      'light mode, checked after the answer: workloads[0].containers[0].vulnerabilities[0].severity: must be a JSON string',
+    ]);
+    assert.match(syntax?.rejectedBecause?.[0] ?? '', /^light mode, checked after the answer: body is not valid JSON/);
+  }, { light: true });
+});
+
+test('light mode: lightSample checks the first body and one in n; scripts still come first', BOUNDED, async () => {
+  await withServer(async (server) => {
+    for (let i = 0; i < 5; i++) assert.equal((await postScan(server, appScan([vuln(`CVE-${i}`)]))).status, 201);
+    server.pushScript({ status: 503 });
+    assert.equal((await postScan(server, appScan([]))).status, 503);
+    await server.settled();
+    assert.deepEqual(server.scanIngests().map((r) => r.summary?.checked !== undefined), [true, false, true, false, true]);
+  }, { light: true, lightSample: 2 });
+});
+
+test('light mode: a body arriving in small pieces, with keys and UTF-8 sequences cut between them, is counted and checked exactly', { timeout: 20_000 }, async () => {
+  const { request } = await import('node:http');
+  await withServer(async (server) => {
+    const sendInPieces = (body: Buffer, size: number) => new Promise<number>((resolve, reject) => {
+      const req = request(`${server.url}${SCAN_PATH}`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.on('socket', (socket) => socket.setNoDelay(true));
+      let at = 0;
+      const next = () => {
+        if (at >= body.length) return void req.end();
+        req.write(body.subarray(at, (at += size)));
+        setTimeout(next, 2);
+      };
+      next();
+    });
+    const text = 'naïve → “quoted” 😀 ';
+    const body = Buffer.from(JSON.stringify(scan([
+      workload('api', [{ name: 'app', vulnerabilities: [vuln('CVE-1', { severity: 'CRITICAL', title: text.repeat(3) }), vuln('CVE-2', { title: text })] }]),
+      workload('web', [{ name: 'app', vulnerabilities: [vuln('CVE-3', { severity: 'CRITICAL' })] }]),
+    ])));
+    for (const size of [5, 7, 13]) assert.equal(await sendInPieces(body, size), 201, `pieces of ${size} bytes`);
+    const broken = Buffer.concat([body.subarray(0, 40), Buffer.from([0xe2, 0x28, 0xa1]), body.subarray(40)]);
+    assert.equal(await sendInPieces(broken, 41), 400, 'an invalid sequence cut between two pieces');
+    await server.settled();
+    const accepted = server.scanIngests();
+    assert.equal(accepted.length, 3);
+    for (const record of accepted) {
+      assert.equal(record.rejectedBecause, undefined);
+      assert.deepEqual({ ...record.summary, checked: undefined }, { workloads: 2, vulnerabilities: 3, critical: 2, checked: undefined });
+      assert.equal(record.bytes, body.length);
+    }
+  }, { light: true });
+});

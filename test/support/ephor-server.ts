@@ -8,6 +8,8 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
+import { Worker } from 'node:worker_threads';
 import { gunzipSync } from 'node:zlib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ErrorObject } from 'ajv/dist/2020.js';
@@ -43,11 +45,38 @@ export interface ReceivedRequest {
   rejectedBecause?: string[];
   /** Id of the scan row this request created (also for a scripted answer with processAnyway). */
   scanId?: number;
+  /** `light` mode only: the body's size in bytes (the body itself is not kept). */
+  bytes?: number;
+  /** `light` mode only: what the scan body held. */
+  summary?: LightSummary;
+}
+
+export interface LightSummary {
+  /** Workloads, vulnerability entries and CRITICAL ones, counted from their keys' bytes (what the answer reports). */
+  workloads: number;
+  vulnerabilities: number;
+  critical: number;
+  /** Set once the body had its full check (one in `lightSample`): what the parse found, and how long it took. */
+  checked?: { namespace: string; workloads: number; containers: number; vulnerabilities: number; critical: number; ms: number };
 }
 
 export interface EphorServerOptions {
   script?: ScriptedResponse[];
   requireHeader?: { name: string; value: string };
+  /**
+   * Benchmark mode for scan ingests of tens of thousands of workloads (gigabytes of bodies): no model, no contract
+   * validation, nothing of the body kept (`rawBody` stays empty; `bytes` and `summary` record it). Before answering,
+   * the stand-in checks the content type, UTF-8 and the braces around the body (415/400 as the API) and counts its
+   * entries from their keys, then answers 201 with the real response's fields (auto_resolved and reopened 0). The
+   * whole body is parsed and its shape checked (the contract's required fields with their JSON types) later, in a
+   * worker thread, when `settled()` is called: so the check neither delays the answers nor competes for CPU with the
+   * client being measured. A body that fails the check gets `rejectedBecause`. Bodies waiting for their check are
+   * kept in memory; past 512 MiB of them the checks start at once and the answer waits for them. The proxy header,
+   * scripts (which take precedence) and SBOM ingests work as without it.
+   */
+  light?: boolean;
+  /** `light` mode: check one body in this many (the 1st, the (n+1)-th, …); default 1, every body. */
+  lightSample?: number;
 }
 
 export interface InstanceState {
@@ -907,6 +936,160 @@ function acceptsContentType(kind: IngestKind, header: string | undefined): boole
   return mediaType === 'application/json' || (kind === 'scan' && /^application\/[^/]+\+json$/.test(mediaType));
 }
 
+/** `light` mode: bytes of received bodies waiting for their check, beyond which the checks run and answers wait. */
+const LIGHT_BACKLOG_BYTES = 512 * 1024 * 1024;
+
+interface EntryCounts {
+  workloads: number;
+  vulnerabilities: number;
+  critical: number;
+}
+
+/**
+ * `light` mode: a body looked at chunk by chunk as it arrives. The answer's counts come from occurrences of
+ * `"containers":[` (workloads), `"cve_id":` (entries) and `"severity":"CRITICAL"` in compact JSON: inside a JSON string
+ * every quote is escaped, so these byte sequences can only be keys (the full check compares them with the parse).
+ * UTF-8 is checked natively per chunk, with a sequence cut between two chunks checked on its own; and the body must
+ * start with `{` and end with `}`.
+ */
+class StreamedBody {
+  bytes = 0;
+  readonly counts: EntryCounts = { workloads: 0, vulnerabilities: 0, critical: 0 };
+  private static readonly PATTERNS: Array<[keyof EntryCounts, Buffer]> = [
+    ['workloads', Buffer.from('"containers":[')],
+    ['vulnerabilities', Buffer.from('"cve_id":')],
+    ['critical', Buffer.from('"severity":"CRITICAL"')],
+  ];
+  private static readonly OVERLAP = Math.max(...StreamedBody.PATTERNS.map(([, p]) => p.length)) - 1;
+  private first: number | undefined;
+  private last: number | undefined;
+  private utf8 = true;
+  /** The end of the previous chunk: the last OVERLAP bytes, and an unfinished UTF-8 sequence. */
+  private tail = Buffer.alloc(0);
+  private pending = Buffer.alloc(0);
+
+  add(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.bytes += chunk.length;
+    this.first ??= chunk[0];
+    this.last = chunk[chunk.length - 1];
+    // key patterns: inside the chunk, and those that straddle the previous chunk's end
+    const window = Buffer.concat([this.tail, chunk.subarray(0, StreamedBody.OVERLAP)]);
+    for (const [key, pattern] of StreamedBody.PATTERNS) {
+      for (let at = chunk.indexOf(pattern); at >= 0; at = chunk.indexOf(pattern, at + pattern.length)) this.counts[key]++;
+      for (let at = window.indexOf(pattern); at >= 0 && at < this.tail.length; at = window.indexOf(pattern, at + 1)) {
+        if (at + pattern.length > this.tail.length) this.counts[key]++;
+      }
+    }
+    this.tail = Buffer.from(chunk.length >= StreamedBody.OVERLAP ? chunk.subarray(chunk.length - StreamedBody.OVERLAP) : Buffer.concat([this.tail, chunk]).subarray(-StreamedBody.OVERLAP));
+    // UTF-8: finish the sequence the previous chunk cut, then the chunk up to a sequence it cuts itself
+    let start = 0;
+    if (this.pending.length > 0) {
+      const need = utf8SequenceLength(this.pending[0]!) - this.pending.length;
+      if (chunk.length < need) {
+        this.pending = Buffer.concat([this.pending, chunk]);
+        return;
+      }
+      this.utf8 &&= isUtf8(Buffer.concat([this.pending, chunk.subarray(0, need)]));
+      start = need;
+    }
+    const cut = unfinishedUtf8Tail(chunk, start);
+    this.utf8 &&= isUtf8(chunk.subarray(start, chunk.length - cut));
+    this.pending = Buffer.from(chunk.subarray(chunk.length - cut));
+  }
+
+  /** Whether the whole body was UTF-8 between `{` and `}`. */
+  end(): boolean {
+    return this.utf8 && this.pending.length === 0 && this.bytes > 1 && this.first === 0x7b && this.last === 0x7d;
+  }
+}
+
+/** Bytes a UTF-8 sequence has, from its first byte (1 for anything that is not a lead byte: isUtf8 judges it). */
+function utf8SequenceLength(lead: number): number {
+  return lead >= 0xf0 && lead <= 0xf7 ? 4 : lead >= 0xe0 ? (lead <= 0xef ? 3 : 1) : lead >= 0xc0 ? 2 : 1;
+}
+
+/** How many bytes at the end of `chunk` (from `start` on) begin a UTF-8 sequence the chunk does not finish. */
+function unfinishedUtf8Tail(chunk: Buffer, start: number): number {
+  for (let back = 1; back <= 3 && chunk.length - back >= start; back++) {
+    const byte = chunk[chunk.length - back]!;
+    if ((byte & 0xc0) === 0x80) continue; // a continuation byte: look further back for the lead
+    const length = utf8SequenceLength(byte);
+    return length > back ? back : 0;
+  }
+  return 0;
+}
+
+type LightCheck = { summary: Omit<NonNullable<LightSummary['checked']>, 'ms'> } | { errors: string[] };
+
+/**
+ * The deferred half of `light` mode: the whole body parsed, the contract's required fields checked for their JSON
+ * types, and the counts taken. Self-contained: a worker thread runs it from its source text (lightWorkerSource).
+ */
+function checkLightBody(bytes: Uint8Array): LightCheck {
+  let json: unknown;
+  try {
+    // UTF-8 was checked before the answer. The shape needs only the ASCII structure, and latin1 decoding (a plain copy
+    // into a one-byte string) is several times faster than UTF-8 decoding; JSON accepts the same documents either way.
+    json = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1'));
+  } catch (error) {
+    return { errors: [`body is not valid JSON (${(error as Error).message})`] };
+  }
+  const errors: string[] = [];
+  const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+  const need = (object: Record<string, unknown>, path: string, key: string, type: 'string' | 'array') => {
+    const value = object[key];
+    const ok = type === 'array' ? Array.isArray(value) : typeof value === 'string';
+    if (!ok && errors.length < 20) errors.push(`${path}${key}: must be a JSON ${type}`);
+    return ok;
+  };
+  if (!isObject(json)) return { errors: ['body: must be a JSON object'] };
+  ['namespace', 'scan_label', 'status'].forEach((key) => need(json as Record<string, unknown>, '', key, 'string'));
+  const summary = { namespace: String(json.namespace), workloads: 0, containers: 0, vulnerabilities: 0, critical: 0 };
+  if (!need(json, '', 'workloads', 'array')) return { errors };
+  (json.workloads as unknown[]).forEach((workload, w) => {
+    summary.workloads++;
+    const at = `workloads[${w}].`;
+    if (!isObject(workload)) return void errors.push(`${at.slice(0, -1)}: must be a JSON object`);
+    ['namespace', 'name', 'kind'].forEach((key) => need(workload, at, key, 'string'));
+    if (!need(workload, at, 'containers', 'array')) return;
+    (workload.containers as unknown[]).forEach((container, c) => {
+      summary.containers++;
+      const cat = `${at}containers[${c}].`;
+      if (!isObject(container)) return void errors.push(`${cat.slice(0, -1)}: must be a JSON object`);
+      need(container, cat, 'name', 'string');
+      if (container.vulnerabilities === undefined || container.vulnerabilities === null || !need(container, cat, 'vulnerabilities', 'array')) return;
+      (container.vulnerabilities as unknown[]).forEach((vulnerability, v) => {
+        summary.vulnerabilities++;
+        const vat = `${cat}vulnerabilities[${v}].`;
+        if (!isObject(vulnerability)) return void errors.push(`${vat.slice(0, -1)}: must be a JSON object`);
+        ['cve_id', 'package_name', 'severity', 'scanner_type'].forEach((key) => need(vulnerability, vat, key, 'string'));
+        if (vulnerability.severity === 'CRITICAL') summary.critical++;
+      });
+    });
+  });
+  return errors.length > 0 ? { errors } : { summary };
+}
+
+/** The worker that runs checkLightBody, so that parsing gigabytes never blocks the stand-in's event loop. */
+function lightWorkerSource(): string {
+  return `
+const { parentPort } = require('node:worker_threads');
+const __name = (target) => target; // in case the transpiler kept function names with its helper
+const checkLightBody = ${checkLightBody.toString()};
+parentPort.on('message', ({ id, bytes }) => {
+  const started = performance.now();
+  let result;
+  try {
+    result = checkLightBody(bytes);
+  } catch (error) {
+    result = { errors: ['stand-in failure: ' + (error && error.stack || String(error))] };
+  }
+  parentPort.postMessage({ id, result, ms: performance.now() - started });
+});
+`;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The server
 
@@ -919,6 +1102,13 @@ class EphorStandIn implements EphorServer {
   private readonly inFlight: Record<IngestKind, number> = { scan: 0, sbom: 0 };
   private readonly script: ScriptedResponse[];
   private readonly model = new EphorModel();
+  private lightScans = 0;
+  private lightReceived = 0;
+  private lightBacklog = 0;
+  private lightChecks = 0;
+  private lightWorker?: Worker;
+  private readonly lightPending = new Map<number, (result: LightCheck, ms: number) => void>();
+  private readonly lightQueue: Array<{ raw: Buffer; record: ReceivedRequest; counted: EntryCounts }> = [];
   private readonly sbomStore = new SbomStore();
   private readonly handlers = new Set<Promise<void>>();
   private readonly closing = new AbortController();
@@ -974,6 +1164,7 @@ class EphorStandIn implements EphorServer {
 
   async settled(): Promise<void> {
     while (this.handlers.size > 0) await Promise.allSettled([...this.handlers]);
+    await this.runLightChecks();
   }
 
   async close(): Promise<void> {
@@ -982,6 +1173,7 @@ class EphorStandIn implements EphorServer {
     this.http.closeAllConnections();
     await closed;
     await this.settled();
+    await this.lightWorker?.terminate();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -1025,6 +1217,7 @@ class EphorStandIn implements EphorServer {
       record.rawBody = await readPartThenReset(req);
       return;
     }
+    if (this.options.light && kind === 'scan' && !step) return send(res, record, await this.lightIngest(req, record, ctx));
     record.rawBody = await readBody(req);
     const parsed = requestJson(kind ?? 'scan', req.headers, record.rawBody);
     record.body = parsed?.json;
@@ -1128,6 +1321,70 @@ class EphorStandIn implements EphorServer {
     const response = this.model.ingest(admitted.bound as unknown as IngestRequest);
     record.scanId = response.scan_id;
     return jsonAnswer(201, response, ctx);
+  }
+
+  /**
+   * `light` mode: content type, UTF-8 and the body's framing are checked and its entries counted (byte patterns,
+   * natively) before the answer; the full parse and shape check follow off the request path, in arrival order.
+   */
+  private async lightIngest(req: IncomingMessage, record: ReceivedRequest, ctx: RequestContext): Promise<Answer> {
+    // Read as it streams in, never assembled (gigabytes of 8 MiB bodies would cost more than the client sending them),
+    // except the bodies kept for the full check.
+    const sample = Math.max(1, Math.floor(this.options.lightSample ?? 1));
+    const keep = this.lightReceived++ % sample === 0;
+    const body = new StreamedBody();
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) {
+      body.add(chunk as Buffer);
+      if (keep) chunks.push(chunk as Buffer);
+    }
+    record.bytes = body.bytes;
+    const contentType = req.headers['content-type'];
+    if (!acceptsContentType('scan', contentType)) {
+      const detail = `Content type '${contentType ?? 'application/octet-stream'}' is not supported`;
+      return this.refuse(record, [detail], problemAnswer('unsupported-media-type', ctx, { detail }));
+    }
+    if (!body.end()) return this.refuse(record, ['body is not readable JSON (empty, malformed, not UTF-8 or still compressed)'], problemAnswer('invalid-format', ctx));
+    const counted = body.counts;
+    record.summary = { ...counted };
+    record.scanId = ++this.lightScans;
+    if (keep) {
+      this.lightQueue.push({ raw: Buffer.concat(chunks), record, counted });
+      this.lightBacklog += body.bytes;
+    }
+    if (this.lightBacklog > LIGHT_BACKLOG_BYTES) await this.runLightChecks();
+    const response: IngestResponse = { scan_id: record.scanId, vulnerabilities: counted.vulnerabilities, workloads: counted.workloads, critical_vulns: counted.critical, auto_resolved: 0, reopened: 0 };
+    return jsonAnswer(201, response, ctx);
+  }
+
+  /** Checks every body waiting for it, in a worker thread; verdicts land in `summary`, or in `rejectedBecause`. */
+  private async runLightChecks(): Promise<void> {
+    if (this.lightQueue.length === 0) return;
+    if (!this.lightWorker) {
+      this.lightWorker = new Worker(lightWorkerSource(), { eval: true });
+      this.lightWorker.unref();
+      this.lightWorker.on('message', ({ id, result, ms }: { id: number; result: LightCheck; ms: number }) => this.lightPending.get(id)?.(result, ms));
+    }
+    // one at a time, so that only one copy of one body is in flight
+    for (const { raw, record, counted } of this.lightQueue.splice(0)) {
+      const id = ++this.lightChecks;
+      const done = new Promise<void>((resolve) => {
+        this.lightPending.set(id, (result, ms) => {
+          this.lightPending.delete(id);
+          this.lightBacklog -= raw.length;
+          if ('errors' in result) {
+            record.rejectedBecause = result.errors.map((e) => `light mode, checked after the answer: ${e}`);
+          } else {
+            record.summary = { ...counted, checked: { ...result.summary, ms } };
+            const differs = (['workloads', 'vulnerabilities', 'critical'] as const).filter((key) => result.summary[key] !== counted[key]);
+            if (differs.length > 0) record.rejectedBecause = [`light mode: the answer's counts (${JSON.stringify(counted)}) differ from the body's in ${differs.join(', ')}`];
+          }
+          resolve();
+        });
+      });
+      this.lightWorker.postMessage({ id, bytes: raw });
+      await done;
+    }
   }
 
   private ingestSbom(req: IncomingMessage, record: ReceivedRequest, ctx: RequestContext, parsed: { json: Json } | undefined): Answer {

@@ -1,5 +1,6 @@
 // The real Helm binary for the chart tests (fetched by scripts/ensure-helm.sh, or $HELM), kept away from the
 // user's Helm config, cache and kube context.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -29,4 +30,18 @@ export function requireHelm(): void {
   if (!existsSync(HELM)) {
     throw new Error(`helm not found at ${HELM}: run "bash scripts/ensure-helm.sh" first (or set HELM=/path/to/helm)`);
   }
+}
+
+export interface HelmResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the real helm binary with `env` (from helmWorkspace), bounded to 30 s. */
+export function runHelm(args: string[], env: Record<string, string>): HelmResult {
+  requireHelm();
+  const r = spawnSync(HELM, args, { encoding: 'utf8', timeout: 30_000, env, cwd: REPO_ROOT });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

@@ -1,9 +1,10 @@
 // Fidelity of the stand-in kube-apiserver: the real /usr/bin/kubectl (v1.32) against it, plus direct HTTP checks
-// against the real Status bodies in ../shared/fixtures/k8s/status.
+// against the real Status bodies in ../shared/fixtures/k8s/status. Access reviews are checked with `kubectl auth
+// can-i` and `kubectl auth whoami`; a server started without ../shared must still serve kubectl.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -809,4 +810,200 @@ test('builders: phases, every image ID form, ephemeral containers', TIMEOUT, () 
     assert.deepEqual([ready.status, ready.reason], ['False', conditionReason]);
   }
   assert.equal(pod({ namespace: 'n', name: 'p', containers: [{ name: 'app', image: 'x:1' }], phase: 'Pending' }).status.phase, 'Pending');
+});
+
+// ---------------------------------------------------------------- access reviews (kubectl auth can-i / whoami)
+
+async function post(server: KubeServer, apiPath: string, body: string, contentType = 'application/json') {
+  const response = await fetch(`${server.url}${apiPath}`, { method: 'POST', headers: { 'Content-Type': contentType }, body, signal: AbortSignal.timeout(10_000) });
+  return { status: response.status, body: JSON.parse(await response.text()) };
+}
+
+const SSAR = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews';
+const SSR = '/apis/authentication.k8s.io/v1/selfsubjectreviews';
+const review = (resourceAttributes: Record<string, string>) => JSON.stringify({ apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes } });
+
+test('kubectl auth can-i (protobuf SelfSubjectAccessReview): read verbs allowed, a 403 fault denies its namespace and the cluster-wide question, writes are denied', TIMEOUT, async (t) => {
+  const server = await startServer(t, { faults: [{ resource: 'deployments', namespace: 'payments', status: 403 }] });
+  const kubectl = await kubectlFor(t, server);
+  assert.deepEqual(await kubectl('auth', 'can-i', 'list', 'deployments', '-n', 'shop'), { code: 0, stdout: 'yes\n', stderr: '' });
+  assert.deepEqual(await kubectl('auth', 'can-i', 'list', 'deployments.apps', '-n', 'payments'), { code: 1, stdout: 'no\n', stderr: '' });
+  assert.deepEqual(await kubectl('auth', 'can-i', 'list', 'deployments', '--all-namespaces'), { code: 1, stdout: 'no\n', stderr: '' });
+  assert.deepEqual(await kubectl('auth', 'can-i', 'list', 'statefulsets', '--all-namespaces'), { code: 0, stdout: 'yes\n', stderr: '' });
+  assert.deepEqual(await kubectl('auth', 'can-i', 'delete', 'pods', '-n', 'shop'), { code: 1, stdout: 'no\n', stderr: '' });
+  const posts = server.requests.filter((r) => r.path === SSAR);
+  assert.equal(posts.length, 5);
+  assert.ok(posts.every((r) => r.method === 'POST' && r.headers['content-type'] === 'application/vnd.kubernetes.protobuf' && r.status === 201));
+});
+
+test('kubectl auth can-i prints the reason a denial carries (a binding naming a missing role)', TIMEOUT, async (t) => {
+  const reviewReason = 'RBAC: clusterrole.rbac.authorization.k8s.io "ephor-scanner" not found';
+  const server = await startServer(t, { faults: [{ resource: 'secrets', status: 403, reviewReason }] });
+  const kubectl = await kubectlFor(t, server);
+  assert.deepEqual(await kubectl('auth', 'can-i', 'get', 'secrets', '-n', 'shop'), { code: 1, stdout: `no - ${reviewReason}\n`, stderr: '' });
+});
+
+test('kubectl auth whoami (SelfSubjectReview): the service account and its groups; without the API, kubectl says so', TIMEOUT, async (t) => {
+  const server = await startServer(t, {});
+  const kubectl = await kubectlFor(t, server);
+  const whoami = await kubectl('auth', 'whoami', '-o', 'json');
+  assert.equal(whoami.code, 0, whoami.stderr);
+  const { status, kind, apiVersion } = JSON.parse(whoami.stdout);
+  assert.deepEqual([kind, apiVersion], ['SelfSubjectReview', 'authentication.k8s.io/v1']);
+  assert.equal(status.userInfo.username, SCANNER_USER);
+  assert.deepEqual(status.userInfo.groups, ['system:serviceaccounts', 'system:serviceaccounts:ephor', 'system:authenticated']);
+  assert.match(status.userInfo.uid, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+
+  const old = await startServer(t, { selfSubjectReview: false });
+  const oldKubectl = await kubectlFor(t, old);
+  const missing = await oldKubectl('auth', 'whoami');
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /the selfsubjectreviews API is not enabled in the cluster/);
+});
+
+test('SelfSubjectAccessReview over JSON: 201, the spec echoed, the RBAC reason of an allowed request; faults are looked at, not used up', TIMEOUT, async (t) => {
+  const server = await startServer(t, {
+    objects: [web('payments', 'api', 'nginx:1.25')],
+    faults: [{ resource: 'deployments', namespace: 'payments', status: 403, times: 1 }],
+  });
+  const allowed = await post(server, SSAR, review({ namespace: 'shop', verb: 'list', group: 'apps', resource: 'deployments' }));
+  assert.equal(allowed.status, 201);
+  assert.deepEqual(allowed.body, {
+    kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null },
+    spec: { resourceAttributes: { namespace: 'shop', verb: 'list', group: 'apps', resource: 'deployments' } },
+    status: { allowed: true, reason: 'RBAC: allowed by ClusterRoleBinding "ephor-scanner" of ClusterRole "ephor-scanner" to ServiceAccount "ephor-scanner/ephor"' },
+  });
+  const denied = await post(server, SSAR, review({ namespace: 'payments', verb: 'list', group: 'apps', resource: 'deployments' }));
+  assert.deepEqual(denied.body.status, { allowed: false }, 'RBAC gives no reason for a plain denial');
+  const again = await post(server, SSAR, review({ namespace: 'payments', verb: 'list', group: 'apps', resource: 'deployments' }));
+  assert.deepEqual(again.body.status, { allowed: false }, 'the review did not use up the fault');
+  assert.equal((await get(server, '/apis/apps/v1/namespaces/payments/deployments')).status, 403, 'the list meets the fault');
+  assert.equal((await get(server, '/apis/apps/v1/namespaces/payments/deployments')).status, 200, 'times: 1 counted only the list');
+  const wrongGroup = await post(server, SSAR, review({ namespace: 'shop', verb: 'list', group: '', resource: 'deployments' }));
+  assert.deepEqual(wrongGroup.body.status, { allowed: false }, 'deployments are not in the core group');
+});
+
+test('access reviews: invalid bodies are 400/415/422 Status objects, GET is 405, a wrong token is 401', TIMEOUT, async (t) => {
+  const server = await startServer(t, {});
+  const garbage = await post(server, SSAR, '{not json');
+  assert.equal(garbage.status, 400);
+  assert.equal(garbage.body.reason, 'BadRequest');
+  const empty = await post(server, SSAR, JSON.stringify({ apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: {} }));
+  assert.equal(empty.status, 422);
+  assert.equal(empty.body.reason, 'Invalid');
+  assert.match(empty.body.message, /exactly one of nonResourceAttributes or resourceAttributes must be specified/);
+  const text = await post(server, SSAR, 'x', 'text/plain');
+  assert.equal(text.status, 415);
+  assert.equal((await get(server, SSAR)).status, 405);
+  const nonResource = await post(server, SSAR, JSON.stringify({ kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', spec: { nonResourceAttributes: { path: '/version', verb: 'get' } } }));
+  assert.equal(nonResource.body.status.allowed, true);
+  const who = await post(server, SSR, JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }));
+  assert.equal(who.status, 201);
+  assert.equal(who.body.status.userInfo.username, SCANNER_USER);
+
+  const guarded = await startServer(t, { token: 'good-token' });
+  const refused = await fetch(`${guarded.url}${SSAR}`, { method: 'POST', body: review({ verb: 'list', resource: 'pods' }), headers: { Authorization: 'Bearer bad' } });
+  assert.equal(refused.status, 401);
+});
+
+test('starts and answers without ../shared: built-in discovery and Status documents, and kubectl still works', TIMEOUT, async (t) => {
+  const dir = await tempDir(t);
+  const script = path.join(dir, 'serve.mts');
+  await writeFile(script, [
+    `import { startKubeServer } from ${JSON.stringify(new URL('./k8s-server.ts', import.meta.url).pathname)};`,
+    `const server = await startKubeServer({ objects: [{ kind: 'Deployment', apiVersion: 'apps/v1', metadata: { name: 'web', namespace: 'shop' }, spec: {} }] });`,
+    `const guarded = await startKubeServer({ token: 'demo-token' });`,
+    `await server.writeKubeconfig(${JSON.stringify(dir)});`,
+    `process.stdout.write(server.url + ' ' + guarded.url + '\\n');`,
+  ].join('\n'));
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: new URL('../../', import.meta.url).pathname,
+    env: { ...process.env, EPHOR_SHARED_DIR: path.join(dir, 'no-shared-here') },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => child.kill('SIGKILL'));
+  const [url, guardedUrl] = await new Promise<string[]>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').once('data', (chunk: string) => resolve(chunk.trim().split(' ')));
+    child.once('exit', (code) => reject(new Error(`the server exited with ${code}`)));
+  });
+  const server = { url } as KubeServer;
+  const guarded = { url: guardedUrl } as KubeServer;
+  const auth = { Authorization: 'Bearer demo-token' };
+  const version = await get(guarded, '/version', auth);
+  assert.equal(version.status, 200);
+  assert.equal(version.body.gitVersion, 'v1.32.3');
+  const groups = await get(server, '/apis');
+  assert.deepEqual(groups.body.groups.map((g: KubeObject) => g.name), ['apps', 'batch']);
+  assert.equal((await get(server, '/apis/apps/v1')).body.resources.some((r: KubeObject) => r.name === 'deployments'), true);
+  const unauthorized = await get(guarded, '/version');
+  assert.deepEqual([unauthorized.status, unauthorized.body.reason], [401, 'Unauthorized']);
+  const missing = await get(server, '/apis/nothing/v1');
+  assert.deepEqual([missing.status, missing.body.reason], [404, 'NotFound']);
+
+  // kubectl discovers the resources from the built-in documents alone
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  const kubectl = (...args: string[]) => new Promise<KubectlResult>((resolve) => {
+    execFile(KUBECTL, [`--cache-dir=${path.join(dir, 'cache')}`, '--request-timeout=10s', ...args], {
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, KUBECONFIG: kubeconfig }, timeout: 30_000,
+    }, (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }));
+  });
+  const list = await kubectl('get', 'deployments', '-n', 'shop', '-o', 'name');
+  assert.deepEqual(list, { code: 0, stdout: 'deployment.apps/web\n', stderr: '' });
+  const canI = await kubectl('auth', 'can-i', 'list', 'cronjobs', '-n', 'shop');
+  assert.deepEqual(canI, { code: 0, stdout: 'yes\n', stderr: '' });
+});
+
+// ---------------------------------------------------------------- bulk mode (the benchmark's clusters)
+
+test('bulk mode answers byte for byte as the default mode: pages, continue tokens, cluster-wide, metadata-only, selectors, GET; writes still show', TIMEOUT, async (t) => {
+  const build = () => {
+    const objects: KubeObject[] = [];
+    for (const namespace of ['team-b', 'team-a']) {
+      for (const name of ['web', 'api', 'db']) {
+        const owner = deployment({ namespace, name, labels: { tier: name }, containers: [{ name: 'app', image: `registry.local/${name}:1` }] });
+        const rs = replicaSet({ namespace, owner });
+        objects.push(owner, rs, pod({ namespace, owner: rs, imageIDs: { app: `docker.io/library/${name}@sha256:${'e'.repeat(64)}` } }));
+      }
+    }
+    return objects;
+  };
+  const plain = await startServer(t, { objects: build() });
+  const bulkObjects = build();
+  const bulk = await startServer(t, { objects: bulkObjects, bulk: true });
+  assert.equal(bulkObjects[0]!.metadata.resourceVersion, '1002', 'bulk mode takes the objects over (team-b was created first)');
+
+  const metadataOnly = { Accept: 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json' };
+  const text = async (server: KubeServer, pathAndQuery: string, headers: Record<string, string> = {}) => {
+    const response = await fetch(`${server.url}${pathAndQuery}`, { headers, signal: AbortSignal.timeout(10_000) });
+    return `${response.status} ${response.headers.get('content-type')} ${await response.text()}`;
+  };
+  const paths: Array<[string, Record<string, string>?]> = [
+    ['/apis/apps/v1/namespaces/team-a/deployments'],
+    ['/apis/apps/v1/namespaces/team-a/deployments?limit=2'],
+    ['/apis/apps/v1/deployments?limit=4'],
+    ['/api/v1/pods'],
+    ['/api/v1/namespaces/team-b/pods?labelSelector=app%3Dweb'],
+    ['/apis/apps/v1/namespaces/team-a/replicasets?limit=2', metadataOnly],
+    ['/apis/batch/v1/namespaces/team-a/jobs', metadataOnly],
+    ['/api/v1/namespaces/team-a/pods?limit=500', metadataOnly],
+    ['/apis/apps/v1/namespaces/team-a/deployments/api'],
+    ['/api/v1/namespaces'],
+  ];
+  for (const [pathAndQuery, headers] of paths) {
+    const expected = await text(plain, pathAndQuery, headers);
+    assert.equal(await text(bulk, pathAndQuery, headers), expected, pathAndQuery);
+    const token = /"continue":"([^"]+)"/.exec(expected)?.[1];
+    if (token) {
+      const next = `${pathAndQuery}&continue=${token}`;
+      assert.equal(await text(bulk, next, headers), await text(plain, next, headers), next);
+    }
+  }
+
+  // a write after a list: the next list shows it, and a page of the earlier snapshot does not
+  const first = await get(bulk, '/apis/apps/v1/namespaces/team-a/deployments?limit=1');
+  bulk.addObjects(web('team-a', 'cache', 'redis:7'));
+  const after = await get(bulk, '/apis/apps/v1/namespaces/team-a/deployments');
+  assert.deepEqual(after.body.items.map((i: KubeObject) => i.metadata.name), ['api', 'cache', 'db', 'web']);
+  const rest = await get(bulk, `/apis/apps/v1/namespaces/team-a/deployments?limit=10&continue=${first.body.metadata.continue}`);
+  assert.deepEqual(rest.body.items.map((i: KubeObject) => i.metadata.name), ['db', 'web']);
 });

@@ -1,8 +1,10 @@
 // Loopback stand-in for kube-apiserver (1.32), faithful to what kubectl and client libraries see.
-// Facts cited as "facts §N" are in ../shared/reference/k8s-api-facts.md.
+// Facts cited as "facts §N" are in ../shared/reference/k8s-api-facts.md. The real documents under
+// ../shared/fixtures/k8s are read lazily, when a request needs one; without ../shared (a clean clone, the demo) a
+// built-in minimal document of the same shape is served instead.
 import { execFile } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -18,7 +20,17 @@ export type ResourceName = 'deployments' | 'statefulsets' | 'daemonsets' | 'cron
 export interface KubeFault {
   resource: ResourceName;
   namespace?: string;
+  /**
+   * 403 also makes SelfSubjectAccessReviews for this resource (in this namespace, or anywhere without one, and
+   * cluster-wide) answer `allowed: false`, as RBAC would.
+   */
   status?: 401 | 403 | 404 | 410 | 429 | 500 | 503;
+  /**
+   * 403 only: `status.reason` of the SelfSubjectAccessReview. The RBAC authorizer gives none for a plain denial;
+   * it gives one when a binding names a role that does not exist, e.g.
+   * `RBAC: clusterrole.rbac.authorization.k8s.io "ephor-scanner" not found`.
+   */
+  reviewReason?: string;
   onlyContinue?: boolean;
   times?: number;
   stallMs?: number;
@@ -32,6 +44,14 @@ export interface KubeServerOptions {
   token?: string;
   user?: string;
   maxPageSize?: number;
+  /** false: no SelfSubjectReview API (404, as before Kubernetes 1.28 without the beta enabled). Default true. */
+  selfSubjectReview?: boolean;
+  /**
+   * For clusters of tens of thousands of objects (the benchmark): objects given to `objects` and `addObjects` are
+   * taken over instead of copied (the caller must not change them afterwards), and each is serialised once, when
+   * it is added, so that a list page is answered by joining strings. Answers are byte for byte the same.
+   */
+  bulk?: boolean;
   /**
    * Serve HTTPS with a self-signed certificate for 127.0.0.1 (made at run time with the `openssl` CLI).
    * Needed whenever kubectl must send a token: client-go only sends credentials over TLS (kubernetes/kubectl#744).
@@ -81,13 +101,19 @@ function qualifiedResource(resource: ResourceName): string {
   return group ? `${resource}.${group}` : resource;
 }
 
-function readK8sFixture(relativePath: string): any {
-  return JSON.parse(readFileSync(path.join(K8S_FIXTURES_DIR, relativePath), 'utf8'));
+/** A real fixture document, or `fallback()` when ../shared is not there (a clean clone: the demo). */
+function readK8sFixture(relativePath: string, fallback: () => unknown): any {
+  const file = path.join(K8S_FIXTURES_DIR, relativePath);
+  return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : fallback();
 }
 
 // ---------------------------------------------------------------- Status bodies (facts §3)
 
-interface Answer { code: number; body: unknown; headers?: Record<string, string>; text?: boolean; indented?: boolean }
+interface Answer {
+  code: number; body: unknown; headers?: Record<string, string>; text?: boolean; indented?: boolean;
+  /** `body` already serialised (compact JSON, UTF-8): list answers assembled from the objects' cached serialisations. */
+  json?: Buffer;
+}
 
 class StatusError extends Error {
   constructor(readonly answer: Answer) { super(String((answer.body as KubeObject).message)); }
@@ -105,8 +131,16 @@ function resourceDetails(resource: ResourceName, name?: string): KubeObject {
   return { ...(name !== undefined && { name }), ...(group && { group }), kind: resource };
 }
 
-const unauthorized = (): Answer => ({ code: 401, body: readK8sFixture('status/401_unauthorized.json') });
-const pathNotFound = (): Answer => ({ code: 404, body: readK8sFixture('status/404_notfound_resource.json') });
+const unauthorized = (): Answer => ({
+  code: 401,
+  body: readK8sFixture('status/401_unauthorized.json', () => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 })),
+});
+const pathNotFound = (): Answer => ({
+  code: 404,
+  body: readK8sFixture('status/404_notfound_resource.json', () => ({
+    kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'the server could not find the requested resource', reason: 'NotFound', details: {}, code: 404,
+  })),
+});
 const badRequest = (message: string): Answer => statusAnswer(400, 'BadRequest', message);
 
 function objectNotFound(resource: ResourceName, name: string): Answer {
@@ -340,12 +374,30 @@ function asPartialObjectMetadata(object: KubeObject, version: string): KubeObjec
 
 // ---------------------------------------------------------------- storage with history (consistent paged snapshots)
 
-interface StoredEntry { key: string; object: KubeObject }
+/** One revision of an object, with its serialisations (the object is never changed once stored). */
+interface Revision { rv: number; object: KubeObject; serialised?: Map<string, Buffer> }
+interface StoredEntry { key: string; object: KubeObject; revision: Revision }
+
+/** The object's JSON in one representation (`full` list item, or PartialObjectMetadata of a version), computed once. */
+function serialisedAs(revision: Revision, representation: string, build: () => unknown): Buffer {
+  revision.serialised ??= new Map();
+  let json = revision.serialised.get(representation);
+  if (json === undefined) {
+    json = Buffer.from(JSON.stringify(build()));
+    revision.serialised.set(representation, json);
+  }
+  return json;
+}
 
 /** Keeps every revision so all pages of one list come from one snapshot, like etcd reads at the token's rv. */
 class ObjectStore {
   revision = 1000;
-  private readonly history = new Map<ResourceName, Map<string, { rv: number; object: KubeObject }[]>>();
+  /** resource → namespace ('' for cluster-scoped objects) → name → revisions */
+  private readonly history = new Map<ResourceName, Map<string, Map<string, Revision[]>>>();
+  /** Sorted snapshots already read (`resource|namespace|rv`); any write clears them. */
+  private readonly snapshots = new Map<string, StoredEntry[]>();
+
+  constructor(private readonly bulk = false) {}
 
   put(input: KubeObject): void {
     const resource = RESOURCE_BY_KIND.get(input.kind);
@@ -353,34 +405,66 @@ class ObjectStore {
     const info = RESOURCES[resource];
     if (info.namespaced && !input.metadata?.namespace) throw new Error(`stand-in kube server: ${input.kind} ${input.metadata?.name} has no metadata.namespace`);
     const rv = ++this.revision;
-    const object = structuredClone(input);
+    const object = this.bulk ? input : structuredClone(input);
     object.apiVersion ??= apiVersionOf(info);
     object.metadata.resourceVersion = String(rv);
-    const byKey = this.history.get(resource) ?? new Map();
-    this.history.set(resource, byKey);
-    const key = info.namespaced ? `${object.metadata.namespace}/${object.metadata.name}` : object.metadata.name;
-    byKey.set(key, [...(byKey.get(key) ?? []), { rv, object }]);
+    const byNamespace = this.history.get(resource) ?? new Map<string, Map<string, Revision[]>>();
+    this.history.set(resource, byNamespace);
+    const namespace = info.namespaced ? object.metadata.namespace : '';
+    const byName = byNamespace.get(namespace) ?? new Map<string, Revision[]>();
+    byNamespace.set(namespace, byName);
+    const revision: Revision = { rv, object };
+    if (this.bulk) serialisedAs(revision, 'full', () => withoutTypeMeta(object));
+    byName.set(object.metadata.name, [...(byName.get(object.metadata.name) ?? []), revision]);
+    this.snapshots.clear();
   }
 
   has(resource: ResourceName, key: string): boolean {
-    return this.history.get(resource)?.has(key) ?? false;
+    return this.latest(resource, key) !== undefined;
   }
 
   get(resource: ResourceName, key: string): KubeObject | undefined {
-    return this.history.get(resource)?.get(key)?.at(-1)?.object;
+    return this.latest(resource, key)?.object;
+  }
+
+  private latest(resource: ResourceName, key: string): Revision | undefined {
+    const slash = RESOURCES[resource].namespaced ? key.indexOf('/') : -1;
+    const [namespace, name] = slash < 0 ? ['', key] : [key.slice(0, slash), key.slice(slash + 1)];
+    return this.history.get(resource)?.get(namespace)?.get(name)?.at(-1);
   }
 
   /** Objects as of revision `rv`, keyed relative to the list prefix and sorted bytewise like etcd keys. */
   list(resource: ResourceName, rv: number, namespace?: string): StoredEntry[] {
-    const prefix = namespace === undefined ? '' : `${namespace}/`;
+    const id = `${resource}|${namespace ?? '*'}|${rv}`;
+    const cached = this.snapshots.get(id);
+    if (cached) return cached;
+    const byNamespace = this.history.get(resource) ?? new Map<string, Map<string, Revision[]>>();
+    const namespaced = RESOURCES[resource].namespaced;
+    const scopes = namespace === undefined ? [...byNamespace] : [[namespace, byNamespace.get(namespace)] as const];
     const entries: StoredEntry[] = [];
-    for (const [key, revisions] of this.history.get(resource) ?? []) {
-      if (!key.startsWith(prefix)) continue;
-      const visible = revisions.filter((revision) => revision.rv <= rv).at(-1);
-      if (visible) entries.push({ key: key.slice(prefix.length), object: visible.object });
+    for (const [ns, byName] of scopes) {
+      for (const [name, revisions] of byName ?? []) {
+        const visible = revisions.filter((revision) => revision.rv <= rv).at(-1);
+        const key = namespace === undefined && namespaced ? `${ns}/${name}` : name;
+        if (visible) entries.push({ key, object: visible.object, revision: visible });
+      }
     }
-    return entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    this.snapshots.set(id, entries);
+    return entries;
   }
+}
+
+/** The entries from the first key ≥ `start` on (entries are sorted by key). */
+function entriesFrom(entries: StoredEntry[], start: string): StoredEntry[] {
+  let low = 0;
+  let high = entries.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (entries[middle]!.key < start) low = middle + 1;
+    else high = middle;
+  }
+  return low === 0 ? entries : entries.slice(low);
 }
 
 function parseSelectors(resource: ResourceName, query: URLSearchParams): ObjectPredicate {
@@ -441,18 +525,185 @@ function parseResourcePath(pathname: string): Route | undefined {
 
 /** Discovery documents; `/apis` trimmed to the groups served here so kubectl prints no discovery errors (facts §1). */
 function loadDiscovery(): Map<string, unknown> {
-  const groupList = readK8sFixture('discovery/apis.json');
+  const builtIn = builtInDiscovery();
+  const groupList = readK8sFixture('discovery/apis.json', () => builtIn.get('/apis'));
   const groups = groupList.groups.filter((group: KubeObject) => SERVED_GROUPS.includes(group.name));
   const documents = new Map<string, unknown>([
-    ['/version', readK8sFixture('discovery/version.json')],
-    ['/api', readK8sFixture('discovery/api.json')],
-    ['/api/v1', readK8sFixture('discovery/api__v1.json')],
+    ['/version', readK8sFixture('discovery/version.json', () => builtIn.get('/version'))],
+    ['/api', readK8sFixture('discovery/api.json', () => builtIn.get('/api'))],
+    ['/api/v1', readK8sFixture('discovery/api__v1.json', () => builtIn.get('/api/v1'))],
     ['/apis', { ...groupList, groups }],
-    ['/apis/apps/v1', readK8sFixture('discovery/apis__apps__v1.json')],
-    ['/apis/batch/v1', readK8sFixture('discovery/apis__batch__v1.json')],
+    ['/apis/apps/v1', readK8sFixture('discovery/apis__apps__v1.json', () => builtIn.get('/apis/apps/v1'))],
+    ['/apis/batch/v1', readK8sFixture('discovery/apis__batch__v1.json', () => builtIn.get('/apis/batch/v1'))],
   ]);
   for (const group of groups) documents.set(`/apis/${group.name}`, { kind: 'APIGroup', apiVersion: 'v1', ...group });
   return documents;
+}
+
+/** Minimal discovery documents of the real shapes, limited to what the stand-in serves (used without ../shared). */
+function builtInDiscovery(): Map<string, unknown> {
+  const READ_VERBS = ['get', 'list', 'watch'];
+  const resourceList = (groupVersion: string, group: string) => ({
+    kind: 'APIResourceList',
+    ...(group && { apiVersion: 'v1' }),
+    groupVersion,
+    resources: RESOURCE_NAMES.filter((name) => RESOURCES[name].group === group).map((name) => ({
+      name, singularName: RESOURCES[name].kind.toLowerCase(), namespaced: RESOURCES[name].namespaced, kind: RESOURCES[name].kind, verbs: READ_VERBS,
+    })),
+  });
+  const groupEntry = (name: string) => ({
+    name, versions: [{ groupVersion: `${name}/v1`, version: 'v1' }], preferredVersion: { groupVersion: `${name}/v1`, version: 'v1' },
+  });
+  return new Map<string, unknown>([
+    ['/version', { major: '1', minor: '32', gitVersion: 'v1.32.3', gitTreeState: 'clean', goVersion: 'go1.23.6', compiler: 'gc', platform: 'linux/amd64' }],
+    ['/api', { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1:6443' }] }],
+    ['/api/v1', resourceList('v1', '')],
+    ['/apis', { kind: 'APIGroupList', apiVersion: 'v1', groups: SERVED_GROUPS.map(groupEntry) }],
+    ['/apis/apps/v1', resourceList('apps/v1', 'apps')],
+    ['/apis/batch/v1', resourceList('batch/v1', 'batch')],
+  ]);
+}
+
+// ---------------------------------------------------------------- access reviews (who am I, may I)
+
+const SSAR_PATH = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews';
+const SSR_PATH = '/apis/authentication.k8s.io/v1/selfsubjectreviews';
+const REVIEW_READ_VERBS = new Set(['get', 'list', 'watch']);
+
+interface ResourceAttributes { namespace?: string; verb?: string; group?: string; version?: string; resource?: string; subresource?: string; name?: string }
+
+async function readRequestBody(req: http.IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+// Protobuf request bodies: kubectl (client-go typed clients) POSTs built-in types as application/vnd.kubernetes.protobuf:
+// the magic `k8s\0`, then a runtime.Unknown {1 typeMeta {1 apiVersion, 2 kind}, 2 raw, 3 contentEncoding, 4 contentType}
+// whose raw bytes are the object (k8s.io/api generated.proto field numbers below).
+
+type ProtoFields = Map<number, Array<Buffer | number>>;
+
+function readVarint(bytes: Buffer, at: number): [number, number] {
+  let value = 0;
+  let shift = 0;
+  for (let i = at; i < bytes.length; i++) {
+    const byte = bytes[i]!;
+    value += (byte & 0x7f) * 2 ** shift;
+    if ((byte & 0x80) === 0) return [value, i + 1];
+    shift += 7;
+  }
+  throw new Error('truncated varint');
+}
+
+function protoFields(bytes: Buffer): ProtoFields {
+  const fields: ProtoFields = new Map();
+  let at = 0;
+  while (at < bytes.length) {
+    const [key, next] = readVarint(bytes, at);
+    const [field, wireType] = [Math.floor(key / 8), key % 8];
+    let value: Buffer | number;
+    if (wireType === 0) [value, at] = readVarint(bytes, next);
+    else if (wireType === 2) {
+      const [length, start] = readVarint(bytes, next);
+      if (start + length > bytes.length) throw new Error('truncated field');
+      value = bytes.subarray(start, start + length);
+      at = start + length;
+    } else if (wireType === 1) { value = 0; at = next + 8; } else if (wireType === 5) { value = 0; at = next + 4; } else throw new Error(`wire type ${wireType}`);
+    fields.set(field, [...(fields.get(field) ?? []), value]);
+  }
+  return fields;
+}
+
+const protoMessage = (fields: ProtoFields, field: number): ProtoFields | undefined => {
+  const value = fields.get(field)?.[0];
+  return Buffer.isBuffer(value) ? protoFields(value) : undefined;
+};
+const protoString = (fields: ProtoFields | undefined, field: number): string | undefined => {
+  const value = fields?.get(field)?.[0];
+  return Buffer.isBuffer(value) ? value.toString('utf8') : undefined;
+};
+
+/** SelfSubjectAccessReview / SelfSubjectReview from protobuf, as the JSON object they stand for. */
+function reviewFromProtobuf(body: Buffer): KubeObject {
+  if (body.subarray(0, 4).toString('latin1') !== 'k8s\0') throw new Error('missing the k8s protobuf magic');
+  const unknown = protoFields(body.subarray(4));
+  const typeMeta = protoMessage(unknown, 1);
+  const kind = protoString(typeMeta, 2);
+  const raw = protoMessage(unknown, 2) ?? new Map();
+  const review: KubeObject = { kind, apiVersion: protoString(typeMeta, 1) };
+  if (kind === 'SelfSubjectAccessReview') {
+    const spec = protoMessage(raw, 2);
+    const resource = spec && protoMessage(spec, 1);
+    const nonResource = spec && protoMessage(spec, 2);
+    const names = ['namespace', 'verb', 'group', 'version', 'resource', 'subresource', 'name'];
+    review.spec = {
+      ...(resource && { resourceAttributes: Object.fromEntries(names.map((name, i) => [name, protoString(resource, i + 1)]).filter(([, v]) => v !== undefined)) }),
+      ...(nonResource && { nonResourceAttributes: compactObject({ path: protoString(nonResource, 1), verb: protoString(nonResource, 2) }) }),
+    };
+  }
+  return review;
+}
+
+function compactObject(object: Record<string, unknown>): KubeObject {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined));
+}
+
+/** The review object the client sent (JSON or protobuf), or the 400/415 the real server gives. */
+function parseReview(req: http.IncomingMessage, bytes: Buffer, kind: string, apiVersion: string): { review: KubeObject } | { error: Answer } {
+  const mediaType = String(req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
+  let body: unknown;
+  if (mediaType === 'application/vnd.kubernetes.protobuf') {
+    try {
+      body = reviewFromProtobuf(bytes);
+    } catch (error) {
+      return { error: badRequest(`the body of the request was in an unknown format: ${(error as Error).message}`) };
+    }
+  } else if (mediaType === 'application/json' || mediaType === 'application/yaml') {
+    try {
+      body = JSON.parse(bytes.toString('utf8'));
+    } catch (error) {
+      return { error: badRequest(`couldn't get version/kind; json parse error: ${(error as Error).message}`) };
+    }
+  } else {
+    return { error: statusAnswer(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${SERVED_MEDIA_TYPES.join(', ')}`) };
+  }
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) return { error: badRequest("couldn't get version/kind; json parse error: expected an object") };
+  const review = body as KubeObject;
+  if (review.kind !== undefined && review.kind !== kind) return { error: badRequest(`${kind} in version "v1" cannot be handled as a ${review.kind}: the kind does not match`) };
+  if (review.apiVersion !== undefined && review.apiVersion !== apiVersion) {
+    return { error: badRequest(`the API version in the data (${review.apiVersion}) does not match the expected API version (${apiVersion})`) };
+  }
+  return { review };
+}
+
+/** `RBAC: allowed by …` as the RBAC authorizer words an allowing ClusterRoleBinding (plugin/pkg/auth/authorizer/rbac). */
+function rbacAllowedReason(user: string): string {
+  const serviceAccount = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(user);
+  const subject = serviceAccount ? `ServiceAccount "${serviceAccount[2]}/${serviceAccount[1]}"` : `User "${user}"`;
+  const binding = serviceAccount?.[2] ?? 'ephor-scanner';
+  return `RBAC: allowed by ClusterRoleBinding "${binding}" of ClusterRole "${binding}" to ${subject}`;
+}
+
+/** The user info the authenticator gives a service-account token (or a plain user). */
+function userInfo(user: string): KubeObject {
+  const serviceAccount = /^system:serviceaccount:([^:]+):([^:]+)$/.exec(user);
+  return {
+    username: user,
+    uid: deterministicUserUid(user),
+    groups: serviceAccount ? ['system:serviceaccounts', `system:serviceaccounts:${serviceAccount[1]}`, 'system:authenticated'] : ['system:authenticated'],
+  };
+}
+
+function deterministicUserUid(user: string): string {
+  const hex = createHash('sha1').update(`user/${user}`).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-8${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** The spec as the server echoes it back: decoded attributes, empty fields left out (omitempty). */
+function echoAttributes(attributes: ResourceAttributes): KubeObject {
+  const order: (keyof ResourceAttributes)[] = ['namespace', 'verb', 'group', 'version', 'resource', 'subresource', 'name'];
+  return Object.fromEntries(order.filter((key) => typeof attributes[key] === 'string' && attributes[key] !== '').map((key) => [key, attributes[key]]));
 }
 
 // ---------------------------------------------------------------- TLS
@@ -484,8 +735,8 @@ interface RequestContext { route: Route; query: URLSearchParams }
 
 export async function startKubeServer(opts: KubeServerOptions = {}): Promise<KubeServer> {
   const user = opts.user ?? DEFAULT_USER;
-  const discovery = loadDiscovery();
-  const store = new ObjectStore();
+  let discovery: Map<string, unknown> | undefined; // read on the first discovery request
+  const store = new ObjectStore(opts.bulk);
   const requests: RecordedRequest[] = [];
   const timers = new Set<NodeJS.Timeout>();
   /** continue token → lists (resource + namespace) it was issued for */
@@ -570,7 +821,7 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
     const requestedLimit = Math.max(Number.parseInt(query.get('limit') ?? '0', 10) || 0, 0);
     const limit = requestedLimit > 0 && opts.maxPageSize ? Math.min(requestedLimit, opts.maxPageSize) : requestedLimit;
 
-    const page = readPage(store.list(resource, rv, namespace).filter((entry) => entry.key >= start), limit, selected);
+    const page = readPage(entriesFrom(store.list(resource, rv, namespace), start), limit, selected);
     const metadata: KubeObject = { resourceVersion: String(rv) };
     if (page.nextStart !== undefined) {
       metadata.continue = encodeContinue(rv, page.nextStart);
@@ -578,18 +829,15 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
       // only an estimate in the real server, and omitted when selectors filter (facts §4)
       if (!query.get('labelSelector') && !query.get('fieldSelector')) metadata.remainingItemCount = page.remaining;
     }
+    // Items are written from each revision's cached serialisation: the same bytes as serialising the whole list.
     if (representation.as === 'PartialObjectMetadataList') {
       // items carry their own type meta; an empty list is built by appending to a nil slice, so it encodes as null
-      const items = page.entries.map((entry) => asPartialObjectMetadata(entry.object, representation.version));
-      return {
-        code: 200,
-        body: { kind: 'PartialObjectMetadataList', apiVersion: `${META_GROUP}/${representation.version}`, metadata, items: items.length > 0 ? items : null },
-      };
+      const { version } = representation;
+      const items = page.entries.map((entry) => serialisedAs(entry.revision, `metadata/${version}`, () => asPartialObjectMetadata(entry.object, version)));
+      return listJson({ kind: 'PartialObjectMetadataList', apiVersion: `${META_GROUP}/${version}`, metadata }, items.length > 0 ? items : undefined);
     }
-    return {
-      code: 200,
-      body: { kind: `${info.kind}List`, apiVersion: apiVersionOf(info), metadata, items: page.entries.map((entry) => withoutTypeMeta(entry.object)) },
-    };
+    const items = page.entries.map((entry) => serialisedAs(entry.revision, 'full', () => withoutTypeMeta(entry.object)));
+    return listJson({ kind: `${info.kind}List`, apiVersion: apiVersionOf(info), metadata }, items);
   }
 
   function getAnswer(resource: ResourceName, namespace: string | undefined, name: string, representation: Representation): Answer {
@@ -599,10 +847,64 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
     return { code: 200, body: representation.as === 'PartialObjectMetadata' ? asPartialObjectMetadata(object, representation.version) : object };
   }
 
+  /**
+   * What RBAC would decide for the scanner's account: its ClusterRole reads every resource served here (get, list,
+   * watch), except where a 403 fault denies it. A fault in one namespace also denies the cluster-wide question
+   * (namespace omitted), since a ClusterRoleBinding would have allowed that namespace too. Faults are only looked
+   * at, never used up: a review is a question, not a request for the resource.
+   */
+  function decide(attributes: ResourceAttributes): { allowed: boolean; reason?: string } {
+    const resource = attributes.resource as ResourceName | undefined;
+    const info = resource && RESOURCES[resource];
+    const served = info !== undefined && info.group === (attributes.group ?? '') && (attributes.subresource ?? '') === '';
+    if (!served || !REVIEW_READ_VERBS.has(attributes.verb ?? '')) return { allowed: false };
+    const denial = faults.find(({ fault, remaining }) => remaining > 0 && fault.status === 403 && fault.resource === resource
+      && (fault.namespace === undefined || !attributes.namespace || fault.namespace === attributes.namespace));
+    if (denial) return { allowed: false, ...(denial.fault.reviewReason && { reason: denial.fault.reviewReason }) };
+    return { allowed: true, reason: rbacAllowedReason(user) };
+  }
+
+  /** POST selfsubjectaccessreviews (create only; 201 with the spec echoed and the decision in status). */
+  async function accessReviewAnswer(req: http.IncomingMessage): Promise<Answer> {
+    if (req.method !== 'POST') return methodNotAllowed();
+    const parsed = parseReview(req, await readRequestBody(req), 'SelfSubjectAccessReview', 'authorization.k8s.io/v1');
+    if ('error' in parsed) return parsed.error;
+    const { review } = parsed;
+    const resourceAttributes = review.spec?.resourceAttributes as ResourceAttributes | undefined;
+    const nonResourceAttributes = review.spec?.nonResourceAttributes as { path?: string; verb?: string } | undefined;
+    if ((resourceAttributes === undefined) === (nonResourceAttributes === undefined)) {
+      return statusAnswer(422, 'Invalid',
+        'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified',
+        { group: 'authorization.k8s.io', kind: 'SelfSubjectAccessReview', causes: [{ reason: 'FieldValueInvalid', message: 'Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified', field: 'spec.resourceAttributes' }] });
+    }
+    const decision = resourceAttributes
+      ? decide(resourceAttributes)
+      : { allowed: nonResourceAttributes?.verb === 'get', ...(nonResourceAttributes?.verb === 'get' && { reason: rbacAllowedReason(user) }) };
+    const spec = resourceAttributes ? { resourceAttributes: echoAttributes(resourceAttributes) } : { nonResourceAttributes: { ...nonResourceAttributes } };
+    return {
+      code: 201,
+      body: { kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec, status: decision },
+    };
+  }
+
+  /** POST selfsubjectreviews: who the server takes the caller for (`kubectl auth whoami`). */
+  async function selfSubjectReviewAnswer(req: http.IncomingMessage): Promise<Answer> {
+    if (req.method !== 'POST') return methodNotAllowed();
+    const parsed = parseReview(req, await readRequestBody(req), 'SelfSubjectReview', 'authentication.k8s.io/v1');
+    if ('error' in parsed) return parsed.error;
+    return {
+      code: 201,
+      body: { kind: 'SelfSubjectReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: null }, status: { userInfo: userInfo(user) } },
+    };
+  }
+
   async function answer(req: http.IncomingMessage, url: URL): Promise<Answer> {
     if (opts.token !== undefined && req.headers.authorization !== `Bearer ${opts.token}`) return unauthorized();
+    if (url.pathname === SSAR_PATH) return accessReviewAnswer(req);
+    if (url.pathname === SSR_PATH && opts.selfSubjectReview !== false) return selfSubjectReviewAnswer(req);
     const route = parseResourcePath(url.pathname);
     if (!route) {
+      discovery ??= loadDiscovery();
       const document = discovery.get(url.pathname);
       return document && req.method === 'GET' ? { code: 200, body: document } : pathNotFound();
     }
@@ -691,21 +993,33 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
   };
 }
 
+const COMMA = Buffer.from(',');
+
+/** A 200 list answer: `head` then `"items":[…]` (or `null`) from serialised items, as JSON.stringify would write it. */
+function listJson(head: KubeObject, items: Buffer[] | undefined): Answer {
+  const start = Buffer.from(`${JSON.stringify(head).slice(0, -1)},"items":${items === undefined ? 'null}' : '['}`);
+  if (items === undefined) return { code: 200, body: undefined, json: start };
+  const pieces: Buffer[] = [start];
+  items.forEach((item, i) => pieces.push(...(i > 0 ? [COMMA, item] : [item])));
+  pieces.push(Buffer.from(']}'));
+  return { code: 200, body: undefined, json: Buffer.concat(pieces) };
+}
+
 function withoutTypeMeta(object: KubeObject): KubeObject {
   const { kind: _kind, apiVersion: _apiVersion, ...rest } = object;
   return rest;
 }
 
-function writeAnswer(res: http.ServerResponse, { code, body, headers, text, indented }: Answer): void {
+function writeAnswer(res: http.ServerResponse, { code, body, headers, text, indented, json }: Answer): void {
   if (res.destroyed) return;
   // Content-Type stays plain application/json for metadata-only answers too: transformResponseObject passes
   // listGVKInContentType=false to WriteObjectNegotiated (only aggregated discovery names the GVK there).
-  const payload = text ? String(body) : JSON.stringify(body, null, indented ? 2 : undefined);
+  const payload = json ?? (text ? String(body) : JSON.stringify(body, null, indented ? 2 : undefined));
   res.writeHead(code, {
     'Audit-Id': randomUUID(),
     'Cache-Control': 'no-cache, private',
     'Content-Type': text ? 'text/plain; charset=utf-8' : 'application/json',
-    'Content-Length': Buffer.byteLength(payload),
+    'Content-Length': typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length,
     ...headers,
   });
   res.end(payload);

@@ -100,6 +100,24 @@ describe('accepted values', () => {
     assert.match(load({ SCAN_NAMESPACES: 'a,b', SCAN_EXCLUDE_NAMESPACES: 'kube-*' }).warnings.join(), /SCAN_EXCLUDE_NAMESPACES has no effect with an explicit SCAN_NAMESPACES list/);
   });
 
+  test('delivery limits, deadline, spool, dry run', () => {
+    const config = load({ EPHOR_MAX_PAYLOAD_BYTES: '512Ki', SCAN_DEADLINE: '55m', SPOOL_MAX_AGE: '72h', SPOOL_DIR: '/var/spool/ephor', TRIVY_CACHE_DIR: '/cache' });
+    assert.equal(config.ephor.maxPayloadBytes, 512 * 1024);
+    assert.equal(config.scan.deadlineMs, 55 * 60_000);
+    assert.deepEqual(config.spool, { dir: '/var/spool/ephor', maxAgeMs: 72 * 3_600_000 });
+    const defaults = load({ TRIVY_CACHE_DIR: '/cache' });
+    assert.equal(defaults.ephor.maxPayloadBytes, 8 * 1024 * 1024);
+    assert.equal(defaults.scan.deadlineMs, undefined);
+    assert.deepEqual(defaults.spool, { dir: '/cache/spool', maxAgeMs: 24 * 3_600_000 });
+    assert.equal(defaults.ephor.dryRun, false);
+  });
+
+  test('a dry run needs no EPHOR_API_URL', () => {
+    const config = loadConfig({ SCAN_NAMESPACES: 'default', EPHOR_DRY_RUN: 'true', EPHOR_OUTPUT_DIR: '/tmp/out' }, found);
+    assert.equal(config.ephor.dryRun, true);
+    assert.equal(config.ephor.outputDir, '/tmp/out');
+  });
+
   test('Pod is an allowed workload kind (off by default); registry auth is on by default', () => {
     assert.deepEqual(load({ SCAN_WORKLOAD_TYPES: 'pod,Deployment' }).scan.workloadKinds, ['Pod', 'Deployment']);
     assert.equal(load({}).registryAuth, true);
@@ -172,6 +190,10 @@ describe('rejections name the variable, the value and what is allowed', () => {
     ['selector with a bad key', { SCAN_NAMESPACE_SELECTOR: 'te am=a' }, /is not a label requirement|invalid label key/],
     ['selector with a bad value', { SCAN_NAMESPACE_SELECTOR: 'team=a b' }, /SCAN_NAMESPACE_SELECTOR=.*(invalid label value|not a label requirement)/],
     ['selector set syntax', { SCAN_NAMESPACE_SELECTOR: 'team in (a,)' }, /empty value/],
+    ['payload size too small', { EPHOR_MAX_PAYLOAD_BYTES: '1000' }, /EPHOR_MAX_PAYLOAD_BYTES="1000" must be between 65536 bytes \(64Ki\) and/],
+    ['payload size with a unit Kubernetes does not know', { EPHOR_MAX_PAYLOAD_BYTES: '8MB' }, /EPHOR_MAX_PAYLOAD_BYTES="8MB" must be a number of bytes, optionally with a suffix such as 512Ki or 8Mi/],
+    ['deadline not a duration', { SCAN_DEADLINE: 'soon' }, /SCAN_DEADLINE="soon" must be integer seconds/],
+    ['spool age not a duration', { SPOOL_MAX_AGE: '-1h' }, /SPOOL_MAX_AGE="-1h" must be integer seconds/],
     ['registry auth not a boolean', { REGISTRY_AUTH_ENABLED: 'sometimes' }, /REGISTRY_AUTH_ENABLED="sometimes" must be true or false/],
     ['unknown cache mode', { TRIVY_CACHE_MODE: 'memory' }, /TRIVY_CACHE_MODE="memory" must be one of ephemeral, shared, redis/],
     ['redis without backend', { TRIVY_CACHE_MODE: 'redis' }, /TRIVY_CACHE_BACKEND is required/],

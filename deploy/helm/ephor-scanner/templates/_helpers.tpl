@@ -96,6 +96,23 @@ true
 {{- end -}}
 {{- end -}}
 
+{{/*
+SCAN_DEADLINE: activeDeadlineSeconds minus scan.deadlineMargin, as "<seconds>s" (at most 24h, the scanner's limit).
+Empty when activeDeadlineSeconds is not set; a template failure when it does not exceed the margin.
+*/}}
+{{- define "ephor-scanner.scanDeadline" -}}
+{{- if not (kindIs "invalid" .Values.activeDeadlineSeconds) -}}
+{{- $active := int64 .Values.activeDeadlineSeconds -}}
+{{- $margin := int64 (include "ephor-scanner.str" .Values.scan.deadlineMargin) -}}
+{{- if le $active $margin -}}
+{{- fail (printf "activeDeadlineSeconds (%d) must be larger than scan.deadlineMargin (%d): the scanner stops starting scans scan.deadlineMargin seconds before the Job's deadline so that it can deliver what is done; raise activeDeadlineSeconds or lower scan.deadlineMargin" $active $margin) -}}
+{{- end -}}
+{{- $seconds := sub $active $margin -}}
+{{- if gt $seconds 86400 }}{{ $seconds = 86400 }}{{ end -}}
+{{- printf "%ds" $seconds -}}
+{{- end -}}
+{{- end -}}
+
 {{/* True when the chart's own Secret has at least one key. */}}
 {{- define "ephor-scanner.hasSecret" -}}
 {{- if or .Values.ephor.authHeader (and (not .Values.ephor.existingSecret) .Values.ephor.authValue) (and (eq .Values.trivy.cacheMode "redis") .Values.trivy.cacheBackend) -}}
@@ -186,4 +203,70 @@ Included by the ConfigMap so that it runs exactly once per render.
 {{- with .medium }}{{ $_ := set $src "medium" (toString .) }}{{ end -}}
 {{- with .sizeLimit }}{{ $_ := set $src "sizeLimit" (toString .) }}{{ end -}}
 {{- toYaml $src -}}
+{{- end -}}
+
+{{/*
+The scanner container's environment, shared by the CronJob and the Helm test hook (`helm test`), so that the
+preflight check sees exactly what a scan run sees: the ConfigMap, the Secret, the existing Secret's keys, extraEnv.
+*/}}
+{{- define "ephor-scanner.containerEnv" -}}
+{{- $fullname := include "ephor-scanner.fullname" . -}}
+envFrom:
+  - configMapRef:
+      name: {{ $fullname }}
+  {{- if include "ephor-scanner.hasSecret" . }}
+  - secretRef:
+      name: {{ $fullname }}
+  {{- end }}
+env:
+  # The root filesystem is read-only: temp files (Trivy's layers) and anything written
+  # to $HOME go to the /tmp emptyDir.
+  - name: TMPDIR
+    value: /tmp
+  - name: HOME
+    value: /tmp
+  {{- with .Values.ephor.existingSecret }}
+  {{- if not $.Values.ephor.authHeader }}
+  - name: EPHOR_AUTH_HEADER
+    valueFrom:
+      secretKeyRef:
+        name: {{ . | quote }}
+        key: {{ $.Values.ephor.existingSecretKeys.authHeader | quote }}
+  {{- end }}
+  - name: EPHOR_AUTH_VALUE
+    valueFrom:
+      secretKeyRef:
+        name: {{ . | quote }}
+        key: {{ $.Values.ephor.existingSecretKeys.authValue | quote }}
+  {{- end }}
+  {{- with .Values.extraEnv }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- end -}}
+
+{{/* The scanner container's volume mounts (CronJob and test hook). */}}
+{{- define "ephor-scanner.volumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: trivy-cache
+  mountPath: {{ .Values.trivy.cacheDir | quote }}
+{{- with .Values.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/* The pod's volumes (CronJob and test hook): /tmp, the Trivy cache (PVC or emptyDir), extraVolumes. */}}
+{{- define "ephor-scanner.volumes" -}}
+- name: tmp
+  emptyDir: {{- include "ephor-scanner.emptyDir" (dict "medium" .Values.tmp.medium "sizeLimit" .Values.tmp.sizeLimit) | nindent 4 }}
+- name: trivy-cache
+  {{- if .Values.cache.enabled }}
+  persistentVolumeClaim:
+    claimName: {{ include "ephor-scanner.fullname" . }}-cache
+  {{- else }}
+  emptyDir: {{- include "ephor-scanner.emptyDir" (dict "sizeLimit" .Values.cache.size) | nindent 4 }}
+  {{- end }}
+{{- with .Values.extraVolumes }}
+{{ toYaml . }}
+{{- end }}
 {{- end -}}

@@ -1,0 +1,328 @@
+// docs/performance.md, written from the measurements: the machine, how to reproduce, the targets with what was
+// measured, and every measured number of every run.
+import type { Measurement } from './measure.js';
+import { judge, median, valid, type ScenarioName } from './scenarios.js';
+
+export interface Machine {
+  nproc: number;
+  cpu: string;
+  memoryGiB: number;
+  node: string;
+  kernel: string;
+  gnuTime: string;
+  /** Wall time of starting and reaping `/bin/true` from Node, the median of 30 (what every Trivy start costs here). */
+  processStartMs: number;
+  commit: string;
+}
+
+export interface Report {
+  machine: Machine;
+  startedAt: Date;
+  durationMs: number;
+  quick: boolean;
+  command: string;
+  results: Array<{ scenario: ScenarioName; measurement: Measurement }>;
+}
+
+const fmt = {
+  int: (n: number | undefined) => (n === undefined ? '–' : Math.round(n).toLocaleString('en-US')),
+  ms: (n: number | undefined) => (n === undefined ? '–' : `${Math.round(n).toLocaleString('en-US')}`),
+  s: (n: number | undefined, digits = 3) => (n === undefined ? '–' : n.toFixed(digits)),
+  mib: (kib: number | undefined) => (kib === undefined ? '–' : (kib / 1024).toFixed(1)),
+  bytes: (n: number | undefined) => (n === undefined ? '–' : n.toLocaleString('en-US')),
+  mb: (n: number | undefined) => (n === undefined ? '–' : (n / 1024 / 1024).toFixed(1)),
+};
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+function clusterLabel(m: Measurement): string {
+  const c = m.cluster;
+  return `${c.namespaces} × ${c.workloads / c.namespaces} = ${fmt.int(c.workloads)} workloads, ${fmt.int(c.pods)} Pods`;
+}
+
+function scannerCpuS(m: Measurement): number | undefined {
+  return m.cpuUserS === undefined || m.cpuSystemS === undefined ? undefined : m.cpuUserS + m.cpuSystemS;
+}
+
+function treeCpuS(m: Measurement): number | undefined {
+  return m.time.userS === undefined || m.time.systemS === undefined ? undefined : m.time.userS + m.time.systemS;
+}
+
+function runName(r: { scenario: ScenarioName; measurement: Measurement }): string {
+  return `${r.scenario} ${r.measurement.config.label}${valid(r.measurement) ? '' : ' (INVALID)'}`;
+}
+
+export function renderReport(report: Report): string {
+  const { machine, results } = report;
+  const targets = judge(results, report.quick);
+  const out: string[] = [];
+  out.push('# Performance');
+  out.push('');
+  out.push(
+    `Written by \`${report.command}\` on ${report.startedAt.toISOString()} (the whole benchmark took ${(report.durationMs / 60_000).toFixed(1)} min). ` +
+      'Every number below was measured in that run; run the benchmark again to refresh them, do not edit them by hand.' +
+      (report.quick ? ' **This is a `--quick` run: its sizes are smaller than the targets\', so no target is judged.**' : ''),
+  );
+  out.push('');
+  out.push('## Targets');
+  out.push('');
+  out.push(table(['Target', 'Measured', 'Result'], targets.map((t) => [t.target, t.measured, t.verdict === 'met' ? 'met' : t.verdict === 'missed' ? '**MISSED**' : t.verdict])));
+  const invalid = results.filter((r) => !valid(r.measurement));
+  if (invalid.length > 0) {
+    out.push('');
+    out.push('Runs whose numbers are not valid (the scanner did not scan and deliver everything):');
+    out.push('');
+    for (const r of invalid) out.push(`- ${runName(r)}: ${r.measurement.problems.join('; ')}`);
+  }
+  out.push('');
+  out.push('## Machine');
+  out.push('');
+  out.push(
+    table(
+      ['nproc', 'CPU', 'Memory', 'Node', 'Kernel', 'Starting a process from Node', 'Scanner commit'],
+      [[String(machine.nproc), machine.cpu, `${machine.memoryGiB.toFixed(1)} GiB`, machine.node, machine.kernel, `${machine.processStartMs.toFixed(1)} ms (\`/bin/true\`, median of 30)`, machine.commit]],
+    ),
+  );
+  out.push('');
+  out.push('## How to reproduce');
+  out.push('');
+  out.push('```bash');
+  out.push('npm ci');
+  out.push('npm run bench                                 # every scenario, writes this file');
+  out.push('npm run bench -- --scenario overhead          # or discovery, memory; several: --scenario overhead,memory');
+  out.push('npm run bench -- --quick                      # small sizes, about a minute; prints only (add --output FILE to write)');
+  out.push('npm run bench -- --cpu-prof /tmp/profiles      # also a V8 CPU profile of each scanner process');
+  out.push('npm run bench -- --scenario memory --node-arg=--max-old-space-size=192 --output /tmp/capped.md   # the scanner with other node options');
+  out.push('npm run bench -- --json /tmp/performance.json    # also every measurement as JSON');
+  out.push('```');
+  out.push('');
+  out.push(
+    'It needs `../shared` beside the clone (the Trivy report and Kubernetes objects are read from there at run time), ' +
+      'GNU time at `/usr/bin/time`, `bash` and coreutils. `npm run bench` builds the bundle first, then runs ' +
+      '`node --import tsx bench/run.ts`.',
+  );
+  out.push('');
+  out.push('## What is measured');
+  out.push('');
+  out.push(...methodText(results));
+  out.push('');
+  out.push('## Results');
+  out.push('');
+  out.push('### Time');
+  out.push('');
+  out.push(
+    table(
+      ['Run', 'Cluster', 'U', 'C', 'L (ms)', 'T_db (ms)', 'Ideal (ms)', 'Wall (ms)', 'Wall / ideal', 'duration_s', 'Plan → last scan (ms)', 'ceil(U/C) × L (ms)', 'Last scan → done (ms)'],
+      results.map((r) => {
+        const m = r.measurement;
+        const scanPhase = m.timeline.planned !== undefined && m.timeline.lastScanned !== undefined ? m.timeline.lastScanned - m.timeline.planned : undefined;
+        const tail = m.timeline.lastScanned !== undefined && m.timeline.completed !== undefined ? m.timeline.completed - m.timeline.lastScanned : undefined;
+        return [
+          runName(r),
+          clusterLabel(m),
+          fmt.int(m.cluster.images),
+          String(m.config.concurrency),
+          String(m.config.latencyMs),
+          `${fmt.ms(m.dbMs.total)} (${fmt.ms(m.dbMs.db)} + ${fmt.ms(m.dbMs.javaDb)})`,
+          fmt.ms(m.idealMs),
+          fmt.ms(m.wallMs),
+          (m.wallMs / m.idealMs).toFixed(4),
+          fmt.s(m.durationS, 1),
+          fmt.ms(scanPhase),
+          fmt.ms(Math.ceil(m.cluster.images / m.config.concurrency) * m.config.latencyMs),
+          fmt.ms(tail),
+        ];
+      }),
+    ),
+  );
+  out.push('');
+  out.push('### CPU and memory');
+  out.push('');
+  out.push(
+    table(
+      ['Run', 'U', 'Workloads', 'Scanner CPU user + sys (s)', 'CPU per image (ms)', 'CPU per workload (ms)', 'Peak RSS, GNU time (MiB)', 'max_rss_mib (scanner)', 'Peak RSS: discovery / scans / after last scan (MiB)', 'Process tree CPU, GNU time (s)', 'Trivy stand-in CPU per scan (ms)', 'Stand-ins (benchmark process) CPU (s)', 'Other CPU on the machine (s)'],
+      results.map((r) => {
+        const m = r.measurement;
+        const cpu = scannerCpuS(m);
+        const tree = treeCpuS(m);
+        const trivyScans = m.cluster.images + 3; // + version and the two DB downloads
+        return [
+          runName(r),
+          fmt.int(m.cluster.images),
+          fmt.int(m.cluster.workloads),
+          cpu === undefined ? '–' : `${fmt.s(m.cpuUserS)} + ${fmt.s(m.cpuSystemS)} = ${fmt.s(cpu)}`,
+          cpu === undefined ? '–' : ((cpu * 1000) / m.cluster.images).toFixed(1),
+          cpu === undefined ? '–' : ((cpu * 1000) / m.cluster.workloads).toFixed(2),
+          `${fmt.mib(m.time.maxRssKiB)} (${fmt.int(m.time.maxRssKiB)} KiB)`,
+          m.maxRssMiB === undefined ? '–' : m.maxRssMiB.toFixed(1),
+          `${fmt.mib(m.rssByPhaseKiB.discovery)} / ${fmt.mib(m.rssByPhaseKiB.scans)} / ${fmt.mib(m.rssByPhaseKiB.tail)}`,
+          tree === undefined ? '–' : `${fmt.s(m.time.userS, 2)} + ${fmt.s(m.time.systemS, 2)} = ${fmt.s(tree, 2)}`,
+          tree === undefined || cpu === undefined ? '–' : (((tree - cpu) * 1000) / trivyScans).toFixed(1),
+          fmt.s(m.machine.benchS, 2),
+          m.machine.busyS === undefined || tree === undefined ? '–' : `${fmt.s(m.machine.busyS - tree - m.machine.benchS, 2)} (steal ${fmt.s(m.machine.stealS, 2)})`,
+        ];
+      }),
+    ),
+  );
+  out.push('');
+  out.push('### Discovery');
+  out.push('');
+  out.push(
+    table(
+      ['Run', 'Namespaces', 'Workloads (Deployments / StatefulSets / DaemonSets / CronJobs)', 'Pods', 'ReplicaSets + Jobs', 'Discovery (ms)', 'Kubernetes API requests'],
+      results.map((r) => {
+        const m = r.measurement;
+        const k = m.cluster.byKind;
+        return [
+          runName(r),
+          fmt.int(m.cluster.namespaces),
+          `${fmt.int(m.cluster.workloads)} (${fmt.int(k.Deployment)} / ${fmt.int(k.StatefulSet)} / ${fmt.int(k.DaemonSet)} / ${fmt.int(k.CronJob)})`,
+          fmt.int(m.cluster.pods),
+          `${fmt.int(m.cluster.replicaSets)} + ${fmt.int(m.cluster.jobs)}`,
+          fmt.ms(m.discoveryMs),
+          fmt.int(m.kube.requests),
+        ];
+      }),
+    ),
+  );
+  out.push('');
+  out.push('### Delivery: bytes posted per namespace');
+  out.push('');
+  out.push(
+    table(
+      ['Run', 'Namespaces delivered', 'POSTs (parts)', 'Bytes per namespace: min / median / max', 'Bytes posted in all', 'Findings delivered', 'Checked in full by the stand-in'],
+      results.map((r) => {
+        const m = r.measurement;
+        const b = m.bytesPerNamespace;
+        return [
+          runName(r),
+          `${m.namespaces.delivered} of ${m.cluster.namespaces}`,
+          fmt.int(m.partsPerNamespace.reduce((x, y) => x + y, 0)),
+          b.length === 0 ? '–' : `${fmt.bytes(Math.min(...b))} / ${fmt.bytes(median(b))} / ${fmt.bytes(Math.max(...b))}`,
+          `${fmt.bytes(m.ephor.bytes)} (${fmt.mb(m.ephor.bytes)} MiB)`,
+          fmt.int(m.findings),
+          `${m.ephor.checked} bodies, ${fmt.mb(m.ephor.checkedBytes)} MiB`,
+        ];
+      }),
+    ),
+  );
+  out.push('');
+  out.push('### Images');
+  out.push('');
+  out.push(
+    table(
+      ['Run', 'U', 'Most used image: workloads / namespaces', 'Images used by one workload', 'Report', 'Findings per image'],
+      results.map((r) => {
+        const m = r.measurement;
+        return [
+          runName(r),
+          fmt.int(m.cluster.images),
+          `${fmt.int(m.cluster.topImageUses)} / ${fmt.int(m.cluster.topImageNamespaces)}`,
+          fmt.int(m.cluster.imagesUsedOnce),
+          `${m.report.fixture} (${fmt.bytes(m.report.bytes)} bytes, ${m.report.vulnerabilities} vulnerabilities)`,
+          m.findings === undefined ? '–' : (m.findings / m.cluster.containers).toFixed(0),
+        ];
+      }),
+    ),
+  );
+  out.push('');
+  out.push('## Reading the numbers');
+  out.push('');
+  out.push(...readingText(results));
+  out.push('');
+  return out.join('\n');
+}
+
+function methodText(results: Array<{ scenario: ScenarioName; measurement: Measurement }>): string[] {
+  const overhead = results.find((r) => r.scenario === 'overhead')?.measurement;
+  const large = results.find((r) => r.scenario !== 'overhead')?.measurement;
+  const lines = [
+    'Each run starts the built bundle (`node dist/ephor-scanner.mjs`, what the image ships) under `/usr/bin/time -v`, ' +
+      'configured by environment variables as the CronJob runs it (`SCAN_NAMESPACES=*`, `SCAN_CONCURRENCY=C`, `LOG_LEVEL=info`, ' +
+      'defaults otherwise: ephemeral layer cache, registry auth on), against three loopback stand-ins in the benchmark process:',
+    '',
+    '- **Kubernetes**: `test/support/k8s-server.ts` in its `bulk` mode (objects serialised once when loaded, a page answered ' +
+      'by concatenating their bytes). The synthetic cluster (`bench/cluster.ts`) is built with the tests\' own builders from real API objects: ' +
+      'N namespaces × W workloads (per 20: 14 Deployments with their ReplicaSet, 3 StatefulSets, 2 DaemonSets, 1 CronJob with a ' +
+      'running Job), R = 3 running Pods each with containerd image IDs `docker.io/library/NAME@sha256:…`, a `default` ServiceAccount ' +
+      'per namespace. The U images are drawn Zipf-like (s = 1) over the workloads, every image at least once, so the popular images ' +
+      'run in every namespace (see *Images*).',
+    '- **Trivy**: `bench/fast-trivy.sh` (bash + coreutils): `version`, the two DB downloads in Trivy\'s cache layout, and for each ' +
+      'scan: wait L ms, then write the Trivy report ' +
+      `\`${(large ?? overhead)?.report.fixture ?? 'real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json'}\` (read from ../shared at run time, ` +
+      'with the scanned reference as ArtifactName, RepoDigests and OS Target). It accepts exactly the flags the scanner passes. Its ' +
+      'own CPU cost per scan is in the *CPU and memory* table (process tree minus scanner).',
+    '- **Ephor**: `test/support/ephor-server.ts` in its `light` mode: every body is counted (bytes, workloads, vulnerability entries, ' +
+      'CRITICAL ones, from their keys) and checked for content type, UTF-8 and framing before the 201 answer; a sample of bodies ' +
+      '(the first, then one in `ceil(workloads / 100)`) is parsed in full and shape-checked after the run, so the check takes no CPU ' +
+      'from the scanner. A run counts only if every image was scanned, every namespace and container delivered, and the bytes and ' +
+      'findings the scanner reports equal what the stand-in counted.',
+    '',
+    'Definitions:',
+    '',
+    '- **Wall**: from spawning the scanner process to its exit (Node start-up and bundle load included). `duration_s` is the ' +
+      'scanner\'s own figure (from its start to its summary, 0.1 s resolution).',
+    '- **Ideal**: `T_db + ceil(U / C) × L`, with T_db the two "database downloaded" steps (`duration_ms` of the vulnerability DB ' +
+      'and the Java DB) the scanner logs.',
+    '- **Plan → last scan**: from "image deduplication completed" to the last "image scanned" (log timestamps, ms); its ideal is ' +
+      '`ceil(U / C) × L`. **Last scan → done**: namespaces still to deliver after the last scan, and the summary.',
+    '- **Scanner CPU**: `resources.cpu_user_s + cpu_system_s` of the summary (`process.resourceUsage()`: the scanner process only, ' +
+      'Trivy processes excluded), divided by U and by the number of workloads. **Process tree CPU**: GNU time\'s user + system of ' +
+      'the scanner and every child it reaped (the Trivy stand-ins).',
+    '- **Peak RSS**: GNU time\'s "Maximum resident set size" of the scanner process (the largest of it and its reaped children, ' +
+      'which are small shells); `max_rss_mib` is the scanner\'s own report; the per-phase peaks come from sampling `/proc/PID/status` ' +
+      'VmRSS every 100 ms.',
+    '- **Discovery**: the summary\'s `discovery_ms` (listing namespaces, workloads, Pods, ReplicaSets and Jobs, and attributing ' +
+      'Pods; the Trivy DB steps run at the same time).',
+    '- **Bytes per namespace**: `per_namespace[].bytes` of the summary, equal to what the Ephor stand-in received.',
+    '- **Other CPU on the machine**: busy CPU time of the whole machine while the scanner ran (`/proc/stat`), minus the ' +
+      'scanner\'s process tree and the benchmark process (the stand-ins): other processes and the kernel\'s own threads. ' +
+      'Large values mean the run was disturbed; `steal` is time the hypervisor gave to other guests.',
+  ];
+  return lines;
+}
+
+/** Facts derived from the numbers, to locate where time and memory go. */
+function readingText(results: Array<{ scenario: ScenarioName; measurement: Measurement }>): string[] {
+  const lines: string[] = [];
+  for (const r of results.filter((x) => valid(x.measurement))) {
+    const m = r.measurement;
+    const cpu = scannerCpuS(m);
+    if (cpu === undefined) continue;
+    const perImage = (cpu * 1000) / m.cluster.images;
+    const budget = m.config.latencyMs / m.config.concurrency;
+    const scanPhase = m.timeline.planned !== undefined && m.timeline.lastScanned !== undefined ? m.timeline.lastScanned - m.timeline.planned : undefined;
+    const idealScan = Math.ceil(m.cluster.images / m.config.concurrency) * m.config.latencyMs;
+    const peakSampled = Math.max(m.rssByPhaseKiB.discovery ?? 0, m.rssByPhaseKiB.scans ?? 0, m.rssByPhaseKiB.tail ?? 0);
+    const parts = [
+      `**${runName(r)}**: the scanner used ${perImage.toFixed(1)} ms of its own CPU per image over the whole run (discovery and deliveries included), ` +
+        `against the L / C = ${budget.toFixed(1)} ms per image that keeps C Trivy processes busy`,
+      scanPhase === undefined ? '' : `; the scan phase took ${(scanPhase / 1000).toFixed(2)} s for an ideal ${(idealScan / 1000).toFixed(2)} s (× ${(scanPhase / idealScan).toFixed(2)})`,
+      m.timeline.lastScanned !== undefined && m.timeline.completed !== undefined
+        ? `; ${((m.timeline.completed - m.timeline.lastScanned) / 1000).toFixed(2)} s of delivery followed the last scan (${fmt.mb(m.ephor.bytes)} MiB posted in all)`
+        : '',
+      peakSampled > 0 ? `; the sampled RSS was highest (${fmt.mib(peakSampled)} MiB) ${peakPhase(m)}.` : '.',
+    ];
+    lines.push(`- ${parts.join('')}`);
+  }
+  lines.push(
+    `- The stand-in Trivy is not free either: on this machine starting a process costs milliseconds of CPU (see *Machine*), ` +
+      'and each scan starts two (bash, then cat in its place); its CPU per scan is in the *CPU and memory* table. It, the ' +
+      'scanner and the Kubernetes and Ephor stand-ins share the same cores.',
+  );
+  lines.push('- Wall times on this virtual machine vary from run to run by several percent; the overhead scenario is run several times and judged on the median.');
+  return lines;
+}
+
+function peakPhase(m: Measurement): string {
+  const phases: Array<[string, number | undefined]> = [
+    ['during discovery', m.rssByPhaseKiB.discovery],
+    ['during the scans', m.rssByPhaseKiB.scans],
+    ['after the last scan (deliveries)', m.rssByPhaseKiB.tail],
+  ];
+  const [name] = phases.reduce((best, next) => ((next[1] ?? -1) > (best[1] ?? -1) ? next : best));
+  return name;
+}

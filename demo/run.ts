@@ -1,0 +1,106 @@
+// `npm run demo`: one real scan run with no infrastructure. It starts the project's loopback stand-ins (a Kubernetes
+// API server holding the sample cluster of demo/cluster.ts, a replaying `trivy` over the hand-written reports in
+// demo/reports, and an Ephor receiver that validates and models every payload), then runs the built CLI
+// (dist/ephor-scanner.mjs) as a child process exactly as the CronJob runs it: first `ephor-scanner check`, then the
+// scan. Every payload the receiver accepted is written to demo-output/<namespace>.json.
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startEphorServer } from '../test/support/ephor-server.js';
+import { FAKE_TRIVY_BIN, FAKE_TRIVY_SCENARIO_ENV, writeScenario, type ImageBehaviour } from '../test/support/fake-trivy.js';
+import { startKubeServer } from '../test/support/k8s-server.js';
+import { IMAGES, NAMESPACES, sampleCluster, scanTargets } from './cluster.js';
+
+const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+const CLI = path.join(REPO_ROOT, 'dist', 'ephor-scanner.mjs');
+const REPORTS = path.join(REPO_ROOT, 'demo', 'reports');
+const OUTPUT = path.join(REPO_ROOT, 'demo-output');
+/** Hard bound of each child run: the demo must never hang. */
+const RUN_TIMEOUT_MS = 120_000;
+
+const say = (text = '') => process.stdout.write(`${text}\n`);
+const heading = (text: string) => say(`\n=== ${text} ${'='.repeat(Math.max(3, 100 - text.length))}`);
+
+function run(args: string[], env: Record<string, string>): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`ephor-scanner ${args.join(' ')} did not finish within ${RUN_TIMEOUT_MS / 1000} s`));
+    }, RUN_TIMEOUT_MS);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve(code ?? (signal ? 128 : 1));
+    });
+  });
+}
+
+async function main(): Promise<number> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'ephor-demo-'));
+  const [kube, ephor] = await Promise.all([startKubeServer({ objects: sampleCluster() }), startEphorServer()]);
+  try {
+    const images: Record<string, ImageBehaviour> = {};
+    for (const target of scanTargets()) {
+      images[target.ref] = { report: path.join(REPORTS, IMAGES[target.image].report), ...(target.digest && { digest: target.digest }), delayMs: 150 };
+    }
+    const { scenarioPath } = await writeScenario(work, { images });
+    for (const dir of ['home', 'tmp', 'cache']) await mkdir(path.join(work, dir), { recursive: true });
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: path.join(work, 'home'),
+      TMPDIR: path.join(work, 'tmp'),
+      KUBECONFIG: await kube.writeKubeconfig(work),
+      EPHOR_API_URL: ephor.url,
+      SCAN_NAMESPACES: NAMESPACES.join(','),
+      SCAN_WORKLOAD_TYPES: 'Deployment,StatefulSet,DaemonSet,CronJob,Pod',
+      TRIVY_BINARY: FAKE_TRIVY_BIN,
+      TRIVY_CACHE_DIR: path.join(work, 'cache'),
+      LOG_FORMAT: 'text',
+      [FAKE_TRIVY_SCENARIO_ENV]: scenarioPath,
+    };
+
+    say('ephor-scanner demo: a sample cluster (namespaces shop, payments, platform), a replaying trivy and an Ephor receiver,');
+    say('all on loopback; the scanner itself is the built CLI (dist/ephor-scanner.mjs), run exactly as the CronJob runs it.');
+    heading('1/2 preflight: ephor-scanner check');
+    const checkCode = await run(['check'], env);
+    heading('2/2 one scan run: ephor-scanner');
+    const scanCode = await run([], env);
+    await ephor.settled();
+
+    heading('what Ephor accepted');
+    await rm(OUTPUT, { recursive: true, force: true });
+    await mkdir(OUTPUT, { recursive: true });
+    const accepted = ephor.scanIngests();
+    const parts = new Map<string, number>();
+    for (const request of accepted) {
+      const body = request.body as { namespace: string; workloads: Array<{ containers: Array<{ vulnerabilities: unknown[] }> }> };
+      const count = (parts.get(body.namespace) ?? 0) + 1;
+      parts.set(body.namespace, count);
+      const file = path.join(OUTPUT, count === 1 ? `${body.namespace}.json` : `${body.namespace}.part-${count}.json`);
+      await writeFile(file, `${JSON.stringify(body, null, 2)}\n`);
+      const findings = body.workloads.reduce((n, w) => n + w.containers.reduce((m, c) => m + c.vulnerabilities.length, 0), 0);
+      const response = JSON.parse(request.response.body) as { scan_id: number };
+      say(`${path.relative(process.cwd(), file).padEnd(28)} namespace ${body.namespace.padEnd(9)} ${String(body.workloads.length).padStart(2)} workloads ${String(findings).padStart(3)} findings  (HTTP ${request.response.status}, scan_id ${response.scan_id})`);
+    }
+    const missing = NAMESPACES.filter((ns) => !parts.has(ns));
+    say();
+    say(`${accepted.length} payloads accepted for ${parts.size} of ${NAMESPACES.length} namespaces${missing.length > 0 ? ` (missing: ${missing.join(', ')})` : ''}; they are in ${path.relative(process.cwd(), OUTPUT) || '.'}/.`);
+    say(`preflight exit code ${checkCode}, scan exit code ${scanCode}.`);
+    say('Next: "npm test" runs every test; the README explains how to install the scanner on a cluster.');
+    return scanCode !== 0 || missing.length > 0 ? 1 : 0;
+  } finally {
+    await Promise.all([kube.close(), ephor.close()]);
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`demo failed: ${(error as Error)?.stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

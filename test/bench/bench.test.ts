@@ -1,0 +1,112 @@
+// Keeps `npm run bench` from rotting: the benchmark's own code (cluster generator, fast-trivy.sh, one measured run
+// of the built bundle, the report) in a very small configuration. The numbers themselves are not judged here.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { generateCluster, imageID } from '../../bench/cluster.js';
+import { renderReport } from '../../bench/doc.js';
+import { FAST_TRIVY, measureRun, parseGnuTime } from '../../bench/measure.js';
+import { writeReportTemplate } from '../../bench/report.js';
+import { DEFAULT_OUTPUT, describeMachine, parseArgs } from '../../bench/run.js';
+import { judge, planRuns } from '../../bench/scenarios.js';
+import { CLI_BUNDLE, TRIVY_REPORTS_DIR } from '../support/paths.js';
+
+const run = promisify(execFile);
+
+test('cluster: N × W workloads of every kind with R Pods each, every image used, popular images shared', () => {
+  const cluster = generateCluster({ namespaces: 3, workloadsPerNamespace: 20, replicas: 2, images: 12 });
+  const kinds = (kind: string) => cluster.objects.filter((o) => o.kind === kind);
+  assert.equal(cluster.stats.workloads, 60);
+  assert.deepEqual(cluster.stats.byKind, { Deployment: 42, StatefulSet: 9, DaemonSet: 6, CronJob: 3 });
+  assert.equal(kinds('Pod').length, 120);
+  assert.equal(kinds('ReplicaSet').length, 42);
+  assert.equal(kinds('Job').length, 3);
+  assert.equal(kinds('ServiceAccount').length, 3);
+  const running = new Set(kinds('Pod').map((p) => p.status.containerStatuses[0].imageID));
+  assert.deepEqual([...running].sort(), cluster.scanRefs.slice().sort(), 'every image runs somewhere');
+  assert.match(imageID(0), /^docker\.io\/library\/bench-app-00000@sha256:[0-9a-f]{64}$/);
+  assert.ok(cluster.stats.topImageUses > 60 / 12, 'the most popular image is used more than an even share');
+  for (const p of kinds('Pod')) assert.equal(p.metadata.ownerReferences[0].controller, true);
+  assert.deepEqual(generateCluster({ namespaces: 3, workloadsPerNamespace: 20, replicas: 2, images: 12 }).stats, cluster.stats, 'deterministic');
+  assert.throws(() => generateCluster({ namespaces: 1, workloadsPerNamespace: 2, replicas: 1, images: 3 }), /cannot all be used/);
+});
+
+test('fast-trivy.sh: version, DB downloads in the cache layout, a scan writes the real report naming the ref, unknown flags refused', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ephor-fast-trivy-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const template = await writeReportTemplate(path.join(dir, 'report'));
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, FAST_TRIVY_REPORT: template.dir, FAST_TRIVY_LATENCY_MS: '30' };
+  const cache = path.join(dir, 'cache');
+  const trivy = (...args: string[]) => run(FAST_TRIVY, args, { env, timeout: 10_000 });
+
+  assert.deepEqual(JSON.parse((await trivy('version', '--format', 'json')).stdout), { Version: '0.69.3' });
+  await trivy('image', '--download-db-only', '--cache-dir', cache, '--timeout', '60s', '--no-progress');
+  await trivy('image', '--download-java-db-only', '--cache-dir', cache, '--timeout', '60s', '--no-progress', '--java-db-repository', 'mirror.example/java-db:1');
+  const meta = JSON.parse(await readFile(path.join(cache, 'db', 'metadata.json'), 'utf8'));
+  assert.equal(meta.Version, 2);
+  assert.ok(Date.parse(meta.NextUpdate) > Date.now());
+  assert.ok(existsSync(path.join(cache, 'java-db', 'trivy-java.db')));
+  const version = JSON.parse((await run(FAST_TRIVY, ['version', '--format', 'json'], { env: { ...env, TRIVY_CACHE_DIR: cache } })).stdout);
+  assert.deepEqual(Object.keys(version), ['Version', 'VulnerabilityDB', 'JavaDB']);
+
+  const ref = `docker.io/library/app@sha256:${'a'.repeat(64)}`;
+  const output = path.join(dir, 'report.json');
+  const started = Date.now();
+  await trivy('image', '--format', 'json', '--output', output, '--scanners', 'vuln', '--list-all-pkgs=false', '--image-src', 'remote', '--no-progress',
+    '--cache-dir', cache, '--timeout', '300s', '--severity', 'CRITICAL,HIGH,MEDIUM,LOW', '--skip-db-update', '--skip-java-db-update', '--skip-version-check', '--disable-telemetry', ref);
+  assert.ok(Date.now() - started >= 30, 'it takes FAST_TRIVY_LATENCY_MS');
+  const report = JSON.parse(await readFile(output, 'utf8'));
+  const fixture = JSON.parse(readFileSync(path.join(TRIVY_REPORTS_DIR, template.fixture), 'utf8'));
+  assert.equal(report.ArtifactName, ref);
+  assert.deepEqual(report.Metadata.RepoDigests, [ref]);
+  assert.equal(report.Results[0].Target, `${ref} (alpine 3.11.5)`);
+  assert.deepEqual(report.Results.slice(1), fixture.Results.slice(1), 'the rest is the real report');
+  assert.equal(template.vulnerabilities, 236);
+
+  await assert.rejects(trivy('image', '--output', output, '--format', 'json', '--bogus', ref), /unknown flag: --bogus/);
+});
+
+test('one measured run of the bundle: scanned, delivered, counted; the report renders', { timeout: 60_000 }, async (t) => {
+  assert.ok(existsSync(CLI_BUNDLE), 'npm run build first');
+  const measurement = await measureRun(
+    { label: 'smoke', cluster: { namespaces: 2, workloadsPerNamespace: 5, replicas: 2, images: 4 }, concurrency: 2, latencyMs: 20, report: 'real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json' },
+    { timeoutMs: 45_000 },
+  );
+  assert.deepEqual(measurement.problems, []);
+  assert.equal(measurement.exitCode, 0);
+  assert.deepEqual(measurement.images, { total: 4, scanned: 4, failed: 0 });
+  assert.equal(measurement.bytesPerNamespace.length, 2);
+  assert.ok(measurement.bytesPerNamespace.every((b) => b > 0));
+  assert.ok(measurement.idealMs >= Math.ceil(4 / 2) * 20);
+  assert.ok((measurement.time.maxRssKiB ?? 0) > 10_000, 'GNU time measured the scanner');
+  assert.ok((measurement.cpuUserS ?? 0) > 0 && measurement.discoveryMs !== undefined && measurement.timeline.lastScanned !== undefined);
+
+  const machine = await describeMachine();
+  const markdown = renderReport({ machine, startedAt: new Date(), durationMs: 1000, quick: true, command: 'npm run bench -- --quick', results: [{ scenario: 'overhead', measurement }] });
+  assert.match(markdown, /^# Performance/);
+  assert.match(markdown, /\| nproc \|/);
+  assert.match(markdown, /npm run bench/);
+  assert.match(markdown, /Wall \/ ideal/);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ephor-bench-doc-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(path.join(dir, 'performance.md'), markdown);
+});
+
+test('options, plan and targets', () => {
+  assert.deepEqual(parseArgs([]), { scenarios: ['overhead', 'discovery', 'memory'], quick: false, repeat: 3, output: DEFAULT_OUTPUT, json: undefined, fromJson: undefined, cpuProfDir: undefined, nodeArgs: [], keep: false });
+  assert.deepEqual(parseArgs(['--node-arg=--trace-gc', '--node-arg', '--max-old-space-size=200']).nodeArgs, ['--trace-gc', '--max-old-space-size=200']);
+  assert.equal(parseArgs(['--quick']).output, undefined, 'a quick run writes nothing unless told');
+  assert.deepEqual(parseArgs(['--scenario', 'overhead,memory', '--repeat=2']).scenarios, ['overhead', 'memory']);
+  assert.throws(() => parseArgs(['--scenario', 'speed']), /unknown scenario speed/);
+  const full = planRuns(['overhead', 'discovery', 'memory'], { quick: false, repeat: 3 });
+  assert.deepEqual(full.map((r) => `${r.scenario}:${r.config.cluster.images}`), ['overhead:500', 'overhead:500', 'overhead:500', 'memory:250', 'memory:500', 'memory:1000', 'memory:2000']);
+  assert.equal(full.at(-1)!.config.cluster.namespaces * full.at(-1)!.config.cluster.workloadsPerNamespace, 20_000);
+  assert.deepEqual(planRuns(['discovery'], { quick: false, repeat: 3 }).map((r) => `${r.scenario}:${r.config.cluster.images}`), ['discovery:250']);
+  assert.deepEqual(judge([], false), []);
+  assert.deepEqual(parseGnuTime('\tMaximum resident set size (kbytes): 1234\n\tUser time (seconds): 1.50\n'), { maxRssKiB: 1234, userS: 1.5, systemS: undefined, elapsed: undefined });
+});

@@ -1,0 +1,61 @@
+// The preflight's pure parts: which access reviews a configuration raises, how answers become lines, exit codes.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { exitCodeOf, formatJson, formatText } from '../../src/check/output.js';
+import { describe as describeAnswers, questionsFor } from '../../src/check/rbac.js';
+import { fail, pass, warn } from '../../src/check/types.js';
+import { loadConfig } from '../../src/config/index.js';
+
+const config = (env: Record<string, string>) => loadConfig({ EPHOR_API_URL: 'http://ephor-api:8080', SCAN_NAMESPACES: 'shop', ...env }, { resolveExecutable: () => '/usr/local/bin/trivy' });
+const asked = (env: Record<string, string>) => questionsFor(config(env)).map((q) => `${q.severity} ${q.verb} ${q.group}/${q.resource} ${q.namespace || '*'}`);
+
+test('the reviews follow the configuration: kinds, Pod, registry auth, namespaces for * and a selector', () => {
+  assert.deepEqual(asked({ SCAN_WORKLOAD_TYPES: 'Deployment' }), [
+    'fail list apps/deployments shop',
+    'warn list /pods shop',
+    'warn list apps/replicasets shop',
+    'warn list batch/jobs shop',
+    'warn get /secrets shop',
+    'warn get /serviceaccounts shop',
+  ]);
+  assert.deepEqual(asked({ SCAN_WORKLOAD_TYPES: 'CronJob,Pod', REGISTRY_AUTH_ENABLED: 'false' }), [
+    'fail list batch/cronjobs shop',
+    'fail list /pods shop',
+    'warn list apps/replicasets shop',
+    'warn list batch/jobs shop',
+  ]);
+  const all = asked({ SCAN_NAMESPACES: '*', SCAN_WORKLOAD_TYPES: 'StatefulSet', REGISTRY_AUTH_ENABLED: 'false' });
+  assert.deepEqual(all.slice(0, 2), ['fail list /namespaces *', 'fail list apps/statefulsets *']);
+  assert.equal(asked({ SCAN_NAMESPACE_SELECTOR: 'team=payments' })[0], 'fail list /namespaces *');
+});
+
+test('answers become one pass line per namespace and one line per denial with the rule', () => {
+  const questions = questionsFor(config({ SCAN_NAMESPACES: 'shop,payments', SCAN_WORKLOAD_TYPES: 'Deployment', REGISTRY_AUTH_ENABLED: 'false' }));
+  const answers = questions.map((question) => ({ question, allowed: !(question.namespace === 'payments' && question.resource !== 'pods') }));
+  const lines = describeAnswers(answers, 'system:serviceaccount:ephor:scanner');
+  assert.deepEqual(lines.map((l) => `${l.status} ${l.message}`), [
+    'pass in namespace "shop" the scanner may list deployments, pods, replicasets, jobs',
+    'pass in namespace "payments" the scanner may list pods',
+    'fail the scanner may not list deployments in namespace "payments": its Deployments are not scanned',
+    'warn the scanner may not list replicasets in namespace "payments": running Pods are matched to their Deployments by name only',
+    'warn the scanner may not list jobs in namespace "payments": running Pods are matched to their CronJobs by name only',
+  ]);
+  assert.equal(lines[2]!.fix, 'allow verb "list" on resource "deployments" (apiGroup "apps") in namespace "payments" for system:serviceaccount:ephor:scanner');
+});
+
+test('exit codes and output: 0 with warnings, 1 with a blocker, 2 for the configuration; JSON carries fixes only where due', () => {
+  const ok = [pass('ephor', 'ready'), warn('trivy', 'old DB', 'refresh it')];
+  assert.equal(exitCodeOf(ok), 0);
+  assert.equal(exitCodeOf([...ok, fail('rbac', 'denied', 'allow it')]), 1);
+  assert.equal(exitCodeOf([...ok, { ...fail('configuration', 'bad', 'fix it'), configuration: true }, fail('rbac', 'denied', 'allow it')]), 2);
+  assert.equal(formatText(ok, '9.9.9'), 'ephor-scanner 9.9.9 preflight check\n✓ ephor: ready\n! trivy: old DB\n    fix: refresh it\n✓ ready to scan (1 warning: the scan runs, with less)\n');
+  const json = JSON.parse(formatJson([...ok, fail('rbac', 'denied', 'allow it')], '9.9.9'));
+  assert.deepEqual(json, {
+    version: '9.9.9', result: 'fail', exit_code: 1, summary: { pass: 1, warn: 1, fail: 1 },
+    checks: [
+      { group: 'ephor', status: 'pass', message: 'ready' },
+      { group: 'trivy', status: 'warn', message: 'old DB', fix: 'refresh it' },
+      { group: 'rbac', status: 'fail', message: 'denied', fix: 'allow it' },
+    ],
+  });
+});
