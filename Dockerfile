@@ -21,7 +21,7 @@ RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json ./
 COPY scripts/build.mjs scripts/build.mjs
 COPY src/ src/
-RUN npm run build --silent && test -s dist/ephor-scanner.mjs
+RUN npm run build --silent && test -s dist/ephor-scanner.mjs && test -s dist/trivy-launcher.mjs
 
 # --- 2. trivy: only its static binary is used -----------------------------------------------------
 FROM ${TRIVY_IMAGE} AS trivy
@@ -41,7 +41,7 @@ RUN rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx \
  && addgroup -S -g 10001 scanner \
  && adduser -S -D -H -u 10001 -G scanner -h /tmp -s /sbin/nologin scanner
 COPY --from=trivy /usr/local/bin/trivy /usr/local/bin/trivy
-COPY --from=build /src/dist/ephor-scanner.mjs /app/ephor-scanner.mjs
+COPY --from=build /src/dist/ephor-scanner.mjs /src/dist/trivy-launcher.mjs /app/
 ENV NODE_ENV=production \
     TRIVY_CACHE_DIR=/tmp/trivy-cache \
     TMPDIR=/tmp

@@ -250,7 +250,7 @@ function methodText(results: Array<{ scenario: ScenarioName; measurement: Measur
       'running Job), R = 3 running Pods each with containerd image IDs `docker.io/library/NAME@sha256:…`, a `default` ServiceAccount ' +
       'per namespace. The U images are drawn Zipf-like (s = 1) over the workloads, every image at least once, so the popular images ' +
       'run in every namespace (see *Images*).',
-    '- **Trivy**: `bench/fast-trivy.sh` (bash + coreutils): `version`, the two DB downloads in Trivy\'s cache layout, and for each ' +
+    `- **Trivy**: ${standInText(results)}: \`version\`, the two DB downloads in Trivy's cache layout, and for each ` +
       'scan: wait L ms, then write the Trivy report ' +
       `\`${(large ?? overhead)?.report.fixture ?? 'real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json'}\` (read from ../shared at run time, ` +
       'with the scanned reference as ArtifactName, RepoDigests and OS Target). It accepts exactly the flags the scanner passes. Its ' +
@@ -269,11 +269,12 @@ function methodText(results: Array<{ scenario: ScenarioName; measurement: Measur
       'and the Java DB) the scanner logs.',
     '- **Plan → last scan**: from "image deduplication completed" to the last "image scanned" (log timestamps, ms); its ideal is ' +
       '`ceil(U / C) × L`. **Last scan → done**: namespaces still to deliver after the last scan, and the summary.',
-    '- **Scanner CPU**: `resources.cpu_user_s + cpu_system_s` of the summary (`process.resourceUsage()`: the scanner process only, ' +
-      'Trivy processes excluded), divided by U and by the number of workloads. **Process tree CPU**: GNU time\'s user + system of ' +
-      'the scanner and every child it reaped (the Trivy stand-ins).',
-    '- **Peak RSS**: GNU time\'s "Maximum resident set size" of the scanner process (the largest of it and its reaped children, ' +
-      'which are small shells); `max_rss_mib` is the scanner\'s own report; the per-phase peaks come from sampling `/proc/PID/status` ' +
+    '- **Scanner CPU**: `resources.cpu_user_s + cpu_system_s` of the summary plus the same of `resources.launcher` ' +
+      '(`process.resourceUsage()` of the scanner process and of its Trivy launcher, the small process that starts the Trivy ' +
+      'processes; Trivy processes excluded), divided by U and by the number of workloads. **Process tree CPU**: GNU time\'s ' +
+      'user + system of the scanner and every child it reaped (the launcher and the Trivy stand-ins).',
+    '- **Peak RSS**: GNU time\'s "Maximum resident set size" of the scanner process (the largest of it and its reaped children: ' +
+      'the launcher, about 45 MiB, and small shells); `max_rss_mib` is the scanner\'s own report; the per-phase peaks come from sampling `/proc/PID/status` ' +
       'VmRSS every 100 ms.',
     '- **Discovery**: the summary\'s `discovery_ms` (listing namespaces, workloads, Pods, ReplicaSets and Jobs, and attributing ' +
       'Pods; the Trivy DB steps run at the same time).',
@@ -310,7 +311,7 @@ function readingText(results: Array<{ scenario: ScenarioName; measurement: Measu
   }
   lines.push(
     `- The stand-in Trivy is not free either: on this machine starting a process costs milliseconds of CPU (see *Machine*), ` +
-      'and each scan starts two (bash, then cat in its place); its CPU per scan is in the *CPU and memory* table. It, the ' +
+      'and each scan starts at least one; its CPU per scan is in the *CPU and memory* table. It, the ' +
       'scanner and the Kubernetes and Ephor stand-ins share the same cores.',
   );
   lines.push('- Wall times on this virtual machine vary from run to run by several percent; the overhead scenario is run several times and judged on the median.');
@@ -325,4 +326,14 @@ function peakPhase(m: Measurement): string {
   ];
   const [name] = phases.reduce((best, next) => ((next[1] ?? -1) > (best[1] ?? -1) ? next : best));
   return name;
+}
+
+function standInText(results: readonly { measurement: Measurement }[]): string {
+  const kinds = new Set(results.map((r) => r.measurement.trivyStandIn.kind));
+  const c = '`bench/fast-trivy.c` (compiled with the machine\'s `cc` when the benchmark starts; one process per scan, which hands ' +
+    'every call other than a scan to `bench/fast-trivy.sh`)';
+  const bash = '`bench/fast-trivy.sh` (bash + coreutils: two processes per scan, bash then cat)';
+  const note = results.find((r) => r.measurement.trivyStandIn.note)?.measurement.trivyStandIn.note;
+  if (kinds.size > 1) return `${c} or, where it could not be built, ${bash}`;
+  return kinds.has('c') ? c : `${bash}${note ? `, because ${note}` : ''}`;
 }

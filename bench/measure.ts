@@ -1,5 +1,5 @@
 // One measured scanner run: a synthetic cluster in the Kubernetes stand-in, the Ephor stand-in in light mode,
-// bench/fast-trivy.sh as Trivy, and the built bundle (dist/ephor-scanner.mjs) run under GNU time, configured by
+// bench/fast-trivy.c (or .sh, see stand-in.ts) as Trivy, and the built bundle (dist/ephor-scanner.mjs) run under GNU time, configured by
 // environment variables exactly as the CronJob runs it. What the scanner logs and what the stand-ins saw become one
 // Measurement.
 import { spawn } from 'node:child_process';
@@ -9,14 +9,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { finished } from 'node:stream/promises';
-import { fileURLToPath } from 'node:url';
 import { startEphorServer, type ReceivedRequest } from '../test/support/ephor-server.js';
 import { startKubeServer } from '../test/support/k8s-server.js';
 import { CLI_BUNDLE } from '../test/support/paths.js';
 import { generateCluster, type ClusterOptions, type ClusterStats } from './cluster.js';
 import { writeReportTemplate, type ReportTemplate } from './report.js';
+import { trivyStandIn } from './stand-in.js';
 
-export const FAST_TRIVY = fileURLToPath(new URL('./fast-trivy.sh', import.meta.url));
 export const GNU_TIME = '/usr/bin/time';
 
 export interface RunConfig {
@@ -87,6 +86,8 @@ export interface Measurement {
    * and stolen by the hypervisor: what is left after the scanner's process tree and the stand-ins is other load. */
   machine: { busyS?: number; stealS?: number; benchS: number };
   logs: { warn: number; error: number; firstProblems: string[] };
+  /** Which Trivy stand-in ran (bench/stand-in.ts). */
+  trivyStandIn: { kind: 'c' | 'bash'; note?: string };
   problems: string[];
 }
 
@@ -106,6 +107,7 @@ export async function measureRun(config: RunConfig, options: RunOptions = {}): P
       const fifo = path.join(dir, 'sleep.fifo');
       await run('mkfifo', [fifo]);
       const kubeconfig = await kube.writeKubeconfig(dir);
+      const standIn = await trivyStandIn();
       const setupMs = performance.now() - setupStarted;
       const env: Record<string, string> = {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -113,7 +115,8 @@ export async function measureRun(config: RunConfig, options: RunOptions = {}): P
         TMPDIR: path.join(dir, 'tmp'),
         KUBECONFIG: kubeconfig,
         EPHOR_API_URL: ephor.url,
-        TRIVY_BINARY: FAST_TRIVY,
+        TRIVY_BINARY: standIn.binary,
+        ...standIn.env,
         TRIVY_CACHE_DIR: path.join(dir, 'cache'),
         SCAN_NAMESPACES: '*',
         SCAN_CONCURRENCY: String(config.concurrency),
@@ -128,6 +131,7 @@ export async function measureRun(config: RunConfig, options: RunOptions = {}): P
       const [machineAfter, benchCpu] = [await machineCpu(), process.cpuUsage(benchBefore)];
       await ephor.settled(); // the light mode's deferred checks
       const measurement = await summarise(config, cluster, report, setupMs, scanner, ephor.scanIngests(), ephor.requests.length, ephor.maxConcurrentPosts, kube.requests.length);
+      measurement.trivyStandIn = { kind: standIn.kind, note: standIn.note };
       measurement.machine = {
         busyS: machineBefore && machineAfter ? machineAfter.busyS - machineBefore.busyS : undefined,
         stealS: machineBefore && machineAfter ? machineAfter.stealS - machineBefore.stealS : undefined,
@@ -271,7 +275,7 @@ async function summarise(
         namespaces?: { total?: number; delivered?: number };
         containers?: { delivered?: number };
         findings?: Record<string, number>;
-        resources?: { cpu_user_s?: number; cpu_system_s?: number; max_rss_mib?: number };
+        resources?: { cpu_user_s?: number; cpu_system_s?: number; max_rss_mib?: number; launcher?: { cpu_user_s?: number; cpu_system_s?: number } };
         per_namespace?: Array<{ namespace: string; delivered?: boolean; bytes?: number; parts?: number }>;
       })
     | undefined;
@@ -280,6 +284,7 @@ async function summarise(
   const measurement: Measurement = {
     config,
     cluster,
+    trivyStandIn: { kind: 'bash' },
     report: { fixture: report.fixture, bytes: report.bytes, vulnerabilities: report.vulnerabilities },
     setupMs,
     exitCode: scanner.exitCode,
@@ -288,8 +293,9 @@ async function summarise(
     dbMs,
     idealMs: dbMs.total + Math.ceil(cluster.images / config.concurrency) * config.latencyMs,
     discoveryMs: summary?.discovery_ms,
-    cpuUserS: summary?.resources?.cpu_user_s,
-    cpuSystemS: summary?.resources?.cpu_system_s,
+    // The launcher (the small process that starts Trivy for the scanner) is part of the scanner's own cost.
+    cpuUserS: plus(summary?.resources?.cpu_user_s, summary?.resources?.launcher?.cpu_user_s),
+    cpuSystemS: plus(summary?.resources?.cpu_system_s, summary?.resources?.launcher?.cpu_system_s),
     maxRssMiB: summary?.resources?.max_rss_mib,
     time,
     images: { total: summary?.images?.total, scanned: summary?.images?.scanned, failed: summary?.images?.failed },
@@ -392,4 +398,8 @@ function run(command: string, args: string[]): Promise<void> {
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited with ${code}`))));
   });
+}
+
+function plus(scanner: number | undefined, launcher: number | undefined): number | undefined {
+  return scanner === undefined ? undefined : scanner + (launcher ?? 0);
 }

@@ -1,4 +1,5 @@
-// Bundles the CLI into one self-contained file (what the container image ships).
+// Bundles the CLI into one self-contained file, and the Trivy launcher it starts (src/trivy/launcher/main.ts) into a
+// second one beside it: dist/ephor-scanner.mjs and dist/trivy-launcher.mjs are what the container image ships.
 import { build } from 'esbuild';
 import { readFileSync, chmodSync } from 'node:fs';
 
@@ -6,8 +7,9 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 const outfile = 'dist/ephor-scanner.mjs';
 
 await build({
-  entryPoints: ['src/cli.ts'],
-  outfile,
+  entryPoints: { 'ephor-scanner': 'src/cli.ts', 'trivy-launcher': 'src/trivy/launcher/main.ts' },
+  outdir: 'dist',
+  outExtension: { '.js': '.mjs' },
   bundle: true,
   platform: 'node',
   format: 'esm',

@@ -10,6 +10,7 @@ import { SETTINGS } from './config/settings.js';
 import { KubeConfigError } from './kube/client.js';
 import { SecretRegistry, createLogger, type Logger } from './log.js';
 import { runScan } from './run/run.js';
+import { stopLauncher } from './trivy/launcher/client.js';
 import { VERSION } from './version.js';
 
 export const EXIT_OK = 0;
@@ -148,6 +149,7 @@ async function main(): Promise<void> {
     // --help and --version end here with exit code 0; a bad flag is a configuration error.
     process.exit(error.exitCode === 0 ? EXIT_OK : EXIT_CONFIG);
   }
+  await stopLauncher();
   process.exit(process.exitCode ?? EXIT_OK);
 }
 

@@ -2,8 +2,7 @@
 // of every piece is known before anything is read, so a body can be split into parts of bounded size by whole
 // workloads (a workload too big on its own, by whole containers; a container is never split: Ephor auto-resolves
 // per container) and sent with an exact Content-Length without ever being built in memory.
-import { createReadStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 
 export interface FindingsFile {
@@ -131,16 +130,51 @@ function pieces(part: BodyPart): Piece[] {
   return out;
 }
 
+/** Bytes handed to the socket at a time: few large writes, not one per small piece. */
+const CHUNK_BYTES = 1024 * 1024;
+
 /** A fresh stream of the part's bytes (a retry needs a new one). */
 export function bodyStream(part: BodyPart): Readable {
-  return Readable.from(
-    (async function* () {
-      for (const piece of pieces(part)) {
-        if (typeof piece === 'string') yield Buffer.from(piece);
-        else yield* createReadStream(piece.file, { highWaterMark: 64 * 1024 });
+  return Readable.from(chunks(part), { objectMode: false });
+}
+
+/** The part's pieces packed into chunks of CHUNK_BYTES: small strings copied in, findings files read straight in. */
+async function* chunks(part: BodyPart): AsyncGenerator<Buffer> {
+  let buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+  let used = 0;
+  for (const piece of pieces(part)) {
+    if (typeof piece === 'string') {
+      const bytes = byteLength(piece);
+      if (used + bytes > CHUNK_BYTES && used > 0) {
+        yield buffer.subarray(0, used);
+        buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+        used = 0;
       }
-    })(),
-  );
+      if (bytes > CHUNK_BYTES) yield Buffer.from(piece);
+      else used += buffer.write(piece, used);
+      continue;
+    }
+    const handle = await open(piece.file, 'r');
+    try {
+      let read = 0;
+      for (;;) {
+        if (used === CHUNK_BYTES) {
+          yield buffer;
+          buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+          used = 0;
+        }
+        const { bytesRead } = await handle.read(buffer, used, CHUNK_BYTES - used, null);
+        if (bytesRead === 0) break;
+        used += bytesRead;
+        read += bytesRead;
+      }
+      // The Content-Length was computed from the recorded size: a file that changed would corrupt the body.
+      if (read !== piece.bytes) throw new Error(`findings file ${piece.file} holds ${read} bytes, expected ${piece.bytes}`);
+    } finally {
+      await handle.close();
+    }
+  }
+  if (used > 0) yield buffer.subarray(0, used);
 }
 
 /** The whole part as one string: for tests and small bodies only. */

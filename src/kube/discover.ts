@@ -42,6 +42,26 @@ export async function discoverWorkloads(client: KubeClient, options: DiscoverOpt
   ]);
   const listed = new Map<string, Workload[]>();
   const pods = new Map<string, NamespacePods>();
+  const attributed = new Map<string, Workload[]>();
+  const notAttributed: Discovery['notAttributed'] = {};
+  const tasksLeft = new Map<string, number>();
+  for (const task of tasks) tasksLeft.set(task.namespace, (tasksLeft.get(task.namespace) ?? 0) + 1);
+  // A namespace's Pods are attributed as soon as its last list is in, and then dropped: at most a few namespaces'
+  // Pods are held at any time, however big the cluster.
+  const taskDone = (namespace: string) => {
+    const left = tasksLeft.get(namespace)! - 1;
+    tasksLeft.set(namespace, left);
+    if (left > 0) return;
+    const ordered = controllerKinds.flatMap((kind) => (listed.get(namespace) ?? []).filter((w) => w.kind === kind));
+    const running = applyRunningPods(namespace, ordered, pods.get(namespace), { standalonePods: options.kinds.includes('Pod') });
+    listed.delete(namespace);
+    pods.delete(namespace);
+    attributed.set(namespace, running.workloads);
+    if (Object.keys(running.notAttributed).length > 0) {
+      notAttributed[namespace] = running.notAttributed;
+      log.info({ namespace, pods_by_controller: running.notAttributed }, 'pods of controllers Ephor has no kind for are not reported');
+    }
+  };
   let successfulLists = 0;
   let consecutiveUnreachable = 0;
   let next = 0;
@@ -64,6 +84,7 @@ export async function discoverWorkloads(client: KubeClient, options: DiscoverOpt
       const kind = 'pods' in task ? PODS.kind : task.spec.kind;
       if (consecutiveUnreachable >= UNREACHABLE_AFTER) {
         errors.push({ namespace: task.namespace, kind, reason: 'unreachable', message: `skipped: the Kubernetes API at ${client.server} did not answer the previous calls` });
+        taskDone(task.namespace);
         continue;
       }
       try {
@@ -75,21 +96,12 @@ export async function discoverWorkloads(client: KubeClient, options: DiscoverOpt
         errors.push(failure);
         logFailure(log, failure, 'pods' in task && !options.kinds.includes('Pod'));
       }
+      taskDone(task.namespace);
     }
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL_LISTS, tasks.length) }, worker));
 
-  const workloads: Workload[] = [];
-  const notAttributed: Discovery['notAttributed'] = {};
-  for (const namespace of namespaces) {
-    const ordered = controllerKinds.flatMap((kind) => (listed.get(namespace) ?? []).filter((w) => w.kind === kind));
-    const running = applyRunningPods(namespace, ordered, pods.get(namespace), { standalonePods: options.kinds.includes('Pod') });
-    workloads.push(...running.workloads);
-    if (Object.keys(running.notAttributed).length > 0) {
-      notAttributed[namespace] = running.notAttributed;
-      log.info({ namespace, pods_by_controller: running.notAttributed }, 'pods of controllers Ephor has no kind for are not reported');
-    }
-  }
+  const workloads = namespaces.flatMap((namespace) => attributed.get(namespace) ?? []);
   return { namespaces, workloads, errors, successfulLists, notAttributed };
 }
 

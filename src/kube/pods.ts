@@ -1,6 +1,7 @@
 // The Pods of a namespace, reduced to what tells which images really run, and the owners of their ReplicaSets and
 // Jobs (listed as metadata only: a full ReplicaSet carries a whole pod template the scanner does not need).
 import type { KubeClient } from './client.js';
+import { EPHOR_LABEL_PREFIX } from './labels.js';
 import { listAll, type ListOptions } from './list.js';
 import { pullSecretNamesOf, serviceAccountOf, type RawContainer, type RawPodSpec } from './workload-kinds.js';
 
@@ -17,6 +18,7 @@ export interface PodFacts {
   phase: string;
   /** The controller ownerReference (controller: true), if any. */
   owner?: OwnerRef;
+  /** Only `pod-template-hash` and the `ephor.dev/*` labels. */
   labels: Record<string, string>;
   serviceAccount: string;
   pullSecretNames: string[];
@@ -52,6 +54,9 @@ interface RawPod {
     ephemeralContainerStatuses?: RawStatus[];
   };
 }
+
+/** Set by the Deployment controller on its Pods: names their ReplicaSet `<deployment>-<hash>`. */
+export const TEMPLATE_HASH_LABEL = 'pod-template-hash';
 
 /** Asks the API server for metadata only; a server that ignores it sends full objects, which reduce the same way. */
 const METADATA_ONLY = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
@@ -94,8 +99,11 @@ export function toPodFacts(pod: RawPod): PodFacts | undefined {
   add(pod.spec?.initContainers, 'init');
   add(pod.spec?.containers, 'app');
   add(pod.spec?.ephemeralContainers, 'ephemeral');
+  // Only the labels attribution and reporting read: a cluster's Pods carry many more.
   const labels: Record<string, string> = {};
-  for (const [key, value] of Object.entries(pod.metadata?.labels ?? {})) if (typeof value === 'string') labels[key] = value;
+  for (const [key, value] of Object.entries(pod.metadata?.labels ?? {})) {
+    if (typeof value === 'string' && (key === TEMPLATE_HASH_LABEL || key.startsWith(EPHOR_LABEL_PREFIX))) labels[key] = value;
+  }
   return {
     name,
     phase: typeof pod.status?.phase === 'string' ? pod.status.phase : 'Unknown',

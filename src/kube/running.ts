@@ -5,7 +5,7 @@
 import { registryDigestOf } from '../images/image-id.js';
 import type { ContainerRef, TagReason, Workload, WorkloadKind } from '../types.js';
 import { ephorLabels } from './labels.js';
-import type { OwnerRef, PodContainer, PodFacts } from './pods.js';
+import { TEMPLATE_HASH_LABEL, type OwnerRef, type PodContainer, type PodFacts } from './pods.js';
 
 export interface NamespacePods {
   pods: PodFacts[];
@@ -87,7 +87,7 @@ function ownedBy(owner: OwnerRef | undefined, kind: string): string | undefined 
 
 /** Without the ReplicaSet list: the Deployment controller names them `<deployment>-<pod-template-hash>`. */
 function deploymentByName(replicaSet: string, pod: PodFacts, workloads: Map<string, Workload>): string | undefined {
-  const hash = pod.labels['pod-template-hash'];
+  const hash = pod.labels[TEMPLATE_HASH_LABEL];
   if (!hash || !replicaSet.endsWith(`-${hash}`)) return undefined;
   const name = replicaSet.slice(0, -hash.length - 1);
   return workloads.has(`Deployment/${name}`) ? name : undefined;

@@ -34,14 +34,17 @@ export async function writeImageFindings(reportFile: string, severities: readonl
   const ecosystems = new Set<string>();
   const findings: Omit<ImageFindings, 'file' | 'bytes'> = { repoDigests: [], ecosystems: [], count: 0, bySeverity: emptyCounts(), skippedEntries: 0 };
   const handle = await open(findingsFile, 'w', 0o600);
-  let pending: string[] = [];
+  // Buffers, not strings: joining strings where a few hold non-Latin-1 text makes the whole result two-byte (slow).
+  let pending: Buffer[] = [Buffer.from('[')];
   let bytes = 0;
-  const writeOut = async (text: string) => {
-    bytes += Buffer.byteLength(text);
-    await handle.write(text);
+  const writeOut = async () => {
+    if (pending.length === 0) return;
+    const chunk = Buffer.concat(pending);
+    pending = [];
+    bytes += chunk.length;
+    await handle.write(chunk);
   };
   try {
-    await writeOut('[');
     await streamReport(reportFile, {
       metadata(metadata) {
         const os = metadata.OS;
@@ -61,19 +64,15 @@ export async function writeImageFindings(reportFile: string, severities: readonl
         if (seen.has(key)) return; // one package found at two paths is one finding in Ephor
         seen.add(key);
         findings.bySeverity[mapped.severity]++;
-        pending.push((findings.count++ === 0 ? '' : ',') + JSON.stringify(mapped));
+        pending.push(Buffer.from((findings.count++ === 0 ? '' : ',') + JSON.stringify(mapped)));
       },
       result(result) {
         if (!isBlank(result.Type)) ecosystems.add(result.Type!);
       },
-      async flush() {
-        if (pending.length === 0) return;
-        const text = pending.join('');
-        pending = [];
-        await writeOut(text);
-      },
+      flush: writeOut,
     });
-    await writeOut(']');
+    pending.push(Buffer.from(']'));
+    await writeOut();
   } finally {
     await handle.close();
   }

@@ -13,6 +13,7 @@ import { PullSecretResolver } from '../kube/pull-secrets.js';
 import type { Logger, SecretRegistry } from '../log.js';
 import { TrivyUnavailableError, prepareTrivy, type TrivySetup } from '../trivy/database.js';
 import { describeWriteError } from '../trivy/failure.js';
+import { launcherUsage } from '../trivy/launcher/client.js';
 import { runPool } from '../trivy/pool.js';
 import { readImageScan, runImageScan, type ScanContext } from '../trivy/scan.js';
 import type { Discovery, NotDeliveredReason, ScanResult, ScanTarget, Workload } from '../types.js';
@@ -270,10 +271,16 @@ function runFacts(context: RunContext, trivy: TrivySetup): RunFacts {
   };
 }
 
-function finish(context: RunContext, started: number, summary: RunSummary): RunSummary {
+async function finish(context: RunContext, started: number, summary: RunSummary): Promise<RunSummary> {
   summary.durationMs = Date.now() - started;
   const usage = process.resourceUsage();
-  summary.resources = { cpuUserMs: Math.round(usage.userCPUTime / 1000), cpuSystemMs: Math.round(usage.systemCPUTime / 1000), maxRssKiB: usage.maxRSS };
+  const launcher = await launcherUsage();
+  summary.resources = {
+    cpuUserMs: Math.round(usage.userCPUTime / 1000),
+    cpuSystemMs: Math.round(usage.systemCPUTime / 1000),
+    maxRssKiB: usage.maxRSS,
+    launcher: launcher && { cpuUserMs: Math.round(launcher.userMs), cpuSystemMs: Math.round(launcher.systemMs), maxRssKiB: launcher.maxRssKiB },
+  };
   const record = summaryRecord(summary);
   const fields = context.config.log.format === 'text' ? { ...record, per_namespace: undefined, table: summaryTable(summary) } : record;
   context.log[summary.exitCode === 0 ? 'info' : 'error'](fields, 'ephor-scanner completed');

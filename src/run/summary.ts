@@ -25,12 +25,25 @@ export interface SbomCounts {
   skipped: number;
 }
 
+export interface ProcessResources {
+  cpuUserMs: number;
+  cpuSystemMs: number;
+  maxRssKiB: number;
+}
+
+function resourceFields(resources: ProcessResources) {
+  return { cpu_user_s: resources.cpuUserMs / 1000, cpu_system_s: resources.cpuSystemMs / 1000, max_rss_mib: Math.round(resources.maxRssKiB / 102.4) / 10 };
+}
+
 export interface RunSummary {
   exitCode: number;
   /** Discovery's duration (ms). */
   discoveryMs?: number;
   /** The scanner process's own CPU time and peak memory (Trivy processes excluded). */
-  resources?: { cpuUserMs: number; cpuSystemMs: number; maxRssKiB: number };
+  resources?: ProcessResources & {
+    /** The Trivy launcher process (src/trivy/launcher), when it ran: part of the scanner's own cost. */
+    launcher?: ProcessResources;
+  };
   /** Payloads of earlier runs delivered from the spool (or still failing). */
   spooled?: { delivered: number; failed: number };
   /** Present when SBOM_ENABLED. */
@@ -76,9 +89,8 @@ export function summaryRecord(summary: RunSummary): Record<string, unknown> {
     sboms: summary.sboms,
     spooled_earlier_runs: summary.spooled,
     resources: summary.resources && {
-      cpu_user_s: summary.resources.cpuUserMs / 1000,
-      cpu_system_s: summary.resources.cpuSystemMs / 1000,
-      max_rss_mib: Math.round(summary.resources.maxRssKiB / 102.4) / 10,
+      ...resourceFields(summary.resources),
+      launcher: summary.resources.launcher && resourceFields(summary.resources.launcher),
     },
     top_failures: topFailures(summary.images.failedByReason),
     per_namespace: summary.namespaces.map((n) => ({

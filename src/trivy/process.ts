@@ -1,7 +1,8 @@
-// Runs the Trivy executable: argv array (never a shell), its own process group so a timeout or shutdown kills
-// Trivy and everything it started, bounded capture of its output, and an environment without the scanner's settings.
-import { spawn } from 'node:child_process';
+// Runs the Trivy executable, started in its own process group by the launcher (launcher/main.ts): a timeout or
+// shutdown kills Trivy and everything it started; its environment is the scanner's without the scanner's settings.
 import { SETTINGS } from '../config/settings.js';
+import { killGroup } from './child-process.js';
+import { launch } from './launcher/client.js';
 
 export interface RunOptions {
   binary: string;
@@ -29,13 +30,6 @@ export interface RunOutcome {
   durationMs: number;
 }
 
-/** Head and tail of stderr are kept: the head has the first error, the tail the FATAL line. */
-const STDERR_HEAD = 16 * 1024;
-const STDERR_TAIL = 48 * 1024;
-const STDOUT_LIMIT = 1024 * 1024;
-/** After the process exits, how long to wait for its pipes to drain (a grandchild may still hold them). */
-const DRAIN_MS = 1000;
-
 /** Process groups still running, killed on shutdown and when this process exits for any reason. */
 const liveGroups = new Set<number>();
 process.on('exit', killAllTrivyProcesses);
@@ -44,43 +38,20 @@ export function killAllTrivyProcesses(): void {
   for (const pid of liveGroups) killGroup(pid);
 }
 
-function killGroup(pid: number): void {
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
 export function runTrivy(options: RunOptions): Promise<RunOutcome> {
   const started = Date.now();
   return new Promise((resolve) => {
     let timedOut = false;
     let cancelled = false;
     let settled = false;
-    const stderr = new BoundedText(STDERR_HEAD, STDERR_TAIL);
-    const stdout = new BoundedText(STDOUT_LIMIT, 0);
+    let pid: number | undefined;
+    /** A kill asked for before the process was known to exist. */
+    let killPending = false;
 
-    const child = spawn(options.binary, options.args, {
-      env: { ...trivyEnvironment(options.env), ...options.extraEnv },
-      stdio: ['ignore', options.captureStdout ? 'pipe' : 'ignore', 'pipe'],
-      detached: true,
-    });
-    const pid = child.pid;
-    if (pid !== undefined) liveGroups.add(pid);
-
-    const finish = (exitCode: number | null, signal: NodeJS.Signals | null, spawnError?: string) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
-      if (pid !== undefined) {
-        killGroup(pid); // leftovers of the group (Trivy itself has exited)
-        liveGroups.delete(pid);
-      }
-      resolve({ exitCode, signal, timedOut, cancelled, stdout: stdout.text(), stderr: stderr.text(), spawnError, durationMs: Date.now() - started });
+    const kill = () => {
+      if (pid !== undefined) killGroup(pid);
+      else killPending = true;
     };
-    const kill = () => pid !== undefined && killGroup(pid);
     const onAbort = () => {
       cancelled = true;
       kill();
@@ -92,16 +63,21 @@ export function runTrivy(options: RunOptions): Promise<RunOutcome> {
     if (options.signal?.aborted) onAbort();
     else options.signal?.addEventListener('abort', onAbort, { once: true });
 
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => stderr.append(chunk));
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => stdout.append(chunk));
-    child.on('error', (error) => finish(null, null, error.message));
-    child.on('exit', (code, signal) => {
-      // 'close' waits for every holder of the pipes; a stray grandchild must not hold up the run.
-      const drained = setTimeout(() => finish(code, signal), DRAIN_MS);
-      child.on('close', () => {
-        clearTimeout(drained);
-        finish(code, signal);
-      });
+    const env = { ...trivyEnvironment(options.env), ...options.extraEnv };
+    launch({ binary: options.binary, args: options.args, env, captureStdout: options.captureStdout ?? false }, {
+      started(startedPid) {
+        pid = startedPid;
+        liveGroups.add(startedPid);
+        if (killPending) killGroup(startedPid);
+      },
+      done(result) {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        if (pid !== undefined) liveGroups.delete(pid);
+        resolve({ ...result, timedOut, cancelled, durationMs: Date.now() - started });
+      },
     });
   });
 }
@@ -126,34 +102,4 @@ export function trivyEnvironment(env: Record<string, string | undefined>): Recor
     if (value !== undefined && !WITHHELD.has(key)) result[key] = value;
   }
   return result;
-}
-
-class BoundedText {
-  private head = '';
-  private tail = '';
-  private dropped = 0;
-
-  constructor(private readonly headLimit: number, private readonly tailLimit: number) {}
-
-  append(chunk: string): void {
-    if (this.head.length < this.headLimit) {
-      const room = this.headLimit - this.head.length;
-      this.head += chunk.slice(0, room);
-      chunk = chunk.slice(room);
-    }
-    if (chunk.length === 0) return;
-    if (this.tailLimit === 0) {
-      this.dropped += chunk.length;
-      return;
-    }
-    this.tail += chunk;
-    if (this.tail.length > this.tailLimit) {
-      this.dropped += this.tail.length - this.tailLimit;
-      this.tail = this.tail.slice(-this.tailLimit);
-    }
-  }
-
-  text(): string {
-    return this.dropped > 0 ? `${this.head}\n[… ${this.dropped} characters omitted …]\n${this.tail}` : this.head + this.tail;
-  }
 }

@@ -4,7 +4,7 @@
 // `Vulnerabilities`. Everything else (`Packages` with --list-all-pkgs, secrets, …) is skipped byte by byte, so a
 // 200 MB report costs a few megabytes of memory. Anything that is not such a report is an InvalidReportError.
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { InvalidReportError, type TrivyReport, type TrivyResult, type TrivyVulnerability } from './report.js';
 
 export interface ReportVisitor {
@@ -18,6 +18,8 @@ export interface ReportVisitor {
 
 /** Reports beyond this are refused outright (they would take minutes to read and say something is wrong). */
 export const MAX_REPORT_BYTES = 2 * 1024 ** 3;
+/** Reports up to this size are read in one go (one read instead of many, and no value spans two chunks). */
+const WHOLE_READ_BYTES = 4 * 1024 * 1024;
 /** One captured value (a vulnerability, the metadata) beyond this is not a plausible Trivy report. */
 const MAX_CAPTURE_BYTES = 64 * 1024 * 1024;
 
@@ -52,6 +54,12 @@ export async function streamReport(file: string, visitor: ReportVisitor, maxByte
   if (size > maxBytes) throw new InvalidReportError(`report is ${size} bytes, over the ${maxBytes}-byte limit`);
 
   const parser = new ReportParser(visitor);
+  if (size <= WHOLE_READ_BYTES) {
+    parser.write(await readFile(file));
+    parser.end();
+    await visitor.flush?.();
+    return;
+  }
   for await (const chunk of createReadStream(file, { highWaterMark: 256 * 1024 })) {
     parser.write(chunk as Buffer);
     await visitor.flush?.();
@@ -79,14 +87,27 @@ export class ReportParser {
   constructor(private readonly visitor: ReportVisitor) {}
 
   write(chunk: Buffer): void {
+    // Strings are most of a report: they are skipped with indexOf (native), not byte by byte.
+    let nextBackslash = -2;
     for (let i = 0; i < chunk.length; i++) {
-      const byte = chunk[i]!;
       if (this.inString) {
-        if (this.escaped) this.escaped = false;
-        else if (byte === Byte.Backslash) this.escaped = true;
-        else if (byte === Byte.Quote) this.endString(chunk, i);
+        if (this.escaped) {
+          this.escaped = false;
+          continue;
+        }
+        const quote = chunk.indexOf(Byte.Quote, i);
+        if (nextBackslash !== -1 && nextBackslash < i) nextBackslash = chunk.indexOf(Byte.Backslash, i);
+        if (nextBackslash !== -1 && (quote === -1 || nextBackslash < quote)) {
+          i = nextBackslash;
+          this.escaped = true;
+          continue;
+        }
+        if (quote === -1) break;
+        i = quote;
+        this.endString(chunk, i);
         continue;
       }
+      const byte = chunk[i]!;
       if (this.scalar !== undefined) {
         if (isScalarByte(byte)) {
           this.scalar += String.fromCharCode(byte);
@@ -208,7 +229,8 @@ export class ReportParser {
     const top = this.stack.at(-1);
     if (top?.kind === 'object' && top.expectKey) {
       this.stringParts.push(chunk.subarray(Math.max(this.stringStart, 0), index));
-      top.key = parse(`"${Buffer.concat(this.stringParts).toString('utf8')}"`, 'a key') as string;
+      const raw = this.stringParts.length === 1 ? this.stringParts[0]!.toString('utf8') : Buffer.concat(this.stringParts).toString('utf8');
+      top.key = /[\\\u0000-\u001f]/.test(raw) ? (parse(`"${raw}"`, 'a key') as string) : raw;
       top.expectKey = false;
     } else if (this.capture && this.stack.length === this.capture.depth) {
       this.finishCapture(chunk, index + 1);
@@ -235,7 +257,12 @@ export class ReportParser {
   private finishCapture(chunk: Buffer, endExclusive: number): void {
     const capture = this.capture!;
     this.capture = undefined;
-    capture.parts.push(chunk.subarray(Math.max(capture.start, 0), endExclusive));
+    const start = Math.max(capture.start, 0);
+    if (capture.parts.length === 0) {
+      capture.onDone(chunk.toString('utf8', start, endExclusive));
+      return;
+    }
+    capture.parts.push(chunk.subarray(start, endExclusive));
     capture.onDone(Buffer.concat(capture.parts).toString('utf8'));
   }
 

@@ -163,9 +163,14 @@ async function ephemeralCache(attemptDir: string, sharedCacheDir: string): Promi
   return cacheDir;
 }
 
+/** Database directories found once are not looked up again (they are never removed during a run). */
+const existing = new Set<string>();
+
 async function exists(file: string): Promise<boolean> {
+  if (existing.has(file)) return true;
   try {
     await access(file);
+    existing.add(file);
     return true;
   } catch {
     return false;

@@ -148,7 +148,8 @@ describe('packaging', () => {
     assert.ok(![4, 5, 6].includes(Number(trivy[2])), `trivy ${trivy[1]} is a compromised release`);
     assert.match(df, /^ARG NODE_IMAGE=node:22\.[0-9.]+-alpine/m);
     assert.match(df, /^COPY --from=trivy \/usr\/local\/bin\/trivy \/usr\/local\/bin\/trivy$/m);
-    assert.match(df, /^COPY --from=build \/src\/dist\/ephor-scanner\.mjs \/app\/ephor-scanner\.mjs$/m);
+    // The bundle and the Trivy launcher it forks must sit side by side (src/trivy/launcher/client.ts finds it there).
+    assert.match(df, /^COPY --from=build \/src\/dist\/ephor-scanner\.mjs \/src\/dist\/trivy-launcher\.mjs \/app\/$/m);
     assert.match(df, /^USER 10001:10001$/m);
     assert.match(df, /^ENTRYPOINT \["node", "\/app\/ephor-scanner\.mjs"\]$/m);
     assert.doesNotMatch(df, /^CMD /m, 'no arguments: one scan run configured by environment variables');

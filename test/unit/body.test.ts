@@ -79,4 +79,29 @@ describe('namespace bodies in parts', () => {
     for await (const chunk of bodyStream(part!)) chunks.push(chunk as Buffer);
     assert.equal(Buffer.concat(chunks).toString('utf8'), await bodyText(part!));
   });
+
+  test('a body of several MiB streams in bounded chunks with the same bytes, multi-byte characters included', async () => {
+    const big = [workload('big', [['c1', 3000], ['c2', 2]]), ...Array.from({ length: 50 }, (_, i) => workloadEntry(
+      { namespace: 'shop', name: `w-ü-${i}`, kind: 'Deployment', labels: { note: 'é'.repeat(i * 5) } },
+      [containerEntry({ name: 'c', image_name: 'docker.io/library/nginx', image_tag: '1.25' }, findings(`small-${i}`, 1))],
+    ))];
+    const [part] = splitBody(big, envelope, 64 * 1024 * 1024);
+    const chunks: Buffer[] = [];
+    for await (const chunk of bodyStream(part!)) chunks.push(chunk as Buffer);
+    assert.ok(chunks.length >= 3, `${chunks.length} chunks`);
+    assert.ok(chunks.every((c) => c.length <= 1024 * 1024));
+    const bytes = Buffer.concat(chunks);
+    assert.equal(bytes.length, part!.bytes);
+    assert.equal(bytes.toString('utf8'), await bodyText(part!));
+    await parse(part!);
+  });
+
+  test('a findings file that changed size after it was measured fails the stream instead of sending a wrong body', async () => {
+    const entry = workload('changed', [['c1', 3]]);
+    const [part] = splitBody([entry], envelope, 8 * 1024 * 1024);
+    writeFileSync(entry.containers[0]!.findings.file, '[]');
+    await assert.rejects(async () => {
+      for await (const _ of bodyStream(part!)) void _;
+    }, /holds 2 bytes, expected \d+/);
+  });
 });

@@ -45,4 +45,12 @@ describe('the streaming report reader hands over exactly what JSON.parse sees', 
     const seen = streamed(Buffer.from(text), [1, 2]);
     assert.deepEqual(seen.vulnerabilities, [['debian', vuln]]);
   });
+
+  test('keys are compared after unescaping, and a raw control character in a key is invalid JSON', () => {
+    const vuln = { VulnerabilityID: 'CVE-2', PkgName: 'zlib' };
+    const escaped = `{"SchemaVersion":2,"Res\\u0075lts":[{"Type":"alpine","Vulnerabilit\\u0069es":[${JSON.stringify(vuln)}]}]}`;
+    for (const sizes of [[escaped.length], [1], [5, 3]]) assert.deepEqual(streamed(Buffer.from(escaped), sizes).vulnerabilities, [['alpine', vuln]]);
+    const broken = '{"SchemaVersion":2,"Re\u0001sults":[]}'; // a raw U+0001 inside the key
+    assert.throws(() => streamed(Buffer.from(broken), [7]), /not valid JSON in a key/);
+  });
 });

@@ -36,6 +36,13 @@ describe('imageID → the registry digest running', () => {
     assert.equal(pending!.phase, 'Pending');
     assert.equal(pending!.containers[0]!.imageID, '');
   });
+
+  test('a Pod keeps only the labels attribution and reporting read (pod-template-hash, ephor.dev/*)', () => {
+    const [pod] = readJson('lists', 'troubleshoot_pods_default.PodList.json').items as Array<{ metadata: { labels?: Record<string, string> } }>;
+    const labels = { ...pod!.metadata.labels, app: 'web', 'app.kubernetes.io/name': 'web', 'pod-template-hash': '75b66db9b9', 'ephor.dev/exposure': 'public' };
+    const facts = toPodFacts({ ...pod, metadata: { ...pod!.metadata, labels } } as Parameters<typeof toPodFacts>[0])!;
+    assert.deepEqual(facts.labels, { 'pod-template-hash': '75b66db9b9', 'ephor.dev/exposure': 'public' });
+  });
 });
 
 function workload(kind: Workload['kind'], name: string, containers: Array<[string, string]>, role: 'init' | 'app' = 'app'): Workload {

@@ -1,0 +1,128 @@
+// Trivy processes are started by the launcher, a small process beside the scanner (src/trivy/launcher): forking the
+// scanner's big heap costs far more. It must keep every guarantee of starting them directly: process groups killed on
+// timeout, nothing left running when the scanner dies, no secret in its environment or argv, and a launcher that dies
+// fails only the scans in flight (their processes killed) while later ones start directly.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { launcherPid } from '../../src/trivy/launcher/client.js';
+import { runTrivy } from '../../src/trivy/process.js';
+import { REPO_ROOT } from '../support/paths.js';
+
+const WORK = mkdtempSync(path.join(os.tmpdir(), 'launcher-test-'));
+process.on('exit', () => rmSync(WORK, { recursive: true, force: true }));
+const SECRET = 'launcher-test-secret-7f3a9c';
+process.env.EPHOR_AUTH_VALUE = `Bearer ${SECRET}`;
+
+function script(name: string, body: string): string {
+  const file = path.join(WORK, name);
+  writeFileSync(file, `#!/bin/sh\n${body}\n`);
+  chmodSync(file, 0o755);
+  return file;
+}
+
+/** Parent pid of a process, from /proc. */
+function parentOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function gone(pid: number, withinMs: number): Promise<boolean> {
+  for (const until = Date.now() + withinMs; Date.now() < until; await sleep(50)) if (!alive(pid)) return true;
+  return !alive(pid);
+}
+
+const env = () => ({ PATH: process.env.PATH, EPHOR_AUTH_VALUE: process.env.EPHOR_AUTH_VALUE });
+
+describe('the Trivy launcher', { timeout: 60_000 }, () => {
+  test('Trivy is a child of the launcher, not of the scanner, and its output and exit status come back', async () => {
+    const outcome = await runTrivy({ binary: script('ppid.sh', 'echo "ppid $PPID" >&2; exit 3'), args: [], env: env(), timeoutMs: 10_000 });
+    const launcher = launcherPid();
+    assert.ok(launcher !== undefined && launcher !== process.pid);
+    assert.equal(outcome.exitCode, 3);
+    assert.equal(outcome.stderr.trim(), `ppid ${launcher}`);
+    assert.equal(parentOf(launcher), process.pid);
+  });
+
+  test('the launcher holds no secret: no environment of its own, nothing in its argv; Trivy does not get the scanner settings', async () => {
+    const outcome = await runTrivy({ binary: script('env.sh', 'env >&2'), args: [], env: env(), timeoutMs: 10_000 });
+    const launcher = launcherPid()!;
+    const names = readFileSync(`/proc/${launcher}/environ`, 'utf8').split('\0').filter(Boolean).map((v) => v.split('=')[0]);
+    assert.deepEqual(names.filter((name) => !name?.startsWith('NODE_CHANNEL_')), [], 'only the IPC variables Node sets itself');
+    assert.doesNotMatch(readFileSync(`/proc/${launcher}/cmdline`, 'utf8'), new RegExp(SECRET));
+    assert.doesNotMatch(outcome.stderr, new RegExp(SECRET));
+    assert.match(outcome.stderr, /^PATH=/m);
+  });
+
+  test('a timeout kills the process group started through the launcher', async () => {
+    const pidFile = path.join(WORK, 'hang.pid');
+    const started = Date.now();
+    const outcome = await runTrivy({ binary: script('hang.sh', `sleep 300 & echo $! > ${pidFile}; wait`), args: [], env: env(), timeoutMs: 500 });
+    assert.equal(outcome.timedOut, true);
+    assert.ok(Date.now() - started < 5_000);
+    assert.ok(await gone(Number(readFileSync(pidFile, 'utf8')), 2_000), 'the grandchild was killed with the group');
+  });
+
+  test('a scanner killed outright (SIGKILL, no exit hook) leaves no Trivy running: the launcher kills its groups', async () => {
+    const pidFile = path.join(WORK, 'orphan.pid');
+    const trivy = script('orphan.sh', `echo $$ > ${pidFile}; sleep 300 & wait`);
+    const driver = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/support/launcher-driver.ts'), trivy], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const launcher = await new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the driver never launched')), 20_000);
+        driver.stdout.setEncoding('utf8').on('data', (text: string) => {
+          const match = /launched (\d+)/.exec(text);
+          if (match) {
+            clearTimeout(timer);
+            resolve(Number(match[1]));
+          }
+        });
+      });
+      for (const until = Date.now() + 10_000; Date.now() < until; await sleep(50)) if (readFileIfAny(pidFile)) break;
+      const trivyPid = Number(readFileIfAny(pidFile));
+      assert.ok(trivyPid > 0 && alive(trivyPid));
+      driver.kill('SIGKILL');
+      assert.ok(await gone(trivyPid, 5_000), 'Trivy was killed when the scanner died');
+      assert.ok(await gone(launcher, 5_000), 'the launcher exited');
+    } finally {
+      driver.kill('SIGKILL');
+    }
+  });
+
+  // Last: once its launcher has died, this process starts Trivy directly for the rest of its life.
+  test('a launcher that dies fails the scan in flight (its process killed); the next one starts directly', async () => {
+    const pidFile = path.join(WORK, 'inflight.pid');
+    const pending = runTrivy({ binary: script('inflight.sh', `echo $$ > ${pidFile}; exec sleep 300`), args: [], env: env(), timeoutMs: 60_000 });
+    for (const until = Date.now() + 10_000; Date.now() < until; await sleep(50)) if (readFileIfAny(pidFile)) break;
+    const trivyPid = Number(readFileIfAny(pidFile));
+    process.kill(launcherPid()!, 'SIGKILL');
+    const outcome = await pending;
+    assert.equal(outcome.spawnError, 'the Trivy launcher process was killed by SIGKILL');
+    assert.ok(await gone(trivyPid, 3_000), 'the scan in flight was killed');
+    const next = await runTrivy({ binary: script('ppid2.sh', 'echo "ppid $PPID" >&2'), args: [], env: env(), timeoutMs: 10_000 });
+    assert.equal(next.exitCode, 0);
+    assert.equal(next.stderr.trim(), `ppid ${process.pid}`);
+    assert.equal(launcherPid(), undefined);
+  });
+});
+
+function readFileIfAny(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
