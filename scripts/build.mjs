@@ -1,10 +1,12 @@
 // Bundles the CLI into one self-contained file, and the Trivy launcher it starts (src/trivy/launcher/main.ts) into a
 // second one beside it: dist/ephor-scanner.mjs and dist/trivy-launcher.mjs are what the container image ships.
 import { build } from 'esbuild';
-import { readFileSync, chmodSync } from 'node:fs';
+import { chmodSync, readFileSync, rmSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 const outfile = 'dist/ephor-scanner.mjs';
+
+rmSync('dist', { recursive: true, force: true }); // nothing stale ships beside the bundle
 
 await build({
   entryPoints: { 'ephor-scanner': 'src/cli.ts', 'trivy-launcher': 'src/trivy/launcher/main.ts' },

@@ -73,3 +73,9 @@ export function describeWriteError(error: unknown, workDir: string): string {
   if (code === 'EACCES' || code === 'EROFS') return `cannot write in ${workDir} (TMPDIR): ${message}`;
   return message;
 }
+
+/** A failure of the scanner's own file work around a scan (its directories, the findings file), as a scan failure. */
+export function writeFailure(error: unknown, workDir: string): { ok: false; reason: 'no_space' | 'other'; detail: string } {
+  const reason = (error as NodeJS.ErrnoException)?.code === 'ENOSPC' ? 'no_space' : 'other';
+  return { ok: false, reason, detail: describeWriteError(error, workDir) };
+}

@@ -1,7 +1,7 @@
 // Runs the Trivy executable, started in its own process group by the launcher (launcher/main.ts): a timeout or
 // shutdown kills Trivy and everything it started; its environment is the scanner's without the scanner's settings.
 import { SETTINGS } from '../config/settings.js';
-import { killGroup } from './child-process.js';
+import { killGroup, type SpawnResult } from './child-process.js';
 import { launch } from './launcher/client.js';
 
 export interface RunOptions {
@@ -38,6 +38,10 @@ export function killAllTrivyProcesses(): void {
   for (const pid of liveGroups) killGroup(pid);
 }
 
+/** After a kill, how long the process may take to be reported gone before the call ends without it (a launcher
+ * that stopped answering must not hang the run). */
+export const SETTLE_AFTER_KILL_MS = 5000;
+
 export function runTrivy(options: RunOptions): Promise<RunOutcome> {
   const started = Date.now();
   return new Promise((resolve) => {
@@ -47,10 +51,21 @@ export function runTrivy(options: RunOptions): Promise<RunOutcome> {
     let pid: number | undefined;
     /** A kill asked for before the process was known to exist. */
     let killPending = false;
+    let settleTimer: NodeJS.Timeout | undefined;
 
+    const settle = (result: SpawnResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      clearTimeout(settleTimer);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (pid !== undefined) liveGroups.delete(pid);
+      resolve({ ...result, timedOut, cancelled, durationMs: Date.now() - started });
+    };
     const kill = () => {
       if (pid !== undefined) killGroup(pid);
       else killPending = true;
+      settleTimer ??= setTimeout(() => settle({ exitCode: null, signal: 'SIGKILL', stdout: '', stderr: '', spawnError: undefined }), SETTLE_AFTER_KILL_MS);
     };
     const onAbort = () => {
       cancelled = true;
@@ -66,18 +81,16 @@ export function runTrivy(options: RunOptions): Promise<RunOutcome> {
     const env = { ...trivyEnvironment(options.env), ...options.extraEnv };
     launch({ binary: options.binary, args: options.args, env, captureStdout: options.captureStdout ?? false }, {
       started(startedPid) {
+        if (settled) {
+          killGroup(startedPid); // too late: the call already ended
+          return;
+        }
+        if (pid !== undefined) liveGroups.delete(pid); // started again directly: the launcher died (launcher/client.ts)
         pid = startedPid;
         liveGroups.add(startedPid);
         if (killPending) killGroup(startedPid);
       },
-      done(result) {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        options.signal?.removeEventListener('abort', onAbort);
-        if (pid !== undefined) liveGroups.delete(pid);
-        resolve({ ...result, timedOut, cancelled, durationMs: Date.now() - started });
-      },
+      done: settle,
     });
   });
 }

@@ -2,14 +2,15 @@
 // SCAN_CONCURRENCY slots), then reading the report back from its file into a findings file (and the SBOM), which
 // runs outside the slot so the next Trivy process can start. Every failure is classified.
 import { createHash } from 'node:crypto';
-import { access, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
 import { dockerConfigFor, type RegistryCredential } from '../kube/pull-secrets.js';
 import { writeImageFindings, type ImageFindings } from '../report/findings.js';
 import type { ScanFailureReason, ScanTarget } from '../types.js';
 import { KILL_GRACE_MS, trivyDuration, type TrivySetup } from './database.js';
-import { classifyFailure, describeWriteError } from './failure.js';
+import { classifyFailure, writeFailure } from './failure.js';
 import { runTrivy } from './process.js';
 import { InvalidReportError } from './report.js';
 import { convertToSbom } from './sbom.js';
@@ -40,14 +41,21 @@ export interface ScanContext {
  * refuse one), then an anonymous pull; each attempt gets a private DOCKER_CONFIG holding only that registry's entry.
  */
 export async function runImageScan(target: ScanTarget, context: ScanContext, signal?: AbortSignal): Promise<TrivyRun> {
-  const scanDir = await mkdtemp(path.join(context.workDir, 'scan-'));
+  // The directories a scan needs are made synchronously: a few microseconds each, where awaiting each one in turn
+  // would hold the slot for several round trips of a busy event loop between two Trivy processes.
+  let scanDir: string;
+  try {
+    scanDir = mkdtempSync(path.join(context.workDir, 'scan-'));
+  } catch (error) {
+    return writeFailure(error, context.workDir);
+  }
   const dispose = () => rm(scanDir, { recursive: true, force: true });
   try {
     const { candidates, secretsTried } = (await context.credentials?.(target)) ?? { candidates: [], secretsTried: [] };
     const attempts: Array<RegistryCredential | undefined> = [...candidates, undefined];
     let outcome: TrivyRun | undefined;
     for (const [index, credential] of attempts.entries()) {
-      outcome = await scanOnce(target, context, scanDir, signal, credential && (await writeDockerConfig(scanDir, index, target.registry, credential)));
+      outcome = await scanOnce(target, context, path.join(scanDir, `attempt-${index}`), signal, credential && (await writeDockerConfig(scanDir, index, target.registry, credential)));
       if (outcome.ok) return { ...outcome, dispose };
       if (outcome.reason !== 'unauthorized') break;
     }
@@ -61,7 +69,7 @@ export async function runImageScan(target: ScanTarget, context: ScanContext, sig
     return { ok: false, reason: 'unauthorized', detail: `registry ${target.registry} refused the pull (${tried}): ${outcome!.detail}` };
   } catch (error) {
     await dispose();
-    return { ok: false, reason: 'other', detail: describeWriteError(error, context.workDir) };
+    return writeFailure(error, context.workDir);
   }
 }
 
@@ -77,16 +85,16 @@ export async function readImageScan(target: ScanTarget, run: Extract<TrivyRun, {
     return sbom.ok ? { ok: true, findings, sbomFile } : { ok: true, findings, sbomError: sbom.detail };
   } catch (error) {
     if (error instanceof InvalidReportError) return { ok: false, reason: 'invalid_output', detail: error.message };
-    return { ok: false, reason: 'other', detail: describeWriteError(error, context.workDir) };
+    return writeFailure(error, context.workDir);
   } finally {
     await run.dispose();
   }
 }
 
-async function scanOnce(target: ScanTarget, context: ScanContext, scanDir: string, signal: AbortSignal | undefined, dockerConfig: string | undefined): Promise<TrivyRun> {
+async function scanOnce(target: ScanTarget, context: ScanContext, attemptDir: string, signal: AbortSignal | undefined, dockerConfig: string | undefined): Promise<TrivyRun> {
   const { config } = context;
-  const attemptDir = await mkdtemp(path.join(scanDir, 'attempt-'));
-  const cacheDir = config.trivy.cacheMode === 'ephemeral' ? await ephemeralCache(attemptDir, config.trivy.cacheDir) : config.trivy.cacheDir;
+  mkdirSync(attemptDir);
+  const cacheDir = config.trivy.cacheMode === 'ephemeral' ? ephemeralCache(attemptDir, config.trivy.cacheDir) : config.trivy.cacheDir;
   const outputFile = path.join(attemptDir, 'report.json');
   const extraEnv: Record<string, string> = {};
   if (config.trivy.cacheMode === 'redis' && config.trivy.cacheBackend) extraEnv.TRIVY_CACHE_BACKEND = config.trivy.cacheBackend;
@@ -153,12 +161,12 @@ export function scanArgs({ ref, outputFile, cacheDir, config, setup }: ScanArgsI
  * A private cache directory per scan, so concurrent Trivy processes never contend for the layer cache's lock;
  * the databases of TRIVY_CACHE_DIR are linked in (Trivy opens them read-only when it skips the update).
  */
-async function ephemeralCache(attemptDir: string, sharedCacheDir: string): Promise<string> {
+function ephemeralCache(attemptDir: string, sharedCacheDir: string): string {
   const cacheDir = path.join(attemptDir, 'cache');
-  await mkdir(cacheDir);
+  mkdirSync(cacheDir);
   for (const database of ['db', 'java-db']) {
     const source = path.join(sharedCacheDir, database);
-    if (await exists(source)) await symlink(source, path.join(cacheDir, database), 'dir');
+    if (exists(source)) symlinkSync(source, path.join(cacheDir, database), 'dir');
   }
   return cacheDir;
 }
@@ -166,13 +174,9 @@ async function ephemeralCache(attemptDir: string, sharedCacheDir: string): Promi
 /** Database directories found once are not looked up again (they are never removed during a run). */
 const existing = new Set<string>();
 
-async function exists(file: string): Promise<boolean> {
+function exists(file: string): boolean {
   if (existing.has(file)) return true;
-  try {
-    await access(file);
-    existing.add(file);
-    return true;
-  } catch {
-    return false;
-  }
+  if (!existsSync(file)) return false;
+  existing.add(file);
+  return true;
 }

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ScanIngestRequest } from '../../src/types.js';
 import { deployment } from '../support/k8s-objects.js';
 import { logsWith, runScanner, scannedRef, startStandIns } from '../support/harness.js';
@@ -45,15 +46,21 @@ describe('shutdown', { timeout: 90_000 }, () => {
     });
     try {
       let signalledAt = 0;
+      let signalling: Promise<void> | undefined;
       const run = await runScanner(
         { ...standIns.env, SCAN_NAMESPACES: 'done,mixed', SCAN_CONCURRENCY: '2', TRIVY_TIMEOUT: '10m' },
         {
           timeoutMs: 60_000,
           onLog: (line, child) => {
-            if (line.msg === 'image scanned' && line.image === FAST && !signalledAt) {
+            if (line.msg !== 'image scanned' || line.image !== FAST || signalling) return;
+            // The signal goes once the hanging Trivy has started its grandchild (recorded in the invocation log).
+            signalling = (async () => {
+              for (const until = Date.now() + 10_000; Date.now() < until; await sleep(20)) {
+                if ((await standIns.invocations()).some((i) => i.behaviour === 'hang' && i.pids?.length === 2)) break;
+              }
               signalledAt = Date.now();
               child.kill('SIGTERM');
-            }
+            })();
           },
         },
       );
@@ -71,7 +78,8 @@ describe('shutdown', { timeout: 90_000 }, () => {
       assert.deepEqual(ledger.map((e) => [e.container, e.reason]).sort(), [['later', 'cancelled'], ['slow', 'cancelled']]);
 
       const scans = await standIns.scans();
-      assert.ok(!scans.some((s) => scannedRef(s) === LATER), 'no scan starts after the signal');
+      const startedAfterSignal = scans.filter((s) => scannedRef(s) === LATER && Date.parse(s.startedAt) >= signalledAt);
+      assert.deepEqual(startedAfterSignal, [], 'no scan starts after the signal');
       const hung = (await standIns.invocations()).find((i) => i.behaviour === 'hang');
       assert.ok(hung?.pids?.length === 2);
       for (const pid of hung!.pids!) assert.equal(await isAlive(pid), false, `process ${pid} of the hung scan's group was killed`);

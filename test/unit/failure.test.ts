@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { bestDetail, classifyFailure } from '../../src/trivy/failure.js';
+import { bestDetail, classifyFailure, writeFailure } from '../../src/trivy/failure.js';
 import { fixture } from '../support/paths.js';
 
 interface ErrorEntry {
@@ -64,5 +64,20 @@ describe('failure classification from the real Trivy stderr texts (fixtures/triv
 
   test('details are bounded', () => {
     assert.ok(bestDetail('x'.repeat(5000)).length <= 500);
+  });
+});
+
+describe('the scanner\'s own file errors around a scan', () => {
+  const error = (code: string, message: string) => Object.assign(new Error(message), { code });
+
+  test('a full disk is no_space with the fix; a read-only or foreign directory is other, naming it', () => {
+    assert.deepEqual(writeFailure(error('ENOSPC', 'ENOSPC: no space left on device, mkdtemp'), '/tmp/ephor-run'), {
+      ok: false,
+      reason: 'no_space',
+      detail: 'no space left on device in /tmp/ephor-run (TMPDIR): give the pod a larger /tmp (chart value tmp.sizeLimit)',
+    });
+    const readOnly = writeFailure(error('EROFS', 'EROFS: read-only file system, mkdtemp'), '/tmp/ephor-run');
+    assert.equal(readOnly.reason, 'other');
+    assert.match(readOnly.detail, /^cannot write in \/tmp\/ephor-run \(TMPDIR\): EROFS/);
   });
 });

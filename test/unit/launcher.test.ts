@@ -1,21 +1,23 @@
 // Trivy processes are started by the launcher, a small process beside the scanner (src/trivy/launcher): forking the
 // scanner's big heap costs far more. It must keep every guarantee of starting them directly: process groups killed on
 // timeout, nothing left running when the scanner dies, no secret in its environment or argv, and a launcher that dies
-// fails only the scans in flight (their processes killed) while later ones start directly.
+// loses nothing: the scans in flight are killed and started again directly, as are later ones.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { launcherPid } from '../../src/trivy/launcher/client.js';
-import { runTrivy } from '../../src/trivy/process.js';
+import { runTrivy, SETTLE_AFTER_KILL_MS } from '../../src/trivy/process.js';
 import { REPO_ROOT } from '../support/paths.js';
 
 const WORK = mkdtempSync(path.join(os.tmpdir(), 'launcher-test-'));
 process.on('exit', () => rmSync(WORK, { recursive: true, force: true }));
 const SECRET = 'launcher-test-secret-7f3a9c';
+/** A sleep no other process runs, to find the late process by its command line. */
+const LATE_SLEEP = 31_337 + (process.pid % 1000);
 process.env.EPHOR_AUTH_VALUE = `Bearer ${SECRET}`;
 
 function script(name: string, body: string): string {
@@ -102,16 +104,45 @@ describe('the Trivy launcher', { timeout: 60_000 }, () => {
     }
   });
 
+  test('a launcher that stops answering cannot hang the run: a timed-out call ends soon after its kill', async () => {
+    const launcher = launcherPid()!;
+    process.kill(launcher, 'SIGSTOP');
+    try {
+      const started = Date.now();
+      const outcome = await runTrivy({ binary: script('never.sh', `exec sleep ${LATE_SLEEP}`), args: [], env: env(), timeoutMs: 300 });
+      const took = Date.now() - started;
+      assert.equal(outcome.timedOut, true);
+      assert.ok(took >= 300 + SETTLE_AFTER_KILL_MS - 100 && took < 300 + SETTLE_AFTER_KILL_MS + 2_000, `ended after ${took} ms`);
+    } finally {
+      process.kill(launcher, 'SIGCONT');
+    }
+    // The launcher catches up and starts the late process (requests are handled in order, so before after.sh):
+    // it is killed as soon as it is reported, nothing keeps running.
+    const after = await runTrivy({ binary: script('after.sh', 'exit 0'), args: [], env: env(), timeoutMs: 10_000 });
+    assert.equal(after.exitCode, 0);
+    let running = '';
+    for (const until = Date.now() + 3_000; Date.now() < until; await sleep(50)) {
+      running = spawnSync('pgrep', ['-f', `^sleep ${LATE_SLEEP}$`], { encoding: 'utf8', timeout: 5_000 }).stdout.trim();
+      if (!running) break;
+    }
+    assert.equal(running, '', 'the late process was killed');
+  });
+
   // Last: once its launcher has died, this process starts Trivy directly for the rest of its life.
-  test('a launcher that dies fails the scan in flight (its process killed); the next one starts directly', async () => {
+  test('a launcher that dies: the scan in flight is killed and started again directly; later ones start directly', async () => {
     const pidFile = path.join(WORK, 'inflight.pid');
-    const pending = runTrivy({ binary: script('inflight.sh', `echo $$ > ${pidFile}; exec sleep 300`), args: [], env: env(), timeoutMs: 60_000 });
+    // The first run waits (the launcher is killed meanwhile); the second, started directly, finishes at once.
+    const trivy = script('inflight.sh', `if [ -s ${pidFile} ]; then echo "again, ppid $PPID" >&2; exit 0; fi; echo $$ > ${pidFile}; exec sleep 300`);
+    const pending = runTrivy({ binary: trivy, args: [], env: env(), timeoutMs: 60_000 });
     for (const until = Date.now() + 10_000; Date.now() < until; await sleep(50)) if (readFileIfAny(pidFile)) break;
-    const trivyPid = Number(readFileIfAny(pidFile));
+    const firstPid = Number(readFileIfAny(pidFile));
+    assert.ok(firstPid > 0 && parentOf(firstPid) === launcherPid());
     process.kill(launcherPid()!, 'SIGKILL');
     const outcome = await pending;
-    assert.equal(outcome.spawnError, 'the Trivy launcher process was killed by SIGKILL');
-    assert.ok(await gone(trivyPid, 3_000), 'the scan in flight was killed');
+    assert.equal(outcome.spawnError, undefined);
+    assert.equal(outcome.exitCode, 0);
+    assert.equal(outcome.stderr.trim(), `again, ppid ${process.pid}`);
+    assert.ok(await gone(firstPid, 3_000), 'the process of the first start was killed');
     const next = await runTrivy({ binary: script('ppid2.sh', 'echo "ppid $PPID" >&2'), args: [], env: env(), timeoutMs: 10_000 });
     assert.equal(next.exitCode, 0);
     assert.equal(next.stderr.trim(), `ppid ${process.pid}`);

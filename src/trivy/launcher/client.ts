@@ -1,6 +1,6 @@
 // The scanner's side of the launcher (see main.ts): one launcher per scanner process, started on first use. When it
 // cannot be used (its file is missing, it died), Trivy processes are started directly by the scanner instead: slower
-// on a big heap, never a lost scan.
+// on a big heap, never a lost scan (a scan in flight when the launcher died is started again, directly).
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,7 @@ export interface LauncherUsage {
 }
 
 interface Call {
+  request: SpawnRequest;
   callbacks: SpawnCallbacks;
   pid?: number;
 }
@@ -33,14 +34,14 @@ class Launcher {
     // An empty environment: Trivy's comes with each request, and the scanner's secrets stay out of this process.
     this.process = fork(entry, [], { execArgv, env: {}, stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json' });
     this.process.on('message', (message: FromLauncher) => this.onMessage(message));
-    this.process.on('error', () => this.onGone('could not be started'));
-    this.process.on('exit', (code, signal) => this.onGone(signal ? `was killed by ${signal}` : `exited with code ${code}`));
+    this.process.on('error', () => this.onGone());
+    this.process.on('exit', () => this.onGone());
     this.idle();
   }
 
   run(request: SpawnRequest, callbacks: SpawnCallbacks): void {
     const id = this.nextId++;
-    this.calls.set(id, { callbacks });
+    this.calls.set(id, { request, callbacks });
     this.busy();
     this.send({ type: 'run', id, ...request });
   }
@@ -82,7 +83,7 @@ class Launcher {
     try {
       this.process.send(message);
     } catch {
-      this.onGone('stopped answering');
+      this.onGone();
     }
   }
 
@@ -104,13 +105,13 @@ class Launcher {
     if (this.calls.size === 0) this.idle();
   }
 
-  /** Calls in flight fail (their processes are killed: nobody would see them end); later ones start directly. */
-  private onGone(how: string): void {
+  /** Processes in flight are killed (nobody would see them end) and started again directly, as are later ones. */
+  private onGone(): void {
     if (!this.alive) return;
     this.alive = false;
     for (const [, call] of this.calls) {
       if (call.pid !== undefined) killGroup(call.pid);
-      call.callbacks.done({ exitCode: null, signal: null, stdout: '', stderr: '', spawnError: `the Trivy launcher process ${how}` });
+      spawnGroup(call.request, call.callbacks);
     }
     this.calls.clear();
     for (const [, settle] of this.usageWaiters) settle(undefined);
