@@ -143,7 +143,7 @@ export function renderReport(report: Report): string {
   out.push('');
   out.push(
     table(
-      ['Run', 'U', 'Workloads', 'Scanner CPU user + sys (s)', 'CPU per image (ms)', 'CPU per workload (ms)', 'Peak RSS, GNU time (MiB)', 'max_rss_mib (scanner)', 'Peak RSS: discovery / scans / after last scan (MiB)', 'Process tree CPU, GNU time (s)', 'Trivy stand-in CPU per scan (ms)', 'Stand-ins (benchmark process) CPU (s)', 'Other CPU on the machine (s)'],
+      ['Run', 'U', 'Workloads', 'Scanner CPU user + sys (s)', 'CPU per image (ms)', 'CPU per workload (ms)', 'Peak RSS, GNU time (MiB)', 'max_rss_mib (scanner)', 'Peak RSS: discovery / scans / after last scan (MiB)', 'Launcher peak RSS (MiB)', 'Process tree CPU, GNU time (s)', 'Trivy stand-in CPU per scan (ms)', 'Stand-ins (benchmark process) CPU (s)', 'Other CPU on the machine (s)'],
       results.map((r) => {
         const m = r.measurement;
         const cpu = scannerCpuS(m);
@@ -159,6 +159,7 @@ export function renderReport(report: Report): string {
           `${fmt.mib(m.time.maxRssKiB)} (${fmt.int(m.time.maxRssKiB)} KiB)`,
           m.maxRssMiB === undefined ? '–' : m.maxRssMiB.toFixed(1),
           `${fmt.mib(m.rssByPhaseKiB.discovery)} / ${fmt.mib(m.rssByPhaseKiB.scans)} / ${fmt.mib(m.rssByPhaseKiB.tail)}`,
+          m.launcherMaxRssMiB === undefined ? '–' : m.launcherMaxRssMiB.toFixed(1),
           tree === undefined ? '–' : `${fmt.s(m.time.userS, 2)} + ${fmt.s(m.time.systemS, 2)} = ${fmt.s(tree, 2)}`,
           tree === undefined || cpu === undefined ? '–' : (((tree - cpu) * 1000) / trivyScans).toFixed(1),
           fmt.s(m.machine.benchS, 2),
@@ -274,8 +275,9 @@ function methodText(results: Array<{ scenario: ScenarioName; measurement: Measur
       'processes; Trivy processes excluded), divided by U and by the number of workloads. **Process tree CPU**: GNU time\'s ' +
       'user + system of the scanner and every child it reaped (the launcher and the Trivy stand-ins).',
     '- **Peak RSS**: GNU time\'s "Maximum resident set size" of the scanner process (the largest of it and its reaped children: ' +
-      'the launcher, about 45 MiB, and small shells); `max_rss_mib` is the scanner\'s own report; the per-phase peaks come from sampling `/proc/PID/status` ' +
-      'VmRSS every 100 ms.',
+      'the launcher and the stand-in Trivy processes, all smaller); `max_rss_mib` is the scanner\'s own report; the per-phase peaks come from sampling ' +
+      '`/proc/PID/status` VmRSS every 100 ms. The launcher is a second process of the scanner (it starts the Trivy processes, see the ' +
+      'README): its own peak (`resources.launcher.max_rss_mib`) is listed beside, and a pod\'s memory limit must hold both.',
     '- **Discovery**: the summary\'s `discovery_ms` (listing namespaces, workloads, Pods, ReplicaSets and Jobs, and attributing ' +
       'Pods; the Trivy DB steps run at the same time).',
     '- **Bytes per namespace**: `per_namespace[].bytes` of the summary, equal to what the Ephor stand-in received.',

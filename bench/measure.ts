@@ -64,6 +64,8 @@ export interface Measurement {
   cpuUserS?: number;
   cpuSystemS?: number;
   maxRssMiB?: number;
+  /** The Trivy launcher's own peak RSS (a separate process of the scanner: the pod holds both). */
+  launcherMaxRssMiB?: number;
   /** GNU time around the scanner process: peak RSS (the largest of the process and each of its reaped children,
    * which are small shells), and CPU of the whole tree (scanner + every fast-trivy). */
   time: { maxRssKiB?: number; userS?: number; systemS?: number; elapsed?: string };
@@ -275,7 +277,7 @@ async function summarise(
         namespaces?: { total?: number; delivered?: number };
         containers?: { delivered?: number };
         findings?: Record<string, number>;
-        resources?: { cpu_user_s?: number; cpu_system_s?: number; max_rss_mib?: number; launcher?: { cpu_user_s?: number; cpu_system_s?: number } };
+        resources?: { cpu_user_s?: number; cpu_system_s?: number; max_rss_mib?: number; launcher?: { cpu_user_s?: number; cpu_system_s?: number; max_rss_mib?: number } };
         per_namespace?: Array<{ namespace: string; delivered?: boolean; bytes?: number; parts?: number }>;
       })
     | undefined;
@@ -297,6 +299,7 @@ async function summarise(
     cpuUserS: plus(summary?.resources?.cpu_user_s, summary?.resources?.launcher?.cpu_user_s),
     cpuSystemS: plus(summary?.resources?.cpu_system_s, summary?.resources?.launcher?.cpu_system_s),
     maxRssMiB: summary?.resources?.max_rss_mib,
+    launcherMaxRssMiB: summary?.resources?.launcher?.max_rss_mib,
     time,
     images: { total: summary?.images?.total, scanned: summary?.images?.scanned, failed: summary?.images?.failed },
     namespaces: { total: perNamespace.length, delivered: perNamespace.filter((n) => n.delivered).length },

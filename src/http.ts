@@ -3,12 +3,11 @@
 // the answer. Used for the Ephor API (ephor/client.ts) and by the preflight check.
 import http from 'node:http';
 import https from 'node:https';
-import type { Readable } from 'node:stream';
-
 export interface RequestBody {
   bytes: number;
-  /** A fresh stream of the body (each attempt needs its own), or the bytes themselves. */
-  open(): Readable | Buffer;
+  /** The body afresh (each attempt needs its own): its bytes, or chunks written one at a time, each before the next
+   * is asked for (a chunk may reuse the previous one's buffer, see ephor/body.ts). */
+  open(): AsyncIterable<Buffer> | Buffer;
 }
 
 export interface HttpRequest {
@@ -89,11 +88,25 @@ export function send(request: HttpRequest): Promise<HttpAnswer> {
     const source = request.body?.open();
     if (source === undefined) outgoing.end();
     else if (Buffer.isBuffer(source)) outgoing.end(source);
-    else {
-      source.on('error', (error) => outgoing.destroy(error));
-      source.pipe(outgoing);
-    }
+    else writeChunks(outgoing, source).catch((error: Error) => outgoing.destroy(error));
   });
+}
+
+/** Each chunk is handed to the socket before the next is read: the source may reuse its buffer. */
+async function writeChunks(outgoing: http.ClientRequest, chunks: AsyncIterable<Buffer>): Promise<void> {
+  for await (const chunk of chunks) {
+    if (outgoing.destroyed) return;
+    await new Promise<void>((resolve, reject) => {
+      const onClose = () => reject(new Error('the connection closed while the body was being sent'));
+      outgoing.once('close', onClose);
+      outgoing.write(chunk, (error) => {
+        outgoing.off('close', onClose);
+        if (error) reject(error);
+        else resolve();
+      });
+    });
+  }
+  outgoing.end();
 }
 
 function header(value: string | string[] | undefined): string | null {

@@ -2,8 +2,7 @@
 // of every piece is known before anything is read, so a body can be split into parts of bounded size by whole
 // workloads (a workload too big on its own, by whole containers; a container is never split: Ephor auto-resolves
 // per container) and sent with an exact Content-Length without ever being built in memory.
-import { open, readFile } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { open, readFile, rm } from 'node:fs/promises';
 
 export interface FindingsFile {
   file: string;
@@ -130,24 +129,22 @@ function pieces(part: BodyPart): Piece[] {
   return out;
 }
 
-/** Bytes handed to the socket at a time: few large writes, not one per small piece. */
-const CHUNK_BYTES = 1024 * 1024;
+/** Bytes handed to the socket (or file) at a time: few large writes, not one per small piece. */
+const CHUNK_BYTES = 256 * 1024;
 
-/** A fresh stream of the part's bytes (a retry needs a new one). */
-export function bodyStream(part: BodyPart): Readable {
-  return Readable.from(chunks(part), { objectMode: false });
-}
-
-/** The part's pieces packed into chunks of CHUNK_BYTES: small strings copied in, findings files read straight in. */
-async function* chunks(part: BodyPart): AsyncGenerator<Buffer> {
-  let buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+/**
+ * The part's bytes in chunks of up to CHUNK_BYTES: small strings copied in, findings files read straight in. One
+ * buffer is reused for every chunk, so a chunk is only valid until the next one is asked for: the consumer must
+ * finish writing it first (see http.ts and writeBodyFile). Gigabytes of bodies then cost no allocations.
+ */
+export async function* bodyChunks(part: BodyPart): AsyncGenerator<Buffer> {
+  const buffer = Buffer.allocUnsafe(CHUNK_BYTES);
   let used = 0;
   for (const piece of pieces(part)) {
     if (typeof piece === 'string') {
       const bytes = byteLength(piece);
       if (used + bytes > CHUNK_BYTES && used > 0) {
         yield buffer.subarray(0, used);
-        buffer = Buffer.allocUnsafe(CHUNK_BYTES);
         used = 0;
       }
       if (bytes > CHUNK_BYTES) yield Buffer.from(piece);
@@ -160,7 +157,6 @@ async function* chunks(part: BodyPart): AsyncGenerator<Buffer> {
       for (;;) {
         if (used === CHUNK_BYTES) {
           yield buffer;
-          buffer = Buffer.allocUnsafe(CHUNK_BYTES);
           used = 0;
         }
         const { bytesRead } = await handle.read(buffer, used, CHUNK_BYTES - used, null);
@@ -175,6 +171,19 @@ async function* chunks(part: BodyPart): AsyncGenerator<Buffer> {
     }
   }
   if (used > 0) yield buffer.subarray(0, used);
+}
+
+/** Writes the part to a file (spool, dry run); a failed write leaves no partial file behind. */
+export async function writeBodyFile(part: BodyPart, file: string, mode = 0o644): Promise<void> {
+  const handle = await open(file, 'w', mode);
+  try {
+    for await (const chunk of bodyChunks(part)) await handle.write(chunk);
+  } catch (error) {
+    await handle.close();
+    await rm(file, { force: true });
+    throw error;
+  }
+  await handle.close();
 }
 
 /** The whole part as one string: for tests and small bodies only. */

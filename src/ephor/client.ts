@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib';
 import type { Logger } from '../log.js';
 import type { ScanIngestResponse, SbomIngestRequest, SbomIngestResponse } from '../types.js';
 import { USER_AGENT } from '../version.js';
-import { bodyStream, type BodyPart } from './body.js';
+import { bodyChunks, type BodyPart } from './body.js';
 import { HttpFailure, send, type RequestBody } from '../http.js';
 
 export const INGEST_PATH = '/api/v1/scans/ingest';
@@ -72,7 +72,7 @@ export function retryDelayMs(retry: number, outcome: AttemptOutcome<unknown>, op
 
 /** One part of a namespace body, streamed from its findings files. */
 export function deliverScan(namespace: string, part: BodyPart, options: DeliveryOptions): Promise<DeliveryResult> {
-  const body: RequestBody = { bytes: part.bytes, open: () => bodyStream(part) };
+  const body: RequestBody = { bytes: part.bytes, open: () => bodyChunks(part) };
   const fields: Record<string, string | number> = { namespace };
   if (part.label.count > 1) fields.part = `${part.label.index}/${part.label.count}`;
   return postWithRetries(INGEST_PATH, body, {}, { parse: parseIngestResponse, expected: 'a scan_id in a JSON body' }, options, fields);

@@ -2,12 +2,10 @@
 // each namespace as soon as all its images are scanned (split into parts of at most EPHOR_MAX_PAYLOAD_BYTES), then
 // the SBOMs, then what earlier runs left in the spool. A namespace that cannot be delivered is spooled for the next
 // run. After a shutdown the queue keeps delivering what is finished until the grace period ends.
-import { createWriteStream } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config/index.js';
-import { bodyStream, splitBody, type BodyPart } from '../ephor/body.js';
+import { splitBody, writeBodyFile, type BodyPart } from '../ephor/body.js';
 import { deliverFile, deliverSbom, deliverScan, type DeliveryOptions } from '../ephor/client.js';
 import { buildNamespaceBody, type NamespaceBody, type RunFacts } from '../ephor/payload.js';
 import { digestOf, sbomRequest } from '../ephor/sbom.js';
@@ -235,7 +233,7 @@ export class DeliveryQueue {
     let bytes = 0;
     for (const part of parts) {
       const name = parts.length > 1 ? `${body.namespace}.part-${part.label.index}-of-${part.label.count}.json` : `${body.namespace}.json`;
-      await pipeline(bodyStream(part), createWriteStream(path.join(dir, name)));
+      await writeBodyFile(part, path.join(dir, name));
       bytes += part.bytes;
     }
     this.inputs.log.info({ namespace: body.namespace, status: body.status, parts: parts.length, bytes, directory: dir }, 'dry run: payload written, not posted');

@@ -1,11 +1,9 @@
 // Payloads that could not be delivered wait here (on the cache volume) for the next run, which delivers them for
 // the namespaces it does not deliver itself. Only the newest run's payload of a namespace is kept: an older result
 // posted after a newer one would make Ephor reopen or resolve findings from stale data.
-import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { bodyStream, type BodyPart } from '../ephor/body.js';
+import { writeBodyFile, type BodyPart } from '../ephor/body.js';
 import type { Logger } from '../log.js';
 
 export interface SpooledPart {
@@ -32,7 +30,7 @@ export class Spool {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     for (const part of parts) {
       const file = path.join(dir, `${startedAt}-${scanGroupId}-${part.label.index}of${part.label.count}.json`);
-      await pipeline(bodyStream(part), createWriteStream(file, { mode: 0o600 }));
+      await writeBodyFile(part, file, 0o600);
     }
     await this.discard(namespace, startedAt);
   }

@@ -165,7 +165,11 @@ function currentLauncher(): Launcher | undefined {
     direct = true;
     return undefined;
   }
-  launcher = new Launcher(entry.file, entry.execArgv);
+  try {
+    launcher = new Launcher(entry.file, entry.execArgv);
+  } catch {
+    direct = true; // fork() itself failed (e.g. EAGAIN): start Trivy directly
+  }
   return launcher;
 }
 
