@@ -39,10 +39,10 @@ export async function writeImageFindings(reportFile: string, severities: readonl
   let bytes = 0;
   const writeOut = async () => {
     if (pending.length === 0) return;
-    const chunk = Buffer.concat(pending);
+    const buffers = pending;
     pending = [];
-    bytes += chunk.length;
-    await handle.write(chunk);
+    for (const buffer of buffers) bytes += buffer.length;
+    await handle.writev(buffers);
   };
   try {
     await streamReport(reportFile, {

@@ -4,7 +4,7 @@
 // `Vulnerabilities`. Everything else (`Packages` with --list-all-pkgs, secrets, …) is skipped byte by byte, so a
 // 200 MB report costs a few megabytes of memory. Anything that is not such a report is an InvalidReportError.
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { InvalidReportError, type TrivyReport, type TrivyResult, type TrivyVulnerability } from './report.js';
 
 export interface ReportVisitor {
@@ -18,8 +18,11 @@ export interface ReportVisitor {
 
 /** Reports beyond this are refused outright (they would take minutes to read and say something is wrong). */
 export const MAX_REPORT_BYTES = 2 * 1024 ** 3;
-/** Reports up to this size are read in one go (one read instead of many, and no value spans two chunks). */
-const WHOLE_READ_BYTES = 4 * 1024 * 1024;
+/** Reports up to this size are read in one go (one read instead of many, and no value spans two chunks), into a
+ * reused buffer: a fresh one per report churns the allocator, and the process's RSS grows with every image. */
+const WHOLE_READ_BYTES = 2 * 1024 * 1024;
+const KEPT_READ_BUFFERS = 2;
+const readBuffers: Buffer[] = [];
 /** One captured value (a vulnerability, the metadata) beyond this is not a plausible Trivy report. */
 const MAX_CAPTURE_BYTES = 64 * 1024 * 1024;
 
@@ -55,8 +58,13 @@ export async function streamReport(file: string, visitor: ReportVisitor, maxByte
 
   const parser = new ReportParser(visitor);
   if (size <= WHOLE_READ_BYTES) {
-    parser.write(await readFile(file));
-    parser.end();
+    const buffer = readBuffers.pop() ?? Buffer.allocUnsafe(WHOLE_READ_BYTES);
+    try {
+      parser.write(buffer.subarray(0, await readInto(file, buffer)));
+      parser.end(); // the parser hands over copies (strings): nothing refers to the buffer afterwards
+    } finally {
+      if (readBuffers.length < KEPT_READ_BUFFERS) readBuffers.push(buffer);
+    }
     await visitor.flush?.();
     return;
   }
@@ -312,4 +320,18 @@ function isWhitespace(byte: number): boolean {
 
 function isScalarByte(byte: number): boolean {
   return (byte >= 0x30 && byte <= 0x39) || byte === 0x2d || byte === 0x2b || byte === 0x2e || (byte >= 0x61 && byte <= 0x7a) || (byte >= 0x41 && byte <= 0x5a);
+}
+
+/** Reads the file into `buffer` (up to its size); returns the number of bytes read. */
+async function readInto(file: string, buffer: Buffer): Promise<number> {
+  const handle = await open(file, 'r');
+  try {
+    let length = 0;
+    for (let read = -1; read !== 0 && length < buffer.length; length += read) {
+      read = (await handle.read(buffer, length, buffer.length - length, null)).bytesRead;
+    }
+    return length;
+  } finally {
+    await handle.close();
+  }
 }

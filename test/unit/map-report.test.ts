@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -41,6 +41,22 @@ describe('Trivy report → findings in payload shape', () => {
       assert.ok(v.fixed_version === undefined || v.fixed_version.length > 0, 'never an empty fixed_version');
       assert.ok(v.fixed_version === undefined || v.fixed_version.length <= 100);
     }
+  });
+
+  test('many reports read at once (reused read buffers) each give exactly their own findings', async () => {
+    const names = readdirSync(TRIVY_REPORTS_DIR).filter((f) => f.endsWith('.json'));
+    const one = async (name: string) => {
+      try {
+        return JSON.stringify((await mapReport(name, ALL)).vulnerabilities);
+      } catch (error) {
+        return `error: ${(error as Error).message}`;
+      }
+    };
+    const alone: string[] = [];
+    for (const name of names) alone.push(await one(name));
+    const together = await Promise.all([...names, ...names].map(one));
+    assert.deepEqual(together, [...alone, ...alone]);
+    assert.ok(alone.filter((r) => !r.startsWith('error')).length >= 5);
   });
 
   test('the severity filter applies to what is reported', async () => {
