@@ -1,8 +1,9 @@
-// Reads a Trivy JSON report (SchemaVersion 2) from its file without ever holding the whole document: a byte-level
+// Reads a Trivy JSON report (SchemaVersion 2) from its file without ever building the whole document: a byte-level
 // scanner walks the JSON and hands over only what the scanner needs, each piece parsed on its own: the top-level
 // `SchemaVersion` and `Metadata`, each Result's `Target`/`Class`/`Type`, and every element of each Result's
-// `Vulnerabilities`. Everything else (`Packages` with --list-all-pkgs, secrets, …) is skipped byte by byte, so a
-// 200 MB report costs a few megabytes of memory. Anything that is not such a report is an InvalidReportError.
+// `Vulnerabilities`. Everything else (`Packages` with --list-all-pkgs, secrets, …) is skipped, so a 200 MB report,
+// read in chunks, costs a few megabytes of memory (small reports are read in one go into a reused buffer).
+// Anything that is not such a report is an InvalidReportError.
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { InvalidReportError, type TrivyReport, type TrivyResult, type TrivyVulnerability } from './report.js';
