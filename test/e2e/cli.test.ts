@@ -71,7 +71,7 @@ describe('command line', { timeout: 120_000 }, () => {
     }
   });
 
-  test('the bundle alone, copied to an empty folder without node_modules, runs --help and a complete scan', async () => {
+  test('the bundle and its launcher, copied to an empty folder without node_modules (as in the image), run --help and a complete scan; the bundle alone too', async () => {
     const folder = await mkdtemp(path.join(os.tmpdir(), 'ephor-bundle-'));
     const standIns = await startStandIns({
       cluster: { objects: [deployment({ namespace: 'shop', name: 'web', containers: [{ name: 'app', image: 'bkimminich/juice-shop:v10.2.0' }] })] },
@@ -79,17 +79,32 @@ describe('command line', { timeout: 120_000 }, () => {
     });
     try {
       const bundle = path.join(folder, 'ephor-scanner.mjs');
+      const launcher = path.join(folder, 'trivy-launcher.mjs');
       await copyFile(CLI_BUNDLE, bundle);
-      assert.deepEqual(await readdir(folder), ['ephor-scanner.mjs']);
+      await copyFile(path.join(path.dirname(CLI_BUNDLE), 'trivy-launcher.mjs'), launcher);
+      assert.deepEqual((await readdir(folder)).sort(), ['ephor-scanner.mjs', 'trivy-launcher.mjs']);
       assert.ok(!bundle.startsWith(REPO_ROOT));
       const help = await runScanner({ PATH: process.env.PATH }, { args: ['--help'], bundle });
       assert.equal(help.exitCode, 0);
       assert.match(help.stdout, /Usage: ephor-scanner/);
+      const findingsSent = () =>
+        standIns.ephor.scanIngests().map((r) => {
+          assert.deepEqual(r.contractErrors, []);
+          return (r.body as { workloads: Array<{ containers: Array<{ vulnerabilities: unknown[] }> }> }).workloads[0]!.containers[0]!.vulnerabilities.length;
+        });
       const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'shop' }, { bundle });
       assert.equal(run.exitCode, 0, run.stdout + run.stderr);
-      const [request] = standIns.ephor.scanIngests();
-      assert.deepEqual(request!.contractErrors, []);
-      assert.equal((request!.body as { workloads: Array<{ containers: Array<{ vulnerabilities: unknown[] }> }> }).workloads[0]!.containers[0]!.vulnerabilities.length, 197);
+      assert.deepEqual(findingsSent(), [197]);
+      const [summary] = logsWith(run, 'ephor-scanner completed');
+      assert.ok((summary!.resources as { launcher?: { cpu_user_s: number } }).launcher, 'Trivy was started by the launcher');
+
+      // Without the launcher file the scanner starts Trivy itself: the same result.
+      await rm(launcher);
+      const alone = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'shop' }, { bundle });
+      assert.equal(alone.exitCode, 0, alone.stdout + alone.stderr);
+      assert.deepEqual(findingsSent(), [197, 197]);
+      const [aloneSummary] = logsWith(alone, 'ephor-scanner completed');
+      assert.equal((aloneSummary!.resources as { launcher?: unknown }).launcher, undefined, 'no launcher ran');
     } finally {
       await standIns.close();
       await rm(folder, { recursive: true, force: true });
