@@ -4,13 +4,14 @@
 // Measurement.
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { finished } from 'node:stream/promises';
 import { startEphorServer, type ReceivedRequest } from '../test/support/ephor-server.js';
 import { startKubeServer } from '../test/support/k8s-server.js';
+import { scannerEnv } from '../test/support/harness.js';
 import { CLI_BUNDLE } from '../test/support/paths.js';
 import { generateCluster, type ClusterOptions, type ClusterStats } from './cluster.js';
 import { writeReportTemplate, type ReportTemplate } from './report.js';
@@ -104,22 +105,13 @@ export async function measureRun(config: RunConfig, options: RunOptions = {}): P
     const [kube, ephor] = await Promise.all([startKubeServer({ bulk: true, objects: generated.objects }), startEphorServer({ light: true, lightSample: lightSampleFor(config.cluster) })]);
     generated.objects.length = 0; // the stand-in owns them now
     try {
-      for (const sub of ['home', 'tmp', 'cache']) await mkdir(path.join(dir, sub), { recursive: true });
       const report = await writeReportTemplate(path.join(dir, 'report'), config.report);
       const fifo = path.join(dir, 'sleep.fifo');
       await run('mkfifo', [fifo]);
-      const kubeconfig = await kube.writeKubeconfig(dir);
       const standIn = await trivyStandIn();
-      const setupMs = performance.now() - setupStarted;
       const env: Record<string, string> = {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        HOME: path.join(dir, 'home'),
-        TMPDIR: path.join(dir, 'tmp'),
-        KUBECONFIG: kubeconfig,
-        EPHOR_API_URL: ephor.url,
-        TRIVY_BINARY: standIn.binary,
+        ...(await scannerEnv(dir, kube, ephor.url, standIn.binary)),
         ...standIn.env,
-        TRIVY_CACHE_DIR: path.join(dir, 'cache'),
         SCAN_NAMESPACES: '*',
         SCAN_CONCURRENCY: String(config.concurrency),
         LOG_LEVEL: 'info',
@@ -127,6 +119,7 @@ export async function measureRun(config: RunConfig, options: RunOptions = {}): P
         FAST_TRIVY_LATENCY_MS: String(config.latencyMs),
         FAST_TRIVY_SLEEP_FIFO: fifo,
       };
+      const setupMs = performance.now() - setupStarted;
       progress(`${config.label}: setup ${(setupMs / 1000).toFixed(1)} s; scanning (C = ${config.concurrency}, L = ${config.latencyMs} ms)`);
       const [machineBefore, benchBefore] = [await machineCpu(), process.cpuUsage()];
       const scanner = await runScanner(env, dir, options);

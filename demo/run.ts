@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEphorServer } from '../test/support/ephor-server.js';
 import { FAKE_TRIVY_BIN, FAKE_TRIVY_SCENARIO_ENV, writeScenario, type ImageBehaviour } from '../test/support/fake-trivy.js';
+import { scannerEnv } from '../test/support/harness.js';
 import { startKubeServer } from '../test/support/k8s-server.js';
 import { IMAGES, NAMESPACES, sampleCluster, scanTargets } from './cluster.js';
 
@@ -47,17 +48,10 @@ async function main(): Promise<number> {
       images[target.ref] = { report: path.join(REPORTS, IMAGES[target.image].report), ...(target.digest && { digest: target.digest }), delayMs: 150 };
     }
     const { scenarioPath } = await writeScenario(work, { images });
-    for (const dir of ['home', 'tmp', 'cache']) await mkdir(path.join(work, dir), { recursive: true });
     const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      HOME: path.join(work, 'home'),
-      TMPDIR: path.join(work, 'tmp'),
-      KUBECONFIG: await kube.writeKubeconfig(work),
-      EPHOR_API_URL: ephor.url,
+      ...(await scannerEnv(work, kube, ephor.url, FAKE_TRIVY_BIN)),
       SCAN_NAMESPACES: NAMESPACES.join(','),
       SCAN_WORKLOAD_TYPES: 'Deployment,StatefulSet,DaemonSet,CronJob,Pod',
-      TRIVY_BINARY: FAKE_TRIVY_BIN,
-      TRIVY_CACHE_DIR: path.join(work, 'cache'),
       LOG_FORMAT: 'text',
       [FAKE_TRIVY_SCENARIO_ENV]: scenarioPath,
     };

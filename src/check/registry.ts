@@ -6,17 +6,12 @@ import type { Config } from '../config/index.js';
 import type { SecretRegistry } from '../log.js';
 import { KubeApiError } from '../kube/client.js';
 import { discoverWorkloads } from '../kube/discover.js';
-import { parseDockerSecret } from '../kube/pull-secrets.js';
+import { parseDockerSecret, registerCredentials, type RawSecret } from '../kube/pull-secrets.js';
 import type { KubeAccess } from './kubernetes.js';
 import { pass, warn, type CheckResult } from './types.js';
 
 const MAX_SECRETS = 100;
 const SHOWN = 5;
-
-interface RawSecret {
-  type?: string;
-  data?: Record<string, string>;
-}
 
 export async function checkRegistryCredentials(config: Config, access: KubeAccess, secrets: SecretRegistry): Promise<CheckResult[]> {
   if (!config.registryAuth) return [pass('registry', 'REGISTRY_AUTH_ENABLED=false: images are pulled anonymously, no pull secret is read')];
@@ -78,10 +73,7 @@ export async function checkRegistryCredentials(config: Config, access: KubeAcces
         `recreate it with kubectl create secret docker-registry ${name} -n ${namespace} --docker-server=REGISTRY --docker-username=USER --docker-password=PASSWORD`));
       continue;
     }
-    for (const entry of Object.values(auths)) {
-      secrets.add(entry?.auth, entry?.password, entry?.identitytoken, entry?.registrytoken);
-      if (entry?.auth) secrets.add(Buffer.from(entry.auth, 'base64').toString('utf8'));
-    }
+    registerCredentials(secrets, auths);
     if (Object.keys(auths).length === 0) {
       results.push(warn('registry', `pull secret ${ref}, named by ${namedBy}, holds no registry entry`, `recreate it with kubectl create secret docker-registry ${name} -n ${namespace} --docker-server=REGISTRY …`));
       continue;

@@ -19,7 +19,8 @@ export interface RegistryCredential {
   entry: DockerAuthEntry;
 }
 
-interface RawSecret {
+/** A Secret as the API returns it (data values base64-encoded). */
+export interface RawSecret {
   type?: string;
   data?: Record<string, string>;
 }
@@ -75,7 +76,7 @@ export class PullSecretResolver {
         this.log.warn({ namespace, secret: name, type: secret.type }, 'pull secret is not a kubernetes.io/dockerconfigjson or dockercfg secret; ignored');
         return undefined;
       }
-      for (const entry of Object.values(auths)) this.registerSecrets(entry);
+      registerCredentials(this.registry, auths);
       return auths;
     });
   }
@@ -108,12 +109,18 @@ export class PullSecretResolver {
     }
   }
 
-  private registerSecrets(entry: DockerAuthEntry): void {
-    this.registry.add(entry.auth, entry.password, entry.identitytoken, entry.registrytoken);
+}
+
+/** Every credential of a pull secret (the auth string, its decoded `user:password` and the password alone, tokens)
+ * becomes a secret of the registry, so that no log line or error message can print it. */
+export function registerCredentials(registry: SecretRegistry, auths: Record<string, DockerAuthEntry>): void {
+  for (const entry of Object.values(auths)) {
+    if (typeof entry !== 'object' || entry === null) continue;
+    registry.add(entry.auth, entry.password, entry.identitytoken, entry.registrytoken);
     if (entry.auth) {
       const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
-      if (colon >= 0) this.registry.add(decoded.slice(colon + 1), decoded);
+      if (colon >= 0) registry.add(decoded.slice(colon + 1), decoded);
     }
   }
 }

@@ -72,7 +72,7 @@ export function killGroup(pid: number): void {
   }
 }
 
-export class BoundedText {
+class BoundedText {
   private head = '';
   private tail = '';
   private dropped = 0;

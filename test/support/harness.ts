@@ -106,22 +106,29 @@ export interface StandIns {
   close(): Promise<void>;
 }
 
+/**
+ * The environment of a scan run against the stand-ins, as bare as the CronJob's: its own HOME, TMPDIR and Trivy cache
+ * under `dir` (created here), the Kubernetes stand-in's kubeconfig, the Ephor stand-in's URL and the given Trivy.
+ * The e2e tests, the demo and the benchmark all start from it.
+ */
+export async function scannerEnv(dir: string, kube: KubeServer, ephorUrl: string, trivyBinary: string): Promise<Record<string, string>> {
+  for (const sub of ['home', 'tmp', 'cache']) await mkdir(path.join(dir, sub), { recursive: true });
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: path.join(dir, 'home'),
+    TMPDIR: path.join(dir, 'tmp'),
+    KUBECONFIG: await kube.writeKubeconfig(dir),
+    EPHOR_API_URL: ephorUrl,
+    TRIVY_BINARY: trivyBinary,
+    TRIVY_CACHE_DIR: path.join(dir, 'cache'),
+  };
+}
+
 export async function startStandIns(options: StandInOptions = {}): Promise<StandIns> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ephor-e2e-'));
   const [kube, ephor] = await Promise.all([startKubeServer(options.cluster), startEphorServer(options.ephor)]);
   const { scenarioPath, logPath } = await writeScenario(dir, options.trivy ?? {});
-  for (const sub of ['home', 'tmp', 'cache']) await mkdir(path.join(dir, sub), { recursive: true });
-  const kubeconfig = await kube.writeKubeconfig(dir);
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: path.join(dir, 'home'),
-    TMPDIR: path.join(dir, 'tmp'),
-    KUBECONFIG: kubeconfig,
-    EPHOR_API_URL: ephor.url,
-    TRIVY_BINARY: FAKE_TRIVY_BIN,
-    TRIVY_CACHE_DIR: path.join(dir, 'cache'),
-    [FAKE_TRIVY_SCENARIO_ENV]: scenarioPath,
-  };
+  const env = { ...(await scannerEnv(dir, kube, ephor.url, FAKE_TRIVY_BIN)), [FAKE_TRIVY_SCENARIO_ENV]: scenarioPath };
   const invocations = () => readInvocations(logPath);
   return {
     kube,

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { dockerConfigFor, entryForRegistry, parseDockerSecret } from '../../src/kube/pull-secrets.js';
+import { dockerConfigFor, entryForRegistry, parseDockerSecret, registerCredentials } from '../../src/kube/pull-secrets.js';
+import { SecretRegistry } from '../../src/log.js';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 const auth = (user: string, pass: string) => ({ auth: b64(`${user}:${pass}`) });
@@ -36,5 +37,18 @@ describe('pull secrets → registry credentials', () => {
   test('the config written for Trivy holds only that one entry, under Docker\'s key for the registry', () => {
     assert.deepEqual(JSON.parse(dockerConfigFor('docker.io', { auth: 'abc' })), { auths: { 'https://index.docker.io/v1/': { auth: 'abc' } } });
     assert.deepEqual(JSON.parse(dockerConfigFor('registry.local:5000', { username: 'u', password: 'p' })), { auths: { 'registry.local:5000': { username: 'u', password: 'p' } } });
+  });
+});
+
+describe('credentials of a pull secret are secrets of the run', () => {
+  test('the auth string, its decoded user:password, the password alone and tokens are scrubbed; the user name is not', () => {
+    const registry = new SecretRegistry();
+    const auth = Buffer.from('robot:s3cr3t-pass').toString('base64');
+    registerCredentials(registry, { 'registry.example.com': { auth }, 'ghcr.io': { username: 'bot', password: 'other-pass', identitytoken: 'id-tok-1' } });
+    const text = `${auth} robot:s3cr3t-pass s3cr3t-pass other-pass id-tok-1 robot bot`;
+    const scrubbed = registry.scrub(text);
+    for (const value of [auth, 's3cr3t-pass', 'other-pass', 'id-tok-1']) assert.ok(!scrubbed.includes(value), `${value} is scrubbed: ${scrubbed}`);
+    assert.match(scrubbed, /robot/);
+    assert.match(scrubbed, / bot$/);
   });
 });
