@@ -118,6 +118,7 @@ export async function measureRun(config: RunConfig, options: RunOptions = {}): P
         FAST_TRIVY_REPORT: report.dir,
         FAST_TRIVY_LATENCY_MS: String(config.latencyMs),
         FAST_TRIVY_SLEEP_FIFO: fifo,
+        FAST_TRIVY_TIMELINE: path.join(dir, 'trivy-timeline.txt'),
       };
       const setupMs = performance.now() - setupStarted;
       progress(`${config.label}: setup ${(setupMs / 1000).toFixed(1)} s; scanning (C = ${config.concurrency}, L = ${config.latencyMs} ms)`);

@@ -1,6 +1,7 @@
 // One scan run: wires the stages (discover → plan → scan → build payloads → deliver) and owns the run's
 // scan_group_id, its temporary directory, its deadline and its shutdown. Namespaces are delivered, one POST at a
 // time, as soon as all their images are scanned, while the other scans go on.
+import { setMaxListeners } from 'node:events';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +25,8 @@ import { Spool } from './spool.js';
 import { summaryRecord, summaryTable, type RunSummary } from './summary.js';
 
 export { SHUTDOWN_DELIVERY_MS } from './deliveries.js';
+
+const NO_TIME_LEFT = 'SCAN_DEADLINE left no time to scan this image';
 
 export interface RunContext {
   config: Config;
@@ -158,7 +161,8 @@ async function scanAndDeliver(
   const schedule = new ScanSchedule(context, scanContext);
   const killed: ScanTarget[] = [];
   const notStarted = await runPool(plan.targets, {
-    concurrency: config.scan.concurrency,
+    // Each slot has one more scan handed over behind it, which starts the moment the slot frees (start-gate.ts).
+    concurrency: config.scan.concurrency * 2,
     signal: schedule.signal,
     mayStart: () => schedule.mayStart(),
     run: (target, signal) => schedule.scan(target, signal),
@@ -172,7 +176,7 @@ async function scanAndDeliver(
   // Images never started: the run was stopped, or the deadline left no time for them.
   for (const target of [...notStarted, ...retryNotStarted]) {
     const reason = context.shutdown.aborted ? 'cancelled' : 'deadline';
-    const detail = reason === 'cancelled' ? 'the run stopped before this image was scanned' : 'SCAN_DEADLINE left no time to scan this image';
+    const detail = reason === 'cancelled' ? 'the run stopped before this image was scanned' : NO_TIME_LEFT;
     settle(target, { ok: false, ref: target.ref, reason, detail, durationMs: 0 });
   }
   if (schedule.deadlineReached) log.warn({ not_scanned: failedByReason.deadline ?? 0 }, 'SCAN_DEADLINE reached: delivering what is done');
@@ -200,6 +204,8 @@ class ScanSchedule {
   private readonly timer?: NodeJS.Timeout;
   private readonly stopAtDeadline = new AbortController();
   private readonly durations: number[] = [];
+  /** Scans handed over that wait for a slot (no Trivy process started for them yet). */
+  private waiting = 0;
 
   constructor(
     private readonly context: RunContext,
@@ -207,6 +213,9 @@ class ScanSchedule {
   ) {
     const { deadlineMs } = context.config.scan;
     this.signal = AbortSignal.any([context.shutdown, this.stopAtDeadline.signal]);
+    // One listener per Trivy call in flight (twice SCAN_CONCURRENCY handed over, plus SBOM conversions, which are
+    // not limited): more than Node's default of 10 is expected, not a leak.
+    setMaxListeners(0, this.signal);
     if (deadlineMs === undefined) return;
     this.deadline = context.startedAt.getTime() + deadlineMs;
     this.timer = setTimeout(() => {
@@ -215,28 +224,39 @@ class ScanSchedule {
     }, Math.max(this.deadline - Date.now(), 0));
   }
 
-  /** False when the time left cannot fit one more scan of the average duration seen so far. */
+  /** False when the time left cannot fit one more scan of the average duration seen so far, counting the scans
+   * handed over before it that still wait for a slot (it starts after them). */
   mayStart(): boolean {
     if (this.deadline === undefined) return true;
     const average = this.durations.length > 0 ? this.durations.reduce((a, b) => a + b, 0) / this.durations.length : 0;
-    const fits = Date.now() + average < this.deadline;
+    const fits = Date.now() + average * (1 + this.waiting / this.context.config.scan.concurrency) < this.deadline;
     if (!fits) this.deadlineReached = true;
     return fits;
   }
 
   async scan(target: ScanTarget, signal: AbortSignal): Promise<() => Promise<ScanResult>> {
     const { log } = this.context;
-    const started = Date.now();
-    const run = await runImageScan(target, this.scanContext, signal);
+    const handedOver = Date.now();
+    this.waiting++;
+    let waiting = true;
+    const started = () => {
+      if (!waiting) return;
+      waiting = false;
+      this.waiting--;
+    };
+    const run = await runImageScan(target, this.scanContext, signal, started);
+    started();
     return async () => {
       const outcome = run.ok ? await readImageScan(target, run, this.scanContext, signal) : run;
-      const durationMs = Date.now() - started;
-      this.durations.push(durationMs);
+      // From its Trivy start: the time it waited for a slot is not the scan's.
+      const durationMs = Date.now() - (run.startedAt ?? handedOver);
+      if (run.startedAt !== undefined) this.durations.push(durationMs);
       if (!outcome.ok) {
         const reason = outcome.reason === 'cancelled' && this.deadlineReached && !this.context.shutdown.aborted ? 'deadline' : outcome.reason;
         const level = reason === 'cancelled' || reason === 'deadline' ? 'warn' : 'error';
-        log[level]({ image: target.ref, reason, error: outcome.detail, duration_ms: durationMs }, 'image scan failed');
-        return { ok: false, ref: target.ref, reason, detail: reason === 'deadline' ? 'killed at SCAN_DEADLINE' : outcome.detail, durationMs };
+        const detail = reason !== 'deadline' ? outcome.detail : outcome.notStarted ? NO_TIME_LEFT : 'killed at SCAN_DEADLINE';
+        log[level]({ image: target.ref, reason, error: detail, duration_ms: durationMs }, 'image scan failed');
+        return { ok: false, ref: target.ref, reason, detail, durationMs };
       }
       const image = outcome.findings;
       log.info({ image: target.ref, vulnerabilities: image.count, duration_ms: durationMs }, 'image scanned');

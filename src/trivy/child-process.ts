@@ -19,6 +19,8 @@ export interface SpawnResult {
   stderr: string;
   /** Set when the process could not be started at all (e.g. ENOENT, EACCES). */
   spawnError?: string;
+  /** Set when the call was cancelled while it waited for a free slot (start-gate.ts): no process ran. */
+  notStarted?: boolean;
 }
 
 export interface SpawnCallbacks {

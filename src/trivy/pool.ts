@@ -1,5 +1,6 @@
-// Runs work items with at most `concurrency` of them holding a slot at a time, in order. Each item's slot phase
-// returns the rest of its work, which finishes outside the slot, so the next item starts as soon as a Trivy
+// Runs work items with at most `concurrency` of them in their first phase at a time, in order. Each item's first
+// phase (its Trivy process: run.ts hands over twice SCAN_CONCURRENCY, the launcher's gate lets SCAN_CONCURRENCY run)
+// returns the rest of its work, which finishes outside the pool, so the next item is handed over as soon as a Trivy
 // process exits. Before each start `mayStart` is asked (the run's deadline); when the signal aborts (shutdown)
 // nothing more starts.
 export interface PoolOptions<T, R> {

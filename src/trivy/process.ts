@@ -16,6 +16,11 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Keep stdout (for `trivy version`); otherwise it is discarded. */
   captureStdout?: boolean;
+  /** A scan: it starts only while fewer than `gate` scans run (SCAN_CONCURRENCY), waiting in order until then; its
+   * timeout counts from its start. */
+  gate?: number;
+  /** Called when the process has started. */
+  onStarted?: () => void;
 }
 
 export interface RunOutcome {
@@ -27,6 +32,11 @@ export interface RunOutcome {
   stderr: string;
   /** Set when the process could not be started at all (e.g. EACCES). */
   spawnError?: string;
+  /** The call ended while it waited for a slot (cancelled, or waited too long): no process ran. */
+  notStarted: boolean;
+  /** When the process started (epoch ms), if it did. */
+  startedAt?: number;
+  /** From its start (or from the call, if it never started) to its end. */
   durationMs: number;
 }
 
@@ -42,9 +52,19 @@ export function killAllTrivyProcesses(): void {
  * that stopped answering must not hang the run). */
 export const SETTLE_AFTER_KILL_MS = 5000;
 
+/** How long a scan may wait for a slot: the processes before it are bounded by their own timeouts, and with at most
+ * as many waiting as running (run.ts) one round of each fits. Only a launcher that stopped starting anything hits it. */
+export function slotWaitLimitMs(timeoutMs: number): number {
+  return 2 * timeoutMs + SETTLE_AFTER_KILL_MS;
+}
+
 export function runTrivy(options: RunOptions): Promise<RunOutcome> {
-  const started = Date.now();
+  const called = Date.now();
+  if (options.signal?.aborted) {
+    return Promise.resolve({ exitCode: null, signal: null, timedOut: false, cancelled: true, stdout: '', stderr: '', notStarted: true, durationMs: 0 });
+  }
   return new Promise((resolve) => {
+    let startedAt: number | undefined;
     let timedOut = false;
     let cancelled = false;
     let settled = false;
@@ -60,26 +80,29 @@ export function runTrivy(options: RunOptions): Promise<RunOutcome> {
       clearTimeout(settleTimer);
       options.signal?.removeEventListener('abort', onAbort);
       if (pid !== undefined) liveGroups.delete(pid);
-      resolve({ ...result, timedOut, cancelled, durationMs: Date.now() - started });
+      const { notStarted, ...rest } = result;
+      resolve({ ...rest, timedOut, cancelled, notStarted: notStarted === true, startedAt, durationMs: Date.now() - (startedAt ?? called) });
     };
     const kill = () => {
       if (pid !== undefined) killGroup(pid);
-      else killPending = true;
-      settleTimer ??= setTimeout(() => settle({ exitCode: null, signal: 'SIGKILL', stdout: '', stderr: '', spawnError: undefined }), SETTLE_AFTER_KILL_MS);
+      else {
+        killPending = true;
+        handle.cancel(); // still waiting for a slot: it never starts
+      }
+      settleTimer ??= setTimeout(() => settle({ exitCode: null, signal: pid === undefined ? null : 'SIGKILL', stdout: '', stderr: '', notStarted: pid === undefined }), SETTLE_AFTER_KILL_MS);
     };
     const onAbort = () => {
       cancelled = true;
       kill();
     };
-    const timer = setTimeout(() => {
+    const onTimeout = () => {
       timedOut = true;
       kill();
-    }, options.timeoutMs);
-    if (options.signal?.aborted) onAbort();
-    else options.signal?.addEventListener('abort', onAbort, { once: true });
+    };
+    let timer = setTimeout(onTimeout, options.gate === undefined ? options.timeoutMs : slotWaitLimitMs(options.timeoutMs));
 
     const env = { ...trivyEnvironment(options.env), ...options.extraEnv };
-    launch({ binary: options.binary, args: options.args, env, captureStdout: options.captureStdout ?? false }, {
+    const handle = launch({ binary: options.binary, args: options.args, env, captureStdout: options.captureStdout ?? false }, {
       started(startedPid) {
         if (settled) {
           killGroup(startedPid); // too late: the call already ended
@@ -88,10 +111,22 @@ export function runTrivy(options: RunOptions): Promise<RunOutcome> {
         if (pid !== undefined) liveGroups.delete(pid); // started again directly: the launcher died (launcher/client.ts)
         pid = startedPid;
         liveGroups.add(startedPid);
-        if (killPending) killGroup(startedPid);
+        if (killPending) {
+          killGroup(startedPid);
+          return;
+        }
+        if (startedAt === undefined) {
+          startedAt = Date.now();
+          if (options.gate !== undefined) {
+            clearTimeout(timer);
+            timer = setTimeout(onTimeout, options.timeoutMs);
+          }
+          options.onStarted?.();
+        }
       },
       done: settle,
-    });
+    }, options.gate);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
 

@@ -15,10 +15,12 @@ import { runTrivy } from './process.js';
 import { InvalidReportError } from './report.js';
 import { convertToSbom } from './sbom.js';
 
-export type ScanFailureOutcome = { ok: false; reason: ScanFailureReason | 'cancelled'; detail: string };
+/** `notStarted`: cancelled while it waited for a slot, before any Trivy process ran for it. */
+export type ScanFailureOutcome = { ok: false; reason: ScanFailureReason | 'cancelled'; detail: string; notStarted?: boolean };
 
-/** Trivy exited 0 with a report file; dispose() removes the scan's directory once it is read. */
-export type TrivyRun = { ok: true; reportFile: string; dispose(): Promise<void> } | ScanFailureOutcome;
+/** Trivy exited 0 with a report file; dispose() removes the scan's directory once it is read. `startedAt`: when its
+ * first Trivy process started (epoch ms). */
+export type TrivyRun = { ok: true; reportFile: string; startedAt: number; dispose(): Promise<void> } | (ScanFailureOutcome & { startedAt?: number });
 
 export type ScanOutcome = { ok: true; findings: ImageFindings; sbomFile?: string; sbomError?: string } | ScanFailureOutcome;
 
@@ -40,7 +42,7 @@ export interface ScanContext {
  * Runs Trivy on one image. With pull secrets for its registry, each credential is tried in turn (the registry may
  * refuse one), then an anonymous pull; each attempt gets a private DOCKER_CONFIG holding only that registry's entry.
  */
-export async function runImageScan(target: ScanTarget, context: ScanContext, signal?: AbortSignal): Promise<TrivyRun> {
+export async function runImageScan(target: ScanTarget, context: ScanContext, signal?: AbortSignal, onStarted?: () => void): Promise<TrivyRun> {
   // The directories a scan needs are made synchronously: a few microseconds each, where awaiting each one in turn
   // would hold the slot for several round trips of a busy event loop between two Trivy processes.
   let scanDir: string;
@@ -53,20 +55,28 @@ export async function runImageScan(target: ScanTarget, context: ScanContext, sig
   try {
     const { candidates, secretsTried } = (await context.credentials?.(target)) ?? { candidates: [], secretsTried: [] };
     const attempts: Array<RegistryCredential | undefined> = [...candidates, undefined];
-    let outcome: TrivyRun | undefined;
+    let outcome: ScanFailureOutcome | undefined;
+    let startedAt: number | undefined;
+    const started = () => {
+      if (startedAt !== undefined) return;
+      startedAt = Date.now();
+      onStarted?.();
+    };
     for (const [index, credential] of attempts.entries()) {
-      outcome = await scanOnce(target, context, path.join(scanDir, `attempt-${index}`), signal, credential && (await writeDockerConfig(scanDir, index, target.registry, credential)));
-      if (outcome.ok) return { ...outcome, dispose };
+      const dockerConfig = credential && (await writeDockerConfig(scanDir, index, target.registry, credential));
+      const attempt = await scanOnce(target, context, path.join(scanDir, `attempt-${index}`), signal, dockerConfig, started);
+      if (attempt.ok) return { ...attempt, startedAt: startedAt ?? Date.now(), dispose };
+      outcome = attempt;
       if (outcome.reason !== 'unauthorized') break;
     }
     await dispose();
-    if (outcome!.ok || outcome!.reason !== 'unauthorized') return outcome!;
+    if (outcome!.reason !== 'unauthorized') return { ...outcome!, startedAt };
     const tried = !context.credentials
       ? 'pull secrets are not read: REGISTRY_AUTH_ENABLED=false'
       : secretsTried.length > 0
         ? `pull secrets tried: ${secretsTried.join(', ')}`
         : 'the workloads name no pull secret';
-    return { ok: false, reason: 'unauthorized', detail: `registry ${target.registry} refused the pull (${tried}): ${outcome!.detail}` };
+    return { ok: false, reason: 'unauthorized', detail: `registry ${target.registry} refused the pull (${tried}): ${outcome!.detail}`, startedAt };
   } catch (error) {
     await dispose();
     return writeFailure(error, context.workDir);
@@ -91,7 +101,14 @@ export async function readImageScan(target: ScanTarget, run: Extract<TrivyRun, {
   }
 }
 
-async function scanOnce(target: ScanTarget, context: ScanContext, attemptDir: string, signal: AbortSignal | undefined, dockerConfig: string | undefined): Promise<TrivyRun> {
+async function scanOnce(
+  target: ScanTarget,
+  context: ScanContext,
+  attemptDir: string,
+  signal: AbortSignal | undefined,
+  dockerConfig: string | undefined,
+  onStarted: () => void,
+): Promise<{ ok: true; reportFile: string } | ScanFailureOutcome> {
   const { config } = context;
   mkdirSync(attemptDir);
   const cacheDir = config.trivy.cacheMode === 'ephemeral' ? ephemeralCache(attemptDir, config.trivy.cacheDir) : config.trivy.cacheDir;
@@ -106,11 +123,21 @@ async function scanOnce(target: ScanTarget, context: ScanContext, attemptDir: st
     extraEnv,
     timeoutMs: config.trivy.timeoutMs + KILL_GRACE_MS,
     signal,
+    gate: config.scan.concurrency,
+    onStarted,
   });
-  if (outcome.cancelled) return { ok: false, reason: 'cancelled', detail: 'scan stopped by shutdown' };
+  if (outcome.cancelled) {
+    return outcome.notStarted
+      ? { ok: false, reason: 'cancelled', detail: 'the run stopped before this image was scanned', notStarted: true }
+      : { ok: false, reason: 'cancelled', detail: 'scan stopped by shutdown' };
+  }
+  if (outcome.notStarted) {
+    const waited = Math.round(outcome.durationMs / 1000);
+    return { ok: false, reason: 'timeout', detail: `trivy was not started: no scan slot came free within ${waited} s (the Trivy launcher stopped starting processes)` };
+  }
   if (outcome.spawnError) return { ok: false, reason: 'other', detail: `trivy could not be started: ${outcome.spawnError}` };
   if (outcome.exitCode !== 0 || outcome.timedOut) return { ok: false, ...classifyFailure(outcome) };
-  return { ok: true, reportFile: outputFile, dispose: async () => {} };
+  return { ok: true, reportFile: outputFile };
 }
 
 /** A private directory (0700) with config.json (0600) for one Trivy process; removed with the scan directory. */

@@ -1,5 +1,6 @@
 // SIGTERM (Kubernetes stopping the Job, or the deadline) while images are being scanned: no new scan starts, the
-// running Trivy process groups are killed, and what is finished is still delivered before the process exits 1.
+// running Trivy process groups are killed, scans handed over that still wait for a slot are dropped, and what is
+// finished is still delivered before the process exits 1.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
@@ -11,6 +12,8 @@ import { logsWith, runScanner, scannedRef, startStandIns } from '../support/harn
 const FAST = 'docker.io/library/alpine:3.10';
 const SLOW = 'docker.io/library/debian:buster';
 const LATER = 'docker.io/library/busybox:1.36';
+/** Handed over to the launcher (the pool runs twice SCAN_CONCURRENCY) but never given a slot before the signal. */
+const NEVER = 'docker.io/library/nginx:1.25';
 
 /** Running (not gone, not a zombie waiting to be reaped), after giving a SIGKILL a moment to take effect. */
 async function isAlive(pid: number): Promise<boolean> {
@@ -33,14 +36,16 @@ describe('shutdown', { timeout: 90_000 }, () => {
       cluster: {
         objects: [
           deployment({ namespace: 'done', name: 'web', containers: [{ name: 'app', image: 'alpine:3.10' }] }),
-          deployment({ namespace: 'mixed', name: 'api', containers: [{ name: 'app', image: 'alpine:3.10' }, { name: 'slow', image: 'debian:buster' }, { name: 'later', image: 'busybox:1.36' }] }),
+          deployment({ namespace: 'mixed', name: 'api', containers: [{ name: 'app', image: 'alpine:3.10' }, { name: 'slow', image: 'debian:buster' }, { name: 'later', image: 'busybox:1.36' }, { name: 'never', image: 'nginx:1.25' }] }),
         ],
       },
       trivy: {
         images: {
           [FAST]: { report: 'trivy-v0.69.3_alpine-3.10_os-pkgs.json' },
           [SLOW]: { hang: true },
-          [LATER]: { report: 'trivy-v0.69.3_busybox_no-os_cargo-lang-pkgs.json', delayMs: 200 },
+          // Starts when the fast scan ends and is still running at the signal.
+          [LATER]: { report: 'trivy-v0.69.3_busybox_no-os_cargo-lang-pkgs.json', delayMs: 8000 },
+          [NEVER]: { report: 'trivy-v0.69.3_alpine-3.10_os-pkgs.json' },
         },
       },
     });
@@ -48,15 +53,18 @@ describe('shutdown', { timeout: 90_000 }, () => {
       let signalledAt = 0;
       let signalling: Promise<void> | undefined;
       const run = await runScanner(
-        { ...standIns.env, SCAN_NAMESPACES: 'done,mixed', SCAN_CONCURRENCY: '2', TRIVY_TIMEOUT: '10m' },
+        // No pull-secret lookups: the scans reach the launcher in the plan's order (alpine, debian, busybox, nginx).
+        { ...standIns.env, SCAN_NAMESPACES: 'done,mixed', SCAN_CONCURRENCY: '2', TRIVY_TIMEOUT: '10m', REGISTRY_AUTH_ENABLED: 'false' },
         {
           timeoutMs: 60_000,
           onLog: (line, child) => {
             if (line.msg !== 'image scanned' || line.image !== FAST || signalling) return;
-            // The signal goes once the hanging Trivy has started its grandchild (recorded in the invocation log).
+            // The signal goes once the hanging Trivy has started its grandchild and the later image (started by the
+            // launcher when the fast scan ended) is running (both recorded in the invocation log).
             signalling = (async () => {
               for (const until = Date.now() + 10_000; Date.now() < until; await sleep(20)) {
-                if ((await standIns.invocations()).some((i) => i.behaviour === 'hang' && i.pids?.length === 2)) break;
+                const invocations = await standIns.invocations();
+                if (invocations.some((i) => i.behaviour === 'hang' && i.pids?.length === 2) && invocations.some((i) => scannedRef(i) === LATER)) break;
               }
               signalledAt = Date.now();
               child.kill('SIGTERM');
@@ -75,11 +83,13 @@ describe('shutdown', { timeout: 90_000 }, () => {
       const mixed = payloads.get('mixed')!;
       assert.deepEqual(mixed.workloads[0]!.containers.map((c) => c.name), ['app'], 'only the finished container is sent');
       const ledger = mixed.scan_config.not_delivered as Array<{ container: string; reason: string }>;
-      assert.deepEqual(ledger.map((e) => [e.container, e.reason]).sort(), [['later', 'cancelled'], ['slow', 'cancelled']]);
+      assert.deepEqual(ledger.map((e) => [e.container, e.reason]).sort(), [['later', 'cancelled'], ['never', 'cancelled'], ['slow', 'cancelled']]);
 
       const scans = await standIns.scans();
-      const startedAfterSignal = scans.filter((s) => scannedRef(s) === LATER && Date.parse(s.startedAt) >= signalledAt);
+      const startedAfterSignal = scans.filter((s) => Date.parse(s.startedAt) >= signalledAt);
       assert.deepEqual(startedAfterSignal, [], 'no scan starts after the signal');
+      assert.ok(scans.some((s) => scannedRef(s) === LATER), 'the later image was running at the signal');
+      assert.deepEqual(scans.filter((s) => scannedRef(s) === NEVER), [], 'the image still waiting for a slot was never started');
       const hung = (await standIns.invocations()).find((i) => i.behaviour === 'hang');
       assert.ok(hung?.pids?.length === 2);
       for (const pid of hung!.pids!) assert.equal(await isAlive(pid), false, `process ${pid} of the hung scan's group was killed`);

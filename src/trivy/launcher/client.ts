@@ -4,7 +4,8 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { killGroup, spawnGroup, type SpawnCallbacks, type SpawnRequest } from '../child-process.js';
+import { killGroup, type SpawnCallbacks, type SpawnRequest } from '../child-process.js';
+import { cancelWaitingStart, StartGate, startThroughGate } from '../start-gate.js';
 import type { FromLauncher, ToLauncher } from './protocol.js';
 
 /** Time allowed for the launcher to answer a usage request, and to exit when asked to. */
@@ -20,7 +21,19 @@ export interface LauncherUsage {
 interface Call {
   request: SpawnRequest;
   callbacks: SpawnCallbacks;
+  gate?: number;
+  handle: StartHandle;
   pid?: number;
+}
+
+/** Cancels a call that still waits for a free slot (one that started is killed by its process group). */
+export class StartHandle {
+  /** Where the call waits now: the launcher, or this process's own gate once the launcher is gone. */
+  cancelWaiting: () => void = () => undefined;
+
+  cancel(): void {
+    this.cancelWaiting();
+  }
 }
 
 class Launcher {
@@ -39,11 +52,14 @@ class Launcher {
     this.idle();
   }
 
-  run(request: SpawnRequest, callbacks: SpawnCallbacks): void {
+  run(request: SpawnRequest, callbacks: SpawnCallbacks, gate: number | undefined, handle: StartHandle): void {
     const id = this.nextId++;
-    this.calls.set(id, { request, callbacks });
+    this.calls.set(id, { request, callbacks, gate, handle });
+    handle.cancelWaiting = () => {
+      if (this.calls.get(id)?.pid === undefined) this.send({ type: 'cancel', id });
+    };
     this.busy();
-    this.send({ type: 'run', id, ...request });
+    this.send({ type: 'run', id, gate, ...request });
   }
 
   usage(): Promise<LauncherUsage | undefined> {
@@ -105,13 +121,14 @@ class Launcher {
     if (this.calls.size === 0) this.idle();
   }
 
-  /** Processes in flight are killed (nobody would see them end) and started again directly, as are later ones. */
+  /** Processes in flight are killed (nobody would see them end) and started again directly, in their order, as are
+   * the calls that waited for a slot and later ones. */
   private onGone(): void {
     if (!this.alive) return;
     this.alive = false;
     for (const [, call] of this.calls) {
       if (call.pid !== undefined) killGroup(call.pid);
-      spawnGroup(call.request, call.callbacks);
+      launchDirect(call.request, call.callbacks, call.gate, call.handle);
     }
     this.calls.clear();
     for (const [, settle] of this.usageWaiters) settle(undefined);
@@ -133,11 +150,26 @@ let launcher: Launcher | undefined;
 /** Set once the launcher could not be used; from then on processes are started directly. */
 let direct = false;
 
-/** Starts a Trivy process through the launcher, or directly when the launcher is unavailable. */
-export function launch(request: SpawnRequest, callbacks: SpawnCallbacks): void {
+/** Where the concurrency limit is kept for processes this process starts itself (no launcher). */
+const directGate = new StartGate();
+let nextDirectId = 1;
+
+/**
+ * Starts a Trivy process through the launcher, or directly when the launcher is unavailable. With `gate` the start
+ * waits until fewer than `gate` such processes run (start-gate.ts), so scans can be handed over before a slot frees.
+ */
+export function launch(request: SpawnRequest, callbacks: SpawnCallbacks, gate?: number): StartHandle {
+  const handle = new StartHandle();
   const current = currentLauncher();
-  if (current) current.run(request, callbacks);
-  else spawnGroup(request, callbacks);
+  if (current) current.run(request, callbacks, gate, handle);
+  else launchDirect(request, callbacks, gate, handle);
+  return handle;
+}
+
+function launchDirect(request: SpawnRequest, callbacks: SpawnCallbacks, gate: number | undefined, handle: StartHandle): void {
+  const id = nextDirectId++;
+  handle.cancelWaiting = () => void cancelWaitingStart(directGate, id, callbacks);
+  startThroughGate(directGate, id, gate, request, callbacks);
 }
 
 /** CPU and peak memory of the launcher so far (part of the scanner's own cost), if it ran. */
