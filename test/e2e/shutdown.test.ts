@@ -43,8 +43,8 @@ describe('shutdown', { timeout: 90_000 }, () => {
         images: {
           [FAST]: { report: 'trivy-v0.69.3_alpine-3.10_os-pkgs.json' },
           [SLOW]: { hang: true },
-          // Starts when the fast scan ends and is still running at the signal.
-          [LATER]: { report: 'trivy-v0.69.3_busybox_no-os_cargo-lang-pkgs.json', delayMs: 8000 },
+          // Starts when the fast scan ends, and is still running at the signal.
+          [LATER]: { hang: true },
           [NEVER]: { report: 'trivy-v0.69.3_alpine-3.10_os-pkgs.json' },
         },
       },
@@ -59,12 +59,11 @@ describe('shutdown', { timeout: 90_000 }, () => {
           timeoutMs: 60_000,
           onLog: (line, child) => {
             if (line.msg !== 'image scanned' || line.image !== FAST || signalling) return;
-            // The signal goes once the hanging Trivy has started its grandchild and the later image (started by the
-            // launcher when the fast scan ended) is running (both recorded in the invocation log).
+            // The signal goes once both hanging Trivy processes (the slow image, and the later one the launcher
+            // started when the fast scan ended) have started their grandchild (recorded in the invocation log).
             signalling = (async () => {
               for (const until = Date.now() + 10_000; Date.now() < until; await sleep(20)) {
-                const invocations = await standIns.invocations();
-                if (invocations.some((i) => i.behaviour === 'hang' && i.pids?.length === 2) && invocations.some((i) => scannedRef(i) === LATER)) break;
+                if ((await standIns.invocations()).filter((i) => i.behaviour === 'hang' && i.pids?.length === 2).length === 2) break;
               }
               signalledAt = Date.now();
               child.kill('SIGTERM');
@@ -90,9 +89,9 @@ describe('shutdown', { timeout: 90_000 }, () => {
       assert.deepEqual(startedAfterSignal, [], 'no scan starts after the signal');
       assert.ok(scans.some((s) => scannedRef(s) === LATER), 'the later image was running at the signal');
       assert.deepEqual(scans.filter((s) => scannedRef(s) === NEVER), [], 'the image still waiting for a slot was never started');
-      const hung = (await standIns.invocations()).find((i) => i.behaviour === 'hang');
-      assert.ok(hung?.pids?.length === 2);
-      for (const pid of hung!.pids!) assert.equal(await isAlive(pid), false, `process ${pid} of the hung scan's group was killed`);
+      const hung = (await standIns.invocations()).filter((i) => i.behaviour === 'hang');
+      assert.deepEqual(hung.map((i) => scannedRef(i)).sort(), [SLOW, LATER].sort());
+      for (const pid of hung.flatMap((i) => i.pids!)) assert.equal(await isAlive(pid), false, `process ${pid} of a hung scan's group was killed`);
       assert.equal(logsWith(run, 'shutdown requested: no new scans; delivering what is finished').length, 1);
       const [summary] = logsWith(run, 'ephor-scanner completed');
       assert.equal(summary!.interrupted, true);
