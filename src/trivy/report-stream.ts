@@ -3,7 +3,9 @@
 // `SchemaVersion` and `Metadata`, each Result's `Target`/`Class`/`Type`, and every element of each Result's
 // `Vulnerabilities`. Everything else (`Packages` with --list-all-pkgs, secrets, …) is skipped, so a 200 MB report,
 // read in chunks, costs a few megabytes of memory (small reports are read in one go into a reused buffer).
-// Anything that is not such a report is an InvalidReportError.
+// Anything that is not such a report is an InvalidReportError. A captured object or array, and one that is skipped,
+// is run through in one tight loop that only follows strings and bracket depth (no frame per nested value, no key
+// decoded): captured values are then checked by JSON.parse; skipped ones only for balanced brackets and strings.
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { InvalidReportError, type TrivyReport, type TrivyResult, type TrivyVulnerability } from './report.js';
@@ -77,9 +79,17 @@ export async function streamReport(file: string, visitor: ReportVisitor, maxByte
   await visitor.flush?.();
 }
 
+/** An object or array being run through without frames: captured (see `capture`) or skipped. */
+interface Scan {
+  depth: number;
+  inString: boolean;
+  escaped: boolean;
+}
+
 /** The scanning state machine; exported for tests that feed it chunks directly. */
 export class ReportParser {
   private readonly stack: Frame[] = [];
+  private scan: Scan | undefined;
   private inString = false;
   private escaped = false;
   private stringStart = -1;
@@ -99,6 +109,10 @@ export class ReportParser {
     // Strings are most of a report: they are skipped with indexOf (native), not byte by byte.
     let nextBackslash = -2;
     for (let i = 0; i < chunk.length; i++) {
+      if (this.scan) {
+        i = this.scanValue(chunk, i);
+        continue;
+      }
       if (this.inString) {
         if (this.escaped) {
           this.escaped = false;
@@ -136,6 +150,7 @@ export class ReportParser {
         case Byte.OpenBrace:
         case Byte.OpenBracket:
           this.startValueOrKey(chunk, i, false);
+          if (this.scan) break; // captured or skipped as a whole: no frame
           this.stack.push({ kind: byte === Byte.OpenBrace ? 'object' : 'array', key: byte === Byte.OpenBrace ? undefined : 0, expectKey: byte === Byte.OpenBrace });
           this.enterContainer();
           break;
@@ -181,11 +196,59 @@ export class ReportParser {
       if (!isString) throw new InvalidReportError('report is not valid JSON (object key is not a string)');
       return; // the key is read by endString
     }
-    // Captures and shape checks are at depth 1 to 4; deeper values (inside packages, say) are only skipped.
-    if (this.capture || this.stack.length > 4) return;
+    if (this.capture) return;
     const path = this.path();
-    this.checkShape(path, isString ? 'string' : chunk[index] === Byte.OpenBrace ? 'object' : chunk[index] === Byte.OpenBracket ? 'array' : 'scalar');
-    if (wantsCapture(path)) this.startCapture(chunk, index, path);
+    const kind = isString ? 'string' : chunk[index] === Byte.OpenBrace ? 'object' : chunk[index] === Byte.OpenBracket ? 'array' : 'scalar';
+    this.checkShape(path, kind);
+    const captured = wantsCapture(path);
+    if (captured) this.startCapture(chunk, index, path);
+    if ((kind === 'object' || kind === 'array') && (captured || !walked(path))) this.scan = { depth: 1, inString: false, escaped: false };
+  }
+
+  /**
+   * Runs through the scanned value from chunk[from] on; returns the index of its closing bracket (the scan is then
+   * over, and a capture handed over) or of the chunk's last byte. Strings are skipped with indexOf; a quote is
+   * escaped when an odd run of backslashes precedes it.
+   */
+  private scanValue(chunk: Buffer, from: number): number {
+    const scan = this.scan!;
+    const end = chunk.length;
+    let i = from;
+    while (i < end) {
+      if (scan.inString) {
+        if (scan.escaped) {
+          scan.escaped = false;
+          i++;
+          continue;
+        }
+        const quote = chunk.indexOf(Byte.Quote, i);
+        if (quote === -1) {
+          scan.escaped = backslashesBefore(chunk, end, i) % 2 === 1;
+          return end - 1;
+        }
+        if (backslashesBefore(chunk, quote, i) % 2 === 0) scan.inString = false;
+        i = quote + 1;
+        continue;
+      }
+      const byte = chunk[i]!;
+      if (byte === Byte.Quote) {
+        scan.inString = true;
+      } else if (byte === Byte.OpenBrace || byte === Byte.OpenBracket) {
+        scan.depth++;
+      } else if (byte === Byte.CloseBrace || byte === Byte.CloseBracket) {
+        if (--scan.depth === 0) {
+          this.scan = undefined;
+          if (this.capture) this.finishCapture(chunk, i + 1);
+          const top = this.stack.at(-1);
+          if (top?.kind === 'object') top.expectKey = false;
+          return i;
+        }
+      } else if (!isWhitespace(byte) && byte !== Byte.Comma && byte !== Byte.Colon && !isScalarByte(byte)) {
+        throw new InvalidReportError(`report is not valid JSON (unexpected character ${JSON.stringify(String.fromCharCode(byte))})`);
+      }
+      i++;
+    }
+    return end - 1;
   }
 
   /** Results, a Result and its Vulnerabilities must have their JSON types: anything else is not a Trivy report
@@ -291,6 +354,20 @@ export class ReportParser {
       if (this.capture.bytes > MAX_CAPTURE_BYTES) throw new InvalidReportError('report holds a single value larger than 64 MiB');
     }
   }
+}
+
+/** The containers walked with frames: Results, each Result, each Result's Vulnerabilities; any other object or array
+ * is captured or skipped whole. */
+function walked(path: Array<string | number | undefined>): boolean {
+  if (path[0] !== 'Results') return false;
+  return path.length === 1 || (path.length === 2 && typeof path[1] === 'number') || (path.length === 3 && path[2] === 'Vulnerabilities');
+}
+
+/** How many backslashes directly precede chunk[index], not looking before `floor`. */
+function backslashesBefore(chunk: Buffer, index: number, floor: number): number {
+  let count = 0;
+  for (let j = index - 1; j >= floor && chunk[j] === Byte.Backslash; j--) count++;
+  return count;
 }
 
 /** Top-level SchemaVersion and Metadata, each Result's Target/Class/Type, each element of each Result's Vulnerabilities. */

@@ -53,4 +53,21 @@ describe('the streaming report reader hands over exactly what JSON.parse sees', 
     const broken = '{"SchemaVersion":2,"Re\u0001sults":[]}'; // a raw U+0001 inside the key
     assert.throws(() => streamed(Buffer.from(broken), [7]), /not valid JSON in a key/);
   });
+
+  test('captured and skipped values are run through whole: backslash runs before quotes, brackets inside strings, any chunking', () => {
+    const vuln = { VulnerabilityID: 'CVE-3', PkgName: 'ends-in-backslashes\\', Title: 'q\\"x', CVSS: { nvd: { V3Score: 7.5, V: [[], {}] } } };
+    const packages = [{ Name: 'a\\' }, { Name: '\\"]}' }, { Name: '[{', Layers: [[[]]] }, 1, -2.5e3, true, null];
+    const text = JSON.stringify({ SchemaVersion: 2, Extra: { deep: [{ x: '"' }] }, Results: [{ Type: 'npm', Packages: packages, Vulnerabilities: [vuln, vuln] }] }, null, 2);
+    for (const sizes of [[text.length], [1], [2, 3], [5, 1, 7]]) {
+      const seen = streamed(Buffer.from(text), sizes);
+      assert.deepEqual(seen.vulnerabilities, [['npm', vuln], ['npm', vuln]]);
+    }
+  });
+
+  test('a stray character inside a skipped value is invalid JSON; a skipped value left open is a truncated report', () => {
+    const garbage = '{"SchemaVersion":2,"Results":[{"Type":"npm","Packages":[{"Name":"x"} @],"Vulnerabilities":[]}]}';
+    assert.throws(() => streamed(Buffer.from(garbage), [9]), /not valid JSON \(unexpected character "@"\)/);
+    const open = '{"SchemaVersion":2,"Results":[{"Type":"npm","Packages":[{"Name":"x"}';
+    assert.throws(() => streamed(Buffer.from(open), [4]), /truncated/);
+  });
 });
