@@ -139,6 +139,34 @@ export function renderReport(report: Report): string {
     ),
   );
   out.push('');
+  out.push('### Trivy slots');
+  out.push('');
+  out.push(
+    'From the C stand-in\'s own start and end time of every scan (`FAST_TRIVY_TIMELINE`): how soon a slot was used again ' +
+      'after a Trivy process ended, and how much slot time stood empty between the first and the last start (divided by C: the ' +
+      'wall time it cost). A scan\'s start is its `main()`; the gap includes the launcher noticing the exit, starting the next ' +
+      'process (fork and exec) and that process being loaded.',
+  );
+  out.push('');
+  out.push(
+    table(
+      ['Run', 'Scans', 'Trivy lifetime, mean (ms)', 'Scanner start → first Trivy (ms)', 'Exit → next start: median / p90 (ms)', 'Empty slot time / C (ms)'],
+      results
+        .filter((r) => r.measurement.slots !== undefined)
+        .map((r) => {
+          const slots = r.measurement.slots!;
+          return [
+            runName(r),
+            fmt.int(slots.scans),
+            slots.meanLifetimeMs.toFixed(1),
+            fmt.ms(slots.firstStartMs),
+            `${slots.gapMedianMs.toFixed(1)} / ${slots.gapP90Ms.toFixed(1)}`,
+            fmt.ms(slots.idleWallMs),
+          ];
+        }),
+    ),
+  );
+  out.push('');
   out.push('### CPU and memory');
   out.push('');
   out.push(
@@ -304,6 +332,10 @@ function readingText(results: Array<{ scenario: ScenarioName; measurement: Measu
       `**${runName(r)}**: the scanner used ${perImage.toFixed(1)} ms of its own CPU per image over the whole run (discovery and deliveries included), ` +
         `against the L / C = ${budget.toFixed(1)} ms per image that keeps C Trivy processes busy`,
       scanPhase === undefined ? '' : `; the scan phase took ${(scanPhase / 1000).toFixed(2)} s for an ideal ${(idealScan / 1000).toFixed(2)} s (× ${(scanPhase / idealScan).toFixed(2)})`,
+      m.slots === undefined
+        ? ''
+        : ` (the first Trivy started ${(m.slots.firstStartMs! / 1000).toFixed(2)} s after the scanner's first log line; slots stood empty ` +
+          `for ${(m.slots.idleWallMs / 1000).toFixed(2)} s of wall time, a median ${m.slots.gapMedianMs.toFixed(1)} ms from one Trivy's exit to the next start)`,
       m.timeline.lastScanned !== undefined && m.timeline.completed !== undefined
         ? `; ${((m.timeline.completed - m.timeline.lastScanned) / 1000).toFixed(2)} s of delivery followed the last scan (${fmt.mb(m.ephor.bytes)} MiB posted in all)`
         : '',

@@ -84,6 +84,8 @@ export interface Measurement {
   rssByPhaseKiB: { discovery?: number; scans?: number; tail?: number };
   /** Milliseconds from the scanner's first log line ("ephor-scanner starting"), from its log timestamps. */
   timeline: { planned?: number; firstScanned?: number; lastScanned?: number; firstDelivered?: number; lastDelivered?: number; completed?: number };
+  /** Epoch ms of the scanner's first log line. */
+  startedAtMs?: number;
   kube: { requests: number };
   /** CPU time of the whole machine while the scanner ran (/proc/stat), of the benchmark process (the stand-ins),
    * and stolen by the hypervisor: what is left after the scanner's process tree and the stand-ins is other load. */
@@ -91,6 +93,8 @@ export interface Measurement {
   logs: { warn: number; error: number; firstProblems: string[] };
   /** Which Trivy stand-in ran (bench/stand-in.ts). */
   trivyStandIn: { kind: 'c' | 'bash'; note?: string };
+  /** How the C Trivy slots were used, from the C stand-in's own start and end times (FAST_TRIVY_TIMELINE). */
+  slots?: SlotStats;
   problems: string[];
 }
 
@@ -128,6 +132,7 @@ export async function measureRun(config: RunConfig, options: RunOptions = {}): P
       await ephor.settled(); // the light mode's deferred checks
       const measurement = await summarise(config, cluster, report, setupMs, scanner, ephor.scanIngests(), ephor.requests.length, ephor.maxConcurrentPosts, kube.requests.length);
       measurement.trivyStandIn = { kind: standIn.kind, note: standIn.note };
+      measurement.slots = slotStats(await readFile(env.FAST_TRIVY_TIMELINE!, 'utf8').catch(() => ''), config.concurrency, measurement.startedAtMs);
       measurement.machine = {
         busyS: machineBefore && machineAfter ? machineAfter.busyS - machineBefore.busyS : undefined,
         stealS: machineBefore && machineAfter ? machineAfter.stealS - machineBefore.stealS : undefined,
@@ -314,6 +319,7 @@ async function summarise(
       checkedBytes: accepted.reduce((n, r) => n + (r.summary?.checked ? (r.bytes ?? 0) : 0), 0),
     },
     timeline,
+    startedAtMs: startedAt,
     rssByPhaseKiB: rssByPhase(scanner.rss, startedAt, timeline),
     kube: { requests: kubeRequests },
     machine: { benchS: 0 },
@@ -399,4 +405,57 @@ function run(command: string, args: string[]): Promise<void> {
 
 function plus(scanner: number | undefined, launcher: number | undefined): number | undefined {
   return scanner === undefined ? undefined : scanner + (launcher ?? 0);
+}
+
+export interface SlotStats {
+  scans: number;
+  /** Mean time from a stand-in's start to its exit (L plus writing the report). */
+  meanLifetimeMs: number;
+  /** From the scanner's first log line to the first Trivy scan's start. */
+  firstStartMs?: number;
+  /** For each scan that ended before the last start: how long until the next scan started (a slot stood empty). */
+  gapMedianMs: number;
+  gapP90Ms: number;
+  /** Slot time left empty between the first and the last start, divided by C: the wall time it cost. */
+  idleWallMs: number;
+}
+
+/** Reads the stand-in's "START_NS END_NS" lines (one per scan). Undefined when there are none (the bash stand-in). */
+export function slotStats(text: string, concurrency: number, startedAtMs: number | undefined): SlotStats | undefined {
+  const spans = text
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split(' ').map((n) => Number(n) / 1e6) as [number, number]);
+  if (spans.length === 0) return undefined;
+  const starts = spans.map(([start]) => start).sort((a, b) => a - b);
+  const ends = spans.map(([, end]) => end).sort((a, b) => a - b);
+  const lastStart = starts.at(-1)!;
+  const gaps: number[] = [];
+  let next = 0;
+  // Each exit, in order, is paired with the first start after it that no earlier exit took: the slot it freed.
+  for (const end of ends) {
+    while (next < starts.length && starts[next]! < end) next++;
+    if (next < starts.length) gaps.push(starts[next++]! - end);
+  }
+  gaps.sort((a, b) => a - b);
+  const events = [...starts.map((t) => [t, 1] as const), ...ends.map((t) => [t, -1] as const)].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let running = 0;
+  let previous = starts[0]!;
+  let idle = 0;
+  for (const [time, delta] of events) {
+    if (time > lastStart) break;
+    idle += (concurrency - running) * (time - previous);
+    running += delta;
+    previous = time;
+  }
+  const quantile = (q: number) => (gaps.length === 0 ? 0 : gaps[Math.min(gaps.length - 1, Math.floor(gaps.length * q))]!);
+  return {
+    scans: spans.length,
+    meanLifetimeMs: spans.reduce((n, [start, end]) => n + (end - start), 0) / spans.length,
+    firstStartMs: startedAtMs === undefined ? undefined : starts[0]! - startedAtMs,
+    gapMedianMs: quantile(0.5),
+    gapP90Ms: quantile(0.9),
+    idleWallMs: idle / concurrency,
+  };
 }

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { generateCluster, imageID } from '../../bench/cluster.js';
 import { renderReport } from '../../bench/doc.js';
-import { measureRun, parseGnuTime } from '../../bench/measure.js';
+import { measureRun, parseGnuTime, slotStats } from '../../bench/measure.js';
 import { writeReportTemplate } from '../../bench/report.js';
 import { DEFAULT_OUTPUT, describeMachine, parseArgs } from '../../bench/run.js';
 import { judge, planRuns } from '../../bench/scenarios.js';
@@ -95,6 +95,10 @@ test('one measured run of the bundle: scanned, delivered, counted; the report re
   assert.ok(measurement.idealMs >= Math.ceil(4 / 2) * 20);
   assert.ok((measurement.time.maxRssKiB ?? 0) > 10_000, 'GNU time measured the scanner');
   assert.ok((measurement.cpuUserS ?? 0) > 0 && measurement.discoveryMs !== undefined && measurement.timeline.lastScanned !== undefined);
+  if (measurement.trivyStandIn.kind === 'c') {
+    assert.equal(measurement.slots?.scans, 4, 'the C stand-in recorded every scan');
+    assert.ok(measurement.slots.meanLifetimeMs >= 20 && measurement.slots.firstStartMs! > 0);
+  }
 
   const machine = await describeMachine();
   const markdown = renderReport({ machine, startedAt: new Date(), durationMs: 1000, quick: true, command: 'npm run bench -- --quick', results: [{ scenario: 'overhead', measurement }] });
@@ -102,9 +106,18 @@ test('one measured run of the bundle: scanned, delivered, counted; the report re
   assert.match(markdown, /\| nproc \|/);
   assert.match(markdown, /npm run bench/);
   assert.match(markdown, /Wall \/ ideal/);
+  if (measurement.slots) assert.match(markdown, /### Trivy slots/);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ephor-bench-doc-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   await writeFile(path.join(dir, 'performance.md'), markdown);
+});
+
+test('Trivy slots: each exit is paired with the start that refilled its slot; empty slot time counts until the last start', () => {
+  const ms = (n: number) => String(n * 1e6);
+  const lines = [[0, 100], [0, 100], [105, 205], [110, 210]].map(([s, e]) => `${ms(s!)} ${ms(e!)}`).join('\n');
+  const stats = slotStats(lines, 2, -50);
+  assert.deepEqual(stats, { scans: 4, meanLifetimeMs: 100, firstStartMs: 50, gapMedianMs: 10, gapP90Ms: 10, idleWallMs: 7.5 });
+  assert.equal(slotStats('', 2, 0), undefined, 'no timeline: the bash stand-in');
 });
 
 test('options, plan and targets', () => {
