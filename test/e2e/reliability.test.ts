@@ -140,10 +140,16 @@ describe('reliability', { timeout: 300_000 }, () => {
       assert.equal(run.exitCode, 0, run.stdout);
       assert.ok(run.durationMs < 15_000);
       const [payload] = bodies(standIns);
-      const ledger = payload!.scan_config.not_delivered as Array<{ reason: string }>;
+      const ledger = payload!.scan_config.not_delivered as Array<{ reason: string; detail: string }>;
       assert.ok(payload!.workloads.length >= 1 && payload!.workloads.length < 6, `${payload!.workloads.length} delivered`);
       assert.equal(ledger.length, 6 - payload!.workloads.length);
       assert.ok(ledger.every((e) => e.reason === 'deadline'));
+      // The scan waiting for the slot (handed over ahead) and those never handed over were not started; at most the
+      // one running at the deadline was killed.
+      assert.ok(ledger.filter((e) => e.detail === 'killed at SCAN_DEADLINE').length <= 1, JSON.stringify(ledger));
+      assert.ok(ledger.filter((e) => e.detail === 'SCAN_DEADLINE left no time to scan this image').length >= ledger.length - 1);
+      const started = (await standIns.scans()).length;
+      assert.ok(started <= payload!.workloads.length + 1, `${started} scans started for ${payload!.workloads.length} delivered`);
       assert.equal(logsWith(run, 'SCAN_DEADLINE reached: delivering what is done').length, 1);
     } finally {
       await standIns.close();

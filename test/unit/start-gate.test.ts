@@ -2,6 +2,7 @@
 // frees and start, in order, the moment one does, through the launcher or directly. A scan's timeout counts from its
 // start, a scan cancelled while it waits never runs, and the limit holds when the launcher dies mid-run.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StartGate } from '../../src/trivy/start-gate.js';
 import { launcherPid } from '../../src/trivy/launcher/client.js';
-import { runTrivy } from '../../src/trivy/process.js';
+import { runTrivy, SETTLE_AFTER_KILL_MS, slotWaitLimitMs } from '../../src/trivy/process.js';
 
 const WORK = mkdtempSync(path.join(os.tmpdir(), 'start-gate-test-'));
 process.on('exit', () => rmSync(WORK, { recursive: true, force: true }));
@@ -147,6 +148,33 @@ describe('gated Trivy processes', { timeout: 60_000 }, () => {
     assert.equal(outcome.notStarted, true);
     await sleep(200);
     assert.equal(existsSync(marker), false);
+  });
+
+  test('a scan waiting on a launcher that stopped answering ends, not started, after its slot wait limit; nothing runs later', async () => {
+    const launcher = launcherPid()!;
+    const marker = path.join(WORK, 'stalled-marker');
+    const binary = path.join(WORK, 'stalled.sh');
+    writeFileSync(binary, `#!/bin/sh\ntouch ${marker}\nexec sleep 30\n`);
+    chmodSync(binary, 0o755);
+    process.kill(launcher, 'SIGSTOP');
+    const timeoutMs = 200;
+    let outcome;
+    const started = Date.now();
+    try {
+      outcome = await runTrivy({ binary, args: [], env: env(), timeoutMs, gate: 1 });
+    } finally {
+      process.kill(launcher, 'SIGCONT');
+    }
+    const took = Date.now() - started;
+    const expected = slotWaitLimitMs(timeoutMs) + SETTLE_AFTER_KILL_MS;
+    assert.equal(outcome.timedOut, true);
+    assert.equal(outcome.notStarted, true);
+    assert.ok(took >= expected - 100 && took < expected + 2_000, `ended after ${took} ms (expected about ${expected})`);
+    // The launcher catches up and starts it: the scanner kills it as soon as it is reported.
+    await runTrivy({ binary: '/bin/true', args: [], env: env(), timeoutMs: 5000 });
+    await sleep(300);
+    assert.ok(existsSync(marker), 'the launcher started it late');
+    assert.equal(spawnSync('pgrep', ['-f', `^sleep 30$`, '-P', String(launcher)], { encoding: 'utf8' }).stdout.trim(), '', 'nothing of it keeps running');
   });
 
   // Last: from here on this process starts Trivy directly.
