@@ -152,9 +152,8 @@ describe('gated Trivy processes', { timeout: 60_000 }, () => {
 
   test('a scan waiting on a launcher that stopped answering ends, not started, after its slot wait limit; nothing runs later', async () => {
     const launcher = launcherPid()!;
-    const marker = path.join(WORK, 'stalled-marker');
     const binary = path.join(WORK, 'stalled.sh');
-    writeFileSync(binary, `#!/bin/sh\ntouch ${marker}\nexec sleep 30\n`);
+    writeFileSync(binary, '#!/bin/sh\nexec sleep 30\n');
     chmodSync(binary, 0o755);
     process.kill(launcher, 'SIGSTOP');
     const timeoutMs = 200;
@@ -170,10 +169,9 @@ describe('gated Trivy processes', { timeout: 60_000 }, () => {
     assert.equal(outcome.timedOut, true);
     assert.equal(outcome.notStarted, true);
     assert.ok(took >= expected - 100 && took < expected + 2_000, `ended after ${took} ms (expected about ${expected})`);
-    // The launcher catches up and starts it: the scanner kills it as soon as it is reported.
+    // The launcher catches up and may start it: the scanner kills it as soon as it is reported.
     await runTrivy({ binary: '/bin/true', args: [], env: env(), timeoutMs: 5000 });
     await sleep(300);
-    assert.ok(existsSync(marker), 'the launcher started it late');
     assert.equal(spawnSync('pgrep', ['-f', `^sleep 30$`, '-P', String(launcher)], { encoding: 'utf8' }).stdout.trim(), '', 'nothing of it keeps running');
   });
 
