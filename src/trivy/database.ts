@@ -45,12 +45,14 @@ export async function prepareTrivy(config: Config, env: Record<string, string | 
     throw new TrivyUnavailableError(`TRIVY_CACHE_DIR=${trivy.cacheDir} cannot be created: ${(error as Error).message}`);
   }
 
-  const version = await trivyVersion(config, env, log, signal);
-  const supportsVersionCheckFlags = version === undefined || atLeast(version, [0, 63]);
-  const supportsRepositoryList = version === undefined || atLeast(version, [0, 56]);
-
+  // `trivy version` reads nothing the downloads write (no --cache-dir), so it runs beside them. The two downloads
+  // share TRIVY_CACHE_DIR, one after the other.
+  const versionRead = trivyVersion(config, env, log, signal); // never rejects: a failure is logged, version unknown
   const db = await prepareDatabase('db', config, env, log, signal);
   const javaDb = await prepareDatabase('java-db', config, env, log, signal);
+  const version = await versionRead;
+  const supportsVersionCheckFlags = version === undefined || atLeast(version, [0, 63]);
+  const supportsRepositoryList = version === undefined || atLeast(version, [0, 56]);
   if (!db.ready) {
     const cause = trivy.skipDbUpdate
       ? `TRIVY_SKIP_DB_UPDATE=true but ${path.join(trivy.cacheDir, 'db')} holds no database; run once without it, or pre-populate the cache`

@@ -1,0 +1,75 @@
+// Scans started while discovery is still going on: as each namespace's workloads are known (and Trivy is ready),
+// its images are handed over, at most `limit` at a time, so the Trivy slots fill long before the last namespace is
+// listed. Once discovery is done and the plan made, the run's pool claims these scans instead of starting them
+// again; everything after a scan (reading its report, delivery) still goes through the pool and the plan.
+import type { ScanResult, ScanTarget } from '../types.js';
+
+/** The rest of a scan once its Trivy process is done: reading the report. */
+export type FinishScan = () => Promise<ScanResult>;
+
+export interface EarlyScan {
+  /** The target as known when the scan started: the namespaces and pull-secret sources seen so far. */
+  target: ScanTarget;
+  /** Resolves when its Trivy process is done. */
+  slot: Promise<FinishScan>;
+}
+
+export class EarlyScans {
+  private readonly queue: ScanTarget[] = [];
+  private readonly offered = new Set<string>();
+  private readonly started = new Map<string, EarlyScan>();
+  private inFlight = 0;
+  private stopped = false;
+
+  /** `start` returns undefined when no scan may start any more (shutdown, SCAN_DEADLINE). */
+  constructor(
+    private readonly limit: number,
+    private readonly start: (target: ScanTarget) => Promise<FinishScan> | undefined,
+  ) {}
+
+  /** Images of one more namespace; those already offered are not scanned twice. */
+  offer(targets: readonly ScanTarget[]): void {
+    for (const target of targets) {
+      if (this.offered.has(target.ref)) continue;
+      this.offered.add(target.ref);
+      this.queue.push(target);
+    }
+    this.pump();
+  }
+
+  /** No more early starts: from now on the pool hands scans over. Returns the refs started, in their order. */
+  stop(): string[] {
+    this.stopped = true;
+    this.queue.length = 0;
+    return [...this.started.keys()];
+  }
+
+  /** The early scan of this image, if there is one (each is claimed once). */
+  take(ref: string): EarlyScan | undefined {
+    const scan = this.started.get(ref);
+    this.started.delete(ref);
+    return scan;
+  }
+
+  has(ref: string): boolean {
+    return this.started.has(ref);
+  }
+
+  private pump(): void {
+    while (!this.stopped && this.inFlight < this.limit && this.queue.length > 0) {
+      const target = this.queue.shift()!;
+      const slot = this.start(target);
+      if (!slot) {
+        this.stop();
+        return;
+      }
+      this.inFlight++;
+      this.started.set(target.ref, { target, slot });
+      const done = () => {
+        this.inFlight--;
+        this.pump();
+      };
+      slot.then(done, done);
+    }
+  }
+}

@@ -1,0 +1,66 @@
+// src/run/early-scans.ts: images offered as namespaces are discovered start at most `limit` at a time, each once;
+// once stopped nothing more starts, and each started scan is claimed once.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { EarlyScans, type FinishScan } from '../../src/run/early-scans.js';
+import type { ScanTarget } from '../../src/types.js';
+
+function target(ref: string): ScanTarget {
+  return { ref, registry: 'docker.io', repository: `library/${ref}`, namespaces: ['ns'], pullSecrets: [] };
+}
+
+/** A start whose Trivy phase ends when the test says so. */
+function controlledStarts() {
+  const started: string[] = [];
+  const finishers = new Map<string, () => void>();
+  const start = (t: ScanTarget): Promise<FinishScan> => {
+    started.push(t.ref);
+    return new Promise((resolve) => finishers.set(t.ref, () => resolve(async () => ({ ok: false, ref: t.ref, reason: 'other', detail: 'test', durationMs: 0 }))));
+  };
+  return { started, start, finish: (ref: string) => finishers.get(ref)!() };
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+test('at most `limit` in flight, in the order offered; an image offered by a second namespace is not started again', async () => {
+  const { started, start, finish } = controlledStarts();
+  const early = new EarlyScans(2, start);
+  early.offer([target('a'), target('b'), target('c')]);
+  early.offer([target('b'), target('d')]);
+  assert.deepEqual(started, ['a', 'b']);
+  finish('a');
+  await tick();
+  assert.deepEqual(started, ['a', 'b', 'c']);
+  finish('b');
+  finish('c');
+  await tick();
+  assert.deepEqual(started, ['a', 'b', 'c', 'd']);
+});
+
+test('stop: nothing more starts; the started ones are listed in order and claimed once each', async () => {
+  const { started, start, finish } = controlledStarts();
+  const early = new EarlyScans(1, start);
+  early.offer([target('a'), target('b')]);
+  assert.deepEqual(early.stop(), ['a']);
+  finish('a');
+  await tick();
+  assert.deepEqual(started, ['a'], 'b was never started');
+  assert.equal(early.has('a'), true);
+  const claimed = early.take('a');
+  assert.equal(claimed?.target.ref, 'a');
+  assert.equal(early.take('a'), undefined);
+  assert.equal(early.has('a'), false);
+  assert.equal(typeof (await claimed!.slot), 'function');
+});
+
+test('a start refused (shutdown, deadline) stops the early scans', () => {
+  const refused: string[] = [];
+  const early = new EarlyScans(4, (t) => {
+    refused.push(t.ref);
+    return undefined;
+  });
+  early.offer([target('a'), target('b')]);
+  early.offer([target('c')]);
+  assert.deepEqual(refused, ['a']);
+  assert.deepEqual(early.stop(), []);
+});
