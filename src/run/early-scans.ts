@@ -1,7 +1,8 @@
 // Scans started while discovery is still going on: as each namespace's workloads are known (and Trivy is ready),
 // its images are handed over, at most `limit` at a time, so the Trivy slots fill long before the last namespace is
-// listed. Once discovery is done and the plan made, the run's pool claims these scans instead of starting them
-// again; everything after a scan (reading its report, delivery) still goes through the pool and the plan.
+// listed. A report is read as soon as its Trivy process is done (reports do not pile up on disk). Once discovery
+// is done and the plan made, the run's pool claims these scans instead of starting them again; what follows a scan
+// (its result counted for its namespaces, delivery) still goes through the pool and the plan.
 import type { ScanResult, ScanTarget } from '../types.js';
 
 /** The rest of a scan once its Trivy process is done: reading the report. */
@@ -11,7 +12,9 @@ export interface EarlyScan {
   /** The target as known when the scan started: the namespaces and pull-secret sources seen so far. */
   target: ScanTarget;
   /** Resolves when its Trivy process is done. */
-  slot: Promise<FinishScan>;
+  slot: Promise<void>;
+  /** Its result, once its report is read. */
+  result: Promise<ScanResult>;
 }
 
 export class EarlyScans {
@@ -64,12 +67,17 @@ export class EarlyScans {
         return;
       }
       this.inFlight++;
-      this.started.set(target.ref, { target, slot });
-      const done = () => {
+      const result = slot.then((finish) => finish());
+      result.catch(() => undefined); // a failure reaches whoever claims it; unclaimed, it is not an unhandled rejection
+      const trivyDone = slot.then(
+        () => undefined,
+        () => undefined,
+      );
+      this.started.set(target.ref, { target, slot: trivyDone, result });
+      void trivyDone.then(() => {
         this.inFlight--;
         this.pump();
-      };
-      slot.then(done, done);
+      });
     }
   }
 }

@@ -296,9 +296,9 @@ class ScanSchedule {
    * known then: refused by the registry while later namespaces bring more, the image is scanned again with all.
    */
   async claim(claimed: EarlyScan, target: ScanTarget, signal: AbortSignal): Promise<FinishScan> {
-    const finish = await claimed.slot;
+    await claimed.slot;
     return async () => {
-      const result = await finish();
+      const result = await claimed.result;
       if (result.ok || result.reason !== 'unauthorized' || target.pullSecrets.length <= claimed.target.pullSecrets.length) return result;
       this.context.log.info({ image: target.ref }, 'scanning again with the pull secrets of the namespaces discovered after the first try');
       return (await this.scan(target, signal))();

@@ -12,6 +12,7 @@ import type { ScanFailureReason, ScanTarget } from '../types.js';
 import { KILL_GRACE_MS, trivyDuration, type TrivySetup } from './database.js';
 import { classifyFailure, writeFailure } from './failure.js';
 import { runTrivy } from './process.js';
+import { Limit } from '../limit.js';
 import { InvalidReportError } from './report.js';
 import { convertToSbom } from './sbom.js';
 
@@ -83,12 +84,17 @@ export async function runImageScan(target: ScanTarget, context: ScanContext, sig
   }
 }
 
+/** Reports read at a time. Reading is the scanner's own CPU, so more at once gains nothing, and each one holds a
+ * read buffer: without a limit, scans that all finished while discovery went on would all be read at once. */
+const REPORT_READS_AT_ONCE = 2;
+const reportReads = new Limit(REPORT_READS_AT_ONCE);
+
 /** The report → a findings file (and an SBOM); the scan's directory is removed either way. */
 export async function readImageScan(target: ScanTarget, run: Extract<TrivyRun, { ok: true }>, context: ScanContext, signal?: AbortSignal): Promise<ScanOutcome> {
   const { config } = context;
   const name = createHash('sha256').update(target.ref).digest('hex').slice(0, 24);
   try {
-    const findings = await writeImageFindings(run.reportFile, config.scan.severities, path.join(context.findingsDir, `${name}.json`));
+    const findings = await reportReads.run(() => writeImageFindings(run.reportFile, config.scan.severities, path.join(context.findingsDir, `${name}.json`)));
     if (!context.sbomDir) return { ok: true, findings };
     const sbomFile = path.join(context.sbomDir, `${name}.json`);
     const sbom = await convertToSbom(run.reportFile, sbomFile, config, context.env, signal);

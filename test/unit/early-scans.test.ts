@@ -9,15 +9,23 @@ function target(ref: string): ScanTarget {
   return { ref, registry: 'docker.io', repository: `library/${ref}`, namespaces: ['ns'], pullSecrets: [] };
 }
 
-/** A start whose Trivy phase ends when the test says so. */
+/** A start whose Trivy phase ends when the test says so; `read` lists the reports read (the rest of each scan). */
 function controlledStarts() {
   const started: string[] = [];
+  const read: string[] = [];
   const finishers = new Map<string, () => void>();
   const start = (t: ScanTarget): Promise<FinishScan> => {
     started.push(t.ref);
-    return new Promise((resolve) => finishers.set(t.ref, () => resolve(async () => ({ ok: false, ref: t.ref, reason: 'other', detail: 'test', durationMs: 0 }))));
+    return new Promise((resolve) =>
+      finishers.set(t.ref, () =>
+        resolve(async () => {
+          read.push(t.ref);
+          return { ok: false, ref: t.ref, reason: 'other', detail: 'test', durationMs: 0 };
+        }),
+      ),
+    );
   };
-  return { started, start, finish: (ref: string) => finishers.get(ref)!() };
+  return { started, read, start, finish: (ref: string) => finishers.get(ref)!() };
 }
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -37,20 +45,22 @@ test('at most `limit` in flight, in the order offered; an image offered by a sec
   assert.deepEqual(started, ['a', 'b', 'c', 'd']);
 });
 
-test('stop: nothing more starts; the started ones are listed in order and claimed once each', async () => {
-  const { started, start, finish } = controlledStarts();
+test('stop: nothing more starts; the started ones are listed in order, their reports read at once, claimed once each', async () => {
+  const { started, read, start, finish } = controlledStarts();
   const early = new EarlyScans(1, start);
   early.offer([target('a'), target('b')]);
   assert.deepEqual(early.stop(), ['a']);
   finish('a');
   await tick();
   assert.deepEqual(started, ['a'], 'b was never started');
+  assert.deepEqual(read, ['a'], 'its report was read when its Trivy ended, before any claim');
   assert.equal(early.has('a'), true);
   const claimed = early.take('a');
   assert.equal(claimed?.target.ref, 'a');
   assert.equal(early.take('a'), undefined);
   assert.equal(early.has('a'), false);
-  assert.equal(typeof (await claimed!.slot), 'function');
+  await claimed!.slot;
+  assert.equal((await claimed!.result).ref, 'a');
 });
 
 test('a start refused (shutdown, deadline) stops the early scans', () => {
