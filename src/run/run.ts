@@ -80,8 +80,8 @@ export async function runScan(context: RunContext): Promise<RunSummary> {
           if (resolver) scanContext.credentials = (target) => resolver.credentialsFor(target);
           schedule = new ScanSchedule(context, scanContext);
           const current = schedule;
-          // As many handed over as the pool would (twice SCAN_CONCURRENCY): half run, half wait in the launcher.
-          early = new EarlyScans(config.scan.concurrency * 2, (target) => (current.mayStart() && !current.signal.aborted ? current.scan(target, current.signal) : undefined));
+          // Each Trivy slot filled once while discovery goes on (early-scans.ts says why no more).
+          early = new EarlyScans(config.scan.concurrency, (target) => (current.mayStart() && !current.signal.aborted ? current.scan(target, current.signal) : undefined));
           for (const [namespace, workloads] of waitingNamespaces.splice(0)) early.offer(planScans([namespace], workloads).targets);
           return setup;
         })

@@ -1,4 +1,4 @@
-// src/run/early-scans.ts: images offered as namespaces are discovered start at most `limit` at a time, each once;
+// src/run/early-scans.ts: images offered as namespaces are discovered start, each once, until the budget is spent;
 // once stopped nothing more starts, and each started scan is claimed once.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -30,19 +30,17 @@ function controlledStarts() {
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
-test('at most `limit` in flight, in the order offered; an image offered by a second namespace is not started again', async () => {
+test('at most `budget` start, in the order offered, even when they end; an image offered again is not started again', async () => {
   const { started, start, finish } = controlledStarts();
-  const early = new EarlyScans(2, start);
-  early.offer([target('a'), target('b'), target('c')]);
-  early.offer([target('b'), target('d')]);
-  assert.deepEqual(started, ['a', 'b']);
-  finish('a');
-  await tick();
+  const early = new EarlyScans(3, start);
+  early.offer([target('a'), target('b')]);
+  early.offer([target('b'), target('c'), target('d')]);
   assert.deepEqual(started, ['a', 'b', 'c']);
+  finish('a');
   finish('b');
-  finish('c');
   await tick();
-  assert.deepEqual(started, ['a', 'b', 'c', 'd']);
+  assert.deepEqual(started, ['a', 'b', 'c'], 'each slot is filled once before the plan: d waits for the pool');
+  assert.deepEqual(early.stop(), ['a', 'b', 'c']);
 });
 
 test('stop: nothing more starts; the started ones are listed in order, their reports read at once, claimed once each', async () => {
