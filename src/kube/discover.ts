@@ -30,11 +30,7 @@ export interface DiscoverOptions {
 
 type Task = { namespace: string; spec: KindSpec } | { namespace: string; pods: true };
 
-/**
- * `onNamespace` is called as each namespace's lists are all in (its workloads attributed), before the others are
- * done: the run starts scanning its images while discovery goes on.
- */
-export async function discoverWorkloads(client: KubeClient, options: DiscoverOptions, log: Logger, onNamespace?: (namespace: string, workloads: readonly Workload[]) => void): Promise<Discovery> {
+export async function discoverWorkloads(client: KubeClient, options: DiscoverOptions, log: Logger): Promise<Discovery> {
   const errors: DiscoveryError[] = [];
   const namespaces = await resolveNamespaces(client, options, errors, log);
   if (!namespaces) return { namespaces: [], workloads: [], errors, successfulLists: 0, notAttributed: {} };
@@ -61,7 +57,6 @@ export async function discoverWorkloads(client: KubeClient, options: DiscoverOpt
     listed.delete(namespace);
     pods.delete(namespace);
     attributed.set(namespace, running.workloads);
-    onNamespace?.(namespace, running.workloads);
     if (Object.keys(running.notAttributed).length > 0) {
       notAttributed[namespace] = running.notAttributed;
       log.info({ namespace, pods_by_controller: running.notAttributed }, 'pods of controllers Ephor has no kind for are not reported');

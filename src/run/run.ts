@@ -20,7 +20,6 @@ import { readImageScan, runImageScan, type ScanContext } from '../trivy/scan.js'
 import type { Discovery, NotDeliveredReason, ScanResult, ScanTarget, Workload } from '../types.js';
 import { SCAN_LABEL, VERSION } from '../version.js';
 import { DeliveryQueue } from './deliveries.js';
-import { EarlyScans, type EarlyScan, type FinishScan } from './early-scans.js';
 import { Progress } from './progress.js';
 import { Spool } from './spool.js';
 import { summaryRecord, summaryTable, type RunSummary } from './summary.js';
@@ -54,45 +53,18 @@ export async function runScan(context: RunContext): Promise<RunSummary> {
     log.error({ error: describeWriteError(error, os.tmpdir()) }, 'the run\'s temporary directory cannot be created: nothing was scanned or delivered');
     return finish(context, started, { durationMs: 0, interrupted: false, discoveryErrors: 0, exitCode: 1, namespaces: [], images: emptyImages() });
   }
-  let schedule: ScanSchedule | undefined;
-  let early: EarlyScans | undefined;
   try {
-    const findingsDir = await makeDir(workDir, 'findings');
-    const sbomDir = config.sbom.enabled ? await makeDir(workDir, 'sboms') : undefined;
-    const resolver = config.registryAuth ? new PullSecretResolver(kube, context.secrets, log) : undefined;
-    // Namespaces whose lists are all in before Trivy is ready wait here; then their images start scanning at once.
-    const waitingNamespaces: Array<[string, readonly Workload[]]> = [];
-    const onNamespace = (namespace: string, workloads: readonly Workload[]) => {
-      if (early) early.offer(planScans([namespace], workloads).targets);
-      else waitingNamespaces.push([namespace, workloads]);
-    };
     const discoveryStarted = Date.now();
     const [discovery, trivy] = await Promise.all([
       discoverWorkloads(
         kube,
         { namespaces: config.scan.namespaces, excludeNamespaces: config.scan.excludeNamespaces, namespaceSelector: config.scan.namespaceSelector, kinds: config.scan.workloadKinds },
         log,
-        onNamespace,
       ).then((result) => ({ ...result, durationMs: Date.now() - discoveryStarted })),
-      prepareTrivy(config, context.env, log, context.shutdown)
-        .then((setup) => {
-          const scanContext: ScanContext = { config, setup, env: context.env, workDir, findingsDir, sbomDir };
-          if (resolver) scanContext.credentials = (target) => resolver.credentialsFor(target);
-          schedule = new ScanSchedule(context, scanContext);
-          const current = schedule;
-          // Each Trivy slot filled once while discovery goes on (early-scans.ts says why no more).
-          early = new EarlyScans(config.scan.concurrency, (target) => (current.mayStart() && !current.signal.aborted ? current.scan(target, current.signal) : undefined));
-          for (const [namespace, workloads] of waitingNamespaces.splice(0)) early.offer(planScans([namespace], workloads).targets);
-          return setup;
-        })
-        .catch((error: unknown) => error as Error),
+      prepareTrivy(config, context.env, log, context.shutdown).catch((error: unknown) => error as Error),
     ]);
-    const startedEarly = early?.stop() ?? [];
     const summaryBase = { durationMs: 0, interrupted: context.shutdown.aborted, discoveryErrors: discovery.errors.length, discoveryMs: discovery.durationMs };
-    log.info(
-      { namespaces: discovery.namespaces.length, workloads: discovery.workloads.length, discovery_errors: discovery.errors.length, duration_ms: discovery.durationMs, images_started_during_discovery: startedEarly.length },
-      'discovery completed',
-    );
+    log.info({ namespaces: discovery.namespaces.length, workloads: discovery.workloads.length, discovery_errors: discovery.errors.length, duration_ms: discovery.durationMs }, 'discovery completed');
 
     if (trivy instanceof Error) {
       if (!(trivy instanceof TrivyUnavailableError)) throw trivy;
@@ -107,14 +79,22 @@ export async function runScan(context: RunContext): Promise<RunSummary> {
     const plan = planScans(discovery.namespaces, discovery.workloads);
     const invalid = logInvalidReferences(plan, discovery.workloads, log);
     logPlan(plan, discovery.workloads, invalid, log);
-    // The images already being scanned come first, so the pool claims them before it hands over new ones.
-    const first = new Set(startedEarly);
-    plan.targets.sort((a, b) => Number(first.has(b.ref)) - Number(first.has(a.ref)));
-    const outcome = await scanAndDeliver(context, discovery, plan, trivy, schedule!, early!, invalid);
+    const scanContext: ScanContext = {
+      config,
+      setup: trivy,
+      env: context.env,
+      workDir,
+      findingsDir: await makeDir(workDir, 'findings'),
+      sbomDir: config.sbom.enabled ? await makeDir(workDir, 'sboms') : undefined,
+    };
+    if (config.registryAuth) {
+      const resolver = new PullSecretResolver(kube, context.secrets, log);
+      scanContext.credentials = (target) => resolver.credentialsFor(target);
+    }
+    const outcome = await scanAndDeliver(context, discovery, plan, trivy, scanContext, invalid);
     const exitCode = outcome.namespaces.every((n) => n.delivered) && !context.shutdown.aborted ? 0 : 1;
     return finish(context, started, { ...summaryBase, interrupted: context.shutdown.aborted, exitCode, ...outcome });
   } finally {
-    schedule?.dispose();
     await rm(workDir, { recursive: true, force: true });
   }
 }
@@ -124,8 +104,7 @@ async function scanAndDeliver(
   discovery: Discovery,
   plan: ScanPlan,
   trivy: TrivySetup,
-  schedule: ScanSchedule,
-  early: EarlyScans,
+  scanContext: ScanContext,
   invalid: number,
 ): Promise<Pick<RunSummary, 'namespaces' | 'images' | 'sboms' | 'spooled'>> {
   const { config, log } = context;
@@ -154,7 +133,7 @@ async function scanAndDeliver(
     },
     shutdown: context.shutdown,
     spool: config.ephor.dryRun ? undefined : new Spool(config.spool.dir, config.spool.maxAgeMs, log),
-    workDir: schedule.workDir,
+    workDir: scanContext.workDir,
   });
   for (const namespace of discovery.namespaces) if (pending.get(namespace) === 0) deliveries.enqueueNamespace(namespace);
 
@@ -179,17 +158,14 @@ async function scanAndDeliver(
     }
   };
 
+  const schedule = new ScanSchedule(context, scanContext);
   const killed: ScanTarget[] = [];
   const notStarted = await runPool(plan.targets, {
     // Each slot has one more scan handed over behind it, which starts the moment the slot frees (start-gate.ts).
     concurrency: config.scan.concurrency * 2,
     signal: schedule.signal,
-    // One started during discovery is running already: it is claimed whatever the time left.
-    mayStart: (target) => early.has(target.ref) || schedule.mayStart(),
-    run: (target, signal) => {
-      const claimed = early.take(target.ref);
-      return claimed ? schedule.claim(claimed, target, signal) : schedule.scan(target, signal);
-    },
+    mayStart: () => schedule.mayStart(),
+    run: (target, signal) => schedule.scan(target, signal),
     // A Trivy killed by a signal (the OOM killer) is tried once more, alone, once the others are done.
     onResult: (target, result) => (!result.ok && result.reason === 'killed' ? killed.push(target) : settle(target, result)),
   });
@@ -204,6 +180,7 @@ async function scanAndDeliver(
     settle(target, { ok: false, ref: target.ref, reason, detail, durationMs: 0 });
   }
   if (schedule.deadlineReached) log.warn({ not_scanned: failedByReason.deadline ?? 0 }, 'SCAN_DEADLINE reached: delivering what is done');
+  schedule.dispose();
 
   for (const namespace of discovery.namespaces) deliveries.enqueueNamespace(namespace);
   for (const [key, source] of sbomSources) deliveries.enqueueSbom(key, source);
@@ -222,7 +199,6 @@ async function scanAndDeliver(
 /** When scans may start (SCAN_DEADLINE), and one scan: Trivy in a slot, then its report read outside it. */
 class ScanSchedule {
   readonly signal: AbortSignal;
-  readonly workDir: string;
   deadlineReached = false;
   private readonly deadline?: number;
   private readonly timer?: NodeJS.Timeout;
@@ -235,7 +211,6 @@ class ScanSchedule {
     private readonly context: RunContext,
     private readonly scanContext: ScanContext,
   ) {
-    this.workDir = scanContext.workDir;
     const { deadlineMs } = context.config.scan;
     this.signal = AbortSignal.any([context.shutdown, this.stopAtDeadline.signal]);
     // One listener per Trivy call in flight (twice SCAN_CONCURRENCY handed over, plus SBOM conversions, which are
@@ -288,20 +263,6 @@ class ScanSchedule {
       if (image.skippedEntries > 0) log.warn({ image: target.ref, entries: image.skippedEntries }, 'report entries without a vulnerability ID or package name were skipped');
       if (outcome.sbomError) log.warn({ image: target.ref, error: outcome.sbomError }, 'sbom could not be generated');
       return { ok: true, ref: target.ref, image, durationMs, sbomFile: outcome.sbomFile };
-    };
-  }
-
-  /**
-   * A scan started during discovery, claimed by the pool. It was started with the pull secrets of the namespaces
-   * known then: refused by the registry while later namespaces bring more, the image is scanned again with all.
-   */
-  async claim(claimed: EarlyScan, target: ScanTarget, signal: AbortSignal): Promise<FinishScan> {
-    await claimed.slot;
-    return async () => {
-      const result = await claimed.result;
-      if (result.ok || result.reason !== 'unauthorized' || target.pullSecrets.length <= claimed.target.pullSecrets.length) return result;
-      this.context.log.info({ image: target.ref }, 'scanning again with the pull secrets of the namespaces discovered after the first try');
-      return (await this.scan(target, signal))();
     };
   }
 

@@ -6,7 +6,7 @@
 export interface PoolOptions<T, R> {
   concurrency: number;
   signal: AbortSignal;
-  mayStart?: (item: T) => boolean;
+  mayStart?: () => boolean;
   run: (item: T, signal: AbortSignal) => Promise<() => Promise<R>>;
   onResult: (item: T, result: R) => void;
 }
@@ -16,7 +16,7 @@ export async function runPool<T, R>(items: readonly T[], options: PoolOptions<T,
   let next = 0;
   const finishing: Array<Promise<void>> = [];
   const worker = async () => {
-    while (next < items.length && !options.signal.aborted && (options.mayStart?.(items[next]!) ?? true)) {
+    while (next < items.length && !options.signal.aborted && (options.mayStart?.() ?? true)) {
       const item = items[next++]!;
       const finish = await options.run(item, options.signal);
       finishing.push(finish().then((result) => options.onResult(item, result)));

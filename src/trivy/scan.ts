@@ -85,7 +85,7 @@ export async function runImageScan(target: ScanTarget, context: ScanContext, sig
 }
 
 /** Reports read at a time. Reading is the scanner's own CPU, so more at once gains nothing, and each one holds a
- * read buffer: without a limit, scans that all finished while discovery went on would all be read at once. */
+ * read buffer: scans that end together (a round of them, or a burst of quick ones) are read in turn. */
 const REPORT_READS_AT_ONCE = 2;
 const reportReads = new Limit(REPORT_READS_AT_ONCE);
 
