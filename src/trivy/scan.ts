@@ -7,12 +7,12 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
 import { dockerConfigFor, type RegistryCredential } from '../kube/pull-secrets.js';
+import { Limit } from '../limit.js';
 import { writeImageFindings, type ImageFindings } from '../report/findings.js';
 import type { ScanFailureReason, ScanTarget } from '../types.js';
 import { KILL_GRACE_MS, trivyDuration, type TrivySetup } from './database.js';
 import { classifyFailure, writeFailure } from './failure.js';
 import { runTrivy } from './process.js';
-import { Limit } from '../limit.js';
 import { InvalidReportError } from './report.js';
 import { convertToSbom } from './sbom.js';
 

@@ -26,14 +26,10 @@ interface Call {
   pid?: number;
 }
 
-/** Cancels a call that still waits for a free slot (one that started is killed by its process group). */
-export class StartHandle {
-  /** Where the call waits now: the launcher, or this process's own gate once the launcher is gone. */
-  cancelWaiting: () => void = () => undefined;
-
-  cancel(): void {
-    this.cancelWaiting();
-  }
+/** Cancels a call that still waits for a free slot (one that started is killed by its process group). `cancel` is
+ * replaced when the call moves from the launcher to this process's own gate (the launcher died). */
+export interface StartHandle {
+  cancel(): void;
 }
 
 class Launcher {
@@ -55,7 +51,7 @@ class Launcher {
   run(request: SpawnRequest, callbacks: SpawnCallbacks, gate: number | undefined, handle: StartHandle): void {
     const id = this.nextId++;
     this.calls.set(id, { request, callbacks, gate, handle });
-    handle.cancelWaiting = () => {
+    handle.cancel = () => {
       if (this.calls.get(id)?.pid === undefined) this.send({ type: 'cancel', id });
     };
     this.busy();
@@ -159,7 +155,7 @@ let nextDirectId = 1;
  * waits until fewer than `gate` such processes run (start-gate.ts), so scans can be handed over before a slot frees.
  */
 export function launch(request: SpawnRequest, callbacks: SpawnCallbacks, gate?: number): StartHandle {
-  const handle = new StartHandle();
+  const handle: StartHandle = { cancel: () => undefined };
   const current = currentLauncher();
   if (current) current.run(request, callbacks, gate, handle);
   else launchDirect(request, callbacks, gate, handle);
@@ -168,7 +164,7 @@ export function launch(request: SpawnRequest, callbacks: SpawnCallbacks, gate?: 
 
 function launchDirect(request: SpawnRequest, callbacks: SpawnCallbacks, gate: number | undefined, handle: StartHandle): void {
   const id = nextDirectId++;
-  handle.cancelWaiting = () => void cancelWaitingStart(directGate, id, callbacks);
+  handle.cancel = () => void cancelWaitingStart(directGate, id, callbacks);
   startThroughGate(directGate, id, gate, request, callbacks);
 }
 

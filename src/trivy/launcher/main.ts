@@ -10,8 +10,8 @@ import type { FromLauncher, ToLauncher } from './protocol.js';
 
 const live = new Set<number>();
 const gate = new StartGate();
-/** Calls waiting in the gate, by id, for a cancel to end them. */
-const waiting = new Map<number, SpawnCallbacks>();
+/** Calls not started yet (most wait in the gate), by id, for a cancel to end them. */
+const notStarted = new Map<number, SpawnCallbacks>();
 
 function send(message: FromLauncher): void {
   if (process.connected) process.send!(message);
@@ -25,7 +25,7 @@ process.on('message', (message: ToLauncher) => {
   }
   if (message.type === 'cancel') {
     // A call that already started is killed by the scanner itself (it knows the process group).
-    const callbacks = waiting.get(message.id);
+    const callbacks = notStarted.get(message.id);
     if (callbacks) cancelWaitingStart(gate, message.id, callbacks);
     return;
   }
@@ -33,18 +33,18 @@ process.on('message', (message: ToLauncher) => {
   let pid: number | undefined;
   const callbacks: SpawnCallbacks = {
     started(started) {
-      waiting.delete(id);
+      notStarted.delete(id);
       pid = started;
       live.add(started);
       send({ type: 'started', id, pid: started });
     },
     done(result) {
-      waiting.delete(id);
+      notStarted.delete(id);
       if (pid !== undefined) live.delete(pid);
       send({ type: 'done', id, ...result });
     },
   };
-  waiting.set(id, callbacks);
+  notStarted.set(id, callbacks);
   startThroughGate(gate, id, limit, request, callbacks);
 });
 
