@@ -1,9 +1,10 @@
 // The benchmark's Trivy stand-in for scans, in C: on the benchmark machine starting a process costs milliseconds
 // of CPU, and bench/fast-trivy.sh needs two (bash, then cat) plus bash's own start-up, which made the stand-in cost
-// more CPU per scan than the scanner it measures. This does exactly what fast-trivy.sh does for
-// `trivy image … --format json --output FILE REF` (wait FAST_TRIVY_LATENCY_MS, write the report parts around the
-// reference) in one process; everything else (version, DB downloads, a flag it does not know, a malformed call) is
-// handed to fast-trivy.sh ($FAST_TRIVY_SCRIPT) with the same argv, so both behave identically.
+// more CPU per scan than the scanner it measures. This does what fast-trivy.sh does for
+// `trivy image … --format json --output FILE REF` (write the report parts around the reference) in one process,
+// and ends FAST_TRIVY_LATENCY_MS after its own start, the report's writing included (fast-trivy.sh waits L and then
+// writes, which is as close as bash can get); everything else (version, DB downloads, a flag it does not know, a
+// malformed call) is handed to fast-trivy.sh ($FAST_TRIVY_SCRIPT) with the same argv, so both behave identically.
 // Built by bench/stand-in.ts with `cc -O2`; when no C compiler is installed the benchmark uses fast-trivy.sh alone.
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -21,7 +22,7 @@ static const char *BOOL_FLAGS[] = {"--list-all-pkgs", "--no-progress", "--skip-d
                                    "--skip-version-check", "--disable-telemetry", NULL};
 
 static char **original_argv;
-static struct timespec started;
+static struct timespec started, started_monotonic;
 
 /* FAST_TRIVY_TIMELINE: one line "START_NS END_NS" (CLOCK_REALTIME) per scan, appended with one write, so the
    benchmark can see how long the Trivy slots stood empty between one scan and the next. */
@@ -87,8 +88,26 @@ static void copy_file(int out, const char *file, const char *output) {
   close(in);
 }
 
+/* The scan ends FAST_TRIVY_LATENCY_MS after the process started (the report, already written, included): the
+   ideal schedule counts L per scan, so the time the stand-in takes to write its report is not added to it. */
+static void wait_until_latency_passed(void) {
+  const char *latency_text = getenv("FAST_TRIVY_LATENCY_MS");
+  long latency = latency_text ? atol(latency_text) : 0;
+  if (latency <= 0) return;
+  struct timespec until = started_monotonic;
+  until.tv_sec += latency / 1000;
+  until.tv_nsec += (latency % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) != 0) {
+  }
+}
+
 int main(int argc, char **argv) {
   clock_gettime(CLOCK_REALTIME, &started);
+  clock_gettime(CLOCK_MONOTONIC, &started_monotonic);
   original_argv = argv;
   if (argc < 2 || strcmp(argv[1], "image") != 0) fall_back();
   const char *format = "table", *output = NULL, *ref = NULL;
@@ -123,14 +142,6 @@ int main(int argc, char **argv) {
   if (positionals != 1 || strcmp(format, "json") != 0 || !output) fall_back();
   const char *report = getenv("FAST_TRIVY_REPORT");
   if (!report) fatal("FAST_TRIVY_REPORT is not set", "");
-
-  const char *latency_text = getenv("FAST_TRIVY_LATENCY_MS");
-  long latency = latency_text ? atol(latency_text) : 0;
-  if (latency > 0) {
-    struct timespec wait = {latency / 1000, (latency % 1000) * 1000000L};
-    while (nanosleep(&wait, &wait) != 0) {
-    }
-  }
 
   // Metadata.RepoDigests names the repository with the digest scanned; a tag reference gets the report's own digest.
   char repository[1024], digest_ref[1200], path[4096];
@@ -171,6 +182,7 @@ int main(int argc, char **argv) {
   snprintf(path, sizeof path, "%s/part-%d", report, part);
   copy_file(out, path, output);
   if (close(out) != 0) fatal("run error: unable to write results: failed to create an output file: open ", output);
+  wait_until_latency_passed();
   record_timeline();
   return 0;
 }

@@ -459,3 +459,35 @@ export function slotStats(text: string, concurrency: number, startedAtMs: number
     idleWallMs: idle / concurrency,
   };
 }
+
+/** Where a run's wall time beyond the ideal went (ms); `rest` is what the parts do not explain (overlaps, rounding). */
+export interface OverheadParts {
+  overhead: number;
+  /** Before the scanner's first log line and after its summary: Node start-up, loading the bundle, exit. */
+  outsideLog: number;
+  /** The first Trivy start beyond T_db after the first log line: discovery outlasting the DB steps, then planning. */
+  firstStartBeyondDb: number;
+  /** Empty slot time between the first and the last start, divided by C. */
+  emptySlots: number;
+  /** The stand-in's mean lifetime beyond L, for each of the ceil(U / C) rounds. */
+  lifetimeBeyondL: number;
+  /** From the last "image scanned" to the summary: the last deliveries. */
+  afterLastScan: number;
+  rest: number;
+}
+
+export function overheadParts(m: Pick<Measurement, 'wallMs' | 'idealMs' | 'dbMs' | 'timeline' | 'slots' | 'config' | 'cluster'>): OverheadParts | undefined {
+  const { completed, lastScanned } = m.timeline;
+  const slots = m.slots;
+  if (completed === undefined || lastScanned === undefined || slots?.firstStartMs === undefined) return undefined;
+  const parts = {
+    overhead: m.wallMs - m.idealMs,
+    outsideLog: m.wallMs - completed,
+    firstStartBeyondDb: slots.firstStartMs - m.dbMs.total,
+    emptySlots: slots.idleWallMs,
+    lifetimeBeyondL: (slots.meanLifetimeMs - m.config.latencyMs) * Math.ceil(m.cluster.images / m.config.concurrency),
+    afterLastScan: completed - lastScanned,
+  };
+  const explained = parts.outsideLog + parts.firstStartBeyondDb + parts.emptySlots + parts.lifetimeBeyondL + parts.afterLastScan;
+  return { ...parts, rest: parts.overhead - explained };
+}

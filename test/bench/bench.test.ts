@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { generateCluster, imageID } from '../../bench/cluster.js';
 import { renderReport } from '../../bench/doc.js';
-import { measureRun, parseGnuTime, slotStats } from '../../bench/measure.js';
+import { measureRun, overheadParts, parseGnuTime, slotStats } from '../../bench/measure.js';
 import { writeReportTemplate } from '../../bench/report.js';
 import { DEFAULT_OUTPUT, describeMachine, parseArgs } from '../../bench/run.js';
 import { judge, planRuns } from '../../bench/scenarios.js';
@@ -81,6 +81,30 @@ test('fast-trivy.sh and fast-trivy.c: version, DB downloads in the cache layout,
   assert.equal(template.vulnerabilities, 236);
 });
 
+test('fast-trivy.c: a scan ends L after its own start, the report written first (the ideal counts L per scan, writing included)', { timeout: 30_000 }, async (t) => {
+  const standIn = await trivyStandIn();
+  if (standIn.kind !== 'c') return t.skip(`no C stand-in: ${standIn.note}`);
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ephor-fast-trivy-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const template = await writeReportTemplate(path.join(dir, 'report'));
+  const timeline = path.join(dir, 'timeline.txt');
+  const output = path.join(dir, 'out.json');
+  const latencyMs = 1500;
+  const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, FAST_TRIVY_REPORT: template.dir, FAST_TRIVY_LATENCY_MS: String(latencyMs), FAST_TRIVY_SCRIPT, FAST_TRIVY_TIMELINE: timeline };
+  let exited = false;
+  const scan = run(standIn.binary, ['image', '--format', 'json', '--output', output, `docker.io/library/app@sha256:${'b'.repeat(64)}`], { env, timeout: 10_000 }).finally(() => {
+    exited = true;
+  });
+  let completeBeforeExit = false;
+  for (const deadline = Date.now() + latencyMs - 300; Date.now() < deadline && !completeBeforeExit; await new Promise((r) => setTimeout(r, 20))) {
+    completeBeforeExit = (await readFile(output, 'utf8').then((text) => JSON.parse(text).SchemaVersion === 2, () => false)) && !exited;
+  }
+  await scan;
+  assert.ok(completeBeforeExit, 'the whole report was there while the scan was still running');
+  const [start, end] = (await readFile(timeline, 'utf8')).trim().split(' ').map((n) => Number(n) / 1e6);
+  assert.ok(end! - start! >= latencyMs, `the scan lasted ${end! - start!} ms from its start: at least L`);
+});
+
 test('one measured run of the bundle: scanned, delivered, counted; the report renders', { timeout: 60_000 }, async (t) => {
   assert.ok(existsSync(CLI_BUNDLE), 'npm run build first');
   const measurement = await measureRun(
@@ -118,6 +142,29 @@ test('Trivy slots: each exit is paired with the start that refilled its slot; em
   const stats = slotStats(lines, 2, -50);
   assert.deepEqual(stats, { scans: 4, meanLifetimeMs: 100, firstStartMs: 50, gapMedianMs: 10, gapP90Ms: 10, idleWallMs: 7.5 });
   assert.equal(slotStats('', 2, 0), undefined, 'no timeline: the bash stand-in');
+});
+
+test('where the overhead goes: each part from its own measurement, the rest is what they leave unexplained', () => {
+  // U = 10, C = 4 → 3 rounds of L = 100 ms; T_db 40 ms → ideal 340 ms
+  const measurement = {
+    wallMs: 600,
+    idealMs: 340,
+    dbMs: { total: 40 },
+    timeline: { lastScanned: 470, completed: 500 },
+    slots: { scans: 10, meanLifetimeMs: 102, firstStartMs: 90, gapMedianMs: 5, gapP90Ms: 9, idleWallMs: 60 },
+    config: { latencyMs: 100, concurrency: 4 },
+    cluster: { images: 10 },
+  } as unknown as Parameters<typeof overheadParts>[0];
+  assert.deepEqual(overheadParts(measurement), {
+    overhead: 260,
+    outsideLog: 100,
+    firstStartBeyondDb: 50,
+    emptySlots: 60,
+    lifetimeBeyondL: 6,
+    afterLastScan: 30,
+    rest: 14,
+  });
+  assert.equal(overheadParts({ ...measurement, slots: undefined }), undefined, 'no timeline: the bash stand-in');
 });
 
 test('options, plan and targets', () => {

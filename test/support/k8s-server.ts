@@ -66,6 +66,8 @@ export interface KubeServer {
   caCert?: string;
   /** Recorded on arrival; `status` stays 0 while the answer is pending (stalled). */
   requests: RecordedRequest[];
+  /** TCP connections accepted so far (a keep-alive client makes fewer than it sends requests). */
+  readonly connections: number;
   addObjects(...objects: KubeObject[]): void;
   setFaults(faults: KubeFault[]): void;
   writeKubeconfig(dir: string, opts?: { token?: string; namespace?: string; insecureSkipTlsVerify?: boolean }): Promise<string>;
@@ -712,21 +714,24 @@ let certificate: Promise<{ key: string; cert: string }> | undefined;
 
 /** One self-signed P-256 certificate per process, with the IP SAN Go's verifier requires. */
 function selfSignedCertificate(): Promise<{ key: string; cert: string }> {
-  certificate ??= (async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'ephor-kube-tls-'));
-    try {
-      const keyFile = path.join(dir, 'key.pem');
-      const certFile = path.join(dir, 'cert.pem');
-      await promisify(execFile)('openssl', [
-        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '7',
-        '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
-      ], { timeout: 20_000 });
-      return { key: await readFile(keyFile, 'utf8'), cert: await readFile(certFile, 'utf8') };
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  })();
+  certificate ??= makeSelfSignedCertificate();
   return certificate;
+}
+
+/** A new self-signed certificate for 127.0.0.1 (its own CA). */
+export async function makeSelfSignedCertificate(): Promise<{ key: string; cert: string }> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'ephor-kube-tls-'));
+  try {
+    const keyFile = path.join(dir, 'key.pem');
+    const certFile = path.join(dir, 'cert.pem');
+    await promisify(execFile)('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '7',
+      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
+    ], { timeout: 20_000 });
+    return { key: await readFile(keyFile, 'utf8'), cert: await readFile(certFile, 'utf8') };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 // ---------------------------------------------------------------- the server
@@ -940,6 +945,8 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
   };
   const tls = opts.tls ? await selfSignedCertificate() : undefined;
   const server = tls ? https.createServer(tls, handleRequest) : http.createServer(handleRequest);
+  let connections = 0;
+  server.on('connection', () => connections++);
 
   setFaults(opts.faults ?? []);
   for (const [name, labels] of Object.entries(opts.namespaces ?? {})) store.put(namespaceObject(name, labels));
@@ -955,6 +962,9 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
     url,
     ...(tls && { caCert: tls.cert }),
     requests,
+    get connections() {
+      return connections;
+    },
     addObjects,
     setFaults,
     async writeKubeconfig(dir, kubeconfigOpts = {}) {
