@@ -12,6 +12,8 @@ export interface Machine {
   gnuTime: string;
   /** Wall time of starting and reaping `/bin/true` from Node, the median of 30 (what every Trivy start costs here). */
   processStartMs: number;
+  /** The same from a C program (posix_spawn): what the kernel and hypervisor cost. Undefined without a C compiler. */
+  processStartFromCMs?: number;
   commit: string;
 }
 
@@ -82,8 +84,17 @@ export function renderReport(report: Report): string {
   out.push('');
   out.push(
     table(
-      ['nproc', 'CPU', 'Memory', 'Node', 'Kernel', 'Starting a process from Node', 'Scanner commit'],
-      [[String(machine.nproc), machine.cpu, `${machine.memoryGiB.toFixed(1)} GiB`, machine.node, machine.kernel, `${machine.processStartMs.toFixed(1)} ms (\`/bin/true\`, median of 30)`, machine.commit]],
+      ['nproc', 'CPU', 'Memory', 'Node', 'Kernel', 'Starting a process from Node', 'Starting a process from C', 'Scanner commit'],
+      [[
+        String(machine.nproc),
+        machine.cpu,
+        `${machine.memoryGiB.toFixed(1)} GiB`,
+        machine.node,
+        machine.kernel,
+        `${machine.processStartMs.toFixed(1)} ms (\`/bin/true\`, median of 30)`,
+        machine.processStartFromCMs === undefined ? '– (no C compiler)' : `${machine.processStartFromCMs.toFixed(1)} ms (\`bench/process-start.c\`: posix_spawn, median of 30)`,
+        machine.commit,
+      ]],
     ),
   );
   out.push('');

@@ -3,14 +3,16 @@
 //
 //   npm run bench [-- --scenario overhead,discovery,memory|all] [--quick] [--repeat N] [--output FILE|-]
 //                    [--cpu-prof DIR] [--keep]
-import { execFileSync, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { renderReport, type Machine, type Report } from './doc.js';
 import { GNU_TIME, measureRun, type Measurement } from './measure.js';
 import { judge, planRuns, SCENARIOS, valid, type ScenarioName } from './scenarios.js';
+import { compileC, PROCESS_START_SOURCE } from './stand-in.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const DEFAULT_OUTPUT = path.join(REPO_ROOT, 'docs', 'performance.md');
@@ -205,6 +207,7 @@ export async function describeMachine(): Promise<Machine> {
     kernel: `${os.type()} ${os.release()}`,
     gnuTime: run(GNU_TIME, ['--version'])?.split('\n')[0] ?? 'unknown',
     processStartMs: await processStartMs(),
+    processStartFromCMs: await processStartFromCMs(),
     commit: commit ? `${commit}${dirty ? ' + uncommitted changes in src/' : ''}` : 'unknown',
   };
 }
@@ -223,6 +226,14 @@ async function processStartMs(): Promise<number> {
   }
   times.sort((a, b) => a - b);
   return times[Math.floor(times.length / 2)]!;
+}
+
+/** The same from a C program (bench/process-start.c, posix_spawn): the machine's own floor. Undefined without a C compiler. */
+async function processStartFromCMs(): Promise<number | undefined> {
+  const built = await compileC(PROCESS_START_SOURCE);
+  if (!('binary' in built)) return undefined;
+  const { stdout } = await promisify(execFile)(built.binary, ['30'], { timeout: 60_000 });
+  return Number(stdout.trim());
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 
 export const FAST_TRIVY_SCRIPT = fileURLToPath(new URL('./fast-trivy.sh', import.meta.url));
 export const FAST_TRIVY_SOURCE = fileURLToPath(new URL('./fast-trivy.c', import.meta.url));
+export const PROCESS_START_SOURCE = fileURLToPath(new URL('./process-start.c', import.meta.url));
 
 export interface TrivyStandIn {
   /** TRIVY_BINARY for the scanner. */
@@ -27,15 +28,20 @@ let compiled: Promise<TrivyStandIn> | undefined;
 export function trivyStandIn(): Promise<TrivyStandIn> {
   compiled ??= (async () => {
     const env = { FAST_TRIVY_SCRIPT };
-    const compiler = process.env.CC ?? 'cc';
-    const binary = path.join(await mkdtemp(path.join(os.tmpdir(), 'ephor-fast-trivy-')), 'fast-trivy');
-    try {
-      await promisify(execFile)(compiler, ['-O2', '-Wall', '-o', binary, FAST_TRIVY_SOURCE], { timeout: 60_000 });
-      return { binary, kind: 'c', env };
-    } catch (error) {
-      const note = `${compiler} could not build ${path.basename(FAST_TRIVY_SOURCE)} (${(error as Error).message.split('\n')[0]})`;
-      return { binary: FAST_TRIVY_SCRIPT, kind: 'bash', note, env };
-    }
+    const built = await compileC(FAST_TRIVY_SOURCE);
+    return 'binary' in built ? { binary: built.binary, kind: 'c', env } : { binary: FAST_TRIVY_SCRIPT, kind: 'bash', note: built.note, env };
   })();
   return compiled;
+}
+
+/** Compiles one C file with the machine's compiler ($CC, else cc) into a temporary directory; why not, when it fails. */
+export async function compileC(source: string): Promise<{ binary: string } | { note: string }> {
+  const compiler = process.env.CC ?? 'cc';
+  const binary = path.join(await mkdtemp(path.join(os.tmpdir(), 'ephor-bench-c-')), path.basename(source, '.c'));
+  try {
+    await promisify(execFile)(compiler, ['-O2', '-Wall', '-o', binary, source], { timeout: 60_000 });
+    return { binary };
+  } catch (error) {
+    return { note: `${compiler} could not build ${path.basename(source)} (${(error as Error).message.split('\n')[0]})` };
+  }
 }

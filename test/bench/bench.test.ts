@@ -131,6 +131,11 @@ test('one measured run of the bundle: scanned, delivered, counted; the report re
   assert.match(markdown, /npm run bench/);
   assert.match(markdown, /Wall \/ ideal/);
   if (measurement.slots) assert.match(markdown, /### Trivy slots/);
+  if (measurement.slots) assert.match(markdown, /### Where the overhead goes/);
+  if (measurement.trivyStandIn.kind === 'c') {
+    assert.ok(machine.processStartFromCMs! > 0, 'with a C compiler, the process start from C is measured too');
+    assert.match(markdown, /posix_spawn, median of 30/);
+  }
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ephor-bench-doc-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   await writeFile(path.join(dir, 'performance.md'), markdown);
