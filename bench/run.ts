@@ -4,7 +4,7 @@
 //   npm run bench [-- --scenario overhead,discovery,memory|all] [--quick] [--repeat N] [--output FILE|-]
 //                    [--cpu-prof DIR] [--keep]
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -232,8 +232,12 @@ async function processStartMs(): Promise<number> {
 async function processStartFromCMs(): Promise<number | undefined> {
   const built = await compileC(PROCESS_START_SOURCE);
   if (!('binary' in built)) return undefined;
-  const { stdout } = await promisify(execFile)(built.binary, ['30'], { timeout: 60_000 });
-  return Number(stdout.trim());
+  try {
+    const { stdout } = await promisify(execFile)(built.binary, ['30'], { timeout: 60_000 });
+    return Number(stdout.trim());
+  } finally {
+    await rm(path.dirname(built.binary), { recursive: true, force: true });
+  }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {

@@ -2,7 +2,7 @@
 // per scan), or bench/fast-trivy.sh when there is none (bash + cat: more CPU per scan, taken from the scanner's
 // cores). Both write the same report; the one used is named in docs/performance.md.
 import { execFile } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,11 +37,13 @@ export function trivyStandIn(): Promise<TrivyStandIn> {
 /** Compiles one C file with the machine's compiler ($CC, else cc) into a temporary directory; why not, when it fails. */
 export async function compileC(source: string): Promise<{ binary: string } | { note: string }> {
   const compiler = process.env.CC ?? 'cc';
-  const binary = path.join(await mkdtemp(path.join(os.tmpdir(), 'ephor-bench-c-')), path.basename(source, '.c'));
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ephor-bench-c-'));
+  const binary = path.join(dir, path.basename(source, '.c'));
   try {
     await promisify(execFile)(compiler, ['-O2', '-Wall', '-o', binary, source], { timeout: 60_000 });
     return { binary };
   } catch (error) {
+    await rm(dir, { recursive: true, force: true });
     return { note: `${compiler} could not build ${path.basename(source)} (${(error as Error).message.split('\n')[0]})` };
   }
 }

@@ -135,7 +135,7 @@ export function createKubeClient(kubeConfig: KubeConfig, timeoutMs: number): Kub
  */
 function reusableAgent(options: https.RequestOptions, cluster: Cluster | null): http.Agent {
   const made = options.agent as http.Agent;
-  if (cluster?.proxyUrl || !cluster) return made;
+  if (!cluster || cluster.proxyUrl) return made;
   if (cluster.server.startsWith('http:')) return new http.Agent({ keepAlive: true });
   const { ca, cert, key, rejectUnauthorized, servername } = options;
   return new https.Agent({ keepAlive: true, ca, cert, key, rejectUnauthorized, servername });
