@@ -2,6 +2,12 @@
 # The one test command (README and .ci/run): type check, build the bundle the e2e tests run, then every test file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The tests read real fixtures from the shared folder beside the clone (never copied into the repository).
+shared=${EPHOR_SHARED_DIR:-../shared}
+if [ ! -d "$shared/fixtures" ]; then
+  echo "scripts/test.sh: the shared folder '$(realpath -m "$shared")' (with its fixtures/) is missing: the tests read real Trivy reports and Kubernetes responses from it. Put it beside the clone as ../shared, or set EPHOR_SHARED_DIR to where it is." >&2
+  exit 1
+fi
 bash scripts/ensure-helm.sh >/dev/null   # the chart tests run the real helm binary (fetched once into .cache/)
 npx tsc --noEmit
 npm run build --silent
