@@ -5,7 +5,17 @@
 // shape the tests use: Deployments with their ReplicaSet, StatefulSets, DaemonSets, CronJobs with a running Job, and
 // Pods with controller ownerReferences and containerd image IDs `docker.io/library/NAME@sha256:…`.
 import { createHash } from 'node:crypto';
-import { cronJob, daemonSet, deployment, job, pod, replicaSet, serviceAccount, statefulSet, type KubeObject } from '../test/support/k8s-objects.js';
+import {
+  cronJob,
+  daemonSet,
+  deployment,
+  job,
+  pod,
+  replicaSet,
+  serviceAccount,
+  statefulSet,
+  type KubeObject,
+} from '../test/support/k8s-objects.js';
 
 export interface ClusterOptions {
   namespaces: number;
@@ -63,7 +73,9 @@ export function imageName(index: number): string {
 }
 
 export function imageDigest(index: number): string {
-  return `sha256:${createHash('sha256').update(`ephor-bench/${imageName(index)}`).digest('hex')}`;
+  return `sha256:${createHash('sha256')
+    .update(`ephor-bench/${imageName(index)}`)
+    .digest('hex')}`;
 }
 
 /** The image ID containerd reports for it, which the scanner turns into the reference it scans. */
@@ -74,7 +86,8 @@ export function imageID(index: number): string {
 export function generateCluster(input: ClusterOptions): SyntheticCluster {
   const options: Required<ClusterOptions> = { zipfExponent: 1, seed: 20_251_127, ...input };
   const { namespaces: n, workloadsPerNamespace: w, replicas, images } = options;
-  if (![n, w, replicas, images].every((value) => Number.isInteger(value) && value >= 1)) throw new Error(`cluster: every size must be a positive integer (${JSON.stringify(input)})`);
+  if (![n, w, replicas, images].every((value) => Number.isInteger(value) && value >= 1))
+    throw new Error(`cluster: every size must be a positive integer (${JSON.stringify(input)})`);
   if (images > n * w) throw new Error(`cluster: ${images} images cannot all be used by ${n * w} workloads`);
 
   const random = mulberry32(options.seed);

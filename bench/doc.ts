@@ -66,12 +66,23 @@ export function renderReport(report: Report): string {
   out.push(
     `Written by \`${report.command}\` on ${report.startedAt.toISOString()} (the whole benchmark took ${(report.durationMs / 60_000).toFixed(1)} min). ` +
       'Every number below was measured in that run; run the benchmark again to refresh them, do not edit them by hand.' +
-      (report.quick ? ' **This is a `--quick` run: its sizes are smaller than the targets\', so no target is judged.**' : ''),
+      (report.quick
+        ? " **This is a `--quick` run: its sizes are smaller than the targets', so no target is judged.**"
+        : ''),
   );
   out.push('');
   out.push('## Targets');
   out.push('');
-  out.push(table(['Target', 'Measured', 'Result'], targets.map((t) => [t.target, t.measured, t.verdict === 'met' ? 'met' : t.verdict === 'missed' ? '**MISSED**' : t.verdict])));
+  out.push(
+    table(
+      ['Target', 'Measured', 'Result'],
+      targets.map((t) => [
+        t.target,
+        t.measured,
+        t.verdict === 'met' ? 'met' : t.verdict === 'missed' ? '**MISSED**' : t.verdict,
+      ]),
+    ),
+  );
   const invalid = results.filter((r) => !valid(r.measurement));
   if (invalid.length > 0) {
     out.push('');
@@ -84,17 +95,30 @@ export function renderReport(report: Report): string {
   out.push('');
   out.push(
     table(
-      ['nproc', 'CPU', 'Memory', 'Node', 'Kernel', 'Starting a process from Node', 'Starting a process from C', 'Scanner commit'],
-      [[
-        String(machine.nproc),
-        machine.cpu,
-        `${machine.memoryGiB.toFixed(1)} GiB`,
-        machine.node,
-        machine.kernel,
-        `${machine.processStartMs.toFixed(1)} ms (\`/bin/true\`, median of 30)`,
-        machine.processStartFromCMs === undefined ? '– (no C compiler)' : `${machine.processStartFromCMs.toFixed(1)} ms (\`bench/process-start.c\`: posix_spawn, median of 30)`,
-        machine.commit,
-      ]],
+      [
+        'nproc',
+        'CPU',
+        'Memory',
+        'Node',
+        'Kernel',
+        'Starting a process from Node',
+        'Starting a process from C',
+        'Scanner commit',
+      ],
+      [
+        [
+          String(machine.nproc),
+          machine.cpu,
+          `${machine.memoryGiB.toFixed(1)} GiB`,
+          machine.node,
+          machine.kernel,
+          `${machine.processStartMs.toFixed(1)} ms (\`/bin/true\`, median of 30)`,
+          machine.processStartFromCMs === undefined
+            ? '– (no C compiler)'
+            : `${machine.processStartFromCMs.toFixed(1)} ms (\`bench/process-start.c\`: posix_spawn, median of 30)`,
+          machine.commit,
+        ],
+      ],
     ),
   );
   out.push('');
@@ -104,9 +128,13 @@ export function renderReport(report: Report): string {
   out.push('npm ci');
   out.push('npm run bench                                 # every scenario, writes this file');
   out.push('npm run bench -- --scenario overhead          # or discovery, memory; several: --scenario overhead,memory');
-  out.push('npm run bench -- --quick                      # small sizes, about a minute; prints only (add --output FILE to write)');
+  out.push(
+    'npm run bench -- --quick                      # small sizes, about a minute; prints only (add --output FILE to write)',
+  );
   out.push('npm run bench -- --cpu-prof /tmp/profiles      # also a V8 CPU profile of each scanner process');
-  out.push('npm run bench -- --scenario memory --node-arg=--max-old-space-size=192 --output /tmp/capped.md   # the scanner with other node options');
+  out.push(
+    'npm run bench -- --scenario memory --node-arg=--max-old-space-size=192 --output /tmp/capped.md   # the scanner with other node options',
+  );
   out.push('npm run bench -- --json /tmp/performance.json    # also every measurement as JSON');
   out.push('```');
   out.push('');
@@ -126,11 +154,31 @@ export function renderReport(report: Report): string {
   out.push('');
   out.push(
     table(
-      ['Run', 'Cluster', 'U', 'C', 'L (ms)', 'T_db (ms)', 'Ideal (ms)', 'Wall (ms)', 'Wall / ideal', 'duration_s', 'Plan → last scan (ms)', 'ceil(U/C) × L (ms)', 'Last scan → done (ms)'],
+      [
+        'Run',
+        'Cluster',
+        'U',
+        'C',
+        'L (ms)',
+        'T_db (ms)',
+        'Ideal (ms)',
+        'Wall (ms)',
+        'Wall / ideal',
+        'duration_s',
+        'Plan → last scan (ms)',
+        'ceil(U/C) × L (ms)',
+        'Last scan → done (ms)',
+      ],
       results.map((r) => {
         const m = r.measurement;
-        const scanPhase = m.timeline.planned !== undefined && m.timeline.lastScanned !== undefined ? m.timeline.lastScanned - m.timeline.planned : undefined;
-        const tail = m.timeline.lastScanned !== undefined && m.timeline.completed !== undefined ? m.timeline.completed - m.timeline.lastScanned : undefined;
+        const scanPhase =
+          m.timeline.planned !== undefined && m.timeline.lastScanned !== undefined
+            ? m.timeline.lastScanned - m.timeline.planned
+            : undefined;
+        const tail =
+          m.timeline.lastScanned !== undefined && m.timeline.completed !== undefined
+            ? m.timeline.completed - m.timeline.lastScanned
+            : undefined;
         return [
           runName(r),
           clusterLabel(m),
@@ -153,15 +201,22 @@ export function renderReport(report: Report): string {
   out.push('### Trivy slots');
   out.push('');
   out.push(
-    'From the C stand-in\'s own start and end time of every scan (`FAST_TRIVY_TIMELINE`): how soon a slot was used again ' +
+    "From the C stand-in's own start and end time of every scan (`FAST_TRIVY_TIMELINE`): how soon a slot was used again " +
       'after a Trivy process ended, and how much slot time stood empty between the first and the last start (divided by C: the ' +
-      'wall time it cost). A scan\'s start is its `main()`; the gap includes the launcher noticing the exit, starting the next ' +
+      "wall time it cost). A scan's start is its `main()`; the gap includes the launcher noticing the exit, starting the next " +
       'process (fork and exec) and that process being loaded.',
   );
   out.push('');
   out.push(
     table(
-      ['Run', 'Scans', 'Trivy lifetime, mean (ms)', 'Scanner start → first Trivy (ms)', 'Exit → next start: median / p90 (ms)', 'Empty slot time / C (ms)'],
+      [
+        'Run',
+        'Scans',
+        'Trivy lifetime, mean (ms)',
+        'Scanner start → first Trivy (ms)',
+        'Exit → next start: median / p90 (ms)',
+        'Empty slot time / C (ms)',
+      ],
       results
         .filter((r) => r.measurement.slots !== undefined)
         .map((r) => {
@@ -181,29 +236,40 @@ export function renderReport(report: Report): string {
   out.push('### Where the overhead goes');
   out.push('');
   out.push(
-    'Wall time beyond the ideal, in parts that each come from the measurements above: before the scanner\'s first log line ' +
+    "Wall time beyond the ideal, in parts that each come from the measurements above: before the scanner's first log line " +
       'and after its summary (Node start-up, loading the bundle, exit); the first Trivy start beyond T_db (discovery outlasting ' +
-      'the DB steps, then planning); empty slot time / C; the stand-in\'s lifetime beyond L in each of the ceil(U / C) rounds; ' +
+      "the DB steps, then planning); empty slot time / C; the stand-in's lifetime beyond L in each of the ceil(U / C) rounds; " +
       'the deliveries after the last scan. *Rest* is what these do not explain (they overlap a little, and the last round ' +
       'is not full).',
   );
   out.push('');
   out.push(
     table(
-      ['Run', 'Wall − ideal (ms)', 'Outside the log (ms)', 'First Trivy start − T_db (ms)', 'Empty slots / C (ms)', 'Lifetime beyond L (ms)', 'Last scan → done (ms)', 'Rest (ms)'],
+      [
+        'Run',
+        'Wall − ideal (ms)',
+        'Outside the log (ms)',
+        'First Trivy start − T_db (ms)',
+        'Empty slots / C (ms)',
+        'Lifetime beyond L (ms)',
+        'Last scan → done (ms)',
+        'Rest (ms)',
+      ],
       results.flatMap((r) => {
         const parts = overheadParts(r.measurement);
         if (!parts) return [];
-        return [[
-          runName(r),
-          fmt.ms(parts.overhead),
-          fmt.ms(parts.outsideLog),
-          fmt.ms(parts.firstStartBeyondDb),
-          fmt.ms(parts.emptySlots),
-          fmt.ms(parts.lifetimeBeyondL),
-          fmt.ms(parts.afterLastScan),
-          fmt.ms(parts.rest),
-        ]];
+        return [
+          [
+            runName(r),
+            fmt.ms(parts.overhead),
+            fmt.ms(parts.outsideLog),
+            fmt.ms(parts.firstStartBeyondDb),
+            fmt.ms(parts.emptySlots),
+            fmt.ms(parts.lifetimeBeyondL),
+            fmt.ms(parts.afterLastScan),
+            fmt.ms(parts.rest),
+          ],
+        ];
       }),
     ),
   );
@@ -212,7 +278,22 @@ export function renderReport(report: Report): string {
   out.push('');
   out.push(
     table(
-      ['Run', 'U', 'Workloads', 'Scanner CPU user + sys (s)', 'CPU per image (ms)', 'CPU per workload (ms)', 'Peak RSS, GNU time (MiB)', 'max_rss_mib (scanner)', 'Peak RSS: discovery / scans / after last scan (MiB)', 'Launcher peak RSS (MiB)', 'Process tree CPU, GNU time (s)', 'Trivy stand-in CPU per scan (ms)', 'Stand-ins (benchmark process) CPU (s)', 'Other CPU on the machine (s)'],
+      [
+        'Run',
+        'U',
+        'Workloads',
+        'Scanner CPU user + sys (s)',
+        'CPU per image (ms)',
+        'CPU per workload (ms)',
+        'Peak RSS, GNU time (MiB)',
+        'max_rss_mib (scanner)',
+        'Peak RSS: discovery / scans / after last scan (MiB)',
+        'Launcher peak RSS (MiB)',
+        'Process tree CPU, GNU time (s)',
+        'Trivy stand-in CPU per scan (ms)',
+        'Stand-ins (benchmark process) CPU (s)',
+        'Other CPU on the machine (s)',
+      ],
       results.map((r) => {
         const m = r.measurement;
         const cpu = scannerCpuS(m);
@@ -232,7 +313,9 @@ export function renderReport(report: Report): string {
           tree === undefined ? '–' : `${fmt.s(m.time.userS, 2)} + ${fmt.s(m.time.systemS, 2)} = ${fmt.s(tree, 2)}`,
           tree === undefined || cpu === undefined ? '–' : (((tree - cpu) * 1000) / trivyScans).toFixed(1),
           fmt.s(m.machine.benchS, 2),
-          m.machine.busyS === undefined || tree === undefined ? '–' : `${fmt.s(m.machine.busyS - tree - m.machine.benchS, 2)} (steal ${fmt.s(m.machine.stealS, 2)})`,
+          m.machine.busyS === undefined || tree === undefined
+            ? '–'
+            : `${fmt.s(m.machine.busyS - tree - m.machine.benchS, 2)} (steal ${fmt.s(m.machine.stealS, 2)})`,
         ];
       }),
     ),
@@ -242,7 +325,15 @@ export function renderReport(report: Report): string {
   out.push('');
   out.push(
     table(
-      ['Run', 'Namespaces', 'Workloads (Deployments / StatefulSets / DaemonSets / CronJobs)', 'Pods', 'ReplicaSets + Jobs', 'Discovery (ms)', 'Kubernetes API requests'],
+      [
+        'Run',
+        'Namespaces',
+        'Workloads (Deployments / StatefulSets / DaemonSets / CronJobs)',
+        'Pods',
+        'ReplicaSets + Jobs',
+        'Discovery (ms)',
+        'Kubernetes API requests',
+      ],
       results.map((r) => {
         const m = r.measurement;
         const k = m.cluster.byKind;
@@ -263,7 +354,15 @@ export function renderReport(report: Report): string {
   out.push('');
   out.push(
     table(
-      ['Run', 'Namespaces delivered', 'POSTs (parts)', 'Bytes per namespace: min / median / max', 'Bytes posted in all', 'Findings delivered', 'Checked in full by the stand-in'],
+      [
+        'Run',
+        'Namespaces delivered',
+        'POSTs (parts)',
+        'Bytes per namespace: min / median / max',
+        'Bytes posted in all',
+        'Findings delivered',
+        'Checked in full by the stand-in',
+      ],
       results.map((r) => {
         const m = r.measurement;
         const b = m.bytesPerNamespace;
@@ -271,7 +370,9 @@ export function renderReport(report: Report): string {
           runName(r),
           `${m.namespaces.delivered} of ${m.cluster.namespaces}`,
           fmt.int(m.partsPerNamespace.reduce((x, y) => x + y, 0)),
-          b.length === 0 ? '–' : `${fmt.bytes(Math.min(...b))} / ${fmt.bytes(median(b))} / ${fmt.bytes(Math.max(...b))}`,
+          b.length === 0
+            ? '–'
+            : `${fmt.bytes(Math.min(...b))} / ${fmt.bytes(median(b))} / ${fmt.bytes(Math.max(...b))}`,
           `${fmt.bytes(m.ephor.bytes)} (${fmt.mb(m.ephor.bytes)} MiB)`,
           fmt.int(m.findings),
           `${m.ephor.checked} bodies, ${fmt.mb(m.ephor.checkedBytes)} MiB`,
@@ -284,7 +385,14 @@ export function renderReport(report: Report): string {
   out.push('');
   out.push(
     table(
-      ['Run', 'U', 'Most used image: workloads / namespaces', 'Images used by one workload', 'Report', 'Findings per image'],
+      [
+        'Run',
+        'U',
+        'Most used image: workloads / namespaces',
+        'Images used by one workload',
+        'Report',
+        'Findings per image',
+      ],
       results.map((r) => {
         const m = r.measurement;
         return [
@@ -315,7 +423,7 @@ function methodText(results: Array<{ scenario: ScenarioName; measurement: Measur
       'defaults otherwise: ephemeral layer cache, registry auth on), against three loopback stand-ins in the benchmark process:',
     '',
     '- **Kubernetes**: `test/support/k8s-server.ts` in its `bulk` mode (objects serialised once when loaded, a page answered ' +
-      'by concatenating their bytes). The synthetic cluster (`bench/cluster.ts`) is built with the tests\' own builders from real API objects: ' +
+      "by concatenating their bytes). The synthetic cluster (`bench/cluster.ts`) is built with the tests' own builders from real API objects: " +
       'N namespaces × W workloads (per 20: 14 Deployments with their ReplicaSet, 3 StatefulSets, 2 DaemonSets, 1 CronJob with a ' +
       'running Job), R = 3 running Pods each with containerd image IDs `docker.io/library/NAME@sha256:…`, a `default` ServiceAccount ' +
       'per namespace. The U images are drawn Zipf-like (s = 1) over the workloads, every image at least once, so the popular images ' +
@@ -336,24 +444,24 @@ function methodText(results: Array<{ scenario: ScenarioName; measurement: Measur
     'Definitions:',
     '',
     '- **Wall**: from spawning the scanner process to its exit (Node start-up and bundle load included). `duration_s` is the ' +
-      'scanner\'s own figure (from its start to its summary, 0.1 s resolution).',
+      "scanner's own figure (from its start to its summary, 0.1 s resolution).",
     '- **Ideal**: `T_db + ceil(U / C) × L`, with T_db the two "database downloaded" steps (`duration_ms` of the vulnerability DB ' +
       'and the Java DB) the scanner logs.',
     '- **Plan → last scan**: from "image deduplication completed" to the last "image scanned" (log timestamps, ms); its ideal is ' +
       '`ceil(U / C) × L`. **Last scan → done**: namespaces still to deliver after the last scan, and the summary.',
     '- **Scanner CPU**: `resources.cpu_user_s + cpu_system_s` of the summary plus the same of `resources.launcher` ' +
       '(`process.resourceUsage()` of the scanner process and of its Trivy launcher, the small process that starts the Trivy ' +
-      'processes; Trivy processes excluded), divided by U and by the number of workloads. **Process tree CPU**: GNU time\'s ' +
+      "processes; Trivy processes excluded), divided by U and by the number of workloads. **Process tree CPU**: GNU time's " +
       'user + system of the scanner and every child it reaped (the launcher and the Trivy stand-ins).',
     '- **Peak RSS**: GNU time\'s "Maximum resident set size" of the scanner process (the largest of it and its reaped children: ' +
-      'the launcher and the stand-in Trivy processes, all smaller); `max_rss_mib` is the scanner\'s own report; the per-phase peaks come from sampling ' +
+      "the launcher and the stand-in Trivy processes, all smaller); `max_rss_mib` is the scanner's own report; the per-phase peaks come from sampling " +
       '`/proc/PID/status` VmRSS every 100 ms. The launcher is a second process of the scanner (it starts the Trivy processes, see the ' +
-      'README): its own peak (`resources.launcher.max_rss_mib`) is listed beside, and a pod\'s memory limit must hold both.',
-    '- **Discovery**: the summary\'s `discovery_ms` (listing namespaces, workloads, Pods, ReplicaSets and Jobs, and attributing ' +
+      "README): its own peak (`resources.launcher.max_rss_mib`) is listed beside, and a pod's memory limit must hold both.",
+    "- **Discovery**: the summary's `discovery_ms` (listing namespaces, workloads, Pods, ReplicaSets and Jobs, and attributing " +
       'Pods; the Trivy DB steps run at the same time).',
     '- **Bytes per namespace**: `per_namespace[].bytes` of the summary, equal to what the Ephor stand-in received.',
     '- **Other CPU on the machine**: busy CPU time of the whole machine while the scanner ran (`/proc/stat`), minus the ' +
-      'scanner\'s process tree and the benchmark process (the stand-ins): other processes and the kernel\'s own threads. ' +
+      "scanner's process tree and the benchmark process (the stand-ins): other processes and the kernel's own threads. " +
       'Large values mean the run was disturbed; `steal` is time the hypervisor gave to other guests.',
   ];
   return lines;
@@ -368,13 +476,18 @@ function readingText(results: Array<{ scenario: ScenarioName; measurement: Measu
     if (cpu === undefined) continue;
     const perImage = (cpu * 1000) / m.cluster.images;
     const budget = m.config.latencyMs / m.config.concurrency;
-    const scanPhase = m.timeline.planned !== undefined && m.timeline.lastScanned !== undefined ? m.timeline.lastScanned - m.timeline.planned : undefined;
+    const scanPhase =
+      m.timeline.planned !== undefined && m.timeline.lastScanned !== undefined
+        ? m.timeline.lastScanned - m.timeline.planned
+        : undefined;
     const idealScan = Math.ceil(m.cluster.images / m.config.concurrency) * m.config.latencyMs;
     const peakSampled = Math.max(m.rssByPhaseKiB.discovery ?? 0, m.rssByPhaseKiB.scans ?? 0, m.rssByPhaseKiB.tail ?? 0);
     const parts = [
       `**${runName(r)}**: the scanner used ${perImage.toFixed(1)} ms of its own CPU per image over the whole run (discovery and deliveries included), ` +
         `against the L / C = ${budget.toFixed(1)} ms per image that keeps C Trivy processes busy`,
-      scanPhase === undefined ? '' : `; the scan phase took ${(scanPhase / 1000).toFixed(2)} s for an ideal ${(idealScan / 1000).toFixed(2)} s (× ${(scanPhase / idealScan).toFixed(2)})`,
+      scanPhase === undefined
+        ? ''
+        : `; the scan phase took ${(scanPhase / 1000).toFixed(2)} s for an ideal ${(idealScan / 1000).toFixed(2)} s (× ${(scanPhase / idealScan).toFixed(2)})`,
       m.slots === undefined
         ? ''
         : ` (the first Trivy started ${(m.slots.firstStartMs! / 1000).toFixed(2)} s after the scanner's first log line; slots stood empty ` +
@@ -391,7 +504,9 @@ function readingText(results: Array<{ scenario: ScenarioName; measurement: Measu
       'and each scan starts at least one; its CPU per scan is in the *CPU and memory* table. It, the ' +
       'scanner and the Kubernetes and Ephor stand-ins share the same cores.',
   );
-  lines.push('- Wall times on this virtual machine vary from run to run by several percent; the overhead scenario is run several times and judged on the median.');
+  lines.push(
+    '- Wall times on this virtual machine vary from run to run by several percent; the overhead scenario is run several times and judged on the median.',
+  );
   return lines;
 }
 
@@ -407,7 +522,8 @@ function peakPhase(m: Measurement): string {
 
 function standInText(results: readonly { measurement: Measurement }[]): string {
   const kinds = new Set(results.map((r) => r.measurement.trivyStandIn.kind));
-  const c = '`bench/fast-trivy.c` (compiled with the machine\'s `cc` when the benchmark starts; one process per scan, which hands ' +
+  const c =
+    "`bench/fast-trivy.c` (compiled with the machine's `cc` when the benchmark starts; one process per scan, which hands " +
     'every call other than a scan to `bench/fast-trivy.sh`)';
   const bash = '`bench/fast-trivy.sh` (bash + coreutils: two processes per scan, bash then cat)';
   const note = results.find((r) => r.measurement.trivyStandIn.note)?.measurement.trivyStandIn.note;

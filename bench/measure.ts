@@ -78,12 +78,30 @@ export interface Measurement {
   bytesPerNamespace: number[];
   partsPerNamespace: number[];
   /** As the Ephor stand-in counted them (light mode); `checked` bodies were also parsed in full, after the run. */
-  ephor: { posts: number; accepted: number; rejected: number; firstRejection?: string; bytes: number; workloads: number; vulnerabilities: number; maxConcurrentPosts: number; checked: number; checkedBytes: number };
+  ephor: {
+    posts: number;
+    accepted: number;
+    rejected: number;
+    firstRejection?: string;
+    bytes: number;
+    workloads: number;
+    vulnerabilities: number;
+    maxConcurrentPosts: number;
+    checked: number;
+    checkedBytes: number;
+  };
   /** Highest sampled VmRSS (every 100 ms) in each phase: discovery (start → plan), scans (→ last image scanned),
    * deliveries after the last scan (→ summary). */
   rssByPhaseKiB: { discovery?: number; scans?: number; tail?: number };
   /** Milliseconds from the scanner's first log line ("ephor-scanner starting"), from its log timestamps. */
-  timeline: { planned?: number; firstScanned?: number; lastScanned?: number; firstDelivered?: number; lastDelivered?: number; completed?: number };
+  timeline: {
+    planned?: number;
+    firstScanned?: number;
+    lastScanned?: number;
+    firstDelivered?: number;
+    lastDelivered?: number;
+    completed?: number;
+  };
   /** Epoch ms of the scanner's first log line. */
   startedAtMs?: number;
   kube: { requests: number };
@@ -106,7 +124,10 @@ export async function measureRun(config: RunConfig, options: RunOptions = {}): P
     progress(`${config.label}: generating the cluster (${config.cluster.replicas} Pods per workload)`);
     const generated = generateCluster(config.cluster);
     const cluster = generated.stats;
-    const [kube, ephor] = await Promise.all([startKubeServer({ bulk: true, objects: generated.objects }), startEphorServer({ light: true, lightSample: lightSampleFor(config.cluster) })]);
+    const [kube, ephor] = await Promise.all([
+      startKubeServer({ bulk: true, objects: generated.objects }),
+      startEphorServer({ light: true, lightSample: lightSampleFor(config.cluster) }),
+    ]);
     generated.objects.length = 0; // the stand-in owns them now
     try {
       const report = await writeReportTemplate(path.join(dir, 'report'), config.report);
@@ -125,20 +146,38 @@ export async function measureRun(config: RunConfig, options: RunOptions = {}): P
         FAST_TRIVY_TIMELINE: path.join(dir, 'trivy-timeline.txt'),
       };
       const setupMs = performance.now() - setupStarted;
-      progress(`${config.label}: setup ${(setupMs / 1000).toFixed(1)} s; scanning (C = ${config.concurrency}, L = ${config.latencyMs} ms)`);
+      progress(
+        `${config.label}: setup ${(setupMs / 1000).toFixed(1)} s; scanning (C = ${config.concurrency}, L = ${config.latencyMs} ms)`,
+      );
       const [machineBefore, benchBefore] = [await machineCpu(), process.cpuUsage()];
       const scanner = await runScanner(env, dir, options);
       const [machineAfter, benchCpu] = [await machineCpu(), process.cpuUsage(benchBefore)];
       await ephor.settled(); // the light mode's deferred checks
-      const measurement = await summarise(config, cluster, report, setupMs, scanner, ephor.scanIngests(), ephor.requests.length, ephor.maxConcurrentPosts, kube.requests.length);
+      const measurement = await summarise(
+        config,
+        cluster,
+        report,
+        setupMs,
+        scanner,
+        ephor.scanIngests(),
+        ephor.requests.length,
+        ephor.maxConcurrentPosts,
+        kube.requests.length,
+      );
       measurement.trivyStandIn = { kind: standIn.kind, note: standIn.note };
-      measurement.slots = slotStats(await readFile(env.FAST_TRIVY_TIMELINE!, 'utf8').catch(() => ''), config.concurrency, measurement.startedAtMs);
+      measurement.slots = slotStats(
+        await readFile(env.FAST_TRIVY_TIMELINE!, 'utf8').catch(() => ''),
+        config.concurrency,
+        measurement.startedAtMs,
+      );
       measurement.machine = {
         busyS: machineBefore && machineAfter ? machineAfter.busyS - machineBefore.busyS : undefined,
         stealS: machineBefore && machineAfter ? machineAfter.stealS - machineBefore.stealS : undefined,
         benchS: (benchCpu.user + benchCpu.system) / 1e6,
       };
-      progress(`${config.label}: exit ${measurement.exitCode}, wall ${(measurement.wallMs / 1000).toFixed(2)} s, peak RSS ${((measurement.time.maxRssKiB ?? 0) / 1024).toFixed(1)} MiB`);
+      progress(
+        `${config.label}: exit ${measurement.exitCode}, wall ${(measurement.wallMs / 1000).toFixed(2)} s, peak RSS ${((measurement.time.maxRssKiB ?? 0) / 1024).toFixed(1)} MiB`,
+      );
       return measurement;
     } finally {
       await Promise.all([kube.close(), ephor.close()]);
@@ -163,18 +202,28 @@ async function runScanner(env: Record<string, string>, dir: string, options: Run
   const stdoutFile = path.join(dir, 'scanner.stdout.jsonl');
   const stderrFile = path.join(dir, 'scanner.stderr.txt');
   const timeFile = path.join(dir, 'time.txt');
-  const nodeArgs = [...(options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : []), ...(options.nodeArgs ?? [])];
+  const nodeArgs = [
+    ...(options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : []),
+    ...(options.nodeArgs ?? []),
+  ];
   const started = performance.now();
-  const child = spawn(GNU_TIME, ['-v', '-o', timeFile, process.execPath, ...nodeArgs, CLI_BUNDLE], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn(GNU_TIME, ['-v', '-o', timeFile, process.execPath, ...nodeArgs, CLI_BUNDLE], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   const stdout = createWriteStream(stdoutFile);
   const stderr = createWriteStream(stderrFile);
   child.stdout!.pipe(stdout);
   child.stderr!.pipe(stderr);
   let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-  }, options.timeoutMs ?? 30 * 60_000);
+  const timer = setTimeout(
+    () => {
+      timedOut = true;
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    },
+    options.timeoutMs ?? 30 * 60_000,
+  );
   const rss: Array<[number, number]> = [];
   const sampler = setInterval(() => void sampleRss(child.pid, rss), RSS_SAMPLE_MS);
   const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
@@ -185,7 +234,10 @@ async function runScanner(env: Record<string, string>, dir: string, options: Run
   clearTimeout(timer);
   clearInterval(sampler);
   await Promise.all([finished(stdout), finished(stderr)]);
-  if (timedOut) throw new Error(`the scanner did not finish within ${options.timeoutMs ?? 30 * 60_000} ms (stdout in ${stdoutFile})`);
+  if (timedOut)
+    throw new Error(
+      `the scanner did not finish within ${options.timeoutMs ?? 30 * 60_000} ms (stdout in ${stdoutFile})`,
+    );
   return { exitCode, signal, wallMs, rss, stdoutFile, stderrFile, timeFile };
 }
 
@@ -229,7 +281,8 @@ async function summarise(
   let completed: LogLine | undefined;
   let startedAt: number | undefined;
   const timeline: Measurement['timeline'] = {};
-  const at = (line: LogLine) => (typeof line.time === 'string' && startedAt !== undefined ? Date.parse(line.time) - startedAt : undefined);
+  const at = (line: LogLine) =>
+    typeof line.time === 'string' && startedAt !== undefined ? Date.parse(line.time) - startedAt : undefined;
   const dbMs: Measurement['dbMs'] = { total: 0 };
   const logs = { warn: 0, error: 0, firstProblems: [] as string[] };
   const lines = createInterface({ input: createReadStream(scanner.stdoutFile, 'utf8'), crlfDelay: Infinity });
@@ -276,7 +329,12 @@ async function summarise(
         namespaces?: { total?: number; delivered?: number };
         containers?: { delivered?: number };
         findings?: Record<string, number>;
-        resources?: { cpu_user_s?: number; cpu_system_s?: number; max_rss_mib?: number; launcher?: { cpu_user_s?: number; cpu_system_s?: number; max_rss_mib?: number } };
+        resources?: {
+          cpu_user_s?: number;
+          cpu_system_s?: number;
+          max_rss_mib?: number;
+          launcher?: { cpu_user_s?: number; cpu_system_s?: number; max_rss_mib?: number };
+        };
         per_namespace?: Array<{ namespace: string; delivered?: boolean; bytes?: number; parts?: number }>;
       })
     | undefined;
@@ -310,7 +368,10 @@ async function summarise(
       posts: ephorRequests,
       accepted: accepted.length,
       rejected: ingests.length - accepted.length,
-      firstRejection: ingests.find((r) => r.rejectedBecause)?.rejectedBecause?.join('; ').slice(0, 300),
+      firstRejection: ingests
+        .find((r) => r.rejectedBecause)
+        ?.rejectedBecause?.join('; ')
+        .slice(0, 300),
       bytes: accepted.reduce((n, r) => n + (r.bytes ?? 0), 0),
       workloads: accepted.reduce((n, r) => n + (r.summary?.workloads ?? 0), 0),
       vulnerabilities: accepted.reduce((n, r) => n + (r.summary?.vulnerabilities ?? 0), 0),
@@ -346,26 +407,42 @@ function checkRun(m: Measurement, stderr: string): string[] {
   if (m.images.total !== m.cluster.images || m.images.scanned !== m.cluster.images) {
     problems.push(`images: ${m.images.scanned} of ${m.images.total} scanned, expected ${m.cluster.images}`);
   }
-  if (m.namespaces.delivered !== m.cluster.namespaces) problems.push(`namespaces delivered: ${m.namespaces.delivered} of ${m.cluster.namespaces}`);
-  if (m.containersDelivered !== m.cluster.containers) problems.push(`containers delivered: ${m.containersDelivered} of ${m.cluster.containers}`);
+  if (m.namespaces.delivered !== m.cluster.namespaces)
+    problems.push(`namespaces delivered: ${m.namespaces.delivered} of ${m.cluster.namespaces}`);
+  if (m.containersDelivered !== m.cluster.containers)
+    problems.push(`containers delivered: ${m.containersDelivered} of ${m.cluster.containers}`);
   const posted = m.bytesPerNamespace.reduce((a, b) => a + b, 0);
-  if (posted !== m.ephor.bytes) problems.push(`the scanner reports ${posted} bytes posted, the Ephor stand-in accepted ${m.ephor.bytes}`);
-  if (m.ephor.rejected > 0) problems.push(`${m.ephor.rejected} POSTs rejected by the Ephor stand-in (${m.ephor.firstRejection})`);
-  if (m.findings !== undefined && m.findings !== m.ephor.vulnerabilities) problems.push(`findings: the scanner reports ${m.findings}, the Ephor stand-in counted ${m.ephor.vulnerabilities}`);
-  if (m.ephor.workloads < m.cluster.workloads) problems.push(`workloads: the Ephor stand-in counted ${m.ephor.workloads} of ${m.cluster.workloads}`);
+  if (posted !== m.ephor.bytes)
+    problems.push(`the scanner reports ${posted} bytes posted, the Ephor stand-in accepted ${m.ephor.bytes}`);
+  if (m.ephor.rejected > 0)
+    problems.push(`${m.ephor.rejected} POSTs rejected by the Ephor stand-in (${m.ephor.firstRejection})`);
+  if (m.findings !== undefined && m.findings !== m.ephor.vulnerabilities)
+    problems.push(`findings: the scanner reports ${m.findings}, the Ephor stand-in counted ${m.ephor.vulnerabilities}`);
+  if (m.ephor.workloads < m.cluster.workloads)
+    problems.push(`workloads: the Ephor stand-in counted ${m.ephor.workloads} of ${m.cluster.workloads}`);
   if (m.ephor.checked === 0) problems.push('the Ephor stand-in checked no body in full');
   if (m.time.maxRssKiB === undefined) problems.push('GNU time wrote no "Maximum resident set size"');
   if (stderr.trim() !== '') problems.push(`stderr: ${stderr.trim().slice(0, 300)}`);
   return problems;
 }
 
-function rssByPhase(samples: Array<[number, number]>, startedAt: number | undefined, timeline: Measurement['timeline']): Measurement['rssByPhaseKiB'] {
+function rssByPhase(
+  samples: Array<[number, number]>,
+  startedAt: number | undefined,
+  timeline: Measurement['timeline'],
+): Measurement['rssByPhaseKiB'] {
   if (startedAt === undefined) return {};
   const peak = (from: number | undefined, to: number | undefined) => {
-    const within = samples.filter(([at]) => (from === undefined || at - startedAt >= from) && (to === undefined || at - startedAt < to)).map(([, kib]) => kib);
+    const within = samples
+      .filter(([at]) => (from === undefined || at - startedAt >= from) && (to === undefined || at - startedAt < to))
+      .map(([, kib]) => kib);
     return within.length > 0 ? Math.max(...within) : undefined;
   };
-  return { discovery: peak(undefined, timeline.planned), scans: peak(timeline.planned, timeline.lastScanned), tail: peak(timeline.lastScanned, undefined) };
+  return {
+    discovery: peak(undefined, timeline.planned),
+    scans: peak(timeline.planned, timeline.lastScanned),
+    tail: peak(timeline.lastScanned, undefined),
+  };
 }
 
 /** Busy and stolen CPU seconds of the whole machine so far (the `cpu` line of /proc/stat). */
@@ -382,7 +459,8 @@ async function machineCpu(): Promise<{ busyS: number; stealS: number } | undefin
 
 /** The lines of `/usr/bin/time -v` the benchmark uses. */
 export function parseGnuTime(text: string): Measurement['time'] {
-  const field = (label: string) => new RegExp(`^\\s*${label.replace(/[()]/g, '\\$&')}: (.+)$`, 'm').exec(text)?.[1]?.trim();
+  const field = (label: string) =>
+    new RegExp(`^\\s*${label.replace(/[()]/g, '\\$&')}: (.+)$`, 'm').exec(text)?.[1]?.trim();
   const number = (label: string) => {
     const value = field(label);
     return value === undefined ? undefined : Number(value);
@@ -399,7 +477,9 @@ function run(command: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: 'ignore' });
     child.on('error', reject);
-    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited with ${code}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited with ${code}`)),
+    );
   });
 }
 
@@ -439,7 +519,9 @@ export function slotStats(text: string, concurrency: number, startedAtMs: number
     if (next < starts.length) gaps.push(starts[next++]! - end);
   }
   gaps.sort((a, b) => a - b);
-  const events = [...starts.map((t) => [t, 1] as const), ...ends.map((t) => [t, -1] as const)].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const events = [...starts.map((t) => [t, 1] as const), ...ends.map((t) => [t, -1] as const)].sort(
+    (a, b) => a[0] - b[0] || a[1] - b[1],
+  );
   let running = 0;
   let previous = starts[0]!;
   let idle = 0;
@@ -449,7 +531,8 @@ export function slotStats(text: string, concurrency: number, startedAtMs: number
     running += delta;
     previous = time;
   }
-  const quantile = (q: number) => (gaps.length === 0 ? 0 : gaps[Math.min(gaps.length - 1, Math.floor(gaps.length * q))]!);
+  const quantile = (q: number) =>
+    gaps.length === 0 ? 0 : gaps[Math.min(gaps.length - 1, Math.floor(gaps.length * q))]!;
   return {
     scans: spans.length,
     meanLifetimeMs: spans.reduce((n, [start, end]) => n + (end - start), 0) / spans.length,
@@ -476,7 +559,9 @@ export interface OverheadParts {
   rest: number;
 }
 
-export function overheadParts(m: Pick<Measurement, 'wallMs' | 'idealMs' | 'dbMs' | 'timeline' | 'slots' | 'config' | 'cluster'>): OverheadParts | undefined {
+export function overheadParts(
+  m: Pick<Measurement, 'wallMs' | 'idealMs' | 'dbMs' | 'timeline' | 'slots' | 'config' | 'cluster'>,
+): OverheadParts | undefined {
   const { completed, lastScanned } = m.timeline;
   const slots = m.slots;
   if (completed === undefined || lastScanned === undefined || slots?.firstStartMs === undefined) return undefined;
@@ -488,6 +573,7 @@ export function overheadParts(m: Pick<Measurement, 'wallMs' | 'idealMs' | 'dbMs'
     lifetimeBeyondL: (slots.meanLifetimeMs - m.config.latencyMs) * Math.ceil(m.cluster.images / m.config.concurrency),
     afterLastScan: completed - lastScanned,
   };
-  const explained = parts.outsideLog + parts.firstStartBeyondDb + parts.emptySlots + parts.lifetimeBeyondL + parts.afterLastScan;
+  const explained =
+    parts.outsideLog + parts.firstStartBeyondDb + parts.emptySlots + parts.lifetimeBeyondL + parts.afterLastScan;
   return { ...parts, rest: parts.overhead - explained };
 }

@@ -25,12 +25,26 @@ type Slot = 'ref' | 'digest';
  */
 export async function writeReportTemplate(dir: string, fixture = JUICE_SHOP_REPORT): Promise<ReportTemplate> {
   const text = await readFile(path.join(TRIVY_REPORTS_DIR, fixture), 'utf8');
-  const report = JSON.parse(text) as { ArtifactName?: string; Metadata?: { RepoDigests?: string[] }; Results?: Array<{ Vulnerabilities?: unknown[] }> };
+  const report = JSON.parse(text) as {
+    ArtifactName?: string;
+    Metadata?: { RepoDigests?: string[] };
+    Results?: Array<{ Vulnerabilities?: unknown[] }>;
+  };
   const cuts: Array<{ start: number; end: number; slot: Slot }> = [];
   const artifact = /"ArtifactName": "([^"\\]*)"/.exec(text);
-  if (artifact) cuts.push({ start: artifact.index + artifact[0].length - 1 - artifact[1]!.length, end: artifact.index + artifact[0].length - 1, slot: 'ref' });
+  if (artifact)
+    cuts.push({
+      start: artifact.index + artifact[0].length - 1 - artifact[1]!.length,
+      end: artifact.index + artifact[0].length - 1,
+      slot: 'ref',
+    });
   const digests = /"RepoDigests": \[\s*"([^"\\]*)"/.exec(text);
-  if (digests) cuts.push({ start: digests.index + digests[0].length - 1 - digests[1]!.length, end: digests.index + digests[0].length - 1, slot: 'digest' });
+  if (digests)
+    cuts.push({
+      start: digests.index + digests[0].length - 1 - digests[1]!.length,
+      end: digests.index + digests[0].length - 1,
+      slot: 'digest',
+    });
   if (artifact && artifact[1]) {
     const target = `"Target": "${artifact[1]} (`;
     for (let at = text.indexOf(target); at >= 0; at = text.indexOf(target, at + 1)) {
@@ -47,7 +61,8 @@ export async function writeReportTemplate(dir: string, fixture = JUICE_SHOP_REPO
   }
   await writeFile(path.join(dir, `part-${cuts.length}`), text.slice(position));
   await writeFile(path.join(dir, 'slots'), cuts.map((cut) => `${cut.slot}\n`).join(''));
-  const ownDigest = /@(sha256:[0-9a-f]{64})/.exec(report.Metadata?.RepoDigests?.[0] ?? '')?.[1] ?? `sha256:${'0'.repeat(64)}`;
+  const ownDigest =
+    /@(sha256:[0-9a-f]{64})/.exec(report.Metadata?.RepoDigests?.[0] ?? '')?.[1] ?? `sha256:${'0'.repeat(64)}`;
   await writeFile(path.join(dir, 'digest'), `${ownDigest}\n`);
   const vulnerabilities = (report.Results ?? []).reduce((n, result) => n + (result.Vulnerabilities?.length ?? 0), 0);
   return { dir, fixture, bytes: Buffer.byteLength(text), vulnerabilities };

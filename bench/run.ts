@@ -56,7 +56,9 @@ export function parseArgs(argv: string[]): BenchOptions {
   let keep = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    const [name, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [name, inline] = arg.includes('=')
+      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+      : [arg, undefined];
     const value = () => {
       const v = inline ?? argv[++i];
       if (v === undefined || v === '') throw new Error(`${name} needs a value\n${USAGE}`);
@@ -64,7 +66,9 @@ export function parseArgs(argv: string[]): BenchOptions {
     };
     switch (name) {
       case '--scenario': {
-        const list = value().split(',').map((s) => s.trim());
+        const list = value()
+          .split(',')
+          .map((s) => s.trim());
         if (list.includes('all')) scenarios = [...SCENARIOS];
         else {
           const unknown = list.filter((s) => !SCENARIOS.includes(s as ScenarioName));
@@ -132,14 +136,26 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
   const startedAt = new Date();
   const started = performance.now();
   const machine = await describeMachine();
-  log(`ephor-scanner benchmark: ${options.scenarios.join(', ')}${options.quick ? ' (quick)' : ''}; ${machine.nproc} CPUs, Node ${machine.node}`);
+  log(
+    `ephor-scanner benchmark: ${options.scenarios.join(', ')}${options.quick ? ' (quick)' : ''}; ${machine.nproc} CPUs, Node ${machine.node}`,
+  );
   if (options.cpuProfDir) await mkdir(options.cpuProfDir, { recursive: true });
   const results: Report['results'] = [];
   const runs = planRuns(options.scenarios, { quick: options.quick, repeat: options.repeat });
   for (const [index, run] of runs.entries()) {
-    log(`[${index + 1}/${runs.length}] ${run.scenario} ${run.config.label}: ${run.config.cluster.namespaces} × ${run.config.cluster.workloadsPerNamespace} workloads, U = ${run.config.cluster.images}, C = ${run.config.concurrency}, L = ${run.config.latencyMs} ms`);
+    log(
+      `[${index + 1}/${runs.length}] ${run.scenario} ${run.config.label}: ${run.config.cluster.namespaces} × ${run.config.cluster.workloadsPerNamespace} workloads, U = ${run.config.cluster.images}, C = ${run.config.concurrency}, L = ${run.config.latencyMs} ms`,
+    );
     const config = { ...run.config, label: `${run.scenario} ${run.config.label}` };
-    const measurement = { ...(await measureRun(config, { progress: (line) => log(`  ${line}`), cpuProfDir: options.cpuProfDir, nodeArgs: options.nodeArgs, keep: options.keep })), config: run.config };
+    const measurement = {
+      ...(await measureRun(config, {
+        progress: (line) => log(`  ${line}`),
+        cpuProfDir: options.cpuProfDir,
+        nodeArgs: options.nodeArgs,
+        keep: options.keep,
+      })),
+      config: run.config,
+    };
     results.push({ scenario: run.scenario, measurement });
     log(`  ${summaryLine(measurement)}`);
   }
@@ -152,7 +168,8 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
     results,
   };
   log('');
-  for (const t of judge(results, options.quick)) log(`${t.verdict === 'met' ? 'met   ' : t.verdict === 'missed' ? 'MISSED' : '  -   '}  ${t.target}: ${t.measured}`);
+  for (const t of judge(results, options.quick))
+    log(`${t.verdict === 'met' ? 'met   ' : t.verdict === 'missed' ? 'MISSED' : '  -   '}  ${t.target}: ${t.measured}`);
   log(`benchmark took ${(report.durationMs / 60_000).toFixed(1)} min`);
   if (options.output) {
     await mkdir(path.dirname(options.output), { recursive: true });

@@ -20,12 +20,26 @@ export interface PlanOptions {
 export function sizes(quick: boolean) {
   return quick
     ? {
-        overhead: { namespaces: 5, workloadsPerNamespace: 40, replicas: 3, images: 100, concurrency: 8, latencyMs: 200 },
+        overhead: {
+          namespaces: 5,
+          workloadsPerNamespace: 40,
+          replicas: 3,
+          images: 100,
+          concurrency: 8,
+          latencyMs: 200,
+        },
         large: { namespaces: 10, workloadsPerNamespace: 60, replicas: 3, concurrency: 8, latencyMs: 50 },
         curve: [40, 80, 160, 320],
       }
     : {
-        overhead: { namespaces: 10, workloadsPerNamespace: 100, replicas: 3, images: 500, concurrency: 8, latencyMs: 200 },
+        overhead: {
+          namespaces: 10,
+          workloadsPerNamespace: 100,
+          replicas: 3,
+          images: 500,
+          concurrency: 8,
+          latencyMs: 200,
+        },
         large: { namespaces: 100, workloadsPerNamespace: 200, replicas: 3, concurrency: 8, latencyMs: 200 },
         curve: [250, 500, 1000, 2000],
       };
@@ -52,7 +66,13 @@ export function planRuns(names: readonly ScenarioName[], options: PlanOptions): 
   for (const images of curve) {
     runs.push({
       scenario: names.includes('memory') ? 'memory' : 'discovery',
-      config: { label: `U = ${images}`, cluster: { ...large, images }, concurrency, latencyMs, report: JUICE_SHOP_REPORT },
+      config: {
+        label: `U = ${images}`,
+        cluster: { ...large, images },
+        concurrency,
+        latencyMs,
+        report: JUICE_SHOP_REPORT,
+      },
     });
   }
   return runs;
@@ -93,8 +113,12 @@ export function peakRssKiB(m: Measurement): number | undefined {
 }
 
 /** Each target of the issue against what was measured (quick runs are too small to be judged). */
-export function judge(results: Array<{ scenario: ScenarioName; measurement: Measurement }>, quick: boolean): TargetResult[] {
-  const verdict = (ok: boolean | undefined): Verdict => (quick || ok === undefined ? 'not measured' : ok ? 'met' : 'missed');
+export function judge(
+  results: Array<{ scenario: ScenarioName; measurement: Measurement }>,
+  quick: boolean,
+): TargetResult[] {
+  const verdict = (ok: boolean | undefined): Verdict =>
+    quick || ok === undefined ? 'not measured' : ok ? 'met' : 'missed';
   const out: TargetResult[] = [];
 
   const overhead = results.filter((r) => r.scenario === 'overhead').map((r) => r.measurement);
@@ -105,26 +129,43 @@ export function judge(results: Array<{ scenario: ScenarioName; measurement: Meas
     const cfg = overhead[0]!.config;
     out.push({
       target: `wall time ≤ ${TARGETS.overheadRatio} × ideal at U = ${cfg.cluster.images}, C = ${cfg.concurrency}, L = ${cfg.latencyMs} ms (median of the runs)`,
-      measured: med === undefined ? 'no valid run' : `${med.toFixed(4)} (runs: ${ratios.map((r) => r.toFixed(4)).join(', ')})`,
+      measured:
+        med === undefined ? 'no valid run' : `${med.toFixed(4)} (runs: ${ratios.map((r) => r.toFixed(4)).join(', ')})`,
       verdict: verdict(med === undefined ? undefined : med <= TARGETS.overheadRatio),
     });
   }
 
   if (results.some((r) => r.scenario !== 'overhead')) {
-    const runs = results.filter((r) => r.scenario !== 'overhead').map((r) => r.measurement).filter(valid);
-    const atScale = quick ? runs : runs.filter((m) => m.cluster.workloads >= TARGETS.discoveryWorkloads && m.cluster.pods >= TARGETS.discoveryPods);
+    const runs = results
+      .filter((r) => r.scenario !== 'overhead')
+      .map((r) => r.measurement)
+      .filter(valid);
+    const atScale = quick
+      ? runs
+      : runs.filter(
+          (m) => m.cluster.workloads >= TARGETS.discoveryWorkloads && m.cluster.pods >= TARGETS.discoveryPods,
+        );
     const times = atScale.map((m) => m.discoveryMs).filter((ms): ms is number => ms !== undefined);
     const worst = times.length > 0 ? Math.max(...times) : undefined;
     out.push({
       target: `discovery of ${TARGETS.discoveryWorkloads.toLocaleString('en-US')} workloads and ${TARGETS.discoveryPods.toLocaleString('en-US')} Pods ≤ ${TARGETS.discoveryMs / 1000} s (slowest run)`,
-      measured: worst === undefined ? 'no valid run' : `${(worst / 1000).toFixed(3)} s (runs: ${times.map((ms) => `${(ms / 1000).toFixed(3)} s`).join(', ')})`,
+      measured:
+        worst === undefined
+          ? 'no valid run'
+          : `${(worst / 1000).toFixed(3)} s (runs: ${times.map((ms) => `${(ms / 1000).toFixed(3)} s`).join(', ')})`,
       verdict: verdict(worst === undefined ? undefined : worst <= TARGETS.discoveryMs),
     });
   }
 
-  const memory = results.filter((r) => r.scenario === 'memory').map((r) => r.measurement).filter(valid).sort((a, b) => a.cluster.images - b.cluster.images);
+  const memory = results
+    .filter((r) => r.scenario === 'memory')
+    .map((r) => r.measurement)
+    .filter(valid)
+    .sort((a, b) => a.cluster.images - b.cluster.images);
   if (results.some((r) => r.scenario === 'memory')) {
-    const atTarget = memory.find((m) => m.cluster.images === TARGETS.rssImages && m.cluster.workloads >= TARGETS.discoveryWorkloads);
+    const atTarget = memory.find(
+      (m) => m.cluster.images === TARGETS.rssImages && m.cluster.workloads >= TARGETS.discoveryWorkloads,
+    );
     const rss = atTarget && peakRssKiB(atTarget);
     out.push({
       target: `peak RSS ≤ ${TARGETS.peakRssMiB} MiB for U = ${TARGETS.rssImages.toLocaleString('en-US')} images × ${atTarget?.report.vulnerabilities ?? 236} findings and ${TARGETS.discoveryWorkloads.toLocaleString('en-US')} workloads`,
@@ -138,7 +179,10 @@ export function judge(results: Array<{ scenario: ScenarioName; measurement: Meas
     const growth = low !== undefined && high !== undefined && first !== last ? high / low - 1 : undefined;
     out.push({
       target: `peak RSS does not grow with U: at U = ${last?.cluster.images ?? '…'} at most ${TARGETS.rssGrowth * 100} % above U = ${first?.cluster.images ?? '…'}`,
-      measured: growth === undefined ? 'no valid curve' : `${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} % (${memory.map((m) => `U = ${m.cluster.images}: ${((peakRssKiB(m) ?? 0) / 1024).toFixed(1)} MiB`).join(', ')})`,
+      measured:
+        growth === undefined
+          ? 'no valid curve'
+          : `${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} % (${memory.map((m) => `U = ${m.cluster.images}: ${((peakRssKiB(m) ?? 0) / 1024).toFixed(1)} MiB`).join(', ')})`,
       verdict: verdict(growth === undefined ? undefined : growth <= TARGETS.rssGrowth),
     });
   }

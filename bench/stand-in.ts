@@ -29,7 +29,9 @@ export function trivyStandIn(): Promise<TrivyStandIn> {
   compiled ??= (async () => {
     const env = { FAST_TRIVY_SCRIPT };
     const built = await compileC(FAST_TRIVY_SOURCE);
-    return 'binary' in built ? { binary: built.binary, kind: 'c', env } : { binary: FAST_TRIVY_SCRIPT, kind: 'bash', note: built.note, env };
+    return 'binary' in built
+      ? { binary: built.binary, kind: 'c', env }
+      : { binary: FAST_TRIVY_SCRIPT, kind: 'bash', note: built.note, env };
   })();
   return compiled;
 }
@@ -44,6 +46,8 @@ export async function compileC(source: string): Promise<{ binary: string } | { n
     return { binary };
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
-    return { note: `${compiler} could not build ${path.basename(source)} (${(error as Error).message.split('\n')[0]})` };
+    return {
+      note: `${compiler} could not build ${path.basename(source)} (${(error as Error).message.split('\n')[0]})`,
+    };
   }
 }

@@ -25,7 +25,11 @@ export const IMAGES = {
   nginx: { spec: 'nginx:1.25.3', repository: 'docker.io/library/nginx', report: 'nginx-1.25.3.json' },
   shopApi: { spec: 'ghcr.io/acme/shop-api:2.4.1', repository: 'ghcr.io/acme/shop-api', report: 'shop-api-2.4.1.json' },
   postgres: { spec: 'postgres:16.1', repository: 'docker.io/library/postgres', report: 'postgres-16.1.json' },
-  istioProxy: { spec: 'docker.io/istio/proxyv2:1.20.2', repository: 'docker.io/istio/proxyv2', report: 'istio-proxyv2-1.20.2.json' },
+  istioProxy: {
+    spec: 'docker.io/istio/proxyv2:1.20.2',
+    repository: 'docker.io/istio/proxyv2',
+    report: 'istio-proxyv2-1.20.2.json',
+  },
   python: { spec: 'python:3.12.1-slim', repository: 'docker.io/library/python', report: 'python-3.12.1-slim.json' },
 } as const;
 export type ImageKey = keyof typeof IMAGES;
@@ -35,10 +39,20 @@ export function runningImageId(image: ImageKey): string {
   return `${IMAGES[image].repository}@${digestOf(image)}`;
 }
 
-interface Container { name: string; image: ImageKey }
+interface Container {
+  name: string;
+  image: ImageKey;
+}
 
 function metadata(kind: string, namespace: string, name: string, extra: KubeObject = {}): KubeObject {
-  return { name, namespace, uid: uidOf(kind, namespace, name), resourceVersion: '1', creationTimestamp: CREATED, ...extra };
+  return {
+    name,
+    namespace,
+    uid: uidOf(kind, namespace, name),
+    resourceVersion: '1',
+    creationTimestamp: CREATED,
+    ...extra,
+  };
 }
 
 function containerSpec(container: Container): KubeObject {
@@ -70,21 +84,44 @@ function template(app: string, containers: Container[], labels: Record<string, s
 
 function ownerReference(owner: KubeObject): KubeObject {
   const meta = owner.metadata as { name: string; uid: string };
-  return { apiVersion: owner.apiVersion, kind: owner.kind, name: meta.name, uid: meta.uid, controller: true, blockOwnerDeletion: true };
+  return {
+    apiVersion: owner.apiVersion,
+    kind: owner.kind,
+    name: meta.name,
+    uid: meta.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 /** A running Pod: its spec containers plus injected sidecars, each with the digest it runs. */
-function runningPod(namespace: string, name: string, owner: KubeObject | undefined, app: string, containers: Container[], injected: Container[] = []): KubeObject {
+function runningPod(
+  namespace: string,
+  name: string,
+  owner: KubeObject | undefined,
+  app: string,
+  containers: Container[],
+  injected: Container[] = [],
+): KubeObject {
   const all = [...containers, ...injected];
   return {
     kind: 'Pod',
     apiVersion: 'v1',
     metadata: metadata('Pod', namespace, name, {
       labels: { app },
-      ...(injected.length > 0 && { annotations: { 'sidecar.istio.io/status': '{"initContainers":null,"containers":["istio-proxy"]}' } }),
-      ...(owner && { generateName: `${(owner.metadata as { name: string }).name}-`, ownerReferences: [ownerReference(owner)] }),
+      ...(injected.length > 0 && {
+        annotations: { 'sidecar.istio.io/status': '{"initContainers":null,"containers":["istio-proxy"]}' },
+      }),
+      ...(owner && {
+        generateName: `${(owner.metadata as { name: string }).name}-`,
+        ownerReferences: [ownerReference(owner)],
+      }),
     }),
-    spec: podSpec(all, { serviceAccountName: 'default', serviceAccount: 'default', nodeName: name.endsWith('b') ? 'node-b' : 'node-a' }),
+    spec: podSpec(all, {
+      serviceAccountName: 'default',
+      serviceAccount: 'default',
+      nodeName: name.endsWith('b') ? 'node-b' : 'node-a',
+    }),
     status: {
       phase: 'Running',
       conditions: [{ type: 'Ready', status: 'True', lastProbeTime: null, lastTransitionTime: CREATED }],
@@ -110,13 +147,26 @@ function runningPod(namespace: string, name: string, owner: KubeObject | undefin
 const ISTIO: Container = { name: 'istio-proxy', image: 'istioProxy' };
 
 /** A Deployment with its current ReplicaSet and `replicas` running Pods (zero: scaled down, nothing runs). */
-function deploymentWithPods(namespace: string, name: string, containers: Container[], options: { replicas?: number; sidecar?: boolean; labels?: Record<string, string> } = {}): KubeObject[] {
+function deploymentWithPods(
+  namespace: string,
+  name: string,
+  containers: Container[],
+  options: { replicas?: number; sidecar?: boolean; labels?: Record<string, string> } = {},
+): KubeObject[] {
   const replicas = options.replicas ?? 2;
-  const hash = createHash('sha1').update(`${namespace}/${name}`).digest('hex').slice(0, 10).replace(/[aeiou01]/g, 'x');
+  const hash = createHash('sha1')
+    .update(`${namespace}/${name}`)
+    .digest('hex')
+    .slice(0, 10)
+    .replace(/[aeiou01]/g, 'x');
   const deployment: KubeObject = {
     kind: 'Deployment',
     apiVersion: 'apps/v1',
-    metadata: metadata('Deployment', namespace, name, { generation: 1, labels: { app: name, ...options.labels }, annotations: { 'deployment.kubernetes.io/revision': '1' } }),
+    metadata: metadata('Deployment', namespace, name, {
+      generation: 1,
+      labels: { app: name, ...options.labels },
+      annotations: { 'deployment.kubernetes.io/revision': '1' },
+    }),
     spec: {
       replicas,
       selector: { matchLabels: { app: name } },
@@ -125,7 +175,13 @@ function deploymentWithPods(namespace: string, name: string, containers: Contain
       revisionHistoryLimit: 10,
       progressDeadlineSeconds: 600,
     },
-    status: { observedGeneration: 1, replicas, updatedReplicas: replicas, readyReplicas: replicas, availableReplicas: replicas },
+    status: {
+      observedGeneration: 1,
+      replicas,
+      updatedReplicas: replicas,
+      readyReplicas: replicas,
+      availableReplicas: replicas,
+    },
   };
   const replicaSet: KubeObject = {
     kind: 'ReplicaSet',
@@ -134,11 +190,23 @@ function deploymentWithPods(namespace: string, name: string, containers: Contain
       labels: { app: name, 'pod-template-hash': hash },
       ownerReferences: [ownerReference(deployment)],
     }),
-    spec: { replicas, selector: { matchLabels: { app: name, 'pod-template-hash': hash } }, template: template(name, containers, { 'pod-template-hash': hash }) },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name, 'pod-template-hash': hash } },
+      template: template(name, containers, { 'pod-template-hash': hash }),
+    },
     status: { replicas, readyReplicas: replicas, availableReplicas: replicas },
   };
   const pods = Array.from({ length: replicas }, (_, i) =>
-    runningPod(namespace, `${name}-${hash}-${['x7k2a', 'p9m4b', 'q3w8c'][i]}`, replicaSet, name, containers, options.sidecar ? [ISTIO] : []));
+    runningPod(
+      namespace,
+      `${name}-${hash}-${['x7k2a', 'p9m4b', 'q3w8c'][i]}`,
+      replicaSet,
+      name,
+      containers,
+      options.sidecar ? [ISTIO] : [],
+    ),
+  );
   return [deployment, ...(replicas > 0 ? [replicaSet] : []), ...pods];
 }
 
@@ -146,7 +214,10 @@ function statefulSetWithPod(namespace: string, name: string, containers: Contain
   const statefulSet: KubeObject = {
     kind: 'StatefulSet',
     apiVersion: 'apps/v1',
-    metadata: metadata('StatefulSet', namespace, name, { generation: 1, labels: { app: name, 'ephor.dev/data-class': 'confidential' } }),
+    metadata: metadata('StatefulSet', namespace, name, {
+      generation: 1,
+      labels: { app: name, 'ephor.dev/data-class': 'confidential' },
+    }),
     spec: {
       replicas: 1,
       selector: { matchLabels: { app: name } },
@@ -171,9 +242,19 @@ function daemonSetWithPods(namespace: string, name: string, containers: Containe
       updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } },
       revisionHistoryLimit: 10,
     },
-    status: { currentNumberScheduled: 2, numberMisscheduled: 0, desiredNumberScheduled: 2, numberReady: 2, observedGeneration: 1 },
+    status: {
+      currentNumberScheduled: 2,
+      numberMisscheduled: 0,
+      desiredNumberScheduled: 2,
+      numberReady: 2,
+      observedGeneration: 1,
+    },
   };
-  return [daemonSet, runningPod(namespace, `${name}-4fq8a`, daemonSet, name, containers), runningPod(namespace, `${name}-k2v7b`, daemonSet, name, containers)];
+  return [
+    daemonSet,
+    runningPod(namespace, `${name}-4fq8a`, daemonSet, name, containers),
+    runningPod(namespace, `${name}-k2v7b`, daemonSet, name, containers),
+  ];
 }
 
 /** A CronJob between two runs: its last Job is gone, so nothing runs and its spec tag is what gets scanned. */
@@ -181,7 +262,10 @@ function cronJob(namespace: string, name: string, schedule: string, containers: 
   return {
     kind: 'CronJob',
     apiVersion: 'batch/v1',
-    metadata: metadata('CronJob', namespace, name, { generation: 1, labels: { app: name, 'ephor.dev/owner': 'finance-team' } }),
+    metadata: metadata('CronJob', namespace, name, {
+      generation: 1,
+      labels: { app: name, 'ephor.dev/owner': 'finance-team' },
+    }),
     spec: {
       schedule,
       concurrencyPolicy: 'Forbid',
@@ -190,7 +274,13 @@ function cronJob(namespace: string, name: string, schedule: string, containers: 
       failedJobsHistoryLimit: 1,
       jobTemplate: {
         metadata: { creationTimestamp: null },
-        spec: { backoffLimit: 2, template: { metadata: { creationTimestamp: null, labels: { app: name } }, spec: podSpec(containers, { restartPolicy: 'OnFailure' }) } },
+        spec: {
+          backoffLimit: 2,
+          template: {
+            metadata: { creationTimestamp: null, labels: { app: name } },
+            spec: podSpec(containers, { restartPolicy: 'OnFailure' }),
+          },
+        },
       },
     },
     status: { lastScheduleTime: '2026-11-26T02:00:00Z', lastSuccessfulTime: '2026-11-26T02:03:41Z' },
@@ -201,7 +291,13 @@ function namespace(name: string, labels: Record<string, string>): KubeObject {
   return {
     kind: 'Namespace',
     apiVersion: 'v1',
-    metadata: { name, uid: uidOf('Namespace', name), resourceVersion: '1', creationTimestamp: CREATED, labels: { 'kubernetes.io/metadata.name': name, ...labels } },
+    metadata: {
+      name,
+      uid: uidOf('Namespace', name),
+      resourceVersion: '1',
+      creationTimestamp: CREATED,
+      labels: { 'kubernetes.io/metadata.name': name, ...labels },
+    },
     spec: { finalizers: ['kubernetes'] },
     status: { phase: 'Active' },
   };
@@ -215,12 +311,18 @@ export function sampleCluster(): KubeObject[] {
     namespace('platform', { team: 'platform' }),
 
     // shop: web front end and API with the injected mesh sidecar; the orders database
-    ...deploymentWithPods('shop', 'storefront', [{ name: 'nginx', image: 'nginx' }], { sidecar: true, labels: { 'ephor.dev/exposure': 'public' } }),
+    ...deploymentWithPods('shop', 'storefront', [{ name: 'nginx', image: 'nginx' }], {
+      sidecar: true,
+      labels: { 'ephor.dev/exposure': 'public' },
+    }),
     ...deploymentWithPods('shop', 'shop-api', [{ name: 'api', image: 'shopApi' }], { sidecar: true, replicas: 3 }),
     ...statefulSetWithPod('shop', 'orders-db', [{ name: 'postgres', image: 'postgres' }]),
 
     // payments: the same nginx and postgres images as shop (each scanned once), and a nightly report job
-    ...deploymentWithPods('payments', 'payments-gateway', [{ name: 'nginx', image: 'nginx' }], { sidecar: true, labels: { 'ephor.dev/exposure': 'public' } }),
+    ...deploymentWithPods('payments', 'payments-gateway', [{ name: 'nginx', image: 'nginx' }], {
+      sidecar: true,
+      labels: { 'ephor.dev/exposure': 'public' },
+    }),
     ...statefulSetWithPod('payments', 'ledger-db', [{ name: 'postgres', image: 'postgres' }]),
     cronJob('payments', 'settlement-report', '0 2 * * *', [{ name: 'report', image: 'python' }]),
 

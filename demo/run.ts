@@ -9,7 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startEphorServer } from '../test/support/ephor-server.js';
-import { FAKE_TRIVY_BIN, FAKE_TRIVY_SCENARIO_ENV, writeScenario, type ImageBehaviour } from '../test/support/fake-trivy.js';
+import {
+  FAKE_TRIVY_BIN,
+  FAKE_TRIVY_SCENARIO_ENV,
+  writeScenario,
+  type ImageBehaviour,
+} from '../test/support/fake-trivy.js';
 import { scannerEnv } from '../test/support/harness.js';
 import { startKubeServer } from '../test/support/k8s-server.js';
 import { IMAGES, NAMESPACES, sampleCluster, scanTargets } from './cluster.js';
@@ -45,7 +50,11 @@ async function main(): Promise<number> {
   try {
     const images: Record<string, ImageBehaviour> = {};
     for (const target of scanTargets()) {
-      images[target.ref] = { report: path.join(REPORTS, IMAGES[target.image].report), ...(target.digest && { digest: target.digest }), delayMs: 150 };
+      images[target.ref] = {
+        report: path.join(REPORTS, IMAGES[target.image].report),
+        ...(target.digest && { digest: target.digest }),
+        delayMs: 150,
+      };
     }
     const { scenarioPath } = await writeScenario(work, { images });
     const env: Record<string, string> = {
@@ -56,8 +65,12 @@ async function main(): Promise<number> {
       [FAKE_TRIVY_SCENARIO_ENV]: scenarioPath,
     };
 
-    say('ephor-scanner demo: a sample cluster (namespaces shop, payments, platform), a replaying trivy and an Ephor receiver,');
-    say('all on loopback; the scanner itself is the built CLI (dist/ephor-scanner.mjs), run exactly as the CronJob runs it.');
+    say(
+      'ephor-scanner demo: a sample cluster (namespaces shop, payments, platform), a replaying trivy and an Ephor receiver,',
+    );
+    say(
+      'all on loopback; the scanner itself is the built CLI (dist/ephor-scanner.mjs), run exactly as the CronJob runs it.',
+    );
     heading('1/2 preflight: ephor-scanner check');
     const checkCode = await run(['check'], env);
     heading('2/2 one scan run: ephor-scanner');
@@ -70,18 +83,28 @@ async function main(): Promise<number> {
     const accepted = ephor.scanIngests();
     const parts = new Map<string, number>();
     for (const request of accepted) {
-      const body = request.body as { namespace: string; workloads: Array<{ containers: Array<{ vulnerabilities: unknown[] }> }> };
+      const body = request.body as {
+        namespace: string;
+        workloads: Array<{ containers: Array<{ vulnerabilities: unknown[] }> }>;
+      };
       const count = (parts.get(body.namespace) ?? 0) + 1;
       parts.set(body.namespace, count);
       const file = path.join(OUTPUT, count === 1 ? `${body.namespace}.json` : `${body.namespace}.part-${count}.json`);
       await writeFile(file, `${JSON.stringify(body, null, 2)}\n`);
-      const findings = body.workloads.reduce((n, w) => n + w.containers.reduce((m, c) => m + c.vulnerabilities.length, 0), 0);
+      const findings = body.workloads.reduce(
+        (n, w) => n + w.containers.reduce((m, c) => m + c.vulnerabilities.length, 0),
+        0,
+      );
       const response = JSON.parse(request.response.body) as { scan_id: number };
-      say(`${path.relative(process.cwd(), file).padEnd(28)} namespace ${body.namespace.padEnd(9)} ${String(body.workloads.length).padStart(2)} workloads ${String(findings).padStart(3)} findings  (HTTP ${request.response.status}, scan_id ${response.scan_id})`);
+      say(
+        `${path.relative(process.cwd(), file).padEnd(28)} namespace ${body.namespace.padEnd(9)} ${String(body.workloads.length).padStart(2)} workloads ${String(findings).padStart(3)} findings  (HTTP ${request.response.status}, scan_id ${response.scan_id})`,
+      );
     }
     const missing = NAMESPACES.filter((ns) => !parts.has(ns));
     say();
-    say(`${accepted.length} payloads accepted for ${parts.size} of ${NAMESPACES.length} namespaces${missing.length > 0 ? ` (missing: ${missing.join(', ')})` : ''}; they are in ${path.relative(process.cwd(), OUTPUT) || '.'}/.`);
+    say(
+      `${accepted.length} payloads accepted for ${parts.size} of ${NAMESPACES.length} namespaces${missing.length > 0 ? ` (missing: ${missing.join(', ')})` : ''}; they are in ${path.relative(process.cwd(), OUTPUT) || '.'}/.`,
+    );
     say(`preflight exit code ${checkCode}, scan exit code ${scanCode}.`);
     say('Next: "npm test" runs every test; the README explains how to install the scanner on a cluster.');
     return scanCode !== 0 || missing.length > 0 ? 1 : 0;

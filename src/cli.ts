@@ -17,9 +17,14 @@ export const EXIT_OK = 0;
 export const EXIT_NOT_DELIVERED = 1;
 export const EXIT_CONFIG = 2;
 
-function buildProgram(onRun: (env: Env) => Promise<number>, onCheck: (env: Env, output: CheckOutput) => Promise<number>): Command {
+function buildProgram(
+  onRun: (env: Env) => Promise<number>,
+  onCheck: (env: Env, output: CheckOutput) => Promise<number>,
+): Command {
   const program = new Command('ephor-scanner')
-    .description('Scans the container images of Kubernetes workloads with Trivy and delivers the findings to Ephor, one payload per namespace.')
+    .description(
+      'Scans the container images of Kubernetes workloads with Trivy and delivers the findings to Ephor, one payload per namespace.',
+    )
     .version(VERSION, '-v, --version', 'print the version')
     .helpOption('-h, --help', 'show this help')
     .allowExcessArguments(false)
@@ -27,7 +32,10 @@ function buildProgram(onRun: (env: Env) => Promise<number>, onCheck: (env: Env, 
   const flagToEnv = new Map<string, string>();
   for (const setting of SETTINGS) {
     if (!setting.flag) continue;
-    const option = new Option(setting.boolean ? setting.flag : `${setting.flag} <value>`, `${setting.description} (${setting.env})`);
+    const option = new Option(
+      setting.boolean ? setting.flag : `${setting.flag} <value>`,
+      `${setting.description} (${setting.env})`,
+    );
     program.addOption(option);
     flagToEnv.set(option.attributeName(), setting.env);
   }
@@ -46,9 +54,16 @@ function buildProgram(onRun: (env: Env) => Promise<number>, onCheck: (env: Env, 
   // The same variables and flags as a scan run (flags may come before or after "check").
   program
     .command('check')
-    .description('Preflight, read-only: configuration, Ephor readiness, Kubernetes access and RBAC, Trivy and its DB, pull secrets. Exit codes: 0 ready (warnings allowed), 1 a blocker, 2 invalid configuration.')
-    .addOption(new Option('--output <format>', 'text (one line per check) or json').choices(['text', 'json']).default('text'))
-    .addHelpText('after', '\nEvery variable and flag of a scan run applies (ephor-scanner --help lists them); flags may also come after "check".')
+    .description(
+      'Preflight, read-only: configuration, Ephor readiness, Kubernetes access and RBAC, Trivy and its DB, pull secrets. Exit codes: 0 ready (warnings allowed), 1 a blocker, 2 invalid configuration.',
+    )
+    .addOption(
+      new Option('--output <format>', 'text (one line per check) or json').choices(['text', 'json']).default('text'),
+    )
+    .addHelpText(
+      'after',
+      '\nEvery variable and flag of a scan run applies (ephor-scanner --help lists them); flags may also come after "check".',
+    )
     .action(async (options: { output: CheckOutput }, command: Command) => {
       process.exitCode = await onCheck(withFlags(command.optsWithGlobals()), options.output);
     });
@@ -56,7 +71,9 @@ function buildProgram(onRun: (env: Env) => Promise<number>, onCheck: (env: Env, 
 }
 
 function helpText(): string {
-  const rows = SETTINGS.map((s) => `  ${s.env.padEnd(24)} ${s.required ? 'required' : `default: ${s.default ?? '(unset)'}`}; ${s.allowed}`);
+  const rows = SETTINGS.map(
+    (s) => `  ${s.env.padEnd(24)} ${s.required ? 'required' : `default: ${s.default ?? '(unset)'}`}; ${s.allowed}`,
+  );
   return [
     '',
     'Environment variables (a flag overrides its variable; durations are integer seconds or e.g. 90s, 10m, 1h30m):',
@@ -82,11 +99,16 @@ export async function runCommand(env: Env): Promise<number> {
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     const log = fallbackLogger(env, secrets).child({ scan_group_id: scanGroupId });
-    log.error({ errors: error.problems.map((p) => p.message), help: 'ephor-scanner --help lists every variable' }, 'invalid configuration: nothing was contacted');
+    log.error(
+      { errors: error.problems.map((p) => p.message), help: 'ephor-scanner --help lists every variable' },
+      'invalid configuration: nothing was contacted',
+    );
     return EXIT_CONFIG;
   }
   secrets.add(...config.secrets);
-  const log = createLogger({ level: config.log.level, format: config.log.format, secrets }).child({ scan_group_id: scanGroupId });
+  const log = createLogger({ level: config.log.level, format: config.log.format, secrets }).child({
+    scan_group_id: scanGroupId,
+  });
   log.info({ version: VERSION }, 'ephor-scanner starting');
   for (const warning of config.warnings) log.warn(warning);
   log.info(

@@ -55,35 +55,42 @@ export function send(request: HttpRequest): Promise<HttpAnswer> {
       if (settled) return;
       settled = true;
       if (request.cutoff?.aborted) reject(new HttpFailure('cut off', 'cutoff', 'ECUTOFF'));
-      else if (timeout.aborted) reject(new HttpFailure(`no answer within ${request.timeoutMs / 1000} s`, 'timeout', 'ETIMEDOUT'));
+      else if (timeout.aborted)
+        reject(new HttpFailure(`no answer within ${request.timeoutMs / 1000} s`, 'timeout', 'ETIMEDOUT'));
       else {
         const code = (error as NodeJS.ErrnoException).code ?? 'ERROR';
-        reject(new HttpFailure(error.message.includes(code) ? error.message : `${code} (${error.message})`, 'network', code));
+        reject(
+          new HttpFailure(error.message.includes(code) ? error.message : `${code} (${error.message})`, 'network', code),
+        );
       }
     };
-    const outgoing = transport.request(target, { method: request.method, headers, signal, agent: false }, (response) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const finish = () => {
-        if (settled) return;
-        settled = true;
-        resolve({
-          status: response.statusCode ?? 0,
-          headers: response.headers,
-          contentType: header(response.headers['content-type']),
-          retryAfter: header(response.headers['retry-after']),
-          text: Buffer.concat(chunks).subarray(0, maxBytes).toString('utf8'),
+    const outgoing = transport.request(
+      target,
+      { method: request.method, headers, signal, agent: false },
+      (response) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        const finish = () => {
+          if (settled) return;
+          settled = true;
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            contentType: header(response.headers['content-type']),
+            retryAfter: header(response.headers['retry-after']),
+            text: Buffer.concat(chunks).subarray(0, maxBytes).toString('utf8'),
+          });
+        };
+        response.on('data', (chunk: Buffer) => {
+          if (size < maxBytes) chunks.push(chunk);
+          size += chunk.length;
+          if (size >= maxBytes) response.destroy(); // enough to tell what answered
         });
-      };
-      response.on('data', (chunk: Buffer) => {
-        if (size < maxBytes) chunks.push(chunk);
-        size += chunk.length;
-        if (size >= maxBytes) response.destroy(); // enough to tell what answered
-      });
-      response.on('end', finish);
-      response.on('close', finish);
-      response.on('error', fail);
-    });
+        response.on('end', finish);
+        response.on('close', finish);
+        response.on('error', fail);
+      },
+    );
     outgoing.on('error', fail);
     const source = request.body?.open();
     if (source === undefined) outgoing.end();

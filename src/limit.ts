@@ -12,7 +12,8 @@ export class Limit {
       return await work();
     } finally {
       const next = this.waiting.shift();
-      if (next) next(); // the turn passes on: `active` stays the same
+      if (next)
+        next(); // the turn passes on: `active` stays the same
       else this.active--;
     }
   }

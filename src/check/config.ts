@@ -52,7 +52,9 @@ export function checkConfiguration(env: Env): ConfigCheck {
   const resolveExecutable = (name: string, environment: Env): string => {
     const found = findExecutable(name, environment);
     if (found) return found;
-    trivyMissing = name.includes('/') ? `TRIVY_BINARY=${JSON.stringify(name)} is not an executable file` : `TRIVY_BINARY=${JSON.stringify(name)} was not found on PATH (${environment.PATH ?? ''})`;
+    trivyMissing = name.includes('/')
+      ? `TRIVY_BINARY=${JSON.stringify(name)} is not an executable file`
+      : `TRIVY_BINARY=${JSON.stringify(name)} was not found on PATH (${environment.PATH ?? ''})`;
     return name;
   };
   let config: Config;
@@ -62,22 +64,33 @@ export function checkConfiguration(env: Env): ConfigCheck {
     if (!(error instanceof ConfigError)) throw error;
     return {
       results: error.problems.map((problem) => ({
-        ...fail('configuration', problem.message, `correct ${problem.variable} (chart: ${chartValue(problem.variable)}); "ephor-scanner --help" lists what every variable allows`),
+        ...fail(
+          'configuration',
+          problem.message,
+          `correct ${problem.variable} (chart: ${chartValue(problem.variable)}); "ephor-scanner --help" lists what every variable allows`,
+        ),
         configuration: true,
       })),
     };
   }
-  const namespaces = config.scan.namespaces === 'all' ? 'every namespace' : `namespaces ${config.scan.namespaces.join(', ')}`;
+  const namespaces =
+    config.scan.namespaces === 'all' ? 'every namespace' : `namespaces ${config.scan.namespaces.join(', ')}`;
   const selector = config.scan.namespaceSelector ? ` with labels ${config.scan.namespaceSelector}` : '';
-  const excluded = config.scan.excludeNamespaces.length > 0 ? ` except ${config.scan.excludeNamespaces.join(', ')}` : '';
-  const results = [pass('configuration', `valid: scans ${namespaces}${selector}${excluded} (${config.scan.workloadKinds.join(', ')})`)];
+  const excluded =
+    config.scan.excludeNamespaces.length > 0 ? ` except ${config.scan.excludeNamespaces.join(', ')}` : '';
+  const results = [
+    pass('configuration', `valid: scans ${namespaces}${selector}${excluded} (${config.scan.workloadKinds.join(', ')})`),
+  ];
   for (const warning of config.warnings) results.push(warn('configuration', warning, fixForWarning(warning)));
   return { config, results, trivyMissing };
 }
 
 function fixForWarning(warning: string): string {
-  if (warning.startsWith('SCAN_EXCLUDE_NAMESPACES')) return 'remove SCAN_EXCLUDE_NAMESPACES, or use SCAN_NAMESPACES=* or SCAN_NAMESPACE_SELECTOR with it';
-  if (warning.startsWith('TRIVY_CACHE_MODE=shared')) return 'set SCAN_CONCURRENCY=1 (chart: scan.concurrency), or TRIVY_CACHE_MODE=ephemeral to scan in parallel';
-  if (warning.startsWith('TRIVY_CACHE_BACKEND')) return 'unset TRIVY_CACHE_BACKEND (chart: trivy.cacheBackend), or set TRIVY_CACHE_MODE=redis to use it';
+  if (warning.startsWith('SCAN_EXCLUDE_NAMESPACES'))
+    return 'remove SCAN_EXCLUDE_NAMESPACES, or use SCAN_NAMESPACES=* or SCAN_NAMESPACE_SELECTOR with it';
+  if (warning.startsWith('TRIVY_CACHE_MODE=shared'))
+    return 'set SCAN_CONCURRENCY=1 (chart: scan.concurrency), or TRIVY_CACHE_MODE=ephemeral to scan in parallel';
+  if (warning.startsWith('TRIVY_CACHE_BACKEND'))
+    return 'unset TRIVY_CACHE_BACKEND (chart: trivy.cacheBackend), or set TRIVY_CACHE_MODE=redis to use it';
   return 'adjust the configuration as the warning says';
 }

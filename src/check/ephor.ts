@@ -39,19 +39,31 @@ export async function checkEphor(config: Config): Promise<CheckResult[]> {
 function networkFailure(error: HttpFailure, url: URL, apiUrl: string): CheckResult {
   const where = `${url.hostname}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`;
   if (error.code === 'ENOTFOUND' || error.code === 'EAI_AGAIN') {
-    return fail('ephor', `the host "${url.hostname}" of EPHOR_API_URL=${apiUrl} does not resolve (${error.code})`,
-      'set EPHOR_API_URL (chart: ephor.apiUrl) to a name this pod can resolve, in a cluster the API\'s Service, e.g. http://ephor-api.ephor.svc:8080');
+    return fail(
+      'ephor',
+      `the host "${url.hostname}" of EPHOR_API_URL=${apiUrl} does not resolve (${error.code})`,
+      "set EPHOR_API_URL (chart: ephor.apiUrl) to a name this pod can resolve, in a cluster the API's Service, e.g. http://ephor-api.ephor.svc:8080",
+    );
   }
   if (error.code === 'ETIMEDOUT') {
-    return fail('ephor', `no answer from ${where} within ${CALL_TIMEOUT_MS / 1000} s (EPHOR_API_URL=${apiUrl})`,
-      `let the scanner reach ${where}: a NetworkPolicy or firewall may drop the traffic; a proxy goes in HTTPS_PROXY/NO_PROXY (chart: extraEnv)`);
+    return fail(
+      'ephor',
+      `no answer from ${where} within ${CALL_TIMEOUT_MS / 1000} s (EPHOR_API_URL=${apiUrl})`,
+      `let the scanner reach ${where}: a NetworkPolicy or firewall may drop the traffic; a proxy goes in HTTPS_PROXY/NO_PROXY (chart: extraEnv)`,
+    );
   }
   if (TLS_CODES.has(error.code)) {
-    return fail('ephor', `the TLS certificate of ${url.host} is not trusted (${error.code}: ${error.message})`,
-      'give the scanner the CA that signed it: a PEM file in NODE_EXTRA_CA_CERTS (chart: extraEnv with extraVolumes and extraVolumeMounts)');
+    return fail(
+      'ephor',
+      `the TLS certificate of ${url.host} is not trusted (${error.code}: ${error.message})`,
+      'give the scanner the CA that signed it: a PEM file in NODE_EXTRA_CA_CERTS (chart: extraEnv with extraVolumes and extraVolumeMounts)',
+    );
   }
-  return fail('ephor', `nothing answers at ${apiUrl} (${error.message})`,
-    `check EPHOR_API_URL=${apiUrl} (chart: ephor.apiUrl): is the Ephor API running, and is this its address and port?`);
+  return fail(
+    'ephor',
+    `nothing answers at ${apiUrl} (${error.message})`,
+    `check EPHOR_API_URL=${apiUrl} (chart: ephor.apiUrl): is the Ephor API running, and is this its address and port?`,
+  );
 }
 
 function judge(answer: HttpAnswer, url: URL, config: Config, sent: string): CheckResult {
@@ -64,48 +76,78 @@ function judge(answer: HttpAnswer, url: URL, config: Config, sent: string): Chec
 
   if (status >= 300 && status < 400) {
     const location = String(answer.headers.location ?? '');
-    if (/login|signin|sign_in|oauth|auth/i.test(location)) return proxyAuthFailure(`${request} redirected to a sign-in page (${status} to ${location})`, config);
+    if (/login|signin|sign_in|oauth|auth/i.test(location))
+      return proxyAuthFailure(`${request} redirected to a sign-in page (${status} to ${location})`, config);
     if (url.protocol === 'http:' && location.startsWith('https://')) {
-      return fail('ephor', `${request} redirected to https (${status} to ${location})`, `use https:// in EPHOR_API_URL (chart: ephor.apiUrl): ${apiUrl.replace(/^http:/, 'https:')}`);
+      return fail(
+        'ephor',
+        `${request} redirected to https (${status} to ${location})`,
+        `use https:// in EPHOR_API_URL (chart: ephor.apiUrl): ${apiUrl.replace(/^http:/, 'https:')}`,
+      );
     }
-    return fail('ephor', `${request} redirected (${status} to ${location || 'nowhere'}); the scanner does not follow redirects`,
-      'set EPHOR_API_URL (chart: ephor.apiUrl) to the address the API really answers on');
+    return fail(
+      'ephor',
+      `${request} redirected (${status} to ${location || 'nowhere'}); the scanner does not follow redirects`,
+      'set EPHOR_API_URL (chart: ephor.apiUrl) to the address the API really answers on',
+    );
   }
   if (status === 401 || status === 403) {
     const origin = html ? `${what}: a proxy in front of the API asks for authentication` : `${what}`;
     return proxyAuthFailure(`${request} answered ${status} with ${origin}`, config);
   }
   if (html && status >= 200 && status < 300) {
-    return fail('ephor', `${request} answered ${status} with ${what}, not the Ephor API's JSON`,
-      'set EPHOR_API_URL (chart: ephor.apiUrl) to the Ephor API\'s own base URL (the one that serves /api/v1/scans/ingest), not the web UI or a proxy\'s login page');
+    return fail(
+      'ephor',
+      `${request} answered ${status} with ${what}, not the Ephor API's JSON`,
+      "set EPHOR_API_URL (chart: ephor.apiUrl) to the Ephor API's own base URL (the one that serves /api/v1/scans/ingest), not the web UI or a proxy's login page",
+    );
   }
   // A base URL that already ends in /api/v1 doubles the prefix: Ephor answers 404 or, for an unknown path, 500.
   const basePath = url.pathname.slice(0, -READINESS_PATH.length);
   const doubled = /\/api(\/v1)?\/?$/.exec(basePath)?.[0]?.replace(/\/$/, '');
   if (doubled && (status < 200 || status >= 300)) {
-    return fail('ephor', `${request} answered ${status} with ${what}: EPHOR_API_URL=${apiUrl} already ends in ${doubled}`,
-      `remove "${doubled}" from EPHOR_API_URL (chart: ephor.apiUrl): it is the base URL, the scanner adds /api/v1/… itself`);
+    return fail(
+      'ephor',
+      `${request} answered ${status} with ${what}: EPHOR_API_URL=${apiUrl} already ends in ${doubled}`,
+      `remove "${doubled}" from EPHOR_API_URL (chart: ephor.apiUrl): it is the base URL, the scanner adds /api/v1/… itself`,
+    );
   }
   if (status === 404) {
-    return fail('ephor', `${request} answered 404 with ${what}: no Ephor API at ${apiUrl}`,
-      'set EPHOR_API_URL (chart: ephor.apiUrl) to the Ephor API\'s base URL, without a path (the scanner adds /api/v1/…), e.g. http://ephor-api:8080');
+    return fail(
+      'ephor',
+      `${request} answered 404 with ${what}: no Ephor API at ${apiUrl}`,
+      "set EPHOR_API_URL (chart: ephor.apiUrl) to the Ephor API's base URL, without a path (the scanner adds /api/v1/…), e.g. http://ephor-api:8080",
+    );
   }
   const health = readHealth(answer);
   if (status === 503 && health) {
-    return fail('ephor', `the Ephor API at ${apiUrl} answers but is not ready (readiness ${health}, HTTP 503)`,
-      'wait until the API has started; if it stays so, check the Ephor API\'s own logs (its database connection)');
+    return fail(
+      'ephor',
+      `the Ephor API at ${apiUrl} answers but is not ready (readiness ${health}, HTTP 503)`,
+      "wait until the API has started; if it stays so, check the Ephor API's own logs (its database connection)",
+    );
   }
   if (status >= 500 || (status >= 400 && html)) {
-    const proxy = html ? ' (a proxy\'s error page: the API behind it does not answer)' : '';
-    return fail('ephor', `${request} answered ${status} with ${what}${proxy}`,
-      html ? 'check that the Ephor API pods behind the proxy are running and ready' : 'check the Ephor API\'s own logs');
+    const proxy = html ? " (a proxy's error page: the API behind it does not answer)" : '';
+    return fail(
+      'ephor',
+      `${request} answered ${status} with ${what}${proxy}`,
+      html ? 'check that the Ephor API pods behind the proxy are running and ready' : "check the Ephor API's own logs",
+    );
   }
   if (status >= 200 && status < 300) {
     if (health === 'UP') return pass('ephor', `the Ephor API at ${apiUrl} is ready (readiness UP${sent})`);
-    return warn('ephor', `${request} answered ${status} with ${what}${health ? ` (readiness ${health})` : ', not the actuator\'s {"status":"UP"}'}`,
-      'check that EPHOR_API_URL (chart: ephor.apiUrl) is the Ephor API and that it is healthy');
+    return warn(
+      'ephor',
+      `${request} answered ${status} with ${what}${health ? ` (readiness ${health})` : ', not the actuator\'s {"status":"UP"}'}`,
+      'check that EPHOR_API_URL (chart: ephor.apiUrl) is the Ephor API and that it is healthy',
+    );
   }
-  return fail('ephor', `${request} answered ${status} with ${what}`, 'check EPHOR_API_URL (chart: ephor.apiUrl) and the Ephor API\'s logs');
+  return fail(
+    'ephor',
+    `${request} answered ${status} with ${what}`,
+    "check EPHOR_API_URL (chart: ephor.apiUrl) and the Ephor API's logs",
+  );
 }
 
 function proxyAuthFailure(message: string, config: Config): CheckResult {
@@ -117,7 +159,9 @@ function proxyAuthFailure(message: string, config: Config): CheckResult {
 }
 
 function contentType(answer: HttpAnswer): string {
-  const type = String(answer.headers['content-type'] ?? '').split(';')[0]?.trim();
+  const type = String(answer.headers['content-type'] ?? '')
+    .split(';')[0]
+    ?.trim();
   if (answer.text.trim() === '') return 'an empty body';
   return type ? `a ${type} body` : 'a body without a content type';
 }

@@ -6,8 +6,17 @@ export { HttpFailure, type HttpAnswer } from '../http.js';
 const MAX_BODY = 64 * 1024;
 
 /** A GET or HEAD for the preflight: bounded, no redirect followed, at most 64 KiB read. */
-export function httpRequest(url: URL, options: { method?: 'GET' | 'HEAD'; headers?: Record<string, string>; timeoutMs: number }): Promise<HttpAnswer> {
-  return send({ method: options.method ?? 'GET', url, headers: options.headers, timeoutMs: options.timeoutMs, maxAnswerBytes: MAX_BODY });
+export function httpRequest(
+  url: URL,
+  options: { method?: 'GET' | 'HEAD'; headers?: Record<string, string>; timeoutMs: number },
+): Promise<HttpAnswer> {
+  return send({
+    method: options.method ?? 'GET',
+    url,
+    headers: options.headers,
+    timeoutMs: options.timeoutMs,
+    maxAnswerBytes: MAX_BODY,
+  });
 }
 
 /** The text of `<title>` of an HTML page, if any. */

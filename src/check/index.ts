@@ -23,13 +23,23 @@ export interface CheckOptions {
   groupTimeoutMs?: number;
 }
 
-export async function runChecks(env: Env, secrets: SecretRegistry, groupTimeoutMs = GROUP_TIMEOUT_MS): Promise<CheckResult[]> {
+export async function runChecks(
+  env: Env,
+  secrets: SecretRegistry,
+  groupTimeoutMs = GROUP_TIMEOUT_MS,
+): Promise<CheckResult[]> {
   const configuration = checkConfiguration(env);
   const { config } = configuration;
   if (!config) {
     // Nothing else can be checked reliably; a missing Trivy is still worth saying.
     const trivy = configuration.trivyMissing
-      ? [fail('trivy', `Trivy is not installed: ${configuration.trivyMissing}`, 'install Trivy (https://trivy.dev), or set TRIVY_BINARY to its path (chart: trivy.binary)')]
+      ? [
+          fail(
+            'trivy',
+            `Trivy is not installed: ${configuration.trivyMissing}`,
+            'install Trivy (https://trivy.dev), or set TRIVY_BINARY to its path (chart: trivy.binary)',
+          ),
+        ]
       : [];
     return [...configuration.results, ...trivy];
   }
@@ -40,10 +50,13 @@ export async function runChecks(env: Env, secrets: SecretRegistry, groupTimeoutM
   const trivy = bounded('trivy', checkTrivy(config, env, configuration.trivyMissing));
   const cluster = (async () => {
     let access: KubeAccess | undefined;
-    const reachable = bounded('kubernetes', checkKubernetes(config, env).then((kube) => {
-      access = kube.access;
-      return kube.results;
-    }));
+    const reachable = bounded(
+      'kubernetes',
+      checkKubernetes(config, env).then((kube) => {
+        access = kube.access;
+        return kube.results;
+      }),
+    );
     const kube = await reachable;
     if (!access) return kube;
     const [rbac, registry] = await Promise.all([
@@ -62,7 +75,13 @@ export async function runCheck(env: Env, options: CheckOptions): Promise<number>
   try {
     results = await runChecks(env, options.secrets, options.groupTimeoutMs);
   } catch (error) {
-    results = [fail('configuration', `the check itself failed: ${(error as Error)?.stack ?? String(error)}`, 'report this as a bug of ephor-scanner')];
+    results = [
+      fail(
+        'configuration',
+        `the check itself failed: ${(error as Error)?.stack ?? String(error)}`,
+        'report this as a bug of ephor-scanner',
+      ),
+    ];
   }
   const text = options.output === 'json' ? formatJson(results, VERSION) : formatText(results, VERSION);
   write(options.secrets.scrub(text));
@@ -72,12 +91,28 @@ export async function runCheck(env: Env, options: CheckOptions): Promise<number>
 async function withDeadline(group: CheckGroup, work: Promise<CheckResult[]>, ms: number): Promise<CheckResult[]> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<CheckResult[]>((resolve) => {
-    timer = setTimeout(() => resolve([fail(group, `did not finish within ${ms / 1000} s`, 'something it calls accepts the connection but does not answer: check that service, then run the check again')]), ms);
+    timer = setTimeout(
+      () =>
+        resolve([
+          fail(
+            group,
+            `did not finish within ${ms / 1000} s`,
+            'something it calls accepts the connection but does not answer: check that service, then run the check again',
+          ),
+        ]),
+      ms,
+    );
     timer.unref();
   });
   try {
     return await Promise.race([
-      work.catch((error: unknown) => [fail(group, `the check failed: ${(error as Error)?.message ?? String(error)}`, 'report this as a bug of ephor-scanner')]),
+      work.catch((error: unknown) => [
+        fail(
+          group,
+          `the check failed: ${(error as Error)?.message ?? String(error)}`,
+          'report this as a bug of ephor-scanner',
+        ),
+      ]),
       late,
     ]);
   } finally {

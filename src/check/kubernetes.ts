@@ -4,7 +4,7 @@ import type { Config, Env } from '../config/index.js';
 import { KubeApiError, KubeConfigError, createKubeClient, loadKubeConfig, type KubeClient } from '../kube/client.js';
 import { CALL_TIMEOUT_MS, fail, pass, type CheckResult } from './types.js';
 
-export const UNKNOWN_USER = 'the scanner\'s service account';
+export const UNKNOWN_USER = "the scanner's service account";
 
 export interface KubeAccess {
   client: KubeClient;
@@ -16,17 +16,26 @@ interface SelfSubjectReview {
   status?: { userInfo?: { username?: unknown } };
 }
 
-export async function checkKubernetes(config: Config, env: Env): Promise<{ results: CheckResult[]; access?: KubeAccess }> {
+export async function checkKubernetes(
+  config: Config,
+  env: Env,
+): Promise<{ results: CheckResult[]; access?: KubeAccess }> {
   let loaded: ReturnType<typeof loadKubeConfig>;
   try {
     loaded = loadKubeConfig(env);
   } catch (error) {
     if (!(error instanceof KubeConfigError)) throw error;
     return {
-      results: [{
-        ...fail('kubernetes', error.message, 'run the scanner in the cluster with the chart\'s service account, or set KUBECONFIG to a kubeconfig file whose current context names the cluster'),
-        configuration: true,
-      }],
+      results: [
+        {
+          ...fail(
+            'kubernetes',
+            error.message,
+            "run the scanner in the cluster with the chart's service account, or set KUBECONFIG to a kubeconfig file whose current context names the cluster",
+          ),
+          configuration: true,
+        },
+      ],
     };
   }
   const client = createKubeClient(loaded.kubeConfig, Math.min(CALL_TIMEOUT_MS, config.kube.timeoutMs));
@@ -40,7 +49,12 @@ export async function checkKubernetes(config: Config, env: Env): Promise<{ resul
   const user = await whoAmI(client);
   const as = user ? ` as ${user}` : '';
   return {
-    results: [pass('kubernetes', `the API server at ${client.server} answers (${version})${as}; credentials from ${loaded.source}`)],
+    results: [
+      pass(
+        'kubernetes',
+        `the API server at ${client.server} answers (${version})${as}; credentials from ${loaded.source}`,
+      ),
+    ],
     access: { client, user: user ?? UNKNOWN_USER },
   };
 }
@@ -61,14 +75,23 @@ async function whoAmI(client: KubeClient): Promise<string | undefined> {
 
 function unreachable(error: unknown, server: string, source: string): CheckResult {
   if (error instanceof KubeApiError && error.status === 401) {
-    return fail('kubernetes', `the API server at ${server} refused the credentials from ${source} (401 Unauthorized)`,
-      'in a pod, mount the service account token (automountServiceAccountToken: true, as the chart sets it); with a kubeconfig, renew its credentials');
+    return fail(
+      'kubernetes',
+      `the API server at ${server} refused the credentials from ${source} (401 Unauthorized)`,
+      'in a pod, mount the service account token (automountServiceAccountToken: true, as the chart sets it); with a kubeconfig, renew its credentials',
+    );
   }
   if (error instanceof KubeApiError && error.kind === 'http') {
-    return fail('kubernetes', `the API server at ${server} answered GET /version with HTTP ${error.status} (${error.message})`,
-      `check that ${server} (from ${source}) is a Kubernetes API server`);
+    return fail(
+      'kubernetes',
+      `the API server at ${server} answered GET /version with HTTP ${error.status} (${error.message})`,
+      `check that ${server} (from ${source}) is a Kubernetes API server`,
+    );
   }
   const message = error instanceof Error ? error.message : String(error);
-  return fail('kubernetes', `cannot reach the API server at ${server} (${message})`,
-    `check the cluster address in ${source}, and that this pod may reach it (NetworkPolicy egress to the API server)`);
+  return fail(
+    'kubernetes',
+    `cannot reach the API server at ${server} (${message})`,
+    `check the cluster address in ${source}, and that this pod may reach it (NetworkPolicy egress to the API server)`,
+  );
 }

@@ -33,8 +33,14 @@ export function formatText(results: CheckResult[], version: string): string {
   const { warn, fail } = counts(results);
   const code = exitCodeOf(results);
   const warnings = warn > 0 ? `, ${plural(warn, 'warning')}` : '';
-  if (code === EXIT_CONFIG) lines.push(`✗ the configuration is invalid (${plural(fail, 'blocker')}${warnings}): fix it, then run "ephor-scanner check" again`);
-  else if (code === EXIT_BLOCKED) lines.push(`✗ ${plural(fail, 'blocker')}${warnings}: a scan would not deliver everything; fix the ✗ lines, then run "ephor-scanner check" again`);
+  if (code === EXIT_CONFIG)
+    lines.push(
+      `✗ the configuration is invalid (${plural(fail, 'blocker')}${warnings}): fix it, then run "ephor-scanner check" again`,
+    );
+  else if (code === EXIT_BLOCKED)
+    lines.push(
+      `✗ ${plural(fail, 'blocker')}${warnings}: a scan would not deliver everything; fix the ✗ lines, then run "ephor-scanner check" again`,
+    );
   else lines.push(`✓ ready to scan${warn > 0 ? ` (${plural(warn, 'warning')}: the scan runs, with less)` : ''}`);
   return `${lines.join('\n')}\n`;
 }
@@ -46,7 +52,12 @@ export function formatJson(results: CheckResult[], version: string): string {
     result: exitCode === EXIT_PASS ? 'pass' : 'fail',
     exit_code: exitCode,
     summary: counts(results),
-    checks: results.map((r) => ({ group: r.group, status: r.status, message: r.message, ...(r.fix && r.status !== 'pass' && { fix: r.fix }) })),
+    checks: results.map((r) => ({
+      group: r.group,
+      status: r.status,
+      message: r.message,
+      ...(r.fix && r.status !== 'pass' && { fix: r.fix }),
+    })),
   };
   return `${JSON.stringify(document, null, 2)}\n`;
 }

@@ -37,25 +37,43 @@ export function questionsFor(config: Config): Question[] {
   const { namespaces, namespaceSelector, workloadKinds } = config.scan;
   const questions: Question[] = [];
   if (namespaces === 'all' || namespaceSelector) {
-    questions.push({ namespace: '', verb: 'list', group: '', resource: 'namespaces', severity: 'fail', consequence: 'the namespaces to scan cannot be found, so nothing is scanned' });
+    questions.push({
+      namespace: '',
+      verb: 'list',
+      group: '',
+      resource: 'namespaces',
+      severity: 'fail',
+      consequence: 'the namespaces to scan cannot be found, so nothing is scanned',
+    });
   }
   const standalonePods = workloadKinds.includes('Pod');
   for (const namespace of namespaces === 'all' ? [''] : namespaces) {
-    const ask = (verb: Question['verb'], group: string, resource: string, severity: Question['severity'], consequence: string) =>
-      questions.push({ namespace, verb, group, resource, severity, consequence });
+    const ask = (
+      verb: Question['verb'],
+      group: string,
+      resource: string,
+      severity: Question['severity'],
+      consequence: string,
+    ) => questions.push({ namespace, verb, group, resource, severity, consequence });
     for (const kind of workloadKinds) {
       if (kind === 'Pod') continue;
       const spec = KIND_SPECS[kind];
       ask('list', spec.group, spec.resource, 'fail', `its ${kind}s are not scanned`);
     }
-    ask('list', '', 'pods', standalonePods ? 'fail' : 'warn', standalonePods
-      ? 'its standalone Pods are not scanned, and images are scanned by the tags in the workload specs, not by the digests that run'
-      : 'images are scanned by the tags in the workload specs, not by the digests that run');
+    ask(
+      'list',
+      '',
+      'pods',
+      standalonePods ? 'fail' : 'warn',
+      standalonePods
+        ? 'its standalone Pods are not scanned, and images are scanned by the tags in the workload specs, not by the digests that run'
+        : 'images are scanned by the tags in the workload specs, not by the digests that run',
+    );
     ask('list', 'apps', 'replicasets', 'warn', 'running Pods are matched to their Deployments by name only');
     ask('list', 'batch', 'jobs', 'warn', 'running Pods are matched to their CronJobs by name only');
     if (config.registryAuth) {
-      ask('get', '', 'secrets', 'warn', 'private images are pulled without the workloads\' pull secrets');
-      ask('get', '', 'serviceaccounts', 'warn', 'the pull secrets of the workloads\' service accounts are not used');
+      ask('get', '', 'secrets', 'warn', "private images are pulled without the workloads' pull secrets");
+      ask('get', '', 'serviceaccounts', 'warn', "the pull secrets of the workloads' service accounts are not used");
     }
   }
   return questions;
@@ -79,8 +97,13 @@ export async function checkRbac(config: Config, access: KubeAccess): Promise<Che
   await Promise.all(Array.from({ length: Math.min(PARALLEL_REVIEWS, questions.length) }, worker));
   if (trouble !== undefined) {
     const message = trouble instanceof KubeApiError || trouble instanceof Error ? trouble.message : String(trouble);
-    return [fail('rbac', `could not ask the API server what the scanner may read (SelfSubjectAccessReview: ${message})`,
-      'every authenticated account may create SelfSubjectAccessReviews (ClusterRole system:basic-user); check that this binding exists and that the API server answers')];
+    return [
+      fail(
+        'rbac',
+        `could not ask the API server what the scanner may read (SelfSubjectAccessReview: ${message})`,
+        'every authenticated account may create SelfSubjectAccessReviews (ClusterRole system:basic-user); check that this binding exists and that the API server answers',
+      ),
+    ];
   }
   const order = new Map(questions.map((q, i) => [q, i]));
   answers.sort((a, b) => order.get(a.question)! - order.get(b.question)!);
@@ -88,7 +111,11 @@ export async function checkRbac(config: Config, access: KubeAccess): Promise<Che
 }
 
 async function ask(access: KubeAccess, question: Question): Promise<Answer> {
-  const resourceAttributes: Record<string, string> = { verb: question.verb, group: question.group, resource: question.resource };
+  const resourceAttributes: Record<string, string> = {
+    verb: question.verb,
+    group: question.group,
+    resource: question.resource,
+  };
   if (question.namespace) resourceAttributes.namespace = question.namespace;
   const review = await access.client.postJson<AccessReview>(SSAR_PATH, {
     apiVersion: 'authorization.k8s.io/v1',
@@ -96,7 +123,9 @@ async function ask(access: KubeAccess, question: Question): Promise<Answer> {
     spec: { resourceAttributes },
   });
   const status = review.status ?? {};
-  const reason = [status.reason, status.evaluationError].filter((s): s is string => typeof s === 'string' && s !== '').join('; ');
+  const reason = [status.reason, status.evaluationError]
+    .filter((s): s is string => typeof s === 'string' && s !== '')
+    .join('; ');
   return { question, allowed: status.allowed === true, ...(reason && { reason }) };
 }
 
@@ -111,18 +140,35 @@ export function describe(answers: Answer[], user: string): CheckResult[] {
     const allowed = here.filter((a) => a.allowed);
     if (allowed.length > 0) {
       const byVerb = (verb: string) => allowed.filter((a) => a.question.verb === verb).map((a) => a.question.resource);
-      const parts = [['list', byVerb('list')], ['get', byVerb('get')]].filter(([, list]) => list!.length > 0).map(([verb, list]) => `${verb} ${(list as string[]).join(', ')}`);
-      results.push(pass('rbac', `${namespace ? `in namespace "${namespace}"` : 'in every namespace'} the scanner may ${parts.join(' and ')}`));
+      const parts = [
+        ['list', byVerb('list')],
+        ['get', byVerb('get')],
+      ]
+        .filter(([, list]) => list!.length > 0)
+        .map(([verb, list]) => `${verb} ${(list as string[]).join(', ')}`);
+      results.push(
+        pass(
+          'rbac',
+          `${namespace ? `in namespace "${namespace}"` : 'in every namespace'} the scanner may ${parts.join(' and ')}`,
+        ),
+      );
     }
     const denied = here.filter((a) => !a.allowed);
-    const secretPair = ['secrets', 'serviceaccounts'].every((r) => denied.some((a) => a.question.resource === r && a.question.verb === 'get'));
+    const secretPair = ['secrets', 'serviceaccounts'].every((r) =>
+      denied.some((a) => a.question.resource === r && a.question.verb === 'get'),
+    );
     for (const answer of denied) {
       const { question } = answer;
       if (secretPair && question.resource === 'serviceaccounts') continue; // reported together with secrets
       const why = answer.reason ? ` (${answer.reason})` : '';
       if (secretPair && question.resource === 'secrets') {
-        results.push(warn('rbac', `the scanner may not get secrets and serviceaccounts ${scope(namespace)}${why}: private images are pulled without the workloads' pull secrets`,
-          `allow verb "get" on resources "secrets" and "serviceaccounts" (apiGroup "") ${scope(namespace)} for ${user}`));
+        results.push(
+          warn(
+            'rbac',
+            `the scanner may not get secrets and serviceaccounts ${scope(namespace)}${why}: private images are pulled without the workloads' pull secrets`,
+            `allow verb "get" on resources "secrets" and "serviceaccounts" (apiGroup "") ${scope(namespace)} for ${user}`,
+          ),
+        );
         continue;
       }
       const message = `the scanner may not ${question.verb} ${question.resource} ${scope(namespace)}${why}: ${question.consequence}`;

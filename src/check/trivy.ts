@@ -18,8 +18,13 @@ export async function checkTrivy(config: Config, env: Env, missing: string | und
   const { trivy } = config;
   const results: CheckResult[] = [];
   if (missing) {
-    results.push(fail('trivy', `Trivy is not installed: ${missing}`,
-      'install Trivy (https://trivy.dev), or set TRIVY_BINARY to its path (chart: trivy.binary; the ephor-scanner image has it at /usr/local/bin/trivy)'));
+    results.push(
+      fail(
+        'trivy',
+        `Trivy is not installed: ${missing}`,
+        'install Trivy (https://trivy.dev), or set TRIVY_BINARY to its path (chart: trivy.binary; the ephor-scanner image has it at /usr/local/bin/trivy)',
+      ),
+    );
   } else {
     results.push(await trivyVersion(trivy.binary, env));
   }
@@ -30,30 +35,61 @@ export async function checkTrivy(config: Config, env: Env, missing: string | und
   const mirrorHasDb = mirrors.some((m) => m.ok);
   results.push(databaseResult(config, db, mirrorHasDb));
   const java = await readDbMetadata(trivy.cacheDir, 'java-db');
-  if (java.ready) results.push(pass('trivy', `Java DB in ${path.join(trivy.cacheDir, 'java-db')}, updated ${age(java.updatedAt)}`));
+  if (java.ready)
+    results.push(pass('trivy', `Java DB in ${path.join(trivy.cacheDir, 'java-db')}, updated ${age(java.updatedAt)}`));
   else if (trivy.skipDbUpdate) {
-    results.push(warn('trivy', `no Java DB in ${path.join(trivy.cacheDir, 'java-db')}: with TRIVY_SKIP_DB_UPDATE=true, each image with Java packages downloads it during its own scan`,
-      'run once without TRIVY_SKIP_DB_UPDATE (chart: trivy.skipDbUpdate=false) to keep the Java DB in the cache'));
+    results.push(
+      warn(
+        'trivy',
+        `no Java DB in ${path.join(trivy.cacheDir, 'java-db')}: with TRIVY_SKIP_DB_UPDATE=true, each image with Java packages downloads it during its own scan`,
+        'run once without TRIVY_SKIP_DB_UPDATE (chart: trivy.skipDbUpdate=false) to keep the Java DB in the cache',
+      ),
+    );
   }
   // An unreachable mirror blocks only when nothing else can provide a DB.
   const blocking = !db.ready && !mirrorHasDb;
-  for (const mirror of mirrors) if (!mirror.ok) results.push(mirrorResult(mirror, 'TRIVY_DB_REPO', 'trivy.dbRepo', 'trivy-db:2', blocking ? 'fail' : 'warn'));
+  for (const mirror of mirrors)
+    if (!mirror.ok)
+      results.push(mirrorResult(mirror, 'TRIVY_DB_REPO', 'trivy.dbRepo', 'trivy-db:2', blocking ? 'fail' : 'warn'));
   for (const mirror of mirrors) if (mirror.ok) results.push(pass('trivy', mirror.message!));
-  for (const mirror of javaMirrors) results.push(mirror.ok ? pass('trivy', mirror.message!) : mirrorResult(mirror, 'TRIVY_JAVA_DB_REPO', 'trivy.javaDbRepo', 'trivy-java-db:1', 'warn'));
+  for (const mirror of javaMirrors)
+    results.push(
+      mirror.ok
+        ? pass('trivy', mirror.message!)
+        : mirrorResult(mirror, 'TRIVY_JAVA_DB_REPO', 'trivy.javaDbRepo', 'trivy-java-db:1', 'warn'),
+    );
   return results;
 }
 
 async function trivyVersion(binary: string, env: Env): Promise<CheckResult> {
-  const outcome = await runTrivy({ binary, args: ['version', '--format', 'json'], env, timeoutMs: CALL_TIMEOUT_MS, captureStdout: true });
+  const outcome = await runTrivy({
+    binary,
+    args: ['version', '--format', 'json'],
+    env,
+    timeoutMs: CALL_TIMEOUT_MS,
+    captureStdout: true,
+  });
   const version = parseVersionOutput(outcome.stdout);
   if (outcome.exitCode === 0 && version) {
     if (!atLeast(version, [0, 58])) {
-      return warn('trivy', `${binary} is Trivy ${version}; the scanner is built for Trivy 0.58 to 0.69`, 'install Trivy 0.69 (the version the ephor-scanner image ships)');
+      return warn(
+        'trivy',
+        `${binary} is Trivy ${version}; the scanner is built for Trivy 0.58 to 0.69`,
+        'install Trivy 0.69 (the version the ephor-scanner image ships)',
+      );
     }
     return pass('trivy', `${binary} is Trivy ${version}`);
   }
-  const why = outcome.spawnError ?? (outcome.timedOut ? `no answer within ${CALL_TIMEOUT_MS / 1000} s` : lastLine(outcome.stderr) || `exit code ${outcome.exitCode ?? outcome.signal}`);
-  return fail('trivy', `"${binary} version --format json" failed: ${why}`, 'check that TRIVY_BINARY (chart: trivy.binary) is a working Trivy executable for this machine');
+  const why =
+    outcome.spawnError ??
+    (outcome.timedOut
+      ? `no answer within ${CALL_TIMEOUT_MS / 1000} s`
+      : lastLine(outcome.stderr) || `exit code ${outcome.exitCode ?? outcome.signal}`);
+  return fail(
+    'trivy',
+    `"${binary} version --format json" failed: ${why}`,
+    'check that TRIVY_BINARY (chart: trivy.binary) is a working Trivy executable for this machine',
+  );
 }
 
 function lastLine(text: string): string {
@@ -66,7 +102,13 @@ async function cacheDirectory(dir: string): Promise<CheckResult[]> {
   for (;;) {
     try {
       if (!(await stat(existing)).isDirectory()) {
-        return [fail('trivy', `TRIVY_CACHE_DIR=${dir}: ${existing} is not a directory`, 'set TRIVY_CACHE_DIR (chart: trivy.cacheDir) to a directory')];
+        return [
+          fail(
+            'trivy',
+            `TRIVY_CACHE_DIR=${dir}: ${existing} is not a directory`,
+            'set TRIVY_CACHE_DIR (chart: trivy.cacheDir) to a directory',
+          ),
+        ];
       }
       break;
     } catch {
@@ -80,8 +122,13 @@ async function cacheDirectory(dir: string): Promise<CheckResult[]> {
     return [];
   } catch {
     const uid = typeof process.getuid === 'function' ? ` by uid ${process.getuid()}` : '';
-    return [fail('trivy', `TRIVY_CACHE_DIR=${dir} is not writable${uid} (${existing === dir ? 'the directory' : existing} is read-only to the scanner)`,
-      'mount a writable volume there (chart: cache.enabled, with podSecurityContext.fsGroup), or set TRIVY_CACHE_DIR to a writable directory')];
+    return [
+      fail(
+        'trivy',
+        `TRIVY_CACHE_DIR=${dir} is not writable${uid} (${existing === dir ? 'the directory' : existing} is read-only to the scanner)`,
+        'mount a writable volume there (chart: cache.enabled, with podSecurityContext.fsGroup), or set TRIVY_CACHE_DIR to a writable directory',
+      ),
+    ];
   }
 }
 
@@ -98,20 +145,30 @@ function databaseResult(config: Config, db: DbState, mirrorHasDb: boolean): Chec
   const sources = (trivy.dbRepositories.length > 0 ? trivy.dbRepositories : DEFAULT_DB_REPOSITORIES).join(', ');
   if (!db.ready) {
     if (trivy.skipDbUpdate) {
-      return fail('trivy', `no vulnerability DB in ${where}, and TRIVY_SKIP_DB_UPDATE=true forbids downloading one: every scan would fail`,
-        `run once without TRIVY_SKIP_DB_UPDATE (chart: trivy.skipDbUpdate=false) so that the DB is downloaded into ${trivy.cacheDir}, or copy a DB into ${where}`);
+      return fail(
+        'trivy',
+        `no vulnerability DB in ${where}, and TRIVY_SKIP_DB_UPDATE=true forbids downloading one: every scan would fail`,
+        `run once without TRIVY_SKIP_DB_UPDATE (chart: trivy.skipDbUpdate=false) so that the DB is downloaded into ${trivy.cacheDir}, or copy a DB into ${where}`,
+      );
     }
-    return warn('trivy', `no vulnerability DB in ${where} yet: each run downloads it first${mirrorHasDb ? '' : ` (from ${sources})`}`,
+    return warn(
+      'trivy',
+      `no vulnerability DB in ${where} yet: each run downloads it first${mirrorHasDb ? '' : ` (from ${sources})`}`,
       trivy.dbRepositories.length > 0
         ? 'nothing to do if the mirror is reachable from the scanner (see the mirror line)'
-        : `nothing to do if ${sources} is reachable from the scanner; otherwise set TRIVY_DB_REPO to a mirror (chart: trivy.dbRepo)`);
+        : `nothing to do if ${sources} is reachable from the scanner; otherwise set TRIVY_DB_REPO to a mirror (chart: trivy.dbRepo)`,
+    );
   }
   const hours = ageHours(db.updatedAt);
   if (hours !== undefined && hours > STALE_DB_HOURS) {
     const fix = trivy.skipDbUpdate
       ? `refresh it: run once without TRIVY_SKIP_DB_UPDATE (chart: trivy.skipDbUpdate=false), or replace ${where} with a current copy`
       : `the next run downloads a fresh one; if the DB stays old, that download fails: check that the scanner can reach ${sources}, or set TRIVY_DB_REPO to a mirror (chart: trivy.dbRepo)`;
-    return warn('trivy', `the vulnerability DB in ${where} is ${Math.floor(hours / 24)} days old (updated ${Math.round(hours)} h ago), older than 2 days: findings miss what was published since`, fix);
+    return warn(
+      'trivy',
+      `the vulnerability DB in ${where} is ${Math.floor(hours / 24)} days old (updated ${Math.round(hours)} h ago), older than 2 days: findings miss what was published since`,
+      fix,
+    );
   }
   return pass('trivy', `vulnerability DB in ${where}, updated ${age(db.updatedAt)}`);
 }
@@ -134,7 +191,9 @@ async function checkMirror(repository: string): Promise<MirrorOutcome> {
   const colon = rest.lastIndexOf(':');
   const [name, tag] = colon > 0 ? [rest.slice(0, colon), rest.slice(colon + 1)] : [rest, 'latest'];
   // Registries on loopback and private addresses are spoken to over plain HTTP, as go-containerregistry does.
-  const plain = /^(localhost|127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|\[::1\])/.test(host) || /\.(local|localhost)(:\d+)?$/.test(host);
+  const plain =
+    /^(localhost|127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|\[::1\])/.test(host) ||
+    /\.(local|localhost)(:\d+)?$/.test(host);
   const base = `${plain ? 'http' : 'https'}://${host}`;
   const headers = { 'User-Agent': 'ephor-scanner-check', Accept: 'application/vnd.oci.image.manifest.v1+json' };
   try {
@@ -142,18 +201,44 @@ async function checkMirror(repository: string): Promise<MirrorOutcome> {
     if (root.status !== 200 && root.status !== 401) {
       return { repository, ok: false, detail: `${base}/v2/ answered ${root.status}: not an OCI registry` };
     }
-    if (root.status === 401) return { repository, ok: true, message: `DB mirror ${repository}: the registry answers (it wants a token, which Trivy asks for)` };
-    const manifest = await httpRequest(new URL(`${base}/v2/${name}/manifests/${tag}`), { method: 'HEAD', timeoutMs: CALL_TIMEOUT_MS, headers });
-    if (manifest.status === 200) return { repository, ok: true, message: `DB mirror ${repository} is reachable and has the DB` };
-    if (manifest.status === 401 || manifest.status === 403) return { repository, ok: true, message: `DB mirror ${repository}: the registry answers (the DB needs credentials)` };
-    return { repository, ok: false, missing: manifest.status === 404, detail: `the registry answers, but ${name}:${tag} gives ${manifest.status}` };
+    if (root.status === 401)
+      return {
+        repository,
+        ok: true,
+        message: `DB mirror ${repository}: the registry answers (it wants a token, which Trivy asks for)`,
+      };
+    const manifest = await httpRequest(new URL(`${base}/v2/${name}/manifests/${tag}`), {
+      method: 'HEAD',
+      timeoutMs: CALL_TIMEOUT_MS,
+      headers,
+    });
+    if (manifest.status === 200)
+      return { repository, ok: true, message: `DB mirror ${repository} is reachable and has the DB` };
+    if (manifest.status === 401 || manifest.status === 403)
+      return {
+        repository,
+        ok: true,
+        message: `DB mirror ${repository}: the registry answers (the DB needs credentials)`,
+      };
+    return {
+      repository,
+      ok: false,
+      missing: manifest.status === 404,
+      detail: `the registry answers, but ${name}:${tag} gives ${manifest.status}`,
+    };
   } catch (error) {
     const why = error instanceof HttpFailure ? error.message : String(error);
     return { repository, ok: false, detail: `${base} does not answer (${why})` };
   }
 }
 
-function mirrorResult(mirror: MirrorOutcome, variable: string, chart: string, upstream: string, severity: 'fail' | 'warn'): CheckResult {
+function mirrorResult(
+  mirror: MirrorOutcome,
+  variable: string,
+  chart: string,
+  upstream: string,
+  severity: 'fail' | 'warn',
+): CheckResult {
   const message = `DB mirror ${mirror.repository} is not usable: ${mirror.detail}`;
   const fix = mirror.missing
     ? `copy the DB there (e.g. oras cp mirror.gcr.io/aquasec/${upstream} ${mirror.repository}), or fix ${variable} (chart: ${chart})`

@@ -17,8 +17,18 @@ export interface CheckResult {
 }
 
 export const pass = (group: CheckGroup, message: string): CheckResult => ({ group, status: 'pass', message });
-export const warn = (group: CheckGroup, message: string, fix: string): CheckResult => ({ group, status: 'warn', message, fix });
-export const fail = (group: CheckGroup, message: string, fix: string): CheckResult => ({ group, status: 'fail', message, fix });
+export const warn = (group: CheckGroup, message: string, fix: string): CheckResult => ({
+  group,
+  status: 'warn',
+  message,
+  fix,
+});
+export const fail = (group: CheckGroup, message: string, fix: string): CheckResult => ({
+  group,
+  status: 'fail',
+  message,
+  fix,
+});
 
 /** Every outside call of the check (HTTP, Kubernetes API, `trivy version`) gives up after this long. */
 export const CALL_TIMEOUT_MS = 5_000;

@@ -5,7 +5,10 @@ import path from 'node:path';
 export function findExecutable(name: string, env: Record<string, string | undefined>): string | undefined {
   const candidates = name.includes('/')
     ? [path.resolve(name)]
-    : (env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, name));
+    : (env.PATH ?? '')
+        .split(path.delimiter)
+        .filter(Boolean)
+        .map((dir) => path.join(dir, name));
   return candidates.find(isExecutableFile);
 }
 

@@ -106,7 +106,8 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     const value = env[name];
     return value === undefined || value.trim() === '' ? undefined : value;
   };
-  const shown = (name: string, value: string) => (SECRET_VARIABLES.has(name) ? '(value hidden)' : JSON.stringify(value));
+  const shown = (name: string, value: string) =>
+    SECRET_VARIABLES.has(name) ? '(value hidden)' : JSON.stringify(value);
 
   function read<T>(name: string, parse: (text: string) => T): T | undefined {
     const value = raw(name) ?? DEFAULTS.get(name);
@@ -129,12 +130,18 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
 
   const dryRun = read('EPHOR_DRY_RUN', parseBoolean);
   // A dry run posts nothing, so it needs no API (trying the scanner before Ephor exists).
-  const apiUrl = dryRun && raw('EPHOR_API_URL') === undefined ? '' : required('EPHOR_API_URL', parseApiUrl, 'http://ephor-api:8080');
+  const apiUrl =
+    dryRun && raw('EPHOR_API_URL') === undefined ? '' : required('EPHOR_API_URL', parseApiUrl, 'http://ephor-api:8080');
   const authHeader = read('EPHOR_AUTH_HEADER', parseHeaderName);
   const authValue = read('EPHOR_AUTH_VALUE', parseHeaderValue);
   if ((raw('EPHOR_AUTH_HEADER') === undefined) !== (raw('EPHOR_AUTH_VALUE') === undefined)) {
-    const [set, missing] = raw('EPHOR_AUTH_HEADER') ? ['EPHOR_AUTH_HEADER', 'EPHOR_AUTH_VALUE'] : ['EPHOR_AUTH_VALUE', 'EPHOR_AUTH_HEADER'];
-    problems.push({ variable: missing, message: `${set} is set but ${missing} is not; set both (the header is sent only with its value) or neither` });
+    const [set, missing] = raw('EPHOR_AUTH_HEADER')
+      ? ['EPHOR_AUTH_HEADER', 'EPHOR_AUTH_VALUE']
+      : ['EPHOR_AUTH_VALUE', 'EPHOR_AUTH_HEADER'];
+    problems.push({
+      variable: missing,
+      message: `${set} is set but ${missing} is not; set both (the header is sent only with its value) or neither`,
+    });
   }
 
   const namespaces = required('SCAN_NAMESPACES', parseNamespaces, 'default,production');
@@ -143,15 +150,22 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   if (Array.isArray(namespaces)) {
     const excludedByName = namespaces.filter((ns) => matchesAny(ns, excludeNamespaces));
     if (excludedByName.length > 0) {
-      problems.push({ variable: 'SCAN_EXCLUDE_NAMESPACES', message: `SCAN_EXCLUDE_NAMESPACES excludes ${excludedByName.join(', ')}, which SCAN_NAMESPACES names explicitly; remove one or the other` });
+      problems.push({
+        variable: 'SCAN_EXCLUDE_NAMESPACES',
+        message: `SCAN_EXCLUDE_NAMESPACES excludes ${excludedByName.join(', ')}, which SCAN_NAMESPACES names explicitly; remove one or the other`,
+      });
     } else if (excludeNamespaces.length > 0 && !namespaceSelector) {
-      warnings.push('SCAN_EXCLUDE_NAMESPACES has no effect with an explicit SCAN_NAMESPACES list (it applies to * and to SCAN_NAMESPACE_SELECTOR)');
+      warnings.push(
+        'SCAN_EXCLUDE_NAMESPACES has no effect with an explicit SCAN_NAMESPACES list (it applies to * and to SCAN_NAMESPACE_SELECTOR)',
+      );
     }
   }
   const cacheMode = read('TRIVY_CACHE_MODE', (t) => parseChoice(t, ['ephemeral', 'shared', 'redis'] as const));
   let concurrency = read('SCAN_CONCURRENCY', (t) => parseInteger(t, 1, 64));
   if (cacheMode === 'shared' && concurrency !== undefined && concurrency > 1) {
-    warnings.push(`TRIVY_CACHE_MODE=shared uses one locked cache directory, so scans run one at a time (SCAN_CONCURRENCY=${concurrency} lowered to 1)`);
+    warnings.push(
+      `TRIVY_CACHE_MODE=shared uses one locked cache directory, so scans run one at a time (SCAN_CONCURRENCY=${concurrency} lowered to 1)`,
+    );
     concurrency = 1;
   }
 
@@ -159,7 +173,9 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   if (cacheMode === 'redis') {
     cacheBackend = required('TRIVY_CACHE_BACKEND', parseRedisUrl, 'redis://trivy-redis:6379');
   } else if (raw('TRIVY_CACHE_BACKEND') !== undefined) {
-    warnings.push(`TRIVY_CACHE_BACKEND is ignored because TRIVY_CACHE_MODE=${cacheMode ?? 'ephemeral'} (it is used only with redis)`);
+    warnings.push(
+      `TRIVY_CACHE_BACKEND is ignored because TRIVY_CACHE_MODE=${cacheMode ?? 'ephemeral'} (it is used only with redis)`,
+    );
   }
 
   const binaryName = read('TRIVY_BINARY', (t) => t.trim())!;
@@ -167,7 +183,10 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const binary = binaryName === undefined ? undefined : resolve(binaryName, env);
   if (binaryName !== undefined && binary === undefined) {
     const where = binaryName.includes('/') ? 'is not an executable file' : `was not found on PATH (${env.PATH ?? ''})`;
-    problems.push({ variable: 'TRIVY_BINARY', message: `TRIVY_BINARY=${JSON.stringify(binaryName)} ${where}; install Trivy or set TRIVY_BINARY to its path` });
+    problems.push({
+      variable: 'TRIVY_BINARY',
+      message: `TRIVY_BINARY=${JSON.stringify(binaryName)} ${where}; install Trivy or set TRIVY_BINARY to its path`,
+    });
   }
 
   const sbomEnabled = read('SBOM_ENABLED', parseBoolean);
@@ -183,7 +202,13 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
       outputDir: path.resolve(read('EPHOR_OUTPUT_DIR', (t) => t.trim())!),
     },
     spool: {
-      dir: path.resolve(read('SPOOL_DIR', (t) => t.trim()) ?? path.join(read('TRIVY_CACHE_DIR', (t) => t.trim())!, 'spool')),
+      dir: path.resolve(
+        read('SPOOL_DIR', (t) => t.trim()) ??
+          path.join(
+            read('TRIVY_CACHE_DIR', (t) => t.trim())!,
+            'spool',
+          ),
+      ),
       maxAgeMs: read('SPOOL_MAX_AGE', (t) => parseDurationMs(t, 30 * 24 * 3_600_000))!,
     },
     scan: {

@@ -5,7 +5,16 @@ export class ValueError extends Error {}
 
 /** Go-compatible durations: bare integers are seconds (the Go scanner's rule), otherwise units ns…h. */
 const GO_DURATION = /^(?:\d+(?:\.\d+)?(?:ns|us|µs|μs|ms|s|m|h))+$/;
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNIT_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  μs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
 /** Node timers overflow above 2^31-1 ms (they then fire after 1 ms), so longer timeouts are refused. */
 export const MAX_DURATION_MS = 24 * 3_600_000;
 
@@ -79,7 +88,9 @@ export function parseNamespaces(text: string): string[] | 'all' {
   }
   for (const name of items) {
     if (name.length > 63 || !DNS1123_LABEL.test(name)) {
-      throw new ValueError(`contains "${name}", which is not a namespace name (lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)`);
+      throw new ValueError(
+        `contains "${name}", which is not a namespace name (lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)`,
+      );
     }
   }
   return items;
@@ -103,7 +114,16 @@ export function parseApiUrl(text: string): string {
 
 const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Headers the scanner sets itself, or that would make Ephor register the scanner as a user (X-Forwarded-*). */
-const RESERVED_HEADERS = new Set(['content-type', 'content-length', 'content-encoding', 'host', 'user-agent', 'x-request-id', 'connection', 'transfer-encoding']);
+const RESERVED_HEADERS = new Set([
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'host',
+  'user-agent',
+  'x-request-id',
+  'connection',
+  'transfer-encoding',
+]);
 
 export function parseHeaderName(text: string): string {
   const name = text.trim();
@@ -124,7 +144,8 @@ export function parseHeaderValue(text: string): string {
 
 export function parseRedisUrl(text: string): string {
   const value = text.trim();
-  if (!/^rediss?:\/\/[^\s]+$/.test(value)) throw new ValueError('must be a redis://host:port or rediss://host:port URL');
+  if (!/^rediss?:\/\/[^\s]+$/.test(value))
+    throw new ValueError('must be a redis://host:port or rediss://host:port URL');
   return value;
 }
 
@@ -133,7 +154,9 @@ export function parseRepositoryList(text: string): string[] {
   const repos = parseList(text);
   for (const repo of repos) {
     if (/\s/.test(repo) || /^[a-z]+:\/\//i.test(repo)) {
-      throw new ValueError(`contains "${repo}"; give repositories without a scheme, e.g. registry.local:5000/aquasec/trivy-db:2`);
+      throw new ValueError(
+        `contains "${repo}"; give repositories without a scheme, e.g. registry.local:5000/aquasec/trivy-db:2`,
+      );
     }
   }
   return repos;
@@ -151,7 +174,9 @@ export function parseNamespacePatterns(text: string): string[] {
   const patterns = parseList(text);
   for (const pattern of patterns) {
     if (pattern.length > 63 || !GLOB.test(pattern)) {
-      throw new ValueError(`contains "${pattern}", which is neither a namespace name nor a glob of one (lowercase letters, digits, '-', '*' and '?')`);
+      throw new ValueError(
+        `contains "${pattern}", which is neither a namespace name nor a glob of one (lowercase letters, digits, '-', '*' and '?')`,
+      );
     }
   }
   return patterns;
@@ -172,8 +197,17 @@ export function parseLabelSelector(text: string): string {
     const set = /^(\S+)\s+(in|notin)\s+\(([^()]*)\)$/.exec(requirement);
     const equality = /^([^=!\s]+)\s*(==|=|!=)\s*(\S*)$/.exec(requirement);
     const exists = /^!?\s*([^=!\s(),]+)$/.exec(requirement);
-    const [key, values] = set ? [set[1]!, set[3]!.split(',').map((v) => v.trim())] : equality ? [equality[1]!, [equality[3]!]] : exists ? [exists[1]!, []] : [undefined, []];
-    if (key === undefined) throw new ValueError(`has "${requirement}", which is not a label requirement (key, !key, key=value, key!=value, key in (a,b), key notin (a,b))`);
+    const [key, values] = set
+      ? [set[1]!, set[3]!.split(',').map((v) => v.trim())]
+      : equality
+        ? [equality[1]!, [equality[3]!]]
+        : exists
+          ? [exists[1]!, []]
+          : [undefined, []];
+    if (key === undefined)
+      throw new ValueError(
+        `has "${requirement}", which is not a label requirement (key, !key, key=value, key!=value, key in (a,b), key notin (a,b))`,
+      );
     if (!LABEL_KEY.test(key)) throw new ValueError(`has the invalid label key "${key}"`);
     const bad = values.find((v) => !LABEL_VALUE.test(v));
     if (bad !== undefined) throw new ValueError(`has the invalid label value "${bad}"`);
@@ -197,11 +231,20 @@ function splitRequirements(selector: string): string[] {
     }
   }
   parts.push(current.trim());
-  if (parts.some((p) => p === '')) throw new ValueError('has an empty requirement; separate requirements with single commas');
+  if (parts.some((p) => p === ''))
+    throw new ValueError('has an empty requirement; separate requirements with single commas');
   return parts;
 }
 
-const SIZE_UNITS: Record<string, number> = { '': 1, k: 1000, ki: 1024, m: 1000 ** 2, mi: 1024 ** 2, g: 1000 ** 3, gi: 1024 ** 3 };
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  k: 1000,
+  ki: 1024,
+  m: 1000 ** 2,
+  mi: 1024 ** 2,
+  g: 1000 ** 3,
+  gi: 1024 ** 3,
+};
 
 /** A byte size: `8388608`, `8Mi`, `512Ki`, `10M` (Kubernetes quantity suffixes). */
 export function parseByteSize(text: string, min: number, max: number): number {

@@ -10,7 +10,13 @@ export function settingsTable(): string {
     const fallback = s.required ? 'required' : s.default !== undefined ? `\`${s.default}\`` : 'unset';
     return `| \`${s.env}\` | ${flag} | ${fallback} | ${s.allowed} | ${s.description} |`;
   });
-  return [TABLE_START, '| Variable | Flag | Default | Allowed | Meaning |', '| --- | --- | --- | --- | --- |', ...rows, TABLE_END].join('\n');
+  return [
+    TABLE_START,
+    '| Variable | Flag | Default | Allowed | Meaning |',
+    '| --- | --- | --- | --- | --- |',
+    ...rows,
+    TABLE_END,
+  ].join('\n');
 }
 
 /** README text with the table between the markers replaced by the current one. */

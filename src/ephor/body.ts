@@ -88,7 +88,13 @@ export function splitBody(workloads: WorkloadEntry[], envelope: Envelope, maxByt
 
 function part(workloads: WorkloadEntry[], envelope: Envelope, label: PartLabel): BodyPart {
   const { head, tail } = envelope(label);
-  return { label, workloads, head, tail, bytes: byteLength(head) + sumWithCommas(workloads.map((w) => w.bytes)) + byteLength(tail) };
+  return {
+    label,
+    workloads,
+    head,
+    tail,
+    bytes: byteLength(head) + sumWithCommas(workloads.map((w) => w.bytes)) + byteLength(tail),
+  };
 }
 
 function splitWorkload(workload: WorkloadEntry, room: number): WorkloadEntry[] {
@@ -165,7 +171,8 @@ export async function* bodyChunks(part: BodyPart): AsyncGenerator<Buffer> {
         read += bytesRead;
       }
       // The Content-Length was computed from the recorded size: a file that changed would corrupt the body.
-      if (read !== piece.bytes) throw new Error(`findings file ${piece.file} holds ${read} bytes, expected ${piece.bytes}`);
+      if (read !== piece.bytes)
+        throw new Error(`findings file ${piece.file} holds ${read} bytes, expected ${piece.bytes}`);
     } finally {
       await handle.close();
     }
@@ -188,7 +195,9 @@ export async function writeBodyFile(part: BodyPart, file: string, mode = 0o644):
 
 /** The whole part as one string: for tests and small bodies only. */
 export async function bodyText(part: BodyPart): Promise<string> {
-  const texts = await Promise.all(pieces(part).map((piece) => (typeof piece === 'string' ? piece : readFile(piece.file, 'utf8'))));
+  const texts = await Promise.all(
+    pieces(part).map((piece) => (typeof piece === 'string' ? piece : readFile(piece.file, 'utf8'))),
+  );
   return texts.join('');
 }
 

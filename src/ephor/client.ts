@@ -57,7 +57,11 @@ export function isRetryable(outcome: AttemptOutcome<unknown>): boolean {
 }
 
 /** Delay before retry number `retry` (1-based): Retry-After when the server gave one, else exponential with jitter. */
-export function retryDelayMs(retry: number, outcome: AttemptOutcome<unknown>, options: { baseMs: number; timeoutMs: number; random: () => number; now?: number }): number {
+export function retryDelayMs(
+  retry: number,
+  outcome: AttemptOutcome<unknown>,
+  options: { baseMs: number; timeoutMs: number; random: () => number; now?: number },
+): number {
   if (outcome.kind === 'http' && outcome.retryAfter) {
     const seconds = Number(outcome.retryAfter);
     const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(outcome.retryAfter) - (options.now ?? Date.now());
@@ -75,20 +79,49 @@ export function deliverScan(namespace: string, part: BodyPart, options: Delivery
   const body: RequestBody = { bytes: part.bytes, open: () => bodyChunks(part) };
   const fields: Record<string, string | number> = { namespace };
   if (part.label.count > 1) fields.part = `${part.label.index}/${part.label.count}`;
-  return postWithRetries(INGEST_PATH, body, {}, { parse: parseIngestResponse, expected: 'a scan_id in a JSON body' }, options, fields);
+  return postWithRetries(
+    INGEST_PATH,
+    body,
+    {},
+    { parse: parseIngestResponse, expected: 'a scan_id in a JSON body' },
+    options,
+    fields,
+  );
 }
 
 /** A payload part written to disk earlier (the spool), sent as it is. */
-export function deliverFile(namespace: string, file: string, bytes: number, options: DeliveryOptions): Promise<DeliveryResult> {
+export function deliverFile(
+  namespace: string,
+  file: string,
+  bytes: number,
+  options: DeliveryOptions,
+): Promise<DeliveryResult> {
   const body: RequestBody = { bytes, open: () => createReadStream(file) };
-  return postWithRetries(INGEST_PATH, body, {}, { parse: parseIngestResponse, expected: 'a scan_id in a JSON body' }, options, { namespace, spooled: file });
+  return postWithRetries(
+    INGEST_PATH,
+    body,
+    {},
+    { parse: parseIngestResponse, expected: 'a scan_id in a JSON body' },
+    options,
+    { namespace, spooled: file },
+  );
 }
 
 /** SBOM ingest takes a gzip body (contract §4; the scan ingest does not). */
-export function deliverSbom(request: SbomIngestRequest, options: DeliveryOptions): Promise<DeliveryResult<SbomIngestResponse>> {
+export function deliverSbom(
+  request: SbomIngestRequest,
+  options: DeliveryOptions,
+): Promise<DeliveryResult<SbomIngestResponse>> {
   const answer = { parse: parseSbomResponse, expected: 'an SBOM id and status in a JSON body' };
   const gzipped = gzipSync(JSON.stringify(request));
-  return postWithRetries(SBOM_PATH, { bytes: gzipped.length, open: () => gzipped }, { 'Content-Encoding': 'gzip' }, answer, options, { sbom_for: request.image_reference });
+  return postWithRetries(
+    SBOM_PATH,
+    { bytes: gzipped.length, open: () => gzipped },
+    { 'Content-Encoding': 'gzip' },
+    answer,
+    options,
+    { sbom_for: request.image_reference },
+  );
 }
 
 type ParseResponse<R> = (text: string, contentType: string | null) => R | undefined;
@@ -119,9 +152,13 @@ async function postWithRetries<R>(
     if (outcome.kind === 'accepted') return { ok: true, response: outcome.response, attempts: attempt, bytes };
 
     const cutShort = options.cutoff?.aborted === true && (outcome.kind === 'timeout' || outcome.kind === 'network');
-    const failure = cutShort ? 'not delivered: the shutdown grace period ended before Ephor answered' : describe(outcome, options.timeoutMs, answer.expected);
+    const failure = cutShort
+      ? 'not delivered: the shutdown grace period ended before Ephor answered'
+      : describe(outcome, options.timeoutMs, answer.expected);
     const retriesLeft = attempt <= options.maxRetries && isRetryable(outcome);
-    const delay = retriesLeft ? retryDelayMs(attempt, outcome, { baseMs: options.backoffBaseMs ?? 1000, timeoutMs: options.timeoutMs, random }) : 0;
+    const delay = retriesLeft
+      ? retryDelayMs(attempt, outcome, { baseMs: options.backoffBaseMs ?? 1000, timeoutMs: options.timeoutMs, random })
+      : 0;
     const pastDeadline = options.cutoff?.aborted === true;
     const problem = outcome.kind === 'http' ? outcome.problem : undefined;
     const fields = {
@@ -139,11 +176,25 @@ async function postWithRetries<R>(
       await sleep(delay, options.cutoff);
       continue;
     }
-    return { ok: false, error: failure, status: 'status' in outcome ? outcome.status : undefined, problem, attempts: attempt, bytes };
+    return {
+      ok: false,
+      error: failure,
+      status: 'status' in outcome ? outcome.status : undefined,
+      problem,
+      attempts: attempt,
+      bytes,
+    };
   }
 }
 
-async function postOnce<R>(url: string, body: RequestBody, extraHeaders: Record<string, string>, parse: ParseResponse<R>, requestId: string, options: DeliveryOptions): Promise<AttemptOutcome<R>> {
+async function postOnce<R>(
+  url: string,
+  body: RequestBody,
+  extraHeaders: Record<string, string>,
+  parse: ParseResponse<R>,
+  requestId: string,
+  options: DeliveryOptions,
+): Promise<AttemptOutcome<R>> {
   const headers: Record<string, string> = {
     'Content-Type': 'application/json',
     'User-Agent': USER_AGENT,
@@ -161,9 +212,17 @@ async function postOnce<R>(url: string, body: RequestBody, extraHeaders: Record<
   }
   if (answer.status >= 200 && answer.status < 300) {
     const accepted = parse(answer.text, answer.contentType);
-    return accepted ? { kind: 'accepted', response: accepted } : { kind: 'invalid', status: answer.status, text: answer.text };
+    return accepted
+      ? { kind: 'accepted', response: accepted }
+      : { kind: 'invalid', status: answer.status, text: answer.text };
   }
-  return { kind: 'http', status: answer.status, retryAfter: answer.retryAfter ?? undefined, problem: parseProblem(answer.text), text: answer.text };
+  return {
+    kind: 'http',
+    status: answer.status,
+    retryAfter: answer.retryAfter ?? undefined,
+    problem: parseProblem(answer.text),
+    text: answer.text,
+  };
 }
 
 /** A 2xx counts only with a JSON body carrying a numeric scan_id: a proxy or login page can also answer 200. */
@@ -192,7 +251,11 @@ export function parseSbomResponse(text: string, contentType: string | null): Sbo
   try {
     const data = JSON.parse(text) as Record<string, unknown>;
     if (typeof data?.id !== 'string' || (data.status !== 'created' && data.status !== 'updated')) return undefined;
-    return { id: data.id, status: data.status, content_hash: typeof data.content_hash === 'string' ? data.content_hash : undefined };
+    return {
+      id: data.id,
+      status: data.status,
+      content_hash: typeof data.content_hash === 'string' ? data.content_hash : undefined,
+    };
   } catch {
     return undefined;
   }
@@ -207,7 +270,11 @@ function parseProblem(text: string): Problem | undefined {
   }
 }
 
-function describe(outcome: Exclude<AttemptOutcome<unknown>, { kind: 'accepted' }>, timeoutMs: number, expected: string): string {
+function describe(
+  outcome: Exclude<AttemptOutcome<unknown>, { kind: 'accepted' }>,
+  timeoutMs: number,
+  expected: string,
+): string {
   switch (outcome.kind) {
     case 'timeout':
       return `no answer within ${timeoutMs} ms (EPHOR_TIMEOUT)`;
@@ -217,7 +284,9 @@ function describe(outcome: Exclude<AttemptOutcome<unknown>, { kind: 'accepted' }
       return `HTTP ${outcome.status} without ${expected} (a proxy or login page answered?): ${snippet(outcome.text)}`;
     case 'http': {
       const hint = HINTS[outcome.status];
-      const problem = outcome.problem?.title ? `${outcome.problem.title}${outcome.problem.detail ? `: ${outcome.problem.detail}` : ''}` : snippet(outcome.text);
+      const problem = outcome.problem?.title
+        ? `${outcome.problem.title}${outcome.problem.detail ? `: ${outcome.problem.detail}` : ''}`
+        : snippet(outcome.text);
       return `HTTP ${outcome.status}${problem ? ` ${problem}` : ''}${hint ? ` (${hint})` : ''}`;
     }
   }

@@ -13,8 +13,26 @@ import { isInvalid, type PlannedContainer, type ScanPlan } from '../images/plan.
 import { emptyCounts, readFindings, type ImageFindings } from '../report/findings.js';
 import { COLUMN_LENGTH as L, cleanText, truncate } from '../report/limits.js';
 import { naturalKey } from '../report/map-image.js';
-import type { DiscoveryError, LedgerEntry, ScanResult, ScanStatus, ScanSuccess, Severity, TagScanEntry, Vulnerability, Workload } from '../types.js';
-import { containerEntry, envelopeOf, workloadEntry, type ContainerEntry, type Envelope, type FindingsFile, type WorkloadEntry } from './body.js';
+import type {
+  DiscoveryError,
+  LedgerEntry,
+  ScanResult,
+  ScanStatus,
+  ScanSuccess,
+  Severity,
+  TagScanEntry,
+  Vulnerability,
+  Workload,
+} from '../types.js';
+import {
+  containerEntry,
+  envelopeOf,
+  workloadEntry,
+  type ContainerEntry,
+  type Envelope,
+  type FindingsFile,
+  type WorkloadEntry,
+} from './body.js';
 
 /** The ledger is bounded so that a namespace of broken images cannot blow up the payload. */
 export const MAX_LEDGER_ENTRIES = 200;
@@ -109,7 +127,12 @@ export async function buildNamespaceBody(input: NamespaceInput): Promise<Namespa
       // Every image the container runs must be scanned: a union missing one would resolve that image's findings.
       const failed = results.find((r) => r.result && !r.result.ok);
       if (failed?.result && !failed.result.ok) {
-        ledger.push(entry(failed.result.reason, planned.scanKeys.length > 1 ? `${failed.key}: ${failed.result.detail}` : failed.result.detail));
+        ledger.push(
+          entry(
+            failed.result.reason,
+            planned.scanKeys.length > 1 ? `${failed.key}: ${failed.result.detail}` : failed.result.detail,
+          ),
+        );
         continue;
       }
       if (results.some((r) => !r.result)) {
@@ -128,13 +151,24 @@ export async function buildNamespaceBody(input: NamespaceInput): Promise<Namespa
         else imageReferences.set(key, new Set([reference]));
       }
       if (planned.tagReason) {
-        byTag.push({ workload: workload.name, kind: workload.kind, container: container.name, image: truncate(container.specImage, L.imageName), reason: planned.tagReason });
+        byTag.push({
+          workload: workload.name,
+          kind: workload.kind,
+          container: container.name,
+          image: truncate(container.specImage, L.imageName),
+          reason: planned.tagReason,
+        });
       }
     }
     if (containers.length === 0) continue; // Ephor requires at least one container per workload
     workloads.push(
       workloadEntry(
-        { namespace: truncate(workload.namespace, L.namespace), name: truncate(workload.name, L.workloadName), kind: workload.kind, labels: payloadLabels(workload.labels, droppedLabels) },
+        {
+          namespace: truncate(workload.namespace, L.namespace),
+          name: truncate(workload.name, L.workloadName),
+          kind: workload.kind,
+          labels: payloadLabels(workload.labels, droppedLabels),
+        },
         containers,
       ),
     );
@@ -160,13 +194,23 @@ export async function buildNamespaceBody(input: NamespaceInput): Promise<Namespa
     ledger,
     byTag,
     imageReferences,
-    stats: { workloads: workloads.length, containersDelivered, containersNotDelivered: containersSeen - containersDelivered, findings },
+    stats: {
+      workloads: workloads.length,
+      containersDelivered,
+      containersNotDelivered: containersSeen - containersDelivered,
+      findings,
+    },
     scanKeys: [...scanKeys],
   };
 }
 
 /** A container running several digests (a rollout, a moved tag) gets the union of their findings. */
-async function containerFields(name: string, planned: PlannedContainer, images: ImageFindings[], unionDir: string): Promise<{ fields: Record<string, unknown>; counts: Record<Severity, number>; file: FindingsFile }> {
+async function containerFields(
+  name: string,
+  planned: PlannedContainer,
+  images: ImageFindings[],
+  unionDir: string,
+): Promise<{ fields: Record<string, unknown>; counts: Record<Severity, number>; file: FindingsFile }> {
   const [first] = images;
   const fields: Record<string, unknown> = {
     name: truncate(name, L.containerName),
@@ -181,11 +225,16 @@ async function containerFields(name: string, planned: PlannedContainer, images: 
   // The digests actually running; for a spec tag, the digests Trivy resolved it to.
   const digests = planned.tagReason ? [...new Set(images.flatMap((i) => i.repoDigests))] : planned.scanKeys;
   if (digests.length > 0) fields.repo_digests = digests;
-  if (images.length === 1) return { fields, counts: first!.bySeverity, file: { file: first!.file, bytes: first!.bytes } };
+  if (images.length === 1)
+    return { fields, counts: first!.bySeverity, file: { file: first!.file, bytes: first!.bytes } };
   return { fields, ...(await unionOfFindings(images, planned.scanKeys, unionDir)) };
 }
 
-async function unionOfFindings(images: ImageFindings[], keys: string[], unionDir: string): Promise<{ counts: Record<Severity, number>; file: FindingsFile }> {
+async function unionOfFindings(
+  images: ImageFindings[],
+  keys: string[],
+  unionDir: string,
+): Promise<{ counts: Record<Severity, number>; file: FindingsFile }> {
   const seen = new Set<string>();
   const union: Vulnerability[] = [];
   const counts = emptyCounts();
@@ -198,7 +247,10 @@ async function unionOfFindings(images: ImageFindings[], keys: string[], unionDir
       counts[v.severity]++;
     }
   }
-  const file = path.join(unionDir, `union-${createHash('sha256').update(keys.join('\n')).digest('hex').slice(0, 24)}.json`);
+  const file = path.join(
+    unionDir,
+    `union-${createHash('sha256').update(keys.join('\n')).digest('hex').slice(0, 24)}.json`,
+  );
   const text = JSON.stringify(union);
   await writeFile(file, text, { mode: 0o600 });
   return { counts, file: { file, bytes: Buffer.byteLength(text) } };
@@ -245,7 +297,8 @@ function scanConfig(
   };
   if (ledger.length > MAX_LEDGER_ENTRIES) config.not_delivered_omitted = ledger.length - MAX_LEDGER_ENTRIES;
   if (byTag.length > MAX_LEDGER_ENTRIES) config.scanned_by_tag_omitted = byTag.length - MAX_LEDGER_ENTRIES;
-  if (input.notAttributed && Object.keys(input.notAttributed).length > 0) config.pods_not_attributed = input.notAttributed;
+  if (input.notAttributed && Object.keys(input.notAttributed).length > 0)
+    config.pods_not_attributed = input.notAttributed;
   if (input.discoveryErrors.length > 0) {
     config.discovery_errors = input.discoveryErrors.map((e) => ({
       kind: e.kind,
@@ -255,6 +308,7 @@ function scanConfig(
       ...(e.missingRule ? { missing_rbac: e.missingRule } : {}),
     }));
   }
-  if (droppedLabels.length > 0) config.labels_dropped = [...new Set(droppedLabels)].slice(0, 50).map((k) => truncate(k, MAX_DETAIL));
+  if (droppedLabels.length > 0)
+    config.labels_dropped = [...new Set(droppedLabels)].slice(0, 50).map((k) => truncate(k, MAX_DETAIL));
   return config;
 }

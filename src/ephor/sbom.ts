@@ -7,9 +7,13 @@ import type { SbomIngestRequest } from '../types.js';
 /** Ephor's limit on the compact `sbom` object (5 MiB), measured like the server does, with a margin for its re-serialisation. */
 export const MAX_SBOM_BYTES = 5 * 1024 * 1024 - 64 * 1024;
 
-export type SbomBody = { ok: true; request: SbomIngestRequest } | { ok: false; reason: 'too_large' | 'unreadable'; detail: string };
+export type SbomBody =
+  { ok: true; request: SbomIngestRequest } | { ok: false; reason: 'too_large' | 'unreadable'; detail: string };
 
-export async function sbomRequest(file: string, input: { imageReference: string; imageDigest?: string; scanGroupId: string; trivyFormat: 'cyclonedx' | 'spdx-json' }): Promise<SbomBody> {
+export async function sbomRequest(
+  file: string,
+  input: { imageReference: string; imageDigest?: string; scanGroupId: string; trivyFormat: 'cyclonedx' | 'spdx-json' },
+): Promise<SbomBody> {
   let sbom: Record<string, unknown>;
   try {
     sbom = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
@@ -17,7 +21,12 @@ export async function sbomRequest(file: string, input: { imageReference: string;
     return { ok: false, reason: 'unreadable', detail: `the SBOM Trivy wrote is not JSON: ${(error as Error).message}` };
   }
   const bytes = Buffer.byteLength(JSON.stringify(sbom));
-  if (bytes > MAX_SBOM_BYTES) return { ok: false, reason: 'too_large', detail: `the SBOM is ${bytes} bytes compact; Ephor accepts at most 5 MiB` };
+  if (bytes > MAX_SBOM_BYTES)
+    return {
+      ok: false,
+      reason: 'too_large',
+      detail: `the SBOM is ${bytes} bytes compact; Ephor accepts at most 5 MiB`,
+    };
   const request: SbomIngestRequest = {
     image_reference: input.imageReference,
     scan_group_id: input.scanGroupId,

@@ -67,7 +67,10 @@ function addUse(targets: Map<string, ScanTarget>, key: string, namespace: string
     targets.set(key, target);
   }
   if (!target.namespaces.includes(namespace)) target.namespaces.push(namespace);
-  const same = (s: PullSecretSource) => s.namespace === pullSecrets.namespace && s.serviceAccount === pullSecrets.serviceAccount && s.secretNames.join() === pullSecrets.secretNames.join();
+  const same = (s: PullSecretSource) =>
+    s.namespace === pullSecrets.namespace &&
+    s.serviceAccount === pullSecrets.serviceAccount &&
+    s.secretNames.join() === pullSecrets.secretNames.join();
   if (!target.pullSecrets.some(same)) target.pullSecrets.push(pullSecrets);
 }
 

@@ -65,11 +65,14 @@ export function parseReference(input: string): ImageReference {
   for (const component of path.split('/')) {
     if (!PATH_COMPONENT.test(component)) {
       throw new ReferenceError(
-        component.toLowerCase() !== component ? 'repository name must be lowercase' : `invalid repository path component "${component}"`,
+        component.toLowerCase() !== component
+          ? 'repository name must be lowercase'
+          : `invalid repository path component "${component}"`,
       );
     }
   }
-  if (`${domain}/${path}`.length > MAX_NAME_LENGTH) throw new ReferenceError(`repository name is longer than ${MAX_NAME_LENGTH} characters`);
+  if (`${domain}/${path}`.length > MAX_NAME_LENGTH)
+    throw new ReferenceError(`repository name is longer than ${MAX_NAME_LENGTH} characters`);
   return { domain, path, tag, digest };
 }
 

@@ -68,8 +68,10 @@ export function loadKubeConfig(env: Record<string, string | undefined>): { kubeC
   }
 
   const cluster = kubeConfig.getCurrentCluster();
-  if (!cluster) throw new KubeConfigError(`${source}: the current context "${kubeConfig.getCurrentContext()}" names no cluster`);
-  if (!/^https?:\/\//.test(cluster.server)) throw new KubeConfigError(`${source}: cluster server "${cluster.server}" is not an http(s) URL`);
+  if (!cluster)
+    throw new KubeConfigError(`${source}: the current context "${kubeConfig.getCurrentContext()}" names no cluster`);
+  if (!/^https?:\/\//.test(cluster.server))
+    throw new KubeConfigError(`${source}: cluster server "${cluster.server}" is not an http(s) URL`);
   return { kubeConfig: allowPlainHttp(kubeConfig), source };
 }
 
@@ -81,7 +83,9 @@ function allowPlainHttp(kubeConfig: KubeConfig): KubeConfig {
   if (!kubeConfig.clusters.some((c) => c.server.startsWith('http://'))) return kubeConfig;
   const fixed = new KubeConfig();
   fixed.loadFromOptions({
-    clusters: kubeConfig.clusters.map((c): Cluster => (c.server.startsWith('http://') ? { ...c, skipTLSVerify: true } : c)),
+    clusters: kubeConfig.clusters.map((c): Cluster =>
+      c.server.startsWith('http://') ? { ...c, skipTLSVerify: true } : c,
+    ),
     users: kubeConfig.users,
     contexts: kubeConfig.contexts,
     currentContext: kubeConfig.getCurrentContext(),
@@ -105,14 +109,22 @@ export function createKubeClient(kubeConfig: KubeConfig, timeoutMs: number): Kub
     const options: https.RequestOptions = {};
     await kubeConfig.applyToHTTPSOptions(options);
     agent ??= reusableAgent(options, kubeConfig.getCurrentCluster());
-    const headers: Record<string, string> = { ...(options.headers as Record<string, string>), Accept: accept, 'User-Agent': USER_AGENT };
+    const headers: Record<string, string> = {
+      ...(options.headers as Record<string, string>),
+      Accept: accept,
+      'User-Agent': USER_AGENT,
+    };
     if (options.auth) headers.Authorization = `Basic ${Buffer.from(options.auth).toString('base64')}`;
     return { agent, headers };
   }
 
   return {
     server,
-    async getJson<T>(apiPath: string, query: Record<string, string | undefined> = {}, accept = 'application/json'): Promise<T> {
+    async getJson<T>(
+      apiPath: string,
+      query: Record<string, string | undefined> = {},
+      accept = 'application/json',
+    ): Promise<T> {
       const url = new URL(server + apiPath);
       for (const [key, value] of Object.entries(query)) if (value !== undefined) url.searchParams.set(key, value);
       const body = await request(url, { ...(await prepare(accept)), method: 'GET' }, timeoutMs);
@@ -121,7 +133,11 @@ export function createKubeClient(kubeConfig: KubeConfig, timeoutMs: number): Kub
     async postJson<T>(apiPath: string, payload: unknown): Promise<T> {
       const prepared = await prepare('application/json');
       const headers = { ...prepared.headers, 'Content-Type': 'application/json' };
-      const body = await request(new URL(server + apiPath), { agent: prepared.agent, headers, method: 'POST', body: JSON.stringify(payload) }, timeoutMs);
+      const body = await request(
+        new URL(server + apiPath),
+        { agent: prepared.agent, headers, method: 'POST', body: JSON.stringify(payload) },
+        timeoutMs,
+      );
       return JSON.parse(body) as T;
     },
   };
@@ -157,7 +173,8 @@ function request(url: URL, options: RequestOptions, timeoutMs: number): Promise<
       let size = 0;
       res.on('data', (chunk: Buffer) => {
         size += chunk.length;
-        if (size > MAX_BODY_BYTES) req.destroy(new KubeApiError(`${method} ${url.pathname}: response over ${MAX_BODY_BYTES} bytes`, 'network'));
+        if (size > MAX_BODY_BYTES)
+          req.destroy(new KubeApiError(`${method} ${url.pathname}: response over ${MAX_BODY_BYTES} bytes`, 'network'));
         else chunks.push(chunk);
       });
       res.on('end', () => {
@@ -169,7 +186,13 @@ function request(url: URL, options: RequestOptions, timeoutMs: number): Promise<
       });
       res.on('error', (error) => reject(networkError(method, url, error)));
     });
-    const timer = setTimeout(() => req.destroy(new KubeApiError(`${method} ${url.pathname}: no answer within ${timeoutMs} ms (KUBE_TIMEOUT)`, 'timeout')), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        req.destroy(
+          new KubeApiError(`${method} ${url.pathname}: no answer within ${timeoutMs} ms (KUBE_TIMEOUT)`, 'timeout'),
+        ),
+      timeoutMs,
+    );
     req.on('error', (error) => {
       clearTimeout(timer);
       reject(error instanceof KubeApiError ? error : networkError(method, url, error));
@@ -184,7 +207,13 @@ function networkError(method: string, url: URL, error: Error): KubeApiError {
 }
 
 /** The API server answers errors with a Status object: `{kind: "Status", reason, message, code}`. */
-function httpError(method: string, url: URL, status: number, body: string, retryAfter: string | string[] | undefined): KubeApiError {
+function httpError(
+  method: string,
+  url: URL,
+  status: number,
+  body: string,
+  retryAfter: string | string[] | undefined,
+): KubeApiError {
   let reason: string | undefined;
   let message = body.slice(0, 300);
   try {
@@ -197,5 +226,11 @@ function httpError(method: string, url: URL, status: number, body: string, retry
     // not a Status object (a proxy's page): keep the start of the body
   }
   const seconds = Number(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
-  return new KubeApiError(`${method} ${url.pathname}: HTTP ${status}${reason ? ` ${reason}` : ''}: ${message}`, 'http', status, reason, Number.isFinite(seconds) ? seconds * 1000 : undefined);
+  return new KubeApiError(
+    `${method} ${url.pathname}: HTTP ${status}${reason ? ` ${reason}` : ''}: ${message}`,
+    'http',
+    status,
+    reason,
+    Number.isFinite(seconds) ? seconds * 1000 : undefined,
+  );
 }

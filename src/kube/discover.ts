@@ -9,7 +9,16 @@ import { listAll, type ListOptions } from './list.js';
 import { matchesAny } from './namespaces.js';
 import { listControllers, listPods } from './pods.js';
 import { applyRunningPods, type NamespacePods } from './running.js';
-import { KIND_SPECS, listPath, pullSecretNamesOf, serviceAccountOf, templateContainers, type ControllerKind, type KindSpec, type RawObject } from './workload-kinds.js';
+import {
+  KIND_SPECS,
+  listPath,
+  pullSecretNamesOf,
+  serviceAccountOf,
+  templateContainers,
+  type ControllerKind,
+  type KindSpec,
+  type RawObject,
+} from './workload-kinds.js';
 
 /** List calls in flight at once: enough to hide latency, few enough to be gentle with the API server. */
 const PARALLEL_LISTS = 4;
@@ -53,13 +62,18 @@ export async function discoverWorkloads(client: KubeClient, options: DiscoverOpt
     tasksLeft.set(namespace, left);
     if (left > 0) return;
     const ordered = controllerKinds.flatMap((kind) => (listed.get(namespace) ?? []).filter((w) => w.kind === kind));
-    const running = applyRunningPods(namespace, ordered, pods.get(namespace), { standalonePods: options.kinds.includes('Pod') });
+    const running = applyRunningPods(namespace, ordered, pods.get(namespace), {
+      standalonePods: options.kinds.includes('Pod'),
+    });
     listed.delete(namespace);
     pods.delete(namespace);
     attributed.set(namespace, running.workloads);
     if (Object.keys(running.notAttributed).length > 0) {
       notAttributed[namespace] = running.notAttributed;
-      log.info({ namespace, pods_by_controller: running.notAttributed }, 'pods of controllers Ephor has no kind for are not reported');
+      log.info(
+        { namespace, pods_by_controller: running.notAttributed },
+        'pods of controllers Ephor has no kind for are not reported',
+      );
     }
   };
   let successfulLists = 0;
@@ -72,7 +86,12 @@ export async function discoverWorkloads(client: KubeClient, options: DiscoverOpt
       if (options.kinds.includes('Pod')) successfulLists++;
       return;
     }
-    const workloads = await listAll(client, listPath(task.spec, task.namespace), (item) => toWorkload(item as RawObject, task.spec, task.namespace), options.list);
+    const workloads = await listAll(
+      client,
+      listPath(task.spec, task.namespace),
+      (item) => toWorkload(item as RawObject, task.spec, task.namespace),
+      options.list,
+    );
     listed.set(task.namespace, [...(listed.get(task.namespace) ?? []), ...workloads]);
     successfulLists++;
     log.debug({ namespace: task.namespace, kind: task.spec.kind, workloads: workloads.length }, 'workloads listed');
@@ -83,7 +102,12 @@ export async function discoverWorkloads(client: KubeClient, options: DiscoverOpt
       const task = tasks[next++]!;
       const kind = 'pods' in task ? PODS.kind : task.spec.kind;
       if (consecutiveUnreachable >= UNREACHABLE_AFTER) {
-        errors.push({ namespace: task.namespace, kind, reason: 'unreachable', message: `skipped: the Kubernetes API at ${client.server} did not answer the previous calls` });
+        errors.push({
+          namespace: task.namespace,
+          kind,
+          reason: 'unreachable',
+          message: `skipped: the Kubernetes API at ${client.server} did not answer the previous calls`,
+        });
         taskDone(task.namespace);
         continue;
       }
@@ -91,7 +115,8 @@ export async function discoverWorkloads(client: KubeClient, options: DiscoverOpt
         await run(task);
         consecutiveUnreachable = 0;
       } catch (error) {
-        consecutiveUnreachable = error instanceof KubeApiError && error.kind !== 'http' ? consecutiveUnreachable + 1 : 0;
+        consecutiveUnreachable =
+          error instanceof KubeApiError && error.kind !== 'http' ? consecutiveUnreachable + 1 : 0;
         const failure = describeFailure(error, task.namespace, kind, 'pods' in task ? PODS : task.spec);
         errors.push(failure);
         logFailure(log, failure, 'pods' in task && !options.kinds.includes('Pod'));
@@ -106,13 +131,21 @@ export async function discoverWorkloads(client: KubeClient, options: DiscoverOpt
 }
 
 /** The namespaces to scan: the configured names, or every namespace (optionally by label selector), minus exclusions. */
-async function resolveNamespaces(client: KubeClient, options: DiscoverOptions, errors: DiscoveryError[], log: Logger): Promise<string[] | undefined> {
+async function resolveNamespaces(
+  client: KubeClient,
+  options: DiscoverOptions,
+  errors: DiscoveryError[],
+  log: Logger,
+): Promise<string[] | undefined> {
   const exclude = options.excludeNamespaces ?? [];
   if (options.namespaces !== 'all' && !options.namespaceSelector) return options.namespaces;
   let names: string[];
   try {
     const query = options.namespaceSelector ? { labelSelector: options.namespaceSelector } : undefined;
-    names = await listAll(client, '/api/v1/namespaces', (item) => nameOf(item as RawObject), { ...options.list, query });
+    names = await listAll(client, '/api/v1/namespaces', (item) => nameOf(item as RawObject), {
+      ...options.list,
+      query,
+    });
   } catch (error) {
     errors.push(describeFailure(error, '', 'Namespace', { group: '', resource: 'namespaces' }));
     logFailure(log, errors.at(-1)!, false);
@@ -120,7 +153,10 @@ async function resolveNamespaces(client: KubeClient, options: DiscoverOptions, e
   }
   const selected = options.namespaces === 'all' ? names : options.namespaces.filter((n) => names.includes(n));
   const result = selected.filter((n) => !matchesAny(n, exclude));
-  log.info({ namespaces: result, excluded: selected.length - result.length, selector: options.namespaceSelector }, 'namespaces selected');
+  log.info(
+    { namespaces: result, excluded: selected.length - result.length, selector: options.namespaceSelector },
+    'namespaces selected',
+  );
   return result;
 }
 
@@ -157,17 +193,32 @@ export function toWorkload(object: RawObject, spec: KindSpec, namespace: string)
     name,
     labels: ephorLabels(object.metadata?.labels),
     containers: templateContainers(podSpec),
-    pullSecrets: { namespace: objectNamespace, secretNames: pullSecretNamesOf(podSpec), serviceAccount: serviceAccountOf(podSpec) },
+    pullSecrets: {
+      namespace: objectNamespace,
+      secretNames: pullSecretNamesOf(podSpec),
+      serviceAccount: serviceAccountOf(podSpec),
+    },
   };
 }
 
-export function describeFailure(error: unknown, namespace: string, kind: DiscoveryError['kind'], rule: { group: string; resource: string }): DiscoveryError {
+export function describeFailure(
+  error: unknown,
+  namespace: string,
+  kind: DiscoveryError['kind'],
+  rule: { group: string; resource: string },
+): DiscoveryError {
   if (!(error instanceof KubeApiError)) {
     return { namespace, kind, reason: 'error', message: (error as Error)?.message ?? String(error) };
   }
-  const failure: DiscoveryError = { namespace, kind, status: error.status, reason: error.reason ?? error.kind, message: error.message };
+  const failure: DiscoveryError = {
+    namespace,
+    kind,
+    status: error.status,
+    reason: error.reason ?? error.kind,
+    message: error.message,
+  };
   if (error.status === 403) {
-    const user = /User "([^"]+)"/.exec(error.message)?.[1] ?? 'the scanner\'s service account';
+    const user = /User "([^"]+)"/.exec(error.message)?.[1] ?? "the scanner's service account";
     const where = namespace ? `in namespace "${namespace}"` : 'cluster-wide';
     failure.missingRule = `allow verb "list" on resource "${rule.resource}" (apiGroup "${rule.group}") ${where} for ${user}`;
   }
@@ -176,7 +227,18 @@ export function describeFailure(error: unknown, namespace: string, kind: Discove
 
 /** A Pod list that fails only costs the running digests (spec tags are scanned instead): a warning, not an error. */
 function logFailure(log: Logger, failure: DiscoveryError, podsOnly: boolean): void {
-  const fields = { namespace: failure.namespace || undefined, kind: failure.kind, status: failure.status, reason: failure.reason, missing_rbac: failure.missingRule, error: failure.message };
-  if (podsOnly) log.warn(fields, 'pods not listed: this namespace is scanned by the tags in its workload specs, not by running digests');
+  const fields = {
+    namespace: failure.namespace || undefined,
+    kind: failure.kind,
+    status: failure.status,
+    reason: failure.reason,
+    missing_rbac: failure.missingRule,
+    error: failure.message,
+  };
+  if (podsOnly)
+    log.warn(
+      fields,
+      'pods not listed: this namespace is scanned by the tags in its workload specs, not by running digests',
+    );
   else log.error(fields, failure.status === 403 ? 'discovery forbidden by RBAC' : 'discovery failed');
 }

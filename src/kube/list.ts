@@ -22,14 +22,24 @@ export interface ListOptions {
   query?: Record<string, string>;
 }
 
-export async function listAll<R>(client: KubeClient, apiPath: string, reduce: (item: unknown) => R | undefined, options: ListOptions = {}): Promise<R[]> {
+export async function listAll<R>(
+  client: KubeClient,
+  apiPath: string,
+  reduce: (item: unknown) => R | undefined,
+  options: ListOptions = {},
+): Promise<R[]> {
   const pageSize = options.pageSize ?? PAGE_SIZE;
   for (let restarted = false; ; restarted = true) {
     const items: R[] = [];
     let token: string | undefined;
     try {
       do {
-        const page = await getWithRetries<ListPage>(client, apiPath, { ...options.query, limit: String(pageSize), continue: token }, options);
+        const page = await getWithRetries<ListPage>(
+          client,
+          apiPath,
+          { ...options.query, limit: String(pageSize), continue: token },
+          options,
+        );
         for (const item of page.items ?? []) {
           const reduced = reduce(item);
           if (reduced !== undefined) items.push(reduced);
@@ -52,7 +62,12 @@ export function isTransient(error: unknown): boolean {
   return error.kind !== 'http' || RETRY_STATUS.has(error.status ?? 0);
 }
 
-async function getWithRetries<T>(client: KubeClient, apiPath: string, query: Record<string, string | undefined>, options: ListOptions): Promise<T> {
+async function getWithRetries<T>(
+  client: KubeClient,
+  apiPath: string,
+  query: Record<string, string | undefined>,
+  options: ListOptions,
+): Promise<T> {
   const retries = options.retries ?? 2;
   const backoffMs = options.backoffMs ?? 500;
   for (let attempt = 0; ; attempt++) {

@@ -62,7 +62,12 @@ export const TEMPLATE_HASH_LABEL = 'pod-template-hash';
 const METADATA_ONLY = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json';
 
 export function listPods(client: KubeClient, namespace: string, options?: ListOptions): Promise<PodFacts[]> {
-  return listAll(client, `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`, (item) => toPodFacts(item as RawPod), options);
+  return listAll(
+    client,
+    `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
+    (item) => toPodFacts(item as RawPod),
+    options,
+  );
 }
 
 /** ReplicaSet or Job name → its controller (e.g. `web-5d4f8c` → Deployment `web`). */
@@ -73,7 +78,10 @@ export async function listControllers(
   options?: ListOptions,
 ): Promise<Map<string, OwnerRef | undefined>> {
   const path = `/apis/${resource.group}/${resource.version}/namespaces/${encodeURIComponent(namespace)}/${resource.resource}`;
-  const entries = await listAll(client, path, (item) => ownedEntry((item as { metadata?: RawMetadata }).metadata), { ...options, accept: METADATA_ONLY });
+  const entries = await listAll(client, path, (item) => ownedEntry((item as { metadata?: RawMetadata }).metadata), {
+    ...options,
+    accept: METADATA_ONLY,
+  });
   return new Map(entries);
 }
 
@@ -85,15 +93,21 @@ export function toPodFacts(pod: RawPod): PodFacts | undefined {
   const name = pod?.metadata?.name;
   if (typeof name !== 'string') return undefined;
   const statuses = new Map<string, string>();
-  for (const list of [pod.status?.initContainerStatuses, pod.status?.containerStatuses, pod.status?.ephemeralContainerStatuses]) {
+  for (const list of [
+    pod.status?.initContainerStatuses,
+    pod.status?.containerStatuses,
+    pod.status?.ephemeralContainerStatuses,
+  ]) {
     for (const status of Array.isArray(list) ? list : []) {
-      if (typeof status?.name === 'string') statuses.set(status.name, typeof status.imageID === 'string' ? status.imageID : '');
+      if (typeof status?.name === 'string')
+        statuses.set(status.name, typeof status.imageID === 'string' ? status.imageID : '');
     }
   }
   const containers: PodContainer[] = [];
   const add = (list: RawContainer[] | undefined, role: PodContainer['role']) => {
     for (const c of Array.isArray(list) ? list : []) {
-      if (typeof c?.name === 'string' && typeof c.image === 'string') containers.push({ name: c.name, image: c.image, role, imageID: statuses.get(c.name) });
+      if (typeof c?.name === 'string' && typeof c.image === 'string')
+        containers.push({ name: c.name, image: c.image, role, imageID: statuses.get(c.name) });
     }
   };
   add(pod.spec?.initContainers, 'init');
@@ -102,7 +116,8 @@ export function toPodFacts(pod: RawPod): PodFacts | undefined {
   // Only the labels attribution and reporting read: a cluster's Pods carry many more.
   const labels: Record<string, string> = {};
   for (const [key, value] of Object.entries(pod.metadata?.labels ?? {})) {
-    if (typeof value === 'string' && (key === TEMPLATE_HASH_LABEL || key.startsWith(EPHOR_LABEL_PREFIX))) labels[key] = value;
+    if (typeof value === 'string' && (key === TEMPLATE_HASH_LABEL || key.startsWith(EPHOR_LABEL_PREFIX)))
+      labels[key] = value;
   }
   return {
     name,
@@ -116,6 +131,10 @@ export function toPodFacts(pod: RawPod): PodFacts | undefined {
 }
 
 function controllerOf(metadata: RawMetadata | undefined): OwnerRef | undefined {
-  const owner = (Array.isArray(metadata?.ownerReferences) ? metadata.ownerReferences : []).find((o) => o?.controller === true);
-  return owner && typeof owner.kind === 'string' && typeof owner.name === 'string' ? { kind: owner.kind, name: owner.name } : undefined;
+  const owner = (Array.isArray(metadata?.ownerReferences) ? metadata.ownerReferences : []).find(
+    (o) => o?.controller === true,
+  );
+  return owner && typeof owner.kind === 'string' && typeof owner.name === 'string'
+    ? { kind: owner.kind, name: owner.name }
+    : undefined;
 }

@@ -48,7 +48,8 @@ export class PullSecretResolver {
         if (!secretsTried.includes(ref)) secretsTried.push(ref);
         const auths = await this.dockerAuths(source.namespace, name);
         const entry = auths && entryForRegistry(auths, target.registry, target.repository);
-        if (entry && !candidates.some((c) => JSON.stringify(c.entry) === JSON.stringify(entry))) candidates.push({ source: ref, entry });
+        if (entry && !candidates.some((c) => JSON.stringify(c.entry) === JSON.stringify(entry)))
+          candidates.push({ source: ref, entry });
       }
     }
     return { candidates, secretsTried };
@@ -62,8 +63,14 @@ export class PullSecretResolver {
 
   private accountSecrets(namespace: string, account: string): Lookup<string[]> {
     return memo(this.accounts, `${namespace}/${account}`, async () => {
-      const sa = await this.get<{ imagePullSecrets?: Array<{ name?: unknown }> }>(namespace, 'serviceaccounts', account);
-      return (sa?.imagePullSecrets ?? []).map((s) => s?.name).filter((n): n is string => typeof n === 'string' && n !== '');
+      const sa = await this.get<{ imagePullSecrets?: Array<{ name?: unknown }> }>(
+        namespace,
+        'serviceaccounts',
+        account,
+      );
+      return (sa?.imagePullSecrets ?? [])
+        .map((s) => s?.name)
+        .filter((n): n is string => typeof n === 'string' && n !== '');
     });
   }
 
@@ -73,7 +80,10 @@ export class PullSecretResolver {
       if (!secret) return undefined;
       const auths = parseDockerSecret(secret);
       if (!auths) {
-        this.log.warn({ namespace, secret: name, type: secret.type }, 'pull secret is not a kubernetes.io/dockerconfigjson or dockercfg secret; ignored');
+        this.log.warn(
+          { namespace, secret: name, type: secret.type },
+          'pull secret is not a kubernetes.io/dockerconfigjson or dockercfg secret; ignored',
+        );
         return undefined;
       }
       registerCredentials(this.registry, auths);
@@ -81,17 +91,26 @@ export class PullSecretResolver {
     });
   }
 
-  private async get<T>(namespace: string, resource: 'secrets' | 'serviceaccounts', name: string): Promise<T | undefined> {
+  private async get<T>(
+    namespace: string,
+    resource: 'secrets' | 'serviceaccounts',
+    name: string,
+  ): Promise<T | undefined> {
     if (this.forbiddenNamespaces.has(namespace)) return undefined;
     try {
-      return await this.client.getJson<T>(`/api/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${encodeURIComponent(name)}`);
+      return await this.client.getJson<T>(
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/${resource}/${encodeURIComponent(name)}`,
+      );
     } catch (error) {
       if (error instanceof KubeApiError && error.status === 403) {
         if (!this.forbiddenNamespaces.has(namespace)) {
           this.forbiddenNamespaces.add(namespace);
-          const user = /User "([^"]+)"/.exec(error.message)?.[1] ?? 'the scanner\'s service account';
+          const user = /User "([^"]+)"/.exec(error.message)?.[1] ?? "the scanner's service account";
           this.log.warn(
-            { namespace, missing_rbac: `allow verb "get" on resources "secrets" and "serviceaccounts" (apiGroup "") in namespace "${namespace}" for ${user}` },
+            {
+              namespace,
+              missing_rbac: `allow verb "get" on resources "secrets" and "serviceaccounts" (apiGroup "") in namespace "${namespace}" for ${user}`,
+            },
             'registry credentials cannot be read: images of this namespace are pulled anonymously (enable registryAuth in the chart)',
           );
         }
@@ -100,15 +119,18 @@ export class PullSecretResolver {
       if (error instanceof KubeApiError && error.status === 404) {
         // A missing pull secret is a real misconfiguration (the kubelet cannot use it either); a missing
         // ServiceAccount only means it has no pull secrets to add.
-        if (resource === 'secrets') this.log.warn({ namespace, secret: name }, 'pull secret named by a workload does not exist');
+        if (resource === 'secrets')
+          this.log.warn({ namespace, secret: name }, 'pull secret named by a workload does not exist');
         else this.log.debug({ namespace, service_account: name }, 'service account not found: no pull secrets from it');
         return undefined;
       }
-      this.log.warn({ namespace, resource, name, error: (error as Error).message }, 'registry credentials could not be read');
+      this.log.warn(
+        { namespace, resource, name, error: (error as Error).message },
+        'registry credentials could not be read',
+      );
       return undefined;
     }
   }
-
 }
 
 /** Every credential of a pull secret (the auth string, its decoded `user:password` and the password alone, tokens)
@@ -136,10 +158,12 @@ function memo<T>(cache: Map<string, Lookup<T>>, key: string, load: () => Lookup<
 
 /** `.dockerconfigjson` is a Docker config.json (`{"auths": {...}}`); the legacy `.dockercfg` is the `auths` map itself. */
 export function parseDockerSecret(secret: RawSecret): Record<string, DockerAuthEntry> | undefined {
-  const decode = (value: string | undefined) => (value ? (JSON.parse(Buffer.from(value, 'base64').toString('utf8')) as unknown) : undefined);
+  const decode = (value: string | undefined) =>
+    value ? (JSON.parse(Buffer.from(value, 'base64').toString('utf8')) as unknown) : undefined;
   try {
     if (secret.type === 'kubernetes.io/dockerconfigjson') {
-      const config = decode(secret.data?.['.dockerconfigjson']) as { auths?: Record<string, DockerAuthEntry> } | undefined;
+      const config = decode(secret.data?.['.dockerconfigjson']) as
+        { auths?: Record<string, DockerAuthEntry> } | undefined;
       return config?.auths && typeof config.auths === 'object' ? config.auths : undefined;
     }
     if (secret.type === 'kubernetes.io/dockercfg') {
@@ -158,7 +182,11 @@ const DOCKER_HUB_HOSTS = new Set(['docker.io', 'index.docker.io', 'registry-1.do
  * The entry whose key names the image's registry. Keys may carry a scheme, a `/v1/` or `/v2/` suffix, a
  * repository path prefix (`registry.example.com/team`) or a leading wildcard (`*.gcr.io`), as the kubelet accepts.
  */
-export function entryForRegistry(auths: Record<string, DockerAuthEntry>, registry: string, repository: string): DockerAuthEntry | undefined {
+export function entryForRegistry(
+  auths: Record<string, DockerAuthEntry>,
+  registry: string,
+  repository: string,
+): DockerAuthEntry | undefined {
   let best: { entry: DockerAuthEntry; specificity: number } | undefined;
   for (const [key, entry] of Object.entries(auths)) {
     const { host, path } = splitKey(key);
@@ -172,9 +200,15 @@ export function entryForRegistry(auths: Record<string, DockerAuthEntry>, registr
 }
 
 function splitKey(key: string): { host: string; path: string } {
-  const bare = key.trim().replace(/^[a-z]+:\/\//i, '').replace(/\/+$/, '').replace(/\/v[12]$/, '');
+  const bare = key
+    .trim()
+    .replace(/^[a-z]+:\/\//i, '')
+    .replace(/\/+$/, '')
+    .replace(/\/v[12]$/, '');
   const slash = bare.indexOf('/');
-  return slash < 0 ? { host: bare.toLowerCase(), path: '' } : { host: bare.slice(0, slash).toLowerCase(), path: bare.slice(slash + 1) };
+  return slash < 0
+    ? { host: bare.toLowerCase(), path: '' }
+    : { host: bare.slice(0, slash).toLowerCase(), path: bare.slice(slash + 1) };
 }
 
 function sameRegistry(host: string, registry: string): boolean {

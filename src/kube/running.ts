@@ -28,9 +28,20 @@ export interface RunningImages {
 const ACTIVE_PHASES = new Set(['Running', 'Pending']);
 
 /** `pods === undefined` means the Pods could not be listed: every container is scanned by its spec tag. */
-export function applyRunningPods(namespace: string, workloads: readonly Workload[], pods: NamespacePods | undefined, options: AttributionOptions): RunningImages {
+export function applyRunningPods(
+  namespace: string,
+  workloads: readonly Workload[],
+  pods: NamespacePods | undefined,
+  options: AttributionOptions,
+): RunningImages {
   if (!pods) {
-    return { workloads: workloads.map((w) => ({ ...w, containers: w.containers.map((c) => ({ ...c, running: [], tagReason: 'pods_not_listed' as const })) })), notAttributed: {} };
+    return {
+      workloads: workloads.map((w) => ({
+        ...w,
+        containers: w.containers.map((c) => ({ ...c, running: [], tagReason: 'pods_not_listed' as const })),
+      })),
+      notAttributed: {},
+    };
   }
   const byKey = new Map(workloads.map((w) => [`${w.kind}/${w.name}`, w]));
   const podsOf = new Map<string, PodFacts[]>();
@@ -51,7 +62,9 @@ export function applyRunningPods(namespace: string, workloads: readonly Workload
     }
   }
 
-  const result = workloads.map((workload) => withRunningImages(workload, podsOf.get(`${workload.kind}/${workload.name}`) ?? []));
+  const result = workloads.map((workload) =>
+    withRunningImages(workload, podsOf.get(`${workload.kind}/${workload.name}`) ?? []),
+  );
   if (options.standalonePods) {
     for (const pod of standalone) result.push(standaloneWorkload(namespace, pod));
   }
@@ -69,8 +82,12 @@ function workloadOwner(pod: PodFacts, pods: NamespacePods, workloads: Map<string
     case 'DaemonSet':
       return known(owner.kind, owner.name);
     case 'ReplicaSet': {
-      const deployment = pods.replicaSets ? ownedBy(pods.replicaSets.get(owner.name), 'Deployment') : deploymentByName(owner.name, pod, workloads);
-      return deployment ? known('Deployment', deployment) : { unsupported: pods.replicaSets?.get(owner.name)?.kind ?? 'ReplicaSet' };
+      const deployment = pods.replicaSets
+        ? ownedBy(pods.replicaSets.get(owner.name), 'Deployment')
+        : deploymentByName(owner.name, pod, workloads);
+      return deployment
+        ? known('Deployment', deployment)
+        : { unsupported: pods.replicaSets?.get(owner.name)?.kind ?? 'ReplicaSet' };
     }
     case 'Job': {
       const cronJob = pods.jobs ? ownedBy(pods.jobs.get(owner.name), 'CronJob') : cronJobByName(owner.name, workloads);
@@ -107,7 +124,12 @@ function withRunningImages(workload: Workload, pods: PodFacts[]): Workload {
     for (const container of pod.containers) {
       if (!byName.has(container.name)) {
         // In the Pod but not in the template: injected by an admission webhook, or an ephemeral debug container.
-        const extra: ContainerRef = { name: container.name, role: container.role === 'ephemeral' ? 'ephemeral' : 'injected', specImage: container.image, running: [] };
+        const extra: ContainerRef = {
+          name: container.name,
+          role: container.role === 'ephemeral' ? 'ephemeral' : 'injected',
+          specImage: container.image,
+          running: [],
+        };
         containers.push(extra);
         byName.set(extra.name, extra);
       }

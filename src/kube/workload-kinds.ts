@@ -34,10 +34,34 @@ export interface RawObject {
 }
 
 export const KIND_SPECS: Record<ControllerKind, KindSpec> = {
-  Deployment: { kind: 'Deployment', group: 'apps', version: 'v1', resource: 'deployments', podSpec: (o) => o.spec?.template?.spec },
-  StatefulSet: { kind: 'StatefulSet', group: 'apps', version: 'v1', resource: 'statefulsets', podSpec: (o) => o.spec?.template?.spec },
-  DaemonSet: { kind: 'DaemonSet', group: 'apps', version: 'v1', resource: 'daemonsets', podSpec: (o) => o.spec?.template?.spec },
-  CronJob: { kind: 'CronJob', group: 'batch', version: 'v1', resource: 'cronjobs', podSpec: (o) => o.spec?.jobTemplate?.spec?.template?.spec },
+  Deployment: {
+    kind: 'Deployment',
+    group: 'apps',
+    version: 'v1',
+    resource: 'deployments',
+    podSpec: (o) => o.spec?.template?.spec,
+  },
+  StatefulSet: {
+    kind: 'StatefulSet',
+    group: 'apps',
+    version: 'v1',
+    resource: 'statefulsets',
+    podSpec: (o) => o.spec?.template?.spec,
+  },
+  DaemonSet: {
+    kind: 'DaemonSet',
+    group: 'apps',
+    version: 'v1',
+    resource: 'daemonsets',
+    podSpec: (o) => o.spec?.template?.spec,
+  },
+  CronJob: {
+    kind: 'CronJob',
+    group: 'batch',
+    version: 'v1',
+    resource: 'cronjobs',
+    podSpec: (o) => o.spec?.jobTemplate?.spec?.template?.spec,
+  },
 };
 
 export function listPath(spec: { group: string; version: string; resource: string }, namespace: string): string {
@@ -61,7 +85,9 @@ export function templateContainers(podSpec: RawPodSpec | undefined): ContainerRe
 }
 
 export function serviceAccountOf(podSpec: RawPodSpec | undefined): string {
-  return typeof podSpec?.serviceAccountName === 'string' && podSpec.serviceAccountName ? podSpec.serviceAccountName : 'default';
+  return typeof podSpec?.serviceAccountName === 'string' && podSpec.serviceAccountName
+    ? podSpec.serviceAccountName
+    : 'default';
 }
 
 export function pullSecretNamesOf(podSpec: RawPodSpec | undefined): string[] {

@@ -28,11 +28,21 @@ export function emptyCounts(): Record<Severity, number> {
 }
 
 /** Streams a Trivy report into a findings file: severities filtered, one entry per natural key. */
-export async function writeImageFindings(reportFile: string, severities: readonly Severity[], findingsFile: string): Promise<ImageFindings> {
+export async function writeImageFindings(
+  reportFile: string,
+  severities: readonly Severity[],
+  findingsFile: string,
+): Promise<ImageFindings> {
   const wanted = new Set(severities);
   const seen = new Set<string>();
   const ecosystems = new Set<string>();
-  const findings: Omit<ImageFindings, 'file' | 'bytes'> = { repoDigests: [], ecosystems: [], count: 0, bySeverity: emptyCounts(), skippedEntries: 0 };
+  const findings: Omit<ImageFindings, 'file' | 'bytes'> = {
+    repoDigests: [],
+    ecosystems: [],
+    count: 0,
+    bySeverity: emptyCounts(),
+    skippedEntries: 0,
+  };
   const handle = await open(findingsFile, 'w', 0o600);
   // Buffers, not strings: joining strings where a few hold non-Latin-1 text makes the whole result two-byte (slow).
   let pending: Buffer[] = [Buffer.from('[')];
@@ -50,7 +60,9 @@ export async function writeImageFindings(reportFile: string, severities: readonl
         const os = metadata.OS;
         findings.osFamily = optional(os?.Family, L.osFamily);
         findings.osName = optional(os?.Name, L.osName);
-        findings.repoDigests = Array.isArray(metadata.RepoDigests) ? metadata.RepoDigests.filter((d): d is string => typeof d === 'string' && d.trim() !== '') : [];
+        findings.repoDigests = Array.isArray(metadata.RepoDigests)
+          ? metadata.RepoDigests.filter((d): d is string => typeof d === 'string' && d.trim() !== '')
+          : [];
         findings.imageCreated = isoInstant(metadata.ImageConfig?.created);
       },
       vulnerability(result: TrivyResult, entry) {

@@ -17,7 +17,10 @@ export function mapVulnerability(entry: TrivyVulnerability, result: TrivyResult)
   const cveId = truncate((entry.VulnerabilityID ?? '').trim(), L.cveId);
   const packageName = truncate(entry.PkgName ?? '', L.packageName);
   // Ephor requires scanner_type; a Result without Type (never seen with vulnerabilities) falls back to its Class.
-  const scannerType = truncate([result.Type, result.Class, 'trivy'].find((t) => !isBlank(t))!, L.scannerType);
+  const scannerType = truncate(
+    [result.Type, result.Class, 'trivy'].find((t) => !isBlank(t))!,
+    L.scannerType,
+  );
   if (isBlank(cveId) || isBlank(packageName)) return undefined;
 
   const vulnerability: Vulnerability = {
@@ -34,7 +37,11 @@ export function mapVulnerability(entry: TrivyVulnerability, result: TrivyResult)
   setIf(vulnerability, 'primary_url', url(entry.PrimaryURL));
   setIf(vulnerability, 'published_date', isoInstant(entry.PublishedDate));
   // Ephor treats any non-null fixed_version as "fixable", so an empty one is omitted, never sent as "".
-  setIf(vulnerability, 'fixed_version', isBlank(entry.FixedVersion) ? undefined : truncateVersionList(entry.FixedVersion!.trim(), L.fixedVersion));
+  setIf(
+    vulnerability,
+    'fixed_version',
+    isBlank(entry.FixedVersion) ? undefined : truncateVersionList(entry.FixedVersion!.trim(), L.fixedVersion),
+  );
   const references = strings(entry.References);
   if (references.length > 0) vulnerability.references = references;
   const cvss = chooseCvssV3(entry.CVSS, entry.SeveritySource);
@@ -54,7 +61,10 @@ function severityOf(value: string | undefined): Severity {
  * One CVSS v3 vector and score, from a deterministic source: nvd first, then the source Trivy took the severity
  * from, then a fixed order. (The Go scanner fell back to Go's random map order, so its choice could change per run.)
  */
-export function chooseCvssV3(cvss: Record<string, TrivyCvss> | undefined, severitySource: string | undefined): { vector?: string; score?: number } | undefined {
+export function chooseCvssV3(
+  cvss: Record<string, TrivyCvss> | undefined,
+  severitySource: string | undefined,
+): { vector?: string; score?: number } | undefined {
   if (!cvss || typeof cvss !== 'object') return undefined;
   const sources = Object.keys(cvss);
   const order = distinct([
@@ -96,6 +106,10 @@ function distinct<T>(values: T[]): T[] {
   return [...new Set(values)];
 }
 
-function setIf<K extends keyof Vulnerability>(target: Vulnerability, key: K, value: Vulnerability[K] | undefined): void {
+function setIf<K extends keyof Vulnerability>(
+  target: Vulnerability,
+  key: K,
+  value: Vulnerability[K] | undefined,
+): void {
   if (value !== undefined) target[key] = value;
 }

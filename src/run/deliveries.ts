@@ -51,7 +51,10 @@ export class DeliveryQueue {
   private readonly cutoff = new AbortController();
   private readonly startedAt: number;
   private readonly onShutdown = () => {
-    this.inputs.log.warn({ grace_s: SHUTDOWN_DELIVERY_MS / 1000 }, 'shutdown requested: no new scans; delivering what is finished');
+    this.inputs.log.warn(
+      { grace_s: SHUTDOWN_DELIVERY_MS / 1000 },
+      'shutdown requested: no new scans; delivering what is finished',
+    );
     setTimeout(() => this.cutoff.abort(), SHUTDOWN_DELIVERY_MS).unref();
   };
 
@@ -98,7 +101,14 @@ export class DeliveryQueue {
 
   private options(): DeliveryOptions {
     const { ephor } = this.inputs.config;
-    return { apiUrl: ephor.apiUrl, auth: ephor.auth, timeoutMs: ephor.timeoutMs, maxRetries: ephor.maxRetries, log: this.inputs.log, cutoff: this.cutoff.signal };
+    return {
+      apiUrl: ephor.apiUrl,
+      auth: ephor.auth,
+      timeoutMs: ephor.timeoutMs,
+      maxRetries: ephor.maxRetries,
+      log: this.inputs.log,
+      cutoff: this.cutoff.signal,
+    };
   }
 
   private async deliverNamespace(namespace: string): Promise<NamespaceOutcome> {
@@ -157,7 +167,13 @@ export class DeliveryQueue {
   }
 
   /** One part; a proxy's 413 halves it (by whole workloads or containers) and sends the halves. */
-  private async postPart(body: NamespaceBody, part: BodyPart, partCount: number, delivered: ScanIngestResponse[], failed: BodyPart[]): Promise<void> {
+  private async postPart(
+    body: NamespaceBody,
+    part: BodyPart,
+    partCount: number,
+    delivered: ScanIngestResponse[],
+    failed: BodyPart[],
+  ): Promise<void> {
     const { log } = this.inputs;
     const { namespace } = body;
     const result = await deliverScan(namespace, part, this.options());
@@ -166,9 +182,19 @@ export class DeliveryQueue {
       delivered.push(r);
       log.info(
         {
-          namespace, scan_id: r.scan_id, status: body.status, part: partCount > 1 ? `${part.label.index}/${part.label.count}` : undefined,
-          workloads: r.workloads, vulnerabilities: r.vulnerabilities, critical: r.critical_vulns, auto_resolved: r.auto_resolved, reopened: r.reopened,
-          not_delivered_containers: body.stats.containersNotDelivered, by_spec_tag: body.byTag.length, bytes: part.bytes, attempts: result.attempts,
+          namespace,
+          scan_id: r.scan_id,
+          status: body.status,
+          part: partCount > 1 ? `${part.label.index}/${part.label.count}` : undefined,
+          workloads: r.workloads,
+          vulnerabilities: r.vulnerabilities,
+          critical: r.critical_vulns,
+          auto_resolved: r.auto_resolved,
+          reopened: r.reopened,
+          not_delivered_containers: body.stats.containersNotDelivered,
+          by_spec_tag: body.byTag.length,
+          bytes: part.bytes,
+          attempts: result.attempts,
         },
         'scan results delivered',
       );
@@ -177,14 +203,30 @@ export class DeliveryQueue {
     const containers = part.workloads.reduce((n, w) => n + w.containers.length, 0);
     if (result.status === 413 && containers > 1) {
       // The halves keep the part's envelope (its scan_config already names the part).
-      const halves = splitBody(part.workloads, () => ({ head: part.head, tail: part.tail }), Math.floor(part.bytes / 2));
-      log.warn({ namespace, bytes: part.bytes, parts: halves.length }, 'the body was too large for a proxy in front of Ephor (413): sending it in smaller parts');
+      const halves = splitBody(
+        part.workloads,
+        () => ({ head: part.head, tail: part.tail }),
+        Math.floor(part.bytes / 2),
+      );
+      log.warn(
+        { namespace, bytes: part.bytes, parts: halves.length },
+        'the body was too large for a proxy in front of Ephor (413): sending it in smaller parts',
+      );
       for (const half of halves) await this.postPart(body, half, partCount + halves.length - 1, delivered, failed);
       return;
     }
     const problem = result.problem;
     log.error(
-      { namespace, error: result.error, status: result.status, attempts: result.attempts, bytes: result.bytes, problem_type: problem?.type, trace_id: problem?.trace_id, field_errors: problem?.errors?.slice(0, 20) },
+      {
+        namespace,
+        error: result.error,
+        status: result.status,
+        attempts: result.attempts,
+        bytes: result.bytes,
+        problem_type: problem?.type,
+        trace_id: problem?.trace_id,
+        field_errors: problem?.errors?.slice(0, 20),
+      },
       'failed to deliver scan results',
     );
     failed.push(part);
@@ -195,7 +237,10 @@ export class DeliveryQueue {
     if (!spool) return false;
     try {
       await spool.save(namespace, this.startedAt, this.inputs.run.scanGroupId, parts);
-      log.warn({ namespace, parts: parts.length }, 'payload spooled: the next run delivers it if it cannot deliver this namespace itself');
+      log.warn(
+        { namespace, parts: parts.length },
+        'payload spooled: the next run delivers it if it cannot deliver this namespace itself',
+      );
       return true;
     } catch (error) {
       log.error({ namespace, error: (error as Error).message }, 'payload could not be spooled');
@@ -206,7 +251,9 @@ export class DeliveryQueue {
   private async deliverSpooled(): Promise<void> {
     const { spool, log } = this.inputs;
     if (!spool) return;
-    const delivered = new Set(this.namespaces.filter((n) => n.delivered && n.status === 'completed').map((n) => n.namespace));
+    const delivered = new Set(
+      this.namespaces.filter((n) => n.delivered && n.status === 'completed').map((n) => n.namespace),
+    );
     const failedNow = new Set(this.namespaces.filter((n) => !n.delivered).map((n) => n.namespace));
     const inScope = new Set(this.inputs.discovery.namespaces);
     for (const [namespace, parts] of await spool.pending()) {
@@ -217,10 +264,21 @@ export class DeliveryQueue {
         if (result.ok) {
           this.spooled.delivered++;
           await spool.remove(part);
-          log.info({ namespace, scan_id: result.response.scan_id, scan_group_id_of_payload: part.scanGroupId, started_at: new Date(part.startedAt).toISOString() }, 'spooled payload of an earlier run delivered');
+          log.info(
+            {
+              namespace,
+              scan_id: result.response.scan_id,
+              scan_group_id_of_payload: part.scanGroupId,
+              started_at: new Date(part.startedAt).toISOString(),
+            },
+            'spooled payload of an earlier run delivered',
+          );
         } else {
           this.spooled.failed++;
-          log.error({ namespace, error: result.error, status: result.status }, 'spooled payload still not delivered; kept for the next run');
+          log.error(
+            { namespace, error: result.error, status: result.status },
+            'spooled payload still not delivered; kept for the next run',
+          );
         }
       }
     }
@@ -232,38 +290,71 @@ export class DeliveryQueue {
     await mkdir(dir, { recursive: true });
     let bytes = 0;
     for (const part of parts) {
-      const name = parts.length > 1 ? `${body.namespace}.part-${part.label.index}-of-${part.label.count}.json` : `${body.namespace}.json`;
+      const name =
+        parts.length > 1
+          ? `${body.namespace}.part-${part.label.index}-of-${part.label.count}.json`
+          : `${body.namespace}.json`;
       await writeBodyFile(part, path.join(dir, name));
       bytes += part.bytes;
     }
-    this.inputs.log.info({ namespace: body.namespace, status: body.status, parts: parts.length, bytes, directory: dir }, 'dry run: payload written, not posted');
-    return { namespace: body.namespace, delivered: true, status: body.status, stats: body.stats, bytes, parts: parts.length };
+    this.inputs.log.info(
+      { namespace: body.namespace, status: body.status, parts: parts.length, bytes, directory: dir },
+      'dry run: payload written, not posted',
+    );
+    return {
+      namespace: body.namespace,
+      delivered: true,
+      status: body.status,
+      stats: body.stats,
+      bytes,
+      parts: parts.length,
+    };
   }
 
   /** One POST per `image_name:image_tag` that used this image, so that each container links to it. */
   private async deliverSboms(scanKey: string, source: SbomSource): Promise<void> {
     const { config, log, run } = this.inputs;
     for (const imageReference of this.imageReferences.get(scanKey) ?? []) {
-      const body = await sbomRequest(source.file, { imageReference, imageDigest: digestOf(source.digestRef), scanGroupId: run.scanGroupId, trivyFormat: config.sbom.format });
+      const body = await sbomRequest(source.file, {
+        imageReference,
+        imageDigest: digestOf(source.digestRef),
+        scanGroupId: run.scanGroupId,
+        trivyFormat: config.sbom.format,
+      });
       if (!body.ok) {
         this.sboms.skipped++;
-        log.warn({ image: scanKey, image_reference: imageReference, reason: body.reason, detail: body.detail }, 'sbom not delivered');
+        log.warn(
+          { image: scanKey, image_reference: imageReference, reason: body.reason, detail: body.detail },
+          'sbom not delivered',
+        );
         continue;
       }
       if (config.ephor.dryRun) {
         const dir = path.join(config.ephor.outputDir, 'sboms');
         await mkdir(dir, { recursive: true });
-        await writeFile(path.join(dir, `${imageReference.replace(/[^A-Za-z0-9._-]+/g, '_')}.${digestOf(source.digestRef)?.slice(7, 19) ?? 'tag'}.json`), JSON.stringify(body.request));
+        await writeFile(
+          path.join(
+            dir,
+            `${imageReference.replace(/[^A-Za-z0-9._-]+/g, '_')}.${digestOf(source.digestRef)?.slice(7, 19) ?? 'tag'}.json`,
+          ),
+          JSON.stringify(body.request),
+        );
         this.sboms.delivered++;
         continue;
       }
       const result = await deliverSbom(body.request, this.options());
       if (result.ok) {
         this.sboms.delivered++;
-        log.info({ image: scanKey, image_reference: imageReference, status: result.response.status, bytes: result.bytes }, 'sbom delivered');
+        log.info(
+          { image: scanKey, image_reference: imageReference, status: result.response.status, bytes: result.bytes },
+          'sbom delivered',
+        );
       } else {
         this.sboms.failed++;
-        log.error({ image: scanKey, image_reference: imageReference, error: result.error, status: result.status }, 'failed to deliver sbom');
+        log.error(
+          { image: scanKey, image_reference: imageReference, error: result.error, status: result.status },
+          'failed to deliver sbom',
+        );
       }
     }
   }

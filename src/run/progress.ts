@@ -12,7 +12,10 @@ export class Progress {
   private readonly started = Date.now();
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly total: number, private readonly log: Logger) {
+  constructor(
+    private readonly total: number,
+    private readonly log: Logger,
+  ) {
     this.timer = setInterval(() => this.report(), HEARTBEAT_MS);
     this.timer.unref();
   }
@@ -31,7 +34,10 @@ export class Progress {
     this.lastLog = Date.now();
     const elapsed = this.lastLog - this.started;
     const remaining = this.total - this.done;
-    const eta = this.done > 0 && remaining > 0 ? Math.round((elapsed / this.done) * remaining / 1000) : undefined;
-    this.log.info({ done: this.done, total: this.total, failed: this.failed, elapsed_s: Math.round(elapsed / 1000), eta_s: eta }, 'scan progress');
+    const eta = this.done > 0 && remaining > 0 ? Math.round(((elapsed / this.done) * remaining) / 1000) : undefined;
+    this.log.info(
+      { done: this.done, total: this.total, failed: this.failed, elapsed_s: Math.round(elapsed / 1000), eta_s: eta },
+      'scan progress',
+    );
   }
 }

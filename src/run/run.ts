@@ -50,21 +50,49 @@ export async function runScan(context: RunContext): Promise<RunSummary> {
   try {
     workDir = await mkdtemp(path.join(os.tmpdir(), 'ephor-scanner-'));
   } catch (error) {
-    log.error({ error: describeWriteError(error, os.tmpdir()) }, 'the run\'s temporary directory cannot be created: nothing was scanned or delivered');
-    return finish(context, started, { durationMs: 0, interrupted: false, discoveryErrors: 0, exitCode: 1, namespaces: [], images: emptyImages() });
+    log.error(
+      { error: describeWriteError(error, os.tmpdir()) },
+      "the run's temporary directory cannot be created: nothing was scanned or delivered",
+    );
+    return finish(context, started, {
+      durationMs: 0,
+      interrupted: false,
+      discoveryErrors: 0,
+      exitCode: 1,
+      namespaces: [],
+      images: emptyImages(),
+    });
   }
   try {
     const discoveryStarted = Date.now();
     const [discovery, trivy] = await Promise.all([
       discoverWorkloads(
         kube,
-        { namespaces: config.scan.namespaces, excludeNamespaces: config.scan.excludeNamespaces, namespaceSelector: config.scan.namespaceSelector, kinds: config.scan.workloadKinds },
+        {
+          namespaces: config.scan.namespaces,
+          excludeNamespaces: config.scan.excludeNamespaces,
+          namespaceSelector: config.scan.namespaceSelector,
+          kinds: config.scan.workloadKinds,
+        },
         log,
       ).then((result) => ({ ...result, durationMs: Date.now() - discoveryStarted })),
       prepareTrivy(config, context.env, log, context.shutdown).catch((error: unknown) => error as Error),
     ]);
-    const summaryBase = { durationMs: 0, interrupted: context.shutdown.aborted, discoveryErrors: discovery.errors.length, discoveryMs: discovery.durationMs };
-    log.info({ namespaces: discovery.namespaces.length, workloads: discovery.workloads.length, discovery_errors: discovery.errors.length, duration_ms: discovery.durationMs }, 'discovery completed');
+    const summaryBase = {
+      durationMs: 0,
+      interrupted: context.shutdown.aborted,
+      discoveryErrors: discovery.errors.length,
+      discoveryMs: discovery.durationMs,
+    };
+    log.info(
+      {
+        namespaces: discovery.namespaces.length,
+        workloads: discovery.workloads.length,
+        discovery_errors: discovery.errors.length,
+        duration_ms: discovery.durationMs,
+      },
+      'discovery completed',
+    );
 
     if (trivy instanceof Error) {
       if (!(trivy instanceof TrivyUnavailableError)) throw trivy;
@@ -72,7 +100,10 @@ export async function runScan(context: RunContext): Promise<RunSummary> {
       return finish(context, started, { ...summaryBase, exitCode: 1, namespaces: [], images: emptyImages() });
     }
     if (discovery.successfulLists === 0) {
-      log.error({ errors: discovery.errors.length }, 'discovery returned nothing: every list call failed, so nothing is delivered');
+      log.error(
+        { errors: discovery.errors.length },
+        'discovery returned nothing: every list call failed, so nothing is delivered',
+      );
       return finish(context, started, { ...summaryBase, exitCode: 1, namespaces: [], images: emptyImages() });
     }
 
@@ -135,7 +166,8 @@ async function scanAndDeliver(
     spool: config.ephor.dryRun ? undefined : new Spool(config.spool.dir, config.spool.maxAgeMs, log),
     workDir: scanContext.workDir,
   });
-  for (const namespace of discovery.namespaces) if (pending.get(namespace) === 0) deliveries.enqueueNamespace(namespace);
+  for (const namespace of discovery.namespaces)
+    if (pending.get(namespace) === 0) deliveries.enqueueNamespace(namespace);
 
   const failedByReason: Partial<Record<NotDeliveredReason, number>> = {};
   if (invalid > 0) failedByReason.invalid_reference = invalid;
@@ -147,7 +179,11 @@ async function scanAndDeliver(
     progress.record(result.ok);
     if (result.ok) {
       scanned++;
-      if (result.sbomFile) sbomSources.set(target.ref, { file: result.sbomFile, digestRef: target.ref.includes('@') ? target.ref : result.image.repoDigests[0] });
+      if (result.sbomFile)
+        sbomSources.set(target.ref, {
+          file: result.sbomFile,
+          digestRef: target.ref.includes('@') ? target.ref : result.image.repoDigests[0],
+        });
     } else {
       failedByReason[result.reason] = (failedByReason[result.reason] ?? 0) + 1;
     }
@@ -167,10 +203,21 @@ async function scanAndDeliver(
     mayStart: () => schedule.mayStart(),
     run: (target, signal) => schedule.scan(target, signal),
     // A Trivy killed by a signal (the OOM killer) is tried once more, alone, once the others are done.
-    onResult: (target, result) => (!result.ok && result.reason === 'killed' ? killed.push(target) : settle(target, result)),
+    onResult: (target, result) =>
+      !result.ok && result.reason === 'killed' ? killed.push(target) : settle(target, result),
   });
-  if (killed.length > 0) log.warn({ images: killed.map((t) => t.ref) }, 'trivy was killed (out of memory?): scanning these images again, one at a time');
-  const retryNotStarted = await runPool(killed, { concurrency: 1, signal: schedule.signal, mayStart: () => schedule.mayStart(), run: (t, s) => schedule.scan(t, s), onResult: settle });
+  if (killed.length > 0)
+    log.warn(
+      { images: killed.map((t) => t.ref) },
+      'trivy was killed (out of memory?): scanning these images again, one at a time',
+    );
+  const retryNotStarted = await runPool(killed, {
+    concurrency: 1,
+    signal: schedule.signal,
+    mayStart: () => schedule.mayStart(),
+    run: (t, s) => schedule.scan(t, s),
+    onResult: settle,
+  });
   progress.stop();
 
   // Images never started: the run was stopped, or the deadline left no time for them.
@@ -179,7 +226,8 @@ async function scanAndDeliver(
     const detail = reason === 'cancelled' ? 'the run stopped before this image was scanned' : NO_TIME_LEFT;
     settle(target, { ok: false, ref: target.ref, reason, detail, durationMs: 0 });
   }
-  if (schedule.deadlineReached) log.warn({ not_scanned: failedByReason.deadline ?? 0 }, 'SCAN_DEADLINE reached: delivering what is done');
+  if (schedule.deadlineReached)
+    log.warn({ not_scanned: failedByReason.deadline ?? 0 }, 'SCAN_DEADLINE reached: delivering what is done');
   schedule.dispose();
 
   for (const namespace of discovery.namespaces) deliveries.enqueueNamespace(namespace);
@@ -218,10 +266,13 @@ class ScanSchedule {
     setMaxListeners(0, this.signal);
     if (deadlineMs === undefined) return;
     this.deadline = context.startedAt.getTime() + deadlineMs;
-    this.timer = setTimeout(() => {
-      this.deadlineReached = true;
-      this.stopAtDeadline.abort();
-    }, Math.max(this.deadline - Date.now(), 0));
+    this.timer = setTimeout(
+      () => {
+        this.deadlineReached = true;
+        this.stopAtDeadline.abort();
+      },
+      Math.max(this.deadline - Date.now(), 0),
+    );
   }
 
   /** False when the time left cannot fit one more scan of the average duration seen so far, counting the scans
@@ -252,15 +303,23 @@ class ScanSchedule {
       const durationMs = Date.now() - (run.startedAt ?? handedOver);
       if (run.startedAt !== undefined) this.durations.push(durationMs);
       if (!outcome.ok) {
-        const reason = outcome.reason === 'cancelled' && this.deadlineReached && !this.context.shutdown.aborted ? 'deadline' : outcome.reason;
+        const reason =
+          outcome.reason === 'cancelled' && this.deadlineReached && !this.context.shutdown.aborted
+            ? 'deadline'
+            : outcome.reason;
         const level = reason === 'cancelled' || reason === 'deadline' ? 'warn' : 'error';
-        const detail = reason !== 'deadline' ? outcome.detail : outcome.notStarted ? NO_TIME_LEFT : 'killed at SCAN_DEADLINE';
+        const detail =
+          reason !== 'deadline' ? outcome.detail : outcome.notStarted ? NO_TIME_LEFT : 'killed at SCAN_DEADLINE';
         log[level]({ image: target.ref, reason, error: detail, duration_ms: durationMs }, 'image scan failed');
         return { ok: false, ref: target.ref, reason, detail, durationMs };
       }
       const image = outcome.findings;
       log.info({ image: target.ref, vulnerabilities: image.count, duration_ms: durationMs }, 'image scanned');
-      if (image.skippedEntries > 0) log.warn({ image: target.ref, entries: image.skippedEntries }, 'report entries without a vulnerability ID or package name were skipped');
+      if (image.skippedEntries > 0)
+        log.warn(
+          { image: target.ref, entries: image.skippedEntries },
+          'report entries without a vulnerability ID or package name were skipped',
+        );
       if (outcome.sbomError) log.warn({ image: target.ref, error: outcome.sbomError }, 'sbom could not be generated');
       return { ok: true, ref: target.ref, image, durationMs, sbomFile: outcome.sbomFile };
     };
@@ -282,7 +341,11 @@ function runFacts(context: RunContext, trivy: TrivySetup): RunFacts {
       scanner: 'ephor-scanner',
       scanner_version: VERSION,
       trivy_version: trivy.version ?? null,
-      vulnerability_db: { updated_at: trivy.db.updatedAt ?? null, downloaded_at: trivy.db.downloadedAt ?? null, download_error: trivy.db.downloadError },
+      vulnerability_db: {
+        updated_at: trivy.db.updatedAt ?? null,
+        downloaded_at: trivy.db.downloadedAt ?? null,
+        download_error: trivy.db.downloadError,
+      },
       java_db: { ready: trivy.javaDb.ready, updated_at: trivy.javaDb.updatedAt ?? null },
       severities: config.scan.severities,
       workload_types: config.scan.workloadKinds,
@@ -299,10 +362,17 @@ async function finish(context: RunContext, started: number, summary: RunSummary)
     cpuUserMs: Math.round(usage.userCPUTime / 1000),
     cpuSystemMs: Math.round(usage.systemCPUTime / 1000),
     maxRssKiB: usage.maxRSS,
-    launcher: launcher && { cpuUserMs: Math.round(launcher.userMs), cpuSystemMs: Math.round(launcher.systemMs), maxRssKiB: launcher.maxRssKiB },
+    launcher: launcher && {
+      cpuUserMs: Math.round(launcher.userMs),
+      cpuSystemMs: Math.round(launcher.systemMs),
+      maxRssKiB: launcher.maxRssKiB,
+    },
   };
   const record = summaryRecord(summary);
-  const fields = context.config.log.format === 'text' ? { ...record, per_namespace: undefined, table: summaryTable(summary) } : record;
+  const fields =
+    context.config.log.format === 'text'
+      ? { ...record, per_namespace: undefined, table: summaryTable(summary) }
+      : record;
   context.log[summary.exitCode === 0 ? 'info' : 'error'](fields, 'ephor-scanner completed');
   return summary;
 }
@@ -326,7 +396,10 @@ function logInvalidReferences(plan: ScanPlan, workloads: readonly Workload[], lo
     }
   }
   for (const [image, { reason, usedBy }] of byImage) {
-    log.error({ image, reason, used_by: usedBy.slice(0, 10), uses: usedBy.length }, 'invalid image reference: not scanned');
+    log.error(
+      { image, reason, used_by: usedBy.slice(0, 10), uses: usedBy.length },
+      'invalid image reference: not scanned',
+    );
   }
   return byImage.size;
 }
@@ -340,7 +413,16 @@ function logPlan(plan: ScanPlan, workloads: readonly Workload[], invalid: number
     else byDigest++;
   }
   const containers = workloads.reduce((n, w) => n + w.containers.length, 0);
-  log.info({ unique_images: plan.targets.length, invalid_references: invalid, containers, containers_by_running_digest: byDigest, containers_by_spec_tag: byTag }, 'image deduplication completed');
+  log.info(
+    {
+      unique_images: plan.targets.length,
+      invalid_references: invalid,
+      containers,
+      containers_by_running_digest: byDigest,
+      containers_by_spec_tag: byTag,
+    },
+    'image deduplication completed',
+  );
 }
 
 function emptyImages(): RunSummary['images'] {

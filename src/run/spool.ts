@@ -55,10 +55,18 @@ export class Spool {
       const parts = await this.parts(namespace);
       const expired = parts.filter((p) => now - p.startedAt > this.maxAgeMs);
       for (const part of expired) await rm(part.file, { force: true });
-      if (expired.length > 0) this.log.warn({ namespace, parts: expired.length, max_age_h: this.maxAgeMs / 3_600_000 }, 'spooled payload older than SPOOL_MAX_AGE discarded');
+      if (expired.length > 0)
+        this.log.warn(
+          { namespace, parts: expired.length, max_age_h: this.maxAgeMs / 3_600_000 },
+          'spooled payload older than SPOOL_MAX_AGE discarded',
+        );
       const fresh = parts.filter((p) => !expired.includes(p));
       const newest = Math.max(...fresh.map((p) => p.startedAt));
-      if (fresh.length > 0) result.set(namespace, fresh.filter((p) => p.startedAt === newest));
+      if (fresh.length > 0)
+        result.set(
+          namespace,
+          fresh.filter((p) => p.startedAt === newest),
+        );
     }
     return result;
   }
@@ -83,7 +91,13 @@ export class Spool {
       const match = NAME.exec(name);
       if (!match) continue;
       const file = path.join(this.namespaceDir(namespace), name);
-      parts.push({ namespace, file, bytes: (await stat(file)).size, startedAt: Number(match[1]), scanGroupId: match[2]! });
+      parts.push({
+        namespace,
+        file,
+        bytes: (await stat(file)).size,
+        startedAt: Number(match[1]),
+        scanGroupId: match[2]!,
+      });
     }
     return parts;
   }

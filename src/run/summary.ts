@@ -32,7 +32,11 @@ export interface ProcessResources {
 }
 
 function resourceFields(resources: ProcessResources) {
-  return { cpu_user_s: resources.cpuUserMs / 1000, cpu_system_s: resources.cpuSystemMs / 1000, max_rss_mib: Math.round(resources.maxRssKiB / 102.4) / 10 };
+  return {
+    cpu_user_s: resources.cpuUserMs / 1000,
+    cpu_system_s: resources.cpuSystemMs / 1000,
+    max_rss_mib: Math.round(resources.maxRssKiB / 102.4) / 10,
+  };
 }
 
 export interface RunSummary {
@@ -51,22 +55,29 @@ export interface RunSummary {
   durationMs: number;
   interrupted: boolean;
   namespaces: NamespaceOutcome[];
-  images: { total: number; scanned: number; failed: number; failedByReason: Partial<Record<NotDeliveredReason, number>> };
+  images: {
+    total: number;
+    scanned: number;
+    failed: number;
+    failedByReason: Partial<Record<NotDeliveredReason, number>>;
+  };
   discoveryErrors: number;
 }
 
 export const FIXES: Record<NotDeliveredReason, string> = {
-  not_found: 'the image or tag does not exist in its registry: fix the workload\'s image reference',
-  unauthorized: 'the registry refused the pull: add the registry\'s pull secret, or give Trivy credentials for it',
+  not_found: "the image or tag does not exist in its registry: fix the workload's image reference",
+  unauthorized: "the registry refused the pull: add the registry's pull secret, or give Trivy credentials for it",
   rate_limited: 'the registry throttled pulls: authenticate pulls, use a registry mirror, or lower SCAN_CONCURRENCY',
   timeout: 'the scan took longer than TRIVY_TIMEOUT: raise it, or give the pod more CPU',
-  killed: 'Trivy was killed (out of memory?): raise the pod\'s memory limit or lower SCAN_CONCURRENCY',
-  db_error: 'Trivy could not use its vulnerability database: check TRIVY_CACHE_DIR, TRIVY_DB_REPO and TRIVY_SKIP_DB_UPDATE',
+  killed: "Trivy was killed (out of memory?): raise the pod's memory limit or lower SCAN_CONCURRENCY",
+  db_error:
+    'Trivy could not use its vulnerability database: check TRIVY_CACHE_DIR, TRIVY_DB_REPO and TRIVY_SKIP_DB_UPDATE',
   invalid_output: 'Trivy wrote no readable report: check the Trivy version and the free space of TMPDIR',
-  no_space: 'the pod ran out of temporary disk space: give it a larger /tmp (chart value tmp.sizeLimit) or lower SCAN_CONCURRENCY',
+  no_space:
+    'the pod ran out of temporary disk space: give it a larger /tmp (chart value tmp.sizeLimit) or lower SCAN_CONCURRENCY',
   deadline: 'SCAN_DEADLINE left no time to scan it: raise activeDeadlineSeconds, or SCAN_CONCURRENCY',
   other: 'see the "image scan failed" log line of that image',
-  invalid_reference: 'the workload\'s image reference is not valid: fix it in the workload spec',
+  invalid_reference: "the workload's image reference is not valid: fix it in the workload spec",
   cancelled: 'the run stopped before this image was scanned: it is scanned in the next run',
 };
 
@@ -78,7 +89,12 @@ export function summaryRecord(summary: RunSummary): Record<string, unknown> {
     duration_s: Math.round(summary.durationMs / 100) / 10,
     interrupted: summary.interrupted || undefined,
     namespaces: { total: summary.namespaces.length, delivered, failed: summary.namespaces.length - delivered },
-    images: { total: summary.images.total, scanned: summary.images.scanned, failed: summary.images.failed, failed_by_reason: summary.images.failedByReason },
+    images: {
+      total: summary.images.total,
+      scanned: summary.images.scanned,
+      failed: summary.images.failed,
+      failed_by_reason: summary.images.failedByReason,
+    },
     containers: {
       delivered: sum(summary.namespaces, (n) => n.stats.containersDelivered),
       not_delivered: sum(summary.namespaces, (n) => n.stats.containersNotDelivered),
@@ -112,7 +128,10 @@ export function summaryRecord(summary: RunSummary): Record<string, unknown> {
   };
 }
 
-export function topFailures(byReason: Partial<Record<NotDeliveredReason, number>>, limit = 3): Array<{ reason: string; images: number; fix: string }> {
+export function topFailures(
+  byReason: Partial<Record<NotDeliveredReason, number>>,
+  limit = 3,
+): Array<{ reason: string; images: number; fix: string }> {
   return (Object.entries(byReason) as Array<[NotDeliveredReason, number]>)
     .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
     .slice(0, limit)
@@ -140,7 +159,11 @@ export function summaryTable(summary: RunSummary): string {
     ...SEVERITIES.map((s) => String(totals[s])),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   const lines = [line(header), ...rows.map(line)];
   const failures = topFailures(summary.images.failedByReason);
   if (failures.length > 0) {

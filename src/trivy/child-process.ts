@@ -79,7 +79,10 @@ class BoundedText {
   private tail = '';
   private dropped = 0;
 
-  constructor(private readonly headLimit: number, private readonly tailLimit: number) {}
+  constructor(
+    private readonly headLimit: number,
+    private readonly tailLimit: number,
+  ) {}
 
   append(chunk: string): void {
     if (this.head.length < this.headLimit) {
@@ -100,6 +103,8 @@ class BoundedText {
   }
 
   text(): string {
-    return this.dropped > 0 ? `${this.head}\n[… ${this.dropped} characters omitted …]\n${this.tail}` : this.head + this.tail;
+    return this.dropped > 0
+      ? `${this.head}\n[… ${this.dropped} characters omitted …]\n${this.tail}`
+      : this.head + this.tail;
   }
 }

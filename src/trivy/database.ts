@@ -37,7 +37,12 @@ export const KILL_GRACE_MS = 2_000;
 type DbKind = 'db' | 'java-db';
 const DB_FILES: Record<DbKind, string> = { db: 'trivy.db', 'java-db': 'trivy-java.db' };
 
-export async function prepareTrivy(config: Config, env: Record<string, string | undefined>, log: Logger, signal?: AbortSignal): Promise<TrivySetup> {
+export async function prepareTrivy(
+  config: Config,
+  env: Record<string, string | undefined>,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<TrivySetup> {
   const { trivy } = config;
   try {
     await mkdir(trivy.cacheDir, { recursive: true });
@@ -60,12 +65,20 @@ export async function prepareTrivy(config: Config, env: Record<string, string | 
     throw new TrivyUnavailableError(`no usable vulnerability database: ${cause}`);
   }
   if (!javaDb.ready) {
-    log.warn({ error: javaDb.downloadError }, 'Java DB unavailable: images with Java packages will download it during their own scan');
+    log.warn(
+      { error: javaDb.downloadError },
+      'Java DB unavailable: images with Java packages will download it during their own scan',
+    );
   }
   return { version, db, javaDb, supportsVersionCheckFlags, supportsRepositoryList };
 }
 
-async function trivyVersion(config: Config, env: Record<string, string | undefined>, log: Logger, signal?: AbortSignal): Promise<string | undefined> {
+async function trivyVersion(
+  config: Config,
+  env: Record<string, string | undefined>,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
   const outcome = await runTrivy({
     binary: config.trivy.binary,
     args: ['version', '--format', 'json'],
@@ -79,7 +92,10 @@ async function trivyVersion(config: Config, env: Record<string, string | undefin
     log.info({ trivy_version: version }, 'trivy found');
     return version;
   }
-  log.warn({ exit_code: outcome.exitCode, error: outcome.spawnError ?? failureText(outcome) }, 'trivy version could not be read; trivy_version will be missing from payloads');
+  log.warn(
+    { exit_code: outcome.exitCode, error: outcome.spawnError ?? failureText(outcome) },
+    'trivy version could not be read; trivy_version will be missing from payloads',
+  );
   return undefined;
 }
 
@@ -96,7 +112,13 @@ export function parseVersionOutput(stdout: string): string | undefined {
   return undefined;
 }
 
-async function prepareDatabase(kind: DbKind, config: Config, env: Record<string, string | undefined>, log: Logger, signal?: AbortSignal): Promise<DbState> {
+async function prepareDatabase(
+  kind: DbKind,
+  config: Config,
+  env: Record<string, string | undefined>,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<DbState> {
   const { trivy } = config;
   const label = kind === 'db' ? 'vulnerability DB' : 'Java DB';
   let downloadError: string | undefined;
@@ -107,7 +129,10 @@ async function prepareDatabase(kind: DbKind, config: Config, env: Record<string,
   }
   const state: DbState = { ...(await readDbMetadata(trivy.cacheDir, kind)), downloadError };
   if (state.ready && downloadError) {
-    log.warn({ database: kind, updated_at: state.updatedAt, age_hours: ageHours(state.updatedAt) }, `${label} download failed; scanning with the copy already in the cache`);
+    log.warn(
+      { database: kind, updated_at: state.updatedAt, age_hours: ageHours(state.updatedAt) },
+      `${label} download failed; scanning with the copy already in the cache`,
+    );
   } else if (state.ready) {
     log.info({ database: kind, updated_at: state.updatedAt, age_hours: ageHours(state.updatedAt) }, `${label} ready`);
   }
@@ -115,7 +140,13 @@ async function prepareDatabase(kind: DbKind, config: Config, env: Record<string,
 }
 
 /** Tries each configured repository in order (Trivy's default when none is set); returns the last error, if all failed. */
-async function downloadDatabase(kind: DbKind, config: Config, env: Record<string, string | undefined>, log: Logger, signal?: AbortSignal): Promise<string | undefined> {
+async function downloadDatabase(
+  kind: DbKind,
+  config: Config,
+  env: Record<string, string | undefined>,
+  log: Logger,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
   const { trivy } = config;
   const repositories = kind === 'db' ? trivy.dbRepositories : trivy.javaDbRepositories;
   let lastError: string | undefined;
@@ -123,19 +154,33 @@ async function downloadDatabase(kind: DbKind, config: Config, env: Record<string
     const args = [
       'image',
       kind === 'db' ? '--download-db-only' : '--download-java-db-only',
-      '--cache-dir', trivy.cacheDir,
-      '--timeout', trivyDuration(trivy.dbUpdateTimeoutMs),
+      '--cache-dir',
+      trivy.cacheDir,
+      '--timeout',
+      trivyDuration(trivy.dbUpdateTimeoutMs),
       '--no-progress',
       ...(repository ? [kind === 'db' ? '--db-repository' : '--java-db-repository', repository] : []),
     ];
     const started = Date.now();
-    const outcome = await runTrivy({ binary: trivy.binary, args, env, timeoutMs: trivy.dbUpdateTimeoutMs + KILL_GRACE_MS, signal });
+    const outcome = await runTrivy({
+      binary: trivy.binary,
+      args,
+      env,
+      timeoutMs: trivy.dbUpdateTimeoutMs + KILL_GRACE_MS,
+      signal,
+    });
     if (outcome.exitCode === 0) {
-      log.info({ database: kind, repository: repository ?? 'trivy default', duration_ms: Date.now() - started }, 'database downloaded');
+      log.info(
+        { database: kind, repository: repository ?? 'trivy default', duration_ms: Date.now() - started },
+        'database downloaded',
+      );
       return undefined;
     }
     lastError = failureText(outcome);
-    log.warn({ database: kind, repository: repository ?? 'trivy default', error: lastError }, 'database download failed');
+    log.warn(
+      { database: kind, repository: repository ?? 'trivy default', error: lastError },
+      'database download failed',
+    );
     if (outcome.cancelled) break;
   }
   return lastError;
@@ -152,11 +197,19 @@ function failureText(outcome: RunOutcome): string {
 export async function readDbMetadata(cacheDir: string, kind: DbKind): Promise<DbState> {
   const dir = path.join(cacheDir, kind);
   try {
-    const [metadata, file] = await Promise.all([readFile(path.join(dir, 'metadata.json'), 'utf8'), stat(path.join(dir, DB_FILES[kind]))]);
+    const [metadata, file] = await Promise.all([
+      readFile(path.join(dir, 'metadata.json'), 'utf8'),
+      stat(path.join(dir, DB_FILES[kind])),
+    ]);
     if (file.size === 0) return { ready: false };
     const data = JSON.parse(metadata) as Record<string, unknown>;
     const text = (key: string) => (typeof data[key] === 'string' ? (data[key] as string) : undefined);
-    return { ready: true, updatedAt: text('UpdatedAt'), downloadedAt: text('DownloadedAt'), nextUpdate: text('NextUpdate') };
+    return {
+      ready: true,
+      updatedAt: text('UpdatedAt'),
+      downloadedAt: text('DownloadedAt'),
+      nextUpdate: text('NextUpdate'),
+    };
   } catch {
     return { ready: false };
   }

@@ -22,18 +22,29 @@ const MAX_DETAIL = 500;
 const RULES: Array<[ScanFailureReason, RegExp]> = [
   ['no_space', /no space left on device/i],
   ['rate_limited', /TOOMANYREQUESTS|too many requests|rate limit|\b429\b/i],
-  ['unauthorized', /UNAUTHORIZED|DENIED|authentication required|unauthorized to access|\b401 Unauthorized|\b403 Forbidden/],
+  [
+    'unauthorized',
+    /UNAUTHORIZED|DENIED|authentication required|unauthorized to access|\b401 Unauthorized|\b403 Forbidden/,
+  ],
   ['not_found', /MANIFEST_UNKNOWN|NAME_UNKNOWN|manifest unknown|repository name not known|not found: manifest/i],
   ['timeout', /context deadline exceeded|Provide a higher timeout value|Increase --timeout/],
-  ['db_error', /DB error|cannot be specified on the first run|database error|Failed to acquire cache or database lock|java DB/i],
+  [
+    'db_error',
+    /DB error|cannot be specified on the first run|database error|Failed to acquire cache or database lock|java DB/i,
+  ],
 ];
 
 export function classifyFailure(outcome: ProcessOutcome): Classified {
   const stderr = outcome.stderr.replace(ANSI, '');
   const detail = bestDetail(stderr);
   if (outcome.timedOut) return { reason: 'timeout', detail: detail || 'killed by the scanner at TRIVY_TIMEOUT' };
-  if (outcome.signal) return { reason: 'killed', detail: `terminated by ${outcome.signal} (out of memory?)${detail ? `: ${detail}` : ''}` };
-  if (outcome.exitCode === 137) return { reason: 'killed', detail: `exit code 137 (SIGKILL, out of memory?)${detail ? `: ${detail}` : ''}` };
+  if (outcome.signal)
+    return {
+      reason: 'killed',
+      detail: `terminated by ${outcome.signal} (out of memory?)${detail ? `: ${detail}` : ''}`,
+    };
+  if (outcome.exitCode === 137)
+    return { reason: 'killed', detail: `exit code 137 (SIGKILL, out of memory?)${detail ? `: ${detail}` : ''}` };
   for (const [reason, pattern] of RULES) {
     if (pattern.test(stderr)) return { reason, detail };
   }
@@ -45,10 +56,13 @@ export function classifyFailure(outcome: ProcessOutcome): Classified {
  * else the message of the FATAL line, else the last non-empty line.
  */
 export function bestDetail(stderr: string): string {
-  const lines = stderr.split('\n').map((line) => line.trim()).filter(Boolean);
+  const lines = stderr
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean);
   const remote = lines.find((line) => line.startsWith('* remote error:'));
   const fatal = lines.find((line) => /\tFATAL\t|\sFATAL\s/.test(line));
-  let detail = remote?.slice(2) ?? (fatal ? fatalMessage(fatal) : lines.at(-1) ?? '');
+  let detail = remote?.slice(2) ?? (fatal ? fatalMessage(fatal) : (lines.at(-1) ?? ''));
   if (detail.length > MAX_DETAIL) detail = `${detail.slice(0, MAX_DETAIL - 1)}…`;
   return detail;
 }
@@ -58,7 +72,7 @@ function fatalMessage(line: string): string {
   const fields = line.split('\t');
   const chain = fields.length >= 4 ? fields.slice(3).join(' ') : line.replace(/^.*?FATAL\s+/, '');
   let message = chain.trim();
-  for (let previous = ''; previous !== message; ) {
+  for (let previous = ''; previous !== message;) {
     previous = message;
     message = message.replace(/^(run error|init error|image scan error|scan error): /, '');
   }
@@ -69,13 +83,17 @@ function fatalMessage(line: string): string {
 export function describeWriteError(error: unknown, workDir: string): string {
   const code = (error as NodeJS.ErrnoException)?.code;
   const message = (error as Error)?.message ?? String(error);
-  if (code === 'ENOSPC') return `no space left on device in ${workDir} (TMPDIR): give the pod a larger /tmp (chart value tmp.sizeLimit)`;
+  if (code === 'ENOSPC')
+    return `no space left on device in ${workDir} (TMPDIR): give the pod a larger /tmp (chart value tmp.sizeLimit)`;
   if (code === 'EACCES' || code === 'EROFS') return `cannot write in ${workDir} (TMPDIR): ${message}`;
   return message;
 }
 
 /** A failure of the scanner's own file work around a scan (its directories, the findings file), as a scan failure. */
-export function writeFailure(error: unknown, workDir: string): { ok: false; reason: 'no_space' | 'other'; detail: string } {
+export function writeFailure(
+  error: unknown,
+  workDir: string,
+): { ok: false; reason: 'no_space' | 'other'; detail: string } {
   const reason = (error as NodeJS.ErrnoException)?.code === 'ENOSPC' ? 'no_space' : 'other';
   return { ok: false, reason, detail: describeWriteError(error, workDir) };
 }

@@ -61,7 +61,16 @@ export function slotWaitLimitMs(timeoutMs: number): number {
 export function runTrivy(options: RunOptions): Promise<RunOutcome> {
   const called = Date.now();
   if (options.signal?.aborted) {
-    return Promise.resolve({ exitCode: null, signal: null, timedOut: false, cancelled: true, stdout: '', stderr: '', notStarted: true, durationMs: 0 });
+    return Promise.resolve({
+      exitCode: null,
+      signal: null,
+      timedOut: false,
+      cancelled: true,
+      stdout: '',
+      stderr: '',
+      notStarted: true,
+      durationMs: 0,
+    });
   }
   return new Promise((resolve) => {
     let startedAt: number | undefined;
@@ -81,7 +90,14 @@ export function runTrivy(options: RunOptions): Promise<RunOutcome> {
       options.signal?.removeEventListener('abort', onAbort);
       if (pid !== undefined) liveGroups.delete(pid);
       const { notStarted, ...rest } = result;
-      resolve({ ...rest, timedOut, cancelled, notStarted: notStarted === true, startedAt, durationMs: Date.now() - (startedAt ?? called) });
+      resolve({
+        ...rest,
+        timedOut,
+        cancelled,
+        notStarted: notStarted === true,
+        startedAt,
+        durationMs: Date.now() - (startedAt ?? called),
+      });
     };
     const kill = () => {
       if (pid !== undefined) killGroup(pid);
@@ -89,7 +105,17 @@ export function runTrivy(options: RunOptions): Promise<RunOutcome> {
         killPending = true;
         handle.cancel(); // still waiting for a slot: it never starts
       }
-      settleTimer ??= setTimeout(() => settle({ exitCode: null, signal: pid === undefined ? null : 'SIGKILL', stdout: '', stderr: '', notStarted: pid === undefined }), SETTLE_AFTER_KILL_MS);
+      settleTimer ??= setTimeout(
+        () =>
+          settle({
+            exitCode: null,
+            signal: pid === undefined ? null : 'SIGKILL',
+            stdout: '',
+            stderr: '',
+            notStarted: pid === undefined,
+          }),
+        SETTLE_AFTER_KILL_MS,
+      );
     };
     const onAbort = () => {
       cancelled = true;
@@ -99,33 +125,40 @@ export function runTrivy(options: RunOptions): Promise<RunOutcome> {
       timedOut = true;
       kill();
     };
-    let timer = setTimeout(onTimeout, options.gate === undefined ? options.timeoutMs : slotWaitLimitMs(options.timeoutMs));
+    let timer = setTimeout(
+      onTimeout,
+      options.gate === undefined ? options.timeoutMs : slotWaitLimitMs(options.timeoutMs),
+    );
 
     const env = { ...trivyEnvironment(options.env), ...options.extraEnv };
-    const handle = launch({ binary: options.binary, args: options.args, env, captureStdout: options.captureStdout ?? false }, {
-      started(startedPid) {
-        if (settled) {
-          killGroup(startedPid); // too late: the call already ended
-          return;
-        }
-        if (pid !== undefined) liveGroups.delete(pid); // started again directly: the launcher died (launcher/client.ts)
-        pid = startedPid;
-        liveGroups.add(startedPid);
-        if (killPending) {
-          killGroup(startedPid);
-          return;
-        }
-        if (startedAt === undefined) {
-          startedAt = Date.now();
-          if (options.gate !== undefined) {
-            clearTimeout(timer);
-            timer = setTimeout(onTimeout, options.timeoutMs);
+    const handle = launch(
+      { binary: options.binary, args: options.args, env, captureStdout: options.captureStdout ?? false },
+      {
+        started(startedPid) {
+          if (settled) {
+            killGroup(startedPid); // too late: the call already ended
+            return;
           }
-          options.onStarted?.();
-        }
+          if (pid !== undefined) liveGroups.delete(pid); // started again directly: the launcher died (launcher/client.ts)
+          pid = startedPid;
+          liveGroups.add(startedPid);
+          if (killPending) {
+            killGroup(startedPid);
+            return;
+          }
+          if (startedAt === undefined) {
+            startedAt = Date.now();
+            if (options.gate !== undefined) {
+              clearTimeout(timer);
+              timer = setTimeout(onTimeout, options.timeoutMs);
+            }
+            options.onStarted?.();
+          }
+        },
+        done: settle,
       },
-      done: settle,
-    }, options.gate);
+      options.gate,
+    );
     options.signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -96,7 +96,8 @@ export class ReportParser {
   private stringParts: Buffer[] = [];
   /** A scalar outside strings being read (number, true, false, null). */
   private scalar: string | undefined;
-  private capture: { depth: number; parts: Buffer[]; start: number; bytes: number; onDone: (text: string) => void } | undefined;
+  private capture:
+    { depth: number; parts: Buffer[]; start: number; bytes: number; onDone: (text: string) => void } | undefined;
   private started = false;
   private finished = false;
   private schemaVersion: unknown;
@@ -151,7 +152,11 @@ export class ReportParser {
         case Byte.OpenBracket:
           this.startValueOrKey(chunk, i, false);
           if (this.scan) break; // captured or skipped as a whole: no frame
-          this.stack.push({ kind: byte === Byte.OpenBrace ? 'object' : 'array', key: byte === Byte.OpenBrace ? undefined : 0, expectKey: byte === Byte.OpenBrace });
+          this.stack.push({
+            kind: byte === Byte.OpenBrace ? 'object' : 'array',
+            key: byte === Byte.OpenBrace ? undefined : 0,
+            expectKey: byte === Byte.OpenBrace,
+          });
           this.enterContainer();
           break;
         case Byte.CloseBrace:
@@ -168,7 +173,10 @@ export class ReportParser {
           break;
         }
         default:
-          if (!isScalarByte(byte)) throw new InvalidReportError(`report is not valid JSON (unexpected character ${JSON.stringify(String.fromCharCode(byte))})`);
+          if (!isScalarByte(byte))
+            throw new InvalidReportError(
+              `report is not valid JSON (unexpected character ${JSON.stringify(String.fromCharCode(byte))})`,
+            );
           this.startValueOrKey(chunk, i, false);
           this.scalar = String.fromCharCode(byte);
       }
@@ -179,8 +187,12 @@ export class ReportParser {
   end(): void {
     if (this.scalar !== undefined) this.endScalar();
     if (!this.started) throw new InvalidReportError('report is empty');
-    if (!this.finished || this.inString) throw new InvalidReportError('report is not valid JSON (it ends in the middle: truncated?)');
-    if (this.schemaVersion !== 2) throw new InvalidReportError(`unsupported report SchemaVersion ${JSON.stringify(this.schemaVersion)} (expected 2)`);
+    if (!this.finished || this.inString)
+      throw new InvalidReportError('report is not valid JSON (it ends in the middle: truncated?)');
+    if (this.schemaVersion !== 2)
+      throw new InvalidReportError(
+        `unsupported report SchemaVersion ${JSON.stringify(this.schemaVersion)} (expected 2)`,
+      );
   }
 
   /** A value (or an object key) starts at chunk[index]. */
@@ -198,11 +210,18 @@ export class ReportParser {
     }
     if (this.capture) return;
     const path = this.path();
-    const kind = isString ? 'string' : chunk[index] === Byte.OpenBrace ? 'object' : chunk[index] === Byte.OpenBracket ? 'array' : 'scalar';
+    const kind = isString
+      ? 'string'
+      : chunk[index] === Byte.OpenBrace
+        ? 'object'
+        : chunk[index] === Byte.OpenBracket
+          ? 'array'
+          : 'scalar';
     this.checkShape(path, kind);
     const captured = wantsCapture(path);
     if (captured) this.startCapture(chunk, index, path);
-    if ((kind === 'object' || kind === 'array') && (captured || !walked(path))) this.scan = { depth: 1, inString: false, escaped: false };
+    if ((kind === 'object' || kind === 'array') && (captured || !walked(path)))
+      this.scan = { depth: 1, inString: false, escaped: false };
   }
 
   /**
@@ -244,7 +263,9 @@ export class ReportParser {
           return i;
         }
       } else if (!isWhitespace(byte) && byte !== Byte.Comma && byte !== Byte.Colon && !isScalarByte(byte)) {
-        throw new InvalidReportError(`report is not valid JSON (unexpected character ${JSON.stringify(String.fromCharCode(byte))})`);
+        throw new InvalidReportError(
+          `report is not valid JSON (unexpected character ${JSON.stringify(String.fromCharCode(byte))})`,
+        );
       }
       i++;
     }
@@ -254,7 +275,14 @@ export class ReportParser {
   /** Results, a Result and its Vulnerabilities must have their JSON types: anything else is not a Trivy report
    * (and must never be read as "no vulnerabilities"). */
   private checkShape(path: Array<string | number | undefined>, kind: 'string' | 'object' | 'array' | 'scalar'): void {
-    const where = path.length === 1 && path[0] === 'Results' ? '"Results"' : path.length === 2 && path[0] === 'Results' ? 'a Result' : path.length === 3 && path[0] === 'Results' && path[2] === 'Vulnerabilities' ? 'a Result\'s "Vulnerabilities"' : undefined;
+    const where =
+      path.length === 1 && path[0] === 'Results'
+        ? '"Results"'
+        : path.length === 2 && path[0] === 'Results'
+          ? 'a Result'
+          : path.length === 3 && path[0] === 'Results' && path[2] === 'Vulnerabilities'
+            ? 'a Result\'s "Vulnerabilities"'
+            : undefined;
     if (!where) return;
     const wanted = where === 'a Result' ? 'object' : 'array';
     if (kind === wanted) return;
@@ -273,9 +301,13 @@ export class ReportParser {
     const depth = this.stack.length;
     const resultFrame = this.stack[2];
     let onDone: (text: string) => void;
-    if (path.length === 1 && path[0] === 'SchemaVersion') onDone = (text) => (this.schemaVersion = parse(text, 'SchemaVersion'));
-    else if (path.length === 1 && path[0] === 'Metadata') onDone = (text) => this.visitor.metadata(parseObject(text, 'Metadata'));
-    else if (path.length === 3) onDone = (text) => Object.assign(resultFrame!.result!, { [path[2] as string]: parse(text, `Results[].${String(path[2])}`) });
+    if (path.length === 1 && path[0] === 'SchemaVersion')
+      onDone = (text) => (this.schemaVersion = parse(text, 'SchemaVersion'));
+    else if (path.length === 1 && path[0] === 'Metadata')
+      onDone = (text) => this.visitor.metadata(parseObject(text, 'Metadata'));
+    else if (path.length === 3)
+      onDone = (text) =>
+        Object.assign(resultFrame!.result!, { [path[2] as string]: parse(text, `Results[].${String(path[2])}`) });
     else onDone = (text) => this.visitor.vulnerability(resultFrame!.result!, parseObject(text, 'a vulnerability'));
     this.capture = { depth, parts: [], start: index, bytes: 0, onDone };
   }
@@ -283,7 +315,8 @@ export class ReportParser {
   /** A Results[i] object gets a record for its Target/Class/Type, so its vulnerabilities can be attributed to it. */
   private enterContainer(): void {
     const [root, results, result] = this.stack;
-    if (this.stack.length === 3 && root!.key === 'Results' && results!.kind === 'array' && result!.kind === 'object') result!.result = {};
+    if (this.stack.length === 3 && root!.key === 'Results' && results!.kind === 'array' && result!.kind === 'object')
+      result!.result = {};
   }
 
   private closeContainer(chunk: Buffer, index: number, kind: Frame['kind']): void {
@@ -301,7 +334,10 @@ export class ReportParser {
     const top = this.stack.at(-1);
     if (top?.kind === 'object' && top.expectKey) {
       this.stringParts.push(chunk.subarray(Math.max(this.stringStart, 0), index));
-      const raw = this.stringParts.length === 1 ? this.stringParts[0]!.toString('utf8') : Buffer.concat(this.stringParts).toString('utf8');
+      const raw =
+        this.stringParts.length === 1
+          ? this.stringParts[0]!.toString('utf8')
+          : Buffer.concat(this.stringParts).toString('utf8');
       top.key = /[\\\u0000-\u001f]/.test(raw) ? (parse(`"${raw}"`, 'a key') as string) : raw;
       top.expectKey = false;
     } else if (this.capture && this.stack.length === this.capture.depth) {
@@ -314,8 +350,10 @@ export class ReportParser {
   private endScalar(): void {
     const text = this.scalar!;
     this.scalar = undefined;
-    if (!/^(-?\d+(\.\d+)?([eE][+-]?\d+)?|true|false|null)$/.test(text)) throw new InvalidReportError(`report is not valid JSON (bad literal ${JSON.stringify(text.slice(0, 20))})`);
-    if (this.scalarMustBeNull && text !== 'null') throw new InvalidReportError(`report has ${this.scalarMustBeNull} that is not an array`);
+    if (!/^(-?\d+(\.\d+)?([eE][+-]?\d+)?|true|false|null)$/.test(text))
+      throw new InvalidReportError(`report is not valid JSON (bad literal ${JSON.stringify(text.slice(0, 20))})`);
+    if (this.scalarMustBeNull && text !== 'null')
+      throw new InvalidReportError(`report has ${this.scalarMustBeNull} that is not an array`);
     this.scalarMustBeNull = undefined;
     if (this.capture && this.stack.length === this.capture.depth) {
       const capture = this.capture;
@@ -351,7 +389,8 @@ export class ReportParser {
       this.capture.parts.push(part);
       this.capture.bytes += part.length;
       this.capture.start = 0;
-      if (this.capture.bytes > MAX_CAPTURE_BYTES) throw new InvalidReportError('report holds a single value larger than 64 MiB');
+      if (this.capture.bytes > MAX_CAPTURE_BYTES)
+        throw new InvalidReportError('report holds a single value larger than 64 MiB');
     }
   }
 }
@@ -360,7 +399,11 @@ export class ReportParser {
  * is captured or skipped whole. */
 function walked(path: Array<string | number | undefined>): boolean {
   if (path[0] !== 'Results') return false;
-  return path.length === 1 || (path.length === 2 && typeof path[1] === 'number') || (path.length === 3 && path[2] === 'Vulnerabilities');
+  return (
+    path.length === 1 ||
+    (path.length === 2 && typeof path[1] === 'number') ||
+    (path.length === 3 && path[2] === 'Vulnerabilities')
+  );
 }
 
 /** How many backslashes directly precede chunk[index], not looking before `floor`. */
@@ -388,7 +431,8 @@ function parse(text: string, what: string): unknown {
 
 function parseObject<T>(text: string, what: string): T {
   const value = parse(text, what);
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InvalidReportError(`report has ${what} that is not an object`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new InvalidReportError(`report has ${what} that is not an object`);
   return value as T;
 }
 
@@ -397,7 +441,14 @@ function isWhitespace(byte: number): boolean {
 }
 
 function isScalarByte(byte: number): boolean {
-  return (byte >= 0x30 && byte <= 0x39) || byte === 0x2d || byte === 0x2b || byte === 0x2e || (byte >= 0x61 && byte <= 0x7a) || (byte >= 0x41 && byte <= 0x5a);
+  return (
+    (byte >= 0x30 && byte <= 0x39) ||
+    byte === 0x2d ||
+    byte === 0x2b ||
+    byte === 0x2e ||
+    (byte >= 0x61 && byte <= 0x7a) ||
+    (byte >= 0x41 && byte <= 0x5a)
+  );
 }
 
 /** Reads the file into `buffer` (up to its size); returns the number of bytes read. */

@@ -14,7 +14,10 @@ export async function convertToSbom(
   env: Record<string, string | undefined>,
   signal?: AbortSignal,
 ): Promise<{ ok: true } | { ok: false; detail: string }> {
-  const output = path.join(path.dirname(reportFile), `sbom.${config.sbom.format === 'cyclonedx' ? 'cdx' : 'spdx'}.json`);
+  const output = path.join(
+    path.dirname(reportFile),
+    `sbom.${config.sbom.format === 'cyclonedx' ? 'cdx' : 'spdx'}.json`,
+  );
   const outcome = await runTrivy({
     binary: config.trivy.binary,
     args: ['convert', '--format', config.sbom.format, '--output', output, reportFile],

@@ -17,13 +17,21 @@ import { InvalidReportError } from './report.js';
 import { convertToSbom } from './sbom.js';
 
 /** `notStarted`: cancelled while it waited for a slot, before any Trivy process ran for it. */
-export type ScanFailureOutcome = { ok: false; reason: ScanFailureReason | 'cancelled'; detail: string; notStarted?: boolean };
+export type ScanFailureOutcome = {
+  ok: false;
+  reason: ScanFailureReason | 'cancelled';
+  detail: string;
+  notStarted?: boolean;
+};
 
 /** Trivy exited 0 with a report file; dispose() removes the scan's directory once it is read. `startedAt`: when its
  * first Trivy process started (epoch ms). */
-export type TrivyRun = { ok: true; reportFile: string; startedAt: number; dispose(): Promise<void> } | (ScanFailureOutcome & { startedAt?: number });
+export type TrivyRun =
+  | { ok: true; reportFile: string; startedAt: number; dispose(): Promise<void> }
+  | (ScanFailureOutcome & { startedAt?: number });
 
-export type ScanOutcome = { ok: true; findings: ImageFindings; sbomFile?: string; sbomError?: string } | ScanFailureOutcome;
+export type ScanOutcome =
+  { ok: true; findings: ImageFindings; sbomFile?: string; sbomError?: string } | ScanFailureOutcome;
 
 export interface ScanContext {
   config: Config;
@@ -43,7 +51,12 @@ export interface ScanContext {
  * Runs Trivy on one image. With pull secrets for its registry, each credential is tried in turn (the registry may
  * refuse one), then an anonymous pull; each attempt gets a private DOCKER_CONFIG holding only that registry's entry.
  */
-export async function runImageScan(target: ScanTarget, context: ScanContext, signal?: AbortSignal, onStarted?: () => void): Promise<TrivyRun> {
+export async function runImageScan(
+  target: ScanTarget,
+  context: ScanContext,
+  signal?: AbortSignal,
+  onStarted?: () => void,
+): Promise<TrivyRun> {
   // The directories a scan needs are made synchronously: a few microseconds each, where awaiting each one in turn
   // would hold the slot for several round trips of a busy event loop between two Trivy processes.
   let scanDir: string;
@@ -65,7 +78,14 @@ export async function runImageScan(target: ScanTarget, context: ScanContext, sig
     };
     for (const [index, credential] of attempts.entries()) {
       const dockerConfig = credential && (await writeDockerConfig(scanDir, index, target.registry, credential));
-      const attempt = await scanOnce(target, context, path.join(scanDir, `attempt-${index}`), signal, dockerConfig, started);
+      const attempt = await scanOnce(
+        target,
+        context,
+        path.join(scanDir, `attempt-${index}`),
+        signal,
+        dockerConfig,
+        started,
+      );
       if (attempt.ok) return { ...attempt, startedAt: startedAt ?? Date.now(), dispose };
       outcome = attempt;
       if (outcome.reason !== 'unauthorized') break;
@@ -77,7 +97,12 @@ export async function runImageScan(target: ScanTarget, context: ScanContext, sig
       : secretsTried.length > 0
         ? `pull secrets tried: ${secretsTried.join(', ')}`
         : 'the workloads name no pull secret';
-    return { ok: false, reason: 'unauthorized', detail: `registry ${target.registry} refused the pull (${tried}): ${outcome!.detail}`, startedAt };
+    return {
+      ok: false,
+      reason: 'unauthorized',
+      detail: `registry ${target.registry} refused the pull (${tried}): ${outcome!.detail}`,
+      startedAt,
+    };
   } catch (error) {
     await dispose();
     return writeFailure(error, context.workDir);
@@ -90,11 +115,18 @@ const REPORT_READS_AT_ONCE = 2;
 const reportReads = new Limit(REPORT_READS_AT_ONCE);
 
 /** The report → a findings file (and an SBOM); the scan's directory is removed either way. */
-export async function readImageScan(target: ScanTarget, run: Extract<TrivyRun, { ok: true }>, context: ScanContext, signal?: AbortSignal): Promise<ScanOutcome> {
+export async function readImageScan(
+  target: ScanTarget,
+  run: Extract<TrivyRun, { ok: true }>,
+  context: ScanContext,
+  signal?: AbortSignal,
+): Promise<ScanOutcome> {
   const { config } = context;
   const name = createHash('sha256').update(target.ref).digest('hex').slice(0, 24);
   try {
-    const findings = await reportReads.run(() => writeImageFindings(run.reportFile, config.scan.severities, path.join(context.findingsDir, `${name}.json`)));
+    const findings = await reportReads.run(() =>
+      writeImageFindings(run.reportFile, config.scan.severities, path.join(context.findingsDir, `${name}.json`)),
+    );
     if (!context.sbomDir) return { ok: true, findings };
     const sbomFile = path.join(context.sbomDir, `${name}.json`);
     const sbom = await convertToSbom(run.reportFile, sbomFile, config, context.env, signal);
@@ -117,10 +149,12 @@ async function scanOnce(
 ): Promise<{ ok: true; reportFile: string } | ScanFailureOutcome> {
   const { config } = context;
   mkdirSync(attemptDir);
-  const cacheDir = config.trivy.cacheMode === 'ephemeral' ? ephemeralCache(attemptDir, config.trivy.cacheDir) : config.trivy.cacheDir;
+  const cacheDir =
+    config.trivy.cacheMode === 'ephemeral' ? ephemeralCache(attemptDir, config.trivy.cacheDir) : config.trivy.cacheDir;
   const outputFile = path.join(attemptDir, 'report.json');
   const extraEnv: Record<string, string> = {};
-  if (config.trivy.cacheMode === 'redis' && config.trivy.cacheBackend) extraEnv.TRIVY_CACHE_BACKEND = config.trivy.cacheBackend;
+  if (config.trivy.cacheMode === 'redis' && config.trivy.cacheBackend)
+    extraEnv.TRIVY_CACHE_BACKEND = config.trivy.cacheBackend;
   if (dockerConfig) extraEnv.DOCKER_CONFIG = dockerConfig;
   const outcome = await runTrivy({
     binary: config.trivy.binary,
@@ -139,15 +173,25 @@ async function scanOnce(
   }
   if (outcome.notStarted) {
     const waited = Math.round(outcome.durationMs / 1000);
-    return { ok: false, reason: 'timeout', detail: `trivy was not started: no scan slot came free within ${waited} s (the Trivy launcher stopped starting processes)` };
+    return {
+      ok: false,
+      reason: 'timeout',
+      detail: `trivy was not started: no scan slot came free within ${waited} s (the Trivy launcher stopped starting processes)`,
+    };
   }
-  if (outcome.spawnError) return { ok: false, reason: 'other', detail: `trivy could not be started: ${outcome.spawnError}` };
+  if (outcome.spawnError)
+    return { ok: false, reason: 'other', detail: `trivy could not be started: ${outcome.spawnError}` };
   if (outcome.exitCode !== 0 || outcome.timedOut) return { ok: false, ...classifyFailure(outcome) };
   return { ok: true, reportFile: outputFile };
 }
 
 /** A private directory (0700) with config.json (0600) for one Trivy process; removed with the scan directory. */
-async function writeDockerConfig(scanDir: string, index: number, registry: string, credential: RegistryCredential): Promise<string> {
+async function writeDockerConfig(
+  scanDir: string,
+  index: number,
+  registry: string,
+  credential: RegistryCredential,
+): Promise<string> {
   const dir = path.join(scanDir, `docker-${index}`);
   await mkdir(dir, { mode: 0o700 });
   await writeFile(path.join(dir, 'config.json'), dockerConfigFor(registry, credential.entry), { mode: 0o600 });
@@ -166,17 +210,24 @@ export function scanArgs({ ref, outputFile, cacheDir, config, setup }: ScanArgsI
   const { trivy, scan } = config;
   const args = [
     'image',
-    '--format', 'json',
-    '--output', outputFile,
-    '--scanners', 'vuln',
+    '--format',
+    'json',
+    '--output',
+    outputFile,
+    '--scanners',
+    'vuln',
     // Installed packages are listed only when an SBOM is derived from the report (they are not findings).
     config.sbom.enabled ? '--list-all-pkgs' : '--list-all-pkgs=false',
     // In a pod there is no Docker or containerd socket; asking only the registry gives one clear error, not four.
-    '--image-src', 'remote',
+    '--image-src',
+    'remote',
     '--no-progress',
-    '--cache-dir', cacheDir,
-    '--timeout', trivyDuration(trivy.timeoutMs),
-    '--severity', scan.severities.join(','),
+    '--cache-dir',
+    cacheDir,
+    '--timeout',
+    trivyDuration(trivy.timeoutMs),
+    '--severity',
+    scan.severities.join(','),
   ];
   if (setup.db.ready) args.push('--skip-db-update');
   if (setup.javaDb.ready) {

@@ -53,7 +53,13 @@ export class StartGate {
 }
 
 /** Starts a process group now, or through `gate` when `limit` is set; a start that throws ends the call. */
-export function startThroughGate(gate: StartGate, id: number, limit: number | undefined, request: SpawnRequest, callbacks: SpawnCallbacks): void {
+export function startThroughGate(
+  gate: StartGate,
+  id: number,
+  limit: number | undefined,
+  request: SpawnRequest,
+  callbacks: SpawnCallbacks,
+): void {
   const start = (done: (result: SpawnResult) => void) => {
     try {
       spawnGroup(request, { started: callbacks.started, done });

@@ -37,7 +37,11 @@ function render(args: string[], release = 'ephor-scanner', chart = CHART): Obj[]
 
 function renderFails(args: string[]): string {
   const r = helm(['template', 'ephor-scanner', CHART, '--namespace', 'ephor', ...args]);
-  assert.notEqual(r.status, 0, `expected helm template ${args.join(' ')} to fail, it rendered:\n${r.stdout.slice(0, 400)}`);
+  assert.notEqual(
+    r.status,
+    0,
+    `expected helm template ${args.join(' ')} to fail, it rendered:\n${r.stdout.slice(0, 400)}`,
+  );
   return r.stderr;
 }
 
@@ -92,7 +96,12 @@ const container = (docs: Obj[]): Obj => {
   return cs[0] as Obj;
 };
 
-type EnvSource = { value?: string; from: 'configmap' | 'secret' | 'env' | 'secretKeyRef'; secret?: string; key?: string };
+type EnvSource = {
+  value?: string;
+  from: 'configmap' | 'secret' | 'env' | 'secretKeyRef';
+  secret?: string;
+  key?: string;
+};
 
 /** The environment the scanner container gets: envFrom (ConfigMap, Secret) then env, as the kubelet merges them. */
 function effectiveEnv(docs: Obj[]): Map<string, EnvSource> {
@@ -111,7 +120,11 @@ function effectiveEnv(docs: Obj[]): Map<string, EnvSource> {
   }
   for (const e of (c.env ?? []) as Obj[]) {
     if (e.valueFrom?.secretKeyRef) {
-      env.set(e.name, { from: 'secretKeyRef', secret: e.valueFrom.secretKeyRef.name, key: e.valueFrom.secretKeyRef.key });
+      env.set(e.name, {
+        from: 'secretKeyRef',
+        secret: e.valueFrom.secretKeyRef.name,
+        key: e.valueFrom.secretKeyRef.key,
+      });
     } else {
       env.set(e.name, { value: e.value, from: 'env' });
     }
@@ -165,7 +178,8 @@ const DEFAULT_RULES = [...WORKLOAD_RULES, PULL_SECRET_RULE];
 
 function assertReadOnlyRules(rules: Obj[], expected: Obj[] = DEFAULT_RULES): void {
   assert.deepEqual(rules, expected);
-  for (const r of rules) for (const v of r.verbs as string[]) assert.ok(['get', 'list'].includes(v), `write-capable verb ${v}`);
+  for (const r of rules)
+    for (const v of r.verbs as string[]) assert.ok(['get', 'list'].includes(v), `write-capable verb ${v}`);
 }
 
 describe('helm', () => {
@@ -179,8 +193,22 @@ describe('helm', () => {
     for (const extra of [
       [],
       ['--set', 'rbac.scope=namespaced', '--set', 'cache.enabled=false'],
-      ['--set', 'ephor.authHeader=Authorization', '--set', 'ephor.authValue=Bearer x', '--set', 'trivy.dbRepo=mirror.example.com/trivy-db'],
-      ['--set', 'scan.namespaceSelector=team=payments', '--set', 'scan.excludeNamespaces={kube-*}', '--set', 'scan.workloadTypes={Deployment,Pod}'],
+      [
+        '--set',
+        'ephor.authHeader=Authorization',
+        '--set',
+        'ephor.authValue=Bearer x',
+        '--set',
+        'trivy.dbRepo=mirror.example.com/trivy-db',
+      ],
+      [
+        '--set',
+        'scan.namespaceSelector=team=payments',
+        '--set',
+        'scan.excludeNamespaces={kube-*}',
+        '--set',
+        'scan.workloadTypes={Deployment,Pod}',
+      ],
       ['--set', 'registryAuth.enabled=false', '--set', 'rbac.scope=namespaced'],
     ]) {
       const r = helm(['lint', CHART, '--strict', ...INSTALL, ...extra]);
@@ -195,7 +223,14 @@ describe('the documented install', () => {
 
   test('renders exactly the expected objects, all valid Kubernetes objects', () => {
     validateAll(docs);
-    assert.deepEqual(kinds(docs), ['ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'CronJob', 'PersistentVolumeClaim', 'ServiceAccount']);
+    assert.deepEqual(kinds(docs), [
+      'ClusterRole',
+      'ClusterRoleBinding',
+      'ConfigMap',
+      'CronJob',
+      'PersistentVolumeClaim',
+      'ServiceAccount',
+    ]);
     for (const d of docs) {
       assert.equal(d.metadata.name, d.kind === 'PersistentVolumeClaim' ? 'ephor-scanner-cache' : 'ephor-scanner');
       if (!d.kind.startsWith('Cluster')) assert.equal(d.metadata.namespace, 'ephor');
@@ -311,7 +346,12 @@ describe('scan.namespaces forms', () => {
   });
 
   test('the unquoted comma form fails inside Helm itself, before the chart is read', () => {
-    const err = renderFails(['--set', 'ephor.apiUrl=http://ephor-api:8080', '--set', 'scan.namespaces=default,production']);
+    const err = renderFails([
+      '--set',
+      'ephor.apiUrl=http://ephor-api:8080',
+      '--set',
+      'scan.namespaces=default,production',
+    ]);
     assert.match(err, /key "production" has no value/);
   });
 });
@@ -342,20 +382,36 @@ describe('namespace selection, standalone Pods and registry auth', () => {
   }
 
   test('an exclusion that matches none of the explicit namespaces is accepted', () => {
-    const docs = render([...INSTALL, '--set', 'scan.excludeNamespaces={kube-*,prod}', '--set', 'scan.namespaceSelector=team=payments']);
+    const docs = render([
+      ...INSTALL,
+      '--set',
+      'scan.excludeNamespaces={kube-*,prod}',
+      '--set',
+      'scan.namespaceSelector=team=payments',
+    ]);
     validateAll(docs);
     assert.equal(envValues(docs).SCAN_EXCLUDE_NAMESPACES, 'kube-*,prod');
   });
 
   test('a namespace selector reaches SCAN_NAMESPACE_SELECTOR and grants list on namespaces', () => {
-    const docs = render([...api, '--set', 'scan.namespaces=*', '--set', 'scan.namespaceSelector=team=payments\\,env!=dev']);
+    const docs = render([
+      ...api,
+      '--set',
+      'scan.namespaces=*',
+      '--set',
+      'scan.namespaceSelector=team=payments\\,env!=dev',
+    ]);
     validateAll(docs);
     assert.equal(envValues(docs).SCAN_NAMESPACE_SELECTOR, 'team=payments,env!=dev');
     assertReadOnlyRules(one(docs, 'ClusterRole').rules, [...DEFAULT_RULES, NAMESPACES_RULE]);
   });
 
   test('a selector with explicit namespaces also lists namespaces (it filters the list by label)', () => {
-    const docs = render([...INSTALL, '-f', valuesFile('scan:\n  namespaceSelector: " team in (payments, billing) "\n')]);
+    const docs = render([
+      ...INSTALL,
+      '-f',
+      valuesFile('scan:\n  namespaceSelector: " team in (payments, billing) "\n'),
+    ]);
     validateAll(docs);
     assert.equal(envValues(docs).SCAN_NAMESPACES, 'default,production');
     assert.equal(envValues(docs).SCAN_NAMESPACE_SELECTOR, 'team in (payments, billing)');
@@ -366,7 +422,8 @@ describe('namespace selection, standalone Pods and registry auth', () => {
     const docs = render(INSTALL);
     assertReadOnlyRules(one(docs, 'ClusterRole').rules, [...WORKLOAD_RULES, PULL_SECRET_RULE]);
     const namespaced = render([...INSTALL, '--set', 'rbac.scope=namespaced']);
-    for (const role of namespaced.filter((d) => d.kind === 'Role')) assertReadOnlyRules(role.rules, [...WORKLOAD_RULES, PULL_SECRET_RULE]);
+    for (const role of namespaced.filter((d) => d.kind === 'Role'))
+      assertReadOnlyRules(role.rules, [...WORKLOAD_RULES, PULL_SECRET_RULE]);
   });
 
   for (const [name, args] of [
@@ -391,7 +448,10 @@ describe('namespace selection, standalone Pods and registry auth', () => {
     for (const [args, expected] of [
       [['--set', 'scan.workloadTypes={Deployment,Pod}'], 'Deployment,Pod'],
       [['--set', 'scan.workloadTypes=deployment\\,cronjob\\,pod'], 'deployment,cronjob,pod'],
-      [['-f', valuesFile('scan:\n  workloadTypes: "Deployment,StatefulSet,DaemonSet,CronJob,POD"\n')], 'Deployment,StatefulSet,DaemonSet,CronJob,POD'],
+      [
+        ['-f', valuesFile('scan:\n  workloadTypes: "Deployment,StatefulSet,DaemonSet,CronJob,POD"\n')],
+        'Deployment,StatefulSet,DaemonSet,CronJob,POD',
+      ],
     ] as [string[], string][]) {
       const docs = render([...INSTALL, ...args]);
       validateAll(docs);
@@ -426,14 +486,25 @@ describe('options', () => {
     validateAll(docs);
     assert.equal(maybe(docs, 'Secret'), undefined);
     const env = effectiveEnv(docs);
-    assert.deepEqual(env.get('EPHOR_AUTH_HEADER'), { from: 'secretKeyRef', secret: 'ephor-auth', key: 'EPHOR_AUTH_HEADER' });
-    assert.deepEqual(env.get('EPHOR_AUTH_VALUE'), { from: 'secretKeyRef', secret: 'ephor-auth', key: 'EPHOR_AUTH_VALUE' });
+    assert.deepEqual(env.get('EPHOR_AUTH_HEADER'), {
+      from: 'secretKeyRef',
+      secret: 'ephor-auth',
+      key: 'EPHOR_AUTH_HEADER',
+    });
+    assert.deepEqual(env.get('EPHOR_AUTH_VALUE'), {
+      from: 'secretKeyRef',
+      secret: 'ephor-auth',
+      key: 'EPHOR_AUTH_VALUE',
+    });
 
     const custom = render([
       ...INSTALL,
-      '--set', 'ephor.existingSecret=ephor-auth',
-      '--set', 'ephor.existingSecretKeys.authValue=token',
-      '--set', 'ephor.authHeader=X-Api-Key',
+      '--set',
+      'ephor.existingSecret=ephor-auth',
+      '--set',
+      'ephor.existingSecretKeys.authValue=token',
+      '--set',
+      'ephor.authHeader=X-Api-Key',
     ]);
     validateAll(custom);
     const env2 = effectiveEnv(custom);
@@ -444,8 +515,10 @@ describe('options', () => {
   test('trivy.dbRepo and javaDbRepo set both variable names; lists are comma-joined', () => {
     const docs = render([
       ...INSTALL,
-      '--set', 'trivy.dbRepo=registry.internal/aquasecurity/trivy-db:2',
-      '--set', 'trivy.javaDbRepo={registry.internal/trivy-java-db:1,mirror.gcr.io/aquasec/trivy-java-db:1}',
+      '--set',
+      'trivy.dbRepo=registry.internal/aquasecurity/trivy-db:2',
+      '--set',
+      'trivy.javaDbRepo={registry.internal/trivy-java-db:1,mirror.gcr.io/aquasec/trivy-java-db:1}',
     ]);
     validateAll(docs);
     const env = envValues(docs);
@@ -471,16 +544,37 @@ describe('options', () => {
   });
 
   test('cache.storageClass, size and accessMode reach the PVC', () => {
-    const docs = render([...INSTALL, '--set', 'cache.storageClass=fast', '--set', 'cache.size=5Gi', '--set', 'cache.accessMode=ReadWriteMany']);
+    const docs = render([
+      ...INSTALL,
+      '--set',
+      'cache.storageClass=fast',
+      '--set',
+      'cache.size=5Gi',
+      '--set',
+      'cache.accessMode=ReadWriteMany',
+    ]);
     validateAll(docs);
     const pvc = one(docs, 'PersistentVolumeClaim');
-    assert.deepEqual(pvc.spec, { accessModes: ['ReadWriteMany'], storageClassName: 'fast', resources: { requests: { storage: '5Gi' } } });
+    assert.deepEqual(pvc.spec, {
+      accessModes: ['ReadWriteMany'],
+      storageClassName: 'fast',
+      resources: { requests: { storage: '5Gi' } },
+    });
   });
 
   test('rbac.scope=namespaced: a read-only Role + RoleBinding in each scanned namespace, no cluster role', () => {
     const docs = render([...INSTALL, '--set', 'rbac.scope=namespaced']);
     validateAll(docs);
-    assert.deepEqual(kinds(docs), ['ConfigMap', 'CronJob', 'PersistentVolumeClaim', 'Role', 'Role', 'RoleBinding', 'RoleBinding', 'ServiceAccount']);
+    assert.deepEqual(kinds(docs), [
+      'ConfigMap',
+      'CronJob',
+      'PersistentVolumeClaim',
+      'Role',
+      'Role',
+      'RoleBinding',
+      'RoleBinding',
+      'ServiceAccount',
+    ]);
     for (const ns of ['default', 'production']) {
       const role = docs.find((d) => d.kind === 'Role' && d.metadata.namespace === ns);
       assert.ok(role, `Role in ${ns}`);
@@ -494,20 +588,40 @@ describe('options', () => {
   });
 
   test('rbac.create=false and an existing ServiceAccount', () => {
-    const docs = render([...INSTALL, '--set', 'rbac.create=false', '--set', 'serviceAccount.create=false', '--set', 'serviceAccount.name=scanner-sa']);
+    const docs = render([
+      ...INSTALL,
+      '--set',
+      'rbac.create=false',
+      '--set',
+      'serviceAccount.create=false',
+      '--set',
+      'serviceAccount.name=scanner-sa',
+    ]);
     validateAll(docs);
     assert.deepEqual(kinds(docs), ['ConfigMap', 'CronJob', 'PersistentVolumeClaim']);
     assert.equal(podSpec(docs).serviceAccountName, 'scanner-sa');
   });
 
   test('redis cache backend goes to the Secret (it may contain a password)', () => {
-    const docs = render([...INSTALL, '--set', 'trivy.cacheMode=redis', '--set', 'trivy.cacheBackend=redis://:pw@redis:6379']);
+    const docs = render([
+      ...INSTALL,
+      '--set',
+      'trivy.cacheMode=redis',
+      '--set',
+      'trivy.cacheBackend=redis://:pw@redis:6379',
+    ]);
     validateAll(docs);
     assert.deepEqual(one(docs, 'Secret').stringData, { TRIVY_CACHE_BACKEND: 'redis://:pw@redis:6379' });
     assert.equal(one(docs, 'ConfigMap').data.TRIVY_CACHE_BACKEND, undefined);
     assert.equal(envValues(docs).TRIVY_CACHE_MODE, 'redis');
     // Other modes ignore a stray backend, as the Go chart did.
-    const shared = render([...INSTALL, '--set', 'trivy.cacheMode=shared', '--set', 'trivy.cacheBackend=redis://redis:6379']);
+    const shared = render([
+      ...INSTALL,
+      '--set',
+      'trivy.cacheMode=shared',
+      '--set',
+      'trivy.cacheBackend=redis://redis:6379',
+    ]);
     assert.equal(envValues(shared).TRIVY_CACHE_BACKEND, undefined);
   });
 
@@ -585,7 +699,10 @@ affinity: {}
       LOG_LEVEL: 'debug',
       LOG_FORMAT: 'text',
     });
-    assert.deepEqual((container(docs).volumeMounts as Obj[])[1], { name: 'trivy-cache', mountPath: '/var/cache/trivy' });
+    assert.deepEqual((container(docs).volumeMounts as Obj[])[1], {
+      name: 'trivy-cache',
+      mountPath: '/var/cache/trivy',
+    });
   });
 
   test('numbers and booleans are accepted where the Go chart had strings', () => {
@@ -683,7 +800,10 @@ extraVolumeMounts: [{ name: ca, mountPath: /etc/corp-ca, readOnly: true }]
     assert.deepEqual((c.volumeMounts as Obj[]).at(-1), { name: 'ca', mountPath: '/etc/corp-ca', readOnly: true });
     assert.deepEqual(pod.volumes[0], { name: 'tmp', emptyDir: { medium: 'Memory', sizeLimit: '10Gi' } });
     assert.deepEqual((pod.volumes as Obj[]).at(-1), { name: 'ca', configMap: { name: 'corp-ca' } });
-    assert.equal(one(docs, 'ServiceAccount', 'scanner').metadata.annotations['eks.amazonaws.com/role-arn'], 'arn:aws:iam::1:role/scanner');
+    assert.equal(
+      one(docs, 'ServiceAccount', 'scanner').metadata.annotations['eks.amazonaws.com/role-arn'],
+      'arn:aws:iam::1:role/scanner',
+    );
     assert.equal(one(docs, 'PersistentVolumeClaim').metadata.name, 'scanner-cache');
   });
 
@@ -700,7 +820,8 @@ extraVolumeMounts: [{ name: ca, mountPath: /etc/corp-ca, readOnly: true }]
   });
 
   test('a changed ConfigMap or Secret changes the pod template checksum', () => {
-    const ann = (args: string[]): Obj => one(render([...INSTALL, ...args]), 'CronJob').spec.jobTemplate.spec.template.metadata.annotations;
+    const ann = (args: string[]): Obj =>
+      one(render([...INSTALL, ...args]), 'CronJob').spec.jobTemplate.spec.template.metadata.annotations;
     const base = ann([]);
     assert.deepEqual(ann([]), base, 'stable for the same values');
     assert.notEqual(ann(['--set', 'scan.concurrency=4'])['checksum/config'], base['checksum/config']);
@@ -718,47 +839,199 @@ describe('bad values are rejected at install time with a clear message', () => {
     ['missing ephor.apiUrl', ns, /ephor\.apiUrl: String length must be greater than or equal to 1/],
     ['missing scan.namespaces', api, /scan\.namespaces: String length must be greater than or equal to 1/],
     ['empty namespace list', [...api, '--set', 'scan.namespaces={}'], /scan\.namespaces\.0: Does not match pattern/],
-    ['ephor.apiUrl not a URL', [...ns, '--set', 'ephor.apiUrl=ephor-api:8080'], /ephor\.apiUrl: Does not match pattern/],
+    [
+      'ephor.apiUrl not a URL',
+      [...ns, '--set', 'ephor.apiUrl=ephor-api:8080'],
+      /ephor\.apiUrl: Does not match pattern/,
+    ],
     ['ephor.apiUrl not http(s)', [...ns, '--set', 'ephor.apiUrl=ftp://ephor'], /ephor\.apiUrl: Does not match pattern/],
-    ['ephor.apiUrl with credentials', [...ns, '--set', 'ephor.apiUrl=https://user:pw@ephor'], /ephor\.apiUrl: Does not match pattern/],
-    ['ephor.apiUrl with a query', [...ns, '--set', 'ephor.apiUrl=https://ephor/?x=1'], /ephor\.apiUrl: Does not match pattern/],
-    ['scan.concurrency 0', [...api, ...ns, '--set', 'scan.concurrency=0'], /scan\.concurrency: Must be greater than or equal to 1/],
-    ['scan.concurrency "0"', [...api, ...ns, '--set-string', 'scan.concurrency=0'], /scan\.concurrency: Does not match pattern/],
-    ['scan.concurrency 65', [...api, ...ns, '--set', 'scan.concurrency=65'], /scan\.concurrency: Must be less than or equal to 64/],
-    ['unknown cache mode', [...api, ...ns, '--set', 'trivy.cacheMode=disk'], /trivy\.cacheMode must be one of the following: "ephemeral", "shared", "redis"/],
-    ['unknown severity', [...api, ...ns, '--set', 'scan.severity=CRITICAL\\,SEVERE'], /scan\.severity: Does not match pattern '.*CRITICAL\|HIGH\|MEDIUM\|LOW\|UNKNOWN/],
-    ['unknown severity in a list', [...api, ...ns, '--set', 'scan.severity={HIGH,SEVERE}'], /scan\.severity\.1: Does not match pattern/],
-    ['unknown workload type', [...api, ...ns, '--set', 'scan.workloadTypes={Deployment,Job}'], /scan\.workloadTypes\.1: Does not match pattern/],
-    ['unknown workload type in a comma string', [...api, ...ns, '--set', 'scan.workloadTypes=Pod\\,ReplicaSet'], /scan\.workloadTypes: Does not match pattern/],
-    ['exclusion glob with capitals', [...api, '--set', 'scan.namespaces=*', '--set', 'scan.excludeNamespaces={Kube-*}'], /scan\.excludeNamespaces\.0: Does not match pattern/],
-    ['exclusion glob with a regex', [...api, '--set', 'scan.namespaces=*', '--set', 'scan.excludeNamespaces=kube-.+'], /scan\.excludeNamespaces: Does not match pattern/],
-    ['exclusion with a trailing comma', [...api, '--set', 'scan.namespaces=*', '--set', 'scan.excludeNamespaces=kube-*\\,'], /scan\.excludeNamespaces: Does not match pattern/],
-    ['exclusion of an explicit namespace', [...api, '--set', 'scan.namespaces={default,kube-system}', '--set', 'scan.excludeNamespaces={kube-*}'], /scan\.excludeNamespaces: "kube-\*" excludes "kube-system", which scan\.namespaces names explicitly; remove one or the other/],
-    ['exclusion of an explicit namespace by "?"', [...api, '--set', 'scan.namespaces=team-a\\,team-bb', '--set', 'scan.excludeNamespaces=team-?'], /"team-\?" excludes "team-a", which scan\.namespaces names explicitly/],
-    ['namespace selector as a map', [...api, ...ns, '--set', 'scan.namespaceSelector.team=payments'], /scan\.namespaceSelector: Invalid type\. Expected: string, given: object/],
-    ['namespace selector as a list', [...api, ...ns, '--set', 'scan.namespaceSelector={team=payments}'], /scan\.namespaceSelector: Invalid type\. Expected: string, given: array/],
-    ['namespaced RBAC with a selector', [...api, ...ns, '--set', 'scan.namespaceSelector=team=payments', '--set', 'rbac.scope=namespaced'], /rbac\.scope=namespaced cannot grant the namespace list that scan\.namespaceSelector needs: use rbac\.scope=cluster/],
-    ['non-boolean registryAuth.enabled', [...api, ...ns, '--set', 'registryAuth.enabled=yes'], /registryAuth\.enabled: Does not match pattern/],
-    ['misspelt registryAuth key', [...api, ...ns, '--set', 'registryAuth.enable=false'], /Additional property enable is not allowed/],
-    ['unknown log level', [...api, ...ns, '--set', 'log.level=verbose'], /log\.level must be one of the following: "debug", "info", "warn", "error"/],
+    [
+      'ephor.apiUrl with credentials',
+      [...ns, '--set', 'ephor.apiUrl=https://user:pw@ephor'],
+      /ephor\.apiUrl: Does not match pattern/,
+    ],
+    [
+      'ephor.apiUrl with a query',
+      [...ns, '--set', 'ephor.apiUrl=https://ephor/?x=1'],
+      /ephor\.apiUrl: Does not match pattern/,
+    ],
+    [
+      'scan.concurrency 0',
+      [...api, ...ns, '--set', 'scan.concurrency=0'],
+      /scan\.concurrency: Must be greater than or equal to 1/,
+    ],
+    [
+      'scan.concurrency "0"',
+      [...api, ...ns, '--set-string', 'scan.concurrency=0'],
+      /scan\.concurrency: Does not match pattern/,
+    ],
+    [
+      'scan.concurrency 65',
+      [...api, ...ns, '--set', 'scan.concurrency=65'],
+      /scan\.concurrency: Must be less than or equal to 64/,
+    ],
+    [
+      'unknown cache mode',
+      [...api, ...ns, '--set', 'trivy.cacheMode=disk'],
+      /trivy\.cacheMode must be one of the following: "ephemeral", "shared", "redis"/,
+    ],
+    [
+      'unknown severity',
+      [...api, ...ns, '--set', 'scan.severity=CRITICAL\\,SEVERE'],
+      /scan\.severity: Does not match pattern '.*CRITICAL\|HIGH\|MEDIUM\|LOW\|UNKNOWN/,
+    ],
+    [
+      'unknown severity in a list',
+      [...api, ...ns, '--set', 'scan.severity={HIGH,SEVERE}'],
+      /scan\.severity\.1: Does not match pattern/,
+    ],
+    [
+      'unknown workload type',
+      [...api, ...ns, '--set', 'scan.workloadTypes={Deployment,Job}'],
+      /scan\.workloadTypes\.1: Does not match pattern/,
+    ],
+    [
+      'unknown workload type in a comma string',
+      [...api, ...ns, '--set', 'scan.workloadTypes=Pod\\,ReplicaSet'],
+      /scan\.workloadTypes: Does not match pattern/,
+    ],
+    [
+      'exclusion glob with capitals',
+      [...api, '--set', 'scan.namespaces=*', '--set', 'scan.excludeNamespaces={Kube-*}'],
+      /scan\.excludeNamespaces\.0: Does not match pattern/,
+    ],
+    [
+      'exclusion glob with a regex',
+      [...api, '--set', 'scan.namespaces=*', '--set', 'scan.excludeNamespaces=kube-.+'],
+      /scan\.excludeNamespaces: Does not match pattern/,
+    ],
+    [
+      'exclusion with a trailing comma',
+      [...api, '--set', 'scan.namespaces=*', '--set', 'scan.excludeNamespaces=kube-*\\,'],
+      /scan\.excludeNamespaces: Does not match pattern/,
+    ],
+    [
+      'exclusion of an explicit namespace',
+      [...api, '--set', 'scan.namespaces={default,kube-system}', '--set', 'scan.excludeNamespaces={kube-*}'],
+      /scan\.excludeNamespaces: "kube-\*" excludes "kube-system", which scan\.namespaces names explicitly; remove one or the other/,
+    ],
+    [
+      'exclusion of an explicit namespace by "?"',
+      [...api, '--set', 'scan.namespaces=team-a\\,team-bb', '--set', 'scan.excludeNamespaces=team-?'],
+      /"team-\?" excludes "team-a", which scan\.namespaces names explicitly/,
+    ],
+    [
+      'namespace selector as a map',
+      [...api, ...ns, '--set', 'scan.namespaceSelector.team=payments'],
+      /scan\.namespaceSelector: Invalid type\. Expected: string, given: object/,
+    ],
+    [
+      'namespace selector as a list',
+      [...api, ...ns, '--set', 'scan.namespaceSelector={team=payments}'],
+      /scan\.namespaceSelector: Invalid type\. Expected: string, given: array/,
+    ],
+    [
+      'namespaced RBAC with a selector',
+      [...api, ...ns, '--set', 'scan.namespaceSelector=team=payments', '--set', 'rbac.scope=namespaced'],
+      /rbac\.scope=namespaced cannot grant the namespace list that scan\.namespaceSelector needs: use rbac\.scope=cluster/,
+    ],
+    [
+      'non-boolean registryAuth.enabled',
+      [...api, ...ns, '--set', 'registryAuth.enabled=yes'],
+      /registryAuth\.enabled: Does not match pattern/,
+    ],
+    [
+      'misspelt registryAuth key',
+      [...api, ...ns, '--set', 'registryAuth.enable=false'],
+      /Additional property enable is not allowed/,
+    ],
+    [
+      'unknown log level',
+      [...api, ...ns, '--set', 'log.level=verbose'],
+      /log\.level must be one of the following: "debug", "info", "warn", "error"/,
+    ],
     ['unknown SBOM format', [...api, ...ns, '--set', 'sbom.format=xml'], /sbom\.format must be one of the following/],
-    ['non-boolean skipDbUpdate', [...api, ...ns, '--set', 'trivy.skipDbUpdate=yes'], /trivy\.skipDbUpdate: Does not match pattern/],
-    ['zero trivy.timeout', [...api, ...ns, '--set', 'trivy.timeout=0'], /trivy\.timeout: Must be greater than or equal to 1/],
-    ['payload size below 64Ki', [...api, ...ns, '--set', 'ephor.maxPayloadBytes=1000'], /ephor\.maxPayloadBytes: Must be greater than or equal to 65536/],
-    ['payload size with a unit Kubernetes does not know', [...api, ...ns, '--set', 'ephor.maxPayloadBytes=8MB'], /ephor\.maxPayloadBytes: Does not match pattern/],
-    ['maxRetries 11', [...api, ...ns, '--set', 'ephor.maxRetries=11'], /ephor\.maxRetries: Must be less than or equal to 10/],
-    ['invalid namespace name', [...api, '--set', 'scan.namespaces=Default'], /scan\.namespaces: Does not match pattern/],
+    [
+      'non-boolean skipDbUpdate',
+      [...api, ...ns, '--set', 'trivy.skipDbUpdate=yes'],
+      /trivy\.skipDbUpdate: Does not match pattern/,
+    ],
+    [
+      'zero trivy.timeout',
+      [...api, ...ns, '--set', 'trivy.timeout=0'],
+      /trivy\.timeout: Must be greater than or equal to 1/,
+    ],
+    [
+      'payload size below 64Ki',
+      [...api, ...ns, '--set', 'ephor.maxPayloadBytes=1000'],
+      /ephor\.maxPayloadBytes: Must be greater than or equal to 65536/,
+    ],
+    [
+      'payload size with a unit Kubernetes does not know',
+      [...api, ...ns, '--set', 'ephor.maxPayloadBytes=8MB'],
+      /ephor\.maxPayloadBytes: Does not match pattern/,
+    ],
+    [
+      'maxRetries 11',
+      [...api, ...ns, '--set', 'ephor.maxRetries=11'],
+      /ephor\.maxRetries: Must be less than or equal to 10/,
+    ],
+    [
+      'invalid namespace name',
+      [...api, '--set', 'scan.namespaces=Default'],
+      /scan\.namespaces: Does not match pattern/,
+    ],
     ['trailing comma', [...api, '--set', 'scan.namespaces=default\\,'], /scan\.namespaces: Does not match pattern/],
-    ['misspelt key', [...api, ...ns, '--set', 'scan.namespace=default'], /Additional property namespace is not allowed/],
-    ['"*" with names', [...api, '--set', 'scan.namespaces={default,*}'], /"\*" \(all namespaces\) cannot be combined with namespace names/],
-    ['namespaced RBAC with "*"', [...api, '--set', 'scan.namespaces=*', '--set', 'rbac.scope=namespaced'], /rbac\.scope=namespaced needs explicit scan\.namespaces/],
-    ['unknown rbac.scope', [...api, ...ns, '--set', 'rbac.scope=global'], /rbac\.scope must be one of the following: "cluster", "namespaced"/],
-    ['redis without backend', [...api, ...ns, '--set', 'trivy.cacheMode=redis'], /trivy\.cacheMode=redis needs trivy\.cacheBackend/],
-    ['non-redis backend URL', [...api, ...ns, '--set', 'trivy.cacheMode=redis', '--set', 'trivy.cacheBackend=memcached://x'], /trivy\.cacheBackend: Does not match pattern/],
-    ['authHeader without authValue', [...api, ...ns, '--set', 'ephor.authHeader=Authorization'], /ephor\.authHeader is set but ephor\.authValue is empty/],
-    ['authValue without authHeader', [...api, ...ns, '--set', 'ephor.authValue=x'], /ephor\.authValue is set but ephor\.authHeader is empty/],
-    ['authValue with existingSecret', [...api, ...ns, '--set', 'ephor.authValue=x', '--set', 'ephor.authHeader=A', '--set', 'ephor.existingSecret=s'], /ephor\.authValue and ephor\.existingSecret are both set/],
-    ['header name with a space', [...api, ...ns, '--set', 'ephor.authHeader=X Token', '--set', 'ephor.authValue=x'], /ephor\.authHeader: Does not match pattern/],
+    [
+      'misspelt key',
+      [...api, ...ns, '--set', 'scan.namespace=default'],
+      /Additional property namespace is not allowed/,
+    ],
+    [
+      '"*" with names',
+      [...api, '--set', 'scan.namespaces={default,*}'],
+      /"\*" \(all namespaces\) cannot be combined with namespace names/,
+    ],
+    [
+      'namespaced RBAC with "*"',
+      [...api, '--set', 'scan.namespaces=*', '--set', 'rbac.scope=namespaced'],
+      /rbac\.scope=namespaced needs explicit scan\.namespaces/,
+    ],
+    [
+      'unknown rbac.scope',
+      [...api, ...ns, '--set', 'rbac.scope=global'],
+      /rbac\.scope must be one of the following: "cluster", "namespaced"/,
+    ],
+    [
+      'redis without backend',
+      [...api, ...ns, '--set', 'trivy.cacheMode=redis'],
+      /trivy\.cacheMode=redis needs trivy\.cacheBackend/,
+    ],
+    [
+      'non-redis backend URL',
+      [...api, ...ns, '--set', 'trivy.cacheMode=redis', '--set', 'trivy.cacheBackend=memcached://x'],
+      /trivy\.cacheBackend: Does not match pattern/,
+    ],
+    [
+      'authHeader without authValue',
+      [...api, ...ns, '--set', 'ephor.authHeader=Authorization'],
+      /ephor\.authHeader is set but ephor\.authValue is empty/,
+    ],
+    [
+      'authValue without authHeader',
+      [...api, ...ns, '--set', 'ephor.authValue=x'],
+      /ephor\.authValue is set but ephor\.authHeader is empty/,
+    ],
+    [
+      'authValue with existingSecret',
+      [...api, ...ns, '--set', 'ephor.authValue=x', '--set', 'ephor.authHeader=A', '--set', 'ephor.existingSecret=s'],
+      /ephor\.authValue and ephor\.existingSecret are both set/,
+    ],
+    [
+      'header name with a space',
+      [...api, ...ns, '--set', 'ephor.authHeader=X Token', '--set', 'ephor.authValue=x'],
+      /ephor\.authHeader: Does not match pattern/,
+    ],
   ];
   for (const [name, args, message] of cases) {
     test(name, () => {
@@ -774,19 +1047,35 @@ test('NOTES.txt prints the manual-run and logs commands for this release', () =>
   cpSync(CHART, copy, { recursive: true });
   const notes = readFileSync(path.join(copy, 'templates', 'NOTES.txt'), 'utf8');
   rmSync(path.join(copy, 'templates', 'NOTES.txt'));
-  writeFileSync(path.join(copy, 'templates', '_notes_under_test.tpl'), `{{- define "notes-under-test" -}}\n${notes}{{- end -}}\n`);
+  writeFileSync(
+    path.join(copy, 'templates', '_notes_under_test.tpl'),
+    `{{- define "notes-under-test" -}}\n${notes}{{- end -}}\n`,
+  );
   writeFileSync(
     path.join(copy, 'templates', 'notes-under-test.yaml'),
     'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ include "notes-under-test" . | quote }}\n',
   );
   const notesFor = (args: string[]): string =>
-    one(render([...args, '--show-only', 'templates/notes-under-test.yaml'], 'ephor-scanner', copy), 'ConfigMap', 'notes').data.notes as string;
+    one(
+      render([...args, '--show-only', 'templates/notes-under-test.yaml'], 'ephor-scanner', copy),
+      'ConfigMap',
+      'notes',
+    ).data.notes as string;
   const text = notesFor(INSTALL);
   assert.match(text, /kubectl get cronjobs -n ephor\n/);
   assert.match(text, /kubectl create job --from=cronjob\/ephor-scanner ephor-scanner-manual -n ephor\n/);
   assert.match(text, /kubectl logs -f job\/ephor-scanner-manual -n ephor\n/);
   assert.match(text, /helm test ephor-scanner -n ephor --logs\n/);
   assert.match(text, /Scanning namespaces: default,production\n/);
-  const selected = notesFor(['--set', 'ephor.apiUrl=http://ephor-api:8080', '--set', 'scan.namespaces=*', '--set', 'scan.namespaceSelector=team=payments', '--set', 'scan.excludeNamespaces={kube-*}']);
+  const selected = notesFor([
+    '--set',
+    'ephor.apiUrl=http://ephor-api:8080',
+    '--set',
+    'scan.namespaces=*',
+    '--set',
+    'scan.namespaceSelector=team=payments',
+    '--set',
+    'scan.excludeNamespaces={kube-*}',
+  ]);
   assert.match(selected, /Scanning namespaces: \* with labels team=payments, excluding kube-\*\n/);
 });

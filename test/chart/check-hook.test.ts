@@ -24,7 +24,9 @@ function helm(args: string[]): HelmResult {
 function render(args: string[], release = 'ephor-scanner'): Obj[] {
   const r = helm(['template', release, CHART, '--namespace', 'ephor', ...args]);
   assert.equal(r.status, 0, `helm template ${args.join(' ')} failed:\n${r.stderr}`);
-  return parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj | null).filter((d): d is Obj => d !== null);
+  return parseAllDocuments(r.stdout)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((d): d is Obj => d !== null);
 }
 
 function renderFails(args: string[]): string {
@@ -52,7 +54,19 @@ const configMap = (docs: Obj[]): Obj => docs.find((d) => d.kind === 'ConfigMap')
 function assertSameAsCronJob(docs: Obj[]): void {
   const hook = hookPod(docs).spec;
   const cron = cronPod(docs);
-  for (const key of ['serviceAccountName', 'automountServiceAccountToken', 'enableServiceLinks', 'securityContext', 'imagePullSecrets', 'volumes', 'nodeSelector', 'affinity', 'tolerations', 'priorityClassName', 'restartPolicy']) {
+  for (const key of [
+    'serviceAccountName',
+    'automountServiceAccountToken',
+    'enableServiceLinks',
+    'securityContext',
+    'imagePullSecrets',
+    'volumes',
+    'nodeSelector',
+    'affinity',
+    'tolerations',
+    'priorityClassName',
+    'restartPolicy',
+  ]) {
     assert.deepEqual(hook[key], cron[key], `pod ${key}`);
   }
   const [check] = hook.containers as Obj[];
@@ -66,7 +80,7 @@ function assertSameAsCronJob(docs: Obj[]): void {
 }
 
 describe('Helm test hook: ephor-scanner check', () => {
-  test('renders as a helm.sh/hook: test Pod with the chart\'s ServiceAccount and the check command; not part of an install', () => {
+  test("renders as a helm.sh/hook: test Pod with the chart's ServiceAccount and the check command; not part of an install", () => {
     const docs = render(INSTALL);
     const pod = hookPod(docs);
     assert.doesNotThrow(() => new Pod(pod as never).validate(), 'a valid Pod');
@@ -78,7 +92,7 @@ describe('Helm test hook: ephor-scanner check', () => {
     assert.equal(pod.metadata.labels['app.kubernetes.io/component'], 'check');
     assert.equal(pod.spec.serviceAccountName, 'ephor-scanner');
     assert.equal(pod.spec.restartPolicy, 'Never');
-    assert.equal(pod.spec.automountServiceAccountToken, true, 'the check asks the API server with the scanner\'s token');
+    assert.equal(pod.spec.automountServiceAccountToken, true, "the check asks the API server with the scanner's token");
     assert.deepEqual(pod.spec.containers[0].command, ['node', '/app/ephor-scanner.mjs', 'check']);
     assert.equal(pod.spec.containers[0].image, 'ghcr.io/ephor-scanner/ephor-scanner:0.1.0');
     assert.equal(pod.spec.containers[0].securityContext.readOnlyRootFilesystem, true);
@@ -91,10 +105,14 @@ describe('Helm test hook: ephor-scanner check', () => {
   test('same environment, Secret references, extra variables and volumes as the CronJob', () => {
     const docs = render([
       ...INSTALL,
-      '--set', 'ephor.existingSecret=ephor-auth',
-      '--set', 'cache.enabled=false',
-      '--set', 'trivy.skipDbUpdate=true',
-      '-f', valuesFile(`
+      '--set',
+      'ephor.existingSecret=ephor-auth',
+      '--set',
+      'cache.enabled=false',
+      '--set',
+      'trivy.skipDbUpdate=true',
+      '-f',
+      valuesFile(`
 extraEnv:
   - name: HTTPS_PROXY
     value: http://proxy.internal:3128
@@ -115,18 +133,39 @@ priorityClassName: low-priority
     assertSameAsCronJob(docs);
     const check = hookPod(docs).spec.containers[0];
     assert.deepEqual(check.envFrom, [{ configMapRef: { name: 'ephor-scanner' } }]);
-    assert.deepEqual(check.env.map((e: Obj) => e.name), ['TMPDIR', 'HOME', 'EPHOR_AUTH_HEADER', 'EPHOR_AUTH_VALUE', 'HTTPS_PROXY', 'NODE_EXTRA_CA_CERTS']);
-    assert.deepEqual(check.env[3], { name: 'EPHOR_AUTH_VALUE', valueFrom: { secretKeyRef: { name: 'ephor-auth', key: 'EPHOR_AUTH_VALUE' } } });
+    assert.deepEqual(
+      check.env.map((e: Obj) => e.name),
+      ['TMPDIR', 'HOME', 'EPHOR_AUTH_HEADER', 'EPHOR_AUTH_VALUE', 'HTTPS_PROXY', 'NODE_EXTRA_CA_CERTS'],
+    );
+    assert.deepEqual(check.env[3], {
+      name: 'EPHOR_AUTH_VALUE',
+      valueFrom: { secretKeyRef: { name: 'ephor-auth', key: 'EPHOR_AUTH_VALUE' } },
+    });
     assert.deepEqual(check.volumeMounts.at(-1), { name: 'ephor-ca', mountPath: '/etc/ephor-ca', readOnly: true });
     assert.equal(configMap(docs).TRIVY_SKIP_DB_UPDATE, 'true', 'the check reads the same ConfigMap');
 
-    const withSecret = render([...INSTALL, '--set', 'ephor.authHeader=Authorization', '--set', 'ephor.authValue=Bearer t']);
+    const withSecret = render([
+      ...INSTALL,
+      '--set',
+      'ephor.authHeader=Authorization',
+      '--set',
+      'ephor.authValue=Bearer t',
+    ]);
     assertSameAsCronJob(withSecret);
-    assert.deepEqual(hookPod(withSecret).spec.containers[0].envFrom, [{ configMapRef: { name: 'ephor-scanner' } }, { secretRef: { name: 'ephor-scanner' } }]);
+    assert.deepEqual(hookPod(withSecret).spec.containers[0].envFrom, [
+      { configMapRef: { name: 'ephor-scanner' } },
+      { secretRef: { name: 'ephor-scanner' } },
+    ]);
   });
 
   test('another ServiceAccount or release name: the hook follows the CronJob', () => {
-    const existing = render([...INSTALL, '--set', 'serviceAccount.create=false', '--set', 'serviceAccount.name=scanner-sa']);
+    const existing = render([
+      ...INSTALL,
+      '--set',
+      'serviceAccount.create=false',
+      '--set',
+      'serviceAccount.name=scanner-sa',
+    ]);
     assert.equal(hookPod(existing).spec.serviceAccountName, 'scanner-sa');
     assertSameAsCronJob(existing);
     const other = render(INSTALL, 'security');
@@ -139,7 +178,10 @@ priorityClassName: low-priority
 
   test('the root README documents helm test next to the manual run', () => {
     const readme = readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
-    const section = readme.slice(readme.indexOf('### Run a scan now'), readme.indexOf('\n### ', readme.indexOf('### Run a scan now') + 1));
+    const section = readme.slice(
+      readme.indexOf('### Run a scan now'),
+      readme.indexOf('\n### ', readme.indexOf('### Run a scan now') + 1),
+    );
     assert.ok(section.includes('helm test ephor-scanner -n ephor'), section);
     assert.ok(section.includes('kubectl create job --from=cronjob/ephor-scanner ephor-scanner-manual -n ephor'));
   });
@@ -148,28 +190,47 @@ priorityClassName: low-priority
 describe('SCAN_DEADLINE from activeDeadlineSeconds and scan.deadlineMargin', () => {
   const cases: Array<[string, string[], string]> = [
     ['defaults (3600 - 300)', [], '3300s'],
-    ['activeDeadlineSeconds 7200, margin 600', ['--set', 'activeDeadlineSeconds=7200', '--set', 'scan.deadlineMargin=600'], '6600s'],
+    [
+      'activeDeadlineSeconds 7200, margin 600',
+      ['--set', 'activeDeadlineSeconds=7200', '--set', 'scan.deadlineMargin=600'],
+      '6600s',
+    ],
     ['margin as a number in a values file', ['-f', valuesFile('scan:\n  deadlineMargin: 120\n')], '3480s'],
     ['margin 0: the Job deadline itself', ['--set', 'scan.deadlineMargin=0'], '3600s'],
-    ['a Job deadline over a day: capped at the scanner\'s 24h', ['--set', 'activeDeadlineSeconds=172800'], '86400s'],
+    ["a Job deadline over a day: capped at the scanner's 24h", ['--set', 'activeDeadlineSeconds=172800'], '86400s'],
   ];
   for (const [name, args, expected] of cases) {
     test(`${name} -> ${expected}`, () => {
       const docs = render([...INSTALL, ...args]);
       assert.equal(configMap(docs).SCAN_DEADLINE, expected);
-      assert.equal(docs.find((d) => d.kind === 'CronJob')!.spec.jobTemplate.spec.activeDeadlineSeconds, Number(args.find((a) => a.startsWith('activeDeadlineSeconds='))?.split('=')[1] ?? 3600));
+      assert.equal(
+        docs.find((d) => d.kind === 'CronJob')!.spec.jobTemplate.spec.activeDeadlineSeconds,
+        Number(args.find((a) => a.startsWith('activeDeadlineSeconds='))?.split('=')[1] ?? 3600),
+      );
     });
   }
 
   test('a margin not smaller than activeDeadlineSeconds fails with a clear message', () => {
     const error = renderFails([...INSTALL, '--set', 'activeDeadlineSeconds=300']);
-    assert.match(error, /activeDeadlineSeconds \(300\) must be larger than scan\.deadlineMargin \(300\): .*raise activeDeadlineSeconds or lower scan\.deadlineMargin/);
-    assert.match(renderFails([...INSTALL, '--set', 'activeDeadlineSeconds=600', '--set', 'scan.deadlineMargin=900']), /activeDeadlineSeconds \(600\) must be larger than scan\.deadlineMargin \(900\)/);
+    assert.match(
+      error,
+      /activeDeadlineSeconds \(300\) must be larger than scan\.deadlineMargin \(300\): .*raise activeDeadlineSeconds or lower scan\.deadlineMargin/,
+    );
+    assert.match(
+      renderFails([...INSTALL, '--set', 'activeDeadlineSeconds=600', '--set', 'scan.deadlineMargin=900']),
+      /activeDeadlineSeconds \(600\) must be larger than scan\.deadlineMargin \(900\)/,
+    );
   });
 
   test('the schema accepts only an integer >= 0', () => {
-    assert.match(renderFails([...INSTALL, '--set', 'scan.deadlineMargin=-5']), /scan\.deadlineMargin: Must be greater than or equal to 0/);
-    assert.match(renderFails([...INSTALL, '--set-string', 'scan.deadlineMargin=5m']), /scan\.deadlineMargin: Does not match pattern/);
+    assert.match(
+      renderFails([...INSTALL, '--set', 'scan.deadlineMargin=-5']),
+      /scan\.deadlineMargin: Must be greater than or equal to 0/,
+    );
+    assert.match(
+      renderFails([...INSTALL, '--set-string', 'scan.deadlineMargin=5m']),
+      /scan\.deadlineMargin: Does not match pattern/,
+    );
     assert.match(renderFails([...INSTALL, '--set', 'scan.deadlineMargin=1.5']), /scan\.deadlineMargin/);
   });
 });

@@ -45,7 +45,8 @@ describe('values reference table', () => {
     const problems: string[] = [];
     for (const [key, def] of expected) {
       if (!rows.has(key)) problems.push(`missing row:    | \`${key}\` | \`${def}\` | <description> |`);
-      else if (rows.get(key) !== def) problems.push(`wrong default:  | \`${key}\` | \`${def}\` | (table says \`${rows.get(key)}\`)`);
+      else if (rows.get(key) !== def)
+        problems.push(`wrong default:  | \`${key}\` | \`${def}\` | (table says \`${rows.get(key)}\`)`);
     }
     for (const key of rows.keys()) if (!expected.has(key)) problems.push(`not in values.yaml: ${key}`);
     assert.deepEqual(problems, [], `deploy/helm/ephor-scanner/README.md is out of date:\n${problems.join('\n')}`);
@@ -53,7 +54,9 @@ describe('values reference table', () => {
   });
 
   test('every documented value has a schema entry', () => {
-    const schema = JSON.parse(read('deploy', 'helm', 'ephor-scanner', 'values.schema.json')) as { properties: Record<string, { properties?: Record<string, unknown> }> };
+    const schema = JSON.parse(read('deploy', 'helm', 'ephor-scanner', 'values.schema.json')) as {
+      properties: Record<string, { properties?: Record<string, unknown> }>;
+    };
     const values = parse(read('deploy', 'helm', 'ephor-scanner', 'values.yaml')) as Record<string, unknown>;
     for (const [top, v] of Object.entries(values)) {
       const s = schema.properties[top];
@@ -77,14 +80,21 @@ function installSection(): string {
 describe('install documentation (README section)', () => {
   const doc = installSection();
 
-  test('is a README section with the issue\'s commands', () => {
+  test("is a README section with the issue's commands", () => {
     assert.match(doc, /^## Install on Kubernetes\n/);
     assert.ok(doc.includes("--set ephor.apiUrl=http://ephor-api:8080 --set 'scan.namespaces={default,production}'"));
     assert.ok(doc.includes("--set scan.namespaces='default\\,production'"));
     assert.ok(doc.includes('kubectl get cronjobs -n ephor'));
     assert.ok(doc.includes('kubectl create job --from=cronjob/ephor-scanner ephor-scanner-manual -n ephor'));
     assert.ok(doc.includes('kubectl logs -f job/ephor-scanner-manual -n ephor'));
-    for (const heading of ['Authentication', 'Air-gapped', 'Persistent cache', 'RBAC', 'Run a scan now', 'Upgrading from the Go scanner']) {
+    for (const heading of [
+      'Authentication',
+      'Air-gapped',
+      'Persistent cache',
+      'RBAC',
+      'Run a scan now',
+      'Upgrading from the Go scanner',
+    ]) {
       assert.match(doc, new RegExp(`^### .*${heading}`, 'm'), `section ${heading}`);
     }
   });
@@ -123,7 +133,19 @@ describe('install documentation (README section)', () => {
       writeFileSync(file, block);
       const r = spawnSync(
         HELM,
-        ['template', 'ephor-scanner', CHART, '-n', 'ephor', '--set', 'ephor.apiUrl=http://ephor-api:8080', '--set', 'scan.namespaces=default', '-f', file],
+        [
+          'template',
+          'ephor-scanner',
+          CHART,
+          '-n',
+          'ephor',
+          '--set',
+          'ephor.apiUrl=http://ephor-api:8080',
+          '--set',
+          'scan.namespaces=default',
+          '-f',
+          file,
+        ],
         { encoding: 'utf8', timeout: 30_000, env: ENV },
       );
       assert.equal(r.status, 0, `this documented values snippet fails:\n${block}\n${r.stderr}`);
@@ -156,14 +178,22 @@ describe('packaging', () => {
   });
 
   test('.dockerignore admits exactly what the Dockerfile copies from the build context', () => {
-    const ignore = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+    const ignore = read('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
     assert.equal(ignore[0], '*', 'allow-list: everything else (node_modules, .git, .cache, dist) stays out');
     const allowed = ignore.slice(1).map((l) => l.replace(/^!/, '').replace(/\/$/, ''));
-    const sources = [...read('Dockerfile').matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) => (m[1] ?? '').split(/\s+/));
+    const sources = [...read('Dockerfile').matchAll(/^COPY (?!--from)(.+) \S+$/gm)].flatMap((m) =>
+      (m[1] ?? '').split(/\s+/),
+    );
     assert.ok(sources.length > 0);
     for (const s of sources) {
       const p = s.replace(/\/$/, '');
-      assert.ok(allowed.some((a) => p === a || p.startsWith(`${a}/`)), `${s} is excluded by .dockerignore`);
+      assert.ok(
+        allowed.some((a) => p === a || p.startsWith(`${a}/`)),
+        `${s} is excluded by .dockerignore`,
+      );
     }
   });
 });

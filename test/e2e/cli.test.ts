@@ -29,7 +29,12 @@ describe('command line', { timeout: 120_000 }, () => {
   test('configuration errors: exit 2, every problem named, nothing contacted', async () => {
     const standIns = await startStandIns({ cluster: { objects: [] } });
     try {
-      const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'Bad_Name', SCAN_CONCURRENCY: '0', EPHOR_AUTH_VALUE: 'lonely-secret-xyz' });
+      const run = await runScanner({
+        ...standIns.env,
+        SCAN_NAMESPACES: 'Bad_Name',
+        SCAN_CONCURRENCY: '0',
+        EPHOR_AUTH_VALUE: 'lonely-secret-xyz',
+      });
       assert.equal(run.exitCode, 2);
       const [error] = logsWith(run, 'invalid configuration: nothing was contacted');
       assert.deepEqual(error!.errors, [
@@ -54,11 +59,18 @@ describe('command line', { timeout: 120_000 }, () => {
 
   test('flags override their variables; LOG_FORMAT=text gives readable lines', async () => {
     const standIns = await startStandIns({
-      cluster: { objects: [deployment({ namespace: 'from-flag', name: 'web', containers: [{ name: 'app', image: 'alpine:3.10' }] })] },
+      cluster: {
+        objects: [
+          deployment({ namespace: 'from-flag', name: 'web', containers: [{ name: 'app', image: 'alpine:3.10' }] }),
+        ],
+      },
       trivy: { images: { 'docker.io/library/alpine:3.10': { report: 'trivy-v0.69.3_alpine-3.10_os-pkgs.json' } } },
     });
     try {
-      const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'from-env', LOG_FORMAT: 'json' }, { args: ['--namespaces', 'from-flag', '--log-format', 'text', '--severity', 'medium'] });
+      const run = await runScanner(
+        { ...standIns.env, SCAN_NAMESPACES: 'from-env', LOG_FORMAT: 'json' },
+        { args: ['--namespaces', 'from-flag', '--log-format', 'text', '--severity', 'medium'] },
+      );
       assert.equal(run.exitCode, 0, run.stdout);
       const [payload] = standIns.ephor.scanIngests();
       assert.equal((payload!.body as { namespace: string }).namespace, 'from-flag');
@@ -74,8 +86,22 @@ describe('command line', { timeout: 120_000 }, () => {
   test('the bundle and its launcher, copied to an empty folder without node_modules (as in the image), run --help and a complete scan; the bundle alone too', async () => {
     const folder = await mkdtemp(path.join(os.tmpdir(), 'ephor-bundle-'));
     const standIns = await startStandIns({
-      cluster: { objects: [deployment({ namespace: 'shop', name: 'web', containers: [{ name: 'app', image: 'bkimminich/juice-shop:v10.2.0' }] })] },
-      trivy: { images: { 'docker.io/bkimminich/juice-shop:v10.2.0': { report: 'real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json' } } },
+      cluster: {
+        objects: [
+          deployment({
+            namespace: 'shop',
+            name: 'web',
+            containers: [{ name: 'app', image: 'bkimminich/juice-shop:v10.2.0' }],
+          }),
+        ],
+      },
+      trivy: {
+        images: {
+          'docker.io/bkimminich/juice-shop:v10.2.0': {
+            report: 'real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json',
+          },
+        },
+      },
     });
     try {
       const bundle = path.join(folder, 'ephor-scanner.mjs');
@@ -90,13 +116,17 @@ describe('command line', { timeout: 120_000 }, () => {
       const findingsSent = () =>
         standIns.ephor.scanIngests().map((r) => {
           assert.deepEqual(r.contractErrors, []);
-          return (r.body as { workloads: Array<{ containers: Array<{ vulnerabilities: unknown[] }> }> }).workloads[0]!.containers[0]!.vulnerabilities.length;
+          return (r.body as { workloads: Array<{ containers: Array<{ vulnerabilities: unknown[] }> }> }).workloads[0]!
+            .containers[0]!.vulnerabilities.length;
         });
       const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'shop' }, { bundle });
       assert.equal(run.exitCode, 0, run.stdout + run.stderr);
       assert.deepEqual(findingsSent(), [197]);
       const [summary] = logsWith(run, 'ephor-scanner completed');
-      assert.ok((summary!.resources as { launcher?: { cpu_user_s: number } }).launcher, 'Trivy was started by the launcher');
+      assert.ok(
+        (summary!.resources as { launcher?: { cpu_user_s: number } }).launcher,
+        'Trivy was started by the launcher',
+      );
 
       // Without the launcher file the scanner starts Trivy itself: the same result.
       await rm(launcher);

@@ -7,10 +7,16 @@ import { deployment } from '../support/k8s-objects.js';
 import { logsWith, runScanner, startStandIns, type ScannerRun, type StandIns } from '../support/harness.js';
 import type { ScriptedResponse } from '../support/ephor-server.js';
 
-const objects = ['alpha', 'beta'].map((namespace) => deployment({ namespace, name: 'web', containers: [{ name: 'app', image: 'alpine:3.10' }] }));
+const objects = ['alpha', 'beta'].map((namespace) =>
+  deployment({ namespace, name: 'web', containers: [{ name: 'app', image: 'alpine:3.10' }] }),
+);
 const trivy = { images: { 'docker.io/library/alpine:3.10': { report: 'trivy-v0.69.3_alpine-3.10_os-pkgs.json' } } };
 
-async function scanWith(script: ScriptedResponse[], env: Record<string, string> = {}, ephor: { requireHeader?: { name: string; value: string } } = {}): Promise<{ run: ScannerRun; standIns: StandIns }> {
+async function scanWith(
+  script: ScriptedResponse[],
+  env: Record<string, string> = {},
+  ephor: { requireHeader?: { name: string; value: string } } = {},
+): Promise<{ run: ScannerRun; standIns: StandIns }> {
   const standIns = await startStandIns({ cluster: { objects }, trivy, ephor: { script, ...ephor } });
   try {
     const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'alpha,beta', ...env }, { timeoutMs: 60_000 });
@@ -21,8 +27,13 @@ async function scanWith(script: ScriptedResponse[], env: Record<string, string> 
   }
 }
 
-const ingestPosts = (standIns: StandIns) => standIns.ephor.requests.filter((r) => r.method === 'POST' && r.path === '/api/v1/scans/ingest');
-const delivered = (standIns: StandIns) => standIns.ephor.scanIngests().map((r) => (r.body as { namespace: string }).namespace).sort();
+const ingestPosts = (standIns: StandIns) =>
+  standIns.ephor.requests.filter((r) => r.method === 'POST' && r.path === '/api/v1/scans/ingest');
+const delivered = (standIns: StandIns) =>
+  standIns.ephor
+    .scanIngests()
+    .map((r) => (r.body as { namespace: string }).namespace)
+    .sort();
 
 describe('delivery faults', { timeout: 180_000 }, () => {
   test('503 three times, then accepted: retried with backoff, delivered, exit 0', async () => {
@@ -32,7 +43,14 @@ describe('delivery faults', { timeout: 180_000 }, () => {
       assert.equal(ingestPosts(standIns).length, 5);
       assert.deepEqual(delivered(standIns), ['alpha', 'beta']);
       const retries = logsWith(run, 'delivery attempt failed, retrying');
-      assert.deepEqual(retries.map((l) => [l.attempt, l.status]), [[1, 503], [2, 503], [3, 503]]);
+      assert.deepEqual(
+        retries.map((l) => [l.attempt, l.status]),
+        [
+          [1, 503],
+          [2, 503],
+          [3, 503],
+        ],
+      );
       const ids = ingestPosts(standIns).map((r) => r.headers['x-request-id']);
       assert.equal(new Set(ids).size, ids.length, 'a fresh X-Request-Id per attempt');
       assert.equal(standIns.ephor.maxConcurrentIngests, 1);
@@ -63,7 +81,10 @@ describe('delivery faults', { timeout: 180_000 }, () => {
       const [failure] = logsWith(run, 'failed to deliver scan results');
       assert.equal(failure!.status, 500);
       assert.equal(failure!.attempts, 1);
-      assert.match(String(failure!.error), /HTTP 500 Internal Server Error.*not retried because the same body fails again/);
+      assert.match(
+        String(failure!.error),
+        /HTTP 500 Internal Server Error.*not retried because the same body fails again/,
+      );
       const [summary] = logsWith(run, 'ephor-scanner completed');
       assert.deepEqual(summary!.namespaces, { total: 2, delivered: 1, failed: 1 });
     } finally {
@@ -73,7 +94,12 @@ describe('delivery faults', { timeout: 180_000 }, () => {
 
   test('400 with field errors is not retried; the problem type, trace id and fields are logged', async () => {
     const body = JSON.stringify({
-      type: '/problems/validation-error', title: 'Validation Error', status: 400, detail: 'Request validation failed', instance: '/api/v1/scans/ingest', trace_id: '0123456789abcdef',
+      type: '/problems/validation-error',
+      title: 'Validation Error',
+      status: 400,
+      detail: 'Request validation failed',
+      instance: '/api/v1/scans/ingest',
+      trace_id: '0123456789abcdef',
       errors: [{ field: 'workloads[0].containers', message: 'Containers list is required and must not be empty' }],
     });
     const { run, standIns } = await scanWith([{ status: 400, body }], { EPHOR_MAX_RETRIES: '3' });
@@ -86,7 +112,9 @@ describe('delivery faults', { timeout: 180_000 }, () => {
       const attemptLog = run.logs.find((l) => l.problem_type === '/problems/validation-error');
       assert.ok(attemptLog, 'the attempt is logged with the problem JSON');
       assert.equal(attemptLog!.trace_id, '0123456789abcdef');
-      assert.deepEqual(attemptLog!.field_errors, [{ field: 'workloads[0].containers', message: 'Containers list is required and must not be empty' }]);
+      assert.deepEqual(attemptLog!.field_errors, [
+        { field: 'workloads[0].containers', message: 'Containers list is required and must not be empty' },
+      ]);
     } finally {
       await standIns.close();
     }
@@ -97,14 +125,21 @@ describe('delivery faults', { timeout: 180_000 }, () => {
     try {
       assert.equal(run.exitCode, 1);
       const [failure] = logsWith(run, 'failed to deliver scan results');
-      assert.match(String(failure!.error), /HTTP 200 without a scan_id in a JSON body \(a proxy or login page answered\?\)/);
+      assert.match(
+        String(failure!.error),
+        /HTTP 200 without a scan_id in a JSON body \(a proxy or login page answered\?\)/,
+      );
     } finally {
       await standIns.close();
     }
   });
 
   test('a proxy that refuses the auth header: 401 not retried, with the fix in the message', async () => {
-    const { run, standIns } = await scanWith([], { EPHOR_AUTH_HEADER: 'X-API-Key', EPHOR_AUTH_VALUE: 'wrong-value-123' }, { requireHeader: { name: 'X-API-Key', value: 'right' } });
+    const { run, standIns } = await scanWith(
+      [],
+      { EPHOR_AUTH_HEADER: 'X-API-Key', EPHOR_AUTH_VALUE: 'wrong-value-123' },
+      { requireHeader: { name: 'X-API-Key', value: 'right' } },
+    );
     try {
       assert.equal(run.exitCode, 1);
       assert.equal(ingestPosts(standIns).length, 2);

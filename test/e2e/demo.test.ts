@@ -19,13 +19,21 @@ interface Payload {
   namespace: string;
   status: string;
   scan_config: { scanned_by_tag: Array<{ workload: string; reason: string }>; not_delivered: unknown[] };
-  workloads: Array<{ kind: string; name: string; containers: Array<{ name: string; image_name: string; repo_digests?: string[]; vulnerabilities: unknown[] }> }>;
+  workloads: Array<{
+    kind: string;
+    name: string;
+    containers: Array<{ name: string; image_name: string; repo_digests?: string[]; vulnerabilities: unknown[] }>;
+  }>;
 }
 
 async function cleanCopy(): Promise<{ root: string; clone: string }> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'ephor-demo-test-'));
   const clone = path.join(root, 'ephor-scanner');
-  const { stdout } = await promisify(execFile)('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024 });
+  const { stdout } = await promisify(execFile)(
+    'git',
+    ['ls-files', '-z', '--cached', '--others', '--exclude-standard'],
+    { cwd: REPO_ROOT, maxBuffer: 64 * 1024 * 1024 },
+  );
   for (const file of stdout.split('\0').filter(Boolean)) {
     const from = path.join(REPO_ROOT, file);
     if (!existsSync(from)) continue; // deleted in the working tree, not yet in the index
@@ -38,7 +46,11 @@ async function cleanCopy(): Promise<{ root: string; clone: string }> {
 
 function npmRunDemo(cwd: string, home: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, npm_config_update_notifier: 'false' };
+    const env: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      HOME: home,
+      npm_config_update_notifier: 'false',
+    };
     const child = spawn('npm', ['run', 'demo'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
@@ -55,45 +67,73 @@ function npmRunDemo(cwd: string, home: string): Promise<{ code: number | null; s
   });
 }
 
-test('npm run demo works from a clean copy without ../shared: summary printed, one valid payload per namespace', { timeout: DEMO_TIMEOUT_MS + 60_000 }, async (t) => {
-  const { root, clone } = await cleanCopy();
-  t.after(() => rm(root, { recursive: true, force: true }));
-  assert.ok(!existsSync(path.join(root, 'shared')), 'no ../shared beside the copy');
-  await mkdir(path.join(root, 'home'));
+test(
+  'npm run demo works from a clean copy without ../shared: summary printed, one valid payload per namespace',
+  { timeout: DEMO_TIMEOUT_MS + 60_000 },
+  async (t) => {
+    const { root, clone } = await cleanCopy();
+    t.after(() => rm(root, { recursive: true, force: true }));
+    assert.ok(!existsSync(path.join(root, 'shared')), 'no ../shared beside the copy');
+    await mkdir(path.join(root, 'home'));
 
-  const run = await npmRunDemo(clone, path.join(root, 'home'));
-  assert.equal(run.code, 0, `npm run demo failed:\n${run.stdout}\n${run.stderr}`);
+    const run = await npmRunDemo(clone, path.join(root, 'home'));
+    assert.equal(run.code, 0, `npm run demo failed:\n${run.stdout}\n${run.stderr}`);
 
-  // the preflight and the scanner's own text output, summary table included
-  assert.match(run.stdout, /^✓ ready to scan/m);
-  assert.match(run.stdout, /INFO {2}ephor-scanner completed .*exit_code=0/);
-  assert.match(run.stdout, /^NAMESPACE +RESULT +WORKLOADS +CONTAINERS +NOT SCANNED +CRITICAL +HIGH +MEDIUM +LOW +UNKNOWN$/m);
-  for (const ns of ['shop', 'payments', 'platform']) assert.match(run.stdout, new RegExp(`^${ns} +delivered +3 `, 'm'));
-  assert.match(run.stdout, /^TOTAL +3\/3 +9 +12 +0 /m);
-  assert.match(run.stdout, /^3 payloads accepted for 3 of 3 namespaces; they are in demo-output\/\.$/m);
-  assert.doesNotMatch(run.stdout + run.stderr, /fake-trivy: |errors\.json|ENOENT/);
+    // the preflight and the scanner's own text output, summary table included
+    assert.match(run.stdout, /^✓ ready to scan/m);
+    assert.match(run.stdout, /INFO {2}ephor-scanner completed .*exit_code=0/);
+    assert.match(
+      run.stdout,
+      /^NAMESPACE +RESULT +WORKLOADS +CONTAINERS +NOT SCANNED +CRITICAL +HIGH +MEDIUM +LOW +UNKNOWN$/m,
+    );
+    for (const ns of ['shop', 'payments', 'platform'])
+      assert.match(run.stdout, new RegExp(`^${ns} +delivered +3 `, 'm'));
+    assert.match(run.stdout, /^TOTAL +3\/3 +9 +12 +0 /m);
+    assert.match(run.stdout, /^3 payloads accepted for 3 of 3 namespaces; they are in demo-output\/\.$/m);
+    assert.doesNotMatch(run.stdout + run.stderr, /fake-trivy: |errors\.json|ENOENT/);
 
-  const output = path.join(clone, 'demo-output');
-  assert.deepEqual((await readdir(output)).sort(), ['payments.json', 'platform.json', 'shop.json']);
-  const payloads = new Map<string, Payload>();
-  for (const ns of ['shop', 'payments', 'platform']) {
-    const body = JSON.parse(await readFile(path.join(output, `${ns}.json`), 'utf8')) as Payload;
-    assertValid('ingest-request', body);
-    assert.equal(body.namespace, ns);
-    assert.equal(body.status, 'completed');
-    assert.deepEqual(body.scan_config.not_delivered, []);
-    payloads.set(ns, body);
-  }
-  const workloads = [...payloads.values()].flatMap((p) => p.workloads);
-  assert.deepEqual(new Set(workloads.map((w) => w.kind)), new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'CronJob', 'Pod']), 'every kind');
-  assert.ok(workloads.every((w) => w.containers.every((c) => c.vulnerabilities.length > 0)), 'every container has findings');
-  const storefront = payloads.get('shop')!.workloads.find((w) => w.name === 'storefront')!;
-  assert.deepEqual(storefront.containers.map((c) => c.name), ['nginx', 'istio-proxy'], 'the injected sidecar is reported under its workload');
-  const nginxDigest = (ns: string, name: string) => payloads.get(ns)!.workloads.find((w) => w.name === name)!.containers[0]!.repo_digests;
-  assert.deepEqual(nginxDigest('shop', 'storefront'), nginxDigest('payments', 'payments-gateway'), 'one image shared by two namespaces');
-  assert.deepEqual(payloads.get('payments')!.scan_config.scanned_by_tag.map((e) => [e.workload, e.reason]), [['settlement-report', 'no_running_pod']], 'the CronJob between runs');
+    const output = path.join(clone, 'demo-output');
+    assert.deepEqual((await readdir(output)).sort(), ['payments.json', 'platform.json', 'shop.json']);
+    const payloads = new Map<string, Payload>();
+    for (const ns of ['shop', 'payments', 'platform']) {
+      const body = JSON.parse(await readFile(path.join(output, `${ns}.json`), 'utf8')) as Payload;
+      assertValid('ingest-request', body);
+      assert.equal(body.namespace, ns);
+      assert.equal(body.status, 'completed');
+      assert.deepEqual(body.scan_config.not_delivered, []);
+      payloads.set(ns, body);
+    }
+    const workloads = [...payloads.values()].flatMap((p) => p.workloads);
+    assert.deepEqual(
+      new Set(workloads.map((w) => w.kind)),
+      new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'CronJob', 'Pod']),
+      'every kind',
+    );
+    assert.ok(
+      workloads.every((w) => w.containers.every((c) => c.vulnerabilities.length > 0)),
+      'every container has findings',
+    );
+    const storefront = payloads.get('shop')!.workloads.find((w) => w.name === 'storefront')!;
+    assert.deepEqual(
+      storefront.containers.map((c) => c.name),
+      ['nginx', 'istio-proxy'],
+      'the injected sidecar is reported under its workload',
+    );
+    const nginxDigest = (ns: string, name: string) =>
+      payloads.get(ns)!.workloads.find((w) => w.name === name)!.containers[0]!.repo_digests;
+    assert.deepEqual(
+      nginxDigest('shop', 'storefront'),
+      nginxDigest('payments', 'payments-gateway'),
+      'one image shared by two namespaces',
+    );
+    assert.deepEqual(
+      payloads.get('payments')!.scan_config.scanned_by_tag.map((e) => [e.workload, e.reason]),
+      [['settlement-report', 'no_running_pod']],
+      'the CronJob between runs',
+    );
 
-  // demo-output/ is ignored by git in the real repository
-  const ignored = await promisify(execFile)('git', ['check-ignore', 'demo-output/shop.json'], { cwd: REPO_ROOT });
-  assert.equal(ignored.stdout.trim(), 'demo-output/shop.json');
-});
+    // demo-output/ is ignored by git in the real repository
+    const ignored = await promisify(execFile)('git', ['check-ignore', 'demo-output/shop.json'], { cwd: REPO_ROOT });
+    assert.equal(ignored.stdout.trim(), 'demo-output/shop.json');
+  },
+);

@@ -7,7 +7,15 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import YAML from 'yaml';
 import type { ScanIngestRequest } from '../../src/types.js';
-import { logsWith, runScanner, scannedRef, startStandIns, type ScannerRun, type StandIns, type StandInOptions } from '../support/harness.js';
+import {
+  logsWith,
+  runScanner,
+  scannedRef,
+  startStandIns,
+  type ScannerRun,
+  type StandIns,
+  type StandInOptions,
+} from '../support/harness.js';
 import { cronJob, daemonSet, deployment, statefulSet } from '../support/k8s-objects.js';
 import type { RecordedRequest, ResourceName } from '../support/k8s-server.js';
 
@@ -16,11 +24,30 @@ import type { RecordedRequest, ResourceName } from '../support/k8s-server.js';
 /** Every image scans fine with a small real report, so only the Kubernetes side can fail. */
 const EVERY_IMAGE_SCANS = { defaultImage: { report: 'trivy-v0.69.3_alpine-3.10_os-pkgs.json' } } as const;
 const RESOURCES: ResourceName[] = ['deployments', 'statefulsets', 'daemonsets', 'cronjobs'];
-const GROUP: Partial<Record<ResourceName, string>> = { deployments: 'apps', statefulsets: 'apps', daemonsets: 'apps', cronjobs: 'batch' };
-const MISSING_RBAC = /^allow verb "list" on resource "(deployments|statefulsets|daemonsets|cronjobs)" \(apiGroup "(apps|batch)"\) in namespace "[^"]+" for system:serviceaccount:ephor:ephor-scanner$/;
+const GROUP: Partial<Record<ResourceName, string>> = {
+  deployments: 'apps',
+  statefulsets: 'apps',
+  daemonsets: 'apps',
+  cronjobs: 'batch',
+};
+const MISSING_RBAC =
+  /^allow verb "list" on resource "(deployments|statefulsets|daemonsets|cronjobs)" \(apiGroup "(apps|batch)"\) in namespace "[^"]+" for system:serviceaccount:ephor:ephor-scanner$/;
 
-interface DiscoveryErrorEntry { kind: string; status?: number; reason: string; message: string; missing_rbac?: string }
-interface LedgerEntry { workload: string; kind: string; container: string; image: string; reason: string; detail: string }
+interface DiscoveryErrorEntry {
+  kind: string;
+  status?: number;
+  reason: string;
+  message: string;
+  missing_rbac?: string;
+}
+interface LedgerEntry {
+  workload: string;
+  kind: string;
+  container: string;
+  image: string;
+  reason: string;
+  detail: string;
+}
 
 /**
  * Starts the stand-ins, lets `prepare` seed them, runs the scanner once with `env` on top of their environment;
@@ -96,7 +123,9 @@ function oneOfEachKind(namespace: string, image = 'nginx:1.25') {
 
 const SEVEN_DEPLOYMENTS = Array.from({ length: 7 }, (_, i) => `web-${i + 1}`);
 function sevenDeployments(namespace: string) {
-  return SEVEN_DEPLOYMENTS.map((name) => deployment({ namespace, name, containers: [{ name: 'app', image: 'nginx:1.25' }] }));
+  return SEVEN_DEPLOYMENTS.map((name) =>
+    deployment({ namespace, name, containers: [{ name: 'app', image: 'nginx:1.25' }] }),
+  );
 }
 
 // ---------------------------------------------------------------- pagination
@@ -105,7 +134,10 @@ describe('a namespace with more Deployments than fit on one page', { timeout: 60
   let standIns: StandIns;
   let run: ScannerRun;
   before(async () => {
-    ({ standIns, run } = await scenario({ cluster: { maxPageSize: 2, objects: sevenDeployments('paged') } }, { SCAN_NAMESPACES: 'paged' }));
+    ({ standIns, run } = await scenario(
+      { cluster: { maxPageSize: 2, objects: sevenDeployments('paged') } },
+      { SCAN_NAMESPACES: 'paged' },
+    ));
   });
   after(() => standIns?.close());
 
@@ -130,7 +162,9 @@ describe('a namespace with more Deployments than fit on one page', { timeout: 60
   });
 
   test('the kubeconfig names a plain http:// server without insecure-skip-tls-verify, and it works', async () => {
-    const kubeconfig = YAML.parse(await readFile(standIns.env.KUBECONFIG!, 'utf8')) as { clusters: Array<{ cluster: Record<string, unknown> }> };
+    const kubeconfig = YAML.parse(await readFile(standIns.env.KUBECONFIG!, 'utf8')) as {
+      clusters: Array<{ cluster: Record<string, unknown> }>;
+    };
     assert.equal(kubeconfig.clusters.length, 1);
     const cluster = kubeconfig.clusters[0]!.cluster;
     assert.match(String(cluster.server), /^http:\/\/127\.0\.0\.1:\d+$/);
@@ -148,22 +182,32 @@ describe('an expired continue token (410) once', { timeout: 60_000 }, () => {
   let standIns: StandIns;
   let run: ScannerRun;
   before(async () => {
-    ({ standIns, run } = await scenario({
-      cluster: {
-        maxPageSize: 2,
-        objects: sevenDeployments('paged'),
-        faults: [{ resource: 'deployments', namespace: 'paged', status: 410, onlyContinue: true, times: 1 }],
+    ({ standIns, run } = await scenario(
+      {
+        cluster: {
+          maxPageSize: 2,
+          objects: sevenDeployments('paged'),
+          faults: [{ resource: 'deployments', namespace: 'paged', status: 410, onlyContinue: true, times: 1 }],
+        },
       },
-    }, { SCAN_NAMESPACES: 'paged' }));
+      { SCAN_NAMESPACES: 'paged' },
+    ));
   });
   after(() => standIns?.close());
 
   test('the list is restarted once from the first page', () => {
     const pages = listRequests(standIns, 'deployments', 'paged');
-    assert.deepEqual(pages.map((p) => [p.query.continue === undefined ? 'first' : 'continue', p.status]), [
-      ['first', 200], ['continue', 410],
-      ['first', 200], ['continue', 200], ['continue', 200], ['continue', 200],
-    ]);
+    assert.deepEqual(
+      pages.map((p) => [p.query.continue === undefined ? 'first' : 'continue', p.status]),
+      [
+        ['first', 200],
+        ['continue', 410],
+        ['first', 200],
+        ['continue', 200],
+        ['continue', 200],
+        ['continue', 200],
+      ],
+    );
   });
 
   test('nothing is missing or duplicated, and no discovery error is recorded', () => {
@@ -178,27 +222,46 @@ describe('an expired continue token (410) once', { timeout: 60_000 }, () => {
 describe('an expired continue token (410) on every continue', { timeout: 60_000 }, () => {
   let standIns: StandIns;
   let run: ScannerRun;
-  const hidden = { namespace: 'paged', workload: 'web-7', kind: 'Deployment', container: 'app', cveId: 'CVE-2024-7777', packageName: 'zlib', packageVersion: '1.2', scannerType: 'alpine' };
+  const hidden = {
+    namespace: 'paged',
+    workload: 'web-7',
+    kind: 'Deployment',
+    container: 'app',
+    cveId: 'CVE-2024-7777',
+    packageName: 'zlib',
+    packageVersion: '1.2',
+    scannerType: 'alpine',
+  };
   before(async () => {
-    ({ standIns, run } = await scenario({
-      cluster: {
-        maxPageSize: 2,
-        objects: [
-          ...sevenDeployments('paged'),
-          statefulSet({ namespace: 'paged', name: 'db', containers: [{ name: 'db', image: 'alpine:3.10' }] }),
-          ...oneOfEachKind('other'),
-        ],
-        faults: [{ resource: 'deployments', namespace: 'paged', status: 410, onlyContinue: true }],
+    ({ standIns, run } = await scenario(
+      {
+        cluster: {
+          maxPageSize: 2,
+          objects: [
+            ...sevenDeployments('paged'),
+            statefulSet({ namespace: 'paged', name: 'db', containers: [{ name: 'db', image: 'alpine:3.10' }] }),
+            ...oneOfEachKind('other'),
+          ],
+          faults: [{ resource: 'deployments', namespace: 'paged', status: 410, onlyContinue: true }],
+        },
       },
-    }, { SCAN_NAMESPACES: 'paged,other' }, { prepare: (s) => s.ephor.seedFinding(hidden) }));
+      { SCAN_NAMESPACES: 'paged,other' },
+      { prepare: (s) => s.ephor.seedFinding(hidden) },
+    ));
   });
   after(() => standIns?.close());
 
   test('the list is restarted once, then given up', () => {
     const pages = listRequests(standIns, 'deployments', 'paged');
-    assert.deepEqual(pages.map((p) => [p.query.continue === undefined ? 'first' : 'continue', p.status]), [
-      ['first', 200], ['continue', 410], ['first', 200], ['continue', 410],
-    ]);
+    assert.deepEqual(
+      pages.map((p) => [p.query.continue === undefined ? 'first' : 'continue', p.status]),
+      [
+        ['first', 200],
+        ['continue', 410],
+        ['first', 200],
+        ['continue', 410],
+      ],
+    );
   });
 
   test('the failed list is logged with status 410', () => {
@@ -215,8 +278,16 @@ describe('an expired continue token (410) on every continue', { timeout: 60_000 
     const paged = payloadOf(standIns, 'paged');
     assert.equal(paged.status, 'completed');
     assert.deepEqual(workloadIds(paged), ['StatefulSet/db'], 'no partial Deployment list is sent');
-    assert.deepEqual(discoveryErrorsOf(paged).map((e) => [e.kind, e.status]), [['Deployment', 410]]);
-    assert.deepEqual(workloadIds(payloadOf(standIns, 'other')), ['CronJob/report', 'DaemonSet/agent', 'Deployment/web', 'StatefulSet/db']);
+    assert.deepEqual(
+      discoveryErrorsOf(paged).map((e) => [e.kind, e.status]),
+      [['Deployment', 410]],
+    );
+    assert.deepEqual(workloadIds(payloadOf(standIns, 'other')), [
+      'CronJob/report',
+      'DaemonSet/agent',
+      'Deployment/web',
+      'StatefulSet/db',
+    ]);
   });
 
   test('open findings of the Deployments that could not be listed stay open', () => {
@@ -230,14 +301,23 @@ describe('an InternalError (500) on one list, once', { timeout: 60_000 }, () => 
   let standIns: StandIns;
   let run: ScannerRun;
   before(async () => {
-    ({ standIns, run } = await scenario({
-      cluster: { objects: oneOfEachKind('shop'), faults: [{ resource: 'statefulsets', namespace: 'shop', status: 500, times: 1 }] },
-    }, { SCAN_NAMESPACES: 'shop' }));
+    ({ standIns, run } = await scenario(
+      {
+        cluster: {
+          objects: oneOfEachKind('shop'),
+          faults: [{ resource: 'statefulsets', namespace: 'shop', status: 500, times: 1 }],
+        },
+      },
+      { SCAN_NAMESPACES: 'shop' },
+    ));
   });
   after(() => standIns?.close());
 
   test('the list call is retried and succeeds', () => {
-    assert.deepEqual(listRequests(standIns, 'statefulsets', 'shop').map((r) => r.status), [500, 200]);
+    assert.deepEqual(
+      listRequests(standIns, 'statefulsets', 'shop').map((r) => r.status),
+      [500, 200],
+    );
   });
 
   test('everything is delivered, no discovery error, exit 0', () => {
@@ -253,13 +333,16 @@ describe('an InternalError (500) on a later page of a paged list, every time', {
   let standIns: StandIns;
   let run: ScannerRun;
   before(async () => {
-    ({ standIns, run } = await scenario({
-      cluster: {
-        maxPageSize: 2,
-        objects: [...sevenDeployments('paged'), ...sevenDeployments('other')],
-        faults: [{ resource: 'deployments', namespace: 'paged', status: 500, onlyContinue: true }],
+    ({ standIns, run } = await scenario(
+      {
+        cluster: {
+          maxPageSize: 2,
+          objects: [...sevenDeployments('paged'), ...sevenDeployments('other')],
+          faults: [{ resource: 'deployments', namespace: 'paged', status: 500, onlyContinue: true }],
+        },
       },
-    }, { SCAN_NAMESPACES: 'paged,other' }));
+      { SCAN_NAMESPACES: 'paged,other' },
+    ));
   });
   after(() => standIns?.close());
 
@@ -267,7 +350,10 @@ describe('an InternalError (500) on a later page of a paged list, every time', {
     exitedWith(run, 0);
     const payload = payloadOf(standIns, 'paged');
     assert.deepEqual(workloadIds(payload), [], 'a half-read list would make its missing workloads look gone');
-    assert.deepEqual(discoveryErrorsOf(payload).map((e) => [e.kind, e.status]), [['Deployment', 500]]);
+    assert.deepEqual(
+      discoveryErrorsOf(payload).map((e) => [e.kind, e.status]),
+      [['Deployment', 500]],
+    );
     const [failure] = logsWith(run, 'discovery failed');
     assert.equal(failure?.status, 500);
   });
@@ -281,9 +367,15 @@ describe('an InternalError (500) on every list of one kind', { timeout: 60_000 }
   let standIns: StandIns;
   let run: ScannerRun;
   before(async () => {
-    ({ standIns, run } = await scenario({
-      cluster: { objects: [...oneOfEachKind('shop'), ...oneOfEachKind('tools')], faults: [{ resource: 'daemonsets', namespace: 'shop', status: 500 }] },
-    }, { SCAN_NAMESPACES: 'shop,tools' }));
+    ({ standIns, run } = await scenario(
+      {
+        cluster: {
+          objects: [...oneOfEachKind('shop'), ...oneOfEachKind('tools')],
+          faults: [{ resource: 'daemonsets', namespace: 'shop', status: 500 }],
+        },
+      },
+      { SCAN_NAMESPACES: 'shop,tools' },
+    ));
   });
   after(() => standIns?.close());
 
@@ -300,8 +392,16 @@ describe('an InternalError (500) on every list of one kind', { timeout: 60_000 }
     exitedWith(run, 0);
     const shop = payloadOf(standIns, 'shop');
     assert.deepEqual(workloadIds(shop), ['CronJob/report', 'Deployment/web', 'StatefulSet/db']);
-    assert.deepEqual(discoveryErrorsOf(shop).map((e) => [e.kind, e.status]), [['DaemonSet', 500]]);
-    assert.deepEqual(workloadIds(payloadOf(standIns, 'tools')), ['CronJob/report', 'DaemonSet/agent', 'Deployment/web', 'StatefulSet/db']);
+    assert.deepEqual(
+      discoveryErrorsOf(shop).map((e) => [e.kind, e.status]),
+      [['DaemonSet', 500]],
+    );
+    assert.deepEqual(workloadIds(payloadOf(standIns, 'tools')), [
+      'CronJob/report',
+      'DaemonSet/agent',
+      'Deployment/web',
+      'StatefulSet/db',
+    ]);
     assert.equal(discoveryErrorsOf(payloadOf(standIns, 'tools')).length, 0);
   });
 });
@@ -312,10 +412,17 @@ describe('a list call that never answers, with KUBE_TIMEOUT=1', { timeout: 60_00
   let standIns: StandIns;
   let run: ScannerRun;
   before(async () => {
-    ({ standIns, run } = await scenario({
-      // longer than setTimeout can wait: the stand-in never answers
-      cluster: { objects: oneOfEachKind('shop'), faults: [{ resource: 'cronjobs', namespace: 'shop', stallMs: 2 ** 31 }] },
-    }, { SCAN_NAMESPACES: 'shop', KUBE_TIMEOUT: '1' }, { timeoutMs: 30_000 }));
+    ({ standIns, run } = await scenario(
+      {
+        // longer than setTimeout can wait: the stand-in never answers
+        cluster: {
+          objects: oneOfEachKind('shop'),
+          faults: [{ resource: 'cronjobs', namespace: 'shop', stallMs: 2 ** 31 }],
+        },
+      },
+      { SCAN_NAMESPACES: 'shop', KUBE_TIMEOUT: '1' },
+      { timeoutMs: 30_000 },
+    ));
   });
   after(() => standIns?.close());
 
@@ -323,7 +430,10 @@ describe('a list call that never answers, with KUBE_TIMEOUT=1', { timeout: 60_00
     assert.ok(run.durationMs < 15_000, `run took ${run.durationMs} ms`);
     const stalled = listRequests(standIns, 'cronjobs', 'shop');
     assert.ok(stalled.length >= 1);
-    assert.ok(stalled.every((r) => r.status === 0), 'the stand-in never answered');
+    assert.ok(
+      stalled.every((r) => r.status === 0),
+      'the stand-in never answered',
+    );
   });
 
   test('that list is logged as a timeout; the other kinds are delivered, exit 0', () => {
@@ -334,7 +444,10 @@ describe('a list call that never answers, with KUBE_TIMEOUT=1', { timeout: 60_00
     exitedWith(run, 0);
     const shop = payloadOf(standIns, 'shop');
     assert.deepEqual(workloadIds(shop), ['DaemonSet/agent', 'Deployment/web', 'StatefulSet/db']);
-    assert.deepEqual(discoveryErrorsOf(shop).map((e) => [e.kind, e.reason]), [['CronJob', 'timeout']]);
+    assert.deepEqual(
+      discoveryErrorsOf(shop).map((e) => [e.kind, e.reason]),
+      [['CronJob', 'timeout']],
+    );
   });
 });
 
@@ -346,7 +459,10 @@ describe('every list call forbidden in the only namespace', { timeout: 60_000 },
   let standIns: StandIns;
   let run: ScannerRun;
   before(async () => {
-    ({ standIns, run } = await scenario({ cluster: { objects: oneOfEachKind('locked'), faults: forbidAll('locked') } }, { SCAN_NAMESPACES: 'locked' }));
+    ({ standIns, run } = await scenario(
+      { cluster: { objects: oneOfEachKind('locked'), faults: forbidAll('locked') } },
+      { SCAN_NAMESPACES: 'locked' },
+    ));
   });
   after(() => standIns?.close());
 
@@ -366,7 +482,16 @@ describe('every list call forbidden in the only namespace', { timeout: 60_000 },
 describe('every list call forbidden in one of two namespaces', { timeout: 60_000 }, () => {
   let standIns: StandIns;
   let run: ScannerRun;
-  const lockedFinding = { namespace: 'locked', workload: 'web', kind: 'Deployment', container: 'web', cveId: 'CVE-2024-3333', packageName: 'openssl', packageVersion: '3.0.1', scannerType: 'alpine' };
+  const lockedFinding = {
+    namespace: 'locked',
+    workload: 'web',
+    kind: 'Deployment',
+    container: 'web',
+    cveId: 'CVE-2024-3333',
+    packageName: 'openssl',
+    packageVersion: '3.0.1',
+    scannerType: 'alpine',
+  };
   before(async () => {
     ({ standIns, run } = await scenario(
       { cluster: { objects: [...oneOfEachKind('locked'), ...oneOfEachKind('open')], faults: forbidAll('locked') } },
@@ -409,12 +534,18 @@ describe('SCAN_NAMESPACES=*', { timeout: 60_000 }, () => {
   let standIns: StandIns;
   let run: ScannerRun;
   before(async () => {
-    ({ standIns, run } = await scenario({
-      cluster: {
-        namespaces: { quiet: {} },
-        objects: [...oneOfEachKind('alpha'), deployment({ namespace: 'beta', name: 'api', containers: [{ name: 'api', image: 'alpine:3.10' }] })],
+    ({ standIns, run } = await scenario(
+      {
+        cluster: {
+          namespaces: { quiet: {} },
+          objects: [
+            ...oneOfEachKind('alpha'),
+            deployment({ namespace: 'beta', name: 'api', containers: [{ name: 'api', image: 'alpine:3.10' }] }),
+          ],
+        },
       },
-    }, { SCAN_NAMESPACES: '*' }));
+      { SCAN_NAMESPACES: '*' },
+    ));
   });
   after(() => standIns?.close());
 
@@ -428,7 +559,11 @@ describe('SCAN_NAMESPACES=*', { timeout: 60_000 }, () => {
     exitedWith(run, 0);
     const ingests = standIns.ephor.requests.filter((r) => r.path === '/api/v1/scans/ingest');
     assert.equal(ingests.length, 3);
-    assert.deepEqual([...payloadsByNamespace(standIns).entries()].map(([ns, list]) => [ns, list.length]).sort(), [['alpha', 1], ['beta', 1], ['quiet', 1]]);
+    assert.deepEqual([...payloadsByNamespace(standIns).entries()].map(([ns, list]) => [ns, list.length]).sort(), [
+      ['alpha', 1],
+      ['beta', 1],
+      ['quiet', 1],
+    ]);
     const quiet = payloadOf(standIns, 'quiet');
     assert.deepEqual(quiet.workloads, []);
     assert.equal(quiet.status, 'completed');
@@ -441,13 +576,21 @@ describe('SCAN_WORKLOAD_TYPES=deployment,CronJob', { timeout: 60_000 }, () => {
   let standIns: StandIns;
   let run: ScannerRun;
   before(async () => {
-    ({ standIns, run } = await scenario({ cluster: { objects: oneOfEachKind('shop') } }, { SCAN_NAMESPACES: 'shop', SCAN_WORKLOAD_TYPES: 'deployment,CronJob' }));
+    ({ standIns, run } = await scenario(
+      { cluster: { objects: oneOfEachKind('shop') } },
+      { SCAN_NAMESPACES: 'shop', SCAN_WORKLOAD_TYPES: 'deployment,CronJob' },
+    ));
   });
   after(() => standIns?.close());
 
   test('only Deployments and CronJobs are listed (plus the Pods, for the digests they run)', () => {
-    const lists = standIns.kube.requests.filter((r) => r.path.includes('/namespaces/shop/') && r.query.limit !== undefined);
-    assert.deepEqual([...new Set(lists.map((r) => r.path))].sort(), [listPath('cronjobs', 'shop'), listPath('deployments', 'shop'), '/api/v1/namespaces/shop/pods'].sort());
+    const lists = standIns.kube.requests.filter(
+      (r) => r.path.includes('/namespaces/shop/') && r.query.limit !== undefined,
+    );
+    assert.deepEqual(
+      [...new Set(lists.map((r) => r.path))].sort(),
+      [listPath('cronjobs', 'shop'), listPath('deployments', 'shop'), '/api/v1/namespaces/shop/pods'].sort(),
+    );
   });
 
   test('only those kinds are in the payload', () => {
@@ -478,7 +621,10 @@ describe('no Kubernetes configuration', { timeout: 60_000 }, () => {
     const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'shop', KUBECONFIG: missing });
     exitedWith(run, 2);
     const errors = run.logs.filter((l) => l.level === 'error' || l.level === 'fatal');
-    assert.ok(errors.some((l) => String(l.error ?? l.msg).includes(missing) && /no such file/.test(String(l.error))), `error names the file\n${run.stdout}`);
+    assert.ok(
+      errors.some((l) => String(l.error ?? l.msg).includes(missing) && /no such file/.test(String(l.error))),
+      `error names the file\n${run.stdout}`,
+    );
     await assertNothingContacted();
   });
 
@@ -486,7 +632,10 @@ describe('no Kubernetes configuration', { timeout: 60_000 }, () => {
     const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'shop', KUBECONFIG: undefined, HOME: '' });
     exitedWith(run, 2);
     const errors = run.logs.filter((l) => l.level === 'error' || l.level === 'fatal');
-    assert.ok(errors.some((l) => /no Kubernetes configuration/i.test(String(l.error))), `a clear error\n${run.stdout}`);
+    assert.ok(
+      errors.some((l) => /no Kubernetes configuration/i.test(String(l.error))),
+      `a clear error\n${run.stdout}`,
+    );
     await assertNothingContacted();
   });
 });
@@ -497,14 +646,24 @@ describe('a workload whose image reference is invalid', { timeout: 60_000 }, () 
   let standIns: StandIns;
   let run: ScannerRun;
   before(async () => {
-    ({ standIns, run } = await scenario({
-      cluster: {
-        objects: [
-          deployment({ namespace: 'shop', name: 'web', containers: [{ name: 'app', image: 'nginx:1.25' }, { name: 'sidecar', image: 'Bad:Ref' }] }),
-          deployment({ namespace: 'shop', name: 'api', containers: [{ name: 'api', image: 'alpine:3.10' }] }),
-        ],
+    ({ standIns, run } = await scenario(
+      {
+        cluster: {
+          objects: [
+            deployment({
+              namespace: 'shop',
+              name: 'web',
+              containers: [
+                { name: 'app', image: 'nginx:1.25' },
+                { name: 'sidecar', image: 'Bad:Ref' },
+              ],
+            }),
+            deployment({ namespace: 'shop', name: 'api', containers: [{ name: 'api', image: 'alpine:3.10' }] }),
+          ],
+        },
       },
-    }, { SCAN_NAMESPACES: 'shop' }));
+      { SCAN_NAMESPACES: 'shop' },
+    ));
   });
   after(() => standIns?.close());
 
@@ -528,7 +687,20 @@ describe('a workload whose image reference is invalid', { timeout: 60_000 }, () 
     assert.equal(shop.status, 'completed');
     const ledger = ledgerOf(shop);
     assert.equal(ledger.length, 1);
-    assert.deepEqual({ ...ledger[0]!, detail: undefined }, { workload: 'web', kind: 'Deployment', container: 'sidecar', image: 'Bad:Ref', reason: 'invalid_reference', detail: undefined });
-    assert.deepEqual(shop.workloads.map((w) => [w.name, w.containers.map((c) => c.name)]).sort(), [['api', ['api']], ['web', ['app']]]);
+    assert.deepEqual(
+      { ...ledger[0]!, detail: undefined },
+      {
+        workload: 'web',
+        kind: 'Deployment',
+        container: 'sidecar',
+        image: 'Bad:Ref',
+        reason: 'invalid_reference',
+        detail: undefined,
+      },
+    );
+    assert.deepEqual(shop.workloads.map((w) => [w.name, w.containers.map((c) => c.name)]).sort(), [
+      ['api', ['api']],
+      ['web', ['app']],
+    ]);
   });
 });

@@ -17,19 +17,39 @@ const ALPINE = 'trivy-v0.69.3_alpine-3.10_os-pkgs.json';
 /** `count` Deployments in `namespace`, each with its own image `registry.local/<namespace>-<i>:1`. */
 function deployments(namespace: string, count: number, containersEach = 1) {
   return Array.from({ length: count }, (_, i) =>
-    deployment({ namespace, name: `app-${i}`, containers: Array.from({ length: containersEach }, (_, c) => ({ name: `c${c}`, image: `registry.local/${namespace}-${i}-${c}:1` })) }),
+    deployment({
+      namespace,
+      name: `app-${i}`,
+      containers: Array.from({ length: containersEach }, (_, c) => ({
+        name: `c${c}`,
+        image: `registry.local/${namespace}-${i}-${c}:1`,
+      })),
+    }),
   );
 }
 function reports(namespace: string, count: number, report = JUICE, containersEach = 1): FakeTrivyScenario['images'] {
-  return Object.fromEntries(Array.from({ length: count * containersEach }, (_, k) => [`registry.local/${namespace}-${Math.floor(k / containersEach)}-${k % containersEach}:1`, { report }]));
+  return Object.fromEntries(
+    Array.from({ length: count * containersEach }, (_, k) => [
+      `registry.local/${namespace}-${Math.floor(k / containersEach)}-${k % containersEach}:1`,
+      { report },
+    ]),
+  );
 }
 
 const bodies = (standIns: StandIns) => standIns.ephor.scanIngests().map((r) => r.body as ScanIngestRequest);
-const containersOf = (payloads: ScanIngestRequest[]) => payloads.flatMap((p) => p.workloads.flatMap((w) => w.containers.map((c) => `${w.name}/${c.name}/${c.vulnerabilities.length}`))).sort();
+const containersOf = (payloads: ScanIngestRequest[]) =>
+  payloads
+    .flatMap((p) =>
+      p.workloads.flatMap((w) => w.containers.map((c) => `${w.name}/${c.name}/${c.vulnerabilities.length}`)),
+    )
+    .sort();
 
 describe('reliability', { timeout: 300_000 }, () => {
   test('a body over EPHOR_MAX_PAYLOAD_BYTES is split by whole workloads; all parts share the group id', async () => {
-    const standIns = await startStandIns({ cluster: { objects: deployments('big', 6) }, trivy: { images: reports('big', 6) } });
+    const standIns = await startStandIns({
+      cluster: { objects: deployments('big', 6) },
+      trivy: { images: reports('big', 6) },
+    });
     try {
       const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'big', EPHOR_MAX_PAYLOAD_BYTES: '1Mi' });
       assert.equal(run.exitCode, 0, run.stdout);
@@ -42,8 +62,15 @@ describe('reliability', { timeout: 300_000 }, () => {
       }
       const payloads = bodies(standIns);
       assert.equal(new Set(payloads.map((p) => p.scan_group_id)).size, 1);
-      assert.deepEqual(containersOf(payloads), Array.from({ length: 6 }, (_, i) => `app-${i}/c0/197`).sort(), 'every container exactly once, never split');
-      assert.deepEqual(payloads.map((p) => (p.scan_config.part as { index: number }).index), payloads.map((_, i) => i + 1));
+      assert.deepEqual(
+        containersOf(payloads),
+        Array.from({ length: 6 }, (_, i) => `app-${i}/c0/197`).sort(),
+        'every container exactly once, never split',
+      );
+      assert.deepEqual(
+        payloads.map((p) => (p.scan_config.part as { index: number }).index),
+        payloads.map((_, i) => i + 1),
+      );
       assert.equal(standIns.ephor.maxConcurrentIngests, 1);
     } finally {
       await standIns.close();
@@ -51,15 +78,29 @@ describe('reliability', { timeout: 300_000 }, () => {
   });
 
   test('413 from a proxy: the part is halved and resent; nothing is lost', async () => {
-    const standIns = await startStandIns({ cluster: { objects: deployments('shop', 4) }, trivy: { images: reports('shop', 4) }, ephor: { script: [{ status: 413 }] } });
+    const standIns = await startStandIns({
+      cluster: { objects: deployments('shop', 4) },
+      trivy: { images: reports('shop', 4) },
+      ephor: { script: [{ status: 413 }] },
+    });
     try {
       const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'shop' });
       assert.equal(run.exitCode, 0, run.stdout);
-      assert.equal(logsWith(run, 'the body was too large for a proxy in front of Ephor (413): sending it in smaller parts').length, 1);
+      assert.equal(
+        logsWith(run, 'the body was too large for a proxy in front of Ephor (413): sending it in smaller parts').length,
+        1,
+      );
       const [refused, ...resent] = standIns.ephor.requests.filter((r) => r.path === '/api/v1/scans/ingest');
       assert.equal(refused!.response.status, 413);
-      assert.ok(resent.length >= 2 && resent.every((r) => r.response.status === 201 && r.rawBody.length <= refused!.rawBody.length / 2));
-      assert.deepEqual(containersOf(bodies(standIns)), Array.from({ length: 4 }, (_, i) => `app-${i}/c0/197`).sort(), 'every container exactly once');
+      assert.ok(
+        resent.length >= 2 &&
+          resent.every((r) => r.response.status === 201 && r.rawBody.length <= refused!.rawBody.length / 2),
+      );
+      assert.deepEqual(
+        containersOf(bodies(standIns)),
+        Array.from({ length: 4 }, (_, i) => `app-${i}/c0/197`).sort(),
+        'every container exactly once',
+      );
     } finally {
       await standIns.close();
     }
@@ -69,13 +110,30 @@ describe('reliability', { timeout: 300_000 }, () => {
     const objects = [...deployments('alpha', 1), ...deployments('beta', 1)];
     const images = { ...reports('alpha', 1, ALPINE), ...reports('beta', 1, ALPINE) };
 
-    async function firstRunFailsForBeta(): Promise<{ standIns: StandIns; spoolDir: string; cacheDir: string; group: string }> {
+    async function firstRunFailsForBeta(): Promise<{
+      standIns: StandIns;
+      spoolDir: string;
+      cacheDir: string;
+      group: string;
+    }> {
       const cacheDir = await mkdtemp(path.join(os.tmpdir(), 'ephor-spool-'));
       // alpha is posted first (listed first); beta's POST gets a 500, which is not retried.
-      const standIns = await startStandIns({ cluster: { objects }, trivy: { images }, ephor: { script: [{}, { status: 500 }] } });
-      const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'alpha,beta', SCAN_CONCURRENCY: '1', TRIVY_CACHE_DIR: cacheDir });
+      const standIns = await startStandIns({
+        cluster: { objects },
+        trivy: { images },
+        ephor: { script: [{}, { status: 500 }] },
+      });
+      const run = await runScanner({
+        ...standIns.env,
+        SCAN_NAMESPACES: 'alpha,beta',
+        SCAN_CONCURRENCY: '1',
+        TRIVY_CACHE_DIR: cacheDir,
+      });
       assert.equal(run.exitCode, 1);
-      const [spooled] = logsWith(run, 'payload spooled: the next run delivers it if it cannot deliver this namespace itself');
+      const [spooled] = logsWith(
+        run,
+        'payload spooled: the next run delivers it if it cannot deliver this namespace itself',
+      );
       assert.equal(spooled!.namespace, 'beta');
       const group = String(run.logs[0]!.scan_group_id);
       await standIns.close();
@@ -86,15 +144,35 @@ describe('reliability', { timeout: 300_000 }, () => {
       const first = await firstRunFailsForBeta();
       assert.equal((await readdir(path.join(first.spoolDir, 'beta'))).length, 1);
       // Next run: beta cannot be listed (RBAC), so this run has nothing newer for it.
-      const standIns = await startStandIns({ cluster: { objects, faults: ['deployments', 'statefulsets', 'daemonsets', 'cronjobs'].map((resource) => ({ resource: resource as 'deployments', namespace: 'beta', status: 403 as const })) }, trivy: { images } });
+      const standIns = await startStandIns({
+        cluster: {
+          objects,
+          faults: ['deployments', 'statefulsets', 'daemonsets', 'cronjobs'].map((resource) => ({
+            resource: resource as 'deployments',
+            namespace: 'beta',
+            status: 403 as const,
+          })),
+        },
+        trivy: { images },
+      });
       try {
-        const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'alpha,beta', TRIVY_CACHE_DIR: first.cacheDir });
+        const run = await runScanner({
+          ...standIns.env,
+          SCAN_NAMESPACES: 'alpha,beta',
+          TRIVY_CACHE_DIR: first.cacheDir,
+        });
         assert.equal(run.exitCode, 0, run.stdout);
         const [delivered] = logsWith(run, 'spooled payload of an earlier run delivered');
         assert.equal(delivered!.namespace, 'beta');
         const beta = bodies(standIns).filter((p) => p.namespace === 'beta');
         // This run's own (failed, empty) report first, then the older spooled one with the findings.
-        assert.deepEqual(beta.map((p) => [p.status, p.scan_group_id === first.group, p.workloads.length]), [['failed', false, 0], ['completed', true, 1]]);
+        assert.deepEqual(
+          beta.map((p) => [p.status, p.scan_group_id === first.group, p.workloads.length]),
+          [
+            ['failed', false, 0],
+            ['completed', true, 1],
+          ],
+        );
         assert.deepEqual(await readdir(path.join(first.spoolDir, 'beta')), [], 'delivered payloads leave the spool');
       } finally {
         await standIns.close();
@@ -106,7 +184,11 @@ describe('reliability', { timeout: 300_000 }, () => {
       const first = await firstRunFailsForBeta();
       const standIns = await startStandIns({ cluster: { objects }, trivy: { images } });
       try {
-        const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'alpha,beta', TRIVY_CACHE_DIR: first.cacheDir });
+        const run = await runScanner({
+          ...standIns.env,
+          SCAN_NAMESPACES: 'alpha,beta',
+          TRIVY_CACHE_DIR: first.cacheDir,
+        });
         assert.equal(run.exitCode, 0);
         assert.equal(logsWith(run, 'spooled payload of an earlier run delivered').length, 0);
         assert.ok(bodies(standIns).every((p) => p.scan_group_id !== first.group));
@@ -120,9 +202,18 @@ describe('reliability', { timeout: 300_000 }, () => {
     test('a spooled payload older than SPOOL_MAX_AGE is discarded, not delivered', async () => {
       const first = await firstRunFailsForBeta();
       await new Promise((resolve) => setTimeout(resolve, 1200));
-      const standIns = await startStandIns({ cluster: { objects, faults: [{ resource: 'deployments', namespace: 'beta', status: 403 }] }, trivy: { images } });
+      const standIns = await startStandIns({
+        cluster: { objects, faults: [{ resource: 'deployments', namespace: 'beta', status: 403 }] },
+        trivy: { images },
+      });
       try {
-        const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'alpha,beta', TRIVY_CACHE_DIR: first.cacheDir, SPOOL_MAX_AGE: '1s', SCAN_WORKLOAD_TYPES: 'Deployment' });
+        const run = await runScanner({
+          ...standIns.env,
+          SCAN_NAMESPACES: 'alpha,beta',
+          TRIVY_CACHE_DIR: first.cacheDir,
+          SPOOL_MAX_AGE: '1s',
+          SCAN_WORKLOAD_TYPES: 'Deployment',
+        });
         assert.equal(logsWith(run, 'spooled payload older than SPOOL_MAX_AGE discarded').length, 1);
         assert.ok(bodies(standIns).every((p) => p.scan_group_id !== first.group));
       } finally {
@@ -133,23 +224,38 @@ describe('reliability', { timeout: 300_000 }, () => {
   });
 
   test('SCAN_DEADLINE: no scan starts when the time left cannot fit one; the rest is recorded as deadline, what is done is delivered', async () => {
-    const images = Object.fromEntries(Object.entries(reports('slow', 6, ALPINE)!).map(([ref, b]) => [ref, { ...b, delayMs: 1500 }]));
+    const images = Object.fromEntries(
+      Object.entries(reports('slow', 6, ALPINE)!).map(([ref, b]) => [ref, { ...b, delayMs: 1500 }]),
+    );
     const standIns = await startStandIns({ cluster: { objects: deployments('slow', 6) }, trivy: { images } });
     try {
-      const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'slow', SCAN_CONCURRENCY: '1', SCAN_DEADLINE: '5s' });
+      const run = await runScanner({
+        ...standIns.env,
+        SCAN_NAMESPACES: 'slow',
+        SCAN_CONCURRENCY: '1',
+        SCAN_DEADLINE: '5s',
+      });
       assert.equal(run.exitCode, 0, run.stdout);
       assert.ok(run.durationMs < 15_000);
       const [payload] = bodies(standIns);
       const ledger = payload!.scan_config.not_delivered as Array<{ reason: string; detail: string }>;
-      assert.ok(payload!.workloads.length >= 1 && payload!.workloads.length < 6, `${payload!.workloads.length} delivered`);
+      assert.ok(
+        payload!.workloads.length >= 1 && payload!.workloads.length < 6,
+        `${payload!.workloads.length} delivered`,
+      );
       assert.equal(ledger.length, 6 - payload!.workloads.length);
       assert.ok(ledger.every((e) => e.reason === 'deadline'));
       // The scan waiting for the slot (handed over ahead) and those never handed over were not started; at most the
       // one running at the deadline was killed.
       assert.ok(ledger.filter((e) => e.detail === 'killed at SCAN_DEADLINE').length <= 1, JSON.stringify(ledger));
-      assert.ok(ledger.filter((e) => e.detail === 'SCAN_DEADLINE left no time to scan this image').length >= ledger.length - 1);
+      assert.ok(
+        ledger.filter((e) => e.detail === 'SCAN_DEADLINE left no time to scan this image').length >= ledger.length - 1,
+      );
       const started = (await standIns.scans()).length;
-      assert.ok(started <= payload!.workloads.length + 1, `${started} scans started for ${payload!.workloads.length} delivered`);
+      assert.ok(
+        started <= payload!.workloads.length + 1,
+        `${started} scans started for ${payload!.workloads.length} delivered`,
+      );
       assert.equal(logsWith(run, 'SCAN_DEADLINE reached: delivering what is done').length, 1);
     } finally {
       await standIns.close();
@@ -174,12 +280,23 @@ describe('reliability', { timeout: 300_000 }, () => {
       const retries = scans.filter((s) => [again, once].includes(scannedRef(s))).slice(-2);
       const others = scans.filter((s) => !retries.includes(s));
       for (const retry of retries) {
-        const overlapping = scans.filter((s) => s !== retry && Date.parse(s.startedAt) < Date.parse(retry.endedAt!) && Date.parse(s.endedAt!) > Date.parse(retry.startedAt));
+        const overlapping = scans.filter(
+          (s) =>
+            s !== retry &&
+            Date.parse(s.startedAt) < Date.parse(retry.endedAt!) &&
+            Date.parse(s.endedAt!) > Date.parse(retry.startedAt),
+        );
         assert.deepEqual(overlapping.map(scannedRef), [], 'the retry runs alone');
         assert.ok(others.every((o) => Date.parse(o.endedAt!) <= Date.parse(retry.startedAt)));
       }
       const [payload] = bodies(standIns);
-      assert.deepEqual((payload!.scan_config.not_delivered as Array<{ workload: string; reason: string }>).map((e) => [e.workload, e.reason]), [['app-0', 'killed']]);
+      assert.deepEqual(
+        (payload!.scan_config.not_delivered as Array<{ workload: string; reason: string }>).map((e) => [
+          e.workload,
+          e.reason,
+        ]),
+        [['app-0', 'killed']],
+      );
       assert.equal(payload!.workloads.length, 3);
     } finally {
       await standIns.close();
@@ -188,10 +305,18 @@ describe('reliability', { timeout: 300_000 }, () => {
 
   test('dry run: nothing is posted, one file per namespace that validates against the contract; no API needed', async () => {
     const outputDir = await mkdtemp(path.join(os.tmpdir(), 'ephor-dry-'));
-    const standIns = await startStandIns({ cluster: { objects: [...deployments('alpha', 2), ...deployments('beta', 1)] }, trivy: { images: { ...reports('alpha', 2, ALPINE), ...reports('beta', 1, ALPINE) } } });
+    const standIns = await startStandIns({
+      cluster: { objects: [...deployments('alpha', 2), ...deployments('beta', 1)] },
+      trivy: { images: { ...reports('alpha', 2, ALPINE), ...reports('beta', 1, ALPINE) } },
+    });
     try {
       const { EPHOR_API_URL: _unused, ...env } = standIns.env;
-      const run = await runScanner({ ...env, SCAN_NAMESPACES: 'alpha,beta,empty', EPHOR_DRY_RUN: 'true', EPHOR_OUTPUT_DIR: outputDir });
+      const run = await runScanner({
+        ...env,
+        SCAN_NAMESPACES: 'alpha,beta,empty',
+        EPHOR_DRY_RUN: 'true',
+        EPHOR_OUTPUT_DIR: outputDir,
+      });
       assert.equal(run.exitCode, 0, run.stdout);
       assert.equal(standIns.ephor.requests.length, 0);
       assert.deepEqual((await readdir(outputDir)).sort(), ['alpha.json', 'beta.json', 'empty.json']);
@@ -207,9 +332,15 @@ describe('reliability', { timeout: 300_000 }, () => {
   });
 
   test('a 200 MB report is read with bounded memory', async () => {
-    const standIns = await startStandIns({ cluster: { objects: deployments('huge', 1) }, trivy: { images: { 'registry.local/huge-0-0:1': { hugeMB: 200 } } } });
+    const standIns = await startStandIns({
+      cluster: { objects: deployments('huge', 1) },
+      trivy: { images: { 'registry.local/huge-0-0:1': { hugeMB: 200 } } },
+    });
     try {
-      const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'huge', SCAN_SEVERITY: 'CRITICAL', EPHOR_TIMEOUT: '120' }, { timeoutMs: 240_000 });
+      const run = await runScanner(
+        { ...standIns.env, SCAN_NAMESPACES: 'huge', SCAN_SEVERITY: 'CRITICAL', EPHOR_TIMEOUT: '120' },
+        { timeoutMs: 240_000 },
+      );
       assert.equal(run.exitCode, 0, run.stdout.slice(-3000));
       const [summary] = logsWith(run, 'ephor-scanner completed');
       const rss = (summary!.resources as { max_rss_mib: number }).max_rss_mib;
@@ -226,7 +357,14 @@ describe('reliability', { timeout: 300_000 }, () => {
     const standIns = await startStandIns({
       cluster: { objects: deployments('disk', 2) },
       // The disk-full text of ../shared/fixtures/trivy/errors.md §7 (Trivy's troubleshooting guide).
-      trivy: { images: { ...reports('disk', 1, ALPINE), 'registry.local/disk-1-0:1': { fatal: 'image scan failed: failed to copy the image: write /tmp/fanal-3323732142: no space left on device' } } },
+      trivy: {
+        images: {
+          ...reports('disk', 1, ALPINE),
+          'registry.local/disk-1-0:1': {
+            fatal: 'image scan failed: failed to copy the image: write /tmp/fanal-3323732142: no space left on device',
+          },
+        },
+      },
     });
     try {
       const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'disk' });
@@ -243,11 +381,17 @@ describe('reliability', { timeout: 300_000 }, () => {
   });
 
   test('an unwritable TMPDIR: a clear error, exit 1', async () => {
-    const standIns = await startStandIns({ cluster: { objects: deployments('tmp', 1) }, trivy: { images: reports('tmp', 1, ALPINE) } });
+    const standIns = await startStandIns({
+      cluster: { objects: deployments('tmp', 1) },
+      trivy: { images: reports('tmp', 1, ALPINE) },
+    });
     try {
       const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: 'tmp', TMPDIR: '/proc/no-such-dir' });
       assert.equal(run.exitCode, 1);
-      const [error] = logsWith(run, 'the run\'s temporary directory cannot be created: nothing was scanned or delivered');
+      const [error] = logsWith(
+        run,
+        "the run's temporary directory cannot be created: nothing was scanned or delivered",
+      );
       assert.match(String(error!.error), /\/proc\/no-such-dir/);
     } finally {
       await standIns.close();

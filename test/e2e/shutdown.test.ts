@@ -36,7 +36,16 @@ describe('shutdown', { timeout: 90_000 }, () => {
       cluster: {
         objects: [
           deployment({ namespace: 'done', name: 'web', containers: [{ name: 'app', image: 'alpine:3.10' }] }),
-          deployment({ namespace: 'mixed', name: 'api', containers: [{ name: 'app', image: 'alpine:3.10' }, { name: 'slow', image: 'debian:buster' }, { name: 'later', image: 'busybox:1.36' }, { name: 'never', image: 'nginx:1.25' }] }),
+          deployment({
+            namespace: 'mixed',
+            name: 'api',
+            containers: [
+              { name: 'app', image: 'alpine:3.10' },
+              { name: 'slow', image: 'debian:buster' },
+              { name: 'later', image: 'busybox:1.36' },
+              { name: 'never', image: 'nginx:1.25' },
+            ],
+          }),
         ],
       },
       trivy: {
@@ -54,7 +63,13 @@ describe('shutdown', { timeout: 90_000 }, () => {
       let signalling: Promise<void> | undefined;
       const run = await runScanner(
         // No pull-secret lookups: the scans reach the launcher in the plan's order (alpine, debian, busybox, nginx).
-        { ...standIns.env, SCAN_NAMESPACES: 'done,mixed', SCAN_CONCURRENCY: '2', TRIVY_TIMEOUT: '10m', REGISTRY_AUTH_ENABLED: 'false' },
+        {
+          ...standIns.env,
+          SCAN_NAMESPACES: 'done,mixed',
+          SCAN_CONCURRENCY: '2',
+          TRIVY_TIMEOUT: '10m',
+          REGISTRY_AUTH_ENABLED: 'false',
+        },
         {
           timeoutMs: 60_000,
           onLog: (line, child) => {
@@ -63,7 +78,11 @@ describe('shutdown', { timeout: 90_000 }, () => {
             // started when the fast scan ended) have started their grandchild (recorded in the invocation log).
             signalling = (async () => {
               for (const until = Date.now() + 10_000; Date.now() < until; await sleep(20)) {
-                if ((await standIns.invocations()).filter((i) => i.behaviour === 'hang' && i.pids?.length === 2).length === 2) break;
+                if (
+                  (await standIns.invocations()).filter((i) => i.behaviour === 'hang' && i.pids?.length === 2)
+                    .length === 2
+                )
+                  break;
               }
               signalledAt = Date.now();
               child.kill('SIGTERM');
@@ -76,22 +95,40 @@ describe('shutdown', { timeout: 90_000 }, () => {
       const afterSignal = Date.now() - signalledAt;
       assert.ok(afterSignal < 20_000, `exited ${afterSignal} ms after SIGTERM`);
 
-      const payloads = new Map(standIns.ephor.scanIngests().map((r) => [(r.body as ScanIngestRequest).namespace, r.body as ScanIngestRequest]));
+      const payloads = new Map(
+        standIns.ephor.scanIngests().map((r) => [(r.body as ScanIngestRequest).namespace, r.body as ScanIngestRequest]),
+      );
       assert.equal(payloads.get('done')!.status, 'completed');
       assert.equal(payloads.get('done')!.workloads[0]!.containers[0]!.vulnerabilities.length, 4);
       const mixed = payloads.get('mixed')!;
-      assert.deepEqual(mixed.workloads[0]!.containers.map((c) => c.name), ['app'], 'only the finished container is sent');
+      assert.deepEqual(
+        mixed.workloads[0]!.containers.map((c) => c.name),
+        ['app'],
+        'only the finished container is sent',
+      );
       const ledger = mixed.scan_config.not_delivered as Array<{ container: string; reason: string }>;
-      assert.deepEqual(ledger.map((e) => [e.container, e.reason]).sort(), [['later', 'cancelled'], ['never', 'cancelled'], ['slow', 'cancelled']]);
+      assert.deepEqual(ledger.map((e) => [e.container, e.reason]).sort(), [
+        ['later', 'cancelled'],
+        ['never', 'cancelled'],
+        ['slow', 'cancelled'],
+      ]);
 
       const scans = await standIns.scans();
       const startedAfterSignal = scans.filter((s) => Date.parse(s.startedAt) >= signalledAt);
       assert.deepEqual(startedAfterSignal, [], 'no scan starts after the signal');
-      assert.ok(scans.some((s) => scannedRef(s) === LATER), 'the later image was running at the signal');
-      assert.deepEqual(scans.filter((s) => scannedRef(s) === NEVER), [], 'the image still waiting for a slot was never started');
+      assert.ok(
+        scans.some((s) => scannedRef(s) === LATER),
+        'the later image was running at the signal',
+      );
+      assert.deepEqual(
+        scans.filter((s) => scannedRef(s) === NEVER),
+        [],
+        'the image still waiting for a slot was never started',
+      );
       const hung = (await standIns.invocations()).filter((i) => i.behaviour === 'hang');
       assert.deepEqual(hung.map((i) => scannedRef(i)).sort(), [SLOW, LATER].sort());
-      for (const pid of hung.flatMap((i) => i.pids!)) assert.equal(await isAlive(pid), false, `process ${pid} of a hung scan's group was killed`);
+      for (const pid of hung.flatMap((i) => i.pids!))
+        assert.equal(await isAlive(pid), false, `process ${pid} of a hung scan's group was killed`);
       assert.equal(logsWith(run, 'shutdown requested: no new scans; delivering what is finished').length, 1);
       const [summary] = logsWith(run, 'ephor-scanner completed');
       assert.equal(summary!.interrupted, true);

@@ -7,7 +7,12 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { ScanIngestRequest, Severity } from '../../src/types.js';
-import { writeScenario, type FakeTrivyInvocation, type FakeTrivyScenario, type ImageBehaviour } from '../support/fake-trivy.js';
+import {
+  writeScenario,
+  type FakeTrivyInvocation,
+  type FakeTrivyScenario,
+  type ImageBehaviour,
+} from '../support/fake-trivy.js';
 import { logsWith, runScanner, scannedRef, startStandIns, type ScannerRun, type StandIns } from '../support/harness.js';
 import { deployment } from '../support/k8s-objects.js';
 import { fixture, TRIVY_REPORTS_DIR } from '../support/paths.js';
@@ -21,7 +26,14 @@ const SCAN_FAILED = 'image scan failed';
 /** Grace the scanner gives Trivy after TRIVY_TIMEOUT before it kills the process group (src/trivy/database.ts). */
 const KILL_GRACE_MS = 2_000;
 
-interface LedgerEntry { workload: string; kind: string; container: string; image: string; reason: string; detail: string }
+interface LedgerEntry {
+  workload: string;
+  kind: string;
+  container: string;
+  image: string;
+  reason: string;
+  detail: string;
+}
 
 /** `ghcr.io/acme/<name>:1`: already normalised, so the scanned ref is exactly this string. */
 const image = (name: string) => `ghcr.io/acme/${name}:1`;
@@ -49,7 +61,10 @@ async function scenario(c: Case): Promise<{ standIns: StandIns; run: ScannerRun 
   const standIns = await startStandIns({ cluster: { objects }, trivy: c.trivy });
   try {
     await c.prepare?.(standIns);
-    const run = await runScanner({ ...standIns.env, SCAN_NAMESPACES: Object.keys(c.namespaces).join(','), ...c.env }, { timeoutMs: c.timeoutMs ?? 30_000 });
+    const run = await runScanner(
+      { ...standIns.env, SCAN_NAMESPACES: Object.keys(c.namespaces).join(','), ...c.env },
+      { timeoutMs: c.timeoutMs ?? 30_000 },
+    );
     return { standIns, run };
   } catch (error) {
     await standIns.close();
@@ -58,16 +73,23 @@ async function scenario(c: Case): Promise<{ standIns: StandIns; run: ScannerRun 
 }
 
 /** Runs the scanner again against the same stand-ins (same TRIVY_CACHE_DIR); returns the run and only its invocations. */
-async function runAgain(standIns: StandIns, env: Record<string, string | undefined>): Promise<{ run: ScannerRun; invocations: FakeTrivyInvocation[] }> {
+async function runAgain(
+  standIns: StandIns,
+  env: Record<string, string | undefined>,
+): Promise<{ run: ScannerRun; invocations: FakeTrivyInvocation[] }> {
   const before = (await standIns.invocations()).length;
   const run = await runScanner({ ...standIns.env, ...env }, { timeoutMs: 30_000 });
   return { run, invocations: (await standIns.invocations()).slice(before) };
 }
 
-const reports = (refs: string[], report = ALPINE_REPORT): Record<string, ImageBehaviour> => Object.fromEntries(refs.map((ref) => [ref, { report }]));
+const reports = (refs: string[], report = ALPINE_REPORT): Record<string, ImageBehaviour> =>
+  Object.fromEntries(refs.map((ref) => [ref, { report }]));
 
 function payloadOf(standIns: StandIns, namespace: string): ScanIngestRequest {
-  const payloads = standIns.ephor.scanIngests().map((r) => r.body as ScanIngestRequest).filter((p) => p.namespace === namespace);
+  const payloads = standIns.ephor
+    .scanIngests()
+    .map((r) => r.body as ScanIngestRequest)
+    .filter((p) => p.namespace === namespace);
   assert.equal(payloads.length, 1, `exactly one payload for namespace ${namespace}`);
   return payloads[0]!;
 }
@@ -102,7 +124,10 @@ const isScan = (i: FakeTrivyInvocation) => i.argv[0] === 'image' && !isDbDownloa
 function maxOverlap(invocations: FakeTrivyInvocation[]): number {
   const events = invocations.flatMap((i) => {
     assert.ok(i.endedAt, `invocation ${i.pid} logged its end`);
-    return [[Date.parse(i.startedAt), 1], [Date.parse(i.endedAt), -1]] as const;
+    return [
+      [Date.parse(i.startedAt), 1],
+      [Date.parse(i.endedAt), -1],
+    ] as const;
   });
   events.sort((a, b) => a[0] - b[0] || a[1] - b[1]); // an end before a start at the same millisecond
   let running = 0;
@@ -131,7 +156,10 @@ async function ageCachedDb(cacheDir: string, dir: 'db' | 'java-db'): Promise<voi
   const file = path.join(cacheDir, dir, 'metadata.json');
   const metadata = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
   const daysAgo = (n: number) => new Date(Date.now() - n * 86_400_000).toISOString();
-  await writeFile(file, JSON.stringify({ ...metadata, UpdatedAt: daysAgo(2), DownloadedAt: daysAgo(2), NextUpdate: daysAgo(1) }));
+  await writeFile(
+    file,
+    JSON.stringify({ ...metadata, UpdatedAt: daysAgo(2), DownloadedAt: daysAgo(2), NextUpdate: daysAgo(1) }),
+  );
 }
 
 const TRIVY_CANNOT_SCAN = 'trivy cannot scan: nothing was scanned or delivered';
@@ -156,15 +184,24 @@ describe('every real image-scan failure text of errors.json', { timeout: 60_000 
   before(async () => {
     ({ standIns, run } = await scenario({
       namespaces: { shop: [GOOD, ...Object.keys(IMAGE_FAILURES).map(refOf)] },
-      trivy: { images: { [GOOD]: { report: ALPINE_REPORT }, ...Object.fromEntries(Object.keys(IMAGE_FAILURES).map((id) => [refOf(id), { fail: id }])) } },
+      trivy: {
+        images: {
+          [GOOD]: { report: ALPINE_REPORT },
+          ...Object.fromEntries(Object.keys(IMAGE_FAILURES).map((id) => [refOf(id), { fail: id }])),
+        },
+      },
       env: { SCAN_CONCURRENCY: '4' },
     }));
   });
   after(() => standIns?.close());
 
   test('the selection covers every entry of errors.json except the DB-download and exit-code ones', async () => {
-    const entries = (JSON.parse(await readFile(fixture('trivy', 'errors.json'), 'utf8')) as { entries: Array<{ id: string }> }).entries;
-    const imageScanIds = entries.map((e) => e.id).filter((id) => !id.startsWith('db-') && id !== 'vulns-found-with-exit-code');
+    const entries = (
+      JSON.parse(await readFile(fixture('trivy', 'errors.json'), 'utf8')) as { entries: Array<{ id: string }> }
+    ).entries;
+    const imageScanIds = entries
+      .map((e) => e.id)
+      .filter((id) => !id.startsWith('db-') && id !== 'vulns-found-with-exit-code');
     assert.deepEqual(imageScanIds.sort(), Object.keys(IMAGE_FAILURES).sort());
   });
 
@@ -172,7 +209,11 @@ describe('every real image-scan failure text of errors.json', { timeout: 60_000 
     test(`${id}: the container is not sent and the ledger says ${reason}`, () => {
       const shop = payloadOf(standIns, 'shop');
       assert.ok(!deliveredImages(shop).includes(refOf(id)), 'its container is absent from the payload');
-      assert.equal(shop.workloads.find((w) => w.name === id), undefined, 'a workload left without containers is dropped');
+      assert.equal(
+        shop.workloads.find((w) => w.name === id),
+        undefined,
+        'a workload left without containers is dropped',
+      );
       const entry = ledgerEntry(shop, refOf(id));
       assert.ok(entry, `ledger entry for ${id}`);
       assert.equal(entry.reason, reason, entry.detail);
@@ -237,7 +278,12 @@ describe('a Trivy killed by SIGKILL, and Trivy output that is no report', { time
   before(async () => {
     ({ standIns, run } = await scenario({
       namespaces: { shop: [GOOD, ...Object.keys(BROKEN)] },
-      trivy: { images: { [GOOD]: { report: ALPINE_REPORT }, ...Object.fromEntries(Object.entries(BROKEN).map(([ref, b]) => [ref, b.behaviour])) } },
+      trivy: {
+        images: {
+          [GOOD]: { report: ALPINE_REPORT },
+          ...Object.fromEntries(Object.entries(BROKEN).map(([ref, b]) => [ref, b.behaviour])),
+        },
+      },
     }));
   });
   after(() => standIns?.close());
@@ -259,7 +305,16 @@ describe('a Trivy killed by SIGKILL, and Trivy output that is no report', { time
 describe('a namespace in which every image fails', { timeout: 60_000 }, () => {
   let standIns: StandIns;
   let run: ScannerRun;
-  const openFinding = { namespace: 'broken', workload: 'api', kind: 'Deployment', container: 'api', cveId: 'CVE-2024-1111', packageName: 'openssl', packageVersion: '3.0.1', scannerType: 'alpine' };
+  const openFinding = {
+    namespace: 'broken',
+    workload: 'api',
+    kind: 'Deployment',
+    container: 'api',
+    cveId: 'CVE-2024-1111',
+    packageName: 'openssl',
+    packageVersion: '3.0.1',
+    scannerType: 'alpine',
+  };
   before(async () => {
     ({ standIns, run } = await scenario({
       // unlisted images get the real MANIFEST_UNKNOWN failure
@@ -275,7 +330,15 @@ describe('a namespace in which every image fails', { timeout: 60_000 }, () => {
     const broken = payloadOf(standIns, 'broken');
     assert.equal(broken.status, 'failed');
     assert.deepEqual(broken.workloads, []);
-    assert.deepEqual(ledgerOf(broken).map((e) => [e.container, e.reason]).sort(), [['api', 'not_found'], ['worker', 'unauthorized']]);
+    assert.deepEqual(
+      ledgerOf(broken)
+        .map((e) => [e.container, e.reason])
+        .sort(),
+      [
+        ['api', 'not_found'],
+        ['worker', 'unauthorized'],
+      ],
+    );
     assert.equal(standIns.ephor.instance(openFinding)?.status, 'open');
   });
 
@@ -316,7 +379,7 @@ describe('the vulnerability DB download fails and the cache has no DB', { timeou
   });
 });
 
-describe('the vulnerability DB download fails but the cache has yesterday\'s DB', { timeout: 60_000 }, () => {
+describe("the vulnerability DB download fails but the cache has yesterday's DB", { timeout: 60_000 }, () => {
   let standIns: StandIns;
   let first: ScannerRun;
   let second: { run: ScannerRun; invocations: FakeTrivyInvocation[] };
@@ -335,13 +398,19 @@ describe('the vulnerability DB download fails but the cache has yesterday\'s DB'
   test('the second run warns, scans with --skip-db-update, delivers and exits 0', () => {
     const { run, invocations } = second;
     exitedWith(run, 0);
-    assert.ok(invocations.some((i) => isDbDownload(i) && i.exitCode === 1), 'the download was tried and failed');
+    assert.ok(
+      invocations.some((i) => isDbDownload(i) && i.exitCode === 1),
+      'the download was tried and failed',
+    );
     const warning = run.logs.find((l) => l.level === 'warn' && /vulnerability DB download failed/.test(l.msg));
     assert.ok(warning, run.stdout);
     const scans = invocations.filter(isScan);
     assert.equal(scans.length, 1);
     assert.ok(scans[0]!.argv.includes('--skip-db-update'));
-    const shop = standIns.ephor.scanIngests().map((r) => r.body as ScanIngestRequest).at(-1)!;
+    const shop = standIns.ephor
+      .scanIngests()
+      .map((r) => r.body as ScanIngestRequest)
+      .at(-1)!;
     assert.deepEqual(deliveredImages(shop), [GOOD]);
     const db = shop.scan_config.vulnerability_db as { download_error?: string };
     assert.match(String(db.download_error), /TOOMANYREQUESTS|rate/i);
@@ -352,7 +421,11 @@ describe('TRIVY_SKIP_DB_UPDATE=true with an empty cache', { timeout: 60_000 }, (
   let standIns: StandIns;
   let run: ScannerRun;
   before(async () => {
-    ({ standIns, run } = await scenario({ namespaces: { shop: [GOOD] }, trivy: { images: reports([GOOD]) }, env: { TRIVY_SKIP_DB_UPDATE: 'true' } }));
+    ({ standIns, run } = await scenario({
+      namespaces: { shop: [GOOD] },
+      trivy: { images: reports([GOOD]) },
+      env: { TRIVY_SKIP_DB_UPDATE: 'true' },
+    }));
   });
   after(() => standIns?.close());
 
@@ -362,7 +435,10 @@ describe('TRIVY_SKIP_DB_UPDATE=true with an empty cache', { timeout: 60_000 }, (
     assert.ok(line, run.stdout);
     assert.match(String(line.error), /TRIVY_SKIP_DB_UPDATE/);
     const invocations = await standIns.invocations();
-    assert.deepEqual(invocations.filter((i) => isDbDownload(i) || isJavaDbDownload(i)), []);
+    assert.deepEqual(
+      invocations.filter((i) => isDbDownload(i) || isJavaDbDownload(i)),
+      [],
+    );
     assert.deepEqual(invocations.filter(isScan), []);
     assert.equal(standIns.ephor.requests.length, 0);
   });
@@ -380,7 +456,10 @@ describe('TRIVY_SKIP_DB_UPDATE=true with a filled cache', { timeout: 60_000 }, (
   test('no download is invoked at all; the scans run with the cached DBs; exit 0', () => {
     const { run, invocations } = second;
     exitedWith(run, 0);
-    assert.deepEqual(invocations.filter((i) => isDbDownload(i) || isJavaDbDownload(i)).map((i) => i.argv.join(' ')), []);
+    assert.deepEqual(
+      invocations.filter((i) => isDbDownload(i) || isJavaDbDownload(i)).map((i) => i.argv.join(' ')),
+      [],
+    );
     const scans = invocations.filter(isScan);
     assert.deepEqual(scans.map(scannedRef), [GOOD]);
     assert.ok(scans[0]!.argv.includes('--skip-db-update'));
@@ -401,7 +480,10 @@ describe('the Java DB download fails while the vulnerability DB works', { timeou
 
   test('a warning; scans run with --skip-db-update but WITHOUT --skip-java-db-update; exit 0', async () => {
     exitedWith(run, 0);
-    assert.ok(run.logs.some((l) => l.level === 'warn' && /Java DB/.test(l.msg)), run.stdout);
+    assert.ok(
+      run.logs.some((l) => l.level === 'warn' && /Java DB/.test(l.msg)),
+      run.stdout,
+    );
     const scans = await standIns.scans();
     assert.equal(scans.length, 1);
     assert.ok(scans[0]!.argv.includes('--skip-db-update'));
@@ -416,7 +498,10 @@ describe('TRIVY_DB_REPO with two mirrors, the first unreachable', { timeout: 60_
   before(async () => {
     ({ standIns, run } = await scenario({
       namespaces: { shop: [GOOD] },
-      trivy: { db: { download: { 'bad.mirror/db:2': 'db-network-unreachable-real-2024', default: 'ok' } }, images: reports([GOOD]) },
+      trivy: {
+        db: { download: { 'bad.mirror/db:2': 'db-network-unreachable-real-2024', default: 'ok' } },
+        images: reports([GOOD]),
+      },
       env: { TRIVY_DB_REPO: 'bad.mirror/db:2,good.mirror/db:2' },
     }));
   });
@@ -424,7 +509,13 @@ describe('TRIVY_DB_REPO with two mirrors, the first unreachable', { timeout: 60_
 
   test('the mirrors are tried in order; the second one serves the DB and the scans run', async () => {
     const downloads = (await standIns.invocations()).filter(isDbDownload);
-    assert.deepEqual(downloads.map((i) => [flagValue(i.argv, '--db-repository'), i.exitCode]), [['bad.mirror/db:2', 1], ['good.mirror/db:2', 0]]);
+    assert.deepEqual(
+      downloads.map((i) => [flagValue(i.argv, '--db-repository'), i.exitCode]),
+      [
+        ['bad.mirror/db:2', 1],
+        ['good.mirror/db:2', 0],
+      ],
+    );
     exitedWith(run, 0);
     assert.deepEqual(deliveredImages(payloadOf(standIns, 'shop')), [GOOD]);
   });
@@ -444,7 +535,10 @@ describe('TRIVY_DB_REPO with two mirrors that both fail', { timeout: 60_000 }, (
 
   test('both mirrors are tried, in the configured order, then the run stops with exit 1', async () => {
     const downloads = (await standIns.invocations()).filter(isDbDownload);
-    assert.deepEqual(downloads.map((i) => flagValue(i.argv, '--db-repository')), ['bad.mirror/db:2', 'good.mirror/db:2']);
+    assert.deepEqual(
+      downloads.map((i) => flagValue(i.argv, '--db-repository')),
+      ['bad.mirror/db:2', 'good.mirror/db:2'],
+    );
     exitedWith(run, 1);
     assert.deepEqual(await standIns.scans(), []);
     assert.equal(standIns.ephor.requests.length, 0);
@@ -455,9 +549,15 @@ describe('TRIVY_DB_REPO with two mirrors that both fail', { timeout: 60_000 }, (
 
 describe('Trivy versions: --skip-version-check and --disable-telemetry only from 0.63', { timeout: 60_000 }, () => {
   const OLD_REPORT = 'trivy-v0.58.0_alpine-3.10_old-shape.json';
-  for (const [version, report, passed] of [['0.58.0', OLD_REPORT, false], ['0.69.3', ALPINE_REPORT, true]] as const) {
+  for (const [version, report, passed] of [
+    ['0.58.0', OLD_REPORT, false],
+    ['0.69.3', ALPINE_REPORT, true],
+  ] as const) {
     test(`Trivy ${version}: the flags are ${passed ? '' : 'not '}passed and the scans succeed`, async () => {
-      const { standIns, run } = await scenario({ namespaces: { shop: [GOOD, image('api')] }, trivy: { version, images: reports([GOOD, image('api')], report) } });
+      const { standIns, run } = await scenario({
+        namespaces: { shop: [GOOD, image('api')] },
+        trivy: { version, images: reports([GOOD, image('api')], report) },
+      });
       try {
         exitedWith(run, 0);
         const scans = await standIns.scans();
@@ -485,10 +585,19 @@ describe('TRIVY_CACHE_MODE', { timeout: 60_000 }, () => {
   const slow = Object.fromEntries(refs.map((ref) => [ref, { report: ALPINE_REPORT, delayMs: 300 }]));
 
   test('shared with SCAN_CONCURRENCY=4: a warning, --cache-dir is TRIVY_CACHE_DIR, scans never overlap', async () => {
-    const { standIns, run } = await scenario({ namespaces: { shop: refs }, trivy: { images: slow }, env: { TRIVY_CACHE_MODE: 'shared', SCAN_CONCURRENCY: '4' } });
+    const { standIns, run } = await scenario({
+      namespaces: { shop: refs },
+      trivy: { images: slow },
+      env: { TRIVY_CACHE_MODE: 'shared', SCAN_CONCURRENCY: '4' },
+    });
     try {
       exitedWith(run, 0);
-      assert.ok(run.logs.some((l) => l.level === 'warn' && /TRIVY_CACHE_MODE=shared/.test(l.msg) && /SCAN_CONCURRENCY/.test(l.msg)), run.stdout);
+      assert.ok(
+        run.logs.some(
+          (l) => l.level === 'warn' && /TRIVY_CACHE_MODE=shared/.test(l.msg) && /SCAN_CONCURRENCY/.test(l.msg),
+        ),
+        run.stdout,
+      );
       const scans = await standIns.scans();
       assert.equal(scans.length, 3);
       for (const scan of scans) assert.equal(flagValue(scan.argv, '--cache-dir'), standIns.env.TRIVY_CACHE_DIR);
@@ -499,7 +608,11 @@ describe('TRIVY_CACHE_MODE', { timeout: 60_000 }, () => {
   });
 
   test('ephemeral: each scan gets its own --cache-dir under TMPDIR', async () => {
-    const { standIns, run } = await scenario({ namespaces: { shop: refs }, trivy: { images: reports(refs) }, env: { TRIVY_CACHE_MODE: 'ephemeral', SCAN_CONCURRENCY: '3' } });
+    const { standIns, run } = await scenario({
+      namespaces: { shop: refs },
+      trivy: { images: reports(refs) },
+      env: { TRIVY_CACHE_MODE: 'ephemeral', SCAN_CONCURRENCY: '3' },
+    });
     try {
       exitedWith(run, 0);
       const dirs = (await standIns.scans()).map((scan) => flagValue(scan.argv, '--cache-dir')!);
@@ -507,7 +620,10 @@ describe('TRIVY_CACHE_MODE', { timeout: 60_000 }, () => {
       assert.equal(new Set(dirs).size, 3, 'one cache directory per scan');
       for (const dir of dirs) {
         const relative = path.relative(standIns.env.TMPDIR!, dir);
-        assert.ok(relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative), `${dir} is under TMPDIR`);
+        assert.ok(
+          relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative),
+          `${dir} is under TMPDIR`,
+        );
         assert.notEqual(dir, standIns.env.TRIVY_CACHE_DIR);
       }
     } finally {
@@ -517,14 +633,21 @@ describe('TRIVY_CACHE_MODE', { timeout: 60_000 }, () => {
 
   test('redis: TRIVY_CACHE_BACKEND reaches Trivy through its environment only, and its password is never logged', async () => {
     const backend = 'redis://:pw-secret@redis:6379';
-    const { standIns, run } = await scenario({ namespaces: { shop: refs }, trivy: { images: reports(refs) }, env: { TRIVY_CACHE_MODE: 'redis', TRIVY_CACHE_BACKEND: backend } });
+    const { standIns, run } = await scenario({
+      namespaces: { shop: refs },
+      trivy: { images: reports(refs) },
+      env: { TRIVY_CACHE_MODE: 'redis', TRIVY_CACHE_BACKEND: backend },
+    });
     try {
       exitedWith(run, 0);
       const scans = await standIns.scans();
       assert.equal(scans.length, 3);
       for (const scan of scans) assert.equal(scan.env.TRIVY_CACHE_BACKEND, backend);
       for (const invocation of await standIns.invocations()) {
-        assert.ok(!invocation.argv.some((a) => a.includes('pw-secret') || a.includes('redis://')), invocation.argv.join(' '));
+        assert.ok(
+          !invocation.argv.some((a) => a.includes('pw-secret') || a.includes('redis://')),
+          invocation.argv.join(' '),
+        );
       }
       assert.ok(!run.stdout.includes('pw-secret'), 'the password is in no log line');
       assert.ok(!run.stderr.includes('pw-secret'));
@@ -541,11 +664,15 @@ describe('environment hygiene', { timeout: 60_000 }, () => {
   let standIns: StandIns;
   let run: ScannerRun;
   before(async () => {
-    ({ standIns, run } = await scenario({ namespaces: { shop: [GOOD] }, trivy: { images: reports([GOOD]) }, env: { TRIVY_EXIT_CODE: '1', TRIVY_TIMEOUT: '1' } }));
+    ({ standIns, run } = await scenario({
+      namespaces: { shop: [GOOD] },
+      trivy: { images: reports([GOOD]) },
+      env: { TRIVY_EXIT_CODE: '1', TRIVY_TIMEOUT: '1' },
+    }));
   });
   after(() => standIns?.close());
 
-  test('TRIVY_EXIT_CODE and TRIVY_TIMEOUT of the scanner\'s environment do not reach Trivy', async () => {
+  test("TRIVY_EXIT_CODE and TRIVY_TIMEOUT of the scanner's environment do not reach Trivy", async () => {
     exitedWith(run, 0);
     const invocations = await standIns.invocations();
     assert.ok(invocations.length >= 2);
@@ -554,7 +681,11 @@ describe('environment hygiene', { timeout: 60_000 }, () => {
       assert.ok(!('TRIVY_TIMEOUT' in invocation.env), `${invocation.argv.join(' ')} got TRIVY_TIMEOUT`);
     }
     const [scan] = await standIns.scans();
-    assert.equal(flagValue(scan!.argv, '--timeout'), '1s', 'TRIVY_TIMEOUT is the scanner\'s setting, passed as the flag');
+    assert.equal(
+      flagValue(scan!.argv, '--timeout'),
+      '1s',
+      "TRIVY_TIMEOUT is the scanner's setting, passed as the flag",
+    );
     assert.deepEqual(deliveredImages(payloadOf(standIns, 'shop')), [GOOD]);
   });
 });
@@ -578,7 +709,12 @@ describe('SCAN_SEVERITY=critical,unknown', { timeout: 60_000 }, () => {
         vulns[1]!.Severity = 'CRITICAL';
         const edited = path.join(s.dir, 'alpine-with-unknown.json');
         await writeFile(edited, JSON.stringify(report));
-        await writeScenario(s.dir, { images: { [JUICE]: { report: 'real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json' }, [EDITED]: { report: edited } } });
+        await writeScenario(s.dir, {
+          images: {
+            [JUICE]: { report: 'real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json' },
+            [EDITED]: { report: edited },
+          },
+        });
       },
     }));
   });
@@ -593,10 +729,14 @@ describe('SCAN_SEVERITY=critical,unknown', { timeout: 60_000 }, () => {
 
   test('the payload holds only CRITICAL and UNKNOWN findings', () => {
     const shop = payloadOf(standIns, 'shop');
-    const severities = (name: string) => shop.workloads.find((w) => w.name === name)!.containers[0]!.vulnerabilities.map((v) => v.severity);
+    const severities = (name: string) =>
+      shop.workloads.find((w) => w.name === name)!.containers[0]!.vulnerabilities.map((v) => v.severity);
     const juice = severities('juice');
     assert.ok(juice.length > 0);
-    assert.ok(juice.every((s) => s === 'CRITICAL'), `juice-shop: ${[...new Set(juice)]}`);
+    assert.ok(
+      juice.every((s) => s === 'CRITICAL'),
+      `juice-shop: ${[...new Set(juice)]}`,
+    );
     assert.deepEqual(severities('edited').sort(), ['CRITICAL', 'UNKNOWN'] satisfies Severity[]);
   });
 });
@@ -606,9 +746,16 @@ describe('SCAN_SEVERITY=critical,unknown', { timeout: 60_000 }, () => {
 describe('SCAN_CONCURRENCY limits the Trivy processes running at once', { timeout: 60_000 }, () => {
   const refs = ['a', 'b', 'c', 'd', 'e'].map(image);
   const slow = Object.fromEntries(refs.map((ref) => [ref, { report: ALPINE_REPORT, delayMs: 400 }]));
-  for (const [concurrency, expected] of [[2, 2], [1, 1]] as const) {
+  for (const [concurrency, expected] of [
+    [2, 2],
+    [1, 1],
+  ] as const) {
     test(`SCAN_CONCURRENCY=${concurrency}: at most ${expected} scan${expected > 1 ? 's' : ''} at a time`, async () => {
-      const { standIns, run } = await scenario({ namespaces: { shop: refs }, trivy: { images: slow }, env: { SCAN_CONCURRENCY: String(concurrency) } });
+      const { standIns, run } = await scenario({
+        namespaces: { shop: refs },
+        trivy: { images: slow },
+        env: { SCAN_CONCURRENCY: String(concurrency) },
+      });
       try {
         exitedWith(run, 0);
         const scans = await standIns.scans();

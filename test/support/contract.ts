@@ -21,7 +21,10 @@ const validators = new Map<SchemaName, ValidateFunction>();
 export function schemaDocument(schema: SchemaName): Record<string, unknown> {
   let document = documents.get(schema);
   if (!document) {
-    document = JSON.parse(readFileSync(path.join(CONTRACT_DIR, SCHEMA_FILES[schema]), 'utf8')) as Record<string, unknown>;
+    document = JSON.parse(readFileSync(path.join(CONTRACT_DIR, SCHEMA_FILES[schema]), 'utf8')) as Record<
+      string,
+      unknown
+    >;
     documents.set(schema, document);
   }
   return document;
@@ -46,7 +49,8 @@ function describeError(error: ErrorObject): string {
   const where = error.instancePath === '' ? '(root)' : error.instancePath;
   const params = error.params as Record<string, unknown>;
   if (error.keyword === 'enum') return `${where} ${error.message} (${(params.allowedValues as unknown[]).join(', ')})`;
-  if (typeof params.propertyName === 'string') return `${where} property name '${params.propertyName}' ${error.message}`;
+  if (typeof params.propertyName === 'string')
+    return `${where} property name '${params.propertyName}' ${error.message}`;
   return `${where} ${error.message}`;
 }
 

@@ -43,8 +43,18 @@ async function call(server: EphorServer, path: string, init: RequestInit = {}): 
 }
 
 /** Every 201 the stand-in gives must itself match the contract's response schema. */
-async function postScan(server: EphorServer, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Reply> {
-  const reply = await call(server, SCAN_PATH, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body), ...(signal ? { signal } : {}) });
+async function postScan(
+  server: EphorServer,
+  body: unknown,
+  headers: Record<string, string> = {},
+  signal?: AbortSignal,
+): Promise<Reply> {
+  const reply = await call(server, SCAN_PATH, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+    ...(signal ? { signal } : {}),
+  });
   if (reply.status === 201) assertValid('ingest-response', reply.json);
   return reply;
 }
@@ -61,20 +71,43 @@ const vuln = (cveId: string, overrides: Vulnerability = {}): Vulnerability => ({
   ...overrides,
 });
 
-function workload(name: string, containers: Array<Record<string, unknown>>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+function workload(
+  name: string,
+  containers: Array<Record<string, unknown>>,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return { namespace: 'shop', name, kind: 'Deployment', containers, ...extra };
 }
 
-function scan(workloads: Array<Record<string, unknown> | null>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+function scan(
+  workloads: Array<Record<string, unknown> | null>,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
   return { namespace: 'shop', scan_label: 'ephor-scanner/test', status: 'completed', workloads, ...extra };
 }
 
 /** One Deployment "api" with one container "app". */
-const appScan = (vulnerabilities: Vulnerability[] | null, extra: Record<string, unknown> = {}): Record<string, unknown> =>
-  scan([workload('api', [{ name: 'app', image_name: 'ghcr.io/acme/api', image_tag: '1.0', vulnerabilities }], { labels: { team: 'a' } })], extra);
+const appScan = (
+  vulnerabilities: Vulnerability[] | null,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> =>
+  scan(
+    [
+      workload('api', [{ name: 'app', image_name: 'ghcr.io/acme/api', image_tag: '1.0', vulnerabilities }], {
+        labels: { team: 'a' },
+      }),
+    ],
+    extra,
+  );
 
 const APP = { namespace: 'shop', workload: 'api', kind: 'Deployment', container: 'app' };
-const finding = (cveId: string, container = APP) => ({ ...container, cveId, packageName: 'openssl', packageVersion: '3.0.1', scannerType: 'debian' });
+const finding = (cveId: string, container = APP) => ({
+  ...container,
+  cveId,
+  packageName: 'openssl',
+  packageVersion: '3.0.1',
+  scannerType: 'debian',
+});
 
 function fieldErrors(reply: Reply): FieldError[] {
   return reply.json.errors as FieldError[];
@@ -96,11 +129,25 @@ test('a valid payload gets 201 with the counts of contract §3.5', BOUNDED, asyn
     assert.equal(reply.headers.get('content-type'), 'application/json');
     assert.match(reply.headers.get('x-trace-id') ?? '', /^[0-9a-f]{16}$/);
     assertValid('ingest-response', reply.json);
-    assert.deepEqual(reply.json, { scan_id: 1, vulnerabilities: 4, workloads: 2, critical_vulns: 2, auto_resolved: 0, reopened: 0 });
+    assert.deepEqual(reply.json, {
+      scan_id: 1,
+      vulnerabilities: 4,
+      workloads: 2,
+      critical_vulns: 2,
+      auto_resolved: 0,
+      reopened: 0,
+    });
     assert.equal(server.openFindings(APP).length, 2);
 
     const again = await postScan(server, body);
-    assert.deepEqual(again.json, { scan_id: 2, vulnerabilities: 4, workloads: 2, critical_vulns: 2, auto_resolved: 0, reopened: 0 });
+    assert.deepEqual(again.json, {
+      scan_id: 2,
+      vulnerabilities: 4,
+      workloads: 2,
+      critical_vulns: 2,
+      auto_resolved: 0,
+      reopened: 0,
+    });
     assert.equal(server.scanIngests().length, 2);
     assert.deepEqual(server.requests[0]?.contractErrors, []);
   });
@@ -113,27 +160,44 @@ test('re-posting without a finding auto-resolves it', BOUNDED, async () => {
     assert.equal(reply.json.auto_resolved, 1);
     assert.deepEqual(server.instance(finding('CVE-2')), { status: 'resolved', resolutionType: 'auto' });
     assert.deepEqual(server.instance(finding('CVE-1')), { status: 'open' });
-    assert.deepEqual(server.scans().map((s) => s.autoResolved), [0, 1]);
+    assert.deepEqual(
+      server.scans().map((s) => s.autoResolved),
+      [0, 1],
+    );
   });
 });
 
-test('status failed with an empty container list resolves nothing but still records new findings', BOUNDED, async () => {
-  await withServer(async (server) => {
-    await postScan(server, appScan([vuln('CVE-1'), vuln('CVE-2')]));
-    const body = scan([workload('api', [{ name: 'app', vulnerabilities: [] }, { name: 'sidecar', vulnerabilities: [vuln('CVE-9')] }])], { status: 'failed' });
-    const reply = await postScan(server, body);
-    assert.equal(reply.status, 201);
-    assert.equal(reply.json.auto_resolved, 0);
-    assert.equal(server.openFindings(APP).length, 2);
-    assert.deepEqual(server.instance(finding('CVE-9', { ...APP, container: 'sidecar' })), { status: 'open' });
-  });
-});
+test(
+  'status failed with an empty container list resolves nothing but still records new findings',
+  BOUNDED,
+  async () => {
+    await withServer(async (server) => {
+      await postScan(server, appScan([vuln('CVE-1'), vuln('CVE-2')]));
+      const body = scan(
+        [
+          workload('api', [
+            { name: 'app', vulnerabilities: [] },
+            { name: 'sidecar', vulnerabilities: [vuln('CVE-9')] },
+          ]),
+        ],
+        { status: 'failed' },
+      );
+      const reply = await postScan(server, body);
+      assert.equal(reply.status, 201);
+      assert.equal(reply.json.auto_resolved, 0);
+      assert.equal(server.openFindings(APP).length, 2);
+      assert.deepEqual(server.instance(finding('CVE-9', { ...APP, container: 'sidecar' })), { status: 'open' });
+    });
+  },
+);
 
 test('an absent, null or empty list resolves every open finding of the container', BOUNDED, async () => {
   for (const vulnerabilities of [undefined, null, []]) {
     await withServer(async (server) => {
       await postScan(server, appScan([vuln('CVE-1'), vuln('CVE-2')]));
-      const body = scan([workload('api', [vulnerabilities === undefined ? { name: 'app' } : { name: 'app', vulnerabilities }])]);
+      const body = scan([
+        workload('api', [vulnerabilities === undefined ? { name: 'app' } : { name: 'app', vulnerabilities }]),
+      ]);
       const reply = await postScan(server, body);
       assert.equal(reply.json.auto_resolved, 2, `vulnerabilities: ${JSON.stringify(vulnerabilities)}`);
       assert.deepEqual(server.openFindings(APP), []);
@@ -168,15 +232,31 @@ test('triaged, false_positive and accepted_risk are never auto-resolved nor reop
 
 test('workloads and containers absent from the payload are untouched', BOUNDED, async () => {
   await withServer(async (server) => {
-    await postScan(server, scan([workload('api', [{ name: 'app', vulnerabilities: [vuln('CVE-1')] }]), workload('worker', [{ name: 'main', vulnerabilities: [vuln('CVE-2')] }])]));
+    await postScan(
+      server,
+      scan([
+        workload('api', [{ name: 'app', vulnerabilities: [vuln('CVE-1')] }]),
+        workload('worker', [{ name: 'main', vulnerabilities: [vuln('CVE-2')] }]),
+      ]),
+    );
     await postScan(server, appScan([]));
-    assert.deepEqual(server.instance(finding('CVE-2', { ...APP, workload: 'worker', container: 'main' })), { status: 'open' });
+    assert.deepEqual(server.instance(finding('CVE-2', { ...APP, workload: 'worker', container: 'main' })), {
+      status: 'open',
+    });
   });
 });
 
 test('a repeated container entry auto-resolves what the earlier entry reported (contract §3.7)', BOUNDED, async () => {
   await withServer(async (server) => {
-    const reply = await postScan(server, scan([workload('api', [{ name: 'app', vulnerabilities: [vuln('CVE-1')] }, { name: 'app', vulnerabilities: [vuln('CVE-2')] }])]));
+    const reply = await postScan(
+      server,
+      scan([
+        workload('api', [
+          { name: 'app', vulnerabilities: [vuln('CVE-1')] },
+          { name: 'app', vulnerabilities: [vuln('CVE-2')] },
+        ]),
+      ]),
+    );
     assert.equal(reply.json.auto_resolved, 1);
     assert.deepEqual(server.instance(finding('CVE-1')), { status: 'resolved', resolutionType: 'auto' });
   });
@@ -185,7 +265,10 @@ test('a repeated container entry auto-resolves what the earlier entry reported (
 test('the vulnerability key treats null package_version as equal to null, and distinct from ""', BOUNDED, async () => {
   await withServer(async (server) => {
     await postScan(server, appScan([vuln('CVE-1', { package_version: null })]));
-    const reply = await postScan(server, appScan([vuln('CVE-1', { package_version: null }), vuln('CVE-1', { package_version: '' })]));
+    const reply = await postScan(
+      server,
+      appScan([vuln('CVE-1', { package_version: null }), vuln('CVE-1', { package_version: '' })]),
+    );
     assert.equal(reply.json.auto_resolved, 0);
     assert.deepEqual(server.instance({ ...finding('CVE-1'), packageVersion: null }), { status: 'open' });
     assert.deepEqual(server.instance({ ...finding('CVE-1'), packageVersion: '' }), { status: 'open' });
@@ -195,7 +278,8 @@ test('the vulnerability key treats null package_version as equal to null, and di
 
 test('labels are replaced on every POST: absent, null and {} wipe them', BOUNDED, async () => {
   await withServer(async (server) => {
-    const post = (extra: Record<string, unknown>) => postScan(server, scan([workload('api', [{ name: 'app', vulnerabilities: [] }], extra)]));
+    const post = (extra: Record<string, unknown>) =>
+      postScan(server, scan([workload('api', [{ name: 'app', vulnerabilities: [] }], extra)]));
     await post({ labels: { team: 'a', tier: 'web' } });
     assert.deepEqual(server.workloadLabels('shop', 'api', 'Deployment'), { team: 'a', tier: 'web' });
     await post({ labels: { team: 'b' } });
@@ -211,8 +295,22 @@ test('labels are replaced on every POST: absent, null and {} wipe them', BOUNDED
 test('only non-null fields overwrite; severity is frozen at first sight', BOUNDED, async () => {
   await withServer(async (server) => {
     await postScan(server, appScan([vuln('CVE-1', { severity: 'LOW', fixed_version: '3.0.2', title: 'old' })]));
-    await postScan(server, scan([workload('api', [{ name: 'app', image_tag: null, vulnerabilities: [vuln('CVE-1', { severity: 'CRITICAL', fixed_version: null, title: 'new' })] }])]));
-    assert.deepEqual(server.vulnerability(finding('CVE-1')), { severity: 'LOW', attributes: { fixed_version: '3.0.2', title: 'new' } });
+    await postScan(
+      server,
+      scan([
+        workload('api', [
+          {
+            name: 'app',
+            image_tag: null,
+            vulnerabilities: [vuln('CVE-1', { severity: 'CRITICAL', fixed_version: null, title: 'new' })],
+          },
+        ]),
+      ]),
+    );
+    assert.deepEqual(server.vulnerability(finding('CVE-1')), {
+      severity: 'LOW',
+      attributes: { fixed_version: '3.0.2', title: 'new' },
+    });
     assert.equal(server.containerAttributes(APP)?.image_tag, '1.0');
   });
 });
@@ -237,7 +335,12 @@ test('a camelCase key is silently dropped: a required one then fails validation'
 test('validation lists every violated field with its snake_case path', BOUNDED, async () => {
   await withServer(async (server) => {
     const { cve_id: _dropped, ...noCve } = vuln('CVE-2');
-    const body = scan([workload('api', [{ name: 'app', vulnerabilities: [vuln('CVE-1'), noCve] }, { name: '  ', vulnerabilities: [] }])]);
+    const body = scan([
+      workload('api', [
+        { name: 'app', vulnerabilities: [vuln('CVE-1'), noCve] },
+        { name: '  ', vulnerabilities: [] },
+      ]),
+    ]);
     const reply = await postScan(server, body);
     assert.equal(reply.status, 400);
     assert.equal(reply.json.detail, 'Request validation failed');
@@ -252,15 +355,31 @@ test('empty containers is a validation error with the DTO message', BOUNDED, asy
   await withServer(async (server) => {
     const reply = await postScan(server, scan([workload('api', [])]));
     assert.equal(reply.status, 400);
-    assert.deepEqual(fieldErrors(reply), [{ field: 'workloads[0].containers', message: 'Containers list is required and must not be empty', rejected_value: [] }]);
+    assert.deepEqual(fieldErrors(reply), [
+      {
+        field: 'workloads[0].containers',
+        message: 'Containers list is required and must not be empty',
+        rejected_value: [],
+      },
+    ]);
   });
 });
 
 test('"critical" severity is a 400 invalid-format with no field list', BOUNDED, async () => {
   await withServer(async (server) => {
-    const reply = await postScan(server, appScan([vuln('CVE-1', { severity: 'critical' })]), { 'x-trace-id': 'trace-1' });
+    const reply = await postScan(server, appScan([vuln('CVE-1', { severity: 'critical' })]), {
+      'x-trace-id': 'trace-1',
+    });
     assert.equal(reply.status, 400);
-    assert.deepEqual(Object.keys(reply.json), ['type', 'title', 'status', 'detail', 'instance', 'trace_id', 'timestamp']);
+    assert.deepEqual(Object.keys(reply.json), [
+      'type',
+      'title',
+      'status',
+      'detail',
+      'instance',
+      'trace_id',
+      'timestamp',
+    ]);
     assert.equal(reply.json.type, '/problems/invalid-format');
     assert.equal(reply.json.title, 'Invalid Format');
     assert.equal(reply.json.detail, 'Request body is malformed or unreadable');
@@ -297,14 +416,20 @@ test('Jackson reading rules: coercions accepted, bad dates/UUIDs/types rejected'
     }
     const ordinal = await postScan(server, appScan([vuln('CVE-1', { severity: 0 })]));
     assert.equal(ordinal.json.critical_vulns, 1);
-    assert.deepEqual(server.instance({ ...finding('CVE-1'), packageVersion: '1.2' }), { status: 'resolved', resolutionType: 'auto' });
+    assert.deepEqual(server.instance({ ...finding('CVE-1'), packageVersion: '1.2' }), {
+      status: 'resolved',
+      resolutionType: 'auto',
+    });
   });
 });
 
 test('database limits: a 256-char workload name is a 500 and nothing is applied', BOUNDED, async () => {
   await withServer(async (server) => {
     server.seedFinding(finding('CVE-1'));
-    const body = scan([workload('api', [{ name: 'app', vulnerabilities: [] }], { labels: { team: 'new' } }), workload('x'.repeat(256), [{ name: 'app' }])]);
+    const body = scan([
+      workload('api', [{ name: 'app', vulnerabilities: [] }], { labels: { team: 'new' } }),
+      workload('x'.repeat(256), [{ name: 'app' }]),
+    ]);
     const reply = await postScan(server, body);
     assert.equal(reply.status, 500);
     assert.equal(reply.json.type, '/problems/internal-error');
@@ -339,7 +464,11 @@ test('NUL characters, null label values, long label keys and null list elements 
 test('a non-JSON content type is a 415', BOUNDED, async () => {
   await withServer(async (server) => {
     for (const contentType of ['text/plain', undefined]) {
-      const reply = await call(server, SCAN_PATH, { method: 'POST', headers: contentType ? { 'content-type': contentType } : {}, body: new TextEncoder().encode('{}') });
+      const reply = await call(server, SCAN_PATH, {
+        method: 'POST',
+        headers: contentType ? { 'content-type': contentType } : {},
+        body: new TextEncoder().encode('{}'),
+      });
       assert.equal(reply.status, 415);
       assert.equal(reply.json.type, '/problems/unsupported-media-type');
     }
@@ -437,7 +566,10 @@ test('maxConcurrentIngests sees overlapping POSTs, and stays 1 for sequential on
     assert.equal(server.maxConcurrentIngests, 1);
     server.pushScript({ delayMs: 300 }, { delayMs: 300 });
     const replies = await Promise.all([postScan(server, appScan([])), postScan(server, appScan([]))]);
-    assert.deepEqual(replies.map((r) => r.status), [201, 201]);
+    assert.deepEqual(
+      replies.map((r) => r.status),
+      [201, 201],
+    );
     assert.equal(server.maxConcurrentIngests, 2);
     assert.equal(server.maxConcurrentSbomIngests, 0);
   });
@@ -492,10 +624,18 @@ test('health endpoints answer UP; unknown paths 500; wrong methods 405', BOUNDED
       assert.equal(reply.status, 200);
       assert.deepEqual(reply.json, { status: 'UP' });
     }
-    const typo = await call(server, '/api/v1/scan/ingest', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const typo = await call(server, '/api/v1/scan/ingest', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     assert.equal(typo.status, 500);
     assert.equal(typo.json.type, '/problems/internal-error');
-    const wrongMethod = await call(server, SCAN_PATH, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const wrongMethod = await call(server, SCAN_PATH, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     assert.equal(wrongMethod.status, 405);
     assert.equal(server.requests.length, 4);
   });
@@ -518,7 +658,10 @@ function cyclonedx(serialNumber: string): Record<string, unknown> {
 async function postSbom(server: EphorServer, body: unknown, encoding?: 'gzip' | 'deflate'): Promise<Reply> {
   const json = JSON.stringify(body);
   const payload = encoding === 'gzip' ? gzipSync(json) : encoding === 'deflate' ? deflateSync(json) : json;
-  const headers: Record<string, string> = { 'content-type': 'application/json', ...(encoding ? { 'content-encoding': encoding } : {}) };
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    ...(encoding ? { 'content-encoding': encoding } : {}),
+  };
   const reply = await call(server, SBOM_PATH, { method: 'POST', headers, body: payload });
   if (reply.status === 200 || reply.status === 201) assertValid('sbom-response', reply.json);
   return reply;
@@ -533,7 +676,11 @@ test('SBOM: gzip accepted, dedup by package identities gives 201 created then 20
     assert.equal(created.json.status, 'created');
     assert.deepEqual(server.requests[0]?.body, request);
 
-    const updated = await postSbom(server, { ...request, sbom: cyclonedx('urn:uuid:2'), scan_group_id: '6F9619FF-8B86-D011-B42D-00C04FC964FF' }, 'gzip');
+    const updated = await postSbom(
+      server,
+      { ...request, sbom: cyclonedx('urn:uuid:2'), scan_group_id: '6F9619FF-8B86-D011-B42D-00C04FC964FF' },
+      'gzip',
+    );
     assert.equal(updated.status, 200);
     assert.equal(updated.json.status, 'updated');
     assert.equal(updated.json.id, created.json.id);
@@ -548,25 +695,46 @@ test('SBOM: gzip accepted, dedup by package identities gives 201 created then 20
 
 test('SBOM: spdx-json, a missing bomFormat and a deflate body are rejected; spdx is accepted', BOUNDED, async () => {
   await withServer(async (server) => {
-    const spdxJson = await postSbom(server, { image_reference: 'a:1', format: 'spdx-json', sbom: { spdxVersion: 'SPDX-2.3' } });
+    const spdxJson = await postSbom(server, {
+      image_reference: 'a:1',
+      format: 'spdx-json',
+      sbom: { spdxVersion: 'SPDX-2.3' },
+    });
     assert.equal(spdxJson.status, 400);
     assert.equal(spdxJson.json.type, '/problems/validation-error');
     assert.equal(spdxJson.json.detail, "Validation failed for field 'format'");
     assert.equal(fieldErrors(spdxJson)[0]?.field, 'format');
     assert.equal(fieldErrors(spdxJson)[0]?.rejected_value, 'spdx-json');
 
-    const noBomFormat = await postSbom(server, { image_reference: 'a:1', format: 'cyclonedx', sbom: { components: [] } });
+    const noBomFormat = await postSbom(server, {
+      image_reference: 'a:1',
+      format: 'cyclonedx',
+      sbom: { components: [] },
+    });
     assert.equal(noBomFormat.status, 400);
-    assert.deepEqual(fieldErrors(noBomFormat), [{ field: 'sbom', message: "CycloneDX document must contain a 'bomFormat' field" }]);
+    assert.deepEqual(fieldErrors(noBomFormat), [
+      { field: 'sbom', message: "CycloneDX document must contain a 'bomFormat' field" },
+    ]);
 
-    const deflated = await postSbom(server, { image_reference: 'a:1', format: 'cyclonedx', sbom: cyclonedx('x') }, 'deflate');
+    const deflated = await postSbom(
+      server,
+      { image_reference: 'a:1', format: 'cyclonedx', sbom: cyclonedx('x') },
+      'deflate',
+    );
     assert.equal(deflated.status, 400);
     assert.equal(deflated.json.type, '/problems/invalid-format');
 
     const missing = await postSbom(server, { format: 'spdx', sbom: null });
-    assert.deepEqual(fieldErrors(missing).map((e) => e.field), ['image_reference', 'sbom']);
+    assert.deepEqual(
+      fieldErrors(missing).map((e) => e.field),
+      ['image_reference', 'sbom'],
+    );
 
-    const spdx = await postSbom(server, { image_reference: 'a:1', format: 'spdx', sbom: { spdxVersion: 'SPDX-2.3', packages: [] } }, 'gzip');
+    const spdx = await postSbom(
+      server,
+      { image_reference: 'a:1', format: 'spdx', sbom: { spdxVersion: 'SPDX-2.3', packages: [] } },
+      'gzip',
+    );
     assert.equal(spdx.status, 201);
     assert.equal(server.sboms().length, 1);
   });
@@ -582,153 +750,282 @@ test('SBOM: a compact document over 5 MiB is a 400 on field sbom', BOUNDED, asyn
   });
 });
 
-test('SBOM: a blank format is a Bean Validation failure ("Format is required"), listed with the other fields', BOUNDED, async () => {
-  await withServer(async (server) => {
-    for (const format of ['', '   ']) {
-      const blank = await postSbom(server, { image_reference: 'a:1', format, sbom: cyclonedx('x') }, 'gzip');
-      assert.equal(blank.status, 400);
-      assert.equal(blank.json.detail, 'Request validation failed', 'not the service check');
-      assert.deepEqual(fieldErrors(blank), [{ field: 'format', message: 'Format is required', rejected_value: format }]);
-    }
-    const both = await postSbom(server, { image_reference: ' ', format: '', sbom: null });
-    assert.deepEqual(fieldErrors(both).map((e) => e.field), ['image_reference', 'format', 'sbom']);
-    const capitalised = await postSbom(server, { image_reference: 'a:1', format: 'CycloneDX', sbom: cyclonedx('x') });
-    assert.equal(capitalised.json.detail, "Validation failed for field 'format'");
-    assert.equal(server.sboms().length, 0);
-  });
-});
+test(
+  'SBOM: a blank format is a Bean Validation failure ("Format is required"), listed with the other fields',
+  BOUNDED,
+  async () => {
+    await withServer(async (server) => {
+      for (const format of ['', '   ']) {
+        const blank = await postSbom(server, { image_reference: 'a:1', format, sbom: cyclonedx('x') }, 'gzip');
+        assert.equal(blank.status, 400);
+        assert.equal(blank.json.detail, 'Request validation failed', 'not the service check');
+        assert.deepEqual(fieldErrors(blank), [
+          { field: 'format', message: 'Format is required', rejected_value: format },
+        ]);
+      }
+      const both = await postSbom(server, { image_reference: ' ', format: '', sbom: null });
+      assert.deepEqual(
+        fieldErrors(both).map((e) => e.field),
+        ['image_reference', 'format', 'sbom'],
+      );
+      const capitalised = await postSbom(server, { image_reference: 'a:1', format: 'CycloneDX', sbom: cyclonedx('x') });
+      assert.equal(capitalised.json.detail, "Validation failed for field 'format'");
+      assert.equal(server.sboms().length, 0);
+    });
+  },
+);
 
-test('SBOM: what sboms() stores — digest from the creating request only, first/last seen, indexed package count', BOUNDED, async () => {
-  await withServer(async (server) => {
-    const digest = `sha256:${'d'.repeat(64)}`;
-    const sbom = { ...cyclonedx('urn:uuid:1'), components: [...(cyclonedx('x').components as unknown[]), { name: 'no-version', purl: 'pkg:generic/no-version' }] };
-    const created = await postSbom(server, { image_reference: 'ghcr.io/acme/api:1.0', image_digest: digest, format: 'cyclonedx', sbom }, 'gzip');
-    const [first] = server.sboms();
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    const updated = await postSbom(server, { image_reference: 'ghcr.io/acme/api:1.0', image_digest: `sha256:${'e'.repeat(64)}`, format: 'cyclonedx', sbom }, 'gzip');
-    const [after] = server.sboms();
+test(
+  'SBOM: what sboms() stores — digest from the creating request only, first/last seen, indexed package count',
+  BOUNDED,
+  async () => {
+    await withServer(async (server) => {
+      const digest = `sha256:${'d'.repeat(64)}`;
+      const sbom = {
+        ...cyclonedx('urn:uuid:1'),
+        components: [
+          ...(cyclonedx('x').components as unknown[]),
+          { name: 'no-version', purl: 'pkg:generic/no-version' },
+        ],
+      };
+      const created = await postSbom(
+        server,
+        { image_reference: 'ghcr.io/acme/api:1.0', image_digest: digest, format: 'cyclonedx', sbom },
+        'gzip',
+      );
+      const [first] = server.sboms();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const updated = await postSbom(
+        server,
+        {
+          image_reference: 'ghcr.io/acme/api:1.0',
+          image_digest: `sha256:${'e'.repeat(64)}`,
+          format: 'cyclonedx',
+          sbom,
+        },
+        'gzip',
+      );
+      const [after] = server.sboms();
 
-    assert.deepEqual([created.status, updated.status], [201, 200]);
-    assert.ok(first && after);
-    assert.deepEqual({ ...after, lastSeen: first.lastSeen }, first, 'a hit changes nothing but last_seen');
-    assert.equal(after.imageDigest, digest);
-    assert.equal(after.format, 'cyclonedx');
-    assert.equal(after.contentHash, created.json.content_hash);
-    assert.equal(after.packageCount, 2, 'components without a string version are not indexed');
-    assert.ok(Date.parse(after.lastSeen) > Date.parse(after.firstSeen));
-    const spdx = await postSbom(server, { image_reference: 'a:1', format: 'spdx', sbom: { spdxVersion: 'SPDX-2.3', packages: [{ name: 'zlib', versionInfo: '1.3', downloadLocation: 'NONE' }] } });
-    assert.equal(spdx.status, 201);
-    assert.equal(server.sboms().find((d) => d.format === 'spdx')?.packageCount, 1);
-  });
-});
+      assert.deepEqual([created.status, updated.status], [201, 200]);
+      assert.ok(first && after);
+      assert.deepEqual({ ...after, lastSeen: first.lastSeen }, first, 'a hit changes nothing but last_seen');
+      assert.equal(after.imageDigest, digest);
+      assert.equal(after.format, 'cyclonedx');
+      assert.equal(after.contentHash, created.json.content_hash);
+      assert.equal(after.packageCount, 2, 'components without a string version are not indexed');
+      assert.ok(Date.parse(after.lastSeen) > Date.parse(after.firstSeen));
+      const spdx = await postSbom(server, {
+        image_reference: 'a:1',
+        format: 'spdx',
+        sbom: { spdxVersion: 'SPDX-2.3', packages: [{ name: 'zlib', versionInfo: '1.3', downloadLocation: 'NONE' }] },
+      });
+      assert.equal(spdx.status, 201);
+      assert.equal(server.sboms().find((d) => d.format === 'spdx')?.packageCount, 1);
+    });
+  },
+);
 
-test('SBOM: the body must be gzip exactly as announced (token case-insensitive) and an sbom object', BOUNDED, async () => {
-  await withServer(async (server) => {
-    const body = { image_reference: 'a:1', format: 'cyclonedx', sbom: cyclonedx('x') };
-    const send = (encoding: string, payload: Buffer | string) =>
-      call(server, SBOM_PATH, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': encoding }, body: payload });
+test(
+  'SBOM: the body must be gzip exactly as announced (token case-insensitive) and an sbom object',
+  BOUNDED,
+  async () => {
+    await withServer(async (server) => {
+      const body = { image_reference: 'a:1', format: 'cyclonedx', sbom: cyclonedx('x') };
+      const send = (encoding: string, payload: Buffer | string) =>
+        call(server, SBOM_PATH, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+          body: payload,
+        });
 
-    const notGzip = await send('gzip', JSON.stringify(body));
-    const xGzip = await send('x-gzip', gzipSync(JSON.stringify(body)));
-    const upper = await send('GZIP', gzipSync(JSON.stringify(body)));
-    const array = await postSbom(server, { ...body, sbom: [] }, 'gzip');
-    const plain = await postSbom(server, body);
+      const notGzip = await send('gzip', JSON.stringify(body));
+      const xGzip = await send('x-gzip', gzipSync(JSON.stringify(body)));
+      const upper = await send('GZIP', gzipSync(JSON.stringify(body)));
+      const array = await postSbom(server, { ...body, sbom: [] }, 'gzip');
+      const plain = await postSbom(server, body);
 
-    assert.deepEqual([notGzip.status, notGzip.json.type], [400, '/problems/invalid-format']);
-    assert.deepEqual([xGzip.status, xGzip.json.type], [400, '/problems/invalid-format']);
-    assert.equal(upper.status, 201);
-    assert.deepEqual([array.status, array.json.type], [400, '/problems/invalid-format']);
-    assert.equal(plain.status, 200, 'uncompressed is accepted too (same packages: a dedup hit)');
-  });
-});
+      assert.deepEqual([notGzip.status, notGzip.json.type], [400, '/problems/invalid-format']);
+      assert.deepEqual([xGzip.status, xGzip.json.type], [400, '/problems/invalid-format']);
+      assert.equal(upper.status, 201);
+      assert.deepEqual([array.status, array.json.type], [400, '/problems/invalid-format']);
+      assert.equal(plain.status, 200, 'uncompressed is accepted too (same packages: a dedup hit)');
+    });
+  },
+);
 
 // --- light mode (the benchmark) -------------------------------------------------------------------------------------
 
-test('light mode: counts from the keys before the answer, bodies not kept, the full check after settled()', BOUNDED, async () => {
-  await withServer(async (server) => {
-    const body = scan([
-      workload('api', [
-        { name: 'app', vulnerabilities: [vuln('CVE-1', { severity: 'CRITICAL', description: 'quoted "cve_id": and "severity":"CRITICAL" in text' }), vuln('CVE-2'), vuln('CVE-2')] },
-        { name: 'sidecar', vulnerabilities: [vuln('CVE-3', { severity: 'CRITICAL' })] },
-      ]),
-      workload('worker', [{ name: 'main', vulnerabilities: null }], { kind: 'StatefulSet' }),
-    ]);
-    const reply = await postScan(server, body);
-    assert.equal(reply.status, 201);
-    assert.deepEqual(reply.json, { scan_id: 1, vulnerabilities: 4, workloads: 2, critical_vulns: 2, auto_resolved: 0, reopened: 0 });
-    const [record] = server.scanIngests();
-    assert.equal(record?.rawBody.length, 0);
-    assert.equal(record?.bytes, Buffer.byteLength(JSON.stringify(body)));
-    assert.deepEqual(record?.summary, { workloads: 2, vulnerabilities: 4, critical: 2 });
-    await server.settled();
-    assert.equal(record?.rejectedBecause, undefined);
-    assert.deepEqual({ ...record?.summary?.checked, ms: 0 }, { namespace: 'shop', workloads: 2, containers: 3, vulnerabilities: 4, critical: 2, ms: 0 });
-    assert.equal(server.openFindings(APP).length, 0, 'nothing is modelled');
-  }, { light: true });
-});
+test(
+  'light mode: counts from the keys before the answer, bodies not kept, the full check after settled()',
+  BOUNDED,
+  async () => {
+    await withServer(
+      async (server) => {
+        const body = scan([
+          workload('api', [
+            {
+              name: 'app',
+              vulnerabilities: [
+                vuln('CVE-1', {
+                  severity: 'CRITICAL',
+                  description: 'quoted "cve_id": and "severity":"CRITICAL" in text',
+                }),
+                vuln('CVE-2'),
+                vuln('CVE-2'),
+              ],
+            },
+            { name: 'sidecar', vulnerabilities: [vuln('CVE-3', { severity: 'CRITICAL' })] },
+          ]),
+          workload('worker', [{ name: 'main', vulnerabilities: null }], { kind: 'StatefulSet' }),
+        ]);
+        const reply = await postScan(server, body);
+        assert.equal(reply.status, 201);
+        assert.deepEqual(reply.json, {
+          scan_id: 1,
+          vulnerabilities: 4,
+          workloads: 2,
+          critical_vulns: 2,
+          auto_resolved: 0,
+          reopened: 0,
+        });
+        const [record] = server.scanIngests();
+        assert.equal(record?.rawBody.length, 0);
+        assert.equal(record?.bytes, Buffer.byteLength(JSON.stringify(body)));
+        assert.deepEqual(record?.summary, { workloads: 2, vulnerabilities: 4, critical: 2 });
+        await server.settled();
+        assert.equal(record?.rejectedBecause, undefined);
+        assert.deepEqual(
+          { ...record?.summary?.checked, ms: 0 },
+          { namespace: 'shop', workloads: 2, containers: 3, vulnerabilities: 4, critical: 2, ms: 0 },
+        );
+        assert.equal(server.openFindings(APP).length, 0, 'nothing is modelled');
+      },
+      { light: true },
+    );
+  },
+);
 
-test('light mode: content type, UTF-8 and framing are refused at once; a bad shape or broken JSON inside is recorded by the check', BOUNDED, async () => {
-  await withServer(async (server) => {
-    const post = (body: string | Buffer, contentType = 'application/json') => call(server, SCAN_PATH, { method: 'POST', headers: { 'content-type': contentType }, body });
-    assert.equal((await post(JSON.stringify(appScan([])), 'text/plain')).status, 415);
-    assert.equal((await post('[]')).status, 400);
-    assert.equal((await post(Buffer.from([0x7b, 0xff, 0x7d]))).status, 400);
-    const missingName = await post(JSON.stringify(scan([{ namespace: 'shop', kind: 'Deployment', containers: [{ name: 'app', vulnerabilities: [vuln('CVE-1', { severity: 7 })] }] }])));
-    const broken = await post('{"namespace":"shop","workloads":[}');
-    assert.deepEqual([missingName.status, broken.status], [201, 201], 'shape and syntax are only checked after the answer');
-    await server.settled();
-    const [shape, syntax] = server.scanIngests();
-    assert.deepEqual(shape?.rejectedBecause, [
-      'light mode, checked after the answer: workloads[0].name: must be a JSON string',
-      'light mode, checked after the answer: workloads[0].containers[0].vulnerabilities[0].severity: must be a JSON string',
-    ]);
-    assert.match(syntax?.rejectedBecause?.[0] ?? '', /^light mode, checked after the answer: body is not valid JSON/);
-  }, { light: true });
-});
+test(
+  'light mode: content type, UTF-8 and framing are refused at once; a bad shape or broken JSON inside is recorded by the check',
+  BOUNDED,
+  async () => {
+    await withServer(
+      async (server) => {
+        const post = (body: string | Buffer, contentType = 'application/json') =>
+          call(server, SCAN_PATH, { method: 'POST', headers: { 'content-type': contentType }, body });
+        assert.equal((await post(JSON.stringify(appScan([])), 'text/plain')).status, 415);
+        assert.equal((await post('[]')).status, 400);
+        assert.equal((await post(Buffer.from([0x7b, 0xff, 0x7d]))).status, 400);
+        const missingName = await post(
+          JSON.stringify(
+            scan([
+              {
+                namespace: 'shop',
+                kind: 'Deployment',
+                containers: [{ name: 'app', vulnerabilities: [vuln('CVE-1', { severity: 7 })] }],
+              },
+            ]),
+          ),
+        );
+        const broken = await post('{"namespace":"shop","workloads":[}');
+        assert.deepEqual(
+          [missingName.status, broken.status],
+          [201, 201],
+          'shape and syntax are only checked after the answer',
+        );
+        await server.settled();
+        const [shape, syntax] = server.scanIngests();
+        assert.deepEqual(shape?.rejectedBecause, [
+          'light mode, checked after the answer: workloads[0].name: must be a JSON string',
+          'light mode, checked after the answer: workloads[0].containers[0].vulnerabilities[0].severity: must be a JSON string',
+        ]);
+        assert.match(
+          syntax?.rejectedBecause?.[0] ?? '',
+          /^light mode, checked after the answer: body is not valid JSON/,
+        );
+      },
+      { light: true },
+    );
+  },
+);
 
 test('light mode: lightSample checks the first body and one in n; scripts still come first', BOUNDED, async () => {
-  await withServer(async (server) => {
-    for (let i = 0; i < 5; i++) assert.equal((await postScan(server, appScan([vuln(`CVE-${i}`)]))).status, 201);
-    server.pushScript({ status: 503 });
-    assert.equal((await postScan(server, appScan([]))).status, 503);
-    await server.settled();
-    assert.deepEqual(server.scanIngests().map((r) => r.summary?.checked !== undefined), [true, false, true, false, true]);
-  }, { light: true, lightSample: 2 });
+  await withServer(
+    async (server) => {
+      for (let i = 0; i < 5; i++) assert.equal((await postScan(server, appScan([vuln(`CVE-${i}`)]))).status, 201);
+      server.pushScript({ status: 503 });
+      assert.equal((await postScan(server, appScan([]))).status, 503);
+      await server.settled();
+      assert.deepEqual(
+        server.scanIngests().map((r) => r.summary?.checked !== undefined),
+        [true, false, true, false, true],
+      );
+    },
+    { light: true, lightSample: 2 },
+  );
 });
 
-test('light mode: a body arriving in small pieces, with keys and UTF-8 sequences cut between them, is counted and checked exactly', { timeout: 20_000 }, async () => {
-  const { request } = await import('node:http');
-  await withServer(async (server) => {
-    const sendInPieces = (body: Buffer, size: number) => new Promise<number>((resolve, reject) => {
-      const req = request(`${server.url}${SCAN_PATH}`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
-      req.on('error', reject);
-      req.on('socket', (socket) => socket.setNoDelay(true));
-      let at = 0;
-      const next = () => {
-        if (at >= body.length) return void req.end();
-        req.write(body.subarray(at, (at += size)));
-        setTimeout(next, 2);
-      };
-      next();
-    });
-    const text = 'naïve → “quoted” 😀 ';
-    const body = Buffer.from(JSON.stringify(scan([
-      workload('api', [{ name: 'app', vulnerabilities: [vuln('CVE-1', { severity: 'CRITICAL', title: text.repeat(3) }), vuln('CVE-2', { title: text })] }]),
-      workload('web', [{ name: 'app', vulnerabilities: [vuln('CVE-3', { severity: 'CRITICAL' })] }]),
-    ])));
-    for (const size of [5, 7, 13]) assert.equal(await sendInPieces(body, size), 201, `pieces of ${size} bytes`);
-    const broken = Buffer.concat([body.subarray(0, 40), Buffer.from([0xe2, 0x28, 0xa1]), body.subarray(40)]);
-    assert.equal(await sendInPieces(broken, 41), 400, 'an invalid sequence cut between two pieces');
-    await server.settled();
-    const accepted = server.scanIngests();
-    assert.equal(accepted.length, 3);
-    for (const record of accepted) {
-      assert.equal(record.rejectedBecause, undefined);
-      assert.deepEqual({ ...record.summary, checked: undefined }, { workloads: 2, vulnerabilities: 3, critical: 2, checked: undefined });
-      assert.equal(record.bytes, body.length);
-    }
-  }, { light: true });
-});
+test(
+  'light mode: a body arriving in small pieces, with keys and UTF-8 sequences cut between them, is counted and checked exactly',
+  { timeout: 20_000 },
+  async () => {
+    const { request } = await import('node:http');
+    await withServer(
+      async (server) => {
+        const sendInPieces = (body: Buffer, size: number) =>
+          new Promise<number>((resolve, reject) => {
+            const req = request(
+              `${server.url}${SCAN_PATH}`,
+              { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': body.length } },
+              (res) => {
+                res.resume();
+                res.on('end', () => resolve(res.statusCode ?? 0));
+              },
+            );
+            req.on('error', reject);
+            req.on('socket', (socket) => socket.setNoDelay(true));
+            let at = 0;
+            const next = () => {
+              if (at >= body.length) return void req.end();
+              req.write(body.subarray(at, (at += size)));
+              setTimeout(next, 2);
+            };
+            next();
+          });
+        const text = 'naïve → “quoted” 😀 ';
+        const body = Buffer.from(
+          JSON.stringify(
+            scan([
+              workload('api', [
+                {
+                  name: 'app',
+                  vulnerabilities: [
+                    vuln('CVE-1', { severity: 'CRITICAL', title: text.repeat(3) }),
+                    vuln('CVE-2', { title: text }),
+                  ],
+                },
+              ]),
+              workload('web', [{ name: 'app', vulnerabilities: [vuln('CVE-3', { severity: 'CRITICAL' })] }]),
+            ]),
+          ),
+        );
+        for (const size of [5, 7, 13]) assert.equal(await sendInPieces(body, size), 201, `pieces of ${size} bytes`);
+        const broken = Buffer.concat([body.subarray(0, 40), Buffer.from([0xe2, 0x28, 0xa1]), body.subarray(40)]);
+        assert.equal(await sendInPieces(broken, 41), 400, 'an invalid sequence cut between two pieces');
+        await server.settled();
+        const accepted = server.scanIngests();
+        assert.equal(accepted.length, 3);
+        for (const record of accepted) {
+          assert.equal(record.rejectedBecause, undefined);
+          assert.deepEqual(
+            { ...record.summary, checked: undefined },
+            { workloads: 2, vulnerabilities: 3, critical: 2, checked: undefined },
+          );
+          assert.equal(record.bytes, body.length);
+        }
+      },
+      { light: true },
+    );
+  },
+);

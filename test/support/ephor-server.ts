@@ -57,7 +57,14 @@ export interface LightSummary {
   vulnerabilities: number;
   critical: number;
   /** Set once the body had its full check (one in `lightSample`): what the parse found, and how long it took. */
-  checked?: { namespace: string; workloads: number; containers: number; vulnerabilities: number; critical: number; ms: number };
+  checked?: {
+    namespace: string;
+    workloads: number;
+    containers: number;
+    vulnerabilities: number;
+    critical: number;
+    ms: number;
+  };
 }
 
 export interface EphorServerOptions {
@@ -216,9 +223,29 @@ const FIELD_MESSAGES: Record<string, string> = {
 
 const SBOM_FORMATS = ['cyclonedx', 'spdx'];
 const SBOM_MAX_BYTES = 5 * 1024 * 1024;
-const CONTAINER_ATTRIBUTES = ['image_name', 'image_tag', 'image_created', 'base_image_created', 'detected_ecosystems', 'os_family', 'os_name', 'repo_digests'];
+const CONTAINER_ATTRIBUTES = [
+  'image_name',
+  'image_tag',
+  'image_created',
+  'base_image_created',
+  'detected_ecosystems',
+  'os_family',
+  'os_name',
+  'repo_digests',
+];
 /** Overwritten on an existing vulnerability only when non-null; severity is never updated. */
-const VULNERABILITY_ATTRIBUTES = ['title', 'description', 'primary_url', 'published_date', 'fixed_version', 'package_class', 'package_type', 'references', 'cvss_v3_vector', 'cvss_v3_score'];
+const VULNERABILITY_ATTRIBUTES = [
+  'title',
+  'description',
+  'primary_url',
+  'published_date',
+  'fixed_version',
+  'package_class',
+  'package_type',
+  'references',
+  'cvss_v3_vector',
+  'cvss_v3_score',
+];
 
 // ---------------------------------------------------------------------------------------------------------------
 // Jackson-like binding: what reaches the DTO, or InvalidFormat (a 400 with no field list).
@@ -276,11 +303,15 @@ function bindObject(schema: SchemaNode, value: Json, where: string, ctx: BindCon
   if (schema.properties) {
     // Unknown (e.g. camelCase) keys are dropped, as with FAIL_ON_UNKNOWN_PROPERTIES off.
     const known = Object.entries(schema.properties).filter(([key]) => Object.hasOwn(value, key));
-    return Object.fromEntries(known.map(([key, property]) => [key, bindValue(property, value[key] ?? null, joinPath(where, key), ctx)]));
+    return Object.fromEntries(
+      known.map(([key, property]) => [key, bindValue(property, value[key] ?? null, joinPath(where, key), ctx)]),
+    );
   }
   const valueSchema = schema.additionalProperties;
   if (typeof valueSchema === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, bindValue(valueSchema, item, joinPath(where, key), ctx)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([key, item]) => [key, bindValue(valueSchema, item, joinPath(where, key), ctx)]),
+    );
   }
   return value; // free-form Map<String, Object> (scan_config, sbom), kept verbatim
 }
@@ -300,7 +331,8 @@ function bindString(value: Json, where: string): Json {
 function bindEnum(values: Json[], value: Json, where: string): Json {
   if (typeof value === 'string' && values.includes(value)) return value;
   // FAIL_ON_NUMBERS_FOR_ENUMS is off: an integer is the constant's ordinal.
-  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < values.length) return values[value] ?? null;
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < values.length)
+    return values[value] ?? null;
   return cannotRead(where, value, `one of ${values.join('|')}`);
 }
 
@@ -320,7 +352,8 @@ function bindUuid(value: Json, where: string): Json {
   return cannotRead(where, value, 'a UUID');
 }
 
-const ISO_INSTANT = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{0,9}))?([Zz]|[+-]\d{2}:\d{2}(?::\d{2})?|\+00(?:00)?)$/;
+const ISO_INSTANT =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{0,9}))?([Zz]|[+-]\d{2}:\d{2}(?::\d{2})?|\+00(?:00)?)$/;
 
 function bindInstant(value: Json, where: string): Json {
   if (typeof value === 'number') return epochSecondsToIso(value, where);
@@ -342,11 +375,19 @@ function epochSecondsToIso(seconds: number, where: string): string {
 function isoInstantMillis(text: string): number | undefined {
   const match = ISO_INSTANT.exec(text);
   if (!match) return undefined;
-  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const fraction = Number(`0.${match[7] ?? ''}0`);
   const utc = Date.UTC(year, month - 1, day, hour, minute, second);
   const calendar = new Date(utc);
-  const isRealDate = calendar.getUTCMonth() === month - 1 && calendar.getUTCDate() === day && hour < 24 && minute < 60 && second < 60;
+  const isRealDate =
+    calendar.getUTCMonth() === month - 1 && calendar.getUTCDate() === day && hour < 24 && minute < 60 && second < 60;
   if (!isRealDate) return undefined;
   return utc + Math.round(fraction * 1000) - offsetMillis(match[8] ?? 'Z');
 }
@@ -419,7 +460,10 @@ function nullViolationKind(schemaPath: string): ViolationKind {
 }
 
 function fieldErrorOf(error: ErrorObject, bound: Json): FieldError {
-  const segments = error.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const segments = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (error.keyword === 'required') segments.push(String(error.params.missingProperty));
   const owner = segments.length >= 3 ? segments[segments.length - 3] : '';
   const messageKey = owner ? `${owner}.${segments.at(-1)}` : String(segments.at(-1));
@@ -444,8 +488,14 @@ function valueAt(root: Json, segments: string[]): Json | undefined {
 function nulPaths(value: Json, where = ''): string[] {
   if (typeof value === 'string') return value.includes('\u0000') ? [where || '(body)'] : [];
   if (value === null || typeof value !== 'object') return [];
-  const entries: Array<[string, Json]> = Array.isArray(value) ? value.map((item, i) => [`${where}[${i}]`, item]) : Object.entries(value).map(([key, item]) => [joinPath(where, key), item]);
-  const badKeys = Array.isArray(value) ? [] : Object.keys(value).filter((key) => key.includes('\u0000')).map((key) => `${joinPath(where, key)} (key)`);
+  const entries: Array<[string, Json]> = Array.isArray(value)
+    ? value.map((item, i) => [`${where}[${i}]`, item])
+    : Object.entries(value).map(([key, item]) => [joinPath(where, key), item]);
+  const badKeys = Array.isArray(value)
+    ? []
+    : Object.keys(value)
+        .filter((key) => key.includes('\u0000'))
+        .map((key) => `${joinPath(where, key)} (key)`);
   return [...badKeys, ...entries.flatMap(([path, item]) => nulPaths(item, path))];
 }
 
@@ -514,7 +564,8 @@ interface InstanceRow extends InstanceState {
 }
 
 const rowKey = (...parts: Array<string | number | null>): string => JSON.stringify(parts);
-const vulnerabilityKey = (v: VulnerabilityIdentity): string => rowKey(v.cveId, v.packageName, v.packageVersion, v.scannerType);
+const vulnerabilityKey = (v: VulnerabilityIdentity): string =>
+  rowKey(v.cveId, v.packageName, v.packageVersion, v.scannerType);
 
 function overwriteNonNull(target: Record<string, unknown>, source: Record<string, unknown>, fields: string[]): void {
   for (const field of fields) {
@@ -584,7 +635,12 @@ class EphorModel {
     if (!container) return [];
     return [...this.instancesOf(container).values()]
       .filter((row) => row.status === 'open')
-      .map(({ vulnerability: v }) => ({ cveId: v.cveId, packageName: v.packageName, packageVersion: v.packageVersion, scannerType: v.scannerType }));
+      .map(({ vulnerability: v }) => ({
+        cveId: v.cveId,
+        packageName: v.packageName,
+        packageVersion: v.packageVersion,
+        scannerType: v.scannerType,
+      }));
   }
 
   workloadLabels(namespace: string, name: string, kind: string): Record<string, string> | undefined {
@@ -649,20 +705,39 @@ class EphorModel {
     return workload && this.containers.get(rowKey(workload.id, q.container));
   }
 
-  private ensureVulnerability(identity: VulnerabilityIdentity, severity: string, firstDetected: string | null): VulnerabilityRow {
+  private ensureVulnerability(
+    identity: VulnerabilityIdentity,
+    severity: string,
+    firstDetected: string | null,
+  ): VulnerabilityRow {
     const key = vulnerabilityKey(identity);
     let row = this.vulnerabilities.get(key);
     if (!row) {
       const now = new Date().toISOString();
       const { cveId, packageName, packageVersion, scannerType } = identity;
-      row = { id: this.nextId(), cveId, packageName, packageVersion, scannerType, severity, attributes: {}, firstDetected: firstDetected ?? now, lastSeen: now };
+      row = {
+        id: this.nextId(),
+        cveId,
+        packageName,
+        packageVersion,
+        scannerType,
+        severity,
+        attributes: {},
+        firstDetected: firstDetected ?? now,
+        lastSeen: now,
+      };
       this.vulnerabilities.set(key, row);
     }
     return row;
   }
 
   private upsertVulnerability(data: VulnerabilityData): VulnerabilityRow {
-    const identity = { cveId: data.cve_id, packageName: data.package_name, packageVersion: data.package_version ?? null, scannerType: data.scanner_type };
+    const identity = {
+      cveId: data.cve_id,
+      packageName: data.package_name,
+      packageVersion: data.package_version ?? null,
+      scannerType: data.scanner_type,
+    };
     const row = this.ensureVulnerability(identity, data.severity, data.first_detected ?? null);
     row.lastSeen = new Date().toISOString(); // the payload's last_seen is ignored
     overwriteNonNull(row.attributes, data, VULNERABILITY_ATTRIBUTES);
@@ -678,7 +753,11 @@ class EphorModel {
     return instances;
   }
 
-  private reportInstance(container: ContainerRow, vulnerability: VulnerabilityRow, scanId: number): 'created' | 'reopened' | 'untouched' {
+  private reportInstance(
+    container: ContainerRow,
+    vulnerability: VulnerabilityRow,
+    scanId: number,
+  ): 'created' | 'reopened' | 'untouched' {
     const instances = this.instancesOf(container);
     const row = instances.get(vulnerability.id);
     if (!row) {
@@ -719,7 +798,11 @@ interface SbomRequest {
 /** Checks SbomIngestionService makes after Bean Validation, in its order. */
 function sbomServiceError(request: SbomRequest): FieldError | undefined {
   if (!SBOM_FORMATS.includes(request.format)) {
-    return { field: 'format', message: `Unsupported SBOM format. Supported: [${SBOM_FORMATS.join(', ')}]`, rejected_value: request.format };
+    return {
+      field: 'format',
+      message: `Unsupported SBOM format. Supported: [${SBOM_FORMATS.join(', ')}]`,
+      rejected_value: request.format,
+    };
   }
   const requiredKey = request.format === 'cyclonedx' ? 'bomFormat' : 'spdxVersion';
   if (!Object.hasOwn(request.sbom, requiredKey)) {
@@ -729,14 +812,20 @@ function sbomServiceError(request: SbomRequest): FieldError | undefined {
   // Key order does not change the size of the compact form, so plain JSON.stringify measures it.
   const size = Buffer.byteLength(JSON.stringify(request.sbom));
   if (size > SBOM_MAX_BYTES) {
-    return { field: 'sbom', message: `SBOM document exceeds maximum size of ${SBOM_MAX_BYTES} bytes (actual: ${size})` };
+    return {
+      field: 'sbom',
+      message: `SBOM document exceeds maximum size of ${SBOM_MAX_BYTES} bytes (actual: ${size})`,
+    };
   }
   return undefined;
 }
 
 /** SHA-256 over the sorted package identities only (the exact byte layout the server hashes is not known). */
 function sbomContentHash(format: string, sbom: Record<string, Json>): string {
-  const [packages, fields] = format === 'cyclonedx' ? [sbom.components, ['name', 'version', 'purl']] : [sbom.packages, ['name', 'versionInfo', 'downloadLocation']];
+  const [packages, fields] =
+    format === 'cyclonedx'
+      ? [sbom.components, ['name', 'version', 'purl']]
+      : [sbom.packages, ['name', 'versionInfo', 'downloadLocation']];
   const identities = (Array.isArray(packages) ? packages : [])
     .filter(isJsonObject)
     .map((pkg) => JSON.stringify(fields.map((field) => pkg[field] ?? null)))
@@ -747,7 +836,9 @@ function sbomContentHash(format: string, sbom: Record<string, Json>): string {
 /** What the service indexes into sbom_packages: top-level entries with a string name and a string version. */
 function indexedPackageCount(format: string, sbom: Record<string, Json>): number {
   const [packages, versionKey] = format === 'cyclonedx' ? [sbom.components, 'version'] : [sbom.packages, 'versionInfo'];
-  return (Array.isArray(packages) ? packages : []).filter((pkg) => isJsonObject(pkg) && typeof pkg.name === 'string' && typeof pkg[versionKey] === 'string').length;
+  return (Array.isArray(packages) ? packages : []).filter(
+    (pkg) => isJsonObject(pkg) && typeof pkg.name === 'string' && typeof pkg[versionKey] === 'string',
+  ).length;
 }
 
 /**
@@ -812,23 +903,49 @@ interface RequestContext {
   path: string;
   traceId: string;
 }
-type ProblemName = 'invalid-format' | 'validation-error' | 'unsupported-media-type' | 'method-not-allowed' | 'internal-error';
+type ProblemName =
+  'invalid-format' | 'validation-error' | 'unsupported-media-type' | 'method-not-allowed' | 'internal-error';
 
 const PROBLEMS: Record<ProblemName, { status: number; title: string; detail: string }> = {
   'invalid-format': { status: 400, title: 'Invalid Format', detail: 'Request body is malformed or unreadable' },
   'validation-error': { status: 400, title: 'Validation Error', detail: 'Request validation failed' },
-  'unsupported-media-type': { status: 415, title: 'Unsupported Media Type', detail: "Content type 'application/octet-stream' is not supported" },
-  'method-not-allowed': { status: 405, title: 'Method Not Allowed', detail: 'HTTP method is not supported for this endpoint' },
-  'internal-error': { status: 500, title: 'Internal Server Error', detail: 'An unexpected error occurred. Please try again later.' },
+  'unsupported-media-type': {
+    status: 415,
+    title: 'Unsupported Media Type',
+    detail: "Content type 'application/octet-stream' is not supported",
+  },
+  'method-not-allowed': {
+    status: 405,
+    title: 'Method Not Allowed',
+    detail: 'HTTP method is not supported for this endpoint',
+  },
+  'internal-error': {
+    status: 500,
+    title: 'Internal Server Error',
+    detail: 'An unexpected error occurred. Please try again later.',
+  },
 };
-const PROBLEM_BY_STATUS: Record<number, ProblemName> = { 400: 'invalid-format', 405: 'method-not-allowed', 415: 'unsupported-media-type', 500: 'internal-error' };
-const NGINX_REASONS: Record<number, string> = { 413: 'Request Entity Too Large', 503: 'Service Temporarily Unavailable', 504: 'Gateway Time-out' };
+const PROBLEM_BY_STATUS: Record<number, ProblemName> = {
+  400: 'invalid-format',
+  405: 'method-not-allowed',
+  415: 'unsupported-media-type',
+  500: 'internal-error',
+};
+const NGINX_REASONS: Record<number, string> = {
+  413: 'Request Entity Too Large',
+  503: 'Service Temporarily Unavailable',
+  504: 'Gateway Time-out',
+};
 
 function jsonAnswer(status: number, value: unknown, ctx: RequestContext, contentType = 'application/json'): Answer {
   return { status, headers: { 'content-type': contentType, 'x-trace-id': ctx.traceId }, body: JSON.stringify(value) };
 }
 
-function problemAnswer(name: ProblemName, ctx: RequestContext, extra: { detail?: string; errors?: FieldError[] } = {}): Answer {
+function problemAnswer(
+  name: ProblemName,
+  ctx: RequestContext,
+  extra: { detail?: string; errors?: FieldError[] } = {},
+): Answer {
   const problem = PROBLEMS[name];
   const body = {
     type: `/problems/${name}`,
@@ -863,7 +980,9 @@ function scriptedAnswer(step: ScriptedResponse, ctx: RequestContext): Answer | u
   if (step.html) return htmlAnswer(status, step.body ?? signInPage());
   if (step.body !== undefined) {
     const looksHtml = step.body.trimStart().startsWith('<');
-    return looksHtml ? htmlAnswer(status, step.body) : { status, headers: { 'content-type': 'application/json' }, body: step.body };
+    return looksHtml
+      ? htmlAnswer(status, step.body)
+      : { status, headers: { 'content-type': 'application/json' }, body: step.body };
   }
   const problem = PROBLEM_BY_STATUS[status];
   if (problem) return problemAnswer(problem, ctx);
@@ -892,7 +1011,11 @@ function send(res: ServerResponse, record: ReceivedRequest, answer: Answer): voi
 
 type IngestKind = 'scan' | 'sbom';
 const INGEST_PATHS: Record<string, IngestKind> = { '/api/v1/scans/ingest': 'scan', '/api/v1/sbom/ingest': 'sbom' };
-const HEALTH_PATHS = new Set(['/api/v1/actuator/health', '/api/v1/actuator/health/liveness', '/api/v1/actuator/health/readiness']);
+const HEALTH_PATHS = new Set([
+  '/api/v1/actuator/health',
+  '/api/v1/actuator/health/liveness',
+  '/api/v1/actuator/health/readiness',
+]);
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -976,12 +1099,17 @@ class StreamedBody {
     // key patterns: inside the chunk, and those that straddle the previous chunk's end
     const window = Buffer.concat([this.tail, chunk.subarray(0, StreamedBody.OVERLAP)]);
     for (const [key, pattern] of StreamedBody.PATTERNS) {
-      for (let at = chunk.indexOf(pattern); at >= 0; at = chunk.indexOf(pattern, at + pattern.length)) this.counts[key]++;
+      for (let at = chunk.indexOf(pattern); at >= 0; at = chunk.indexOf(pattern, at + pattern.length))
+        this.counts[key]++;
       for (let at = window.indexOf(pattern); at >= 0 && at < this.tail.length; at = window.indexOf(pattern, at + 1)) {
         if (at + pattern.length > this.tail.length) this.counts[key]++;
       }
     }
-    this.tail = Buffer.from(chunk.length >= StreamedBody.OVERLAP ? chunk.subarray(chunk.length - StreamedBody.OVERLAP) : Buffer.concat([this.tail, chunk]).subarray(-StreamedBody.OVERLAP));
+    this.tail = Buffer.from(
+      chunk.length >= StreamedBody.OVERLAP
+        ? chunk.subarray(chunk.length - StreamedBody.OVERLAP)
+        : Buffer.concat([this.tail, chunk]).subarray(-StreamedBody.OVERLAP),
+    );
     // UTF-8: finish the sequence the previous chunk cut, then the chunk up to a sequence it cuts itself
     let start = 0;
     if (this.pending.length > 0) {
@@ -1036,7 +1164,8 @@ function checkLightBody(bytes: Uint8Array): LightCheck {
     return { errors: [`body is not valid JSON (${(error as Error).message})`] };
   }
   const errors: string[] = [];
-  const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+  const isObject = (value: unknown): value is Record<string, unknown> =>
+    typeof value === 'object' && value !== null && !Array.isArray(value);
   const need = (object: Record<string, unknown>, path: string, key: string, type: 'string' | 'array') => {
     const value = object[key];
     const ok = type === 'array' ? Array.isArray(value) : typeof value === 'string';
@@ -1058,12 +1187,19 @@ function checkLightBody(bytes: Uint8Array): LightCheck {
       const cat = `${at}containers[${c}].`;
       if (!isObject(container)) return void errors.push(`${cat.slice(0, -1)}: must be a JSON object`);
       need(container, cat, 'name', 'string');
-      if (container.vulnerabilities === undefined || container.vulnerabilities === null || !need(container, cat, 'vulnerabilities', 'array')) return;
+      if (
+        container.vulnerabilities === undefined ||
+        container.vulnerabilities === null ||
+        !need(container, cat, 'vulnerabilities', 'array')
+      )
+        return;
       (container.vulnerabilities as unknown[]).forEach((vulnerability, v) => {
         summary.vulnerabilities++;
         const vat = `${cat}vulnerabilities[${v}].`;
         if (!isObject(vulnerability)) return void errors.push(`${vat.slice(0, -1)}: must be a JSON object`);
-        ['cve_id', 'package_name', 'severity', 'scanner_type'].forEach((key) => need(vulnerability, vat, key, 'string'));
+        ['cve_id', 'package_name', 'severity', 'scanner_type'].forEach((key) =>
+          need(vulnerability, vat, key, 'string'),
+        );
         if (vulnerability.severity === 'CRITICAL') summary.critical++;
       });
     });
@@ -1178,7 +1314,14 @@ class EphorStandIn implements EphorServer {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const record: ReceivedRequest = { method: req.method ?? '', path, headers: req.headers, rawBody: Buffer.alloc(0), receivedAt: Date.now(), response: { status: 0, body: '' } };
+    const record: ReceivedRequest = {
+      method: req.method ?? '',
+      path,
+      headers: req.headers,
+      rawBody: Buffer.alloc(0),
+      receivedAt: Date.now(),
+      response: { status: 0, body: '' },
+    };
     this.requests.push(record);
     const kind = req.method === 'POST' ? INGEST_PATHS[path] : undefined;
     const leave = this.enter(kind);
@@ -1187,7 +1330,11 @@ class EphorStandIn implements EphorServer {
       await this.serve(req, res, record, kind, ctx);
     } catch (error) {
       const clientLeft = req.socket.destroyed && record.response.status === 0;
-      record.rejectedBecause = [clientLeft ? 'client went away before the body was complete' : `stand-in failure: ${error instanceof Error ? error.stack : String(error)}`];
+      record.rejectedBecause = [
+        clientLeft
+          ? 'client went away before the body was complete'
+          : `stand-in failure: ${error instanceof Error ? error.stack : String(error)}`,
+      ];
       send(res, record, problemAnswer('internal-error', ctx));
     } finally {
       leave();
@@ -1206,7 +1353,13 @@ class EphorStandIn implements EphorServer {
     };
   }
 
-  private async serve(req: IncomingMessage, res: ServerResponse, record: ReceivedRequest, kind: IngestKind | undefined, ctx: RequestContext): Promise<void> {
+  private async serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    record: ReceivedRequest,
+    kind: IngestKind | undefined,
+    ctx: RequestContext,
+  ): Promise<void> {
     if (!this.proxyLetsThrough(req)) {
       record.rawBody = await readBody(req);
       record.rejectedBecause = [`proxy: header ${this.options.requireHeader?.name} missing or wrong`];
@@ -1217,11 +1370,13 @@ class EphorStandIn implements EphorServer {
       record.rawBody = await readPartThenReset(req);
       return;
     }
-    if (this.options.light && kind === 'scan' && !step) return send(res, record, await this.lightIngest(req, record, ctx));
+    if (this.options.light && kind === 'scan' && !step)
+      return send(res, record, await this.lightIngest(req, record, ctx));
     record.rawBody = await readBody(req);
     const parsed = requestJson(kind ?? 'scan', req.headers, record.rawBody);
     record.body = parsed?.json;
-    if (kind && parsed) record.contractErrors = validate(kind === 'scan' ? 'ingest-request' : 'sbom-request', parsed.json);
+    if (kind && parsed)
+      record.contractErrors = validate(kind === 'scan' ? 'ingest-request' : 'sbom-request', parsed.json);
     if (!(await this.waitScriptedDelay(step, req, res))) return;
     const scripted = step && scriptedAnswer(step, ctx);
     let answer = scripted;
@@ -1241,7 +1396,11 @@ class EphorStandIn implements EphorServer {
    * Waits out a scripted delay. Returns false when the request must be dropped: the server is closing, or
    * the client left and the step does not say processAnyway (then the stand-in acts as if nothing committed).
    */
-  private async waitScriptedDelay(step: ScriptedResponse | undefined, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  private async waitScriptedDelay(
+    step: ScriptedResponse | undefined,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): Promise<boolean> {
     if (!step?.delayMs) return true;
     const stopWaiting = new AbortController();
     let clientLeft = req.socket.destroyed; // it may have gone before this listener exists
@@ -1252,7 +1411,9 @@ class EphorStandIn implements EphorServer {
       });
     });
     try {
-      const delay = sleep(step.delayMs, undefined, { signal: AbortSignal.any([this.closing.signal, stopWaiting.signal]) });
+      const delay = sleep(step.delayMs, undefined, {
+        signal: AbortSignal.any([this.closing.signal, stopWaiting.signal]),
+      });
       await (step.processAnyway || clientLeft ? delay : Promise.race([delay, left]));
     } catch {
       return false;
@@ -1262,16 +1423,27 @@ class EphorStandIn implements EphorServer {
     return !this.closing.signal.aborted && (!clientLeft || step.processAnyway === true);
   }
 
-  private api(req: IncomingMessage, record: ReceivedRequest, ctx: RequestContext, parsed: { json: Json } | undefined): Answer {
+  private api(
+    req: IncomingMessage,
+    record: ReceivedRequest,
+    ctx: RequestContext,
+    parsed: { json: Json } | undefined,
+  ): Answer {
     const { path } = record;
     if (path !== '/api/v1' && !path.startsWith('/api/v1/')) return htmlAnswer(404, nginxErrorPage(404));
     const kind = INGEST_PATHS[path];
     if (kind) {
-      if (req.method !== 'POST') return problemAnswer('method-not-allowed', ctx, { detail: `HTTP method '${req.method}' is not supported for this endpoint` });
+      if (req.method !== 'POST')
+        return problemAnswer('method-not-allowed', ctx, {
+          detail: `HTTP method '${req.method}' is not supported for this endpoint`,
+        });
       return kind === 'scan' ? this.ingestScan(req, record, ctx, parsed) : this.ingestSbom(req, record, ctx, parsed);
     }
     if (HEALTH_PATHS.has(path)) {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return problemAnswer('method-not-allowed', ctx, { detail: `HTTP method '${req.method}' is not supported for this endpoint` });
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        return problemAnswer('method-not-allowed', ctx, {
+          detail: `HTTP method '${req.method}' is not supported for this endpoint`,
+        });
       return jsonAnswer(200, { status: 'UP' }, ctx, 'application/vnd.spring-boot.actuator.v3+json');
     }
     // Spring 6.1+ raises NoResourceFoundException, which the catch-all handler turns into a 500.
@@ -1284,16 +1456,30 @@ class EphorStandIn implements EphorServer {
   }
 
   /** The checks both ingest endpoints share: content type, readable JSON, Jackson binding, Bean Validation. */
-  private admit(req: IncomingMessage, record: ReceivedRequest, ctx: RequestContext, parsed: { json: Json } | undefined, kind: IngestKind): { bound: Json } | { answer: Answer } {
+  private admit(
+    req: IncomingMessage,
+    record: ReceivedRequest,
+    ctx: RequestContext,
+    parsed: { json: Json } | undefined,
+    kind: IngestKind,
+  ): { bound: Json } | { answer: Answer } {
     const contentType = req.headers['content-type'];
     if (!acceptsContentType(kind, contentType)) {
       const detail = `Content type '${contentType ?? 'application/octet-stream'}' is not supported`;
       return { answer: this.refuse(record, [detail], problemAnswer('unsupported-media-type', ctx, { detail })) };
     }
-    if (!parsed) return { answer: this.refuse(record, ['body is not readable JSON (empty, malformed, not UTF-8 or still compressed)'], problemAnswer('invalid-format', ctx)) };
+    if (!parsed)
+      return {
+        answer: this.refuse(
+          record,
+          ['body is not readable JSON (empty, malformed, not UTF-8 or still compressed)'],
+          problemAnswer('invalid-format', ctx),
+        ),
+      };
     let bound: Json;
     try {
-      bound = kind === 'scan' ? bindRequest(INGEST_SCHEMA, parsed.json, true) : bindRequest(SBOM_SCHEMA, parsed.json, false);
+      bound =
+        kind === 'scan' ? bindRequest(INGEST_SCHEMA, parsed.json, true) : bindRequest(SBOM_SCHEMA, parsed.json, false);
     } catch (error) {
       if (!(error instanceof InvalidFormat)) throw error;
       return { answer: this.refuse(record, [error.message], problemAnswer('invalid-format', ctx)) };
@@ -1307,17 +1493,30 @@ class EphorStandIn implements EphorServer {
     }
     if (verdict.fieldErrors.length > 0) {
       const reasons = verdict.fieldErrors.map((e) => `${e.field}: ${e.message}`);
-      return { answer: this.refuse(record, reasons, problemAnswer('validation-error', ctx, { errors: verdict.fieldErrors })) };
+      return {
+        answer: this.refuse(record, reasons, problemAnswer('validation-error', ctx, { errors: verdict.fieldErrors })),
+      };
     }
-    if (verdict.internalErrors.length > 0) return { answer: this.refuse(record, verdict.internalErrors, problemAnswer('internal-error', ctx)) };
+    if (verdict.internalErrors.length > 0)
+      return { answer: this.refuse(record, verdict.internalErrors, problemAnswer('internal-error', ctx)) };
     return { bound };
   }
 
-  private ingestScan(req: IncomingMessage, record: ReceivedRequest, ctx: RequestContext, parsed: { json: Json } | undefined): Answer {
+  private ingestScan(
+    req: IncomingMessage,
+    record: ReceivedRequest,
+    ctx: RequestContext,
+    parsed: { json: Json } | undefined,
+  ): Answer {
     const admitted = this.admit(req, record, ctx, parsed, 'scan');
     if ('answer' in admitted) return admitted.answer;
     const withNul = nulPaths(admitted.bound);
-    if (withNul.length > 0) return this.refuse(record, withNul.map((p) => `${p}: NUL character`), problemAnswer('internal-error', ctx));
+    if (withNul.length > 0)
+      return this.refuse(
+        record,
+        withNul.map((p) => `${p}: NUL character`),
+        problemAnswer('internal-error', ctx),
+      );
     const response = this.model.ingest(admitted.bound as unknown as IngestRequest);
     record.scanId = response.scan_id;
     return jsonAnswer(201, response, ctx);
@@ -1344,7 +1543,12 @@ class EphorStandIn implements EphorServer {
       const detail = `Content type '${contentType ?? 'application/octet-stream'}' is not supported`;
       return this.refuse(record, [detail], problemAnswer('unsupported-media-type', ctx, { detail }));
     }
-    if (!body.end()) return this.refuse(record, ['body is not readable JSON (empty, malformed, not UTF-8 or still compressed)'], problemAnswer('invalid-format', ctx));
+    if (!body.end())
+      return this.refuse(
+        record,
+        ['body is not readable JSON (empty, malformed, not UTF-8 or still compressed)'],
+        problemAnswer('invalid-format', ctx),
+      );
     const counted = body.counts;
     record.summary = { ...counted };
     record.scanId = ++this.lightScans;
@@ -1353,7 +1557,14 @@ class EphorStandIn implements EphorServer {
       this.lightBacklog += body.bytes;
     }
     if (this.lightBacklog > LIGHT_BACKLOG_BYTES) await this.runLightChecks();
-    const response: IngestResponse = { scan_id: record.scanId, vulnerabilities: counted.vulnerabilities, workloads: counted.workloads, critical_vulns: counted.critical, auto_resolved: 0, reopened: 0 };
+    const response: IngestResponse = {
+      scan_id: record.scanId,
+      vulnerabilities: counted.vulnerabilities,
+      workloads: counted.workloads,
+      critical_vulns: counted.critical,
+      auto_resolved: 0,
+      reopened: 0,
+    };
     return jsonAnswer(201, response, ctx);
   }
 
@@ -1363,7 +1574,9 @@ class EphorStandIn implements EphorServer {
     if (!this.lightWorker) {
       this.lightWorker = new Worker(lightWorkerSource(), { eval: true });
       this.lightWorker.unref();
-      this.lightWorker.on('message', ({ id, result, ms }: { id: number; result: LightCheck; ms: number }) => this.lightPending.get(id)?.(result, ms));
+      this.lightWorker.on('message', ({ id, result, ms }: { id: number; result: LightCheck; ms: number }) =>
+        this.lightPending.get(id)?.(result, ms),
+      );
     }
     // one at a time, so that only one copy of one body is in flight
     for (const { raw, record, counted } of this.lightQueue.splice(0)) {
@@ -1376,8 +1589,13 @@ class EphorStandIn implements EphorServer {
             record.rejectedBecause = result.errors.map((e) => `light mode, checked after the answer: ${e}`);
           } else {
             record.summary = { ...counted, checked: { ...result.summary, ms } };
-            const differs = (['workloads', 'vulnerabilities', 'critical'] as const).filter((key) => result.summary[key] !== counted[key]);
-            if (differs.length > 0) record.rejectedBecause = [`light mode: the answer's counts (${JSON.stringify(counted)}) differ from the body's in ${differs.join(', ')}`];
+            const differs = (['workloads', 'vulnerabilities', 'critical'] as const).filter(
+              (key) => result.summary[key] !== counted[key],
+            );
+            if (differs.length > 0)
+              record.rejectedBecause = [
+                `light mode: the answer's counts (${JSON.stringify(counted)}) differ from the body's in ${differs.join(', ')}`,
+              ];
           }
           resolve();
         });
@@ -1387,22 +1605,41 @@ class EphorStandIn implements EphorServer {
     }
   }
 
-  private ingestSbom(req: IncomingMessage, record: ReceivedRequest, ctx: RequestContext, parsed: { json: Json } | undefined): Answer {
+  private ingestSbom(
+    req: IncomingMessage,
+    record: ReceivedRequest,
+    ctx: RequestContext,
+    parsed: { json: Json } | undefined,
+  ): Answer {
     const admitted = this.admit(req, record, ctx, parsed, 'sbom');
     if ('answer' in admitted) return admitted.answer;
     const request = admitted.bound as unknown as SbomRequest;
     const serviceError = sbomServiceError(request);
     if (serviceError) {
       const detail = `Validation failed for field '${serviceError.field}'`;
-      return this.refuse(record, [`${serviceError.field}: ${serviceError.message}`], problemAnswer('validation-error', ctx, { detail, errors: [serviceError] }));
+      return this.refuse(
+        record,
+        [`${serviceError.field}: ${serviceError.message}`],
+        problemAnswer('validation-error', ctx, { detail, errors: [serviceError] }),
+      );
     }
     const contentHash = sbomContentHash(request.format, request.sbom);
     const existing = this.sbomStore.find(request.image_reference, contentHash);
     // A hit stores no document, but the lookup itself already sends image_reference to PostgreSQL.
     const withNul = nulPaths((existing ? request.image_reference : admitted.bound) as Json);
-    if (withNul.length > 0) return this.refuse(record, withNul.map((p) => `${p}: NUL character`), problemAnswer('internal-error', ctx));
+    if (withNul.length > 0)
+      return this.refuse(
+        record,
+        withNul.map((p) => `${p}: NUL character`),
+        problemAnswer('internal-error', ctx),
+      );
     const stored = existing ? this.sbomStore.touch(existing, request) : this.sbomStore.create(request, contentHash);
-    const body = { id: stored.id, image_reference: stored.imageReference, content_hash: contentHash, status: existing ? 'updated' : 'created' };
+    const body = {
+      id: stored.id,
+      image_reference: stored.imageReference,
+      content_hash: contentHash,
+      status: existing ? 'updated' : 'created',
+    };
     return jsonAnswer(existing ? 200 : 201, body, ctx);
   }
 }

@@ -39,7 +39,9 @@ function writeInvocationLog(extra = {}) {
 
 /** Thrown by exit() so that no code runs after it; main() flushes stdout/stderr before exiting. */
 class ExitRequest {
-  constructor(code) { this.code = code; }
+  constructor(code) {
+    this.code = code;
+  }
 }
 
 function exit(code) {
@@ -50,7 +52,9 @@ function exit(code) {
 /** process.exit() right after a large write to a pipe would drop the unflushed rest. */
 function flushThenExit(code) {
   let pending = 2;
-  const done = () => { if (--pending === 0) process.exit(code); };
+  const done = () => {
+    if (--pending === 0) process.exit(code);
+  };
   process.stdout.write('', done);
   process.stderr.write('', done);
 }
@@ -75,7 +79,12 @@ const byteOrder = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Go's encoding/json escapes these even inside MarshalIndent output; doing the same keeps replays byte-identical. */
 function goJson(value) {
-  return JSON.stringify(value, null, 2).replace(/[<>&\u2028\u2029]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0')) + '\n';
+  return (
+    JSON.stringify(value, null, 2).replace(
+      /[<>&\u2028\u2029]/g,
+      (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'),
+    ) + '\n'
+  );
 }
 
 function writeFileAtomic(file, data) {
@@ -100,7 +109,17 @@ function internalError(message) {
 
 // ---------- flags (cobra/pflag semantics) ----------
 
-const REPORT_FORMATS = ['table', 'json', 'template', 'sarif', 'cyclonedx', 'spdx', 'spdx-json', 'github', 'cosign-vuln'];
+const REPORT_FORMATS = [
+  'table',
+  'json',
+  'template',
+  'sarif',
+  'cyclonedx',
+  'spdx',
+  'spdx-json',
+  'github',
+  'cosign-vuln',
+];
 const HELP_FLAG = { name: 'help', short: 'h', kind: 'bool', noEnv: true, usage: 'help' };
 const GLOBAL_FLAGS = [
   HELP_FLAG,
@@ -111,36 +130,71 @@ const GLOBAL_FLAGS = [
 const IMAGE_FLAGS = [
   { name: 'format', short: 'f', kind: 'string', default: 'table', usage: `format (${REPORT_FORMATS.join(', ')})` },
   { name: 'output', short: 'o', kind: 'string', usage: 'output file name' },
-  { name: 'scanners', kind: 'list', default: ['vuln', 'secret'], usage: 'comma-separated list of what security issues to detect' },
-  { name: 'severity', short: 's', kind: 'list', default: SEVERITIES, usage: 'severities of security issues to be displayed' },
+  {
+    name: 'scanners',
+    kind: 'list',
+    default: ['vuln', 'secret'],
+    usage: 'comma-separated list of what security issues to detect',
+  },
+  {
+    name: 'severity',
+    short: 's',
+    kind: 'list',
+    default: SEVERITIES,
+    usage: 'severities of security issues to be displayed',
+  },
   { name: 'list-all-pkgs', kind: 'bool', usage: 'output all packages in the JSON report regardless of vulnerability' },
   { name: 'cache-backend', kind: 'string', default: 'fs', usage: '[EXPERIMENTAL] cache backend' },
   { name: 'skip-db-update', kind: 'bool', usage: 'skip updating vulnerability database' },
   { name: 'skip-java-db-update', kind: 'bool', usage: 'skip updating Java index database' },
   { name: 'download-db-only', kind: 'bool', usage: "download/update vulnerability database but don't run a scan" },
   { name: 'download-java-db-only', kind: 'bool', usage: "download/update Java index database but don't run a scan" },
-  { name: 'db-repository', kind: 'list', default: ['mirror.gcr.io/aquasec/trivy-db:2', 'ghcr.io/aquasecurity/trivy-db:2'], usage: 'OCI repository(ies) to retrieve trivy-db in order of priority' },
-  { name: 'java-db-repository', kind: 'list', default: ['mirror.gcr.io/aquasec/trivy-java-db:1', 'ghcr.io/aquasecurity/trivy-java-db:1'], usage: 'OCI repository(ies) to retrieve trivy-java-db in order of priority' },
-  { name: 'image-src', kind: 'list', default: ['docker', 'containerd', 'podman', 'remote'], usage: 'image source(s) to use, in priority order' },
+  {
+    name: 'db-repository',
+    kind: 'list',
+    default: ['mirror.gcr.io/aquasec/trivy-db:2', 'ghcr.io/aquasecurity/trivy-db:2'],
+    usage: 'OCI repository(ies) to retrieve trivy-db in order of priority',
+  },
+  {
+    name: 'java-db-repository',
+    kind: 'list',
+    default: ['mirror.gcr.io/aquasec/trivy-java-db:1', 'ghcr.io/aquasecurity/trivy-java-db:1'],
+    usage: 'OCI repository(ies) to retrieve trivy-java-db in order of priority',
+  },
+  {
+    name: 'image-src',
+    kind: 'list',
+    default: ['docker', 'containerd', 'podman', 'remote'],
+    usage: 'image source(s) to use, in priority order',
+  },
   { name: 'no-progress', kind: 'bool', usage: 'suppress progress bar' },
   { name: 'platform', kind: 'string', usage: 'set platform in the form os/arch if image is multi-platform capable' },
   { name: 'offline-scan', kind: 'bool', usage: 'do not issue API requests to identify dependencies' },
   { name: 'parallel', kind: 'int', default: 5, usage: 'number of goroutines enabled for parallel scanning' },
-  { name: 'skip-version-check', kind: 'bool', since: '0.63.0', usage: 'suppress notices about version updates and Trivy announcements' },
+  {
+    name: 'skip-version-check',
+    kind: 'bool',
+    since: '0.63.0',
+    usage: 'suppress notices about version updates and Trivy announcements',
+  },
   { name: 'disable-telemetry', kind: 'bool', since: '0.63.0', usage: 'disable sending anonymous usage data to Aqua' },
 ];
 // `trivy version --format` and `trivy --format` are plain cobra flags, not bound to TRIVY_* env vars.
 const VERSION_FORMAT_FLAG = { name: 'format', short: 'f', kind: 'string', noEnv: true, usage: 'version format (json)' };
-const ROOT_FLAGS = [{ name: 'version', short: 'v', kind: 'bool', noEnv: true, usage: 'show version' }, VERSION_FORMAT_FLAG];
+const ROOT_FLAGS = [
+  { name: 'version', short: 'v', kind: 'bool', noEnv: true, usage: 'show version' },
+  VERSION_FORMAT_FLAG,
+];
 
 class FlagError extends Error {}
 
 const GO_DURATION = /^[-+]?(0|((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+)$/;
-const DURATION_UNIT_MS = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: HOUR_MS };
+const DURATION_UNIT_MS = { ns: 1e-6, us: 1e-3, µs: 1e-3, μs: 1e-3, ms: 1, s: 1000, m: 60_000, h: HOUR_MS };
 
 function durationMs(text) {
   let total = 0;
-  for (const [, num, unit] of text.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g)) total += Number(num) * DURATION_UNIT_MS[unit];
+  for (const [, num, unit] of text.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/g))
+    total += Number(num) * DURATION_UNIT_MS[unit];
   return total;
 }
 
@@ -180,7 +234,10 @@ function parseFlags(tokens, specs) {
   };
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i];
-    if (token === '--') { positional.push(...tokens.slice(i + 1)); break; }
+    if (token === '--') {
+      positional.push(...tokens.slice(i + 1));
+      break;
+    }
     if (token.startsWith('--')) {
       const eq = token.indexOf('=');
       const name = eq < 0 ? token.slice(2) : token.slice(2, eq);
@@ -195,7 +252,10 @@ function parseFlags(tokens, specs) {
       for (let j = 1; j < token.length; j++) {
         const spec = byShort.get(token[j]);
         if (!spec) throw new FlagError(`unknown shorthand flag: '${token[j]}' in ${token}`);
-        if (spec.kind === 'bool' && token[j + 1] !== '=') { set(spec, 'true'); continue; }
+        if (spec.kind === 'bool' && token[j + 1] !== '=') {
+          set(spec, 'true');
+          continue;
+        }
         const rest = token.slice(j + 1).replace(/^=/, '');
         if (rest !== '' || token[j + 1] === '=') set(spec, rest);
         else if (i + 1 < tokens.length) set(spec, tokens[++i]);
@@ -214,7 +274,11 @@ function applyEnvFallback(parsed, specs) {
   for (const spec of specs) {
     const envValue = process.env[`TRIVY_${spec.name.toUpperCase().replaceAll('-', '_')}`];
     if (spec.noEnv || parsed.changed.has(spec.name) || envValue === undefined) continue;
-    try { parsed.values[spec.name] = parseFlagValue(spec, envValue); } catch { /* viper would cast silently */ }
+    try {
+      parsed.values[spec.name] = parseFlagValue(spec, envValue);
+    } catch {
+      /* viper would cast silently */
+    }
   }
 }
 
@@ -229,7 +293,10 @@ function splitSubcommand(tokens) {
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i];
     if (token === '--') break;
-    if (token.startsWith('-')) { if (valueFlags.has(token)) i++; continue; }
+    if (token.startsWith('-')) {
+      if (valueFlags.has(token)) i++;
+      continue;
+    }
     return { command: token, rest: [...tokens.slice(0, i), ...tokens.slice(i + 1)] };
   }
   return { command: undefined, rest: tokens };
@@ -268,7 +335,8 @@ function rootCommandFailure(message) {
   fatal(message);
 }
 
-const ROOT_USAGE = 'Usage:\n  trivy [global flags] command [flags] target\n  trivy [command]\n\nUse "trivy [command] --help" for more information about a command.\n';
+const ROOT_USAGE =
+  'Usage:\n  trivy [global flags] command [flags] target\n  trivy [command]\n\nUse "trivy [command] --help" for more information about a command.\n';
 
 // ---------- image references (go-containerregistry semantics) ----------
 
@@ -291,7 +359,9 @@ function parseImageRef(ref) {
 
 function manifestUrl({ registry, repoPath, identifier }) {
   const host = registry.replace(/:\d+$/, '');
-  const plainHttp = /^(localhost|127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|\[?::1\]?$)/.test(host) || /\.(local|localhost)$/.test(host);
+  const plainHttp =
+    /^(localhost|127\.|10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|\[?::1\]?$)/.test(host) ||
+    /\.(local|localhost)$/.test(host);
   return `${plainHttp ? 'http' : 'https'}://${registry}/v2/${repoPath}/manifests/${identifier}`;
 }
 
@@ -309,8 +379,10 @@ function substituteImage(entry, ref) {
     .replaceAll(`unknown tag=${from.identifier}`, `unknown tag=${to.identifier}`);
 }
 
-const CHAIN_V062 = 'run error: image scan error: scan error: unable to initialize a scan service: unable to initialize artifact: unable to initialize container image: ';
-const CHAIN_V058 = 'image scan error: scan error: unable to initialize a scanner: unable to initialize an image scanner: ';
+const CHAIN_V062 =
+  'run error: image scan error: scan error: unable to initialize a scan service: unable to initialize artifact: unable to initialize container image: ';
+const CHAIN_V058 =
+  'image scan error: scan error: unable to initialize a scanner: unable to initialize an image scanner: ';
 
 /** errors.json mostly holds 0.62+ texts; before 0.62 Trivy had no "run error:" wrapper and another image chain. */
 function adaptChainToVersion(text, version) {
@@ -322,8 +394,12 @@ function adaptChainToVersion(text, version) {
 function imageFailureText(ctx, ref, remoteEntryId) {
   const sourceLine = /^\t\* (\w+) error: /;
   const lines = [
-    ...substituteImage(errorEntry('image-not-found-default-sources'), ref).split('\n').filter((l) => sourceLine.test(l) && !l.startsWith('\t* remote')),
-    substituteImage(errorEntry(remoteEntryId), ref).split('\n').find((l) => l.startsWith('\t* remote error: ')),
+    ...substituteImage(errorEntry('image-not-found-default-sources'), ref)
+      .split('\n')
+      .filter((l) => sourceLine.test(l) && !l.startsWith('\t* remote')),
+    substituteImage(errorEntry(remoteEntryId), ref)
+      .split('\n')
+      .find((l) => l.startsWith('\t* remote error: ')),
   ];
   const lineBySource = new Map(lines.map((l) => [sourceLine.exec(l)[1], l]));
   const sources = ctx.opt('image-src');
@@ -383,14 +459,36 @@ function dieBySignal(signal) {
 // ---------- vulnerability / Java DB in the cache dir ----------
 
 const DB_KINDS = {
-  vuln: { dir: 'db', file: 'trivy.db', schema: 2, nextUpdateMs: 24 * HOUR_MS, prefix: 'vulndb', repoFlag: 'db-repository',
-    scenarioKey: 'db', skipFlag: 'skip-db-update', title: 'vulnerability DB' },
-  java: { dir: 'java-db', file: 'trivy-java.db', schema: 1, nextUpdateMs: 72 * HOUR_MS, prefix: 'javadb', repoFlag: 'java-db-repository',
-    scenarioKey: 'javaDb', skipFlag: 'skip-java-db-update', title: 'Java DB' },
+  vuln: {
+    dir: 'db',
+    file: 'trivy.db',
+    schema: 2,
+    nextUpdateMs: 24 * HOUR_MS,
+    prefix: 'vulndb',
+    repoFlag: 'db-repository',
+    scenarioKey: 'db',
+    skipFlag: 'skip-db-update',
+    title: 'vulnerability DB',
+  },
+  java: {
+    dir: 'java-db',
+    file: 'trivy-java.db',
+    schema: 1,
+    nextUpdateMs: 72 * HOUR_MS,
+    prefix: 'javadb',
+    repoFlag: 'java-db-repository',
+    scenarioKey: 'javaDb',
+    skipFlag: 'skip-java-db-update',
+    title: 'Java DB',
+  },
 };
 
 function readDbMetadata(cacheDir, kind) {
-  try { return readJson(path.join(cacheDir, DB_KINDS[kind].dir, 'metadata.json')); } catch { return undefined; }
+  try {
+    return readJson(path.join(cacheDir, DB_KINDS[kind].dir, 'metadata.json'));
+  } catch {
+    return undefined;
+  }
 }
 
 function dbNeedsUpdate(meta, kind) {
@@ -404,7 +502,10 @@ function dbNeedsUpdate(meta, kind) {
 function withSchemaTag(repo, k) {
   if (/:[^/]+$/.test(repo)) return repo;
   const tagged = `${repo}:${k.schema}`;
-  logInfo(`[${k.prefix}] Adding schema version to the DB repository for backward compatibility`, `repository="${tagged}"`);
+  logInfo(
+    `[${k.prefix}] Adding schema version to the DB repository for backward compatibility`,
+    `repository="${tagged}"`,
+  );
   return tagged;
 }
 
@@ -447,7 +548,10 @@ function dbAttemptFailure(entryId, repo) {
   const from = splitRepository(original);
   const to = splitRepository(repo);
   message = message
-    .replaceAll(`https://${from.host}/v2/${from.path}/manifests/${from.tag}`, `https://${to.host}/v2/${to.path}/manifests/${to.tag}`)
+    .replaceAll(
+      `https://${from.host}/v2/${from.path}/manifests/${from.tag}`,
+      `https://${to.host}/v2/${to.path}/manifests/${to.tag}`,
+    )
     .replaceAll(`https://${from.host}/v2/${from.path}/`, `https://${to.host}/v2/${to.path}/`)
     .replaceAll(`https://${from.host}/v2/`, `https://${to.host}/v2/`)
     .replaceAll(original, repo);
@@ -483,38 +587,57 @@ async function downloadDb(ctx, kind) {
       const outcome = setting[repo] ?? setting.default ?? 'ok';
       logInfo(`[${k.prefix}] Downloading artifact...`, `repo="${repo}"`);
       if (outcome === 'hang') return hang(`${kind}-db-download-hang`);
-      if (outcome === 'ok') { served = repo; break; }
+      if (outcome === 'ok') {
+        served = repo;
+        break;
+      }
       const failure = dbAttemptFailure(outcome, repo);
       if (!failure.temporary) {
         invocation.behaviour = `fail:${outcome}`;
-        process.stderr.write(`${timestamp()}\tFATAL\tFatal error\t${dbFailureChain(ctx, k, `failed to download artifact from ${repo}: ${failure.message}`)}\n`);
+        process.stderr.write(
+          `${timestamp()}\tFATAL\tFatal error\t${dbFailureChain(ctx, k, `failed to download artifact from ${repo}: ${failure.message}`)}\n`,
+        );
         exit(failure.exitCode);
       }
-      logInfo(`[${k.prefix}] Failed to download artifact`, `repo="${repo}" err=${JSON.stringify(failure.message)}`, 'ERROR');
+      logInfo(
+        `[${k.prefix}] Failed to download artifact`,
+        `repo="${repo}" err=${JSON.stringify(failure.message)}`,
+        'ERROR',
+      );
       if (index < repos.length - 1) logInfo(`[${k.prefix}] Trying to download artifact from other repository...`);
       messages.push(failure.message);
     }
     if (served === undefined) {
       invocation.behaviour = `${kind}-db-download-failed`;
-      const cause = messages.length > 0 ? `failed to download artifact from any source: ${multierror(messages)}` : 'no repository to download from';
+      const cause =
+        messages.length > 0
+          ? `failed to download artifact from any source: ${multierror(messages)}`
+          : 'no repository to download from';
       process.stderr.write(`${timestamp()}\tFATAL\tFatal error\t${dbFailureChain(ctx, k, cause)}\n`);
       exit(1);
     }
   }
-  if (!quiet && !ctx.opt('no-progress')) process.stderr.write('14 B / 14 B [------------------------------------------------] 100.00% ? p/s 0s\n');
+  if (!quiet && !ctx.opt('no-progress'))
+    process.stderr.write('14 B / 14 B [------------------------------------------------] 100.00% ? p/s 0s\n');
   logInfo(`[${k.prefix}] Artifact successfully downloaded`, `repo="${served}"`);
   invocation.downloadedFrom = { ...invocation.downloadedFrom, [kind]: served };
   const dir = path.join(ctx.cacheDir, k.dir);
   fs.mkdirSync(dir, { recursive: true });
   const updatedAt = new Date(ctx.scenario[k.scenarioKey]?.updatedAt ?? Date.now() - HOUR_MS);
   fs.writeFileSync(path.join(dir, k.file), 'fake-trivy db\n');
-  writeFileAtomic(path.join(dir, 'metadata.json'), JSON.stringify({
-    Version: k.schema,
-    NextUpdate: new Date(updatedAt.getTime() + k.nextUpdateMs).toISOString(),
-    UpdatedAt: updatedAt.toISOString(),
-    DownloadedAt: new Date().toISOString(),
-  }));
-  if (kind === 'java') logInfo('[javadb] Java DB is cached for 3 days. If you want to update the database more frequently, "trivy clean --java-db" command clears the DB cache.');
+  writeFileAtomic(
+    path.join(dir, 'metadata.json'),
+    JSON.stringify({
+      Version: k.schema,
+      NextUpdate: new Date(updatedAt.getTime() + k.nextUpdateMs).toISOString(),
+      UpdatedAt: updatedAt.toISOString(),
+      DownloadedAt: new Date().toISOString(),
+    }),
+  );
+  if (kind === 'java')
+    logInfo(
+      '[javadb] Java DB is cached for 3 days. If you want to update the database more frequently, "trivy clean --java-db" command clears the DB cache.',
+    );
 }
 
 /** What a scan does before analysing: fail on a first run with --skip-*-update, else download when needed. */
@@ -522,11 +645,21 @@ async function prepareDb(ctx, kind) {
   const meta = readDbMetadata(ctx.cacheDir, kind);
   if (ctx.opt(DB_KINDS[kind].skipFlag)) {
     if (meta) return;
-    if (kind === 'vuln') failWith(adaptChainToVersion(errorEntry('db-skip-update-first-run').stderr, ctx.version), 1, 'db-skip-update-first-run');
+    if (kind === 'vuln')
+      failWith(
+        adaptChainToVersion(errorEntry('db-skip-update-first-run').stderr, ctx.version),
+        1,
+        'db-skip-update-first-run',
+      );
     // Java DB first run: messages from trivy source pkg/javadb; the wrapping chain is approximate
     logInfo('[javadb] The first run cannot skip downloading Java DB', '', 'ERROR');
     invocation.behaviour = 'java-db-skip-update-first-run';
-    fatal(adaptChainToVersion(`run error: image scan error: scan error: scan failed: failed analysis: '--skip-java-db-update' cannot be specified on the first run`, ctx.version));
+    fatal(
+      adaptChainToVersion(
+        `run error: image scan error: scan error: scan failed: failed analysis: '--skip-java-db-update' cannot be specified on the first run`,
+        ctx.version,
+      ),
+    );
   }
   if (dbNeedsUpdate(meta, kind)) await downloadDb(ctx, kind);
 }
@@ -540,7 +673,14 @@ function goTimeString(iso) {
 }
 
 function dbInfo(meta) {
-  return meta && { Version: meta.Version, NextUpdate: meta.NextUpdate, UpdatedAt: meta.UpdatedAt, DownloadedAt: meta.DownloadedAt };
+  return (
+    meta && {
+      Version: meta.Version,
+      NextUpdate: meta.NextUpdate,
+      UpdatedAt: meta.UpdatedAt,
+      DownloadedAt: meta.DownloadedAt,
+    }
+  );
 }
 
 function showVersion(ctx, format) {
@@ -557,20 +697,47 @@ function showVersion(ctx, format) {
   if (format === 'json') {
     process.stdout.write(JSON.stringify(info) + '\n');
   } else {
-    const section = (title, db) => db ? `${title}:\n  Version: ${db.Version}\n  UpdatedAt: ${goTimeString(db.UpdatedAt)}\n  NextUpdate: ${goTimeString(db.NextUpdate)}\n  DownloadedAt: ${goTimeString(db.DownloadedAt)}\n` : '';
-    process.stdout.write(`Version: ${ctx.version}\n${section('Vulnerability DB', vulnDb)}${section('Java DB', javaDb)}`);
+    const section = (title, db) =>
+      db
+        ? `${title}:\n  Version: ${db.Version}\n  UpdatedAt: ${goTimeString(db.UpdatedAt)}\n  NextUpdate: ${goTimeString(db.NextUpdate)}\n  DownloadedAt: ${goTimeString(db.DownloadedAt)}\n`
+        : '';
+    process.stdout.write(
+      `Version: ${ctx.version}\n${section('Vulnerability DB', vulnDb)}${section('Java DB', javaDb)}`,
+    );
   }
   exit(0);
 }
 
 // ---------- report shaping ----------
 
-const METADATA_KEY_ORDER = ['Size', 'OS', 'ImageID', 'DiffIDs', 'RepoTags', 'RepoDigests', 'Reference', 'ImageConfig', 'Layers'];
-const CLASS_SCANNER = { 'os-pkgs': 'vuln', 'lang-pkgs': 'vuln', secret: 'secret', config: 'misconfig', license: 'license', 'license-file': 'license' };
+const METADATA_KEY_ORDER = [
+  'Size',
+  'OS',
+  'ImageID',
+  'DiffIDs',
+  'RepoTags',
+  'RepoDigests',
+  'Reference',
+  'ImageConfig',
+  'Layers',
+];
+const CLASS_SCANNER = {
+  'os-pkgs': 'vuln',
+  'lang-pkgs': 'vuln',
+  secret: 'secret',
+  config: 'misconfig',
+  license: 'license',
+  'license-file': 'license',
+};
 
 function withRepoDigest(metadata, repoDigest) {
-  const rank = (key) => { const i = METADATA_KEY_ORDER.indexOf(key); return i < 0 ? METADATA_KEY_ORDER.length : i; };
-  return Object.fromEntries(Object.entries({ ...metadata, RepoDigests: [repoDigest] }).sort(([a], [b]) => rank(a) - rank(b)));
+  const rank = (key) => {
+    const i = METADATA_KEY_ORDER.indexOf(key);
+    return i < 0 ? METADATA_KEY_ORDER.length : i;
+  };
+  return Object.fromEntries(
+    Object.entries({ ...metadata, RepoDigests: [repoDigest] }).sort(([a], [b]) => rank(a) - rank(b)),
+  );
 }
 
 function filterBySeverity(result, key, severities) {
@@ -582,7 +749,25 @@ function filterBySeverity(result, key, severities) {
 // ---------- Packages for --list-all-pkgs (SBOM-ready reports) ----------
 
 const DPKG_TYPES = new Set(['debian', 'ubuntu']);
-const RPM_TYPES = new Set(['redhat', 'centos', 'rocky', 'alma', 'amazon', 'oracle', 'fedora', 'photon', 'cbl-mariner', 'azurelinux', 'opensuse', 'opensuse-leap', 'opensuse-tumbleweed', 'sles', 'slem', 'suse linux enterprise server', 'suse linux enterprise micro']);
+const RPM_TYPES = new Set([
+  'redhat',
+  'centos',
+  'rocky',
+  'alma',
+  'amazon',
+  'oracle',
+  'fedora',
+  'photon',
+  'cbl-mariner',
+  'azurelinux',
+  'opensuse',
+  'opensuse-leap',
+  'opensuse-tumbleweed',
+  'sles',
+  'slem',
+  'suse linux enterprise server',
+  'suse linux enterprise micro',
+]);
 
 /** "1:2.33.1-0.1" → Epoch 1, Version "2.33.1", Release "0.1": how the dpkg and rpm analyzers fill a Package. */
 function splitOsVersion(installed) {
@@ -598,15 +783,17 @@ function splitOsVersion(installed) {
 
 function purlQualifier(purl, name) {
   const query = purl?.split('?')[1];
-  return query ? new URLSearchParams(query).get(name) ?? undefined : undefined;
+  return query ? (new URLSearchParams(query).get(name) ?? undefined) : undefined;
 }
 
 /** A Package (pkg/fanal/types Package, field order) from what a vulnerability says about its package. */
 function packageFromVulnerability(result, vuln) {
-  const versionFields = result.Class === 'os-pkgs' && (DPKG_TYPES.has(result.Type) || RPM_TYPES.has(result.Type))
-    ? splitOsVersion(vuln.InstalledVersion ?? '')
-    : { Version: vuln.InstalledVersion };
-  const identifier = vuln.PkgIdentifier && Object.fromEntries(Object.entries(vuln.PkgIdentifier).filter(([key]) => key !== 'BOMRef'));
+  const versionFields =
+    result.Class === 'os-pkgs' && (DPKG_TYPES.has(result.Type) || RPM_TYPES.has(result.Type))
+      ? splitOsVersion(vuln.InstalledVersion ?? '')
+      : { Version: vuln.InstalledVersion };
+  const identifier =
+    vuln.PkgIdentifier && Object.fromEntries(Object.entries(vuln.PkgIdentifier).filter(([key]) => key !== 'BOMRef'));
   const arch = result.Class === 'os-pkgs' ? purlQualifier(vuln.PkgIdentifier?.PURL, 'arch') : undefined;
   return {
     ID: vuln.PkgID ?? `${vuln.PkgName}@${vuln.InstalledVersion}`,
@@ -626,16 +813,29 @@ function packagesFromVulnerabilities(result) {
     const key = `${vuln.PkgID ?? `${vuln.PkgName}@${vuln.InstalledVersion}`}\u0000${vuln.PkgPath ?? ''}`;
     if (!packages.has(key)) packages.set(key, packageFromVulnerability(result, vuln));
   }
-  return [...packages.values()].sort((a, b) =>
-    byteOrder(a.Name ?? '', b.Name ?? '') || byteOrder(a.Version ?? '', b.Version ?? '') || byteOrder(a.FilePath ?? '', b.FilePath ?? ''));
+  return [...packages.values()].sort(
+    (a, b) =>
+      byteOrder(a.Name ?? '', b.Name ?? '') ||
+      byteOrder(a.Version ?? '', b.Version ?? '') ||
+      byteOrder(a.FilePath ?? '', b.FilePath ?? ''),
+  );
 }
 
 /** Result field order: Target, Class, Type, Packages, Vulnerabilities, … */
 function withPackagesListed(result) {
-  if (result.Packages || !['os-pkgs', 'lang-pkgs'].includes(result.Class) || !result.Vulnerabilities?.length) return result;
+  if (result.Packages || !['os-pkgs', 'lang-pkgs'].includes(result.Class) || !result.Vulnerabilities?.length)
+    return result;
   const entries = Object.entries(result);
-  const at = Math.max(entries.findIndex(([key]) => key === 'Type'), entries.findIndex(([key]) => key === 'Class')) + 1;
-  return Object.fromEntries([...entries.slice(0, at), ['Packages', packagesFromVulnerabilities(result)], ...entries.slice(at)]);
+  const at =
+    Math.max(
+      entries.findIndex(([key]) => key === 'Type'),
+      entries.findIndex(([key]) => key === 'Class'),
+    ) + 1;
+  return Object.fromEntries([
+    ...entries.slice(0, at),
+    ['Packages', packagesFromVulnerabilities(result)],
+    ...entries.slice(at),
+  ]);
 }
 
 function shapeReport(ctx, report, ref, digest) {
@@ -647,7 +847,8 @@ function shapeReport(ctx, report, ref, digest) {
   const os = report.Metadata?.OS;
   const osSuffix = os && ` (${os.Family} ${os.Name})`;
   for (const result of report.Results) {
-    if (osSuffix && result.Class === 'os-pkgs' && result.Target?.endsWith(osSuffix)) result.Target = `${ref}${osSuffix}`;
+    if (osSuffix && result.Class === 'os-pkgs' && result.Target?.endsWith(osSuffix))
+      result.Target = `${ref}${osSuffix}`;
   }
   const scanners = ctx.opt('scanners');
   report.Results = report.Results.filter((r) => !CLASS_SCANNER[r.Class] || scanners.includes(CLASS_SCANNER[r.Class]));
@@ -676,26 +877,47 @@ function sbomText(ctx, ref) {
   const format = ctx.opt('format');
   if (format === 'cyclonedx') {
     const withVulns = ctx.scannersExplicit && ctx.opt('scanners').includes('vuln');
-    const name = withVulns ? 'trivy-v0.69.3_fluentd-sbom-input_cyclonedx-with-vulns.cdx.json' : 'trivy-v0.69.3_fluentd-image_cyclonedx-sbom-only.cdx.json';
+    const name = withVulns
+      ? 'trivy-v0.69.3_fluentd-sbom-input_cyclonedx-with-vulns.cdx.json'
+      : 'trivy-v0.69.3_fluentd-image_cyclonedx-sbom-only.cdx.json';
     return fs.readFileSync(path.join(TRIVY_FIXTURES, 'sbom', name), 'utf8');
   }
-  return goJson({ spdxVersion: 'SPDX-2.3', dataLicense: 'CC0-1.0', SPDXID: 'SPDXRef-DOCUMENT', name: ref,
+  return goJson({
+    spdxVersion: 'SPDX-2.3',
+    dataLicense: 'CC0-1.0',
+    SPDXID: 'SPDXRef-DOCUMENT',
+    name: ref,
     documentNamespace: `http://aquasecurity.github.io/trivy/container_image/${ref}-fake`,
-    creationInfo: { creators: ['Organization: aquasecurity', `Tool: trivy-${ctx.version}`], created: timestamp() }, packages: [] });
+    creationInfo: { creators: ['Organization: aquasecurity', `Tool: trivy-${ctx.version}`], created: timestamp() },
+    packages: [],
+  });
 }
 
-const ERRNO_TEXT = { ENOENT: 'no such file or directory', EACCES: 'permission denied', EISDIR: 'is a directory', ENOTDIR: 'not a directory' };
+const ERRNO_TEXT = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EISDIR: 'is a directory',
+  ENOTDIR: 'not a directory',
+};
 
 /** `trivy image` errors pass through artifact.Run's "run error:" (0.62+); `trivy convert` returns them unwrapped. */
 function writeOutput(ctx, text, chainPrefix = 'run error: ') {
   const output = ctx.opt('output');
-  if (!output) { process.stdout.write(text); return; }
+  if (!output) {
+    process.stdout.write(text);
+    return;
+  }
   try {
     fs.writeFileSync(output, text);
   } catch (err) {
     const reason = ERRNO_TEXT[err.code] ?? err.message;
     invocation.behaviour = 'output-error';
-    fatal(adaptChainToVersion(`${chainPrefix}unable to write results: failed to create an output file: open ${output}: ${reason}`, ctx.version));
+    fatal(
+      adaptChainToVersion(
+        `${chainPrefix}unable to write results: failed to create an output file: open ${output}: ${reason}`,
+        ctx.version,
+      ),
+    );
   }
 }
 
@@ -729,7 +951,10 @@ async function emitHugeReport(ctx, ref, sizeMB) {
   invocation.behaviour = 'huge';
   logScanStart(ctx);
   const skeleton = readJson(path.join(REPORTS_DIR, 'trivy-v0.69.3_alpine-3.10_os-pkgs.json'));
-  const { Vulnerabilities: [template], ...osResult } = skeleton.Results[0];
+  const {
+    Vulnerabilities: [template],
+    ...osResult
+  } = skeleton.Results[0];
   skeleton.Results = [];
   const shaped = shapeReport(ctx, skeleton, ref);
   shaped.Results = [{ ...osResult, Vulnerabilities: 'VULNS-PLACEHOLDER' }];
@@ -760,7 +985,10 @@ function generatedVulnerability(template, i, severity) {
     VulnerabilityID: id,
     PkgID: `${name}@${version}`,
     PkgName: name,
-    PkgIdentifier: { PURL: `pkg:apk/alpine/${name}@${version}?arch=x86_64&distro=3.10.2`, UID: i.toString(16).padStart(16, '0') },
+    PkgIdentifier: {
+      PURL: `pkg:apk/alpine/${name}@${version}?arch=x86_64&distro=3.10.2`,
+      UID: i.toString(16).padStart(16, '0'),
+    },
     InstalledVersion: version,
     FixedVersion: `1.${(i % 50) + 1}.0-r0`,
     PrimaryURL: `https://avd.aquasec.com/nvd/${id.toLowerCase()}`,
@@ -810,7 +1038,9 @@ function credentialsOf(entry) {
     const colon = decoded.indexOf(':');
     return colon < 0 ? undefined : { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
   }
-  return entry?.username || entry?.password ? { username: entry.username ?? '', password: entry.password ?? '' } : undefined;
+  return entry?.username || entry?.password
+    ? { username: entry.username ?? '', password: entry.password ?? '' }
+    : undefined;
 }
 
 /**
@@ -821,16 +1051,24 @@ function credentialsOf(entry) {
  */
 function dockerConfigHasCredentials(requirement, ref) {
   const { registry, repoPath } = parseImageRef(ref);
-  const normalize = (host) => (['docker.io', 'index.docker.io', 'registry-1.docker.io'].includes(host) ? 'index.docker.io' : host);
+  const normalize = (host) =>
+    ['docker.io', 'index.docker.io', 'registry-1.docker.io'].includes(host) ? 'index.docker.io' : host;
   if (normalize(requirement.registry) !== registry) {
-    internalError(`requireDockerConfigFor["${ref}"].registry is "${requirement.registry}", but the image's registry is "${registry}"`);
+    internalError(
+      `requireDockerConfigFor["${ref}"].registry is "${requirement.registry}", but the image's registry is "${registry}"`,
+    );
   }
   const dir = process.env.DOCKER_CONFIG ?? path.join(os.homedir(), '.docker');
   let auths;
-  try { auths = readJson(path.join(dir, 'config.json')).auths ?? {}; } catch { return false; }
+  try {
+    auths = readJson(path.join(dir, 'config.json')).auths ?? {};
+  } catch {
+    return false;
+  }
   for (const key of [`${registry}/${repoPath}`, registry === 'index.docker.io' ? DOCKER_HUB_AUTH_KEY : registry]) {
     const credentials = credentialsOf(authConfigFor(auths, key));
-    if (credentials) return credentials.username === requirement.username && credentials.password === requirement.password;
+    if (credentials)
+      return credentials.username === requirement.username && credentials.password === requirement.password;
   }
   return false;
 }
@@ -851,12 +1089,22 @@ async function runImage(ctx, parsed) {
   if (!downloadOnly && targets.length !== 1) {
     process.stdout.write(COMMANDS.image.help(ctx.specs));
     invocation.behaviour = 'usage-error';
-    fatal(targets.length === 0 ? 'Require at least 1 argument or --input option' : 'multiple targets cannot be specified');
+    fatal(
+      targets.length === 0 ? 'Require at least 1 argument or --input option' : 'multiple targets cannot be specified',
+    );
   }
   const conflict = [
-    ['download-db-only', 'download-java-db-only', '--download-db-only and --download-java-db-only options can not be specified both'],
+    [
+      'download-db-only',
+      'download-java-db-only',
+      '--download-db-only and --download-java-db-only options can not be specified both',
+    ],
     ['download-db-only', 'skip-db-update', '--skip-db-update and --download-db-only options can not be specified both'],
-    ['download-java-db-only', 'skip-java-db-update', '--skip-java-db-update and --download-java-db-only options can not be specified both'],
+    [
+      'download-java-db-only',
+      'skip-java-db-update',
+      '--skip-java-db-update and --download-java-db-only options can not be specified both',
+    ],
   ].find(([a, b]) => ctx.opt(a) && ctx.opt(b));
   if (conflict) {
     invocation.behaviour = 'usage-error';
@@ -865,7 +1113,9 @@ async function runImage(ctx, parsed) {
   const format = ctx.opt('format');
   if (!REPORT_FORMATS.includes(format)) {
     invocation.behaviour = 'usage-error';
-    fatal(`flag error: unable to parse flags: unable to parse flag: invalid argument "${format}" for "--format" flag: must be one of ${goQuotedList(REPORT_FORMATS)}`);
+    fatal(
+      `flag error: unable to parse flags: unable to parse flag: invalid argument "${format}" for "--format" flag: must be one of ${goQuotedList(REPORT_FORMATS)}`,
+    );
   }
   if (downloadOnly) {
     const kind = ctx.opt('download-db-only') ? 'vuln' : 'java';
@@ -875,7 +1125,9 @@ async function runImage(ctx, parsed) {
   }
   const ref = targets[0];
   if (['cyclonedx', 'spdx', 'spdx-json'].includes(format) && !ctx.scannersExplicit) {
-    logInfo(`"--format ${format}" disables security scanning. Specify "--scanners vuln" explicitly if you want to include vulnerabilities in the "${format}" report.`);
+    logInfo(
+      `"--format ${format}" disables security scanning. Specify "--scanners vuln" explicitly if you want to include vulnerabilities in the "${format}" report.`,
+    );
   }
   await prepareDb(ctx, 'vuln');
   const requirement = ctx.scenario.requireDockerConfigFor?.[ref];
@@ -885,12 +1137,19 @@ async function runImage(ctx, parsed) {
   const behaviour = resolveBehaviour(ctx, ref);
   await delayWithinTimeout(ctx, behaviour?.delayMs);
   if (!behaviour) {
-    const remoteOnlyEntry = versionAtLeast(ctx.version, '0.62.0') ? 'image-not-found-remote-only' : 'image-not-found-v058';
+    const remoteOnlyEntry = versionAtLeast(ctx.version, '0.62.0')
+      ? 'image-not-found-remote-only'
+      : 'image-not-found-v058';
     failWith(imageFailureText(ctx, ref, remoteOnlyEntry), 1, 'image-not-found');
   }
   if ('report' in behaviour) return emitReport(ctx, ref, behaviour);
   if ('fail' in behaviour) return replayEntry(behaviour.fail, ref);
-  if ('fatal' in behaviour) return failWith(`${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}\tFATAL\tFatal error\t${behaviour.fatal}\n`, 1, 'fatal');
+  if ('fatal' in behaviour)
+    return failWith(
+      `${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}\tFATAL\tFatal error\t${behaviour.fatal}\n`,
+      1,
+      'fatal',
+    );
   if ('hang' in behaviour) return hang('hang');
   if ('signal' in behaviour) return dieBySignal(behaviour.signal);
   if ('hugeMB' in behaviour) return emitHugeReport(ctx, ref, behaviour.hugeMB);
@@ -904,7 +1163,10 @@ function emitBrokenOutput(ctx, behaviour) {
     writeOutput(ctx, 'panic: runtime error: invalid memory address or nil pointer dereference\n<not json>\n');
   } else if (behaviour.truncated) {
     invocation.behaviour = 'truncated';
-    const text = fs.readFileSync(path.join(REPORTS_DIR, 'real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json'), 'utf8');
+    const text = fs.readFileSync(
+      path.join(REPORTS_DIR, 'real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json'),
+      'utf8',
+    );
     writeOutput(ctx, text.slice(0, Math.floor(text.length / 2)));
   } else if (behaviour.empty) {
     invocation.behaviour = 'empty';
@@ -925,8 +1187,19 @@ const SBOM_FORMATS = ['cyclonedx', 'spdx', 'spdx-json'];
 const CONVERT_FLAGS = [
   { name: 'format', short: 'f', kind: 'string', default: 'table', usage: `format (${REPORT_FORMATS.join(', ')})` },
   { name: 'output', short: 'o', kind: 'string', usage: 'output file name' },
-  { name: 'scanners', kind: 'list', default: ['vuln', 'secret'], usage: 'List of scanners included when generating the json report. Used only for rendering the summary table.' },
-  { name: 'severity', short: 's', kind: 'list', default: SEVERITIES, usage: 'severities of security issues to be displayed' },
+  {
+    name: 'scanners',
+    kind: 'list',
+    default: ['vuln', 'secret'],
+    usage: 'List of scanners included when generating the json report. Used only for rendering the summary table.',
+  },
+  {
+    name: 'severity',
+    short: 's',
+    kind: 'list',
+    default: SEVERITIES,
+    usage: 'severities of security issues to be displayed',
+  },
   { name: 'list-all-pkgs', kind: 'bool', usage: 'output all packages in the JSON report regardless of vulnerability' },
 ];
 
@@ -983,11 +1256,15 @@ async function runConvert(ctx, parsed) {
   const format = ctx.opt('format');
   if (!REPORT_FORMATS.includes(format)) {
     invocation.behaviour = 'usage-error';
-    fatal(`flag error: unable to parse flags: unable to parse flag: invalid argument "${format}" for "--format" flag: must be one of ${goQuotedList(REPORT_FORMATS)}`);
+    fatal(
+      `flag error: unable to parse flags: unable to parse flag: invalid argument "${format}" for "--format" flag: must be one of ${goQuotedList(REPORT_FORMATS)}`,
+    );
   }
   const withVulns = ctx.opt('scanners').includes('vuln');
   if (SBOM_FORMATS.includes(format) && !ctx.scannersExplicit) {
-    logInfo(`"--format ${format}" disables security scanning. Specify "--scanners vuln" explicitly if you want to include vulnerabilities in the "${format}" report.`);
+    logInfo(
+      `"--format ${format}" disables security scanning. Specify "--scanners vuln" explicitly if you want to include vulnerabilities in the "${format}" report.`,
+    );
   }
   const report = readConvertInput(targets[0]);
   for (const result of report.Results ?? []) {
@@ -1007,9 +1284,40 @@ async function runConvert(ctx, parsed) {
 // ---------- SBOM encoding of a report (pkg/sbom/io/encode.go, pkg/sbom/cyclonedx, pkg/sbom/spdx) ----------
 
 /** Language types whose packages hang directly off the root (no per-file application component). */
-const AGGREGATING_TYPES = new Set(['bitnami', 'conda-pkg', 'gemspec', 'gobinary', 'jar', 'julia', 'node-pkg', 'python-pkg', 'rust-binary', 'rustbinary']);
+const AGGREGATING_TYPES = new Set([
+  'bitnami',
+  'conda-pkg',
+  'gemspec',
+  'gobinary',
+  'jar',
+  'julia',
+  'node-pkg',
+  'python-pkg',
+  'rust-binary',
+  'rustbinary',
+]);
 const MAVEN_TYPES = new Set(['jar', 'pom', 'gradle', 'sbt']);
-const SPDX_IDS = new Set(['0BSD', 'Apache-2.0', 'BSD-2-Clause', 'BSD-3-Clause', 'CC0-1.0', 'GPL-2.0-only', 'GPL-2.0-or-later', 'GPL-3.0-only', 'GPL-3.0-or-later', 'ISC', 'LGPL-2.1-only', 'LGPL-2.1-or-later', 'LGPL-3.0-only', 'MIT', 'MPL-2.0', 'OpenSSL', 'Python-2.0', 'Unlicense', 'Zlib']);
+const SPDX_IDS = new Set([
+  '0BSD',
+  'Apache-2.0',
+  'BSD-2-Clause',
+  'BSD-3-Clause',
+  'CC0-1.0',
+  'GPL-2.0-only',
+  'GPL-2.0-or-later',
+  'GPL-3.0-only',
+  'GPL-3.0-or-later',
+  'ISC',
+  'LGPL-2.1-only',
+  'LGPL-2.1-or-later',
+  'LGPL-3.0-only',
+  'MIT',
+  'MPL-2.0',
+  'OpenSSL',
+  'Python-2.0',
+  'Unlicense',
+  'Zlib',
+]);
 /** CycloneDX time format Trivy writes (seconds, explicit +00:00). */
 const cdxTimestamp = () => new Date().toISOString().replace(/\.\d+Z$/, '+00:00');
 
@@ -1026,7 +1334,10 @@ function sbomGraph(report) {
     } else if (result.Class === 'lang-pkgs' && !AGGREGATING_TYPES.has(result.Type)) {
       parent = { kind: 'application', name: result.Target, result, children: [] };
     }
-    if (parent !== root) { root.children.push(parent); nodes.push(parent); }
+    if (parent !== root) {
+      root.children.push(parent);
+      nodes.push(parent);
+    }
     for (const pkg of result.Packages ?? []) {
       const node = { kind: 'library', pkg, result, children: [] };
       parent.children.push(node);
@@ -1048,7 +1359,8 @@ function ociPurl(metadata) {
 }
 
 const property = (name, value) => ({ name: `aquasecurity:trivy:${name}`, value: String(value) });
-const sortedProperties = (properties) => properties.sort((a, b) => byteOrder(a.name, b.name) || byteOrder(a.value, b.value));
+const sortedProperties = (properties) =>
+  properties.sort((a, b) => byteOrder(a.name, b.name) || byteOrder(a.value, b.value));
 
 function libraryVersion(pkg) {
   return pkg.Release ? `${pkg.Version}-${pkg.Release}` : pkg.Version;
@@ -1062,7 +1374,9 @@ function cdxLicenses(pkg) {
 function cdxLibrary(node, bomRef) {
   const { pkg, result } = node;
   const maven = MAVEN_TYPES.has(result.Type) && pkg.Name?.includes(':');
-  const [group, name] = maven ? [pkg.Name.slice(0, pkg.Name.lastIndexOf(':')), pkg.Name.slice(pkg.Name.lastIndexOf(':') + 1)] : [undefined, pkg.Name];
+  const [group, name] = maven
+    ? [pkg.Name.slice(0, pkg.Name.lastIndexOf(':')), pkg.Name.slice(pkg.Name.lastIndexOf(':') + 1)]
+    : [undefined, pkg.Name];
   const properties = [
     pkg.FilePath && property('FilePath', pkg.FilePath),
     pkg.Layer?.DiffID && property('LayerDiffID', pkg.Layer.DiffID),
@@ -1088,7 +1402,11 @@ function cdxLibrary(node, bomRef) {
   };
 }
 
-const CVSS_METHODS = [['V2', 'CVSSv2'], ['V3', 'CVSSv3'], ['V40', 'CVSSv4']];
+const CVSS_METHODS = [
+  ['V2', 'CVSSv2'],
+  ['V3', 'CVSSv3'],
+  ['V40', 'CVSSv4'],
+];
 const SEVERITY_NAMES = ['unknown', 'low', 'medium', 'high', 'critical'];
 
 function severityOfScore(score, v2) {
@@ -1098,7 +1416,9 @@ function severityOfScore(score, v2) {
 
 /** One rating per source: a CVSS rating per vector it has, else the vendor severity alone (fixture: fluentd with-vulns). */
 function cdxRatings(vuln) {
-  const sources = [...new Set([...Object.keys(vuln.VendorSeverity ?? {}), ...Object.keys(vuln.CVSS ?? {})])].sort(byteOrder);
+  const sources = [...new Set([...Object.keys(vuln.VendorSeverity ?? {}), ...Object.keys(vuln.CVSS ?? {})])].sort(
+    byteOrder,
+  );
   return sources.flatMap((source) => {
     const cvss = vuln.CVSS?.[source] ?? {};
     const ratings = CVSS_METHODS.filter(([key]) => cvss[`${key}Score`] !== undefined).map(([key, method]) => ({
@@ -1108,7 +1428,9 @@ function cdxRatings(vuln) {
       method: key === 'V3' && cvss.V3Vector?.startsWith('CVSS:3.1/') ? 'CVSSv31' : method,
       vector: cvss[`${key}Vector`],
     }));
-    return ratings.length > 0 ? ratings : [{ source: { name: source }, severity: SEVERITY_NAMES[vuln.VendorSeverity?.[source] ?? 0] }];
+    return ratings.length > 0
+      ? ratings
+      : [{ source: { name: source }, severity: SEVERITY_NAMES[vuln.VendorSeverity?.[source] ?? 0] }];
   });
 }
 
@@ -1120,7 +1442,10 @@ function cdxVulnerabilities(report, refOfPackage) {
       if (!ref) continue;
       const affects = { ref, versions: [{ version: vuln.InstalledVersion, status: 'affected' }] };
       const known = byId.get(vuln.VulnerabilityID);
-      if (known) { known.affects.push(affects); continue; }
+      if (known) {
+        known.affects.push(affects);
+        continue;
+      }
       byId.set(vuln.VulnerabilityID, {
         id: vuln.VulnerabilityID,
         ...(vuln.DataSource && { source: { name: vuln.DataSource.ID, url: vuln.DataSource.URL } }),
@@ -1148,16 +1473,19 @@ function cycloneDxFromReport(ctx, report, withVulns) {
   const purlOf = (node) => (node.kind === 'library' ? node.pkg.Identifier?.PURL : undefined);
   const purlCount = new Map();
   for (const node of nodes) if (purlOf(node)) purlCount.set(purlOf(node), (purlCount.get(purlOf(node)) ?? 0) + 1);
-  for (const node of nodes) refs.set(node, purlOf(node) && purlCount.get(purlOf(node)) === 1 ? purlOf(node) : randomUUID());
-  const rootProperties = sortedProperties([
-    ...(metadata.DiffIDs ?? []).map((id) => property('DiffID', id)),
-    metadata.ImageID && property('ImageID', metadata.ImageID),
-    metadata.Reference && property('Reference', metadata.Reference),
-    ...(metadata.RepoDigests ?? []).map((digest) => property('RepoDigest', digest)),
-    ...(metadata.RepoTags ?? []).map((tag) => property('RepoTag', tag)),
-    report.SchemaVersion !== undefined && property('SchemaVersion', report.SchemaVersion),
-    metadata.Size !== undefined && property('Size', metadata.Size),
-  ].filter(Boolean));
+  for (const node of nodes)
+    refs.set(node, purlOf(node) && purlCount.get(purlOf(node)) === 1 ? purlOf(node) : randomUUID());
+  const rootProperties = sortedProperties(
+    [
+      ...(metadata.DiffIDs ?? []).map((id) => property('DiffID', id)),
+      metadata.ImageID && property('ImageID', metadata.ImageID),
+      metadata.Reference && property('Reference', metadata.Reference),
+      ...(metadata.RepoDigests ?? []).map((digest) => property('RepoDigest', digest)),
+      ...(metadata.RepoTags ?? []).map((tag) => property('RepoTag', tag)),
+      report.SchemaVersion !== undefined && property('SchemaVersion', report.SchemaVersion),
+      metadata.Size !== undefined && property('Size', metadata.Size),
+    ].filter(Boolean),
+  );
   const rootComponent = {
     'bom-ref': refs.get(root),
     type: report.ArtifactType === 'container_image' ? 'container' : 'application',
@@ -1165,21 +1493,29 @@ function cycloneDxFromReport(ctx, report, withVulns) {
     ...(purl && { purl }),
     ...(rootProperties.length > 0 && { properties: rootProperties }),
   };
-  const components = nodes.map((node) => {
-    if (node.kind === 'library') return cdxLibrary(node, refs.get(node));
-    return {
-      'bom-ref': refs.get(node),
-      type: node.kind === 'os' ? 'operating-system' : 'application',
-      name: node.name,
-      ...(node.version !== undefined && { version: node.version }),
-      properties: [property('Class', node.result.Class), property('Type', node.result.Type)],
-    };
-  }).sort((a, b) => byteOrder(a['bom-ref'], b['bom-ref']));
+  const components = nodes
+    .map((node) => {
+      if (node.kind === 'library') return cdxLibrary(node, refs.get(node));
+      return {
+        'bom-ref': refs.get(node),
+        type: node.kind === 'os' ? 'operating-system' : 'application',
+        name: node.name,
+        ...(node.version !== undefined && { version: node.version }),
+        properties: [property('Class', node.result.Class), property('Type', node.result.Type)],
+      };
+    })
+    .sort((a, b) => byteOrder(a['bom-ref'], b['bom-ref']));
   const dependencies = [root, ...nodes]
     .map((node) => ({ ref: refs.get(node), dependsOn: node.children.map((child) => refs.get(child)).sort(byteOrder) }))
     .sort((a, b) => byteOrder(a.ref, b.ref));
-  const refOfPackage = (result, vuln) => nodes.find((node) => node.kind === 'library' && node.result === result
-    && node.pkg.ID === vuln.PkgID && (node.pkg.FilePath ?? '') === (vuln.PkgPath ?? '')) ?? undefined;
+  const refOfPackage = (result, vuln) =>
+    nodes.find(
+      (node) =>
+        node.kind === 'library' &&
+        node.result === result &&
+        node.pkg.ID === vuln.PkgID &&
+        (node.pkg.FilePath ?? '') === (vuln.PkgPath ?? ''),
+    ) ?? undefined;
   return {
     $schema: 'http://cyclonedx.org/schema/bom-1.6.schema.json',
     bomFormat: 'CycloneDX',
@@ -1188,12 +1524,27 @@ function cycloneDxFromReport(ctx, report, withVulns) {
     version: 1,
     metadata: {
       timestamp: cdxTimestamp(),
-      tools: { components: [{ type: 'application', manufacturer: { name: 'Aqua Security Software Ltd.' }, group: 'aquasecurity', name: 'trivy', version: ctx.version }] },
+      tools: {
+        components: [
+          {
+            type: 'application',
+            manufacturer: { name: 'Aqua Security Software Ltd.' },
+            group: 'aquasecurity',
+            name: 'trivy',
+            version: ctx.version,
+          },
+        ],
+      },
       component: rootComponent,
     },
     components,
     dependencies,
-    vulnerabilities: withVulns ? cdxVulnerabilities(report, (result, vuln) => { const node = refOfPackage(result, vuln); return node && refs.get(node); }) : [],
+    vulnerabilities: withVulns
+      ? cdxVulnerabilities(report, (result, vuln) => {
+          const node = refOfPackage(result, vuln);
+          return node && refs.get(node);
+        })
+      : [],
   };
 }
 
@@ -1207,15 +1558,21 @@ function spdxFromReport(ctx, report) {
   const metadata = report.Metadata ?? {};
   const { root, nodes } = sbomGraph(report);
   const purl = ociPurl(metadata);
-  const purlRef = (locator) => [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: locator }];
-  const ids = new Map([[root, spdxId(report.ArtifactType === 'container_image' ? 'ContainerImage' : 'Application', root.name)]]);
-  const packages = [{
-    name: root.name,
-    SPDXID: ids.get(root),
-    downloadLocation: 'NONE',
-    ...(purl && { externalRefs: purlRef(purl) }),
-    primaryPackagePurpose: report.ArtifactType === 'container_image' ? 'CONTAINER' : 'APPLICATION',
-  }];
+  const purlRef = (locator) => [
+    { referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: locator },
+  ];
+  const ids = new Map([
+    [root, spdxId(report.ArtifactType === 'container_image' ? 'ContainerImage' : 'Application', root.name)],
+  ]);
+  const packages = [
+    {
+      name: root.name,
+      SPDXID: ids.get(root),
+      downloadLocation: 'NONE',
+      ...(purl && { externalRefs: purlRef(purl) }),
+      primaryPackagePurpose: report.ArtifactType === 'container_image' ? 'CONTAINER' : 'APPLICATION',
+    },
+  ];
   for (const node of nodes) {
     if (node.kind === 'library') {
       const { pkg } = node;
@@ -1244,9 +1601,16 @@ function spdxFromReport(ctx, report) {
       });
     }
   }
-  const relationships = [{ spdxElementId: 'SPDXRef-DOCUMENT', relatedSpdxElement: ids.get(root), relationshipType: 'DESCRIBES' }];
+  const relationships = [
+    { spdxElementId: 'SPDXRef-DOCUMENT', relatedSpdxElement: ids.get(root), relationshipType: 'DESCRIBES' },
+  ];
   for (const node of [root, ...nodes]) {
-    for (const child of node.children) relationships.push({ spdxElementId: ids.get(node), relatedSpdxElement: ids.get(child), relationshipType: 'CONTAINS' });
+    for (const child of node.children)
+      relationships.push({
+        spdxElementId: ids.get(node),
+        relatedSpdxElement: ids.get(child),
+        relationshipType: 'CONTAINS',
+      });
   }
   return {
     spdxVersion: 'SPDX-2.3',
@@ -1265,7 +1629,11 @@ function spdxFromReport(ctx, report) {
 function loadScenario() {
   const file = process.env.FAKE_TRIVY_SCENARIO;
   if (!file) return {};
-  try { return readJson(file); } catch (err) { return internalError(`cannot read scenario ${file}: ${err.message}`); }
+  try {
+    return readJson(file);
+  } catch (err) {
+    return internalError(`cannot read scenario ${file}: ${err.message}`);
+  }
 }
 
 /** os.UserCacheDir()/trivy; $TRIVY_CACHE_DIR is handled like every other TRIVY_* variable. */
@@ -1289,7 +1657,10 @@ function makeContext(scenario, specs, parsed) {
   const opt = (name) => flagValue(parsed, specs, name);
   quiet = Boolean(opt('quiet'));
   return {
-    scenario, version, specs, opt,
+    scenario,
+    version,
+    specs,
+    opt,
     cacheDir: opt('cache-dir') || defaultCacheDir(),
     severities: normalizeSeverities(opt('severity') ?? SEVERITIES),
     // the default flipped to true in v0.67
@@ -1306,7 +1677,8 @@ const COMMANDS = {
   },
   convert: {
     flags: () => [...CONVERT_FLAGS, ...GLOBAL_FLAGS],
-    help: (specs) => helpText('trivy convert [flags] RESULT_JSON', 'Convert Trivy JSON report into a different format', specs),
+    help: (specs) =>
+      helpText('trivy convert [flags] RESULT_JSON', 'Convert Trivy JSON report into a different format', specs),
     run: (ctx, parsed) => runConvert(ctx, parsed),
   },
   version: {
@@ -1349,7 +1721,9 @@ function runRoot(scenario, tokens) {
   const ctx = makeContext(scenario, specs, parsed);
   if (ctx.opt('version')) return showVersion(ctx, ctx.opt('format'));
   invocation.behaviour = 'help';
-  process.stdout.write(`Scanner for vulnerabilities in container images, file systems, and Git repositories, as well as for configuration issues and hard-coded secrets\n\n${ROOT_USAGE}`);
+  process.stdout.write(
+    `Scanner for vulnerabilities in container images, file systems, and Git repositories, as well as for configuration issues and hard-coded secrets\n\n${ROOT_USAGE}`,
+  );
   exit(0);
 }
 

@@ -105,7 +105,10 @@ export interface FakeTrivyInvocation {
 }
 
 /** Writes dir/trivy-scenario.json; the log goes to dir/trivy-invocations.jsonl unless scenario.log is set. */
-export async function writeScenario(dir: string, scenario: FakeTrivyScenario): Promise<{ scenarioPath: string; logPath: string }> {
+export async function writeScenario(
+  dir: string,
+  scenario: FakeTrivyScenario,
+): Promise<{ scenarioPath: string; logPath: string }> {
   await fs.mkdir(dir, { recursive: true });
   const logPath = scenario.log ?? path.join(dir, 'trivy-invocations.jsonl');
   const scenarioPath = path.join(dir, 'trivy-scenario.json');
@@ -122,7 +125,10 @@ export async function readInvocations(logPath: string): Promise<FakeTrivyInvocat
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
   }
-  return text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as FakeTrivyInvocation);
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as FakeTrivyInvocation);
 }
 
 /** Path of a real fixture report by file name in TRIVY_REPORTS_DIR. */

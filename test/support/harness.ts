@@ -5,7 +5,14 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startEphorServer, type EphorServer, type EphorServerOptions } from './ephor-server.js';
-import { FAKE_TRIVY_BIN, FAKE_TRIVY_SCENARIO_ENV, readInvocations, writeScenario, type FakeTrivyInvocation, type FakeTrivyScenario } from './fake-trivy.js';
+import {
+  FAKE_TRIVY_BIN,
+  FAKE_TRIVY_SCENARIO_ENV,
+  readInvocations,
+  writeScenario,
+  type FakeTrivyInvocation,
+  type FakeTrivyScenario,
+} from './fake-trivy.js';
 import { startKubeServer, type KubeServer, type KubeServerOptions } from './k8s-server.js';
 import { CLI_BUNDLE } from './paths.js';
 
@@ -35,7 +42,10 @@ export interface RunOptions {
   onLog?: (line: LogLine, child: ChildProcess) => void;
 }
 
-export async function runScanner(env: Record<string, string | undefined>, options: RunOptions = {}): Promise<ScannerRun> {
+export async function runScanner(
+  env: Record<string, string | undefined>,
+  options: RunOptions = {},
+): Promise<ScannerRun> {
   const started = Date.now();
   const timeoutMs = options.timeoutMs ?? 60_000;
   const child = spawn(process.execPath, [options.bundle ?? CLI_BUNDLE, ...(options.args ?? [])], {
@@ -60,9 +70,12 @@ export async function runScanner(env: Record<string, string | undefined>, option
     timedOut = true;
     child.kill('SIGKILL');
   }, timeoutMs);
-  const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on('close', (code, sig) => resolve([code, sig])));
+  const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.on('close', (code, sig) => resolve([code, sig])),
+  );
   clearTimeout(timer);
-  if (timedOut) throw new Error(`the scanner did not finish within ${timeoutMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+  if (timedOut)
+    throw new Error(`the scanner did not finish within ${timeoutMs} ms\nstdout:\n${stdout}\nstderr:\n${stderr}`);
   return { exitCode, signal, stdout, stderr, logs: parseLogs(stdout), durationMs: Date.now() - started };
 }
 
@@ -111,7 +124,12 @@ export interface StandIns {
  * under `dir` (created here), the Kubernetes stand-in's kubeconfig, the Ephor stand-in's URL and the given Trivy.
  * The e2e tests, the demo and the benchmark all start from it.
  */
-export async function scannerEnv(dir: string, kube: KubeServer, ephorUrl: string, trivyBinary: string): Promise<Record<string, string>> {
+export async function scannerEnv(
+  dir: string,
+  kube: KubeServer,
+  ephorUrl: string,
+  trivyBinary: string,
+): Promise<Record<string, string>> {
   for (const sub of ['home', 'tmp', 'cache']) await mkdir(path.join(dir, sub), { recursive: true });
   return {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -138,7 +156,8 @@ export async function startStandIns(options: StandInOptions = {}): Promise<Stand
     scenarioPath,
     trivyLog: logPath,
     invocations,
-    scans: async () => (await invocations()).filter((i) => i.argv[0] === 'image' && !i.argv.some((a) => a.startsWith('--download'))),
+    scans: async () =>
+      (await invocations()).filter((i) => i.argv[0] === 'image' && !i.argv.some((a) => a.startsWith('--download'))),
     async close() {
       await Promise.all([kube.close(), ephor.close()]);
       await rm(dir, { recursive: true, force: true });

@@ -6,11 +6,16 @@ import path from 'node:path';
 import { K8S_FIXTURES_DIR } from './paths.js';
 
 export type KubeObject = Record<string, any>;
-export interface ContainerSpec { name: string; image: string }
+export interface ContainerSpec {
+  name: string;
+  image: string;
+}
 export interface WorkloadSpec {
-  namespace: string; name: string;
+  namespace: string;
+  name: string;
   labels?: Record<string, string>;
-  initContainers?: ContainerSpec[]; containers: ContainerSpec[];
+  initContainers?: ContainerSpec[];
+  containers: ContainerSpec[];
   uid?: string;
   /** Pod-template service account; pods default to `default` (ServiceAccount admission), templates omit it. */
   serviceAccountName?: string;
@@ -24,7 +29,8 @@ export interface PodSpecInput extends Omit<WorkloadSpec, 'name' | 'containers'> 
   owner?: KubeObject;
   /** `spec.ephemeralContainers` (as `kubectl debug` adds them); their status goes to `status.ephemeralContainerStatuses`. */
   ephemeralContainers?: ContainerSpec[];
-  serviceAccountName?: string; imagePullSecrets?: string[];
+  serviceAccountName?: string;
+  imagePullSecrets?: string[];
   /**
    * status image ID per container name (init, regular and ephemeral alike), in any form a runtime reports:
    * `docker-pullable://repo@sha256:…` (dockershim), `docker.io/library/nginx@sha256:…` (containerd, CRI-O),
@@ -76,7 +82,8 @@ function nonEmpty<T extends unknown[] | Record<string, unknown>>(value: T | unde
 /** Fixture timestamps (2019–2024) would predate the new creationTimestamp; move them all to it. */
 function restampTimes<T>(value: T): T {
   return JSON.parse(JSON.stringify(value), (_key, v) =>
-    typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(v) ? CREATION_TIMESTAMP : v);
+    typeof v === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/.test(v) ? CREATION_TIMESTAMP : v,
+  );
 }
 
 function shortHash(...parts: string[]): string {
@@ -86,8 +93,18 @@ function shortHash(...parts: string[]): string {
   return Array.from(digest.subarray(0, 10), (byte) => alphabet[byte % alphabet.length]).join('');
 }
 
-interface ObjectIdentity { namespace: string; name: string; uid?: string; labels?: Record<string, string> }
-interface MetadataExtras { generateName?: string; generation?: number; annotations?: Record<string, string>; ownerReferences?: KubeObject[] }
+interface ObjectIdentity {
+  namespace: string;
+  name: string;
+  uid?: string;
+  labels?: Record<string, string>;
+}
+interface MetadataExtras {
+  generateName?: string;
+  generation?: number;
+  annotations?: Record<string, string>;
+  ownerReferences?: KubeObject[];
+}
 
 function metadataFor(kind: string, spec: ObjectIdentity, extras: MetadataExtras = {}): KubeObject {
   return compact({
@@ -106,8 +123,12 @@ function metadataFor(kind: string, spec: ObjectIdentity, extras: MetadataExtras 
 
 export function ownerReference(owner: KubeObject): KubeObject {
   return {
-    apiVersion: owner.apiVersion, kind: owner.kind, name: owner.metadata.name, uid: owner.metadata.uid,
-    controller: true, blockOwnerDeletion: true,
+    apiVersion: owner.apiVersion,
+    kind: owner.kind,
+    name: owner.metadata.name,
+    uid: owner.metadata.uid,
+    controller: true,
+    blockOwnerDeletion: true,
   };
 }
 
@@ -136,7 +157,11 @@ function ephemeralContainerFrom(realContainer: KubeObject, container: ContainerS
   return { ...containerFrom(realContainer, container), resources: {}, stdin: true, tty: true };
 }
 
-interface PodOnlyFields { restartPolicy: string; serviceAccountName: string; ephemeralContainers?: ContainerSpec[] }
+interface PodOnlyFields {
+  restartPolicy: string;
+  serviceAccountName: string;
+  ephemeralContainers?: ContainerSpec[];
+}
 
 /** Field order follows the server's PodSpec serialisation. */
 function podSpecFrom(realSpec: KubeObject, spec: WorkloadSpec, podOnly?: PodOnlyFields): KubeObject {
@@ -176,13 +201,17 @@ export function deployment(spec: WorkloadSpec): KubeObject {
   const replicaSetName = `${spec.name}-${shortHash(spec.namespace, spec.name)}`; // = podTemplateHash(deployment)
   const status = restampTimes(real.status);
   for (const condition of status.conditions) {
-    if (condition.reason === 'NewReplicaSetAvailable') condition.message = `ReplicaSet "${replicaSetName}" has successfully progressed.`;
+    if (condition.reason === 'NewReplicaSetAvailable')
+      condition.message = `ReplicaSet "${replicaSetName}" has successfully progressed.`;
   }
   return {
-    kind: 'Deployment', apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    apiVersion: 'apps/v1',
     metadata: metadataFor('Deployment', spec, {
       generation: real.metadata.generation,
-      annotations: { 'deployment.kubernetes.io/revision': real.metadata.annotations['deployment.kubernetes.io/revision'] },
+      annotations: {
+        'deployment.kubernetes.io/revision': real.metadata.annotations['deployment.kubernetes.io/revision'],
+      },
     }),
     spec: {
       ...real.spec,
@@ -198,7 +227,8 @@ export function statefulSet(spec: WorkloadSpec): KubeObject {
   const real = realObject.deployment();
   const revision = `${spec.name}-${shortHash('sts', spec.namespace, spec.name)}`;
   return {
-    kind: 'StatefulSet', apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    apiVersion: 'apps/v1',
     metadata: metadataFor('StatefulSet', spec, { generation: 1 }),
     spec: {
       replicas: 1,
@@ -211,8 +241,15 @@ export function statefulSet(spec: WorkloadSpec): KubeObject {
       persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
     },
     status: {
-      observedGeneration: 1, replicas: 1, readyReplicas: 1, currentReplicas: 1, updatedReplicas: 1,
-      currentRevision: revision, updateRevision: revision, collisionCount: 0, availableReplicas: 1,
+      observedGeneration: 1,
+      replicas: 1,
+      readyReplicas: 1,
+      currentReplicas: 1,
+      updatedReplicas: 1,
+      currentRevision: revision,
+      updateRevision: revision,
+      collisionCount: 0,
+      availableReplicas: 1,
     },
   };
 }
@@ -221,7 +258,8 @@ export function daemonSet(spec: WorkloadSpec): KubeObject {
   const real = realObject.daemonSet();
   const { templateGeneration: _extensionsOnly, ...realSpec } = real.spec; // not part of apps/v1
   return {
-    kind: 'DaemonSet', apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    apiVersion: 'apps/v1',
     metadata: metadataFor('DaemonSet', spec, { generation: real.metadata.generation }),
     spec: {
       ...realSpec,
@@ -237,7 +275,8 @@ export function cronJob(spec: WorkloadSpec): KubeObject {
   const real = realObject.cronJob();
   const realTemplate = real.spec.jobTemplate.spec.template;
   return {
-    kind: 'CronJob', apiVersion: 'batch/v1',
+    kind: 'CronJob',
+    apiVersion: 'batch/v1',
     metadata: metadataFor('CronJob', spec, { generation: 1 }),
     spec: {
       ...real.spec,
@@ -265,9 +304,16 @@ function sortedKeys(record: Record<string, string>): Record<string, string> {
 }
 
 /** Input for workloads a controller creates: name and containers default from the owner when it has a pod template. */
-export type OwnedWorkloadInput = Omit<WorkloadSpec, 'name' | 'containers'> & { name?: string; containers?: ContainerSpec[]; owner?: KubeObject };
+export type OwnedWorkloadInput = Omit<WorkloadSpec, 'name' | 'containers'> & {
+  name?: string;
+  containers?: ContainerSpec[];
+  owner?: KubeObject;
+};
 
-function resolveContainers(kind: string, spec: OwnedWorkloadInput): Pick<WorkloadSpec, 'containers' | 'initContainers'> {
+function resolveContainers(
+  kind: string,
+  spec: OwnedWorkloadInput,
+): Pick<WorkloadSpec, 'containers' | 'initContainers'> {
   if (spec.containers) return { containers: spec.containers, initContainers: spec.initContainers };
   const template = podTemplateOf(spec.owner);
   const containers = containerSpecsOf(template?.spec?.containers);
@@ -296,8 +342,11 @@ export function replicaSet(spec: OwnedWorkloadInput & { revision?: number }): Ku
   const owner = spec.owner;
   const fromDeployment = owner?.kind === 'Deployment';
   const ownerPrefix = `${owner?.metadata?.name}-`;
-  const hash = !fromDeployment ? undefined
-    : spec.name?.startsWith(ownerPrefix) && spec.revision === undefined ? spec.name.slice(ownerPrefix.length) : podTemplateHash(owner!, spec.revision);
+  const hash = !fromDeployment
+    ? undefined
+    : spec.name?.startsWith(ownerPrefix) && spec.revision === undefined
+      ? spec.name.slice(ownerPrefix.length)
+      : podTemplateHash(owner!, spec.revision);
   const name = spec.name ?? (hash !== undefined ? `${ownerPrefix}${hash}` : undefined);
   if (name === undefined) throw new Error('replicaSet: give a name, or a Deployment owner');
   const containers = resolveContainers('replicaSet', spec);
@@ -310,19 +359,35 @@ export function replicaSet(spec: OwnedWorkloadInput & { revision?: number }): Ku
     selector = sortedKeys({ ...owner!.spec.selector.matchLabels, ...hashLabel });
     const templateLabels = sortedKeys({ ...owner!.spec.template.metadata.labels, ...hashLabel });
     template = spec.containers
-      ? podTemplateFrom(real.spec.template, { ...workload, serviceAccountName: spec.serviceAccountName ?? owner!.spec.template.spec.serviceAccountName }, templateLabels)
-      : { ...structuredClone(owner!.spec.template), metadata: { ...structuredClone(owner!.spec.template.metadata), labels: templateLabels } };
+      ? podTemplateFrom(
+          real.spec.template,
+          { ...workload, serviceAccountName: spec.serviceAccountName ?? owner!.spec.template.spec.serviceAccountName },
+          templateLabels,
+        )
+      : {
+          ...structuredClone(owner!.spec.template),
+          metadata: { ...structuredClone(owner!.spec.template.metadata), labels: templateLabels },
+        };
     labels = sortedKeys({ ...templateLabels, ...spec.labels });
   }
   return {
-    kind: 'ReplicaSet', apiVersion: 'apps/v1',
-    metadata: metadataFor('ReplicaSet', { ...workload, labels }, {
-      generation: 1,
-      annotations: fromDeployment
-        ? { 'deployment.kubernetes.io/desired-replicas': '1', 'deployment.kubernetes.io/max-replicas': '2', 'deployment.kubernetes.io/revision': String(spec.revision ?? 1) }
-        : undefined,
-      ownerReferences: owner ? [ownerReference(owner)] : undefined,
-    }),
+    kind: 'ReplicaSet',
+    apiVersion: 'apps/v1',
+    metadata: metadataFor(
+      'ReplicaSet',
+      { ...workload, labels },
+      {
+        generation: 1,
+        annotations: fromDeployment
+          ? {
+              'deployment.kubernetes.io/desired-replicas': '1',
+              'deployment.kubernetes.io/max-replicas': '2',
+              'deployment.kubernetes.io/revision': String(spec.revision ?? 1),
+            }
+          : undefined,
+        ownerReferences: owner ? [ownerReference(owner)] : undefined,
+      },
+    ),
     spec: { replicas: 1, selector: { matchLabels: selector }, template },
     status: { replicas: 1, fullyLabeledReplicas: 1, readyReplicas: 1, availableReplicas: 1, observedGeneration: 1 },
   };
@@ -349,24 +414,38 @@ export function job(spec: OwnedWorkloadInput & { scheduledTime?: string }): Kube
   const ownerTemplate = fromCronJob ? owner!.spec.jobTemplate : undefined;
   const podLabels = sortedKeys({
     ...podTemplateOf(owner)?.metadata?.labels,
-    'batch.kubernetes.io/controller-uid': uid, 'batch.kubernetes.io/job-name': name, 'controller-uid': uid, 'job-name': name,
+    'batch.kubernetes.io/controller-uid': uid,
+    'batch.kubernetes.io/job-name': name,
+    'controller-uid': uid,
+    'job-name': name,
   });
   const annotations = fromCronJob
-    ? sortedKeys({ ...ownerTemplate?.metadata?.annotations, 'batch.kubernetes.io/cronjob-scheduled-timestamp': spec.scheduledTime ?? CREATION_TIMESTAMP })
+    ? sortedKeys({
+        ...ownerTemplate?.metadata?.annotations,
+        'batch.kubernetes.io/cronjob-scheduled-timestamp': spec.scheduledTime ?? CREATION_TIMESTAMP,
+      })
     : undefined;
   const { selector: _legacySelector, template: realTemplate, ...realSpec } = real.spec;
   return {
-    kind: 'Job', apiVersion: 'batch/v1',
-    metadata: metadataFor('Job', { ...workload, uid, labels: spec.labels ?? ownerTemplate?.metadata?.labels ?? podLabels }, {
-      annotations,
-      ownerReferences: owner ? [ownerReference(owner)] : undefined,
-    }),
+    kind: 'Job',
+    apiVersion: 'batch/v1',
+    metadata: metadataFor(
+      'Job',
+      { ...workload, uid, labels: spec.labels ?? ownerTemplate?.metadata?.labels ?? podLabels },
+      {
+        annotations,
+        ownerReferences: owner ? [ownerReference(owner)] : undefined,
+      },
+    ),
     spec: {
       ...realSpec,
       selector: { matchLabels: { 'batch.kubernetes.io/controller-uid': uid } },
       template: {
         metadata: { creationTimestamp: null, labels: podLabels },
-        spec: fromCronJob && !spec.containers ? structuredClone(owner!.spec.jobTemplate.spec.template.spec) : podSpecFrom(realTemplate.spec, workload),
+        spec:
+          fromCronJob && !spec.containers
+            ? structuredClone(owner!.spec.jobTemplate.spec.template.spec)
+            : podSpecFrom(realTemplate.spec, workload),
       },
     },
     status: restampTimes(real.status),
@@ -378,7 +457,9 @@ function controllerPodLabels(owner: KubeObject | undefined, podName: string): Re
   if (owner?.kind === 'StatefulSet') {
     return {
       'apps.kubernetes.io/pod-index': podName.slice(podName.lastIndexOf('-') + 1),
-      'controller-revision-hash': owner.status?.updateRevision ?? `${owner.metadata.name}-${shortHash('sts', owner.metadata.namespace, owner.metadata.name)}`,
+      'controller-revision-hash':
+        owner.status?.updateRevision ??
+        `${owner.metadata.name}-${shortHash('sts', owner.metadata.namespace, owner.metadata.name)}`,
       'statefulset.kubernetes.io/pod-name': podName,
     };
   }
@@ -410,18 +491,24 @@ export function pod(spec: PodSpecInput): KubeObject {
   const name = spec.name ?? podNameFor(owner, spec.namespace);
   if (name === undefined) throw new Error('pod: give a name, or an owner');
   const resolved: ResolvedPod = {
-    ...spec, ...resolveContainers('pod', spec), name,
-    labels: owner || spec.labels ? sortedKeys({ ...template?.metadata?.labels, ...controllerPodLabels(owner, name), ...spec.labels }) : undefined,
+    ...spec,
+    ...resolveContainers('pod', spec),
+    name,
+    labels:
+      owner || spec.labels
+        ? sortedKeys({ ...template?.metadata?.labels, ...controllerPodLabels(owner, name), ...spec.labels })
+        : undefined,
     imagePullSecrets: spec.imagePullSecrets ?? template?.spec?.imagePullSecrets?.map((ref: KubeObject) => ref.name),
   };
   return {
-    kind: 'Pod', apiVersion: 'v1',
+    kind: 'Pod',
+    apiVersion: 'v1',
     metadata: metadataFor('Pod', resolved, {
       generateName: owner && owner.kind !== 'StatefulSet' ? `${owner.metadata.name}-` : undefined,
       ownerReferences: owner ? [ownerReference(owner)] : undefined,
     }),
     spec: podSpecFrom(real.spec, resolved, {
-      restartPolicy: owner?.kind === 'Job' ? template?.spec?.restartPolicy ?? 'Never' : 'Always',
+      restartPolicy: owner?.kind === 'Job' ? (template?.spec?.restartPolicy ?? 'Never') : 'Always',
       serviceAccountName: spec.serviceAccountName ?? template?.spec?.serviceAccountName ?? 'default',
       ephemeralContainers: spec.ephemeralContainers,
     }),
@@ -438,10 +525,12 @@ function podStatusFor(spec: ResolvedPod, realStatus: KubeObject): KubeObject {
   const unready = spec.containers.filter((c) => !imageIDs[c.name]).map((c) => c.name);
   const phase: PodPhase = spec.phase ?? (unready.length === 0 ? 'Running' : 'Pending');
   const statusesOf = (containers: ContainerSpec[] | undefined, role: ContainerRole) =>
-    nonEmpty((containers ?? []).flatMap((c) => {
-      const imageID = imageIDs[c.name];
-      return imageID === undefined ? [] : [containerStatusFor(spec, c, imageID, role, phase)];
-    }));
+    nonEmpty(
+      (containers ?? []).flatMap((c) => {
+        const imageID = imageIDs[c.name];
+        return imageID === undefined ? [] : [containerStatusFor(spec, c, imageID, role, phase)];
+      }),
+    );
   return compact({
     phase,
     conditions: conditionsFor(realStatus.conditions, unready, phase),
@@ -470,30 +559,54 @@ function conditionsFor(realConditions: KubeObject[], unready: string[], phase: P
   }
   if (unready.length === 0) return realConditions;
   // wording of the image-pull-fail fixture (kubelet formats the names as a Go slice)
-  const notReady = { status: 'False', reason: 'ContainersNotReady', message: `containers with unready status: [${unready.join(' ')}]` };
+  const notReady = {
+    status: 'False',
+    reason: 'ContainersNotReady',
+    message: `containers with unready status: [${unready.join(' ')}]`,
+  };
   return realConditions.map((c) => (c.type === 'Ready' || c.type === 'ContainersReady' ? { ...c, ...notReady } : c));
 }
 
-function containerStatusFor(spec: ResolvedPod, container: ContainerSpec, imageID: string, role: ContainerRole, phase: PodPhase): KubeObject {
+function containerStatusFor(
+  spec: ResolvedPod,
+  container: ContainerSpec,
+  imageID: string,
+  role: ContainerRole,
+  phase: PodPhase,
+): KubeObject {
   if (imageID === '') {
     const waiting = realObject.imagePullFailingPod().status.containerStatuses[0];
     return {
       name: container.name,
       state: { waiting: { reason: 'ImagePullBackOff', message: `Back-off pulling image "${container.image}"` } },
-      lastState: waiting.lastState, ready: false, restartCount: 0, image: container.image, imageID: '', started: false,
+      lastState: waiting.lastState,
+      ready: false,
+      restartCount: 0,
+      image: container.image,
+      imageID: '',
+      started: false,
     };
   }
   const containerID = `${runtimeOf(imageID)}://${createHash('sha256').update(`${spec.namespace}/${spec.name}/${container.name}`).digest('hex')}`;
-  const terminated = (exitCode: number, reason: string) =>
-    ({ terminated: { exitCode, reason, startedAt: CREATION_TIMESTAMP, finishedAt: CREATION_TIMESTAMP, containerID } });
+  const terminated = (exitCode: number, reason: string) => ({
+    terminated: { exitCode, reason, startedAt: CREATION_TIMESTAMP, finishedAt: CREATION_TIMESTAMP, containerID },
+  });
   const finished = role !== 'init' && TERMINAL_PHASES.has(phase);
-  const state = role === 'init' ? terminated(0, 'Completed')
-    : finished ? terminated(phase === 'Succeeded' ? 0 : 1, phase === 'Succeeded' ? 'Completed' : 'Error')
-      : { running: { startedAt: CREATION_TIMESTAMP } };
+  const state =
+    role === 'init'
+      ? terminated(0, 'Completed')
+      : finished
+        ? terminated(phase === 'Succeeded' ? 0 : 1, phase === 'Succeeded' ? 'Completed' : 'Error')
+        : { running: { startedAt: CREATION_TIMESTAMP } };
   return {
-    name: container.name, state, lastState: {},
-    ready: role !== 'ephemeral' && !finished, restartCount: 0,
-    image: runtimeImageName(container.image, imageID), imageID, containerID,
+    name: container.name,
+    state,
+    lastState: {},
+    ready: role !== 'ephemeral' && !finished,
+    restartCount: 0,
+    image: runtimeImageName(container.image, imageID),
+    imageID,
+    containerID,
     started: role !== 'init' && !finished,
   };
 }
@@ -519,9 +632,13 @@ function runtimeImageName(image: string, imageID: string): string {
 /** A Namespace as the server stores it (the `kubernetes.io/metadata.name` label is set by the server since 1.21). */
 export function namespace(name: string, labels: Record<string, string> = {}): KubeObject {
   return {
-    kind: 'Namespace', apiVersion: 'v1',
+    kind: 'Namespace',
+    apiVersion: 'v1',
     metadata: {
-      name, uid: deterministicUid('Namespace', name), resourceVersion: '1', creationTimestamp: CREATION_TIMESTAMP,
+      name,
+      uid: deterministicUid('Namespace', name),
+      resourceVersion: '1',
+      creationTimestamp: CREATION_TIMESTAMP,
       labels: { 'kubernetes.io/metadata.name': name, ...labels },
     },
     spec: { finalizers: ['kubernetes'] },
@@ -529,10 +646,19 @@ export function namespace(name: string, labels: Record<string, string> = {}): Ku
   };
 }
 
-export function secret(spec: { namespace: string; name: string; type?: string; data?: Record<string, string>; uid?: string }): KubeObject {
-  const data = Object.fromEntries(Object.entries(spec.data ?? {}).map(([key, value]) => [key, Buffer.from(value).toString('base64')]));
+export function secret(spec: {
+  namespace: string;
+  name: string;
+  type?: string;
+  data?: Record<string, string>;
+  uid?: string;
+}): KubeObject {
+  const data = Object.fromEntries(
+    Object.entries(spec.data ?? {}).map(([key, value]) => [key, Buffer.from(value).toString('base64')]),
+  );
   return compact({
-    kind: 'Secret', apiVersion: 'v1',
+    kind: 'Secret',
+    apiVersion: 'v1',
     metadata: metadataFor('Secret', spec),
     data: nonEmpty(data),
     type: spec.type ?? 'Opaque',
@@ -541,19 +667,33 @@ export function secret(spec: { namespace: string; name: string; type?: string; d
 
 /** A `kubernetes.io/dockerconfigjson` pull secret as `kubectl create secret docker-registry` makes it. */
 export function imagePullSecret(spec: {
-  namespace: string; name: string; auths: Record<string, { username: string; password: string }>;
+  namespace: string;
+  name: string;
+  auths: Record<string, { username: string; password: string }>;
 }): KubeObject {
-  const auths = Object.fromEntries(Object.entries(spec.auths).map(([registry, { username, password }]) =>
-    [registry, { username, password, auth: Buffer.from(`${username}:${password}`).toString('base64') }]));
+  const auths = Object.fromEntries(
+    Object.entries(spec.auths).map(([registry, { username, password }]) => [
+      registry,
+      { username, password, auth: Buffer.from(`${username}:${password}`).toString('base64') },
+    ]),
+  );
   return secret({
-    namespace: spec.namespace, name: spec.name, type: 'kubernetes.io/dockerconfigjson',
+    namespace: spec.namespace,
+    name: spec.name,
+    type: 'kubernetes.io/dockerconfigjson',
     data: { '.dockerconfigjson': JSON.stringify({ auths }) },
   });
 }
 
-export function serviceAccount(spec: { namespace: string; name: string; imagePullSecrets?: string[]; uid?: string }): KubeObject {
+export function serviceAccount(spec: {
+  namespace: string;
+  name: string;
+  imagePullSecrets?: string[];
+  uid?: string;
+}): KubeObject {
   return compact({
-    kind: 'ServiceAccount', apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    apiVersion: 'v1',
     metadata: metadataFor('ServiceAccount', spec),
     imagePullSecrets: nonEmpty(spec.imagePullSecrets?.map((name) => ({ name }))),
   });

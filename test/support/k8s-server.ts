@@ -16,7 +16,17 @@ import YAML from 'yaml';
 import { namespace as namespaceObject, type KubeObject } from './k8s-objects.js';
 import { K8S_FIXTURES_DIR } from './paths.js';
 
-export type ResourceName = 'deployments' | 'statefulsets' | 'daemonsets' | 'cronjobs' | 'pods' | 'replicasets' | 'jobs' | 'namespaces' | 'secrets' | 'serviceaccounts';
+export type ResourceName =
+  | 'deployments'
+  | 'statefulsets'
+  | 'daemonsets'
+  | 'cronjobs'
+  | 'pods'
+  | 'replicasets'
+  | 'jobs'
+  | 'namespaces'
+  | 'secrets'
+  | 'serviceaccounts';
 export interface KubeFault {
   resource: ResourceName;
   namespace?: string;
@@ -58,7 +68,13 @@ export interface KubeServerOptions {
    */
   tls?: boolean;
 }
-export interface RecordedRequest { method: string; path: string; query: Record<string, string>; headers: Record<string, string | string[] | undefined>; status: number }
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  headers: Record<string, string | string[] | undefined>;
+  status: number;
+}
 export interface KubeServer {
   /** http://127.0.0.1:PORT, or https://… with `tls` */
   url: string;
@@ -70,11 +86,19 @@ export interface KubeServer {
   readonly connections: number;
   addObjects(...objects: KubeObject[]): void;
   setFaults(faults: KubeFault[]): void;
-  writeKubeconfig(dir: string, opts?: { token?: string; namespace?: string; insecureSkipTlsVerify?: boolean }): Promise<string>;
+  writeKubeconfig(
+    dir: string,
+    opts?: { token?: string; namespace?: string; insecureSkipTlsVerify?: boolean },
+  ): Promise<string>;
   close(): Promise<void>;
 }
 
-interface ResourceInfo { group: string; version: string; kind: string; namespaced: boolean }
+interface ResourceInfo {
+  group: string;
+  version: string;
+  kind: string;
+  namespaced: boolean;
+}
 
 const RESOURCES: Record<ResourceName, ResourceInfo> = {
   deployments: { group: 'apps', version: 'v1', kind: 'Deployment', namespaced: true },
@@ -112,16 +136,28 @@ function readK8sFixture(relativePath: string, fallback: () => unknown): any {
 // ---------------------------------------------------------------- Status bodies (facts §3)
 
 interface Answer {
-  code: number; body: unknown; headers?: Record<string, string>; text?: boolean; indented?: boolean;
+  code: number;
+  body: unknown;
+  headers?: Record<string, string>;
+  text?: boolean;
+  indented?: boolean;
   /** `body` already serialised (compact JSON, UTF-8): list answers assembled from the objects' cached serialisations. */
   json?: Buffer;
 }
 
 class StatusError extends Error {
-  constructor(readonly answer: Answer) { super(String((answer.body as KubeObject).message)); }
+  constructor(readonly answer: Answer) {
+    super(String((answer.body as KubeObject).message));
+  }
 }
 
-function statusAnswer(code: number, reason: string, message: string, details?: KubeObject, metadata: KubeObject = {}): Answer {
+function statusAnswer(
+  code: number,
+  reason: string,
+  message: string,
+  details?: KubeObject,
+  metadata: KubeObject = {},
+): Answer {
   const body: KubeObject = { kind: 'Status', apiVersion: 'v1', metadata, status: 'Failure', message, reason };
   if (details) body.details = details;
   body.code = code;
@@ -135,18 +171,38 @@ function resourceDetails(resource: ResourceName, name?: string): KubeObject {
 
 const unauthorized = (): Answer => ({
   code: 401,
-  body: readK8sFixture('status/401_unauthorized.json', () => ({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 })),
+  body: readK8sFixture('status/401_unauthorized.json', () => ({
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: 'Unauthorized',
+    reason: 'Unauthorized',
+    code: 401,
+  })),
 });
 const pathNotFound = (): Answer => ({
   code: 404,
   body: readK8sFixture('status/404_notfound_resource.json', () => ({
-    kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'the server could not find the requested resource', reason: 'NotFound', details: {}, code: 404,
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message: 'the server could not find the requested resource',
+    reason: 'NotFound',
+    details: {},
+    code: 404,
   })),
 });
 const badRequest = (message: string): Answer => statusAnswer(400, 'BadRequest', message);
 
 function objectNotFound(resource: ResourceName, name: string): Answer {
-  return statusAnswer(404, 'NotFound', `${qualifiedResource(resource)} "${name}" not found`, resourceDetails(resource, name));
+  return statusAnswer(
+    404,
+    'NotFound',
+    `${qualifiedResource(resource)} "${name}" not found`,
+    resourceDetails(resource, name),
+  );
 }
 
 /** apimachinery NewForbidden + the RBAC authorizer's wording (compare status/403_*.json). */
@@ -160,16 +216,30 @@ function forbidden(user: string, verb: string, resource: ResourceName, namespace
 /** etcd3 handleCompactedErrorForPaging: a fresh token with rv -1 (an inconsistent continuation). */
 function expiredContinue(startKey: string | undefined): Answer {
   const tooOld = 'The provided continue parameter is too old to display a consistent list result.';
-  if (startKey === undefined) return statusAnswer(410, 'Expired', `${tooOld} You can start a new list without the continue parameter.`);
-  return statusAnswer(410, 'Expired',
+  if (startKey === undefined)
+    return statusAnswer(410, 'Expired', `${tooOld} You can start a new list without the continue parameter.`);
+  return statusAnswer(
+    410,
+    'Expired',
     `${tooOld} You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.`,
-    undefined, { continue: encodeContinue(-1, startKey) });
+    undefined,
+    { continue: encodeContinue(-1, startKey) },
+  );
 }
 
 /** The watch cache's Status 429 ("storage is (re)initializing") — a real Status-bodied 429 with retryAfterSeconds. */
 function tooManyRequests(plainText: boolean): Answer {
-  if (plainText) return { code: 429, body: 'Too many requests, please try again later.\n', headers: { 'Retry-After': '1' }, text: true };
-  return { ...statusAnswer(429, 'TooManyRequests', 'storage is (re)initializing', { retryAfterSeconds: 1 }), headers: { 'Retry-After': '1' } };
+  if (plainText)
+    return {
+      code: 429,
+      body: 'Too many requests, please try again later.\n',
+      headers: { 'Retry-After': '1' },
+      text: true,
+    };
+  return {
+    ...statusAnswer(429, 'TooManyRequests', 'storage is (re)initializing', { retryAfterSeconds: 1 }),
+    headers: { 'Retry-After': '1' },
+  };
 }
 
 function internalError(): Answer {
@@ -177,12 +247,17 @@ function internalError(): Answer {
   return statusAnswer(500, 'InternalError', `Internal error occurred: ${cause}`, { causes: [{ message: cause }] });
 }
 
-const serviceUnavailable = (): Answer => statusAnswer(503, 'ServiceUnavailable', 'the server is currently unable to handle the request');
-const methodNotAllowed = (): Answer => statusAnswer(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+const serviceUnavailable = (): Answer =>
+  statusAnswer(503, 'ServiceUnavailable', 'the server is currently unable to handle the request');
+const methodNotAllowed = (): Answer =>
+  statusAnswer(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
 
 // ---------------------------------------------------------------- continue tokens (facts §4)
 
-interface ContinuePosition { rv: number; start: string }
+interface ContinuePosition {
+  rv: number;
+  start: string;
+}
 
 function encodeContinue(rv: number, start: string): string {
   return Buffer.from(JSON.stringify({ v: 'meta.k8s.io/v1', rv, start })).toString('base64url');
@@ -190,7 +265,8 @@ function encodeContinue(rv: number, start: string): string {
 
 /** Mirrors apiserver storage.DecodeContinue, including its error texts. */
 function decodeContinue(token: string): ContinuePosition {
-  const invalid = (why: string) => new StatusError(badRequest(`invalid continue token: continue key is not valid: ${why}`));
+  const invalid = (why: string) =>
+    new StatusError(badRequest(`invalid continue token: continue key is not valid: ${why}`));
   if (!/^[A-Za-z0-9_-]*$/.test(token)) throw invalid('illegal base64 data');
   let parsed: any;
   try {
@@ -198,9 +274,12 @@ function decodeContinue(token: string): ContinuePosition {
   } catch (error) {
     throw invalid((error as Error).message);
   }
-  if (parsed?.v !== 'meta.k8s.io/v1') throw invalid(`server does not recognize this encoded version "${parsed?.v ?? ''}"`);
-  if (!Number.isInteger(parsed.rv) || parsed.rv === 0) throw invalid('incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
-  if (typeof parsed.start !== 'string' || parsed.start === '') throw invalid('encoded start key empty (version meta.k8s.io/v1)');
+  if (parsed?.v !== 'meta.k8s.io/v1')
+    throw invalid(`server does not recognize this encoded version "${parsed?.v ?? ''}"`);
+  if (!Number.isInteger(parsed.rv) || parsed.rv === 0)
+    throw invalid('incorrect encoded start resourceVersion (version meta.k8s.io/v1)');
+  if (typeof parsed.start !== 'string' || parsed.start === '')
+    throw invalid('encoded start key empty (version meta.k8s.io/v1)');
   const key = parsed.start.startsWith('/') ? parsed.start : `/${parsed.start}`;
   if (cleanPath(key) !== key) throw invalid(parsed.start);
   return { rv: parsed.rv, start: key.slice(1) };
@@ -230,10 +309,16 @@ export function parseLabelSelector(selector: string): LabelRequirement[] {
   for (const char of selector) {
     if (char === '(') depth++;
     if (char === ')') depth--;
-    if (char === ',' && depth === 0) { parts.push(current); current = ''; } else current += char;
+    if (char === ',' && depth === 0) {
+      parts.push(current);
+      current = '';
+    } else current += char;
   }
   parts.push(current);
-  return parts.map((part) => part.trim()).filter((part) => part !== '').map(parseLabelRequirement);
+  return parts
+    .map((part) => part.trim())
+    .filter((part) => part !== '')
+    .map(parseLabelRequirement);
 }
 
 function parseLabelRequirement(text: string): LabelRequirement {
@@ -249,19 +334,32 @@ function parseLabelRequirement(text: string): LabelRequirement {
   const equality = EQUALITY_REQUIREMENT.exec(text);
   if (equality) {
     const [, key = '', operator, value] = equality;
-    return operator === '!=' ? (labels) => labels[key] !== value : (labels) => has(labels, key) && labels[key] === value;
+    return operator === '!='
+      ? (labels) => labels[key] !== value
+      : (labels) => has(labels, key) && labels[key] === value;
   }
   const exists = EXISTS_REQUIREMENT.exec(text);
   if (exists) {
     const [, negated, key = ''] = exists;
     return negated ? (labels) => !has(labels, key) : (labels) => has(labels, key);
   }
-  throw new StatusError(badRequest(`unable to parse requirement: found '${text}', expected: a valid label selector requirement`));
+  throw new StatusError(
+    badRequest(`unable to parse requirement: found '${text}', expected: a valid label selector requirement`),
+  );
 }
 
 /** Field labels each resource supports (metadata.name / metadata.namespace work everywhere). */
 const FIELD_LABELS: Partial<Record<ResourceName, string[]>> = {
-  pods: ['spec.nodeName', 'spec.restartPolicy', 'spec.schedulerName', 'spec.serviceAccountName', 'spec.hostNetwork', 'status.phase', 'status.podIP', 'status.nominatedNodeName'],
+  pods: [
+    'spec.nodeName',
+    'spec.restartPolicy',
+    'spec.schedulerName',
+    'spec.serviceAccountName',
+    'spec.hostNetwork',
+    'status.phase',
+    'status.podIP',
+    'status.nominatedNodeName',
+  ],
   secrets: ['type'],
   namespaces: ['status.phase'],
 };
@@ -270,14 +368,18 @@ type ObjectPredicate = (object: KubeObject) => boolean;
 
 function parseFieldSelector(resource: ResourceName, selector: string): ObjectPredicate[] {
   const supported = ['metadata.name', 'metadata.namespace', ...(FIELD_LABELS[resource] ?? [])];
-  return selector.split(',').filter((part) => part.trim() !== '').map((part) => {
-    const match = /^\s*([\w.]+)\s*(==|!=|=)\s*([^,]*?)\s*$/.exec(part);
-    if (!match) throw new StatusError(badRequest(`invalid selector: '${selector}'; can't understand '${part}'`));
-    const [, field = '', operator, value] = match;
-    if (!supported.includes(field)) throw new StatusError(badRequest(`field label not supported: ${field}`));
-    const read = (object: KubeObject) => String(field.split('.').reduce<any>((node, key) => node?.[key], object) ?? '');
-    return operator === '!=' ? (object) => read(object) !== value : (object) => read(object) === value;
-  });
+  return selector
+    .split(',')
+    .filter((part) => part.trim() !== '')
+    .map((part) => {
+      const match = /^\s*([\w.]+)\s*(==|!=|=)\s*([^,]*?)\s*$/.exec(part);
+      if (!match) throw new StatusError(badRequest(`invalid selector: '${selector}'; can't understand '${part}'`));
+      const [, field = '', operator, value] = match;
+      if (!supported.includes(field)) throw new StatusError(badRequest(`field label not supported: ${field}`));
+      const read = (object: KubeObject) =>
+        String(field.split('.').reduce<any>((node, key) => node?.[key], object) ?? '');
+      return operator === '!=' ? (object) => read(object) !== value : (object) => read(object) === value;
+    });
 }
 
 // ---------------------------------------------------------------- content negotiation (metadata-only responses)
@@ -287,14 +389,18 @@ function parseFieldSelector(resource: ResourceName, selector: string): ObjectPre
  * the full object, or `as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1|v1beta1`.
  */
 export type Representation =
-  | { as: 'full' }
-  | { as: 'PartialObjectMetadata' | 'PartialObjectMetadataList'; version: 'v1' | 'v1beta1' };
+  { as: 'full' } | { as: 'PartialObjectMetadata' | 'PartialObjectMetadataList'; version: 'v1' | 'v1beta1' };
 
 /** Media types the real server serialises (`MediaTypesForSerializer`; CBOR is feature-gated off in 1.32). */
 const SERVED_MEDIA_TYPES = ['application/json', 'application/yaml', 'application/vnd.kubernetes.protobuf'];
 const META_GROUP = 'meta.k8s.io';
 
-interface AcceptClause { type: string; subtype: string; params: Map<string, string>; q: number }
+interface AcceptClause {
+  type: string;
+  subtype: string;
+  params: Map<string, string>;
+  q: number;
+}
 
 /** RFC 7231 Accept, as goautoneg reads it: clauses ordered by q (stable), q=0 dropped. */
 function parseAccept(header: string): AcceptClause[] {
@@ -309,13 +415,17 @@ function parseAccept(header: string): AcceptClause[] {
       const eq = raw.indexOf('=');
       if (eq < 0) continue;
       const key = raw.slice(0, eq).trim().toLowerCase();
-      const value = raw.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+      const value = raw
+        .slice(eq + 1)
+        .trim()
+        .replace(/^"(.*)"$/, '$1');
       if (key === 'q') q = Number.parseFloat(value);
       else params.set(key, value);
     }
     if (q > 0) clauses.push({ type, subtype, params, q });
   }
-  return clauses.map((clause, index) => ({ clause, index }))
+  return clauses
+    .map((clause, index) => ({ clause, index }))
     .sort((a, b) => b.clause.q - a.clause.q || a.index - b.index)
     .map(({ clause }) => clause);
 }
@@ -348,7 +458,11 @@ export function negotiateRepresentation(accept: string | undefined): Representat
 
 /** errNotAcceptable from `negotiation.NewNotAcceptableError`; written raw (indented) because nothing could be negotiated. */
 function notAcceptableMediaType(): Answer {
-  const answer = statusAnswer(406, 'NotAcceptable', `only the following media types are accepted: ${SERVED_MEDIA_TYPES.join(', ')}`);
+  const answer = statusAnswer(
+    406,
+    'NotAcceptable',
+    `only the following media types are accepted: ${SERVED_MEDIA_TYPES.join(', ')}`,
+  );
   return { ...answer, indented: true };
 }
 
@@ -361,24 +475,44 @@ function internalTypeName(resource: ResourceName, list: boolean): string {
 /** handlers/response.go asPartialObjectMetadata / asPartialObjectMetadataList (errNotAcceptable, 406). */
 function partialMismatch(resource: ResourceName, representation: Representation, list: boolean): Answer | undefined {
   if (representation.as === 'PartialObjectMetadata' && list) {
-    return statusAnswer(406, 'NotAcceptable', `you requested PartialObjectMetadata, but the requested object is a list (${internalTypeName(resource, true)})`);
+    return statusAnswer(
+      406,
+      'NotAcceptable',
+      `you requested PartialObjectMetadata, but the requested object is a list (${internalTypeName(resource, true)})`,
+    );
   }
   if (representation.as === 'PartialObjectMetadataList' && !list) {
-    return statusAnswer(406, 'NotAcceptable', `you requested PartialObjectMetadataList, but the requested object is not a list (${internalTypeName(resource, false)})`);
+    return statusAnswer(
+      406,
+      'NotAcceptable',
+      `you requested PartialObjectMetadataList, but the requested object is not a list (${internalTypeName(resource, false)})`,
+    );
   }
   return undefined;
 }
 
 /** meta.AsPartialObjectMetadata: type meta of meta.k8s.io, the whole ObjectMeta, nothing else. */
 function asPartialObjectMetadata(object: KubeObject, version: string): KubeObject {
-  return { kind: 'PartialObjectMetadata', apiVersion: `${META_GROUP}/${version}`, metadata: structuredClone(object.metadata) };
+  return {
+    kind: 'PartialObjectMetadata',
+    apiVersion: `${META_GROUP}/${version}`,
+    metadata: structuredClone(object.metadata),
+  };
 }
 
 // ---------------------------------------------------------------- storage with history (consistent paged snapshots)
 
 /** One revision of an object, with its serialisations (the object is never changed once stored). */
-interface Revision { rv: number; object: KubeObject; serialised?: Map<string, Buffer> }
-interface StoredEntry { key: string; object: KubeObject; revision: Revision }
+interface Revision {
+  rv: number;
+  object: KubeObject;
+  serialised?: Map<string, Buffer>;
+}
+interface StoredEntry {
+  key: string;
+  object: KubeObject;
+  revision: Revision;
+}
 
 /** The object's JSON in one representation (`full` list item, or PartialObjectMetadata of a version), computed once. */
 function serialisedAs(revision: Revision, representation: string, build: () => unknown): Buffer {
@@ -405,7 +539,8 @@ class ObjectStore {
     const resource = RESOURCE_BY_KIND.get(input.kind);
     if (!resource) throw new Error(`stand-in kube server: unsupported kind ${JSON.stringify(input.kind)}`);
     const info = RESOURCES[resource];
-    if (info.namespaced && !input.metadata?.namespace) throw new Error(`stand-in kube server: ${input.kind} ${input.metadata?.name} has no metadata.namespace`);
+    if (info.namespaced && !input.metadata?.namespace)
+      throw new Error(`stand-in kube server: ${input.kind} ${input.metadata?.name} has no metadata.namespace`);
     const rv = ++this.revision;
     const object = this.bulk ? input : structuredClone(input);
     object.apiVersion ??= apiVersionOf(info);
@@ -472,10 +607,15 @@ function entriesFrom(entries: StoredEntry[], start: string): StoredEntry[] {
 function parseSelectors(resource: ResourceName, query: URLSearchParams): ObjectPredicate {
   const labels = parseLabelSelector(query.get('labelSelector') ?? '');
   const fields = parseFieldSelector(resource, query.get('fieldSelector') ?? '');
-  return (object) => labels.every((matches) => matches(object.metadata.labels ?? {})) && fields.every((matches) => matches(object));
+  return (object) =>
+    labels.every((matches) => matches(object.metadata.labels ?? {})) && fields.every((matches) => matches(object));
 }
 
-interface Page { entries: StoredEntry[]; nextStart?: string; remaining: number }
+interface Page {
+  entries: StoredEntry[];
+  nextStart?: string;
+  remaining: number;
+}
 
 /** Reads keys in order until `limit` match, like etcd3 GetList: keys left after the last one read → a next page. */
 function readPage(candidates: StoredEntry[], limit: number, selected: ObjectPredicate): Page {
@@ -488,7 +628,9 @@ function readPage(candidates: StoredEntry[], limit: number, selected: ObjectPred
   }
   const lastKey = entries.at(-1)?.key;
   const remaining = candidates.length - read;
-  return remaining > 0 && lastKey !== undefined ? { entries, nextStart: `${lastKey}\u0000`, remaining } : { entries, remaining };
+  return remaining > 0 && lastKey !== undefined
+    ? { entries, nextStart: `${lastKey}\u0000`, remaining }
+    : { entries, remaining };
 }
 
 // ---------------------------------------------------------------- routing
@@ -518,7 +660,9 @@ function parseResourcePath(pathname: string): Route | undefined {
   if (first === 'namespaces' && second !== undefined) {
     const resource = served(third);
     if (!resource || !RESOURCES[resource].namespaced) return undefined;
-    return fourth === undefined ? { type: 'list', resource, namespace: second } : { type: 'get', resource, namespace: second, name: fourth };
+    return fourth === undefined
+      ? { type: 'list', resource, namespace: second }
+      : { type: 'get', resource, namespace: second, name: fourth };
   }
   const resource = served(first);
   if (resource && RESOURCES[resource].namespaced && second === undefined) return { type: 'list', resource };
@@ -550,15 +694,39 @@ function builtInDiscovery(): Map<string, unknown> {
     ...(group && { apiVersion: 'v1' }),
     groupVersion,
     resources: RESOURCE_NAMES.filter((name) => RESOURCES[name].group === group).map((name) => ({
-      name, singularName: RESOURCES[name].kind.toLowerCase(), namespaced: RESOURCES[name].namespaced, kind: RESOURCES[name].kind, verbs: READ_VERBS,
+      name,
+      singularName: RESOURCES[name].kind.toLowerCase(),
+      namespaced: RESOURCES[name].namespaced,
+      kind: RESOURCES[name].kind,
+      verbs: READ_VERBS,
     })),
   });
   const groupEntry = (name: string) => ({
-    name, versions: [{ groupVersion: `${name}/v1`, version: 'v1' }], preferredVersion: { groupVersion: `${name}/v1`, version: 'v1' },
+    name,
+    versions: [{ groupVersion: `${name}/v1`, version: 'v1' }],
+    preferredVersion: { groupVersion: `${name}/v1`, version: 'v1' },
   });
   return new Map<string, unknown>([
-    ['/version', { major: '1', minor: '32', gitVersion: 'v1.32.3', gitTreeState: 'clean', goVersion: 'go1.23.6', compiler: 'gc', platform: 'linux/amd64' }],
-    ['/api', { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1:6443' }] }],
+    [
+      '/version',
+      {
+        major: '1',
+        minor: '32',
+        gitVersion: 'v1.32.3',
+        gitTreeState: 'clean',
+        goVersion: 'go1.23.6',
+        compiler: 'gc',
+        platform: 'linux/amd64',
+      },
+    ],
+    [
+      '/api',
+      {
+        kind: 'APIVersions',
+        versions: ['v1'],
+        serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress: '127.0.0.1:6443' }],
+      },
+    ],
     ['/api/v1', resourceList('v1', '')],
     ['/apis', { kind: 'APIGroupList', apiVersion: 'v1', groups: SERVED_GROUPS.map(groupEntry) }],
     ['/apis/apps/v1', resourceList('apps/v1', 'apps')],
@@ -572,7 +740,15 @@ const SSAR_PATH = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews';
 const SSR_PATH = '/apis/authentication.k8s.io/v1/selfsubjectreviews';
 const REVIEW_READ_VERBS = new Set(['get', 'list', 'watch']);
 
-interface ResourceAttributes { namespace?: string; verb?: string; group?: string; version?: string; resource?: string; subresource?: string; name?: string }
+interface ResourceAttributes {
+  namespace?: string;
+  verb?: string;
+  group?: string;
+  version?: string;
+  resource?: string;
+  subresource?: string;
+  name?: string;
+}
 
 async function readRequestBody(req: http.IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -611,7 +787,13 @@ function protoFields(bytes: Buffer): ProtoFields {
       if (start + length > bytes.length) throw new Error('truncated field');
       value = bytes.subarray(start, start + length);
       at = start + length;
-    } else if (wireType === 1) { value = 0; at = next + 8; } else if (wireType === 5) { value = 0; at = next + 4; } else throw new Error(`wire type ${wireType}`);
+    } else if (wireType === 1) {
+      value = 0;
+      at = next + 8;
+    } else if (wireType === 5) {
+      value = 0;
+      at = next + 4;
+    } else throw new Error(`wire type ${wireType}`);
     fields.set(field, [...(fields.get(field) ?? []), value]);
   }
   return fields;
@@ -640,8 +822,14 @@ function reviewFromProtobuf(body: Buffer): KubeObject {
     const nonResource = spec && protoMessage(spec, 2);
     const names = ['namespace', 'verb', 'group', 'version', 'resource', 'subresource', 'name'];
     review.spec = {
-      ...(resource && { resourceAttributes: Object.fromEntries(names.map((name, i) => [name, protoString(resource, i + 1)]).filter(([, v]) => v !== undefined)) }),
-      ...(nonResource && { nonResourceAttributes: compactObject({ path: protoString(nonResource, 1), verb: protoString(nonResource, 2) }) }),
+      ...(resource && {
+        resourceAttributes: Object.fromEntries(
+          names.map((name, i) => [name, protoString(resource, i + 1)]).filter(([, v]) => v !== undefined),
+        ),
+      }),
+      ...(nonResource && {
+        nonResourceAttributes: compactObject({ path: protoString(nonResource, 1), verb: protoString(nonResource, 2) }),
+      }),
     };
   }
   return review;
@@ -652,8 +840,16 @@ function compactObject(object: Record<string, unknown>): KubeObject {
 }
 
 /** The review object the client sent (JSON or protobuf), or the 400/415 the real server gives. */
-function parseReview(req: http.IncomingMessage, bytes: Buffer, kind: string, apiVersion: string): { review: KubeObject } | { error: Answer } {
-  const mediaType = String(req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
+function parseReview(
+  req: http.IncomingMessage,
+  bytes: Buffer,
+  kind: string,
+  apiVersion: string,
+): { review: KubeObject } | { error: Answer } {
+  const mediaType = String(req.headers['content-type'] ?? 'application/json')
+    .split(';')[0]!
+    .trim()
+    .toLowerCase();
   let body: unknown;
   if (mediaType === 'application/vnd.kubernetes.protobuf') {
     try {
@@ -668,13 +864,27 @@ function parseReview(req: http.IncomingMessage, bytes: Buffer, kind: string, api
       return { error: badRequest(`couldn't get version/kind; json parse error: ${(error as Error).message}`) };
     }
   } else {
-    return { error: statusAnswer(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${SERVED_MEDIA_TYPES.join(', ')}`) };
+    return {
+      error: statusAnswer(
+        415,
+        'UnsupportedMediaType',
+        `the body of the request was in an unknown format - accepted media types include: ${SERVED_MEDIA_TYPES.join(', ')}`,
+      ),
+    };
   }
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) return { error: badRequest("couldn't get version/kind; json parse error: expected an object") };
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    return { error: badRequest("couldn't get version/kind; json parse error: expected an object") };
   const review = body as KubeObject;
-  if (review.kind !== undefined && review.kind !== kind) return { error: badRequest(`${kind} in version "v1" cannot be handled as a ${review.kind}: the kind does not match`) };
+  if (review.kind !== undefined && review.kind !== kind)
+    return {
+      error: badRequest(`${kind} in version "v1" cannot be handled as a ${review.kind}: the kind does not match`),
+    };
   if (review.apiVersion !== undefined && review.apiVersion !== apiVersion) {
-    return { error: badRequest(`the API version in the data (${review.apiVersion}) does not match the expected API version (${apiVersion})`) };
+    return {
+      error: badRequest(
+        `the API version in the data (${review.apiVersion}) does not match the expected API version (${apiVersion})`,
+      ),
+    };
   }
   return { review };
 }
@@ -693,7 +903,9 @@ function userInfo(user: string): KubeObject {
   return {
     username: user,
     uid: deterministicUserUid(user),
-    groups: serviceAccount ? ['system:serviceaccounts', `system:serviceaccounts:${serviceAccount[1]}`, 'system:authenticated'] : ['system:authenticated'],
+    groups: serviceAccount
+      ? ['system:serviceaccounts', `system:serviceaccounts:${serviceAccount[1]}`, 'system:authenticated']
+      : ['system:authenticated'],
   };
 }
 
@@ -704,8 +916,20 @@ function deterministicUserUid(user: string): string {
 
 /** The spec as the server echoes it back: decoded attributes, empty fields left out (omitempty). */
 function echoAttributes(attributes: ResourceAttributes): KubeObject {
-  const order: (keyof ResourceAttributes)[] = ['namespace', 'verb', 'group', 'version', 'resource', 'subresource', 'name'];
-  return Object.fromEntries(order.filter((key) => typeof attributes[key] === 'string' && attributes[key] !== '').map((key) => [key, attributes[key]]));
+  const order: (keyof ResourceAttributes)[] = [
+    'namespace',
+    'verb',
+    'group',
+    'version',
+    'resource',
+    'subresource',
+    'name',
+  ];
+  return Object.fromEntries(
+    order
+      .filter((key) => typeof attributes[key] === 'string' && attributes[key] !== '')
+      .map((key) => [key, attributes[key]]),
+  );
 }
 
 // ---------------------------------------------------------------- TLS
@@ -724,10 +948,29 @@ export async function makeSelfSignedCertificate(): Promise<{ key: string; cert: 
   try {
     const keyFile = path.join(dir, 'key.pem');
     const certFile = path.join(dir, 'cert.pem');
-    await promisify(execFile)('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '7',
-      '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
-    ], { timeout: 20_000 });
+    await promisify(execFile)(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '7',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        keyFile,
+        '-out',
+        certFile,
+      ],
+      { timeout: 20_000 },
+    );
     return { key: await readFile(keyFile, 'utf8'), cert: await readFile(certFile, 'utf8') };
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -736,7 +979,10 @@ export async function makeSelfSignedCertificate(): Promise<{ key: string; cert: 
 
 // ---------------------------------------------------------------- the server
 
-interface RequestContext { route: Route; query: URLSearchParams }
+interface RequestContext {
+  route: Route;
+  query: URLSearchParams;
+}
 
 export async function startKubeServer(opts: KubeServerOptions = {}): Promise<KubeServer> {
   const user = opts.user ?? DEFAULT_USER;
@@ -763,24 +1009,41 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
   }
 
   function takeFault({ route, query }: RequestContext): KubeFault | undefined {
-    const entry = faults.find(({ fault, remaining }) => remaining > 0
-      && fault.resource === route.resource
-      && (fault.namespace === undefined || fault.namespace === route.namespace)
-      && (!fault.onlyContinue || Boolean(query.get('continue'))));
+    const entry = faults.find(
+      ({ fault, remaining }) =>
+        remaining > 0 &&
+        fault.resource === route.resource &&
+        (fault.namespace === undefined || fault.namespace === route.namespace) &&
+        (!fault.onlyContinue || Boolean(query.get('continue'))),
+    );
     if (entry) entry.remaining--;
     return entry?.fault;
   }
 
   function faultAnswer(fault: KubeFault, { route, query }: RequestContext): Answer | undefined {
     switch (fault.status) {
-      case undefined: return undefined;
-      case 401: return unauthorized();
-      case 403: return forbidden(user, route.type, route.resource, route.namespace, route.type === 'get' ? route.name : undefined);
-      case 404: return route.type === 'get' ? objectNotFound(route.resource, route.name) : pathNotFound();
-      case 410: return expiredAnswer(query.get('continue'));
-      case 429: return tooManyRequests(fault.plainText ?? false);
-      case 500: return internalError();
-      case 503: return serviceUnavailable();
+      case undefined:
+        return undefined;
+      case 401:
+        return unauthorized();
+      case 403:
+        return forbidden(
+          user,
+          route.type,
+          route.resource,
+          route.namespace,
+          route.type === 'get' ? route.name : undefined,
+        );
+      case 404:
+        return route.type === 'get' ? objectNotFound(route.resource, route.name) : pathNotFound();
+      case 410:
+        return expiredAnswer(query.get('continue'));
+      case 429:
+        return tooManyRequests(fault.plainText ?? false);
+      case 500:
+        return internalError();
+      case 503:
+        return serviceUnavailable();
     }
   }
 
@@ -798,7 +1061,10 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
   function stall(ms: number): Promise<void> {
     return new Promise((resolve) => {
       if (ms > 2 ** 31 - 1) return;
-      const timer = setTimeout(() => { timers.delete(timer); resolve(); }, ms);
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        resolve();
+      }, ms);
       timers.add(timer);
     });
   }
@@ -809,16 +1075,24 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
     if (!token) return { rv: store.revision, start: '' };
     const position = decodeContinue(token);
     const resourceVersion = query.get('resourceVersion');
-    if (resourceVersion && resourceVersion !== '0') throw new StatusError(badRequest('specifying resource version is not allowed when using continue'));
+    if (resourceVersion && resourceVersion !== '0')
+      throw new StatusError(badRequest('specifying resource version is not allowed when using continue'));
     // Stand-in strictness: the real server would range over this list's keys with any well-formed token.
     const issuedFor = issuedTokens.get(token);
     if (issuedFor && !issuedFor.has(listIdentity)) {
-      throw new StatusError(badRequest('invalid continue token: continue key is not valid: it was issued for a different list'));
+      throw new StatusError(
+        badRequest('invalid continue token: continue key is not valid: it was issued for a different list'),
+      );
     }
     return { rv: position.rv > 0 ? position.rv : store.revision, start: position.start }; // rv -1: inconsistent, at latest
   }
 
-  function listAnswer(resource: ResourceName, namespace: string | undefined, query: URLSearchParams, representation: Representation): Answer {
+  function listAnswer(
+    resource: ResourceName,
+    namespace: string | undefined,
+    query: URLSearchParams,
+    representation: Representation,
+  ): Answer {
     const info = RESOURCES[resource];
     const selected = parseSelectors(resource, query);
     const listIdentity = `${resource}|${namespace ?? ''}`;
@@ -838,18 +1112,36 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
     if (representation.as === 'PartialObjectMetadataList') {
       // items carry their own type meta; an empty list is built by appending to a nil slice, so it encodes as null
       const { version } = representation;
-      const items = page.entries.map((entry) => serialisedAs(entry.revision, `metadata/${version}`, () => asPartialObjectMetadata(entry.object, version)));
-      return listJson({ kind: 'PartialObjectMetadataList', apiVersion: `${META_GROUP}/${version}`, metadata }, items.length > 0 ? items : undefined);
+      const items = page.entries.map((entry) =>
+        serialisedAs(entry.revision, `metadata/${version}`, () => asPartialObjectMetadata(entry.object, version)),
+      );
+      return listJson(
+        { kind: 'PartialObjectMetadataList', apiVersion: `${META_GROUP}/${version}`, metadata },
+        items.length > 0 ? items : undefined,
+      );
     }
-    const items = page.entries.map((entry) => serialisedAs(entry.revision, 'full', () => withoutTypeMeta(entry.object)));
+    const items = page.entries.map((entry) =>
+      serialisedAs(entry.revision, 'full', () => withoutTypeMeta(entry.object)),
+    );
     return listJson({ kind: `${info.kind}List`, apiVersion: apiVersionOf(info), metadata }, items);
   }
 
-  function getAnswer(resource: ResourceName, namespace: string | undefined, name: string, representation: Representation): Answer {
+  function getAnswer(
+    resource: ResourceName,
+    namespace: string | undefined,
+    name: string,
+    representation: Representation,
+  ): Answer {
     const key = RESOURCES[resource].namespaced ? `${namespace}/${name}` : name;
     const object = store.get(resource, key);
     if (!object) return objectNotFound(resource, name);
-    return { code: 200, body: representation.as === 'PartialObjectMetadata' ? asPartialObjectMetadata(object, representation.version) : object };
+    return {
+      code: 200,
+      body:
+        representation.as === 'PartialObjectMetadata'
+          ? asPartialObjectMetadata(object, representation.version)
+          : object,
+    };
   }
 
   /**
@@ -861,10 +1153,16 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
   function decide(attributes: ResourceAttributes): { allowed: boolean; reason?: string } {
     const resource = attributes.resource as ResourceName | undefined;
     const info = resource && RESOURCES[resource];
-    const served = info !== undefined && info.group === (attributes.group ?? '') && (attributes.subresource ?? '') === '';
+    const served =
+      info !== undefined && info.group === (attributes.group ?? '') && (attributes.subresource ?? '') === '';
     if (!served || !REVIEW_READ_VERBS.has(attributes.verb ?? '')) return { allowed: false };
-    const denial = faults.find(({ fault, remaining }) => remaining > 0 && fault.status === 403 && fault.resource === resource
-      && (fault.namespace === undefined || !attributes.namespace || fault.namespace === attributes.namespace));
+    const denial = faults.find(
+      ({ fault, remaining }) =>
+        remaining > 0 &&
+        fault.status === 403 &&
+        fault.resource === resource &&
+        (fault.namespace === undefined || !attributes.namespace || fault.namespace === attributes.namespace),
+    );
     if (denial) return { allowed: false, ...(denial.fault.reviewReason && { reason: denial.fault.reviewReason }) };
     return { allowed: true, reason: rbacAllowedReason(user) };
   }
@@ -878,17 +1176,42 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
     const resourceAttributes = review.spec?.resourceAttributes as ResourceAttributes | undefined;
     const nonResourceAttributes = review.spec?.nonResourceAttributes as { path?: string; verb?: string } | undefined;
     if ((resourceAttributes === undefined) === (nonResourceAttributes === undefined)) {
-      return statusAnswer(422, 'Invalid',
+      return statusAnswer(
+        422,
+        'Invalid',
         'SelfSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes: Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified',
-        { group: 'authorization.k8s.io', kind: 'SelfSubjectAccessReview', causes: [{ reason: 'FieldValueInvalid', message: 'Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified', field: 'spec.resourceAttributes' }] });
+        {
+          group: 'authorization.k8s.io',
+          kind: 'SelfSubjectAccessReview',
+          causes: [
+            {
+              reason: 'FieldValueInvalid',
+              message:
+                'Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified',
+              field: 'spec.resourceAttributes',
+            },
+          ],
+        },
+      );
     }
     const decision = resourceAttributes
       ? decide(resourceAttributes)
-      : { allowed: nonResourceAttributes?.verb === 'get', ...(nonResourceAttributes?.verb === 'get' && { reason: rbacAllowedReason(user) }) };
-    const spec = resourceAttributes ? { resourceAttributes: echoAttributes(resourceAttributes) } : { nonResourceAttributes: { ...nonResourceAttributes } };
+      : {
+          allowed: nonResourceAttributes?.verb === 'get',
+          ...(nonResourceAttributes?.verb === 'get' && { reason: rbacAllowedReason(user) }),
+        };
+    const spec = resourceAttributes
+      ? { resourceAttributes: echoAttributes(resourceAttributes) }
+      : { nonResourceAttributes: { ...nonResourceAttributes } };
     return {
       code: 201,
-      body: { kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec, status: decision },
+      body: {
+        kind: 'SelfSubjectAccessReview',
+        apiVersion: 'authorization.k8s.io/v1',
+        metadata: { creationTimestamp: null },
+        spec,
+        status: decision,
+      },
     };
   }
 
@@ -899,7 +1222,12 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
     if ('error' in parsed) return parsed.error;
     return {
       code: 201,
-      body: { kind: 'SelfSubjectReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: null }, status: { userInfo: userInfo(user) } },
+      body: {
+        kind: 'SelfSubjectReview',
+        apiVersion: 'authentication.k8s.io/v1',
+        metadata: { creationTimestamp: null },
+        status: { userInfo: userInfo(user) },
+      },
     };
   }
 
@@ -923,9 +1251,10 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
     const representation = negotiateRepresentation(Array.isArray(accept) ? accept.join(',') : accept);
     if (!representation) return notAcceptableMediaType();
     // the transform runs on what storage returned: errors (404, 400, 410) come first
-    const result = route.type === 'list'
-      ? listAnswer(route.resource, route.namespace, url.searchParams, representation)
-      : getAnswer(route.resource, route.namespace, route.name, representation);
+    const result =
+      route.type === 'list'
+        ? listAnswer(route.resource, route.namespace, url.searchParams, representation)
+        : getAnswer(route.resource, route.namespace, route.name, representation);
     if (result.code !== 200) return result;
     return partialMismatch(route.resource, representation, route.type === 'list') ?? result;
   }
@@ -933,11 +1262,19 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
   const handleRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const record: RecordedRequest = {
-      method: req.method ?? 'GET', path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, status: 0,
+      method: req.method ?? 'GET',
+      path: url.pathname,
+      query: Object.fromEntries(url.searchParams),
+      headers: req.headers,
+      status: 0,
     };
     requests.push(record);
     answer(req, url)
-      .catch((error: unknown) => (error instanceof StatusError ? error.answer : statusAnswer(500, 'InternalError', `Internal error occurred: ${String(error)}`)))
+      .catch((error: unknown) =>
+        error instanceof StatusError
+          ? error.answer
+          : statusAnswer(500, 'InternalError', `Internal error occurred: ${String(error)}`),
+      )
       .then((result) => {
         record.status = result.code;
         writeAnswer(res, result);
@@ -971,20 +1308,30 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
       // token: undefined → the server's own token (if any); '' → no credentials at all
       const token = kubeconfigOpts.token ?? opts.token;
       const config = {
-        apiVersion: 'v1', kind: 'Config', preferences: {},
-        clusters: [{
-          name: 'ephor-stand-in',
-          // A plain http:// server with nothing else, as a kubectl user writes it. (@kubernetes/client-node 1.4.0
-          // refuses that unless insecure-skip-tls-verify is set; the scanner must cope, so the option is opt-in.)
-          cluster: tls
-            ? { server: url, 'certificate-authority-data': Buffer.from(tls.cert).toString('base64') }
-            : { server: url, ...(kubeconfigOpts.insecureSkipTlsVerify && { 'insecure-skip-tls-verify': true }) },
-        }],
+        apiVersion: 'v1',
+        kind: 'Config',
+        preferences: {},
+        clusters: [
+          {
+            name: 'ephor-stand-in',
+            // A plain http:// server with nothing else, as a kubectl user writes it. (@kubernetes/client-node 1.4.0
+            // refuses that unless insecure-skip-tls-verify is set; the scanner must cope, so the option is opt-in.)
+            cluster: tls
+              ? { server: url, 'certificate-authority-data': Buffer.from(tls.cert).toString('base64') }
+              : { server: url, ...(kubeconfigOpts.insecureSkipTlsVerify && { 'insecure-skip-tls-verify': true }) },
+          },
+        ],
         users: [{ name: 'ephor-scanner', user: token ? { token } : {} }],
-        contexts: [{
-          name: 'ephor-stand-in',
-          context: { cluster: 'ephor-stand-in', user: 'ephor-scanner', ...(kubeconfigOpts.namespace && { namespace: kubeconfigOpts.namespace }) },
-        }],
+        contexts: [
+          {
+            name: 'ephor-stand-in',
+            context: {
+              cluster: 'ephor-stand-in',
+              user: 'ephor-scanner',
+              ...(kubeconfigOpts.namespace && { namespace: kubeconfigOpts.namespace }),
+            },
+          },
+        ],
         'current-context': 'ephor-stand-in',
       };
       const file = path.join(dir, 'kubeconfig');

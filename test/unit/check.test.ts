@@ -6,8 +6,13 @@ import { describe as describeAnswers, questionsFor } from '../../src/check/rbac.
 import { fail, pass, warn } from '../../src/check/types.js';
 import { loadConfig } from '../../src/config/index.js';
 
-const config = (env: Record<string, string>) => loadConfig({ EPHOR_API_URL: 'http://ephor-api:8080', SCAN_NAMESPACES: 'shop', ...env }, { resolveExecutable: () => '/usr/local/bin/trivy' });
-const asked = (env: Record<string, string>) => questionsFor(config(env)).map((q) => `${q.severity} ${q.verb} ${q.group}/${q.resource} ${q.namespace || '*'}`);
+const config = (env: Record<string, string>) =>
+  loadConfig(
+    { EPHOR_API_URL: 'http://ephor-api:8080', SCAN_NAMESPACES: 'shop', ...env },
+    { resolveExecutable: () => '/usr/local/bin/trivy' },
+  );
+const asked = (env: Record<string, string>) =>
+  questionsFor(config(env)).map((q) => `${q.severity} ${q.verb} ${q.group}/${q.resource} ${q.namespace || '*'}`);
 
 test('the reviews follow the configuration: kinds, Pod, registry auth, namespaces for * and a selector', () => {
   assert.deepEqual(asked({ SCAN_WORKLOAD_TYPES: 'Deployment' }), [
@@ -30,28 +35,52 @@ test('the reviews follow the configuration: kinds, Pod, registry auth, namespace
 });
 
 test('answers become one pass line per namespace and one line per denial with the rule', () => {
-  const questions = questionsFor(config({ SCAN_NAMESPACES: 'shop,payments', SCAN_WORKLOAD_TYPES: 'Deployment', REGISTRY_AUTH_ENABLED: 'false' }));
-  const answers = questions.map((question) => ({ question, allowed: !(question.namespace === 'payments' && question.resource !== 'pods') }));
+  const questions = questionsFor(
+    config({ SCAN_NAMESPACES: 'shop,payments', SCAN_WORKLOAD_TYPES: 'Deployment', REGISTRY_AUTH_ENABLED: 'false' }),
+  );
+  const answers = questions.map((question) => ({
+    question,
+    allowed: !(question.namespace === 'payments' && question.resource !== 'pods'),
+  }));
   const lines = describeAnswers(answers, 'system:serviceaccount:ephor:scanner');
-  assert.deepEqual(lines.map((l) => `${l.status} ${l.message}`), [
-    'pass in namespace "shop" the scanner may list deployments, pods, replicasets, jobs',
-    'pass in namespace "payments" the scanner may list pods',
-    'fail the scanner may not list deployments in namespace "payments": its Deployments are not scanned',
-    'warn the scanner may not list replicasets in namespace "payments": running Pods are matched to their Deployments by name only',
-    'warn the scanner may not list jobs in namespace "payments": running Pods are matched to their CronJobs by name only',
-  ]);
-  assert.equal(lines[2]!.fix, 'allow verb "list" on resource "deployments" (apiGroup "apps") in namespace "payments" for system:serviceaccount:ephor:scanner');
+  assert.deepEqual(
+    lines.map((l) => `${l.status} ${l.message}`),
+    [
+      'pass in namespace "shop" the scanner may list deployments, pods, replicasets, jobs',
+      'pass in namespace "payments" the scanner may list pods',
+      'fail the scanner may not list deployments in namespace "payments": its Deployments are not scanned',
+      'warn the scanner may not list replicasets in namespace "payments": running Pods are matched to their Deployments by name only',
+      'warn the scanner may not list jobs in namespace "payments": running Pods are matched to their CronJobs by name only',
+    ],
+  );
+  assert.equal(
+    lines[2]!.fix,
+    'allow verb "list" on resource "deployments" (apiGroup "apps") in namespace "payments" for system:serviceaccount:ephor:scanner',
+  );
 });
 
 test('exit codes and output: 0 with warnings, 1 with a blocker, 2 for the configuration; JSON carries fixes only where due', () => {
   const ok = [pass('ephor', 'ready'), warn('trivy', 'old DB', 'refresh it')];
   assert.equal(exitCodeOf(ok), 0);
   assert.equal(exitCodeOf([...ok, fail('rbac', 'denied', 'allow it')]), 1);
-  assert.equal(exitCodeOf([...ok, { ...fail('configuration', 'bad', 'fix it'), configuration: true }, fail('rbac', 'denied', 'allow it')]), 2);
-  assert.equal(formatText(ok, '9.9.9'), 'ephor-scanner 9.9.9 preflight check\n✓ ephor: ready\n! trivy: old DB\n    fix: refresh it\n✓ ready to scan (1 warning: the scan runs, with less)\n');
+  assert.equal(
+    exitCodeOf([
+      ...ok,
+      { ...fail('configuration', 'bad', 'fix it'), configuration: true },
+      fail('rbac', 'denied', 'allow it'),
+    ]),
+    2,
+  );
+  assert.equal(
+    formatText(ok, '9.9.9'),
+    'ephor-scanner 9.9.9 preflight check\n✓ ephor: ready\n! trivy: old DB\n    fix: refresh it\n✓ ready to scan (1 warning: the scan runs, with less)\n',
+  );
   const json = JSON.parse(formatJson([...ok, fail('rbac', 'denied', 'allow it')], '9.9.9'));
   assert.deepEqual(json, {
-    version: '9.9.9', result: 'fail', exit_code: 1, summary: { pass: 1, warn: 1, fail: 1 },
+    version: '9.9.9',
+    result: 'fail',
+    exit_code: 1,
+    summary: { pass: 1, warn: 1, fail: 1 },
     checks: [
       { group: 'ephor', status: 'pass', message: 'ready' },
       { group: 'trivy', status: 'warn', message: 'old DB', fix: 'refresh it' },

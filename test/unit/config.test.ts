@@ -81,27 +81,47 @@ describe('accepted values', () => {
   });
 
   test('auth header and value together; URL trailing slash removed', () => {
-    const config = load({ EPHOR_API_URL: 'https://ephor.example.com/base/', EPHOR_AUTH_HEADER: 'X-API-Key', EPHOR_AUTH_VALUE: 's3cret-token' });
+    const config = load({
+      EPHOR_API_URL: 'https://ephor.example.com/base/',
+      EPHOR_AUTH_HEADER: 'X-API-Key',
+      EPHOR_AUTH_VALUE: 's3cret-token',
+    });
     assert.equal(config.ephor.apiUrl, 'https://ephor.example.com/base');
     assert.deepEqual(config.ephor.auth, { header: 'X-API-Key', value: 's3cret-token' });
     assert.ok(config.secrets.includes('s3cret-token'));
   });
 
   test('DB repositories are comma lists kept in order', () => {
-    const config = load({ TRIVY_DB_REPO: 'mirror.local:5000/trivy-db:2, ghcr.io/aquasecurity/trivy-db:2', TRIVY_JAVA_DB_REPO: 'mirror.local:5000/trivy-java-db:1' });
+    const config = load({
+      TRIVY_DB_REPO: 'mirror.local:5000/trivy-db:2, ghcr.io/aquasecurity/trivy-db:2',
+      TRIVY_JAVA_DB_REPO: 'mirror.local:5000/trivy-java-db:1',
+    });
     assert.deepEqual(config.trivy.dbRepositories, ['mirror.local:5000/trivy-db:2', 'ghcr.io/aquasecurity/trivy-db:2']);
     assert.deepEqual(config.trivy.javaDbRepositories, ['mirror.local:5000/trivy-java-db:1']);
   });
 
   test('namespace selection: exclusion globs and a label selector', () => {
-    const config = load({ SCAN_NAMESPACES: '*', SCAN_EXCLUDE_NAMESPACES: 'kube-*, default ,team-?', SCAN_NAMESPACE_SELECTOR: 'team in (a, b),env!=dev,!legacy,example.com/tier=web' });
+    const config = load({
+      SCAN_NAMESPACES: '*',
+      SCAN_EXCLUDE_NAMESPACES: 'kube-*, default ,team-?',
+      SCAN_NAMESPACE_SELECTOR: 'team in (a, b),env!=dev,!legacy,example.com/tier=web',
+    });
     assert.deepEqual(config.scan.excludeNamespaces, ['kube-*', 'default', 'team-?']);
     assert.equal(config.scan.namespaceSelector, 'team in (a, b),env!=dev,!legacy,example.com/tier=web');
-    assert.match(load({ SCAN_NAMESPACES: 'a,b', SCAN_EXCLUDE_NAMESPACES: 'kube-*' }).warnings.join(), /SCAN_EXCLUDE_NAMESPACES has no effect with an explicit SCAN_NAMESPACES list/);
+    assert.match(
+      load({ SCAN_NAMESPACES: 'a,b', SCAN_EXCLUDE_NAMESPACES: 'kube-*' }).warnings.join(),
+      /SCAN_EXCLUDE_NAMESPACES has no effect with an explicit SCAN_NAMESPACES list/,
+    );
   });
 
   test('delivery limits, deadline, spool, dry run', () => {
-    const config = load({ EPHOR_MAX_PAYLOAD_BYTES: '512Ki', SCAN_DEADLINE: '55m', SPOOL_MAX_AGE: '72h', SPOOL_DIR: '/var/spool/ephor', TRIVY_CACHE_DIR: '/cache' });
+    const config = load({
+      EPHOR_MAX_PAYLOAD_BYTES: '512Ki',
+      SCAN_DEADLINE: '55m',
+      SPOOL_MAX_AGE: '72h',
+      SPOOL_DIR: '/var/spool/ephor',
+      TRIVY_CACHE_DIR: '/cache',
+    });
     assert.equal(config.ephor.maxPayloadBytes, 512 * 1024);
     assert.equal(config.scan.deadlineMs, 55 * 60_000);
     assert.deepEqual(config.spool, { dir: '/var/spool/ephor', maxAgeMs: 72 * 3_600_000 });
@@ -113,7 +133,10 @@ describe('accepted values', () => {
   });
 
   test('a dry run needs no EPHOR_API_URL', () => {
-    const config = loadConfig({ SCAN_NAMESPACES: 'default', EPHOR_DRY_RUN: 'true', EPHOR_OUTPUT_DIR: '/tmp/out' }, found);
+    const config = loadConfig(
+      { SCAN_NAMESPACES: 'default', EPHOR_DRY_RUN: 'true', EPHOR_OUTPUT_DIR: '/tmp/out' },
+      found,
+    );
     assert.equal(config.ephor.dryRun, true);
     assert.equal(config.ephor.outputDir, '/tmp/out');
   });
@@ -142,7 +165,13 @@ describe('accepted values', () => {
   });
 
   test('booleans, log settings, SBOM format', () => {
-    const config = load({ TRIVY_SKIP_DB_UPDATE: 'TRUE', SBOM_ENABLED: '1', SBOM_FORMAT: 'SPDX', LOG_LEVEL: 'Warning', LOG_FORMAT: 'TEXT' });
+    const config = load({
+      TRIVY_SKIP_DB_UPDATE: 'TRUE',
+      SBOM_ENABLED: '1',
+      SBOM_FORMAT: 'SPDX',
+      LOG_LEVEL: 'Warning',
+      LOG_FORMAT: 'TEXT',
+    });
     assert.equal(config.trivy.skipDbUpdate, true);
     assert.deepEqual(config.sbom, { enabled: true, format: 'spdx-json' });
     assert.deepEqual(config.log, { level: 'warn', format: 'text' });
@@ -164,46 +193,126 @@ describe('rejections name the variable, the value and what is allowed', () => {
     ['non-numeric concurrency', { SCAN_CONCURRENCY: 'three' }, /SCAN_CONCURRENCY="three" must be an integer/],
     ['zero timeout', { TRIVY_TIMEOUT: '0' }, /TRIVY_TIMEOUT="0" must be at least 1ms/],
     ['negative duration', { TRIVY_DB_UPDATE_TIMEOUT: '-5s' }, /TRIVY_DB_UPDATE_TIMEOUT="-5s" must be integer seconds/],
-    ['garbage duration', { EPHOR_TIMEOUT: 'soon' }, /EPHOR_TIMEOUT="soon" must be integer seconds \(300\) or a duration such as 90s/],
+    [
+      'garbage duration',
+      { EPHOR_TIMEOUT: 'soon' },
+      /EPHOR_TIMEOUT="soon" must be integer seconds \(300\) or a duration such as 90s/,
+    ],
     ['timeout beyond what a timer can hold', { KUBE_TIMEOUT: '9999h' }, /KUBE_TIMEOUT="9999h" must be at most 24h/],
-    ['URL not http', { EPHOR_API_URL: 'ftp://ephor' }, /EPHOR_API_URL="ftp:\/\/ephor" must use http:\/\/ or https:\/\//],
+    [
+      'URL not http',
+      { EPHOR_API_URL: 'ftp://ephor' },
+      /EPHOR_API_URL="ftp:\/\/ephor" must use http:\/\/ or https:\/\//,
+    ],
     ['URL not a URL', { EPHOR_API_URL: 'ephor-api:8080' }, /EPHOR_API_URL="ephor-api:8080" must use http/],
     ['URL relative', { EPHOR_API_URL: '/api' }, /must be an absolute http:\/\/ or https:\/\/ URL/],
-    ['URL with credentials', { EPHOR_API_URL: 'https://user:pw@ephor' }, /must not contain credentials; use EPHOR_AUTH_HEADER/],
+    [
+      'URL with credentials',
+      { EPHOR_API_URL: 'https://user:pw@ephor' },
+      /must not contain credentials; use EPHOR_AUTH_HEADER/,
+    ],
     ['URL with a query', { EPHOR_API_URL: 'https://ephor/?x=1' }, /must not have a query string/],
-    ['header without value', { EPHOR_AUTH_HEADER: 'X-API-Key' }, /EPHOR_AUTH_HEADER is set but EPHOR_AUTH_VALUE is not/],
+    [
+      'header without value',
+      { EPHOR_AUTH_HEADER: 'X-API-Key' },
+      /EPHOR_AUTH_HEADER is set but EPHOR_AUTH_VALUE is not/,
+    ],
     ['value without header', { EPHOR_AUTH_VALUE: 'token' }, /EPHOR_AUTH_VALUE is set but EPHOR_AUTH_HEADER is not/],
-    ['invalid header name', { EPHOR_AUTH_HEADER: 'X API Key', EPHOR_AUTH_VALUE: 't' }, /EPHOR_AUTH_HEADER="X API Key" must be an HTTP header name/],
-    ['identity header', { EPHOR_AUTH_HEADER: 'X-Forwarded-User', EPHOR_AUTH_VALUE: 't' }, /must not be an X-Forwarded-\* identity header/],
+    [
+      'invalid header name',
+      { EPHOR_AUTH_HEADER: 'X API Key', EPHOR_AUTH_VALUE: 't' },
+      /EPHOR_AUTH_HEADER="X API Key" must be an HTTP header name/,
+    ],
+    [
+      'identity header',
+      { EPHOR_AUTH_HEADER: 'X-Forwarded-User', EPHOR_AUTH_VALUE: 't' },
+      /must not be an X-Forwarded-\* identity header/,
+    ],
     ['reserved header', { EPHOR_AUTH_HEADER: 'Content-Type', EPHOR_AUTH_VALUE: 't' }, /is set by the scanner itself/],
-    ['invalid namespace name', { SCAN_NAMESPACES: 'default,Prod_1' }, /SCAN_NAMESPACES="default,Prod_1" contains "Prod_1", which is not a namespace name/],
+    [
+      'invalid namespace name',
+      { SCAN_NAMESPACES: 'default,Prod_1' },
+      /SCAN_NAMESPACES="default,Prod_1" contains "Prod_1", which is not a namespace name/,
+    ],
     ['empty namespace item', { SCAN_NAMESPACES: 'a,,b' }, /SCAN_NAMESPACES="a,,b" has an empty item at position 2/],
     ['trailing comma', { SCAN_NAMESPACES: 'a,' }, /has an empty item at position 2/],
     ['* with names', { SCAN_NAMESPACES: 'default,*' }, /"\*" \(every namespace\) cannot be combined with names/],
     ['namespace too long', { SCAN_NAMESPACES: 'a'.repeat(64) }, /which is not a namespace name/],
-    ['unknown severity', { SCAN_SEVERITY: 'CRITICAL,SEVERE' }, /SCAN_SEVERITY="CRITICAL,SEVERE" contains "SEVERE"; allowed: CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN/],
+    [
+      'unknown severity',
+      { SCAN_SEVERITY: 'CRITICAL,SEVERE' },
+      /SCAN_SEVERITY="CRITICAL,SEVERE" contains "SEVERE"; allowed: CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN/,
+    ],
     ['empty severity item', { SCAN_SEVERITY: 'HIGH,' }, /SCAN_SEVERITY="HIGH," has an empty item/],
-    ['unknown workload kind', { SCAN_WORKLOAD_TYPES: 'Deployment,Job' }, /contains "Job"; allowed: Deployment, StatefulSet, DaemonSet, CronJob, Pod/],
-    ['exclusion that is not a namespace glob', { SCAN_NAMESPACES: '*', SCAN_EXCLUDE_NAMESPACES: 'kube_system' }, /SCAN_EXCLUDE_NAMESPACES="kube_system" contains "kube_system", which is neither a namespace name nor a glob/],
-    ['explicit namespace also excluded', { SCAN_NAMESPACES: 'kube-system,prod', SCAN_EXCLUDE_NAMESPACES: 'kube-*' }, /SCAN_EXCLUDE_NAMESPACES excludes kube-system, which SCAN_NAMESPACES names explicitly/],
-    ['selector with a bad requirement', { SCAN_NAMESPACE_SELECTOR: 'team=a,,env' }, /SCAN_NAMESPACE_SELECTOR="team=a,,env" has an empty requirement/],
+    [
+      'unknown workload kind',
+      { SCAN_WORKLOAD_TYPES: 'Deployment,Job' },
+      /contains "Job"; allowed: Deployment, StatefulSet, DaemonSet, CronJob, Pod/,
+    ],
+    [
+      'exclusion that is not a namespace glob',
+      { SCAN_NAMESPACES: '*', SCAN_EXCLUDE_NAMESPACES: 'kube_system' },
+      /SCAN_EXCLUDE_NAMESPACES="kube_system" contains "kube_system", which is neither a namespace name nor a glob/,
+    ],
+    [
+      'explicit namespace also excluded',
+      { SCAN_NAMESPACES: 'kube-system,prod', SCAN_EXCLUDE_NAMESPACES: 'kube-*' },
+      /SCAN_EXCLUDE_NAMESPACES excludes kube-system, which SCAN_NAMESPACES names explicitly/,
+    ],
+    [
+      'selector with a bad requirement',
+      { SCAN_NAMESPACE_SELECTOR: 'team=a,,env' },
+      /SCAN_NAMESPACE_SELECTOR="team=a,,env" has an empty requirement/,
+    ],
     ['selector with a bad key', { SCAN_NAMESPACE_SELECTOR: 'te am=a' }, /is not a label requirement|invalid label key/],
-    ['selector with a bad value', { SCAN_NAMESPACE_SELECTOR: 'team=a b' }, /SCAN_NAMESPACE_SELECTOR=.*(invalid label value|not a label requirement)/],
+    [
+      'selector with a bad value',
+      { SCAN_NAMESPACE_SELECTOR: 'team=a b' },
+      /SCAN_NAMESPACE_SELECTOR=.*(invalid label value|not a label requirement)/,
+    ],
     ['selector set syntax', { SCAN_NAMESPACE_SELECTOR: 'team in (a,)' }, /empty value/],
-    ['payload size too small', { EPHOR_MAX_PAYLOAD_BYTES: '1000' }, /EPHOR_MAX_PAYLOAD_BYTES="1000" must be between 65536 bytes \(64Ki\) and/],
-    ['payload size with a unit Kubernetes does not know', { EPHOR_MAX_PAYLOAD_BYTES: '8MB' }, /EPHOR_MAX_PAYLOAD_BYTES="8MB" must be a number of bytes, optionally with a suffix such as 512Ki or 8Mi/],
+    [
+      'payload size too small',
+      { EPHOR_MAX_PAYLOAD_BYTES: '1000' },
+      /EPHOR_MAX_PAYLOAD_BYTES="1000" must be between 65536 bytes \(64Ki\) and/,
+    ],
+    [
+      'payload size with a unit Kubernetes does not know',
+      { EPHOR_MAX_PAYLOAD_BYTES: '8MB' },
+      /EPHOR_MAX_PAYLOAD_BYTES="8MB" must be a number of bytes, optionally with a suffix such as 512Ki or 8Mi/,
+    ],
     ['deadline not a duration', { SCAN_DEADLINE: 'soon' }, /SCAN_DEADLINE="soon" must be integer seconds/],
     ['spool age not a duration', { SPOOL_MAX_AGE: '-1h' }, /SPOOL_MAX_AGE="-1h" must be integer seconds/],
-    ['registry auth not a boolean', { REGISTRY_AUTH_ENABLED: 'sometimes' }, /REGISTRY_AUTH_ENABLED="sometimes" must be true or false/],
-    ['unknown cache mode', { TRIVY_CACHE_MODE: 'memory' }, /TRIVY_CACHE_MODE="memory" must be one of ephemeral, shared, redis/],
+    [
+      'registry auth not a boolean',
+      { REGISTRY_AUTH_ENABLED: 'sometimes' },
+      /REGISTRY_AUTH_ENABLED="sometimes" must be true or false/,
+    ],
+    [
+      'unknown cache mode',
+      { TRIVY_CACHE_MODE: 'memory' },
+      /TRIVY_CACHE_MODE="memory" must be one of ephemeral, shared, redis/,
+    ],
     ['redis without backend', { TRIVY_CACHE_MODE: 'redis' }, /TRIVY_CACHE_BACKEND is required/],
-    ['redis backend not a redis URL', { TRIVY_CACHE_MODE: 'redis', TRIVY_CACHE_BACKEND: 'http://redis' }, /TRIVY_CACHE_BACKEND=\(value hidden\) must be a redis:\/\/host:port/],
+    [
+      'redis backend not a redis URL',
+      { TRIVY_CACHE_MODE: 'redis', TRIVY_CACHE_BACKEND: 'http://redis' },
+      /TRIVY_CACHE_BACKEND=\(value hidden\) must be a redis:\/\/host:port/,
+    ],
     ['bad boolean', { TRIVY_SKIP_DB_UPDATE: 'maybe' }, /TRIVY_SKIP_DB_UPDATE="maybe" must be true or false/],
-    ['bad SBOM format', { SBOM_FORMAT: 'cyclonedx-json' }, /SBOM_FORMAT="cyclonedx-json" must be one of cyclonedx, spdx-json, spdx/],
+    [
+      'bad SBOM format',
+      { SBOM_FORMAT: 'cyclonedx-json' },
+      /SBOM_FORMAT="cyclonedx-json" must be one of cyclonedx, spdx-json, spdx/,
+    ],
     ['bad log level', { LOG_LEVEL: 'verbose' }, /LOG_LEVEL="verbose" must be one of debug, info, warn, warning, error/],
     ['bad log format', { LOG_FORMAT: 'yaml' }, /LOG_FORMAT="yaml" must be one of json, text/],
     ['retries out of range', { EPHOR_MAX_RETRIES: '11' }, /EPHOR_MAX_RETRIES="11" must be an integer from 0 to 10/],
-    ['DB repository with a scheme', { TRIVY_DB_REPO: 'https://mirror/trivy-db' }, /TRIVY_DB_REPO=.* give repositories without a scheme/],
+    [
+      'DB repository with a scheme',
+      { TRIVY_DB_REPO: 'https://mirror/trivy-db' },
+      /TRIVY_DB_REPO=.* give repositories without a scheme/,
+    ],
   ];
   for (const [name, env, pattern] of cases) {
     test(name, () => assertRejected(env, pattern));
@@ -211,7 +320,10 @@ describe('rejections name the variable, the value and what is allowed', () => {
 
   test('trivy binary not found', () => {
     const messages = problems({ TRIVY_BINARY: 'trivy-nope', PATH: '/nowhere' }, { resolveExecutable: () => undefined });
-    assert.match(messages.join(), /TRIVY_BINARY="trivy-nope" was not found on PATH \(\/nowhere\); install Trivy or set TRIVY_BINARY/);
+    assert.match(
+      messages.join(),
+      /TRIVY_BINARY="trivy-nope" was not found on PATH \(\/nowhere\); install Trivy or set TRIVY_BINARY/,
+    );
   });
 
   test('every problem is reported at once', () => {

@@ -9,20 +9,33 @@ interface ErrorEntry {
   exitCode: number;
   stderr: string;
 }
-const entries = (JSON.parse(readFileSync(fixture('trivy', 'errors.json'), 'utf8')) as { entries: ErrorEntry[] }).entries;
+const entries = (JSON.parse(readFileSync(fixture('trivy', 'errors.json'), 'utf8')) as { entries: ErrorEntry[] })
+  .entries;
 const byId = (id: string) => entries.find((e) => e.id === id)!;
 
 const EXPECTED: Record<string, [string, RegExp]> = {
-  'image-not-found-remote-only': ['not_found', /^remote error: GET https:\/\/index\.docker\.io\/v2\/library\/nginx\/manifests\/no-such-tag: MANIFEST_UNKNOWN/],
-  'image-not-found-default-sources': ['not_found', /^remote error: GET .*MANIFEST_UNKNOWN: manifest unknown; unknown tag=no-such-tag$/],
+  'image-not-found-remote-only': [
+    'not_found',
+    /^remote error: GET https:\/\/index\.docker\.io\/v2\/library\/nginx\/manifests\/no-such-tag: MANIFEST_UNKNOWN/,
+  ],
+  'image-not-found-default-sources': [
+    'not_found',
+    /^remote error: GET .*MANIFEST_UNKNOWN: manifest unknown; unknown tag=no-such-tag$/,
+  ],
   'image-not-found-v058': ['not_found', /MANIFEST_UNKNOWN/],
-  'unauthorized-remote': ['unauthorized', /^remote error: GET https:\/\/index\.docker\.io\/v2\/mookas\/junk\/manifests\/latest: UNAUTHORIZED: authentication required/],
+  'unauthorized-remote': [
+    'unauthorized',
+    /^remote error: GET https:\/\/index\.docker\.io\/v2\/mookas\/junk\/manifests\/latest: UNAUTHORIZED: authentication required/,
+  ],
   'db-toomanyrequests-real-2024': ['rate_limited', /DB error: failed to download vulnerability DB/],
   'db-network-unreachable-real-2024': ['db_error', /failed to download vulnerability DB/],
   'db-skip-update-first-run': ['db_error', /--skip-db-update cannot be specified on the first run/],
   'timeout-real-v060': ['timeout', /context deadline exceeded/],
   'timeout-v069': ['timeout', /pipeline error: context deadline exceeded/],
-  'dockerhub-toomanyrequests': ['rate_limited', /TOOMANYREQUESTS: You have reached your unauthenticated pull rate limit/],
+  'dockerhub-toomanyrequests': [
+    'rate_limited',
+    /TOOMANYREQUESTS: You have reached your unauthenticated pull rate limit/,
+  ],
 };
 
 describe('failure classification from the real Trivy stderr texts (fixtures/trivy/errors.json)', () => {
@@ -30,7 +43,12 @@ describe('failure classification from the real Trivy stderr texts (fixtures/triv
     test(id, () => {
       const entry = byId(id);
       assert.ok(entry, `fixture entry ${id} exists`);
-      const classified = classifyFailure({ exitCode: entry.exitCode, signal: null, timedOut: false, stderr: entry.stderr });
+      const classified = classifyFailure({
+        exitCode: entry.exitCode,
+        signal: null,
+        timedOut: false,
+        stderr: entry.stderr,
+      });
       assert.equal(classified.reason, reason);
       assert.match(classified.detail, detail);
     });
@@ -38,7 +56,10 @@ describe('failure classification from the real Trivy stderr texts (fixtures/triv
 
   test('every failing fixture entry is covered above', () => {
     const failing = entries.filter((e) => e.exitCode === 1).map((e) => e.id);
-    assert.deepEqual(failing.filter((id) => !(id in EXPECTED)), []);
+    assert.deepEqual(
+      failing.filter((id) => !(id in EXPECTED)),
+      [],
+    );
   });
 
   test('ANSI colour codes around the level are ignored', () => {
@@ -54,11 +75,19 @@ describe('failure classification from the real Trivy stderr texts (fixtures/triv
     const bySignal = classifyFailure({ exitCode: null, signal: 'SIGKILL', timedOut: false, stderr: '' });
     assert.equal(bySignal.reason, 'killed');
     assert.match(bySignal.detail, /SIGKILL/);
-    assert.equal(classifyFailure({ exitCode: 137, signal: null, timedOut: false, stderr: 'Killed\n' }).reason, 'killed');
+    assert.equal(
+      classifyFailure({ exitCode: 137, signal: null, timedOut: false, stderr: 'Killed\n' }).reason,
+      'killed',
+    );
   });
 
   test('anything else is other, with the last line as detail', () => {
-    const c = classifyFailure({ exitCode: 2, signal: null, timedOut: false, stderr: 'panic: runtime error: index out of range\n' });
+    const c = classifyFailure({
+      exitCode: 2,
+      signal: null,
+      timedOut: false,
+      stderr: 'panic: runtime error: index out of range\n',
+    });
     assert.deepEqual(c, { reason: 'other', detail: 'panic: runtime error: index out of range' });
   });
 
@@ -67,14 +96,15 @@ describe('failure classification from the real Trivy stderr texts (fixtures/triv
   });
 });
 
-describe('the scanner\'s own file errors around a scan', () => {
+describe("the scanner's own file errors around a scan", () => {
   const error = (code: string, message: string) => Object.assign(new Error(message), { code });
 
   test('a full disk is no_space with the fix; a read-only or foreign directory is other, naming it', () => {
     assert.deepEqual(writeFailure(error('ENOSPC', 'ENOSPC: no space left on device, mkdtemp'), '/tmp/ephor-run'), {
       ok: false,
       reason: 'no_space',
-      detail: 'no space left on device in /tmp/ephor-run (TMPDIR): give the pod a larger /tmp (chart value tmp.sizeLimit)',
+      detail:
+        'no space left on device in /tmp/ephor-run (TMPDIR): give the pod a larger /tmp (chart value tmp.sizeLimit)',
     });
     const readOnly = writeFailure(error('EROFS', 'EROFS: read-only file system, mkdtemp'), '/tmp/ephor-run');
     assert.equal(readOnly.reason, 'other');

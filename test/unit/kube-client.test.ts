@@ -15,7 +15,11 @@ const TIMEOUT = { timeout: 30_000 };
 const CALLS = 24;
 
 async function serverAndKubeconfig(t: TestContext, tls: boolean): Promise<{ server: KubeServer; kubeconfig: string }> {
-  const server = await startKubeServer({ tls, token: 'tok-abc', objects: [deployment({ namespace: 'team-a', name: 'web', containers: [{ name: 'app', image: 'nginx:1' }] })] });
+  const server = await startKubeServer({
+    tls,
+    token: 'tok-abc',
+    objects: [deployment({ namespace: 'team-a', name: 'web', containers: [{ name: 'app', image: 'nginx:1' }] })],
+  });
   const dir = await mkdtemp(path.join(tmpdir(), 'ephor-kube-client-'));
   t.after(async () => {
     await server.close();
@@ -31,12 +35,24 @@ for (const tls of [false, true]) {
 
     for (let i = 0; i < CALLS / 2; i++) await client.getJson('/apis/apps/v1/namespaces/team-a/deployments');
     assert.equal(server.connections, 1, `${CALLS / 2} calls one after the other share one connection`);
-    await Promise.all(Array.from({ length: CALLS / 2 }, () => client.getJson('/apis/apps/v1/namespaces/team-a/deployments')));
-    assert.ok(server.connections <= CALLS / 2, `${CALLS / 2} calls at once: at most one connection each, the idle one reused (${server.connections})`);
+    await Promise.all(
+      Array.from({ length: CALLS / 2 }, () => client.getJson('/apis/apps/v1/namespaces/team-a/deployments')),
+    );
+    assert.ok(
+      server.connections <= CALLS / 2,
+      `${CALLS / 2} calls at once: at most one connection each, the idle one reused (${server.connections})`,
+    );
 
     assert.equal(server.requests.length, CALLS);
-    assert.ok(server.requests.every((r) => r.status === 200), 'every call answered 200');
-    if (tls) assert.ok(server.requests.every((r) => r.headers.authorization === 'Bearer tok-abc'), 'the token is sent over TLS');
+    assert.ok(
+      server.requests.every((r) => r.status === 200),
+      'every call answered 200',
+    );
+    if (tls)
+      assert.ok(
+        server.requests.every((r) => r.headers.authorization === 'Bearer tok-abc'),
+        'the token is sent over TLS',
+      );
   });
 }
 
@@ -44,7 +60,9 @@ test('over TLS the server certificate is still verified against the kubeconfig C
   const { server, kubeconfig } = await serverAndKubeconfig(t, true);
   // another self-signed certificate for the same address: it did not sign this server's certificate
   const other = await makeSelfSignedCertificate();
-  const config = YAML.parse(await readFile(kubeconfig, 'utf8')) as { clusters: Array<{ cluster: Record<string, unknown> }> };
+  const config = YAML.parse(await readFile(kubeconfig, 'utf8')) as {
+    clusters: Array<{ cluster: Record<string, unknown> }>;
+  };
   config.clusters[0]!.cluster['certificate-authority-data'] = Buffer.from(other.cert).toString('base64');
   const wrongCa = path.join(path.dirname(kubeconfig), 'wrong-ca');
   await writeFile(wrongCa, YAML.stringify(config), { mode: 0o600 });

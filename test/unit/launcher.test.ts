@@ -51,7 +51,12 @@ const env = () => ({ PATH: process.env.PATH, EPHOR_AUTH_VALUE: process.env.EPHOR
 
 describe('the Trivy launcher', { timeout: 60_000 }, () => {
   test('Trivy is a child of the launcher, not of the scanner, and its output and exit status come back', async () => {
-    const outcome = await runTrivy({ binary: script('ppid.sh', 'echo "ppid $PPID" >&2; exit 3'), args: [], env: env(), timeoutMs: 10_000 });
+    const outcome = await runTrivy({
+      binary: script('ppid.sh', 'echo "ppid $PPID" >&2; exit 3'),
+      args: [],
+      env: env(),
+      timeoutMs: 10_000,
+    });
     const launcher = launcherPid();
     assert.ok(launcher !== undefined && launcher !== process.pid);
     assert.equal(outcome.exitCode, 3);
@@ -62,8 +67,15 @@ describe('the Trivy launcher', { timeout: 60_000 }, () => {
   test('the launcher holds no secret: no environment of its own, nothing in its argv; Trivy does not get the scanner settings', async () => {
     const outcome = await runTrivy({ binary: script('env.sh', 'env >&2'), args: [], env: env(), timeoutMs: 10_000 });
     const launcher = launcherPid()!;
-    const names = readFileSync(`/proc/${launcher}/environ`, 'utf8').split('\0').filter(Boolean).map((v) => v.split('=')[0]);
-    assert.deepEqual(names.filter((name) => !name?.startsWith('NODE_CHANNEL_')), [], 'only the IPC variables Node sets itself');
+    const names = readFileSync(`/proc/${launcher}/environ`, 'utf8')
+      .split('\0')
+      .filter(Boolean)
+      .map((v) => v.split('=')[0]);
+    assert.deepEqual(
+      names.filter((name) => !name?.startsWith('NODE_CHANNEL_')),
+      [],
+      'only the IPC variables Node sets itself',
+    );
     assert.doesNotMatch(readFileSync(`/proc/${launcher}/cmdline`, 'utf8'), new RegExp(SECRET));
     assert.doesNotMatch(outcome.stderr, new RegExp(SECRET));
     assert.match(outcome.stderr, /^PATH=/m);
@@ -72,7 +84,12 @@ describe('the Trivy launcher', { timeout: 60_000 }, () => {
   test('a timeout kills the process group started through the launcher', async () => {
     const pidFile = path.join(WORK, 'hang.pid');
     const started = Date.now();
-    const outcome = await runTrivy({ binary: script('hang.sh', `sleep 300 & echo $! > ${pidFile}; wait`), args: [], env: env(), timeoutMs: 500 });
+    const outcome = await runTrivy({
+      binary: script('hang.sh', `sleep 300 & echo $! > ${pidFile}; wait`),
+      args: [],
+      env: env(),
+      timeoutMs: 500,
+    });
     assert.equal(outcome.timedOut, true);
     assert.ok(Date.now() - started < 5_000);
     assert.ok(await gone(Number(readFileSync(pidFile, 'utf8')), 2_000), 'the grandchild was killed with the group');
@@ -81,7 +98,11 @@ describe('the Trivy launcher', { timeout: 60_000 }, () => {
   test('a scanner killed outright (SIGKILL, no exit hook) leaves no Trivy running: the launcher kills its groups', async () => {
     const pidFile = path.join(WORK, 'orphan.pid');
     const trivy = script('orphan.sh', `echo $$ > ${pidFile}; sleep 300 & wait`);
-    const driver = spawn(process.execPath, ['--import', 'tsx', path.join(REPO_ROOT, 'test/support/launcher-driver.ts'), trivy], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const driver = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(REPO_ROOT, 'test/support/launcher-driver.ts'), trivy],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     try {
       const launcher = await new Promise<number>((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('the driver never launched')), 20_000);
@@ -109,10 +130,18 @@ describe('the Trivy launcher', { timeout: 60_000 }, () => {
     process.kill(launcher, 'SIGSTOP');
     try {
       const started = Date.now();
-      const outcome = await runTrivy({ binary: script('never.sh', `exec sleep ${LATE_SLEEP}`), args: [], env: env(), timeoutMs: 300 });
+      const outcome = await runTrivy({
+        binary: script('never.sh', `exec sleep ${LATE_SLEEP}`),
+        args: [],
+        env: env(),
+        timeoutMs: 300,
+      });
       const took = Date.now() - started;
       assert.equal(outcome.timedOut, true);
-      assert.ok(took >= 300 + SETTLE_AFTER_KILL_MS - 100 && took < 300 + SETTLE_AFTER_KILL_MS + 2_000, `ended after ${took} ms`);
+      assert.ok(
+        took >= 300 + SETTLE_AFTER_KILL_MS - 100 && took < 300 + SETTLE_AFTER_KILL_MS + 2_000,
+        `ended after ${took} ms`,
+      );
     } finally {
       process.kill(launcher, 'SIGCONT');
     }
@@ -132,7 +161,10 @@ describe('the Trivy launcher', { timeout: 60_000 }, () => {
   test('a launcher that dies: the scan in flight is killed and started again directly; later ones start directly', async () => {
     const pidFile = path.join(WORK, 'inflight.pid');
     // The first run waits (the launcher is killed meanwhile); the second, started directly, finishes at once.
-    const trivy = script('inflight.sh', `if [ -s ${pidFile} ]; then echo "again, ppid $PPID" >&2; exit 0; fi; echo $$ > ${pidFile}; exec sleep 300`);
+    const trivy = script(
+      'inflight.sh',
+      `if [ -s ${pidFile} ]; then echo "again, ppid $PPID" >&2; exit 0; fi; echo $$ > ${pidFile}; exec sleep 300`,
+    );
     const pending = runTrivy({ binary: trivy, args: [], env: env(), timeoutMs: 60_000 });
     for (const until = Date.now() + 10_000; Date.now() < until; await sleep(50)) if (readFileIfAny(pidFile)) break;
     const firstPid = Number(readFileIfAny(pidFile));
@@ -143,7 +175,12 @@ describe('the Trivy launcher', { timeout: 60_000 }, () => {
     assert.equal(outcome.exitCode, 0);
     assert.equal(outcome.stderr.trim(), `again, ppid ${process.pid}`);
     assert.ok(await gone(firstPid, 3_000), 'the process of the first start was killed');
-    const next = await runTrivy({ binary: script('ppid2.sh', 'echo "ppid $PPID" >&2'), args: [], env: env(), timeoutMs: 10_000 });
+    const next = await runTrivy({
+      binary: script('ppid2.sh', 'echo "ppid $PPID" >&2'),
+      args: [],
+      env: env(),
+      timeoutMs: 10_000,
+    });
     assert.equal(next.exitCode, 0);
     assert.equal(next.stderr.trim(), `ppid ${process.pid}`);
     assert.equal(launcherPid(), undefined);

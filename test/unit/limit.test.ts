@@ -22,6 +22,9 @@ test('at most `size` run at once, first come first served; a failure frees its t
   const results = await Promise.allSettled([0, 1, 2, 3, 4].map(task));
   assert.equal(most, 2);
   assert.deepEqual(order, [0, 1, 2, 3, 4]);
-  assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled'],
+  );
   assert.equal(await limit.run(async () => 'after'), 'after', 'all turns were given back');
 });

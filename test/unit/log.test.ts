@@ -13,7 +13,10 @@ describe('logging', () => {
     const secrets = new SecretRegistry();
     secrets.add('tok-3f9a"quoted\\slash', 'hunter2');
     const { log, lines } = capture('json', secrets);
-    log.info({ header: 'Bearer tok-3f9a"quoted\\slash', nested: { list: ['x hunter2 y'] }, hunter2: 1 }, 'sending tok-3f9a"quoted\\slash');
+    log.info(
+      { header: 'Bearer tok-3f9a"quoted\\slash', nested: { list: ['x hunter2 y'] }, hunter2: 1 },
+      'sending tok-3f9a"quoted\\slash',
+    );
     log.error({ err: new Error('connect failed for redis://:hunter2@redis:6379') }, 'boom');
     const output = lines.join('');
     assert.ok(!output.includes('hunter2'));
@@ -40,7 +43,14 @@ describe('logging', () => {
 
   test('text format is readable', () => {
     assert.equal(
-      formatText({ time: '2026-11-27T06:00:00.000Z', level: 'warn', msg: 'image scan failed', image: 'docker.io/library/nginx:1', error: 'two words', count: 3 }),
+      formatText({
+        time: '2026-11-27T06:00:00.000Z',
+        level: 'warn',
+        msg: 'image scan failed',
+        image: 'docker.io/library/nginx:1',
+        error: 'two words',
+        count: 3,
+      }),
       '2026-11-27T06:00:00.000Z WARN  image scan failed image=docker.io/library/nginx:1 error="two words" count=3\n',
     );
     const { log, lines } = capture('text', new SecretRegistry());

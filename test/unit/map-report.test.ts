@@ -14,14 +14,16 @@ const ALL = SEVERITIES;
 const WORK = mkdtempSync(path.join(os.tmpdir(), 'map-report-'));
 process.on('exit', () => rmSync(WORK, { recursive: true, force: true }));
 let files = 0;
-const report = (name: string): TrivyReport => JSON.parse(readFileSync(path.join(TRIVY_REPORTS_DIR, name), 'utf8')) as TrivyReport;
+const report = (name: string): TrivyReport =>
+  JSON.parse(readFileSync(path.join(TRIVY_REPORTS_DIR, name), 'utf8')) as TrivyReport;
 
 /** The streaming mapper on a report file, with its findings read back. */
 async function mapFile(file: string, severities: readonly Severity[]) {
   const findings = await writeImageFindings(file, severities, path.join(WORK, `findings-${files++}.json`));
   return { ...findings, vulnerabilities: await readFindings(findings.file) };
 }
-const mapReport = (name: string, severities: readonly Severity[]) => mapFile(path.join(TRIVY_REPORTS_DIR, name), severities);
+const mapReport = (name: string, severities: readonly Severity[]) =>
+  mapFile(path.join(TRIVY_REPORTS_DIR, name), severities);
 const countBySeverity = (severities: Severity[]) =>
   severities.reduce<Record<string, number>>((acc, s) => ((acc[s] = (acc[s] ?? 0) + 1), acc), {});
 
@@ -30,11 +32,18 @@ describe('Trivy report → findings in payload shape', () => {
     const mapped = await mapReport('real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json', ALL);
     // 39 entries repeat a (cve, package, version, type) key at another path; Ephor stores them once.
     assert.equal(mapped.vulnerabilities.length, 197);
-    assert.deepEqual(countBySeverity(mapped.vulnerabilities.map((v) => v.severity)), { CRITICAL: 22, HIGH: 100, MEDIUM: 64, LOW: 11 });
+    assert.deepEqual(countBySeverity(mapped.vulnerabilities.map((v) => v.severity)), {
+      CRITICAL: 22,
+      HIGH: 100,
+      MEDIUM: 64,
+      LOW: 11,
+    });
     assert.equal(mapped.osFamily, 'alpine');
     assert.equal(mapped.osName, '3.11.5');
     assert.deepEqual(mapped.ecosystems, ['alpine', 'node-pkg']);
-    assert.deepEqual(mapped.repoDigests, ['bkimminich/juice-shop@sha256:b1802758946aa40549b98ee6b8f93e9b92d0a6bf7aed139284893466be9c5065']);
+    assert.deepEqual(mapped.repoDigests, [
+      'bkimminich/juice-shop@sha256:b1802758946aa40549b98ee6b8f93e9b92d0a6bf7aed139284893466be9c5065',
+    ]);
     assert.equal(mapped.imageCreated, '2020-04-22T11:53:35.152Z');
     for (const v of mapped.vulnerabilities) {
       assert.equal(v.scanner_type, v.package_type, 'scanner_type is the Result Type, as the Go scanner sends it');
@@ -96,8 +105,14 @@ describe('Trivy report → findings in payload shape', () => {
   });
 
   test('the 0.58 report shape maps to the same findings as 0.69', async () => {
-    const keys = async (name: string) => (await mapReport(name, ALL)).vulnerabilities.map((v) => [v.cve_id, v.package_name, v.package_version, v.scanner_type, v.severity].join('|'));
-    assert.deepEqual(await keys('trivy-v0.58.0_alpine-3.10_old-shape.json'), await keys('trivy-v0.69.3_alpine-3.10_os-pkgs.json'));
+    const keys = async (name: string) =>
+      (await mapReport(name, ALL)).vulnerabilities.map((v) =>
+        [v.cve_id, v.package_name, v.package_version, v.scanner_type, v.severity].join('|'),
+      );
+    assert.deepEqual(
+      await keys('trivy-v0.58.0_alpine-3.10_old-shape.json'),
+      await keys('trivy-v0.69.3_alpine-3.10_os-pkgs.json'),
+    );
   });
 
   test('no OS detected, zero vulnerabilities, a secret result without Type', async () => {
@@ -130,8 +145,14 @@ describe('CVSS v3 source choice is deterministic', () => {
     assert.deepEqual(chooseCvssV3(rest, 'ghsa'), { vector: 'CVSS:3.1/G', score: 8 });
   });
   test('then redhat, ghsa, bitnami, then alphabetical', () => {
-    assert.deepEqual(chooseCvssV3({ bitnami: cvss.bitnami, ghsa: cvss.ghsa, redhat: cvss.redhat }, undefined)?.vector, 'CVSS:3.1/R');
-    assert.deepEqual(chooseCvssV3({ zeta: { V3Vector: 'Z' }, alpha: { V3Vector: 'A', V3Score: 1 } }, undefined), { vector: 'A', score: 1 });
+    assert.deepEqual(
+      chooseCvssV3({ bitnami: cvss.bitnami, ghsa: cvss.ghsa, redhat: cvss.redhat }, undefined)?.vector,
+      'CVSS:3.1/R',
+    );
+    assert.deepEqual(chooseCvssV3({ zeta: { V3Vector: 'Z' }, alpha: { V3Vector: 'A', V3Score: 1 } }, undefined), {
+      vector: 'A',
+      score: 1,
+    });
   });
   test('a source with only v2 is skipped; none → undefined', () => {
     assert.equal(chooseCvssV3({ nvd: { V2Vector: 'AV:N', V2Score: 5 } }, 'nvd'), undefined);
@@ -139,7 +160,9 @@ describe('CVSS v3 source choice is deterministic', () => {
   });
   test('spring4shell: nvd chosen over ghsa and redhat', async () => {
     const mapped = await mapReport('trivy-v0.69.3_spring4shell-jre11_jar_cvss-ghsa-nvd-redhat.json', ALL);
-    const raw = report('trivy-v0.69.3_spring4shell-jre11_jar_cvss-ghsa-nvd-redhat.json').Results!.flatMap((r) => r.Vulnerabilities ?? [])[0]!;
+    const raw = report('trivy-v0.69.3_spring4shell-jre11_jar_cvss-ghsa-nvd-redhat.json').Results!.flatMap(
+      (r) => r.Vulnerabilities ?? [],
+    )[0]!;
     assert.equal(mapped.vulnerabilities[0]!.cvss_v3_vector, raw.CVSS!.nvd!.V3Vector);
     assert.equal(mapped.vulnerabilities[0]!.scanner_type, 'jar');
   });
@@ -183,14 +206,32 @@ describe('column limits and unstorable characters (a violation would roll back t
 
   test('an entry without ID or package name is skipped and counted', async () => {
     const file = path.join(WORK, 'skipped.json');
-    writeFileSync(file, JSON.stringify({ SchemaVersion: 2, Results: [{ Type: 'debian', Vulnerabilities: [{ PkgName: 'p' }, { VulnerabilityID: ' ', PkgName: 'p' }, { VulnerabilityID: 'CVE-1', PkgName: 'p' }] }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        SchemaVersion: 2,
+        Results: [
+          {
+            Type: 'debian',
+            Vulnerabilities: [
+              { PkgName: 'p' },
+              { VulnerabilityID: ' ', PkgName: 'p' },
+              { VulnerabilityID: 'CVE-1', PkgName: 'p' },
+            ],
+          },
+        ],
+      }),
+    );
     const mapped = await mapFile(file, ALL);
     assert.equal(mapped.vulnerabilities.length, 1);
     assert.equal(mapped.skippedEntries, 2);
   });
 
   test('a result without Type uses its Class as scanner_type (Ephor requires one)', () => {
-    assert.equal(mapVulnerability({ VulnerabilityID: 'CVE-1', PkgName: 'p' }, { Class: 'custom' })!.scanner_type, 'custom');
+    assert.equal(
+      mapVulnerability({ VulnerabilityID: 'CVE-1', PkgName: 'p' }, { Class: 'custom' })!.scanner_type,
+      'custom',
+    );
   });
 
   test('surrogate pairs are never split when cutting', () => {
@@ -209,7 +250,11 @@ describe('reports that are not reports (never read as "no vulnerabilities")', ()
   const cases: Array<[string, string, RegExp]> = [
     ['garbage', 'this is not json', /not a JSON object/],
     ['truncated', '{"SchemaVersion": 2, "Results": [', /ends in the middle: truncated/],
-    ['truncated inside a vulnerability', '{"SchemaVersion": 2, "Results": [{"Type": "debian", "Vulnerabilities": [{"VulnerabilityID": "CVE-1", "PkgN', /truncated/],
+    [
+      'truncated inside a vulnerability',
+      '{"SchemaVersion": 2, "Results": [{"Type": "debian", "Vulnerabilities": [{"VulnerabilityID": "CVE-1", "PkgN',
+      /truncated/,
+    ],
     ['empty', '  \n', /empty/],
     ['array', '[]', /not a JSON object/],
     ['wrong schema', '{"SchemaVersion": 1}', /unsupported report SchemaVersion 1/],
@@ -217,8 +262,16 @@ describe('reports that are not reports (never read as "no vulnerabilities")', ()
     ['bad results', '{"SchemaVersion": 2, "Results": {}}', /"Results" that is not an array/],
     ['results a string', '{"SchemaVersion": 2, "Results": "none"}', /"Results" that is not an array/],
     ['bad result', '{"SchemaVersion": 2, "Results": [7]}', /a Result that is not an object/],
-    ['bad vulnerabilities', '{"SchemaVersion": 2, "Results": [{"Vulnerabilities": "x"}]}', /"Vulnerabilities" that is not an array/],
-    ['bad vulnerability', '{"SchemaVersion": 2, "Results": [{"Vulnerabilities": [1]}]}', /a vulnerability that is not an object/],
+    [
+      'bad vulnerabilities',
+      '{"SchemaVersion": 2, "Results": [{"Vulnerabilities": "x"}]}',
+      /"Vulnerabilities" that is not an array/,
+    ],
+    [
+      'bad vulnerability',
+      '{"SchemaVersion": 2, "Results": [{"Vulnerabilities": [1]}]}',
+      /a vulnerability that is not an object/,
+    ],
     ['trailing data', '{"SchemaVersion": 2} {}', /data after its end/],
     ['mismatched brackets', '{"SchemaVersion": 2, "Results": [}', /mismatched brackets/],
   ];
@@ -226,7 +279,10 @@ describe('reports that are not reports (never read as "no vulnerabilities")', ()
     test(name, async () => {
       const file = path.join(WORK, `bad-${files++}.json`);
       writeFileSync(file, text);
-      await assert.rejects(mapFile(file, ALL), (e: unknown) => e instanceof InvalidReportError && message.test(e.message));
+      await assert.rejects(
+        mapFile(file, ALL),
+        (e: unknown) => e instanceof InvalidReportError && message.test(e.message),
+      );
     });
   }
 

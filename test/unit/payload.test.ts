@@ -13,12 +13,19 @@ import { TRIVY_REPORTS_DIR } from '../support/paths.js';
 
 const WORK = mkdtempSync(path.join(os.tmpdir(), 'payload-test-'));
 process.on('exit', () => rmSync(WORK, { recursive: true, force: true }));
-const findingsOf = (name: string, as: string) => writeImageFindings(path.join(TRIVY_REPORTS_DIR, name), SEVERITIES, path.join(WORK, `${as}.json`));
+const findingsOf = (name: string, as: string) =>
+  writeImageFindings(path.join(TRIVY_REPORTS_DIR, name), SEVERITIES, path.join(WORK, `${as}.json`));
 const juice = await findingsOf('real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json', 'juice');
 const alpine = await findingsOf('trivy-v0.69.3_alpine-3.10_os-pkgs.json', 'alpine');
 
 const GROUP = '0b0d7c1e-8f6a-4c8e-9d3f-2a1b3c4d5e6f';
-const run = { scanGroupId: GROUP, scanLabel: 'ephor-scanner/0.1.0', startedAt: '2026-11-27T06:00:00.000Z', trivyVersion: '0.69.3', scanConfig: { scanner: 'ephor-scanner' } };
+const run = {
+  scanGroupId: GROUP,
+  scanLabel: 'ephor-scanner/0.1.0',
+  startedAt: '2026-11-27T06:00:00.000Z',
+  trivyVersion: '0.69.3',
+  scanConfig: { scanner: 'ephor-scanner' },
+};
 
 function workload(name: string, containers: Array<[string, string]>, extra: Partial<Workload> = {}): Workload {
   return {
@@ -26,7 +33,13 @@ function workload(name: string, containers: Array<[string, string]>, extra: Part
     kind: 'Deployment',
     name,
     labels: {},
-    containers: containers.map(([n, specImage]) => ({ name: n, role: 'app', specImage, running: [], tagReason: 'no_running_pod' })),
+    containers: containers.map(([n, specImage]) => ({
+      name: n,
+      role: 'app',
+      specImage,
+      running: [],
+      tagReason: 'no_running_pod',
+    })),
     pullSecrets: { namespace: 'shop', secretNames: [], serviceAccount: 'default' },
     ...extra,
   };
@@ -55,12 +68,27 @@ async function build(workloads: Workload[], results: Record<string, ScanResult>,
 }
 
 const ok = (ref: string, image = juice): ScanResult => ({ ok: true, ref, image, durationMs: 1 });
-const failed = (ref: string, reason: 'not_found' | 'timeout' = 'not_found'): ScanResult => ({ ok: false, ref, reason, detail: `remote error: ${ref} MANIFEST_UNKNOWN`, durationMs: 1 });
+const failed = (ref: string, reason: 'not_found' | 'timeout' = 'not_found'): ScanResult => ({
+  ok: false,
+  ref,
+  reason,
+  detail: `remote error: ${ref} MANIFEST_UNKNOWN`,
+  durationMs: 1,
+});
 
 describe('namespace payload', () => {
   test('every container scanned: completed, findings per container, Go-compatible image fields', async () => {
     const { payload, stats, ledger } = await build(
-      [workload('web', [['app', 'bkimminich/juice-shop:v10.2.0'], ['proxy', 'alpine:3.10']], { labels: { exposure: 'public' } })],
+      [
+        workload(
+          'web',
+          [
+            ['app', 'bkimminich/juice-shop:v10.2.0'],
+            ['proxy', 'alpine:3.10'],
+          ],
+          { labels: { exposure: 'public' } },
+        ),
+      ],
       { 'docker.io/bkimminich/juice-shop:v10.2.0': ok('x'), 'docker.io/library/alpine:3.10': ok('y', alpine) },
     );
     assert.equal(payload.status, 'completed');
@@ -70,35 +98,62 @@ describe('namespace payload', () => {
     assert.deepEqual(ledger, []);
     const [web] = payload.workloads;
     assert.deepEqual(web!.labels, { exposure: 'public' });
-    assert.deepEqual(web!.containers.map((c) => [c.name, c.image_name, c.image_tag, c.vulnerabilities.length]), [
-      ['app', 'docker.io/bkimminich/juice-shop', 'v10.2.0', 197],
-      ['proxy', 'docker.io/library/alpine', '3.10', 4],
-    ]);
+    assert.deepEqual(
+      web!.containers.map((c) => [c.name, c.image_name, c.image_tag, c.vulnerabilities.length]),
+      [
+        ['app', 'docker.io/bkimminich/juice-shop', 'v10.2.0', 197],
+        ['proxy', 'docker.io/library/alpine', '3.10', 4],
+      ],
+    );
     assert.equal(stats.findings.CRITICAL, 22);
     assert.equal(stats.containersDelivered, 2);
   });
 
   test('a failed image: its container is not sent (it would auto-resolve its findings) and is in the ledger', async () => {
     const { payload, ledger, stats } = await build(
-      [workload('web', [['app', 'bkimminich/juice-shop:v10.2.0'], ['sidecar', 'nginx:no-such-tag']]), workload('worker', [['w', 'nginx:no-such-tag']])],
-      { 'docker.io/bkimminich/juice-shop:v10.2.0': ok('x'), 'docker.io/library/nginx:no-such-tag': failed('docker.io/library/nginx:no-such-tag') },
+      [
+        workload('web', [
+          ['app', 'bkimminich/juice-shop:v10.2.0'],
+          ['sidecar', 'nginx:no-such-tag'],
+        ]),
+        workload('worker', [['w', 'nginx:no-such-tag']]),
+      ],
+      {
+        'docker.io/bkimminich/juice-shop:v10.2.0': ok('x'),
+        'docker.io/library/nginx:no-such-tag': failed('docker.io/library/nginx:no-such-tag'),
+      },
     );
     assert.equal(payload.status, 'completed');
-    assert.deepEqual(payload.workloads.map((w) => [w.name, w.containers.map((c) => c.name)]), [['web', ['app']]], 'a workload left without containers is dropped');
-    assert.deepEqual(ledger.map((e) => [e.workload, e.container, e.reason, e.image]), [
-      ['web', 'sidecar', 'not_found', 'nginx:no-such-tag'],
-      ['worker', 'w', 'not_found', 'nginx:no-such-tag'],
-    ]);
+    assert.deepEqual(
+      payload.workloads.map((w) => [w.name, w.containers.map((c) => c.name)]),
+      [['web', ['app']]],
+      'a workload left without containers is dropped',
+    );
+    assert.deepEqual(
+      ledger.map((e) => [e.workload, e.container, e.reason, e.image]),
+      [
+        ['web', 'sidecar', 'not_found', 'nginx:no-such-tag'],
+        ['worker', 'w', 'not_found', 'nginx:no-such-tag'],
+      ],
+    );
     assert.deepEqual((payload.scan_config.not_delivered as unknown[]).length, 2);
     assert.deepEqual(payload.scan_config.coverage, {
-      workloads_discovered: 2, workloads_delivered: 1, containers_discovered: 3, containers_delivered: 1, containers_not_delivered: 2,
-      containers_by_running_digest: 0, containers_by_spec_tag: 1, discovery_complete: true,
+      workloads_discovered: 2,
+      workloads_delivered: 1,
+      containers_discovered: 3,
+      containers_delivered: 1,
+      containers_not_delivered: 2,
+      containers_by_running_digest: 0,
+      containers_by_spec_tag: 1,
+      discovery_complete: true,
     });
     assert.equal(stats.containersNotDelivered, 2);
   });
 
   test('nothing could be scanned: status failed (Ephor then resolves nothing), no workloads', async () => {
-    const { payload } = await build([workload('web', [['app', 'nginx:no-such-tag']])], { 'docker.io/library/nginx:no-such-tag': failed('n', 'timeout') });
+    const { payload } = await build([workload('web', [['app', 'nginx:no-such-tag']])], {
+      'docker.io/library/nginx:no-such-tag': failed('n', 'timeout'),
+    });
     assert.equal(payload.status, 'failed');
     assert.deepEqual(payload.workloads, []);
   });
@@ -110,36 +165,85 @@ describe('namespace payload', () => {
   });
 
   test('a namespace whose every list call failed is reported as failed, with the discovery errors', async () => {
-    const { payload } = await build([], {}, {
-      discoveredNothing: true,
-      discoveryErrors: [{ namespace: 'shop', kind: 'Deployment', status: 403, reason: 'Forbidden', message: 'deployments.apps is forbidden', missingRule: 'allow verb "list" on resource "deployments"' }],
-    });
+    const { payload } = await build(
+      [],
+      {},
+      {
+        discoveredNothing: true,
+        discoveryErrors: [
+          {
+            namespace: 'shop',
+            kind: 'Deployment',
+            status: 403,
+            reason: 'Forbidden',
+            message: 'deployments.apps is forbidden',
+            missingRule: 'allow verb "list" on resource "deployments"',
+          },
+        ],
+      },
+    );
     assert.equal(payload.status, 'failed');
-    assert.deepEqual(payload.scan_config.discovery_errors, [{ kind: 'Deployment', status: 403, reason: 'Forbidden', message: 'deployments.apps is forbidden', missing_rbac: 'allow verb "list" on resource "deployments"' }]);
+    assert.deepEqual(payload.scan_config.discovery_errors, [
+      {
+        kind: 'Deployment',
+        status: 403,
+        reason: 'Forbidden',
+        message: 'deployments.apps is forbidden',
+        missing_rbac: 'allow verb "list" on resource "deployments"',
+      },
+    ]);
   });
 
   test('an invalid reference and an unscanned (cancelled) image are ledger entries', async () => {
-    const { ledger } = await build([workload('web', [['a', 'Bad:Ref'], ['b', 'nginx:1.25']])], {});
-    assert.deepEqual(ledger.map((e) => [e.container, e.reason]), [['a', 'invalid_reference'], ['b', 'cancelled']]);
+    const { ledger } = await build(
+      [
+        workload('web', [
+          ['a', 'Bad:Ref'],
+          ['b', 'nginx:1.25'],
+        ]),
+      ],
+      {},
+    );
+    assert.deepEqual(
+      ledger.map((e) => [e.container, e.reason]),
+      [
+        ['a', 'invalid_reference'],
+        ['b', 'cancelled'],
+      ],
+    );
   });
 
   test('repeated workloads and container names are sent once (a repeat would auto-resolve the first)', async () => {
-    const w = workload('web', [['app', 'alpine:3.10'], ['app', 'bkimminich/juice-shop:v10.2.0']]);
-    const { payload } = await build([w, { ...w }], { 'docker.io/library/alpine:3.10': ok('a', alpine), 'docker.io/bkimminich/juice-shop:v10.2.0': ok('j') });
+    const w = workload('web', [
+      ['app', 'alpine:3.10'],
+      ['app', 'bkimminich/juice-shop:v10.2.0'],
+    ]);
+    const { payload } = await build([w, { ...w }], {
+      'docker.io/library/alpine:3.10': ok('a', alpine),
+      'docker.io/bkimminich/juice-shop:v10.2.0': ok('j'),
+    });
     assert.equal(payload.workloads.length, 1);
-    assert.deepEqual(payload.workloads[0]!.containers.map((c) => [c.name, c.image_name]), [['app', 'docker.io/library/alpine']]);
+    assert.deepEqual(
+      payload.workloads[0]!.containers.map((c) => [c.name, c.image_name]),
+      [['app', 'docker.io/library/alpine']],
+    );
   });
 
   test('labels: keys over 100 characters are dropped and listed, values cut to 255', async () => {
     const longKey = `team.example.com/${'k'.repeat(100)}`;
-    const { payload } = await build([workload('web', [['app', 'alpine:3.10']], { labels: { [longKey]: 'x', tier: 'v'.repeat(300) } })], { 'docker.io/library/alpine:3.10': ok('a', alpine) });
+    const { payload } = await build(
+      [workload('web', [['app', 'alpine:3.10']], { labels: { [longKey]: 'x', tier: 'v'.repeat(300) } })],
+      { 'docker.io/library/alpine:3.10': ok('a', alpine) },
+    );
     assert.deepEqual(Object.keys(payload.workloads[0]!.labels), ['tier']);
     assert.equal(payload.workloads[0]!.labels.tier!.length, 255);
     assert.deepEqual(payload.scan_config.labels_dropped, [longKey]);
   });
 
   test('the ledger is bounded', async () => {
-    const many = Array.from({ length: MAX_LEDGER_ENTRIES + 50 }, (_, i) => workload(`w${i}`, [['c', `registry.local/img${i}:1`]]));
+    const many = Array.from({ length: MAX_LEDGER_ENTRIES + 50 }, (_, i) =>
+      workload(`w${i}`, [['c', `registry.local/img${i}:1`]]),
+    );
     const { payload, ledger } = await build(many, {});
     assert.equal(ledger.length, MAX_LEDGER_ENTRIES + 50);
     assert.equal((payload.scan_config.not_delivered as unknown[]).length, MAX_LEDGER_ENTRIES);
@@ -153,7 +257,11 @@ describe('namespace payload', () => {
     w.containers[0] = { ...w.containers[0]!, running: [d1, d2], tagReason: undefined };
     const { payload, byTag, imageReferences } = await build([w], { [d1]: ok(d1, alpine), [d2]: ok(d2, juice) });
     const [container] = payload.workloads[0]!.containers;
-    assert.deepEqual([container!.image_name, container!.image_tag], ['ghcr.io/acme/api', '1.4'], 'image name and tag stay the spec\'s');
+    assert.deepEqual(
+      [container!.image_name, container!.image_tag],
+      ['ghcr.io/acme/api', '1.4'],
+      "image name and tag stay the spec's",
+    );
     assert.deepEqual(container!.repo_digests, [d1, d2]);
     assert.equal(container!.vulnerabilities.length, 4 + 197);
     assert.deepEqual(byTag, []);
@@ -172,8 +280,12 @@ describe('namespace payload', () => {
   });
 
   test('a container scanned by its spec tag is listed in scanned_by_tag with the reason', async () => {
-    const { payload, byTag } = await build([workload('web', [['app', 'alpine:3.10']])], { 'docker.io/library/alpine:3.10': ok('a', alpine) });
-    assert.deepEqual(byTag, [{ workload: 'web', kind: 'Deployment', container: 'app', image: 'alpine:3.10', reason: 'no_running_pod' }]);
+    const { payload, byTag } = await build([workload('web', [['app', 'alpine:3.10']])], {
+      'docker.io/library/alpine:3.10': ok('a', alpine),
+    });
+    assert.deepEqual(byTag, [
+      { workload: 'web', kind: 'Deployment', container: 'app', image: 'alpine:3.10', reason: 'no_running_pod' },
+    ]);
     assert.deepEqual(payload.scan_config.scanned_by_tag, byTag);
   });
 

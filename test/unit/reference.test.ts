@@ -25,13 +25,38 @@ const VALID: Array<[string, string, string, string]> = [
   [`nginx@${D}`, `docker.io/library/nginx@${D}`, 'docker.io/library/nginx', D],
   // The Go scanner put the tag into image_name ("docker.io/library/nginx:1.25") for tag@digest.
   [`nginx:1.25@${D}`, `docker.io/library/nginx@${D}`, 'docker.io/library/nginx', '1.25'],
-  [`localhost:32000/kotsadm-api:v1.0.1-abc@${D}`, `localhost:32000/kotsadm-api@${D}`, 'localhost:32000/kotsadm-api', 'v1.0.1-abc'],
-  ['gcr.io/stackdriver-agents/stackdriver-logging-agent:0.6-1.6.0-1', 'gcr.io/stackdriver-agents/stackdriver-logging-agent:0.6-1.6.0-1', 'gcr.io/stackdriver-agents/stackdriver-logging-agent', '0.6-1.6.0-1'],
-  ['quay.io/prometheus/node-exporter:v1.8.1', 'quay.io/prometheus/node-exporter:v1.8.1', 'quay.io/prometheus/node-exporter', 'v1.8.1'],
-  ['123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/api:2024.06', '123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/api:2024.06', '123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/api', '2024.06'],
+  [
+    `localhost:32000/kotsadm-api:v1.0.1-abc@${D}`,
+    `localhost:32000/kotsadm-api@${D}`,
+    'localhost:32000/kotsadm-api',
+    'v1.0.1-abc',
+  ],
+  [
+    'gcr.io/stackdriver-agents/stackdriver-logging-agent:0.6-1.6.0-1',
+    'gcr.io/stackdriver-agents/stackdriver-logging-agent:0.6-1.6.0-1',
+    'gcr.io/stackdriver-agents/stackdriver-logging-agent',
+    '0.6-1.6.0-1',
+  ],
+  [
+    'quay.io/prometheus/node-exporter:v1.8.1',
+    'quay.io/prometheus/node-exporter:v1.8.1',
+    'quay.io/prometheus/node-exporter',
+    'v1.8.1',
+  ],
+  [
+    '123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/api:2024.06',
+    '123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/api:2024.06',
+    '123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/api',
+    '2024.06',
+  ],
   ['my-registry/app:1', 'docker.io/my-registry/app:1', 'docker.io/my-registry/app', '1'],
   ['a/b/c/d:e', 'docker.io/a/b/c/d:e', 'docker.io/a/b/c/d', 'e'],
-  ['repo_with__double_underscore/x-y--z.w:TAG_1', 'docker.io/repo_with__double_underscore/x-y--z.w:TAG_1', 'docker.io/repo_with__double_underscore/x-y--z.w', 'TAG_1'],
+  [
+    'repo_with__double_underscore/x-y--z.w:TAG_1',
+    'docker.io/repo_with__double_underscore/x-y--z.w:TAG_1',
+    'docker.io/repo_with__double_underscore/x-y--z.w',
+    'TAG_1',
+  ],
   ['[::1]:5000/app:dev', '[::1]:5000/app:dev', '[::1]:5000/app', 'dev'],
   ['192.168.1.10:5000/app', '192.168.1.10:5000/app:latest', '192.168.1.10:5000/app', 'latest'],
   ['Registry.Example.com/app:1', 'Registry.Example.com/app:1', 'Registry.Example.com/app', '1'],
@@ -64,7 +89,10 @@ describe('image references (distribution grammar, Docker normalisation)', () => 
   }
   for (const [spec, reason] of INVALID) {
     test(`invalid: ${JSON.stringify(spec.length > 40 ? `${spec.slice(0, 40)}…` : spec)}`, () => {
-      assert.throws(() => parseReference(spec), (error: unknown) => error instanceof ReferenceError && reason.test(error.message));
+      assert.throws(
+        () => parseReference(spec),
+        (error: unknown) => error instanceof ReferenceError && reason.test(error.message),
+      );
     });
   }
   test('the table has at least 25 valid references', () => assert.ok(VALID.length >= 25));

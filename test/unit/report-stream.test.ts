@@ -8,7 +8,11 @@ import { TRIVY_REPORTS_DIR } from '../support/paths.js';
 
 /** Feeds the parser in chunks of the given sizes (cycled), as a file read would, and records what it hands over. */
 function streamed(bytes: Buffer, sizes: number[]) {
-  const seen: { metadata?: unknown; vulnerabilities: Array<[string | undefined, TrivyVulnerability]>; results: TrivyResult[] } = { vulnerabilities: [], results: [] };
+  const seen: {
+    metadata?: unknown;
+    vulnerabilities: Array<[string | undefined, TrivyVulnerability]>;
+    results: TrivyResult[];
+  } = { vulnerabilities: [], results: [] };
   const parser = new ReportParser({
     metadata: (m) => (seen.metadata = m),
     vulnerability: (result, v) => seen.vulnerabilities.push([result.Type, v]),
@@ -34,14 +38,26 @@ describe('the streaming report reader hands over exactly what JSON.parse sees', 
         const seen = streamed(bytes, sizes);
         assert.deepEqual(seen.vulnerabilities, expected);
         assert.deepEqual(seen.metadata, report.Metadata);
-        assert.deepEqual(seen.results.map((r) => [r.Target, r.Class, r.Type]), (report.Results ?? []).map((r) => [r.Target, r.Class, r.Type]));
+        assert.deepEqual(
+          seen.results.map((r) => [r.Target, r.Class, r.Type]),
+          (report.Results ?? []).map((r) => [r.Target, r.Class, r.Type]),
+        );
       }
     });
   }
 
   test('escaped quotes, backslashes and unicode in keys and values survive chunk boundaries', () => {
-    const vuln = { VulnerabilityID: 'CVE-1', PkgName: 'p"q\\r', Title: 'émoji 😀 "quoted" \\ \u0001', References: ['a', 'b'] };
-    const text = JSON.stringify({ SchemaVersion: 2, 'We\\"ird': { 'x"y': [1, { '}': ']' }] }, Results: [{ Type: 'debian', Vulnerabilities: [vuln], Packages: [{ Name: '{[' }] }] });
+    const vuln = {
+      VulnerabilityID: 'CVE-1',
+      PkgName: 'p"q\\r',
+      Title: 'émoji 😀 "quoted" \\ \u0001',
+      References: ['a', 'b'],
+    };
+    const text = JSON.stringify({
+      SchemaVersion: 2,
+      'We\\"ird': { 'x"y': [1, { '}': ']' }] },
+      Results: [{ Type: 'debian', Vulnerabilities: [vuln], Packages: [{ Name: '{[' }] }],
+    });
     const seen = streamed(Buffer.from(text), [1, 2]);
     assert.deepEqual(seen.vulnerabilities, [['debian', vuln]]);
   });
@@ -49,18 +65,35 @@ describe('the streaming report reader hands over exactly what JSON.parse sees', 
   test('keys are compared after unescaping, and a raw control character in a key is invalid JSON', () => {
     const vuln = { VulnerabilityID: 'CVE-2', PkgName: 'zlib' };
     const escaped = `{"SchemaVersion":2,"Res\\u0075lts":[{"Type":"alpine","Vulnerabilit\\u0069es":[${JSON.stringify(vuln)}]}]}`;
-    for (const sizes of [[escaped.length], [1], [5, 3]]) assert.deepEqual(streamed(Buffer.from(escaped), sizes).vulnerabilities, [['alpine', vuln]]);
+    for (const sizes of [[escaped.length], [1], [5, 3]])
+      assert.deepEqual(streamed(Buffer.from(escaped), sizes).vulnerabilities, [['alpine', vuln]]);
     const broken = '{"SchemaVersion":2,"Re\u0001sults":[]}'; // a raw U+0001 inside the key
     assert.throws(() => streamed(Buffer.from(broken), [7]), /not valid JSON in a key/);
   });
 
   test('captured and skipped values are run through whole: backslash runs before quotes, brackets inside strings, any chunking', () => {
-    const vuln = { VulnerabilityID: 'CVE-3', PkgName: 'ends-in-backslashes\\', Title: 'q\\"x', CVSS: { nvd: { V3Score: 7.5, V: [[], {}] } } };
+    const vuln = {
+      VulnerabilityID: 'CVE-3',
+      PkgName: 'ends-in-backslashes\\',
+      Title: 'q\\"x',
+      CVSS: { nvd: { V3Score: 7.5, V: [[], {}] } },
+    };
     const packages = [{ Name: 'a\\' }, { Name: '\\"]}' }, { Name: '[{', Layers: [[[]]] }, 1, -2.5e3, true, null];
-    const text = JSON.stringify({ SchemaVersion: 2, Extra: { deep: [{ x: '"' }] }, Results: [{ Type: 'npm', Packages: packages, Vulnerabilities: [vuln, vuln] }] }, null, 2);
+    const text = JSON.stringify(
+      {
+        SchemaVersion: 2,
+        Extra: { deep: [{ x: '"' }] },
+        Results: [{ Type: 'npm', Packages: packages, Vulnerabilities: [vuln, vuln] }],
+      },
+      null,
+      2,
+    );
     for (const sizes of [[text.length], [1], [2, 3], [5, 1, 7]]) {
       const seen = streamed(Buffer.from(text), sizes);
-      assert.deepEqual(seen.vulnerabilities, [['npm', vuln], ['npm', vuln]]);
+      assert.deepEqual(seen.vulnerabilities, [
+        ['npm', vuln],
+        ['npm', vuln],
+      ]);
     }
   });
 

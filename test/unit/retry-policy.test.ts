@@ -6,7 +6,8 @@ const http = (status: number, retryAfter?: string): AttemptOutcome => ({ kind: '
 const options = { baseMs: 1000, timeoutMs: 300_000, random: () => 1 };
 
 describe('which failures are retried (contract §7.11)', () => {
-  for (const status of [408, 429, 502, 503, 504]) test(`HTTP ${status} is retried`, () => assert.equal(isRetryable(http(status)), true));
+  for (const status of [408, 429, 502, 503, 504])
+    test(`HTTP ${status} is retried`, () => assert.equal(isRetryable(http(status)), true));
   for (const status of [400, 401, 403, 404, 405, 413, 415, 422, 500, 501]) {
     test(`HTTP ${status} is not retried`, () => assert.equal(isRetryable(http(status)), false));
   }
@@ -41,7 +42,14 @@ describe('backoff', () => {
 describe('accepted responses', () => {
   const body = '{"scan_id":42,"vulnerabilities":5,"workloads":2,"critical_vulns":1,"auto_resolved":0,"reopened":0}';
   test('201 JSON with a numeric scan_id', () => {
-    assert.deepEqual(parseIngestResponse(body, 'application/json'), { scan_id: 42, vulnerabilities: 5, workloads: 2, critical_vulns: 1, auto_resolved: 0, reopened: 0 });
+    assert.deepEqual(parseIngestResponse(body, 'application/json'), {
+      scan_id: 42,
+      vulnerabilities: 5,
+      workloads: 2,
+      critical_vulns: 1,
+      auto_resolved: 0,
+      reopened: 0,
+    });
   });
   test('anything else is not accepted', () => {
     assert.equal(parseIngestResponse('<html><body>Sign in</body></html>', 'text/html'), undefined);

@@ -21,31 +21,61 @@ describe('imageID → the registry digest running', () => {
     ['', undefined],
     ['docker-pullable://not a ref', undefined],
   ];
-  for (const [id, expected] of cases) test(JSON.stringify(id.slice(0, 40)), () => assert.equal(registryDigestOf(id), expected));
+  for (const [id, expected] of cases)
+    test(JSON.stringify(id.slice(0, 40)), () => assert.equal(registryDigestOf(id), expected));
 
   test('the real fixtures: dockershim, containerd, and an image not pulled yet', () => {
     const init = toPodFacts(readJson('objects', 'k9s_pod_nginx-with-init.Pod.json'))!;
-    assert.deepEqual(init.containers.map((c) => [c.name, c.role, registryDigestOf(c.imageID)]), [
-      ['ic1', 'init', 'docker.io/library/nginx@sha256:482ead44b2203fa32b3390abdaf97cbdc8ad15c07fb03a3e68d7c35a19ad7595'],
-      ['nginx', 'app', 'docker.io/library/nginx@sha256:482ead44b2203fa32b3390abdaf97cbdc8ad15c07fb03a3e68d7c35a19ad7595'],
-    ]);
+    assert.deepEqual(
+      init.containers.map((c) => [c.name, c.role, registryDigestOf(c.imageID)]),
+      [
+        [
+          'ic1',
+          'init',
+          'docker.io/library/nginx@sha256:482ead44b2203fa32b3390abdaf97cbdc8ad15c07fb03a3e68d7c35a19ad7595',
+        ],
+        [
+          'nginx',
+          'app',
+          'docker.io/library/nginx@sha256:482ead44b2203fa32b3390abdaf97cbdc8ad15c07fb03a3e68d7c35a19ad7595',
+        ],
+      ],
+    );
     const [running] = readJson('lists', 'troubleshoot_pods_default.PodList.json').items.map(toPodFacts) as PodFacts[];
     assert.deepEqual(running!.owner, { kind: 'ReplicaSet', name: 'random-pod-75b66db9b9' });
-    assert.equal(registryDigestOf(running!.containers[0]!.imageID), 'docker.io/random-pod/server@sha256:7cd450642c54cc8cce64dd9b4b8664c8480e7df6de880c5e134f4a2ed6446c5c');
-    const [pending] = readJson('lists', 'troubleshoot_pods_image-pull-fail.PodList.json').items.map(toPodFacts) as PodFacts[];
+    assert.equal(
+      registryDigestOf(running!.containers[0]!.imageID),
+      'docker.io/random-pod/server@sha256:7cd450642c54cc8cce64dd9b4b8664c8480e7df6de880c5e134f4a2ed6446c5c',
+    );
+    const [pending] = readJson('lists', 'troubleshoot_pods_image-pull-fail.PodList.json').items.map(
+      toPodFacts,
+    ) as PodFacts[];
     assert.equal(pending!.phase, 'Pending');
     assert.equal(pending!.containers[0]!.imageID, '');
   });
 
   test('a Pod keeps only the labels attribution and reporting read (pod-template-hash, ephor.dev/*)', () => {
-    const [pod] = readJson('lists', 'troubleshoot_pods_default.PodList.json').items as Array<{ metadata: { labels?: Record<string, string> } }>;
-    const labels = { ...pod!.metadata.labels, app: 'web', 'app.kubernetes.io/name': 'web', 'pod-template-hash': '75b66db9b9', 'ephor.dev/exposure': 'public' };
+    const [pod] = readJson('lists', 'troubleshoot_pods_default.PodList.json').items as Array<{
+      metadata: { labels?: Record<string, string> };
+    }>;
+    const labels = {
+      ...pod!.metadata.labels,
+      app: 'web',
+      'app.kubernetes.io/name': 'web',
+      'pod-template-hash': '75b66db9b9',
+      'ephor.dev/exposure': 'public',
+    };
     const facts = toPodFacts({ ...pod, metadata: { ...pod!.metadata, labels } } as Parameters<typeof toPodFacts>[0])!;
     assert.deepEqual(facts.labels, { 'pod-template-hash': '75b66db9b9', 'ephor.dev/exposure': 'public' });
   });
 });
 
-function workload(kind: Workload['kind'], name: string, containers: Array<[string, string]>, role: 'init' | 'app' = 'app'): Workload {
+function workload(
+  kind: Workload['kind'],
+  name: string,
+  containers: Array<[string, string]>,
+  role: 'init' | 'app' = 'app',
+): Workload {
   return {
     namespace: 'ns',
     kind,
@@ -56,7 +86,12 @@ function workload(kind: Workload['kind'], name: string, containers: Array<[strin
   };
 }
 
-function pod(name: string, owner: PodFacts['owner'], containers: Array<[string, string, string | undefined, PodFacts['containers'][0]['role']?]>, extra: Partial<PodFacts> = {}): PodFacts {
+function pod(
+  name: string,
+  owner: PodFacts['owner'],
+  containers: Array<[string, string, string | undefined, PodFacts['containers'][0]['role']?]>,
+  extra: Partial<PodFacts> = {},
+): PodFacts {
   return {
     name,
     phase: 'Running',
@@ -73,16 +108,41 @@ describe('pods → the images each workload runs', () => {
   const api = workload('Deployment', 'api', [['app', 'ghcr.io/acme/api:1.4']]);
   const db = workload('StatefulSet', 'db', [['pg', 'postgres:16']]);
   const job = workload('CronJob', 'nightly', [['run', 'alpine:3.20']]);
-  const replicaSets = new Map([['api-7d9f', { kind: 'Deployment', name: 'api' }], ['orphan-1', undefined], ['roll-5', { kind: 'Rollout', name: 'roll' }]]);
-  const jobs = new Map([['nightly-29012345', { kind: 'CronJob', name: 'nightly' }], ['migrate', undefined]]);
+  const replicaSets = new Map([
+    ['api-7d9f', { kind: 'Deployment', name: 'api' }],
+    ['orphan-1', undefined],
+    ['roll-5', { kind: 'Rollout', name: 'roll' }],
+  ]);
+  const jobs = new Map([
+    ['nightly-29012345', { kind: 'CronJob', name: 'nightly' }],
+    ['migrate', undefined],
+  ]);
 
   test('owner chains, a moved tag (two digests), injected and ephemeral containers, standalone and unsupported pods', () => {
     const pods: PodFacts[] = [
-      pod('api-7d9f-a', { kind: 'ReplicaSet', name: 'api-7d9f' }, [['app', 'ghcr.io/acme/api:1.4', `ghcr.io/acme/api@${D('1')}`], ['istio-proxy', 'docker.io/istio/proxyv2:1.22', `docker.io/istio/proxyv2@${D('9')}`]], { pullSecretNames: ['injected-secret'] }),
-      pod('api-7d9f-b', { kind: 'ReplicaSet', name: 'api-7d9f' }, [['app', 'ghcr.io/acme/api:1.4', `ghcr.io/acme/api@${D('2')}`], ['debugger', 'busybox:1.36', `docker.io/library/busybox@${D('3')}`, 'ephemeral']]),
+      pod(
+        'api-7d9f-a',
+        { kind: 'ReplicaSet', name: 'api-7d9f' },
+        [
+          ['app', 'ghcr.io/acme/api:1.4', `ghcr.io/acme/api@${D('1')}`],
+          ['istio-proxy', 'docker.io/istio/proxyv2:1.22', `docker.io/istio/proxyv2@${D('9')}`],
+        ],
+        { pullSecretNames: ['injected-secret'] },
+      ),
+      pod('api-7d9f-b', { kind: 'ReplicaSet', name: 'api-7d9f' }, [
+        ['app', 'ghcr.io/acme/api:1.4', `ghcr.io/acme/api@${D('2')}`],
+        ['debugger', 'busybox:1.36', `docker.io/library/busybox@${D('3')}`, 'ephemeral'],
+      ]),
       pod('db-0', { kind: 'StatefulSet', name: 'db' }, [['pg', 'postgres:16', D('5')]]),
-      pod('nightly-29012345-x', { kind: 'Job', name: 'nightly-29012345' }, [['run', 'alpine:3.20', '']], { phase: 'Pending' }),
-      pod('finished', { kind: 'Job', name: 'nightly-29012345' }, [['run', 'alpine:3.20', `docker.io/library/alpine@${D('7')}`]], { phase: 'Succeeded' }),
+      pod('nightly-29012345-x', { kind: 'Job', name: 'nightly-29012345' }, [['run', 'alpine:3.20', '']], {
+        phase: 'Pending',
+      }),
+      pod(
+        'finished',
+        { kind: 'Job', name: 'nightly-29012345' },
+        [['run', 'alpine:3.20', `docker.io/library/alpine@${D('7')}`]],
+        { phase: 'Succeeded' },
+      ),
       pod('debug', undefined, [['shell', 'alpine:3.20', `docker.io/library/alpine@${D('8')}`]]),
       pod('orphan-1-z', { kind: 'ReplicaSet', name: 'orphan-1' }, [['x', 'x:1', undefined]]),
       pod('roll-5-z', { kind: 'ReplicaSet', name: 'roll-5' }, [['x', 'x:1', undefined]]),
@@ -91,29 +151,61 @@ describe('pods → the images each workload runs', () => {
     ];
     const result = applyRunningPods('ns', [api, db, job], { pods, replicaSets, jobs }, { standalonePods: true });
     const [apiOut, dbOut, jobOut, standalone] = result.workloads;
-    assert.deepEqual(apiOut!.containers.map((c) => [c.name, c.role, c.specImage, c.running, c.tagReason]), [
-      ['app', 'app', 'ghcr.io/acme/api:1.4', [`ghcr.io/acme/api@${D('1')}`, `ghcr.io/acme/api@${D('2')}`], undefined],
-      ['istio-proxy', 'injected', 'docker.io/istio/proxyv2:1.22', [`docker.io/istio/proxyv2@${D('9')}`], undefined],
-      ['debugger', 'ephemeral', 'busybox:1.36', [`docker.io/library/busybox@${D('3')}`], undefined],
-    ]);
-    assert.deepEqual(apiOut!.pullSecrets, { namespace: 'ns', secretNames: ['tmpl-secret', 'injected-secret'], serviceAccount: 'app-sa' });
-    assert.deepEqual([dbOut!.containers[0]!.running, dbOut!.containers[0]!.tagReason], [[], 'no_registry_digest'], 'a bare image ID is no registry digest');
-    assert.deepEqual([jobOut!.containers[0]!.running, jobOut!.containers[0]!.tagReason], [[], 'no_running_pod'], 'a finished Pod is not running; a pending one has pulled nothing');
-    assert.deepEqual([standalone!.kind, standalone!.name, standalone!.containers[0]!.running], ['Pod', 'debug', [`docker.io/library/alpine@${D('8')}`]]);
+    assert.deepEqual(
+      apiOut!.containers.map((c) => [c.name, c.role, c.specImage, c.running, c.tagReason]),
+      [
+        ['app', 'app', 'ghcr.io/acme/api:1.4', [`ghcr.io/acme/api@${D('1')}`, `ghcr.io/acme/api@${D('2')}`], undefined],
+        ['istio-proxy', 'injected', 'docker.io/istio/proxyv2:1.22', [`docker.io/istio/proxyv2@${D('9')}`], undefined],
+        ['debugger', 'ephemeral', 'busybox:1.36', [`docker.io/library/busybox@${D('3')}`], undefined],
+      ],
+    );
+    assert.deepEqual(apiOut!.pullSecrets, {
+      namespace: 'ns',
+      secretNames: ['tmpl-secret', 'injected-secret'],
+      serviceAccount: 'app-sa',
+    });
+    assert.deepEqual(
+      [dbOut!.containers[0]!.running, dbOut!.containers[0]!.tagReason],
+      [[], 'no_registry_digest'],
+      'a bare image ID is no registry digest',
+    );
+    assert.deepEqual(
+      [jobOut!.containers[0]!.running, jobOut!.containers[0]!.tagReason],
+      [[], 'no_running_pod'],
+      'a finished Pod is not running; a pending one has pulled nothing',
+    );
+    assert.deepEqual(
+      [standalone!.kind, standalone!.name, standalone!.containers[0]!.running],
+      ['Pod', 'debug', [`docker.io/library/alpine@${D('8')}`]],
+    );
     assert.equal(result.workloads.length, 4);
     assert.deepEqual(result.notAttributed, { ReplicaSet: 1, Rollout: 1, Job: 1, Node: 1 });
   });
 
   test('standalone Pods are reported only when the Pod kind is enabled', () => {
-    const result = applyRunningPods('ns', [api], { pods: [pod('debug', undefined, [['shell', 'alpine:3.20', undefined]])], replicaSets, jobs }, { standalonePods: false });
+    const result = applyRunningPods(
+      'ns',
+      [api],
+      { pods: [pod('debug', undefined, [['shell', 'alpine:3.20', undefined]])], replicaSets, jobs },
+      { standalonePods: false },
+    );
     assert.equal(result.workloads.length, 1);
   });
 
-  test('without the ReplicaSet and Job lists, the controllers\' naming rules attribute the Pods', () => {
+  test("without the ReplicaSet and Job lists, the controllers' naming rules attribute the Pods", () => {
     const pods = [
-      pod('api-7d9f-a', { kind: 'ReplicaSet', name: 'api-7d9f' }, [['app', 'ghcr.io/acme/api:1.4', `ghcr.io/acme/api@${D('1')}`]], { labels: { 'pod-template-hash': '7d9f' } }),
-      pod('nightly-29012345-x', { kind: 'Job', name: 'nightly-29012345' }, [['run', 'alpine:3.20', `docker.io/library/alpine@${D('7')}`]]),
-      pod('other-55-q', { kind: 'ReplicaSet', name: 'other-55' }, [['x', 'x:1', undefined]], { labels: { 'pod-template-hash': '55' } }),
+      pod(
+        'api-7d9f-a',
+        { kind: 'ReplicaSet', name: 'api-7d9f' },
+        [['app', 'ghcr.io/acme/api:1.4', `ghcr.io/acme/api@${D('1')}`]],
+        { labels: { 'pod-template-hash': '7d9f' } },
+      ),
+      pod('nightly-29012345-x', { kind: 'Job', name: 'nightly-29012345' }, [
+        ['run', 'alpine:3.20', `docker.io/library/alpine@${D('7')}`],
+      ]),
+      pod('other-55-q', { kind: 'ReplicaSet', name: 'other-55' }, [['x', 'x:1', undefined]], {
+        labels: { 'pod-template-hash': '55' },
+      }),
     ];
     const result = applyRunningPods('ns', [api, job], { pods }, { standalonePods: false });
     assert.deepEqual(result.workloads[0]!.containers[0]!.running, [`ghcr.io/acme/api@${D('1')}`]);
@@ -123,6 +215,9 @@ describe('pods → the images each workload runs', () => {
 
   test('Pods that could not be listed: every container is scanned by its spec tag', () => {
     const result = applyRunningPods('ns', [api], undefined, { standalonePods: true });
-    assert.deepEqual(result.workloads[0]!.containers.map((c) => c.tagReason), ['pods_not_listed']);
+    assert.deepEqual(
+      result.workloads[0]!.containers.map((c) => c.tagReason),
+      ['pods_not_listed'],
+    );
   });
 });

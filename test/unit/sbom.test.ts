@@ -11,10 +11,17 @@ describe('SBOM ingest bodies', () => {
   let dir: string;
   before(async () => (dir = await mkdtemp(path.join(os.tmpdir(), 'sbom-test-'))));
   after(() => rm(dir, { recursive: true, force: true }));
-  const input = { imageReference: 'docker.io/library/alpine:3.10', imageDigest: `sha256:${'a'.repeat(64)}`, scanGroupId: '0b0d7c1e-8f6a-4c8e-9d3f-2a1b3c4d5e6f' };
+  const input = {
+    imageReference: 'docker.io/library/alpine:3.10',
+    imageDigest: `sha256:${'a'.repeat(64)}`,
+    scanGroupId: '0b0d7c1e-8f6a-4c8e-9d3f-2a1b3c4d5e6f',
+  };
 
   test('a real CycloneDX document becomes a valid body; spdx-json is sent as spdx', async () => {
-    const cdx = await sbomRequest(fixture('trivy', 'sbom', 'trivy-v0.69.3_fluentd-image_cyclonedx-sbom-only.cdx.json'), { ...input, trivyFormat: 'cyclonedx' });
+    const cdx = await sbomRequest(
+      fixture('trivy', 'sbom', 'trivy-v0.69.3_fluentd-image_cyclonedx-sbom-only.cdx.json'),
+      { ...input, trivyFormat: 'cyclonedx' },
+    );
     assert.ok(cdx.ok);
     assert.deepEqual(validate('sbom-request', cdx.request), []);
     assert.equal(cdx.request.format, 'cyclonedx');
@@ -25,9 +32,19 @@ describe('SBOM ingest bodies', () => {
     assert.deepEqual(validate('sbom-request', spdx.ok ? spdx.request : {}), []);
   });
 
-  test('an SBOM over Ephor\'s 5 MiB limit (compact) is skipped, never sent', async () => {
+  test("an SBOM over Ephor's 5 MiB limit (compact) is skipped, never sent", async () => {
     const big = path.join(dir, 'big.json');
-    await writeFile(big, JSON.stringify({ bomFormat: 'CycloneDX', components: Array.from({ length: 90_000 }, (_, i) => ({ name: `pkg-${i}`, version: '1.0.0', purl: `pkg:npm/pkg-${i}@1.0.0` })) }));
+    await writeFile(
+      big,
+      JSON.stringify({
+        bomFormat: 'CycloneDX',
+        components: Array.from({ length: 90_000 }, (_, i) => ({
+          name: `pkg-${i}`,
+          version: '1.0.0',
+          purl: `pkg:npm/pkg-${i}@1.0.0`,
+        })),
+      }),
+    );
     const result = await sbomRequest(big, { ...input, trivyFormat: 'cyclonedx' });
     assert.equal(result.ok, false);
     assert.ok(!result.ok && result.reason === 'too_large' && /at most 5 MiB/.test(result.detail));

@@ -18,7 +18,10 @@ process.on('exit', () => rmSync(WORK, { recursive: true, force: true }));
 /** A process that logs its start and end (epoch ms) to LOG and sleeps $1 seconds in between. */
 function timedScript(log: string): string {
   const file = path.join(WORK, `timed-${path.basename(log)}.sh`);
-  writeFileSync(file, `#!/bin/sh\necho "start $2 $(date +%s%3N)" >> ${log}\nsleep "$1"\necho "end $2 $(date +%s%3N)" >> ${log}\n`);
+  writeFileSync(
+    file,
+    `#!/bin/sh\necho "start $2 $(date +%s%3N)" >> ${log}\nsleep "$1"\necho "end $2 $(date +%s%3N)" >> ${log}\n`,
+  );
   chmodSync(file, 0o755);
   return file;
 }
@@ -41,7 +44,15 @@ function spans(log: string): Span[] {
 
 /** Most processes running at one time, from their logged spans. */
 function maxOverlap(list: Span[]): number {
-  const events = list.flatMap((s) => [[s.start, 1], [s.end ?? Infinity, -1]] as Array<[number, number]>).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const events = list
+    .flatMap(
+      (s) =>
+        [
+          [s.start, 1],
+          [s.end ?? Infinity, -1],
+        ] as Array<[number, number]>,
+    )
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let running = 0;
   let max = 0;
   for (const [, delta] of events) max = Math.max(max, (running += delta));
@@ -93,7 +104,9 @@ describe('gated Trivy processes', { timeout: 60_000 }, () => {
     const log = path.join(WORK, 'launcher.log');
     const binary = timedScript(log);
     const outcomes = await Promise.all(
-      ['a', 'b', 'c', 'd'].map((name) => runTrivy({ binary, args: ['0.4', name], env: env(), timeoutMs: 1500, gate: 2 })),
+      ['a', 'b', 'c', 'd'].map((name) =>
+        runTrivy({ binary, args: ['0.4', name], env: env(), timeoutMs: 1500, gate: 2 }),
+      ),
     );
     assert.ok(launcherPid() !== undefined, 'started by the launcher');
     for (const outcome of outcomes) {
@@ -125,7 +138,14 @@ describe('gated Trivy processes', { timeout: 60_000 }, () => {
     const binary = timedScript(log);
     const running = runTrivy({ binary, args: ['0.8', 'running'], env: env(), timeoutMs: 5000, gate: 1 });
     const controller = new AbortController();
-    const waiting = runTrivy({ binary, args: ['0', 'waiting'], env: env(), timeoutMs: 5000, gate: 1, signal: controller.signal });
+    const waiting = runTrivy({
+      binary,
+      args: ['0', 'waiting'],
+      env: env(),
+      timeoutMs: 5000,
+      gate: 1,
+      signal: controller.signal,
+    });
     await sleep(200);
     const abortedAt = Date.now();
     controller.abort();
@@ -135,7 +155,11 @@ describe('gated Trivy processes', { timeout: 60_000 }, () => {
     assert.equal(outcome.notStarted, true);
     assert.equal((await running).exitCode, 0);
     await sleep(200);
-    assert.deepEqual(spans(log).map((s) => s.name), ['running'], 'the cancelled scan never ran');
+    assert.deepEqual(
+      spans(log).map((s) => s.name),
+      ['running'],
+      'the cancelled scan never ran',
+    );
   });
 
   test('an already aborted call starts nothing', async () => {
@@ -143,7 +167,14 @@ describe('gated Trivy processes', { timeout: 60_000 }, () => {
     const binary = path.join(WORK, 'touch.sh');
     writeFileSync(binary, `#!/bin/sh\ntouch ${marker}\n`);
     chmodSync(binary, 0o755);
-    const outcome = await runTrivy({ binary, args: [], env: env(), timeoutMs: 5000, gate: 1, signal: AbortSignal.abort() });
+    const outcome = await runTrivy({
+      binary,
+      args: [],
+      env: env(),
+      timeoutMs: 5000,
+      gate: 1,
+      signal: AbortSignal.abort(),
+    });
     assert.equal(outcome.cancelled, true);
     assert.equal(outcome.notStarted, true);
     await sleep(200);
@@ -172,14 +203,20 @@ describe('gated Trivy processes', { timeout: 60_000 }, () => {
     // The launcher catches up and may start it: the scanner kills it as soon as it is reported.
     await runTrivy({ binary: '/bin/true', args: [], env: env(), timeoutMs: 5000 });
     await sleep(300);
-    assert.equal(spawnSync('pgrep', ['-f', `^sleep 30$`, '-P', String(launcher)], { encoding: 'utf8' }).stdout.trim(), '', 'nothing of it keeps running');
+    assert.equal(
+      spawnSync('pgrep', ['-f', `^sleep 30$`, '-P', String(launcher)], { encoding: 'utf8' }).stdout.trim(),
+      '',
+      'nothing of it keeps running',
+    );
   });
 
   // Last: from here on this process starts Trivy directly.
   test('the launcher dies with scans running and waiting: all of them run, directly, still at most `gate` at a time', async () => {
     const log = path.join(WORK, 'death.log');
     const binary = timedScript(log);
-    const calls = ['p', 'q', 'r', 's', 't'].map((name) => runTrivy({ binary, args: ['0.5', name], env: env(), timeoutMs: 10_000, gate: 2 }));
+    const calls = ['p', 'q', 'r', 's', 't'].map((name) =>
+      runTrivy({ binary, args: ['0.5', name], env: env(), timeoutMs: 10_000, gate: 2 }),
+    );
     await sleep(250);
     const launcher = launcherPid();
     assert.ok(launcher !== undefined);
@@ -193,7 +230,11 @@ describe('gated Trivy processes', { timeout: 60_000 }, () => {
 
     const direct = path.join(WORK, 'direct.log');
     const directBinary = timedScript(direct);
-    const more = await Promise.all(['u', 'v', 'w'].map((name) => runTrivy({ binary: directBinary, args: ['0.3', name], env: env(), timeoutMs: 5000, gate: 1 })));
+    const more = await Promise.all(
+      ['u', 'v', 'w'].map((name) =>
+        runTrivy({ binary: directBinary, args: ['0.3', name], env: env(), timeoutMs: 5000, gate: 1 }),
+      ),
+    );
     for (const outcome of more) assert.equal(outcome.exitCode, 0);
     assert.equal(maxOverlap(spans(direct)), 1);
   });

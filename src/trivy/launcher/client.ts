@@ -41,7 +41,12 @@ class Launcher {
 
   constructor(entry: string, execArgv: string[]) {
     // An empty environment: Trivy's comes with each request, and the scanner's secrets stay out of this process.
-    this.process = fork(entry, [], { execArgv, env: {}, stdio: ['ignore', 'ignore', 'inherit', 'ipc'], serialization: 'json' });
+    this.process = fork(entry, [], {
+      execArgv,
+      env: {},
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      serialization: 'json',
+    });
     this.process.on('message', (message: FromLauncher) => this.onMessage(message));
     this.process.on('error', () => this.onGone());
     this.process.on('exit', () => this.onGone());
@@ -101,7 +106,11 @@ class Launcher {
 
   private onMessage(message: FromLauncher): void {
     if (message.type === 'usage') {
-      this.usageWaiters.get(message.id)?.({ userMs: message.userMs, systemMs: message.systemMs, maxRssKiB: message.maxRssKiB });
+      this.usageWaiters.get(message.id)?.({
+        userMs: message.userMs,
+        systemMs: message.systemMs,
+        maxRssKiB: message.maxRssKiB,
+      });
       return;
     }
     const call = this.calls.get(message.id);
@@ -162,7 +171,12 @@ export function launch(request: SpawnRequest, callbacks: SpawnCallbacks, gate?: 
   return handle;
 }
 
-function launchDirect(request: SpawnRequest, callbacks: SpawnCallbacks, gate: number | undefined, handle: StartHandle): void {
+function launchDirect(
+  request: SpawnRequest,
+  callbacks: SpawnCallbacks,
+  gate: number | undefined,
+  handle: StartHandle,
+): void {
   const id = nextDirectId++;
   handle.cancel = () => void cancelWaitingStart(directGate, id, callbacks);
   startThroughGate(directGate, id, gate, request, callbacks);

@@ -20,7 +20,13 @@ function send(message: FromLauncher): void {
 process.on('message', (message: ToLauncher) => {
   if (message.type === 'usage') {
     const usage = process.resourceUsage();
-    send({ type: 'usage', id: message.id, userMs: usage.userCPUTime / 1000, systemMs: usage.systemCPUTime / 1000, maxRssKiB: usage.maxRSS });
+    send({
+      type: 'usage',
+      id: message.id,
+      userMs: usage.userCPUTime / 1000,
+      systemMs: usage.systemCPUTime / 1000,
+      maxRssKiB: usage.maxRSS,
+    });
     return;
   }
   if (message.type === 'cancel') {
