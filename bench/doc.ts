@@ -28,7 +28,7 @@ export interface Report {
 
 const fmt = {
   int: (n: number | undefined) => (n === undefined ? '–' : Math.round(n).toLocaleString('en-US')),
-  ms: (n: number | undefined) => (n === undefined ? '–' : `${Math.round(n).toLocaleString('en-US')}`),
+  ms: (n: number | undefined) => (n === undefined ? '–' : Math.round(n).toLocaleString('en-US')),
   s: (n: number | undefined, digits = 3) => (n === undefined ? '–' : n.toFixed(digits)),
   mib: (kib: number | undefined) => (kib === undefined ? '–' : (kib / 1024).toFixed(1)),
   bytes: (n: number | undefined) => (n === undefined ? '–' : n.toLocaleString('en-US')),

@@ -214,9 +214,9 @@ async function runScanner(env: Record<string, string>, dir: string, options: Run
   });
   const stdout = createWriteStream(stdoutFile);
   const stderr = createWriteStream(stderrFile);
-  child.stdout!.pipe(stdout);
-  child.stderr!.pipe(stderr);
-  let timedOut = false;
+  child.stdout.pipe(stdout);
+  child.stderr.pipe(stderr);
+  let timedOut = false as boolean; // set by the timer below
   const timer = setTimeout(
     () => {
       timedOut = true;
@@ -228,7 +228,9 @@ async function runScanner(env: Record<string, string>, dir: string, options: Run
   const sampler = setInterval(() => void sampleRss(child.pid, rss), RSS_SAMPLE_MS);
   const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
     child.on('error', reject);
-    child.on('exit', (code, sig) => resolve([code, sig]));
+    child.on('exit', (code, sig) => {
+      resolve([code, sig]);
+    });
   });
   const wallMs = performance.now() - started;
   clearTimeout(timer);
@@ -267,6 +269,23 @@ interface LogLine {
   [key: string]: unknown;
 }
 
+/** The fields of the scanner's summary record that the benchmark reads. */
+type SummaryLine = LogLine & {
+  duration_s?: number;
+  discovery_ms?: number;
+  images?: { total?: number; scanned?: number; failed?: number };
+  namespaces?: { total?: number; delivered?: number };
+  containers?: { delivered?: number };
+  findings?: Record<string, number>;
+  resources?: {
+    cpu_user_s?: number;
+    cpu_system_s?: number;
+    max_rss_mib?: number;
+    launcher?: { cpu_user_s?: number; cpu_system_s?: number; max_rss_mib?: number };
+  };
+  per_namespace?: Array<{ namespace: string; delivered?: boolean; bytes?: number; parts?: number }>;
+};
+
 async function summarise(
   config: RunConfig,
   cluster: ClusterStats,
@@ -278,7 +297,7 @@ async function summarise(
   maxConcurrentPosts: number,
   kubeRequests: number,
 ): Promise<Measurement> {
-  let completed: LogLine | undefined;
+  let completed: SummaryLine | undefined;
   let startedAt: number | undefined;
   const timeline: Measurement['timeline'] = {};
   const at = (line: LogLine) =>
@@ -321,23 +340,7 @@ async function summarise(
     }
   }
   const time = parseGnuTime(await readFile(scanner.timeFile, 'utf8').catch(() => ''));
-  const summary = completed as
-    | (LogLine & {
-        duration_s?: number;
-        discovery_ms?: number;
-        images?: { total?: number; scanned?: number; failed?: number };
-        namespaces?: { total?: number; delivered?: number };
-        containers?: { delivered?: number };
-        findings?: Record<string, number>;
-        resources?: {
-          cpu_user_s?: number;
-          cpu_system_s?: number;
-          max_rss_mib?: number;
-          launcher?: { cpu_user_s?: number; cpu_system_s?: number; max_rss_mib?: number };
-        };
-        per_namespace?: Array<{ namespace: string; delivered?: boolean; bytes?: number; parts?: number }>;
-      })
-    | undefined;
+  const summary = completed;
   const perNamespace = summary?.per_namespace ?? [];
   const accepted = ingests.filter((r) => r.response.status === 201 && r.rejectedBecause === undefined);
   const measurement: Measurement = {
@@ -477,9 +480,10 @@ function run(command: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { stdio: 'ignore' });
     child.on('error', reject);
-    child.on('exit', (code) =>
-      code === 0 ? resolve() : reject(new Error(`${command} ${args.join(' ')} exited with ${code}`)),
-    );
+    child.on('exit', (code) => {
+      if (code === 0) resolve();
+      else reject(new Error(`${command} ${args.join(' ')} exited with ${code}`));
+    });
   });
 }
 

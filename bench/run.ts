@@ -149,7 +149,9 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
     const config = { ...run.config, label: `${run.scenario} ${run.config.label}` };
     const measurement = {
       ...(await measureRun(config, {
-        progress: (line) => log(`  ${line}`),
+        progress: (line) => {
+          log(`  ${line}`);
+        },
         cpuProfDir: options.cpuProfDir,
         nodeArgs: options.nodeArgs,
         keep: options.keep,
@@ -237,7 +239,9 @@ async function processStartMs(): Promise<number> {
     await new Promise<void>((resolve, reject) => {
       const child = spawn('/bin/true', [], { stdio: 'ignore' });
       child.on('error', reject);
-      child.on('exit', () => resolve());
+      child.on('exit', () => {
+        resolve();
+      });
     });
     times.push(performance.now() - started);
   }

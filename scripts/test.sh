@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one test command (README and .ci/run): type check, build the bundle the e2e tests run, then every test file.
+# The one test command (README and .ci/run): type check, lint, build the bundle the e2e tests run, then every test file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The tests read real fixtures from the shared folder beside the clone (never copied into the repository).
@@ -10,6 +10,7 @@ if [ ! -d "$shared/fixtures" ]; then
 fi
 bash scripts/ensure-helm.sh >/dev/null   # the chart tests run the real helm binary (fetched once into .cache/)
 npx tsc --noEmit
+npm run lint --silent   # typescript-eslint (strict, type-checked) and Prettier's check
 npm run build --silent
 if [ "$#" -gt 0 ]; then
   TESTS=("$@")

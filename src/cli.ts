@@ -176,6 +176,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(secrets.scrub(`ephor-scanner: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`));
+  process.stderr.write(
+    secrets.scrub(
+      `ephor-scanner: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    ),
+  );
   process.exit(EXIT_NOT_DELIVERED);
 });

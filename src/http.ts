@@ -95,7 +95,10 @@ export function send(request: HttpRequest): Promise<HttpAnswer> {
     const source = request.body?.open();
     if (source === undefined) outgoing.end();
     else if (Buffer.isBuffer(source)) outgoing.end(source);
-    else writeChunks(outgoing, source).catch((error: Error) => outgoing.destroy(error));
+    else
+      writeChunks(outgoing, source).catch((error: unknown) => {
+        outgoing.destroy(error instanceof Error ? error : new Error(String(error)));
+      });
   });
 }
 
@@ -104,7 +107,9 @@ async function writeChunks(outgoing: http.ClientRequest, chunks: AsyncIterable<B
   for await (const chunk of chunks) {
     if (outgoing.destroyed) return;
     await new Promise<void>((resolve, reject) => {
-      const onClose = () => reject(new Error('the connection closed while the body was being sent'));
+      const onClose = () => {
+        reject(new Error('the connection closed while the body was being sent'));
+      };
       outgoing.once('close', onClose);
       outgoing.write(chunk, (error) => {
         outgoing.off('close', onClose);

@@ -68,17 +68,16 @@ const FIRST_KEYS = new Set(['time', 'level', 'msg']);
 
 /** `2026-11-27T06:00:01.123Z INFO  scan results delivered namespace=prod scan_id=42` */
 export function formatText(record: Record<string, unknown>): string {
-  const level = String(record.level ?? 'info')
-    .toUpperCase()
-    .padEnd(5);
+  const text = (value: unknown, fallback: string) => (typeof value === 'string' ? value : fallback);
+  const level = text(record.level, 'info').toUpperCase().padEnd(5);
   const fields = Object.entries(record)
     .filter(([key]) => !FIRST_KEYS.has(key))
     .map(([key, value]) => `${key}=${formatTextValue(value)}`);
   const table = typeof record.table === 'string' ? record.table : undefined;
   const line = [
-    String(record.time ?? ''),
+    text(record.time, ''),
     level,
-    String(record.msg ?? ''),
+    text(record.msg, ''),
     ...fields.filter((f) => !f.startsWith('table=')),
   ].join(' ');
   return table ? `${line}\n${table}\n` : `${line}\n`;

@@ -71,11 +71,11 @@ function judge(answer: HttpAnswer, url: URL, config: Config, sent: string): Chec
   const { status } = answer;
   const html = looksLikeHtml(answer);
   const title = html ? htmlTitle(answer.text) : undefined;
-  const what = html ? `an HTML page${title ? ` ("${title}")` : ''}` : `${contentType(answer)}`;
+  const what = html ? `an HTML page${title ? ` ("${title}")` : ''}` : contentType(answer);
   const request = `GET ${url.pathname}`;
 
   if (status >= 300 && status < 400) {
-    const location = String(answer.headers.location ?? '');
+    const location = answer.headers.location ?? '';
     if (/login|signin|sign_in|oauth|auth/i.test(location))
       return proxyAuthFailure(`${request} redirected to a sign-in page (${status} to ${location})`, config);
     if (url.protocol === 'http:' && location.startsWith('https://')) {
@@ -92,7 +92,7 @@ function judge(answer: HttpAnswer, url: URL, config: Config, sent: string): Chec
     );
   }
   if (status === 401 || status === 403) {
-    const origin = html ? `${what}: a proxy in front of the API asks for authentication` : `${what}`;
+    const origin = html ? `${what}: a proxy in front of the API asks for authentication` : what;
     return proxyAuthFailure(`${request} answered ${status} with ${origin}`, config);
   }
   if (html && status >= 200 && status < 300) {
@@ -159,9 +159,7 @@ function proxyAuthFailure(message: string, config: Config): CheckResult {
 }
 
 function contentType(answer: HttpAnswer): string {
-  const type = String(answer.headers['content-type'] ?? '')
-    .split(';')[0]
-    ?.trim();
+  const type = (answer.headers['content-type'] ?? '').split(';')[0]?.trim();
   if (answer.text.trim() === '') return 'an empty body';
   return type ? `a ${type} body` : 'a body without a content type';
 }

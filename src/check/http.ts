@@ -26,6 +26,6 @@ export function htmlTitle(body: string): string | undefined {
 }
 
 export function looksLikeHtml(answer: HttpAnswer): boolean {
-  const type = String(answer.contentType ?? '').toLowerCase();
+  const type = (answer.contentType ?? '').toLowerCase();
   return type.includes('text/html') || /^\s*<(!doctype|html|head|body)/i.test(answer.text);
 }

@@ -12,6 +12,7 @@ import { checkRbac } from './rbac.js';
 import { checkRegistryCredentials } from './registry.js';
 import { checkTrivy } from './trivy.js';
 import { GROUP_TIMEOUT_MS, fail, type CheckGroup, type CheckResult } from './types.js';
+import { messageOf } from '../errors.js';
 
 export type CheckOutput = 'text' | 'json';
 
@@ -78,7 +79,7 @@ export async function runCheck(env: Env, options: CheckOptions): Promise<number>
     results = [
       fail(
         'configuration',
-        `the check itself failed: ${(error as Error)?.stack ?? String(error)}`,
+        `the check itself failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
         'report this as a bug of ephor-scanner',
       ),
     ];
@@ -91,27 +92,21 @@ export async function runCheck(env: Env, options: CheckOptions): Promise<number>
 async function withDeadline(group: CheckGroup, work: Promise<CheckResult[]>, ms: number): Promise<CheckResult[]> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<CheckResult[]>((resolve) => {
-    timer = setTimeout(
-      () =>
-        resolve([
-          fail(
-            group,
-            `did not finish within ${ms / 1000} s`,
-            'something it calls accepts the connection but does not answer: check that service, then run the check again',
-          ),
-        ]),
-      ms,
-    );
+    timer = setTimeout(() => {
+      resolve([
+        fail(
+          group,
+          `did not finish within ${ms / 1000} s`,
+          'something it calls accepts the connection but does not answer: check that service, then run the check again',
+        ),
+      ]);
+    }, ms);
     timer.unref();
   });
   try {
     return await Promise.race([
       work.catch((error: unknown) => [
-        fail(
-          group,
-          `the check failed: ${(error as Error)?.message ?? String(error)}`,
-          'report this as a bug of ephor-scanner',
-        ),
+        fail(group, `the check failed: ${messageOf(error)}`, 'report this as a bug of ephor-scanner'),
       ]),
       late,
     ]);

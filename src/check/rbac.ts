@@ -2,7 +2,7 @@
 // whether its account may do so: one SelfSubjectAccessReview each (`kubectl auth can-i`), nothing is listed. A denial
 // names the missing rule in the words discovery uses when a list is forbidden.
 import type { Config } from '../config/index.js';
-import { KubeApiError } from '../kube/client.js';
+import { messageOf } from '../errors.js';
 import { KIND_SPECS } from '../kube/workload-kinds.js';
 import type { KubeAccess } from './kubernetes.js';
 import { fail, pass, warn, type CheckResult } from './types.js';
@@ -96,7 +96,7 @@ export async function checkRbac(config: Config, access: KubeAccess): Promise<Che
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL_REVIEWS, questions.length) }, worker));
   if (trouble !== undefined) {
-    const message = trouble instanceof KubeApiError || trouble instanceof Error ? trouble.message : String(trouble);
+    const message = messageOf(trouble);
     return [
       fail(
         'rbac',
@@ -140,12 +140,10 @@ export function describe(answers: Answer[], user: string): CheckResult[] {
     const allowed = here.filter((a) => a.allowed);
     if (allowed.length > 0) {
       const byVerb = (verb: string) => allowed.filter((a) => a.question.verb === verb).map((a) => a.question.resource);
-      const parts = [
-        ['list', byVerb('list')],
-        ['get', byVerb('get')],
-      ]
-        .filter(([, list]) => list!.length > 0)
-        .map(([verb, list]) => `${verb} ${(list as string[]).join(', ')}`);
+      const parts = (['list', 'get'] as const)
+        .map((verb) => ({ verb, resources: byVerb(verb) }))
+        .filter(({ resources }) => resources.length > 0)
+        .map(({ verb, resources }) => `${verb} ${resources.join(', ')}`);
       results.push(
         pass(
           'rbac',

@@ -49,7 +49,7 @@ export async function checkRegistryCredentials(
   for (const key of accounts.keys()) {
     const [namespace, account] = key.split('/') as [string, string];
     try {
-      const sa = await client.getJson<{ imagePullSecrets?: Array<{ name?: unknown }> }>(
+      const sa = await client.getJson<{ imagePullSecrets?: Array<{ name?: unknown } | null> }>(
         `/api/v1/namespaces/${encodeURIComponent(namespace)}/serviceaccounts/${encodeURIComponent(account)}`,
       );
       for (const ref of sa.imagePullSecrets ?? []) {

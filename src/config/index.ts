@@ -178,7 +178,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     );
   }
 
-  const binaryName = read('TRIVY_BINARY', (t) => t.trim())!;
+  const binaryName = read('TRIVY_BINARY', (t) => t.trim());
   const resolve = options.resolveExecutable ?? findExecutable;
   const binary = binaryName === undefined ? undefined : resolve(binaryName, env);
   if (binaryName !== undefined && binary === undefined) {

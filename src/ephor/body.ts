@@ -196,7 +196,7 @@ export async function writeBodyFile(part: BodyPart, file: string, mode = 0o644):
 /** The whole part as one string: for tests and small bodies only. */
 export async function bodyText(part: BodyPart): Promise<string> {
   const texts = await Promise.all(
-    pieces(part).map((piece) => (typeof piece === 'string' ? piece : readFile(piece.file, 'utf8'))),
+    pieces(part).map(async (piece) => (typeof piece === 'string' ? piece : readFile(piece.file, 'utf8'))),
   );
   return texts.join('');
 }

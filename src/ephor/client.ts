@@ -229,9 +229,9 @@ async function postOnce<R>(
 export function parseIngestResponse(text: string, contentType: string | null): ScanIngestResponse | undefined {
   if (contentType && !/json/i.test(contentType)) return undefined;
   try {
-    const data = JSON.parse(text) as Record<string, unknown>;
+    const data = JSON.parse(text) as Record<string, unknown> | null;
     if (typeof data?.scan_id !== 'number' || !Number.isFinite(data.scan_id)) return undefined;
-    const count = (key: string) => (typeof data[key] === 'number' ? (data[key] as number) : 0);
+    const count = (key: string) => (typeof data[key] === 'number' ? data[key] : 0);
     return {
       scan_id: data.scan_id,
       vulnerabilities: count('vulnerabilities'),
@@ -249,7 +249,7 @@ export function parseIngestResponse(text: string, contentType: string | null): S
 export function parseSbomResponse(text: string, contentType: string | null): SbomIngestResponse | undefined {
   if (contentType && !/json/i.test(contentType)) return undefined;
   try {
-    const data = JSON.parse(text) as Record<string, unknown>;
+    const data = JSON.parse(text) as Record<string, unknown> | null;
     if (typeof data?.id !== 'string' || (data.status !== 'created' && data.status !== 'updated')) return undefined;
     return {
       id: data.id,
@@ -263,7 +263,7 @@ export function parseSbomResponse(text: string, contentType: string | null): Sbo
 
 function parseProblem(text: string): Problem | undefined {
   try {
-    const data = JSON.parse(text) as Problem;
+    const data = JSON.parse(text) as unknown;
     return typeof data === 'object' && data !== null ? data : undefined;
   } catch {
     return undefined;

@@ -144,7 +144,7 @@ export async function buildNamespaceBody(input: NamespaceInput): Promise<Namespa
       for (const severity of Object.keys(findings) as Severity[]) findings[severity] += counts[severity];
       containers.push(containerEntry(fields, file));
       containersDelivered++;
-      const reference = `${fields.image_name}:${fields.image_tag}`;
+      const reference = `${String(fields.image_name)}:${String(fields.image_tag)}`;
       for (const key of planned.scanKeys) {
         const refs = imageReferences.get(key);
         if (refs) refs.add(reference);

@@ -181,10 +181,15 @@ function request(url: URL, options: RequestOptions, timeoutMs: number): Promise<
         clearTimeout(timer);
         const body = Buffer.concat(chunks).toString('utf8');
         const status = res.statusCode ?? 0;
-        if (status >= 200 && status < 300) return resolve(body);
+        if (status >= 200 && status < 300) {
+          resolve(body);
+          return;
+        }
         reject(httpError(method, url, status, body, res.headers['retry-after']));
       });
-      res.on('error', (error) => reject(networkError(method, url, error)));
+      res.on('error', (error) => {
+        reject(networkError(method, url, error));
+      });
     });
     const timer = setTimeout(
       () =>

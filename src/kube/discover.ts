@@ -178,7 +178,7 @@ async function listNamespacePods(client: KubeClient, namespace: string, options?
   };
 }
 
-function nameOf(object: RawObject): string | undefined {
+function nameOf(object: RawObject | null | undefined): string | undefined {
   return typeof object?.metadata?.name === 'string' ? object.metadata.name : undefined;
 }
 
@@ -208,7 +208,7 @@ export function describeFailure(
   rule: { group: string; resource: string },
 ): DiscoveryError {
   if (!(error instanceof KubeApiError)) {
-    return { namespace, kind, reason: 'error', message: (error as Error)?.message ?? String(error) };
+    return { namespace, kind, reason: 'error', message: error instanceof Error ? error.message : String(error) };
   }
   const failure: DiscoveryError = {
     namespace,

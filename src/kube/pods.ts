@@ -3,7 +3,13 @@
 import type { KubeClient } from './client.js';
 import { EPHOR_LABEL_PREFIX } from './labels.js';
 import { listAll, type ListOptions } from './list.js';
-import { pullSecretNamesOf, serviceAccountOf, type RawContainer, type RawPodSpec } from './workload-kinds.js';
+import {
+  pullSecretNamesOf,
+  serviceAccountOf,
+  type RawContainer,
+  type RawList,
+  type RawPodSpec,
+} from './workload-kinds.js';
 
 export interface PodContainer {
   name: string;
@@ -38,7 +44,7 @@ interface RawOwnerReference {
 interface RawMetadata {
   name?: unknown;
   labels?: Record<string, unknown>;
-  ownerReferences?: RawOwnerReference[];
+  ownerReferences?: RawList<RawOwnerReference>;
 }
 interface RawStatus {
   name?: unknown;
@@ -49,9 +55,9 @@ interface RawPod {
   spec?: RawPodSpec;
   status?: {
     phase?: unknown;
-    containerStatuses?: RawStatus[];
-    initContainerStatuses?: RawStatus[];
-    ephemeralContainerStatuses?: RawStatus[];
+    containerStatuses?: RawList<RawStatus>;
+    initContainerStatuses?: RawList<RawStatus>;
+    ephemeralContainerStatuses?: RawList<RawStatus>;
   };
 }
 
@@ -89,9 +95,9 @@ function ownedEntry(metadata: RawMetadata | undefined): [string, OwnerRef | unde
   return typeof metadata?.name === 'string' ? [metadata.name, controllerOf(metadata)] : undefined;
 }
 
-export function toPodFacts(pod: RawPod): PodFacts | undefined {
+export function toPodFacts(pod: RawPod | null | undefined): PodFacts | undefined {
   const name = pod?.metadata?.name;
-  if (typeof name !== 'string') return undefined;
+  if (!pod || typeof name !== 'string') return undefined;
   const statuses = new Map<string, string>();
   for (const list of [
     pod.status?.initContainerStatuses,
@@ -104,7 +110,7 @@ export function toPodFacts(pod: RawPod): PodFacts | undefined {
     }
   }
   const containers: PodContainer[] = [];
-  const add = (list: RawContainer[] | undefined, role: PodContainer['role']) => {
+  const add = (list: RawList<RawContainer> | undefined, role: PodContainer['role']) => {
     for (const c of Array.isArray(list) ? list : []) {
       if (typeof c?.name === 'string' && typeof c.image === 'string')
         containers.push({ name: c.name, image: c.image, role, imageID: statuses.get(c.name) });

@@ -63,7 +63,7 @@ export class PullSecretResolver {
 
   private accountSecrets(namespace: string, account: string): Lookup<string[]> {
     return memo(this.accounts, `${namespace}/${account}`, async () => {
-      const sa = await this.get<{ imagePullSecrets?: Array<{ name?: unknown }> }>(
+      const sa = await this.get<{ imagePullSecrets?: Array<{ name?: unknown } | null> }>(
         namespace,
         'serviceaccounts',
         account,
@@ -137,7 +137,6 @@ export class PullSecretResolver {
  * becomes a secret of the registry, so that no log line or error message can print it. */
 export function registerCredentials(registry: SecretRegistry, auths: Record<string, DockerAuthEntry>): void {
   for (const entry of Object.values(auths)) {
-    if (typeof entry !== 'object' || entry === null) continue;
     registry.add(entry.auth, entry.password, entry.identitytoken, entry.registrytoken);
     if (entry.auth) {
       const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
@@ -162,18 +161,23 @@ export function parseDockerSecret(secret: RawSecret): Record<string, DockerAuthE
     value ? (JSON.parse(Buffer.from(value, 'base64').toString('utf8')) as unknown) : undefined;
   try {
     if (secret.type === 'kubernetes.io/dockerconfigjson') {
-      const config = decode(secret.data?.['.dockerconfigjson']) as
-        { auths?: Record<string, DockerAuthEntry> } | undefined;
-      return config?.auths && typeof config.auths === 'object' ? config.auths : undefined;
+      const config = decode(secret.data?.['.dockerconfigjson']) as { auths?: unknown } | null | undefined;
+      return authEntries(config?.auths);
     }
-    if (secret.type === 'kubernetes.io/dockercfg') {
-      const auths = decode(secret.data?.['.dockercfg']);
-      return auths && typeof auths === 'object' ? (auths as Record<string, DockerAuthEntry>) : undefined;
-    }
+    if (secret.type === 'kubernetes.io/dockercfg') return authEntries(decode(secret.data?.['.dockercfg']));
   } catch {
     return undefined; // not base64 JSON: treated like a secret of another type
   }
   return undefined;
+}
+
+/** The entries of an `auths` map that are objects (anything else in the JSON is ignored, as Docker does). */
+function authEntries(auths: unknown): Record<string, DockerAuthEntry> | undefined {
+  if (typeof auths !== 'object' || auths === null) return undefined;
+  const entries = Object.entries(auths as Record<string, unknown>).filter(
+    (entry): entry is [string, DockerAuthEntry] => typeof entry[1] === 'object' && entry[1] !== null,
+  );
+  return Object.fromEntries(entries);
 }
 
 const DOCKER_HUB_HOSTS = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
@@ -192,7 +196,7 @@ export function entryForRegistry(
     const { host, path } = splitKey(key);
     const hostMatches = sameRegistry(host, registry) || (host.startsWith('*.') && registry.endsWith(host.slice(1)));
     const pathMatches = path === '' || repository === path || repository.startsWith(`${path}/`);
-    if (!hostMatches || !pathMatches || typeof entry !== 'object' || entry === null) continue;
+    if (!hostMatches || !pathMatches) continue;
     const specificity = path.length + (host.startsWith('*.') ? 0 : 1);
     if (!best || specificity > best.specificity) best = { entry, specificity };
   }

@@ -18,12 +18,14 @@ export interface RawContainer {
   name?: unknown;
   image?: unknown;
 }
+/** Decoded JSON: any array item may be null, whatever the API documents. */
+export type RawList<T> = Array<T | null | undefined>;
 export interface RawPodSpec {
-  initContainers?: RawContainer[];
-  containers?: RawContainer[];
-  ephemeralContainers?: RawContainer[];
+  initContainers?: RawList<RawContainer>;
+  containers?: RawList<RawContainer>;
+  ephemeralContainers?: RawList<RawContainer>;
   serviceAccountName?: unknown;
-  imagePullSecrets?: Array<{ name?: unknown }>;
+  imagePullSecrets?: RawList<{ name?: unknown }>;
 }
 export interface RawObject {
   metadata?: { name?: unknown; namespace?: unknown; labels?: Record<string, unknown> };
@@ -72,7 +74,7 @@ export function listPath(spec: { group: string; version: string; resource: strin
 /** Init containers first (including native sidecars), then the app containers, as the Go scanner ordered them. */
 export function templateContainers(podSpec: RawPodSpec | undefined): ContainerRef[] {
   const refs: ContainerRef[] = [];
-  const add = (list: RawContainer[] | undefined, role: ContainerRef['role']) => {
+  const add = (list: RawList<RawContainer> | undefined, role: ContainerRef['role']) => {
     for (const container of Array.isArray(list) ? list : []) {
       if (typeof container?.name === 'string' && typeof container.image === 'string') {
         refs.push({ name: container.name, role, specImage: container.image, running: [] });

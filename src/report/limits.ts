@@ -46,6 +46,7 @@ export function codePointLength(text: string): number {
 
 /** A value Ephor's @NotBlank accepts: at least one character above U+0020 after trimming. */
 export function isBlank(text: string | undefined): boolean {
+  // eslint-disable-next-line no-control-regex -- the control characters are exactly what counts as blank
   return text === undefined || !/[^\u0000-\u0020]/.test(text);
 }
 

@@ -55,7 +55,9 @@ export class DeliveryQueue {
       { grace_s: SHUTDOWN_DELIVERY_MS / 1000 },
       'shutdown requested: no new scans; delivering what is finished',
     );
-    setTimeout(() => this.cutoff.abort(), SHUTDOWN_DELIVERY_MS).unref();
+    setTimeout(() => {
+      this.cutoff.abort();
+    }, SHUTDOWN_DELIVERY_MS).unref();
   };
 
   constructor(private readonly inputs: DeliveryInputs) {

@@ -16,7 +16,9 @@ export class Progress {
     private readonly total: number,
     private readonly log: Logger,
   ) {
-    this.timer = setInterval(() => this.report(), HEARTBEAT_MS);
+    this.timer = setInterval(() => {
+      this.report();
+    }, HEARTBEAT_MS);
     this.timer.unref();
   }
 

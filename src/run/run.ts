@@ -54,7 +54,7 @@ export async function runScan(context: RunContext): Promise<RunSummary> {
       { error: describeWriteError(error, os.tmpdir()) },
       "the run's temporary directory cannot be created: nothing was scanned or delivered",
     );
-    return finish(context, started, {
+    return await finish(context, started, {
       durationMs: 0,
       interrupted: false,
       discoveryErrors: 0,
@@ -97,14 +97,14 @@ export async function runScan(context: RunContext): Promise<RunSummary> {
     if (trivy instanceof Error) {
       if (!(trivy instanceof TrivyUnavailableError)) throw trivy;
       log.error({ error: trivy.message }, 'trivy cannot scan: nothing was scanned or delivered');
-      return finish(context, started, { ...summaryBase, exitCode: 1, namespaces: [], images: emptyImages() });
+      return await finish(context, started, { ...summaryBase, exitCode: 1, namespaces: [], images: emptyImages() });
     }
     if (discovery.successfulLists === 0) {
       log.error(
         { errors: discovery.errors.length },
         'discovery returned nothing: every list call failed, so nothing is delivered',
       );
-      return finish(context, started, { ...summaryBase, exitCode: 1, namespaces: [], images: emptyImages() });
+      return await finish(context, started, { ...summaryBase, exitCode: 1, namespaces: [], images: emptyImages() });
     }
 
     const plan = planScans(discovery.namespaces, discovery.workloads);
@@ -124,7 +124,12 @@ export async function runScan(context: RunContext): Promise<RunSummary> {
     }
     const outcome = await scanAndDeliver(context, discovery, plan, trivy, scanContext, invalid);
     const exitCode = outcome.namespaces.every((n) => n.delivered) && !context.shutdown.aborted ? 0 : 1;
-    return finish(context, started, { ...summaryBase, interrupted: context.shutdown.aborted, exitCode, ...outcome });
+    return await finish(context, started, {
+      ...summaryBase,
+      interrupted: context.shutdown.aborted,
+      exitCode,
+      ...outcome,
+    });
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
@@ -203,8 +208,10 @@ async function scanAndDeliver(
     mayStart: () => schedule.mayStart(),
     run: (target, signal) => schedule.scan(target, signal),
     // A Trivy killed by a signal (the OOM killer) is tried once more, alone, once the others are done.
-    onResult: (target, result) =>
-      !result.ok && result.reason === 'killed' ? killed.push(target) : settle(target, result),
+    onResult: (target, result) => {
+      if (!result.ok && result.reason === 'killed') killed.push(target);
+      else settle(target, result);
+    },
   });
   if (killed.length > 0)
     log.warn(
@@ -235,7 +242,7 @@ async function scanAndDeliver(
   if (!config.ephor.dryRun) deliveries.enqueueSpooled();
   await deliveries.drained();
 
-  const failed = Object.values(failedByReason).reduce((a, b) => a + (b ?? 0), 0);
+  const failed = Object.values(failedByReason).reduce((a, b) => a + b, 0);
   return {
     namespaces: deliveries.namespaces,
     images: { total: plan.targets.length + invalid, scanned, failed, failedByReason },

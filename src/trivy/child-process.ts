@@ -25,8 +25,8 @@ export interface SpawnResult {
 
 export interface SpawnCallbacks {
   /** The process (and its group, same id) exists. */
-  started(pid: number): void;
-  done(result: SpawnResult): void;
+  started: (pid: number) => void;
+  done: (result: SpawnResult) => void;
 }
 
 /** Head and tail of stderr are kept: the head has the first error, the tail the FATAL line. */
@@ -52,12 +52,20 @@ export function spawnGroup(request: SpawnRequest, callbacks: SpawnCallbacks): vo
     if (pid !== undefined) killGroup(pid); // leftovers of the group (Trivy itself has exited)
     callbacks.done({ exitCode, signal, stdout: stdout.text(), stderr: stderr.text(), spawnError });
   };
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => stderr.append(chunk));
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => stdout.append(chunk));
-  child.on('error', (error) => finish(null, null, error.message));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr.append(chunk);
+  });
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout.append(chunk);
+  });
+  child.on('error', (error) => {
+    finish(null, null, error.message);
+  });
   child.on('exit', (code, signal) => {
     // 'close' waits for every holder of the pipes; a stray grandchild must not hold up the run.
-    const drained = setTimeout(() => finish(code, signal), DRAIN_MS);
+    const drained = setTimeout(() => {
+      finish(code, signal);
+    }, DRAIN_MS);
     child.on('close', () => {
       clearTimeout(drained);
       finish(code, signal);

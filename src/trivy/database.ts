@@ -203,7 +203,7 @@ export async function readDbMetadata(cacheDir: string, kind: DbKind): Promise<Db
     ]);
     if (file.size === 0) return { ready: false };
     const data = JSON.parse(metadata) as Record<string, unknown>;
-    const text = (key: string) => (typeof data[key] === 'string' ? (data[key] as string) : undefined);
+    const text = (key: string) => (typeof data[key] === 'string' ? data[key] : undefined);
     return {
       ready: true,
       updatedAt: text('UpdatedAt'),

@@ -2,6 +2,7 @@
 // the error chain it prints (texts in ../shared/fixtures/trivy/errors.md); the order of the checks matters because
 // one chain can mention several things ("unable to find the specified image … UNAUTHORIZED").
 import type { ScanFailureReason } from '../types.js';
+import { errnoOf, messageOf } from '../errors.js';
 
 export interface ProcessOutcome {
   exitCode: number | null;
@@ -16,6 +17,7 @@ export interface Classified {
   detail: string;
 }
 
+// eslint-disable-next-line no-control-regex -- the escape character starts the colour codes removed here
 const ANSI = /\x1b\[[0-9;]*m/g;
 const MAX_DETAIL = 500;
 
@@ -81,8 +83,8 @@ function fatalMessage(line: string): string {
 
 /** An error of the scanner's own file work (findings, reports, credentials) with what to do about it. */
 export function describeWriteError(error: unknown, workDir: string): string {
-  const code = (error as NodeJS.ErrnoException)?.code;
-  const message = (error as Error)?.message ?? String(error);
+  const code = errnoOf(error);
+  const message = messageOf(error);
   if (code === 'ENOSPC')
     return `no space left on device in ${workDir} (TMPDIR): give the pod a larger /tmp (chart value tmp.sizeLimit)`;
   if (code === 'EACCES' || code === 'EROFS') return `cannot write in ${workDir} (TMPDIR): ${message}`;
@@ -94,6 +96,6 @@ export function writeFailure(
   error: unknown,
   workDir: string,
 ): { ok: false; reason: 'no_space' | 'other'; detail: string } {
-  const reason = (error as NodeJS.ErrnoException)?.code === 'ENOSPC' ? 'no_space' : 'other';
+  const reason = errnoOf(error) === 'ENOSPC' ? 'no_space' : 'other';
   return { ok: false, reason, detail: describeWriteError(error, workDir) };
 }

@@ -19,7 +19,11 @@ export async function runPool<T, R>(items: readonly T[], options: PoolOptions<T,
     while (next < items.length && !options.signal.aborted && (options.mayStart?.() ?? true)) {
       const item = items[next++]!;
       const finish = await options.run(item, options.signal);
-      finishing.push(finish().then((result) => options.onResult(item, result)));
+      finishing.push(
+        finish().then((result) => {
+          options.onResult(item, result);
+        }),
+      );
     }
   };
   await Promise.all(Array.from({ length: Math.min(options.concurrency, items.length) }, worker));

@@ -105,17 +105,15 @@ export function runTrivy(options: RunOptions): Promise<RunOutcome> {
         killPending = true;
         handle.cancel(); // still waiting for a slot: it never starts
       }
-      settleTimer ??= setTimeout(
-        () =>
-          settle({
-            exitCode: null,
-            signal: pid === undefined ? null : 'SIGKILL',
-            stdout: '',
-            stderr: '',
-            notStarted: pid === undefined,
-          }),
-        SETTLE_AFTER_KILL_MS,
-      );
+      settleTimer ??= setTimeout(() => {
+        settle({
+          exitCode: null,
+          signal: pid === undefined ? null : 'SIGKILL',
+          stdout: '',
+          stderr: '',
+          notStarted: pid === undefined,
+        });
+      }, SETTLE_AFTER_KILL_MS);
     };
     const onAbort = () => {
       cancelled = true;

@@ -29,6 +29,8 @@ const readBuffers: Buffer[] = [];
 /** One captured value (a vulnerability, the metadata) beyond this is not a plausible Trivy report. */
 const MAX_CAPTURE_BYTES = 64 * 1024 * 1024;
 
+// The bytes of a Buffer are numbers; Byte names the few the reader looks for (compared as numbers throughout).
+/* eslint @typescript-eslint/no-unsafe-enum-comparison: "off" */
 const enum Byte {
   Quote = 0x22,
   Backslash = 0x5c,
@@ -151,6 +153,7 @@ export class ReportParser {
         case Byte.OpenBrace:
         case Byte.OpenBracket:
           this.startValueOrKey(chunk, i, false);
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- startValueOrKey may set it
           if (this.scan) break; // captured or skipped as a whole: no frame
           this.stack.push({
             kind: byte === Byte.OpenBrace ? 'object' : 'array',
@@ -304,11 +307,16 @@ export class ReportParser {
     if (path.length === 1 && path[0] === 'SchemaVersion')
       onDone = (text) => (this.schemaVersion = parse(text, 'SchemaVersion'));
     else if (path.length === 1 && path[0] === 'Metadata')
-      onDone = (text) => this.visitor.metadata(parseObject(text, 'Metadata'));
+      onDone = (text) => {
+        this.visitor.metadata(parseObject(text, 'Metadata'));
+      };
     else if (path.length === 3)
       onDone = (text) =>
         Object.assign(resultFrame!.result!, { [path[2] as string]: parse(text, `Results[].${String(path[2])}`) });
-    else onDone = (text) => this.visitor.vulnerability(resultFrame!.result!, parseObject(text, 'a vulnerability'));
+    else
+      onDone = (text) => {
+        this.visitor.vulnerability(resultFrame!.result!, parseObject(text, 'a vulnerability'));
+      };
     this.capture = { depth, parts: [], start: index, bytes: 0, onDone };
   }
 
@@ -338,6 +346,7 @@ export class ReportParser {
         this.stringParts.length === 1
           ? this.stringParts[0]!.toString('utf8')
           : Buffer.concat(this.stringParts).toString('utf8');
+      // eslint-disable-next-line no-control-regex -- control characters must be unescaped by JSON.parse
       top.key = /[\\\u0000-\u001f]/.test(raw) ? (parse(`"${raw}"`, 'a key') as string) : raw;
       top.expectKey = false;
     } else if (this.capture && this.stack.length === this.capture.depth) {
@@ -429,11 +438,12 @@ function parse(text: string, what: string): unknown {
   }
 }
 
-function parseObject<T>(text: string, what: string): T {
+/** A JSON object of the report; its fields are checked where they are read (map-image.ts). */
+function parseObject(text: string, what: string): Record<string, unknown> {
   const value = parse(text, what);
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new InvalidReportError(`report has ${what} that is not an object`);
-  return value as T;
+  return value as Record<string, unknown>;
 }
 
 function isWhitespace(byte: number): boolean {

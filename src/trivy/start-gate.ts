@@ -2,6 +2,7 @@
 // a slot frees (launcher/main.ts holds them), so when a Trivy process exits the next one starts at once, without
 // waiting for the scanner's event loop, which is busy reading reports and sending bodies. First come, first started.
 // Node built-ins only: the launcher process runs this too.
+import { messageOf } from '../errors.js';
 import { spawnGroup, type SpawnCallbacks, type SpawnRequest, type SpawnResult } from './child-process.js';
 
 interface Waiting {
@@ -64,19 +65,19 @@ export function startThroughGate(
     try {
       spawnGroup(request, { started: callbacks.started, done });
     } catch (error) {
-      done({ exitCode: null, signal: null, stdout: '', stderr: '', spawnError: (error as Error).message });
+      done({ exitCode: null, signal: null, stdout: '', stderr: '', spawnError: messageOf(error) });
     }
   };
   if (limit === undefined) {
     start(callbacks.done);
     return;
   }
-  gate.admit(id, limit, () =>
+  gate.admit(id, limit, () => {
     start((result) => {
       gate.release();
       callbacks.done(result);
-    }),
-  );
+    });
+  });
 }
 
 /** Cancels a start still waiting in `gate`: its call ends as never started. False when it is not waiting. */

@@ -138,7 +138,10 @@ test(
   { timeout: 30_000 },
   async (t) => {
     const standIn = await trivyStandIn();
-    if (standIn.kind !== 'c') return t.skip(`no C stand-in: ${standIn.note}`);
+    if (standIn.kind !== 'c') {
+      t.skip(`no C stand-in: ${standIn.note}`);
+      return;
+    }
     const dir = await mkdtemp(path.join(os.tmpdir(), 'ephor-fast-trivy-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
     const template = await writeReportTemplate(path.join(dir, 'report'));

@@ -11,7 +11,6 @@ import { ConfigMap, PersistentVolumeClaim, Secret, ServiceAccount } from 'kubern
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { CHART, type HelmResult, helmWorkspace, runHelm } from '../support/helm.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Obj = Record<string, any>;
 
 const { work: WORK, env: HELM_ENV } = helmWorkspace('ephor-chart-test-');
@@ -52,7 +51,6 @@ function valuesFile(content: string): string {
   return file;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Model = new (data: any) => { validate(): void };
 const MODELS: Record<string, Model> = {
   'batch/v1/CronJob': CronJob,
@@ -71,7 +69,9 @@ function validateAll(docs: Obj[]): void {
   for (const d of docs) {
     const M = MODELS[`${d.apiVersion}/${d.kind}`];
     assert.ok(M, `unexpected object ${d.apiVersion} ${d.kind}`);
-    assert.doesNotThrow(() => new M(d).validate(), `${d.kind} ${d.metadata?.name} fails the Kubernetes schema`);
+    assert.doesNotThrow(() => {
+      new M(d).validate();
+    }, `${d.kind} ${d.metadata?.name} fails the Kubernetes schema`);
   }
 }
 

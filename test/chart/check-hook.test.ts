@@ -10,7 +10,6 @@ import { parseAllDocuments } from 'yaml';
 import { CHART, type HelmResult, helmWorkspace, runHelm } from '../support/helm.js';
 import { REPO_ROOT } from '../support/paths.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Obj = Record<string, any>;
 
 const { work: WORK, env: HELM_ENV } = helmWorkspace('ephor-chart-hook-test-');
@@ -83,7 +82,9 @@ describe('Helm test hook: ephor-scanner check', () => {
   test("renders as a helm.sh/hook: test Pod with the chart's ServiceAccount and the check command; not part of an install", () => {
     const docs = render(INSTALL);
     const pod = hookPod(docs);
-    assert.doesNotThrow(() => new Pod(pod as never).validate(), 'a valid Pod');
+    assert.doesNotThrow(() => {
+      new Pod(pod).validate();
+    }, 'a valid Pod');
     assert.equal(pod.metadata.name, 'ephor-scanner-check');
     assert.equal(pod.metadata.namespace, 'ephor');
     assert.equal(pod.metadata.annotations['helm.sh/hook'], 'test');

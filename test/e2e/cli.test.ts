@@ -10,7 +10,7 @@ import { deployment } from '../support/k8s-objects.js';
 import { logsWith, runScanner, startStandIns } from '../support/harness.js';
 import { CLI_BUNDLE, REPO_ROOT } from '../support/paths.js';
 
-const PKG_VERSION = (await import('../../package.json', { with: { type: 'json' } })).default.version as string;
+const PKG_VERSION = (await import('../../package.json', { with: { type: 'json' } })).default.version;
 
 describe('command line', { timeout: 120_000 }, () => {
   test('--help lists every variable and the exit codes; --version prints the version', async () => {
@@ -74,7 +74,7 @@ describe('command line', { timeout: 120_000 }, () => {
       assert.equal(run.exitCode, 0, run.stdout);
       const [payload] = standIns.ephor.scanIngests();
       assert.equal((payload!.body as { namespace: string }).namespace, 'from-flag');
-      assert.match(run.stdout, /^\S+Z INFO  ephor-scanner starting /m);
+      assert.match(run.stdout, /^\S+Z INFO {2}ephor-scanner starting /m);
       assert.match(run.stdout, /^NAMESPACE +RESULT +WORKLOADS/m, 'text logs end with the summary table');
       const [scan] = await standIns.scans();
       assert.ok(scan!.argv.join(' ').includes('--severity MEDIUM'));

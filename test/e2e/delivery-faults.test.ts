@@ -111,8 +111,8 @@ describe('delivery faults', { timeout: 180_000 }, () => {
       assert.match(String(warning!.error), /HTTP 400 Validation Error: Request validation failed/);
       const attemptLog = run.logs.find((l) => l.problem_type === '/problems/validation-error');
       assert.ok(attemptLog, 'the attempt is logged with the problem JSON');
-      assert.equal(attemptLog!.trace_id, '0123456789abcdef');
-      assert.deepEqual(attemptLog!.field_errors, [
+      assert.equal(attemptLog.trace_id, '0123456789abcdef');
+      assert.deepEqual(attemptLog.field_errors, [
         { field: 'workloads[0].containers', message: 'Containers list is required and must not be empty' },
       ]);
     } finally {
@@ -197,6 +197,10 @@ async function closedPort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
+  await new Promise<void>((resolve) =>
+    server.close(() => {
+      resolve();
+    }),
+  );
   return port;
 }

@@ -246,7 +246,11 @@ describe('an expired continue token (410) on every continue', { timeout: 60_000 
         },
       },
       { SCAN_NAMESPACES: 'paged,other' },
-      { prepare: (s) => s.ephor.seedFinding(hidden) },
+      {
+        prepare: (s) => {
+          s.ephor.seedFinding(hidden);
+        },
+      },
     ));
   });
   after(() => standIns?.close());
@@ -496,7 +500,11 @@ describe('every list call forbidden in one of two namespaces', { timeout: 60_000
     ({ standIns, run } = await scenario(
       { cluster: { objects: [...oneOfEachKind('locked'), ...oneOfEachKind('open')], faults: forbidAll('locked') } },
       { SCAN_NAMESPACES: 'locked,open' },
-      { prepare: (s) => s.ephor.seedFinding(lockedFinding) },
+      {
+        prepare: (s) => {
+          s.ephor.seedFinding(lockedFinding);
+        },
+      },
     ));
   });
   after(() => standIns?.close());
@@ -622,7 +630,9 @@ describe('no Kubernetes configuration', { timeout: 60_000 }, () => {
     exitedWith(run, 2);
     const errors = run.logs.filter((l) => l.level === 'error' || l.level === 'fatal');
     assert.ok(
-      errors.some((l) => String(l.error ?? l.msg).includes(missing) && /no such file/.test(String(l.error))),
+      errors.some(
+        (l) => JSON.stringify(l.error ?? l.msg).includes(missing) && /no such file/.test(JSON.stringify(l.error)),
+      ),
       `error names the file\n${run.stdout}`,
     );
     await assertNothingContacted();

@@ -293,7 +293,7 @@ describe('standalone Pods and forbidden secrets', { timeout: 120_000 }, () => {
       const shell = payload.workloads.find((w) => w.name === 'debug-shell');
       assert.equal(shell?.kind, 'Pod');
       assert.deepEqual(
-        shell!.containers.map((c) => [c.name, c.repo_digests]),
+        shell.containers.map((c) => [c.name, c.repo_digests]),
         [['shell', [`docker.io/library/alpine@${D('7')}`]]],
       );
       const warnings = logsWith(

@@ -320,7 +320,9 @@ describe('a namespace in which every image fails', { timeout: 60_000 }, () => {
       // unlisted images get the real MANIFEST_UNKNOWN failure
       namespaces: { broken: [image('api'), image('worker')], fine: [GOOD] },
       trivy: { images: { [image('worker')]: { fail: 'unauthorized-remote' }, [GOOD]: { report: ALPINE_REPORT } } },
-      prepare: (s) => s.ephor.seedFinding(openFinding),
+      prepare: (s) => {
+        s.ephor.seedFinding(openFinding);
+      },
     }));
   });
   after(() => standIns?.close());
@@ -735,7 +737,7 @@ describe('SCAN_SEVERITY=critical,unknown', { timeout: 60_000 }, () => {
     assert.ok(juice.length > 0);
     assert.ok(
       juice.every((s) => s === 'CRITICAL'),
-      `juice-shop: ${[...new Set(juice)]}`,
+      `juice-shop: ${[...new Set(juice)].join(',')}`,
     );
     assert.deepEqual(severities('edited').sort(), ['CRITICAL', 'UNKNOWN'] satisfies Severity[]);
   });

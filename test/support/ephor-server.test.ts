@@ -221,12 +221,16 @@ test('a resolved finding (auto or manual) reported again is reopened and counted
 test('triaged, false_positive and accepted_risk are never auto-resolved nor reopened', BOUNDED, async () => {
   await withServer(async (server) => {
     const statuses = ['triaged', 'false_positive', 'accepted_risk'] as const;
-    statuses.forEach((status, i) => server.seedFinding({ ...finding(`CVE-${i}`), status }));
+    statuses.forEach((status, i) => {
+      server.seedFinding({ ...finding(`CVE-${i}`), status });
+    });
     const empty = await postScan(server, appScan([]));
     assert.equal(empty.json.auto_resolved, 0);
     const reported = await postScan(server, appScan([vuln('CVE-0'), vuln('CVE-1'), vuln('CVE-2')]));
     assert.equal(reported.json.reopened, 0);
-    statuses.forEach((status, i) => assert.deepEqual(server.instance(finding(`CVE-${i}`)), { status }));
+    statuses.forEach((status, i) => {
+      assert.deepEqual(server.instance(finding(`CVE-${i}`)), { status });
+    });
   });
 });
 
@@ -980,7 +984,9 @@ test(
               { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': body.length } },
               (res) => {
                 res.resume();
-                res.on('end', () => resolve(res.statusCode ?? 0));
+                res.on('end', () => {
+                  resolve(res.statusCode ?? 0);
+                });
               },
             );
             req.on('error', reject);

@@ -333,6 +333,7 @@ function bindEnum(values: Json[], value: Json, where: string): Json {
   // FAIL_ON_NUMBERS_FOR_ENUMS is off: an integer is the constant's ordinal.
   if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < values.length)
     return values[value] ?? null;
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- an enum's values are strings
   return cannotRead(where, value, `one of ${values.join('|')}`);
 }
 
@@ -1029,9 +1030,15 @@ function readPartThenReset(req: IncomingMessage): Promise<Buffer> {
       req.socket.destroy();
       resolve(part);
     };
-    req.once('data', (chunk: Buffer) => reset(chunk));
-    req.once('end', () => reset(Buffer.alloc(0)));
-    req.once('close', () => reset(Buffer.alloc(0)));
+    req.once('data', (chunk: Buffer) => {
+      reset(chunk);
+    });
+    req.once('end', () => {
+      reset(Buffer.alloc(0));
+    });
+    req.once('close', () => {
+      reset(Buffer.alloc(0));
+    });
   });
 }
 
@@ -1173,7 +1180,7 @@ function checkLightBody(bytes: Uint8Array): LightCheck {
     return ok;
   };
   if (!isObject(json)) return { errors: ['body: must be a JSON object'] };
-  ['namespace', 'scan_label', 'status'].forEach((key) => need(json as Record<string, unknown>, '', key, 'string'));
+  ['namespace', 'scan_label', 'status'].forEach((key) => need(json, '', key, 'string'));
   const summary = { namespace: String(json.namespace), workloads: 0, containers: 0, vulnerabilities: 0, critical: 0 };
   if (!need(json, '', 'workloads', 'array')) return { errors };
   (json.workloads as unknown[]).forEach((workload, w) => {
@@ -1262,7 +1269,9 @@ class EphorStandIn implements EphorServer {
   async listen(): Promise<void> {
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
-      this.http.listen(0, '127.0.0.1', () => resolve());
+      this.http.listen(0, '127.0.0.1', () => {
+        resolve();
+      });
     });
     this.url = `http://127.0.0.1:${(this.http.address() as AddressInfo).port}`;
   }
@@ -1305,7 +1314,11 @@ class EphorStandIn implements EphorServer {
 
   async close(): Promise<void> {
     this.closing.abort();
-    const closed = new Promise<void>((resolve) => this.http.close(() => resolve()));
+    const closed = new Promise<void>((resolve) =>
+      this.http.close(() => {
+        resolve();
+      }),
+    );
     this.http.closeAllConnections();
     await closed;
     await this.settled();
@@ -1363,15 +1376,18 @@ class EphorStandIn implements EphorServer {
     if (!this.proxyLetsThrough(req)) {
       record.rawBody = await readBody(req);
       record.rejectedBecause = [`proxy: header ${this.options.requireHeader?.name} missing or wrong`];
-      return send(res, record, htmlAnswer(401, signInPage()));
+      send(res, record, htmlAnswer(401, signInPage()));
+      return;
     }
     const step = kind ? this.script.shift() : undefined;
     if (step?.reset) {
       record.rawBody = await readPartThenReset(req);
       return;
     }
-    if (this.options.light && kind === 'scan' && !step)
-      return send(res, record, await this.lightIngest(req, record, ctx));
+    if (this.options.light && kind === 'scan' && !step) {
+      send(res, record, await this.lightIngest(req, record, ctx));
+      return;
+    }
     record.rawBody = await readBody(req);
     const parsed = requestJson(kind ?? 'scan', req.headers, record.rawBody);
     record.body = parsed?.json;
@@ -1626,7 +1642,7 @@ class EphorStandIn implements EphorServer {
     const contentHash = sbomContentHash(request.format, request.sbom);
     const existing = this.sbomStore.find(request.image_reference, contentHash);
     // A hit stores no document, but the lookup itself already sends image_reference to PostgreSQL.
-    const withNul = nulPaths((existing ? request.image_reference : admitted.bound) as Json);
+    const withNul = nulPaths(existing ? request.image_reference : admitted.bound);
     if (withNul.length > 0)
       return this.refuse(
         record,

@@ -38,6 +38,7 @@ function writeInvocationLog(extra = {}) {
 }
 
 /** Thrown by exit() so that no code runs after it; main() flushes stdout/stderr before exiting. */
+// eslint-disable-next-line @typescript-eslint/no-extraneous-class -- a marker thrown and caught by main()
 class ExitRequest {
   constructor(code) {
     this.code = code;
@@ -743,7 +744,8 @@ function withRepoDigest(metadata, repoDigest) {
 function filterBySeverity(result, key, severities) {
   if (!result[key]) return;
   result[key] = result[key].filter((finding) => severities.includes(finding.Severity));
-  if (result[key].length === 0) delete result[key]; // Trivy omits empty finding lists
+  // eslint-disable-next-line @typescript-eslint/no-dynamic-delete -- Trivy omits empty finding lists
+  if (result[key].length === 0) delete result[key];
 }
 
 // ---------- Packages for --list-all-pkgs (SBOM-ready reports) ----------

@@ -667,7 +667,9 @@ describe('process behaviours', () => {
     child.stdout.resume();
     child.stderr.resume();
     const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-      child.on('close', (code, signal) => resolve({ code, signal })),
+      child.on('close', (code, signal) => {
+        resolve({ code, signal });
+      }),
     );
     const pid = child.pid!;
     try {
@@ -1013,10 +1015,10 @@ describe('trivy convert', () => {
 
       const refs = (bom.dependencies as Json[]).map((d) => d.ref);
       assert.deepEqual(refs, [...refs].sort(), 'sorted like the fixture');
-      assert.equal(bom.dependencies.length, bom.components.length + 1);
+      assert.equal(bom.dependencies.length, Number(bom.components.length) + 1);
       const byRef = new Map((bom.dependencies as Json[]).map((d) => [d.ref, d.dependsOn as string[]]));
       assert.equal(byRef.get(os['bom-ref'])!.length, 10);
-      assert.equal(byRef.get(root['bom-ref'])!.length, 1 + report.Results[1].Packages.length);
+      assert.equal(byRef.get(root['bom-ref'])!.length, 1 + Number(report.Results[1].Packages.length));
       assert.deepEqual(bom.vulnerabilities, []);
       const componentRefs = (bom.components as Json[]).map((c) => c['bom-ref']);
       assert.deepEqual(componentRefs, [...componentRefs].sort());

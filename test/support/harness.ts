@@ -56,7 +56,7 @@ export async function runScanner(
   let stdout = '';
   let stderr = '';
   let pending = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
     stdout += chunk;
     if (!options.onLog) return;
     pending += chunk;
@@ -64,14 +64,16 @@ export async function runScanner(
     pending = lines.pop()!;
     for (const line of parseLogs(lines.join('\n'))) options.onLog(line, child);
   });
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
     child.kill('SIGKILL');
   }, timeoutMs);
   const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-    child.on('close', (code, sig) => resolve([code, sig])),
+    child.on('close', (code, sig) => {
+      resolve([code, sig]);
+    }),
   );
   clearTimeout(timer);
   if (timedOut)

@@ -12,7 +12,9 @@ export const HELM = process.env.HELM ?? path.join(REPO_ROOT, '.cache', 'helm', '
 /** A private work directory (removed when the test process exits) and the environment Helm runs with. */
 export function helmWorkspace(prefix: string): { work: string; env: Record<string, string> } {
   const work = mkdtempSync(path.join(tmpdir(), prefix));
-  process.on('exit', () => rmSync(work, { recursive: true, force: true }));
+  process.on('exit', () => {
+    rmSync(work, { recursive: true, force: true });
+  });
   return {
     work,
     env: {

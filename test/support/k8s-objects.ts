@@ -346,7 +346,7 @@ export function replicaSet(spec: OwnedWorkloadInput & { revision?: number }): Ku
     ? undefined
     : spec.name?.startsWith(ownerPrefix) && spec.revision === undefined
       ? spec.name.slice(ownerPrefix.length)
-      : podTemplateHash(owner!, spec.revision);
+      : podTemplateHash(owner, spec.revision);
   const name = spec.name ?? (hash !== undefined ? `${ownerPrefix}${hash}` : undefined);
   if (name === undefined) throw new Error('replicaSet: give a name, or a Deployment owner');
   const containers = resolveContainers('replicaSet', spec);
@@ -356,17 +356,17 @@ export function replicaSet(spec: OwnedWorkloadInput & { revision?: number }): Ku
   let labels = spec.labels;
   if (fromDeployment) {
     const hashLabel = { 'pod-template-hash': hash! };
-    selector = sortedKeys({ ...owner!.spec.selector.matchLabels, ...hashLabel });
-    const templateLabels = sortedKeys({ ...owner!.spec.template.metadata.labels, ...hashLabel });
+    selector = sortedKeys({ ...owner.spec.selector.matchLabels, ...hashLabel });
+    const templateLabels = sortedKeys({ ...owner.spec.template.metadata.labels, ...hashLabel });
     template = spec.containers
       ? podTemplateFrom(
           real.spec.template,
-          { ...workload, serviceAccountName: spec.serviceAccountName ?? owner!.spec.template.spec.serviceAccountName },
+          { ...workload, serviceAccountName: spec.serviceAccountName ?? owner.spec.template.spec.serviceAccountName },
           templateLabels,
         )
       : {
-          ...structuredClone(owner!.spec.template),
-          metadata: { ...structuredClone(owner!.spec.template.metadata), labels: templateLabels },
+          ...structuredClone(owner.spec.template),
+          metadata: { ...structuredClone(owner.spec.template.metadata), labels: templateLabels },
         };
     labels = sortedKeys({ ...templateLabels, ...spec.labels });
   }
@@ -407,11 +407,11 @@ export function job(spec: OwnedWorkloadInput & { scheduledTime?: string }): Kube
   const real = realObject.job();
   const owner = spec.owner;
   const fromCronJob = owner?.kind === 'CronJob';
-  const name = spec.name ?? (fromCronJob ? cronJobJobName(owner!, spec.scheduledTime) : undefined);
+  const name = spec.name ?? (fromCronJob ? cronJobJobName(owner, spec.scheduledTime) : undefined);
   if (name === undefined) throw new Error('job: give a name, or a CronJob owner');
   const workload: WorkloadSpec = { ...spec, ...resolveContainers('job', spec), name };
   const uid = spec.uid ?? deterministicUid('Job', spec.namespace, name);
-  const ownerTemplate = fromCronJob ? owner!.spec.jobTemplate : undefined;
+  const ownerTemplate = fromCronJob ? owner.spec.jobTemplate : undefined;
   const podLabels = sortedKeys({
     ...podTemplateOf(owner)?.metadata?.labels,
     'batch.kubernetes.io/controller-uid': uid,
@@ -444,7 +444,7 @@ export function job(spec: OwnedWorkloadInput & { scheduledTime?: string }): Kube
         metadata: { creationTimestamp: null, labels: podLabels },
         spec:
           fromCronJob && !spec.containers
-            ? structuredClone(owner!.spec.jobTemplate.spec.template.spec)
+            ? structuredClone(owner.spec.jobTemplate.spec.template.spec)
             : podSpecFrom(realTemplate.spec, workload),
       },
     },

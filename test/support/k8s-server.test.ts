@@ -84,7 +84,7 @@ async function kubectlFor(
         },
         (error, stdout, stderr) => {
           if (error && typeof error.code !== 'number')
-            reject(error); // not started, or killed by the timeout
+            reject(new Error(error.message, { cause: error })); // not started, or killed by the timeout
           else resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
         },
       );
@@ -1192,7 +1192,7 @@ test('builders: the ownership chains controllers create', TIMEOUT, () => {
   assert.equal(standalone.metadata.ownerReferences, undefined);
   assert.equal(standalone.metadata.generateName, undefined);
   assert.equal(standalone.metadata.labels, undefined);
-  assert.throws(() => pod({ namespace: 'n' } as never), /give a name, or an owner/);
+  assert.throws(() => pod({ namespace: 'n' }), /give a name, or an owner/);
 });
 
 test('builders: phases, every image ID form, ephemeral containers', TIMEOUT, () => {
@@ -1513,8 +1513,12 @@ test(
     });
     t.after(() => child.kill('SIGKILL'));
     const [url, guardedUrl] = await new Promise<string[]>((resolve, reject) => {
-      child.stdout!.setEncoding('utf8').once('data', (chunk: string) => resolve(chunk.trim().split(' ')));
-      child.once('exit', (code) => reject(new Error(`the server exited with ${code}`)));
+      child.stdout.setEncoding('utf8').once('data', (chunk: string) => {
+        resolve(chunk.trim().split(' '));
+      });
+      child.once('exit', (code) => {
+        reject(new Error(`the server exited with ${code}`));
+      });
     });
     const server = { url } as KubeServer;
     const guarded = { url: guardedUrl } as KubeServer;
@@ -1547,7 +1551,9 @@ test(
             env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, KUBECONFIG: kubeconfig },
             timeout: 30_000,
           },
-          (error, stdout, stderr) => resolve({ code: error ? Number(error.code) : 0, stdout, stderr }),
+          (error, stdout, stderr) => {
+            resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+          },
         );
       });
     const list = await kubectl('get', 'deployments', '-n', 'shop', '-o', 'name');

@@ -207,7 +207,7 @@ function objectNotFound(resource: ResourceName, name: string): Answer {
 
 /** apimachinery NewForbidden + the RBAC authorizer's wording (compare status/403_*.json). */
 function forbidden(user: string, verb: string, resource: ResourceName, namespace?: string, name?: string): Answer {
-  const subject = name === undefined ? `${qualifiedResource(resource)}` : `${qualifiedResource(resource)} "${name}"`;
+  const subject = name === undefined ? qualifiedResource(resource) : `${qualifiedResource(resource)} "${name}"`;
   const scope = namespace === undefined ? 'at the cluster scope' : `in the namespace "${namespace}"`;
   const reason = `User "${user}" cannot ${verb} resource "${resource}" in API group "${RESOURCES[resource].group}" ${scope}`;
   return statusAnswer(403, 'Forbidden', `${subject} is forbidden: ${reason}`, resourceDetails(resource, name));
@@ -846,10 +846,7 @@ function parseReview(
   kind: string,
   apiVersion: string,
 ): { review: KubeObject } | { error: Answer } {
-  const mediaType = String(req.headers['content-type'] ?? 'application/json')
-    .split(';')[0]!
-    .trim()
-    .toLowerCase();
+  const mediaType = (req.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
   let body: unknown;
   if (mediaType === 'application/vnd.kubernetes.protobuf') {
     try {
@@ -1269,7 +1266,7 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
       status: 0,
     };
     requests.push(record);
-    answer(req, url)
+    void answer(req, url)
       .catch((error: unknown) =>
         error instanceof StatusError
           ? error.answer
@@ -1291,7 +1288,9 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(0, '127.0.0.1', () => {
+      resolve();
+    });
   });
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -1343,7 +1342,11 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
       closed = true;
       for (const timer of timers) clearTimeout(timer);
       timers.clear();
-      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      const stopped = new Promise<void>((resolve) =>
+        server.close(() => {
+          resolve();
+        }),
+      );
       server.closeAllConnections(); // includes stalled requests and idle keep-alive sockets
       await stopped;
     },

@@ -16,7 +16,9 @@ import type { ScanIngestRequest } from '../../src/types.js';
 import { validate } from '../support/contract.js';
 
 const WORK = mkdtempSync(path.join(os.tmpdir(), 'body-test-'));
-process.on('exit', () => rmSync(WORK, { recursive: true, force: true }));
+process.on('exit', () => {
+  rmSync(WORK, { recursive: true, force: true });
+});
 
 /** A findings file with `count` findings of realistic size. */
 function findings(name: string, count: number) {
@@ -178,7 +180,7 @@ describe('namespace bodies in parts', () => {
     const [part] = splitBody([entry], envelope, 8 * 1024 * 1024);
     writeFileSync(entry.containers[0]!.findings.file, '[]');
     await assert.rejects(async () => {
-      for await (const _ of bodyChunks(part!)) void _;
+      for await (const _ of bodyChunks(part!));
     }, /holds 2 bytes, expected \d+/);
   });
 });

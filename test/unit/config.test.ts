@@ -15,7 +15,7 @@ function problems(env: Env, options: LoadOptions = found): string[] {
   try {
     loadConfig({ ...MINIMAL, ...env }, options);
   } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${error}`);
+    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
     return error.problems.map((p) => p.message);
   }
   assert.fail(`expected a configuration error for ${JSON.stringify(env)}`);
@@ -315,7 +315,9 @@ describe('rejections name the variable, the value and what is allowed', () => {
     ],
   ];
   for (const [name, env, pattern] of cases) {
-    test(name, () => assertRejected(env, pattern));
+    test(name, () => {
+      assertRejected(env, pattern);
+    });
   }
 
   test('trivy binary not found', () => {

@@ -14,7 +14,9 @@ import { runTrivy, SETTLE_AFTER_KILL_MS } from '../../src/trivy/process.js';
 import { REPO_ROOT } from '../support/paths.js';
 
 const WORK = mkdtempSync(path.join(os.tmpdir(), 'launcher-test-'));
-process.on('exit', () => rmSync(WORK, { recursive: true, force: true }));
+process.on('exit', () => {
+  rmSync(WORK, { recursive: true, force: true });
+});
 const SECRET = 'launcher-test-secret-7f3a9c';
 /** A sleep no other process runs, to find the late process by its command line. */
 const LATE_SLEEP = 31_337 + (process.pid % 1000);
@@ -105,7 +107,9 @@ describe('the Trivy launcher', { timeout: 60_000 }, () => {
     );
     try {
       const launcher = await new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('the driver never launched')), 20_000);
+        const timer = setTimeout(() => {
+          reject(new Error('the driver never launched'));
+        }, 20_000);
         driver.stdout.setEncoding('utf8').on('data', (text: string) => {
           const match = /launched (\d+)/.exec(text);
           if (match) {

@@ -26,5 +26,5 @@ test('at most `size` run at once, first come first served; a failure frees its t
     results.map((r) => r.status),
     ['fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled'],
   );
-  assert.equal(await limit.run(async () => 'after'), 'after', 'all turns were given back');
+  assert.equal(await limit.run(() => Promise.resolve('after')), 'after', 'all turns were given back');
 });

@@ -55,6 +55,6 @@ describe('logging', () => {
     );
     const { log, lines } = capture('text', new SecretRegistry());
     log.info({ table: 'A  B\n1  2' }, 'summary');
-    assert.match(lines[0]!, / INFO  summary\nA  B\n1  2\n$/);
+    assert.match(lines[0]!, / INFO {2}summary\nA {2}B\n1 {2}2\n$/);
   });
 });

@@ -12,7 +12,9 @@ import { TRIVY_REPORTS_DIR } from '../support/paths.js';
 
 const ALL = SEVERITIES;
 const WORK = mkdtempSync(path.join(os.tmpdir(), 'map-report-'));
-process.on('exit', () => rmSync(WORK, { recursive: true, force: true }));
+process.on('exit', () => {
+  rmSync(WORK, { recursive: true, force: true });
+});
 let files = 0;
 const report = (name: string): TrivyReport =>
   JSON.parse(readFileSync(path.join(TRIVY_REPORTS_DIR, name), 'utf8')) as TrivyReport;
@@ -139,7 +141,9 @@ describe('CVSS v3 source choice is deterministic', () => {
     nvd: { V2Vector: 'AV:N', V3Vector: 'CVSS:3.1/N', V3Score: 9.8 },
     bitnami: { V3Vector: 'CVSS:3.1/B', V3Score: 6 },
   };
-  test('nvd first', () => assert.deepEqual(chooseCvssV3(cvss, 'ghsa'), { vector: 'CVSS:3.1/N', score: 9.8 }));
+  test('nvd first', () => {
+    assert.deepEqual(chooseCvssV3(cvss, 'ghsa'), { vector: 'CVSS:3.1/N', score: 9.8 });
+  });
   test('then the severity source', () => {
     const { nvd: _nvd, ...rest } = cvss;
     assert.deepEqual(chooseCvssV3(rest, 'ghsa'), { vector: 'CVSS:3.1/G', score: 8 });

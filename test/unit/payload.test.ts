@@ -12,7 +12,9 @@ import { validate } from '../support/contract.js';
 import { TRIVY_REPORTS_DIR } from '../support/paths.js';
 
 const WORK = mkdtempSync(path.join(os.tmpdir(), 'payload-test-'));
-process.on('exit', () => rmSync(WORK, { recursive: true, force: true }));
+process.on('exit', () => {
+  rmSync(WORK, { recursive: true, force: true });
+});
 const findingsOf = (name: string, as: string) =>
   writeImageFindings(path.join(TRIVY_REPORTS_DIR, name), SEVERITIES, path.join(WORK, `${as}.json`));
 const juice = await findingsOf('real_juice-shop-v10.2.0_alpine_node-pkg_236-vulns.json', 'juice');

@@ -95,7 +95,9 @@ describe('image references (distribution grammar, Docker normalisation)', () => 
       );
     });
   }
-  test('the table has at least 25 valid references', () => assert.ok(VALID.length >= 25));
+  test('the table has at least 25 valid references', () => {
+    assert.ok(VALID.length >= 25);
+  });
 });
 
 describe('scan plan: one scan per distinct normalised reference', () => {

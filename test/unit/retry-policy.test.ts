@@ -7,9 +7,13 @@ const options = { baseMs: 1000, timeoutMs: 300_000, random: () => 1 };
 
 describe('which failures are retried (contract §7.11)', () => {
   for (const status of [408, 429, 502, 503, 504])
-    test(`HTTP ${status} is retried`, () => assert.equal(isRetryable(http(status)), true));
+    test(`HTTP ${status} is retried`, () => {
+      assert.equal(isRetryable(http(status)), true);
+    });
   for (const status of [400, 401, 403, 404, 405, 413, 415, 422, 500, 501]) {
-    test(`HTTP ${status} is not retried`, () => assert.equal(isRetryable(http(status)), false));
+    test(`HTTP ${status} is not retried`, () => {
+      assert.equal(isRetryable(http(status)), false);
+    });
   }
   test('network errors and timeouts are retried', () => {
     assert.equal(isRetryable({ kind: 'network', error: 'ECONNREFUSED' }), true);

@@ -22,7 +22,9 @@ describe('imageID → the registry digest running', () => {
     ['docker-pullable://not a ref', undefined],
   ];
   for (const [id, expected] of cases)
-    test(JSON.stringify(id.slice(0, 40)), () => assert.equal(registryDigestOf(id), expected));
+    test(JSON.stringify(id.slice(0, 40)), () => {
+      assert.equal(registryDigestOf(id), expected);
+    });
 
   test('the real fixtures: dockershim, containerd, and an image not pulled yet', () => {
     const init = toPodFacts(readJson('objects', 'k9s_pod_nginx-with-init.Pod.json'))!;
@@ -65,7 +67,7 @@ describe('imageID → the registry digest running', () => {
       'pod-template-hash': '75b66db9b9',
       'ephor.dev/exposure': 'public',
     };
-    const facts = toPodFacts({ ...pod, metadata: { ...pod!.metadata, labels } } as Parameters<typeof toPodFacts>[0])!;
+    const facts = toPodFacts({ ...pod, metadata: { ...pod!.metadata, labels } })!;
     assert.deepEqual(facts.labels, { 'pod-template-hash': '75b66db9b9', 'ephor.dev/exposure': 'public' });
   });
 });

@@ -13,7 +13,9 @@ import { launcherPid } from '../../src/trivy/launcher/client.js';
 import { runTrivy, SETTLE_AFTER_KILL_MS, slotWaitLimitMs } from '../../src/trivy/process.js';
 
 const WORK = mkdtempSync(path.join(os.tmpdir(), 'start-gate-test-'));
-process.on('exit', () => rmSync(WORK, { recursive: true, force: true }));
+process.on('exit', () => {
+  rmSync(WORK, { recursive: true, force: true });
+});
 
 /** A process that logs its start and end (epoch ms) to LOG and sleeps $1 seconds in between. */
 function timedScript(log: string): string {

@@ -47,9 +47,15 @@ class Launcher {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
       serialization: 'json',
     });
-    this.process.on('message', (message: FromLauncher) => this.onMessage(message));
-    this.process.on('error', () => this.onGone());
-    this.process.on('exit', () => this.onGone());
+    this.process.on('message', (message: FromLauncher) => {
+      this.onMessage(message);
+    });
+    this.process.on('error', () => {
+      this.onGone();
+    });
+    this.process.on('exit', () => {
+      this.onGone();
+    });
     this.idle();
   }
 
@@ -67,7 +73,9 @@ class Launcher {
     if (!this.alive) return Promise.resolve(undefined);
     const id = this.nextId++;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => settle(undefined), USAGE_TIMEOUT_MS);
+      const timer = setTimeout(() => {
+        settle(undefined);
+      }, USAGE_TIMEOUT_MS);
       const settle = (usage: LauncherUsage | undefined) => {
         clearTimeout(timer);
         this.usageWaiters.delete(id);
