@@ -20,7 +20,8 @@ export interface PushOptions {
   log: Logger;
   /** Whole exchange, connection included (default PUSH_TIMEOUT_MS). */
   timeoutMs?: number;
-  /** Aborting ends the push at once (e.g. the shutdown grace period is over). */
+  /** Aborting ends the push at once: one that fires when the shutdown grace period is over, not the SIGTERM signal
+   * itself (an interrupted run still reports itself; it is already aborted by then). */
   signal?: AbortSignal;
 }
 

@@ -62,6 +62,28 @@ describe('metrics values: off by default', () => {
   });
 });
 
+describe('helm lint', () => {
+  test('passes --strict with every metrics option switched on', () => {
+    const r = runHelm(
+      [
+        'lint',
+        '--strict',
+        CHART,
+        ...BASE,
+        ...PUSH,
+        '--set',
+        'metrics.pushgateway.groupingLabels.cluster=prod-eu',
+        '--set',
+        'metrics.prometheusRule.enabled=true',
+        '--set',
+        'metrics.grafanaDashboard.enabled=true',
+      ],
+      HELM_ENV,
+    );
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  });
+});
+
 describe('metrics.pushgateway → METRICS_* in the ConfigMap', () => {
   test('URL, job and grouping labels, in the form the scanner parses', () => {
     const data = configData(

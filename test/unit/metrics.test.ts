@@ -245,3 +245,11 @@ describe('README Metrics section', () => {
     assert.deepEqual(rows, expected);
   });
 });
+
+test('.ci/run installs the Pushgateway and promtool (Debian packages) before npm test, once', () => {
+  const ci = readFileSync(path.join(REPO_ROOT, '.ci', 'run'), 'utf8');
+  const install = ci.indexOf('apt-get install -y -qq --no-install-recommends prometheus-pushgateway prometheus');
+  assert.ok(install > 0);
+  assert.ok(install < ci.indexOf('\nnpm test'));
+  assert.match(ci, /if ! command -v prometheus-pushgateway >\/dev\/null \|\| ! command -v promtool >\/dev\/null; then/);
+});
