@@ -1,0 +1,68 @@
+// What the metrics stage needs from a run: plain data, filled from the run's summary by one adapter, so that the
+// stage knows nothing of the run's internals and the run knows nothing of Prometheus.
+import type { RunSummary } from '../run/summary.js';
+import { SEVERITIES, type NotDeliveredReason, type Severity } from '../types.js';
+
+export interface RunMetricsInput {
+  /** 0 (everything delivered) or 1 (something was not); runs that stop at configuration (2) push nothing. */
+  exitCode: number;
+  startedAt: Date;
+  finishedAt: Date;
+  images: {
+    scanned: number;
+    failedByReason: Partial<Record<NotDeliveredReason, number>>;
+  };
+  containers: { delivered: number; notDelivered: number };
+  namespaces: { delivered: number; failed: number };
+  /** Findings delivered to Ephor, per delivered namespace (a namespace that was not delivered has no entry). */
+  findings: Array<{ namespace: string; bySeverity: Record<Severity, number> }>;
+  /** Bytes of the scan bodies of the delivered namespaces (a dry run: written instead of posted). */
+  postedBytes: number;
+  /** When the vulnerability DB in use was built (its metadata's UpdatedAt); absent when unknown this run. */
+  vulnerabilityDbUpdatedAt?: Date;
+  /** The incremental cache, when the run has one. */
+  incrementalCache?: { entries?: number; bytes?: number };
+  scannerVersion: string;
+  trivyVersion?: string;
+}
+
+/** Facts of the run that its summary does not hold. */
+export interface RunFactsForMetrics {
+  startedAt: Date;
+  scannerVersion: string;
+  trivyVersion?: string;
+  /** `TrivySetup.db.updatedAt`: an RFC 3339 time, as Trivy writes it in the DB's metadata.json. */
+  vulnerabilityDbUpdatedAt?: string;
+  incrementalCache?: { entries?: number; bytes?: number };
+}
+
+/** The run's summary → the metrics input. Findings count only delivered namespaces, as the summary's TOTAL row. */
+export function metricsInputFromSummary(summary: RunSummary, facts: RunFactsForMetrics): RunMetricsInput {
+  const delivered = summary.namespaces.filter((n) => n.delivered);
+  const dbTime = facts.vulnerabilityDbUpdatedAt ? new Date(facts.vulnerabilityDbUpdatedAt) : undefined;
+  return {
+    exitCode: summary.exitCode,
+    startedAt: facts.startedAt,
+    finishedAt: new Date(facts.startedAt.getTime() + summary.durationMs),
+    images: { scanned: summary.images.scanned, failedByReason: summary.images.failedByReason },
+    containers: {
+      delivered: sum(summary.namespaces.map((n) => n.stats.containersDelivered)),
+      notDelivered: sum(summary.namespaces.map((n) => n.stats.containersNotDelivered)),
+    },
+    namespaces: { delivered: delivered.length, failed: summary.namespaces.length - delivered.length },
+    findings: delivered.map((n) => ({ namespace: n.namespace, bySeverity: copySeverities(n.stats.findings) })),
+    postedBytes: sum(delivered.map((n) => n.bytes ?? 0)),
+    vulnerabilityDbUpdatedAt: dbTime && Number.isFinite(dbTime.getTime()) ? dbTime : undefined,
+    incrementalCache: facts.incrementalCache,
+    scannerVersion: facts.scannerVersion,
+    trivyVersion: facts.trivyVersion,
+  };
+}
+
+function copySeverities(counts: Record<Severity, number>): Record<Severity, number> {
+  return Object.fromEntries(SEVERITIES.map((s) => [s, counts[s]])) as Record<Severity, number>;
+}
+
+function sum(values: number[]): number {
+  return values.reduce((total, value) => total + value, 0);
+}
