@@ -110,6 +110,21 @@ describe("Trivy's working directory", () => {
     assert.ok(existsSync(second));
   });
 
+  test('when it cannot be made, Trivy is not started and the outcome says why', async () => {
+    rmdirSync(trivyWorkingDirectory());
+    const tmpdir = process.env.TMPDIR;
+    process.env.TMPDIR = '/proc/no-such-dir';
+    try {
+      const outcome = await runTrivy({ binary: '/bin/true', args: [], env: {}, timeoutMs: 10_000 });
+      assert.equal(outcome.exitCode, null);
+      assert.equal(outcome.startedAt, undefined);
+      assert.match(outcome.spawnError ?? '', /^its empty working directory cannot be created in \/proc\/no-such-dir: /);
+    } finally {
+      if (tmpdir === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = tmpdir;
+    }
+  });
+
   test("Trivy runs in it, whatever the scanner's own directory holds, and gets only the allowed environment", async () => {
     const work = mkdtempSync(path.join(os.tmpdir(), 'trivy-cwd-test-'));
     const cwd = process.cwd();
