@@ -1,11 +1,13 @@
-// Check 5: Trivy is there and runs (`trivy version`), its cache directory is writable, a usable vulnerability DB is in
-// it and how old it is (a warning past 2 days, like Grype's stale-DB guard), and configured DB mirrors answer.
-// Nothing is downloaded or written.
+// Check 5: Trivy is there and runs (`trivy version`) and is not a known-malicious release, which TRIVY_* variables it
+// will not see, its cache directory is writable, a usable vulnerability DB is in it and how old it is (a warning past
+// 2 days, like Grype's stale-DB guard), and configured DB mirrors answer. Nothing is downloaded or written.
 import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config, Env } from '../config/index.js';
 import { ageHours, atLeast, parseVersionOutput, readDbMetadata, type DbState } from '../trivy/database.js';
+import { withheldTrivyVariables } from '../trivy/environment.js';
+import { KNOWN_BAD_FIX, knownBadMessage, knownBadTrivy } from '../trivy/known-bad.js';
 import { runTrivy } from '../trivy/process.js';
 import { HttpFailure, httpRequest } from './http.js';
 import { CALL_TIMEOUT_MS, fail, pass, warn, type CheckResult } from './types.js';
@@ -27,6 +29,15 @@ export async function checkTrivy(config: Config, env: Env, missing: string | und
     );
   } else {
     results.push(await trivyVersion(trivy.binary, env));
+  }
+  for (const { name, reason } of withheldTrivyVariables(env)) {
+    results.push(
+      warn(
+        'trivy',
+        `${name} is set but not passed to Trivy: ${reason}`,
+        "remove it from the scanner's environment (chart: extraEnv)",
+      ),
+    );
   }
   results.push(...(await cacheDirectory(trivy.cacheDir)));
   const db = await readDbMetadata(trivy.cacheDir, 'db');
@@ -71,6 +82,8 @@ async function trivyVersion(binary: string, env: Env): Promise<CheckResult> {
   });
   const version = parseVersionOutput(outcome.stdout);
   if (outcome.exitCode === 0 && version) {
+    const bad = knownBadTrivy(version);
+    if (bad) return fail('trivy', `${binary}: ${knownBadMessage(version, bad)}`, KNOWN_BAD_FIX);
     if (!atLeast(version, [0, 58])) {
       return warn(
         'trivy',

@@ -8,6 +8,8 @@ export interface SpawnRequest {
   args: string[];
   /** The complete environment of the process (already filtered by the caller). */
   env: Record<string, string>;
+  /** Its working directory: an empty one (environment.ts trivyWorkingDirectory), never the scanner's. */
+  cwd: string;
   /** Keep stdout (for `trivy version`); otherwise it is discarded. */
   captureStdout: boolean;
 }
@@ -42,6 +44,7 @@ export function spawnGroup(request: SpawnRequest, callbacks: SpawnCallbacks): vo
   let settled = false;
   const child = spawn(request.binary, request.args, {
     env: request.env,
+    cwd: request.cwd,
     stdio: ['ignore', request.captureStdout ? 'pipe' : 'ignore', 'pipe'],
     detached: true,
   });

@@ -1,11 +1,14 @@
-// Prepares Trivy once per run: its version, then the vulnerability DB and the Java DB as two independent downloads
-// into TRIVY_CACHE_DIR (each mirror tried in order). Scans then never download anything themselves. A run with no
-// usable DB stops here instead of starting N scans that would all fail.
+// Prepares Trivy once per run: the TRIVY_* variables it will not see are named, its version is read (a known-malicious
+// release stops the run here), then the vulnerability DB and the Java DB are downloaded as two independent steps into
+// TRIVY_CACHE_DIR (each mirror tried in order). Scans then never download anything themselves. A run with no usable
+// DB stops here instead of starting N scans that would all fail.
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log.js';
+import { withheldTrivyVariables } from './environment.js';
 import { classifyFailure } from './failure.js';
+import { KNOWN_BAD_FIX, knownBadMessage, knownBadTrivy } from './known-bad.js';
 import { runTrivy, type RunOutcome } from './process.js';
 
 export interface DbState {
@@ -44,18 +47,21 @@ export async function prepareTrivy(
   signal?: AbortSignal,
 ): Promise<TrivySetup> {
   const { trivy } = config;
+  warnWithheldVariables(env, log);
+  // The version first: a known-malicious Trivy must not run anything else (the downloads reach the network with
+  // Trivy's environment). A version that cannot be read is logged and the run goes on, as before.
+  const version = await trivyVersion(config, env, log, signal);
+  const bad = version === undefined ? undefined : knownBadTrivy(version);
+  if (version !== undefined && bad)
+    throw new TrivyUnavailableError(`${knownBadMessage(version, bad)}: ${KNOWN_BAD_FIX}`);
   try {
     await mkdir(trivy.cacheDir, { recursive: true });
   } catch (error) {
     throw new TrivyUnavailableError(`TRIVY_CACHE_DIR=${trivy.cacheDir} cannot be created: ${(error as Error).message}`);
   }
-
-  // `trivy version` reads nothing the downloads write (no --cache-dir), so it runs beside them. The two downloads
-  // share TRIVY_CACHE_DIR, one after the other.
-  const versionRead = trivyVersion(config, env, log, signal); // never rejects: a failure is logged, version unknown
+  // The two downloads share TRIVY_CACHE_DIR, one after the other.
   const db = await prepareDatabase('db', config, env, log, signal);
   const javaDb = await prepareDatabase('java-db', config, env, log, signal);
-  const version = await versionRead;
   const supportsVersionCheckFlags = version === undefined || atLeast(version, [0, 63]);
   const supportsRepositoryList = version === undefined || atLeast(version, [0, 56]);
   if (!db.ready) {
@@ -71,6 +77,13 @@ export async function prepareTrivy(
     );
   }
   return { version, db, javaDb, supportsVersionCheckFlags, supportsRepositoryList };
+}
+
+/** One warning per TRIVY_* variable of the scanner's environment that Trivy will not see: its name, never its value. */
+function warnWithheldVariables(env: Record<string, string | undefined>, log: Logger): void {
+  for (const { name, reason } of withheldTrivyVariables(env)) {
+    log.warn({ variable: name, reason }, `${name} is not passed to Trivy`);
+  }
 }
 
 async function trivyVersion(

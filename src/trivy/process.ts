@@ -1,13 +1,15 @@
 // Runs the Trivy executable, started in its own process group by the launcher (launcher/main.ts): a timeout or
-// shutdown kills Trivy and everything it started; its environment is the scanner's without the scanner's settings.
-import { SETTINGS } from '../config/settings.js';
+// shutdown kills Trivy and everything it started; its environment and working directory come from environment.ts.
+import os from 'node:os';
+import { messageOf } from '../errors.js';
 import { killGroup, type SpawnResult } from './child-process.js';
+import { trivyEnvironment, trivyWorkingDirectory } from './environment.js';
 import { launch } from './launcher/client.js';
 
 export interface RunOptions {
   binary: string;
   args: string[];
-  /** The scanner's environment; scanner settings are withheld from Trivy (see WITHHELD). */
+  /** The scanner's environment; only part of it reaches Trivy (environment.ts trivyEnvironment). */
   env: Record<string, string | undefined>;
   /** Variables set deliberately for this Trivy process, after the filtering (e.g. TRIVY_CACHE_BACKEND, DOCKER_CONFIG). */
   extraEnv?: Record<string, string>;
@@ -72,6 +74,23 @@ export function runTrivy(options: RunOptions): Promise<RunOutcome> {
       durationMs: 0,
     });
   }
+  let cwd: string;
+  try {
+    cwd = trivyWorkingDirectory();
+  } catch (error) {
+    const spawnError = `its empty working directory cannot be created in ${os.tmpdir()}: ${messageOf(error)}`;
+    return Promise.resolve({
+      exitCode: null,
+      signal: null,
+      timedOut: false,
+      cancelled: false,
+      stdout: '',
+      stderr: '',
+      spawnError,
+      notStarted: false,
+      durationMs: Date.now() - called,
+    });
+  }
   return new Promise((resolve) => {
     let startedAt: number | undefined;
     let timedOut = false;
@@ -130,7 +149,7 @@ export function runTrivy(options: RunOptions): Promise<RunOutcome> {
 
     const env = { ...trivyEnvironment(options.env), ...options.extraEnv };
     const handle = launch(
-      { binary: options.binary, args: options.args, env, captureStdout: options.captureStdout ?? false },
+      { binary: options.binary, args: options.args, env, cwd, captureStdout: options.captureStdout ?? false },
       {
         started(startedPid) {
           if (settled) {
@@ -159,26 +178,4 @@ export function runTrivy(options: RunOptions): Promise<RunOutcome> {
     );
     options.signal?.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-/** Variables Trivy must not see: the scanner's own settings (several are also Trivy's own names, with another
- * meaning), and Trivy options that would change what the scanner relies on (exit status, output, DB download). */
-const WITHHELD = new Set([
-  ...SETTINGS.map((s) => s.env),
-  'TRIVY_EXIT_CODE',
-  'TRIVY_EXIT_ON_EOL',
-  'TRIVY_FORMAT',
-  'TRIVY_OUTPUT',
-  'TRIVY_TEMPLATE',
-  'TRIVY_DOWNLOAD_DB_ONLY',
-  'TRIVY_DOWNLOAD_JAVA_DB_ONLY',
-  'TRIVY_CACHE_BACKEND',
-]);
-
-export function trivyEnvironment(env: Record<string, string | undefined>): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const [key, value] of Object.entries(env)) {
-    if (value !== undefined && !WITHHELD.has(key)) result[key] = value;
-  }
-  return result;
 }

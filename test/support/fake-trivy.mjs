@@ -20,10 +20,53 @@ const HOUR_MS = 3_600_000;
 
 // ---------- invocation log and exit ----------
 
+/** Variables whose values are written to the log as they are: the stand-ins' own and the tests' (TEST_*), and
+ * TRIVY_* settings other than credentials. Every other value may be a secret (a registry password, a Redis URL, the
+ * Ephor auth value if it ever leaked), so only its fingerprint is written (fake-trivy.ts envFingerprint). */
+const PLAIN_ENV = new Set([
+  'PATH',
+  'HOME',
+  'TMPDIR',
+  'XDG_CACHE_HOME',
+  'DOCKER_CONFIG',
+  'FAKE_TRIVY_SCENARIO',
+  'EPHOR_SHARED_DIR',
+]);
+const SECRET_TRIVY_ENV = new Set([
+  'TRIVY_CACHE_BACKEND',
+  'TRIVY_USERNAME',
+  'TRIVY_PASSWORD',
+  'TRIVY_PASSWORD_STDIN',
+  'TRIVY_REGISTRY_TOKEN',
+  'TRIVY_TOKEN',
+  'TRIVY_CUSTOM_HEADERS',
+]);
+
+function recordedEnv(env) {
+  const plain = (name) =>
+    PLAIN_ENV.has(name) || name.startsWith('TEST_') || (name.startsWith('TRIVY_') && !SECRET_TRIVY_ENV.has(name));
+  return Object.fromEntries(
+    Object.entries(env).map(([name, value]) => [
+      name,
+      plain(name) ? value : `sha256:${createHash('sha256').update(value).digest('hex').slice(0, 16)}`,
+    ]),
+  );
+}
+
+/** What the working directory holds when Trivy starts (Trivy reads trivy.yaml and .trivyignore from it). */
+function cwdEntries() {
+  try {
+    return fs.readdirSync(process.cwd()).sort();
+  } catch (err) {
+    return `unreadable: ${err.code ?? err.message}`;
+  }
+}
+
 const invocation = {
   argv: process.argv.slice(2),
-  env: { ...process.env },
+  env: recordedEnv(process.env),
   cwd: process.cwd(),
+  cwdEntries: cwdEntries(),
   pid: process.pid,
   startedAt: new Date().toISOString(),
   behaviour: 'unknown',
@@ -127,7 +170,10 @@ const GLOBAL_FLAGS = [
   { name: 'cache-dir', kind: 'string', usage: 'cache directory' },
   { name: 'quiet', short: 'q', kind: 'bool', usage: 'suppress progress bar and log output' },
   { name: 'timeout', kind: 'duration', default: '5m0s', usage: 'timeout' },
+  // pkg/flag/global_flags.go ConfigFileFlag: read by the root command before any subcommand (loadConfigFile)
+  { name: 'config', short: 'c', kind: 'string', default: 'trivy.yaml', usage: 'config path' },
 ];
+// `config`: the flag's key in trivy.yaml (its ConfigName in pkg/flag/*.go); only these keys of a config file are read.
 const IMAGE_FLAGS = [
   { name: 'format', short: 'f', kind: 'string', default: 'table', usage: `format (${REPORT_FORMATS.join(', ')})` },
   { name: 'output', short: 'o', kind: 'string', usage: 'output file name' },
@@ -135,6 +181,7 @@ const IMAGE_FLAGS = [
     name: 'scanners',
     kind: 'list',
     default: ['vuln', 'secret'],
+    config: 'scan.scanners',
     usage: 'comma-separated list of what security issues to detect',
   },
   {
@@ -142,7 +189,28 @@ const IMAGE_FLAGS = [
     short: 's',
     kind: 'list',
     default: SEVERITIES,
+    config: 'severity',
     usage: 'severities of security issues to be displayed',
+  },
+  // pkg/flag/vulnerability_flags.go and report_flags.go; applied as pkg/result/filter.go does (filterVulnerabilities)
+  {
+    name: 'ignore-unfixed',
+    kind: 'bool',
+    config: 'vulnerability.ignore-unfixed',
+    usage: 'display only fixed vulnerabilities',
+  },
+  {
+    name: 'ignore-status',
+    kind: 'list',
+    config: 'vulnerability.ignore-status',
+    usage: 'comma-separated list of vulnerability status to ignore',
+  },
+  {
+    name: 'ignorefile',
+    kind: 'string',
+    default: '.trivyignore',
+    config: 'ignorefile',
+    usage: 'specify .trivyignore file',
   },
   { name: 'list-all-pkgs', kind: 'bool', usage: 'output all packages in the JSON report regardless of vulnerability' },
   { name: 'cache-backend', kind: 'string', default: 'fs', usage: '[EXPERIMENTAL] cache backend' },
@@ -283,6 +351,100 @@ function applyEnvFallback(parsed, specs) {
   }
 }
 
+// ---------- trivy.yaml (pkg/commands/app.go initConfig, pkg/flag/options.go parse/cast) ----------
+
+/**
+ * Reads the config file as Trivy does before every command: `--config`, else $TRIVY_CONFIG, else `trivy.yaml` in the
+ * working directory. A missing file is an error only when the flag named it (cobra's Changed). Its values apply where
+ * neither a flag nor an environment variable set the option (viper's order).
+ */
+function applyConfigFile(parsed, specs) {
+  const file = flagValue(parsed, specs, 'config');
+  if (!file) return;
+  let text;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if (err.code === 'ENOENT' && !parsed.changed.has('config')) return;
+    invocation.behaviour = 'config-error';
+    fatal(`config file "${file}" loading error: open ${file}: ${ERRNO_TEXT[err.code] ?? err.message}`);
+  }
+  const config = parseSimpleYaml(text, file);
+  logInfo('Loaded', `file_path="${file}"`);
+  for (const spec of specs) {
+    if (!spec.config || spec.name in parsed.values) continue;
+    const value = spec.config
+      .split('.')
+      .reduce((node, key) => (node && typeof node === 'object' ? node[key] : undefined), config);
+    if (value !== undefined && value !== null) parsed.values[spec.name] = castConfigValue(spec, value);
+  }
+}
+
+/** spf13/cast as Flag.cast uses it: a string list is split at commas if it has any, else at spaces. */
+function castConfigValue(spec, value) {
+  if (spec.kind === 'bool')
+    return value === true || (typeof value === 'string' && /^(1|t|T|TRUE|true|True)$/.test(value));
+  if (spec.kind !== 'list') return String(value);
+  if (Array.isArray(value)) return value.map(String);
+  const text = String(value);
+  return text.includes(',') ? text.split(',') : text.split(/\s+/).filter(Boolean);
+}
+
+/**
+ * The YAML a trivy.yaml in these tests uses: maps nested by indentation, `- item` lists, `[a, b]` lists, plain or
+ * quoted scalars, comments. Anything else stops the stand-in (exit 99) rather than being misread.
+ */
+function parseSimpleYaml(text, file) {
+  const lines = text
+    .split('\n')
+    .map((raw, i) => ({ n: i + 1, raw: raw.replace(/(^|\s)#.*$/, '') }))
+    .filter((l) => l.raw.trim() !== '')
+    .map((l) => ({ n: l.n, indent: l.raw.length - l.raw.trimStart().length, text: l.raw.trim() }));
+  let pos = 0;
+  const unsupported = (l) => internalError(`${file}:${l.n}: YAML the stand-in does not read: ${l.text}`);
+  const scalar = (t, l) => {
+    if (/^(['"]).*\1$/.test(t)) return t.slice(1, -1);
+    if (/^[{&*|>!%@`]/.test(t)) unsupported(l);
+    return t === 'true' ? true : t === 'false' ? false : t;
+  };
+  const inline = (t, l) =>
+    /^\[.*\]$/.test(t)
+      ? t
+          .slice(1, -1)
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)
+          .map((x) => scalar(x, l))
+      : scalar(t, l);
+  const isItem = (l) => l.text === '-' || l.text.startsWith('- ');
+  function block(indent) {
+    if (isItem(lines[pos])) {
+      const list = [];
+      while (pos < lines.length && lines[pos].indent === indent && isItem(lines[pos])) {
+        list.push(scalar(lines[pos].text.slice(1).trim(), lines[pos]));
+        pos++;
+      }
+      return list;
+    }
+    const map = {};
+    while (pos < lines.length && lines[pos].indent === indent) {
+      const l = lines[pos++];
+      const m = /^([A-Za-z0-9_.-]+):(?:\s+(.*))?$/.exec(l.text);
+      if (!m) unsupported(l);
+      const next = lines[pos];
+      if (m[2]) map[m[1]] = inline(m[2], l);
+      else if (next && (next.indent > indent || (next.indent === indent && isItem(next))))
+        map[m[1]] = block(next.indent);
+      else map[m[1]] = null;
+    }
+    return map;
+  }
+  if (lines.length === 0) return {};
+  const config = block(lines[0].indent);
+  if (pos < lines.length) unsupported(lines[pos]);
+  return config;
+}
+
 function flagValue(parsed, specs, name) {
   if (name in parsed.values) return parsed.values[name];
   return specs.find((s) => s.name === name)?.default;
@@ -290,7 +452,7 @@ function flagValue(parsed, specs, name) {
 
 /** cobra finds the subcommand as the first non-flag token, skipping values of flags written as separate tokens. */
 function splitSubcommand(tokens) {
-  const valueFlags = new Set(['--cache-dir', '--timeout', '--format', '-f']);
+  const valueFlags = new Set(['--cache-dir', '--timeout', '--format', '-f', '--config', '-c']);
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i];
     if (token === '--') break;
@@ -748,6 +910,66 @@ function filterBySeverity(result, key, severities) {
   if (result[key].length === 0) delete result[key];
 }
 
+function filterVulnerabilities(result, keep) {
+  if (!result.Vulnerabilities) return;
+  result.Vulnerabilities = result.Vulnerabilities.filter(keep);
+  if (result.Vulnerabilities.length === 0) delete result.Vulnerabilities;
+}
+
+/** trivy-db pkg/types Statuses; a vulnerability without Status is "unknown" (the zero value, omitted in JSON). */
+const STATUSES = [
+  'unknown',
+  'not_affected',
+  'affected',
+  'fixed',
+  'under_investigation',
+  'will_not_fix',
+  'fix_deferred',
+  'end_of_life',
+];
+
+/** pkg/flag/vulnerability_flags.go ToOptions: --ignore-unfixed is --ignore-status with every status but "fixed". */
+function statusesToIgnore(ctx) {
+  const statuses = ctx.opt('ignore-status') ?? [];
+  if (!ctx.opt('ignore-unfixed')) return statuses;
+  if (statuses.length > 0) {
+    logInfo("'--ignore-unfixed' is ignored because '--ignore-status' is specified", '', 'WARN');
+    return statuses;
+  }
+  return STATUSES.filter((status) => status !== 'fixed');
+}
+
+/**
+ * pkg/result/ignore.go ParseIgnoreFile/parseIgnore: the ignore file (default .trivyignore, relative to the working
+ * directory) may be absent; one ID per line, `#` comments, an optional `exp:YYYY-MM-DD` after which the line no longer
+ * applies (Prune), a bad date is warned about and the line skipped. The YAML form is not modelled.
+ */
+function idsToIgnore(ctx) {
+  const file = ctx.opt('ignorefile');
+  if (!file || !fs.existsSync(file)) return new Set();
+  if (/\.ya?ml$/.test(file)) internalError(`${file}: the YAML ignore file format is not modelled`);
+  const ids = new Set();
+  for (const line of fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())) {
+    if (line === '' || line.startsWith('#')) continue;
+    const fields = line.split(/\s+/);
+    const exp = fields.slice(1).find((f) => f.startsWith('exp:'));
+    if (exp) {
+      const date = exp.slice(4);
+      const expiresAt = /^\d{4}-\d{2}-\d{2}$/.test(date) ? Date.parse(`${date}T00:00:00Z`) : NaN;
+      if (Number.isNaN(expiresAt)) {
+        logInfo('Error while parsing expiration date in .trivyignore file', `err="parsing time \\"${date}\\""`, 'WARN');
+        continue;
+      }
+      if (expiresAt < Date.now()) continue;
+    }
+    ids.add(fields[0]);
+  }
+  return ids;
+}
+
 // ---------- Packages for --list-all-pkgs (SBOM-ready reports) ----------
 
 const DPKG_TYPES = new Set(['debian', 'ubuntu']);
@@ -856,10 +1078,14 @@ function shapeReport(ctx, report, ref, digest) {
   report.Results = report.Results.filter((r) => !CLASS_SCANNER[r.Class] || scanners.includes(CLASS_SCANNER[r.Class]));
   // most fixtures were captured with --list-all-pkgs=false: list the packages their vulnerabilities name
   if (ctx.listAllPkgs) report.Results = report.Results.map(withPackagesListed);
+  const ignoredStatuses = statusesToIgnore(ctx);
+  const ignoredIds = idsToIgnore(ctx);
   for (const result of report.Results) {
     if (!ctx.listAllPkgs) delete result.Packages;
     filterBySeverity(result, 'Vulnerabilities', ctx.severities);
     filterBySeverity(result, 'Secrets', ctx.severities);
+    filterVulnerabilities(result, (v) => !ignoredStatuses.includes(v.Status ?? 'unknown'));
+    filterVulnerabilities(result, (v) => !ignoredIds.has(v.VulnerabilityID));
   }
   if (report.Results.length === 0) delete report.Results;
   return report;
@@ -1656,8 +1882,9 @@ function normalizeSeverities(values) {
 function makeContext(scenario, specs, parsed) {
   const version = scenario.version ?? DEFAULT_VERSION;
   applyEnvFallback(parsed, specs);
+  quiet = Boolean(flagValue(parsed, specs, 'quiet'));
+  applyConfigFile(parsed, specs);
   const opt = (name) => flagValue(parsed, specs, name);
-  quiet = Boolean(opt('quiet'));
   return {
     scenario,
     version,

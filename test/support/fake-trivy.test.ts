@@ -8,6 +8,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
+  envFingerprint,
   FAKE_TRIVY_BIN,
   linkFakeTrivy,
   readInvocations,
@@ -61,9 +62,10 @@ function runTrivy(
   env: Record<string, string>,
   bin = FAKE_TRIVY_BIN,
   timeoutMs = 15_000,
+  cwd?: string,
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(bin, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -88,7 +90,8 @@ interface Harness {
   cacheDir: string;
   logPath: string;
   env: Record<string, string>;
-  run(args: string[], extraEnv?: Record<string, string>): Promise<RunResult>;
+  /** `cwd`: the stand-in's working directory (default: the test's). */
+  run(args: string[], extraEnv?: Record<string, string>, cwd?: string): Promise<RunResult>;
 }
 
 async function setup(t: TestContext, scenario: FakeTrivyScenario): Promise<Harness> {
@@ -101,7 +104,7 @@ async function setup(t: TestContext, scenario: FakeTrivyScenario): Promise<Harne
     cacheDir: path.join(dir, 'cache'),
     logPath,
     env,
-    run: (args, extraEnv = {}) => runTrivy(args, { ...env, ...extraEnv }),
+    run: (args, extraEnv = {}, cwd) => runTrivy(args, { ...env, ...extraEnv }, FAKE_TRIVY_BIN, 15_000, cwd),
   };
 }
 
@@ -751,23 +754,173 @@ describe('process behaviours', () => {
     assert.deepEqual(Object.keys(vulns[0]!), Object.keys(template));
   });
 
-  test('the invocation log records argv, the full environment, cwd and the outcome', TEST_TIMEOUT, async (t) => {
-    const h = await setup(t, {});
-    const binDir = path.join(h.dir, 'bin');
-    await linkFakeTrivy(binDir);
-    const env = { ...h.env, PATH: `${binDir}:${h.env.PATH ?? ''}`, EXTRA_MARKER: 'x1' };
-    const result = await runTrivy(['version', '--format', 'json'], env, 'trivy');
-    assert.equal(result.stdout, '{"Version":"0.69.3"}\n');
-    const [first] = await readInvocations(h.logPath);
-    assert.ok(first);
-    assert.deepEqual(first.argv, ['version', '--format', 'json']);
-    assert.equal(first.env.EXTRA_MARKER, 'x1');
-    assert.equal(first.env.FAKE_TRIVY_SCENARIO, h.env.FAKE_TRIVY_SCENARIO);
-    assert.equal(first.cwd, process.cwd());
-    assert.equal(first.exitCode, 0);
-    assert.equal(first.behaviour, 'version');
-    assert.ok(Date.parse(first.endedAt!) >= Date.parse(first.startedAt));
+  test(
+    'the invocation log records argv, every variable (secret-looking values as fingerprints), cwd and its entries, and the outcome',
+    TEST_TIMEOUT,
+    async (t) => {
+      const h = await setup(t, {});
+      const binDir = path.join(h.dir, 'bin');
+      await linkFakeTrivy(binDir);
+      const cwd = path.join(h.dir, 'work');
+      await fs.mkdir(cwd);
+      await fs.writeFile(path.join(cwd, '.trivyignore'), '');
+      const env = {
+        ...h.env,
+        PATH: `${binDir}:${h.env.PATH ?? ''}`,
+        TEST_MARKER: 'x1',
+        TRIVY_INSECURE: 'true',
+        TRIVY_PASSWORD: 'pw-in-the-env',
+        EPHOR_AUTH_VALUE: 'Bearer not-for-trivy',
+      };
+      const result = await runTrivy(['version', '--format', 'json'], env, 'trivy', 15_000, cwd);
+      assert.equal(result.stdout, '{"Version":"0.69.3"}\n');
+      const [first] = await readInvocations(h.logPath);
+      assert.ok(first);
+      assert.deepEqual(first.argv, ['version', '--format', 'json']);
+      assert.deepEqual(Object.keys(first.env).sort(), Object.keys(env).sort());
+      assert.equal(first.env.TEST_MARKER, 'x1');
+      assert.equal(first.env.TRIVY_INSECURE, 'true');
+      assert.equal(first.env.FAKE_TRIVY_SCENARIO, h.env.FAKE_TRIVY_SCENARIO);
+      assert.equal(first.env.TRIVY_PASSWORD, envFingerprint('pw-in-the-env'));
+      assert.equal(first.env.EPHOR_AUTH_VALUE, envFingerprint('Bearer not-for-trivy'));
+      const log = await fs.readFile(h.logPath, 'utf8');
+      assert.ok(!log.includes('pw-in-the-env') && !log.includes('not-for-trivy'), 'no secret value in the log');
+      assert.equal(first.cwd, cwd);
+      assert.deepEqual(first.cwdEntries, ['.trivyignore']);
+      assert.equal(first.exitCode, 0);
+      assert.equal(first.behaviour, 'version');
+      assert.ok(Date.parse(first.endedAt!) >= Date.parse(first.startedAt));
+    },
+  );
+});
+
+// ---------------------------------------------------------------- filters Trivy reads from its surroundings
+
+describe('trivy image: filters from flags, TRIVY_* variables, .trivyignore and trivy.yaml', () => {
+  const STATUS_REPORT = 'edited_debian_all-status-values.json';
+  const REF = 'ghcr.io/acme/statuses:1';
+  const scenario: FakeTrivyScenario = { images: { [REF]: { report: STATUS_REPORT } } };
+
+  /** Scans REF in `cwd` and returns the vulnerabilities' IDs and statuses, sorted. */
+  async function scan(h: Harness, args: string[] = [], env: Record<string, string> = {}, cwd?: string) {
+    const out = path.join(h.dir, `report-${Math.random().toString(16).slice(2)}.json`);
+    const result = await h.run(
+      ['image', '--format', 'json', '--output', out, '--cache-dir', h.cacheDir, ...args, REF],
+      env,
+      cwd,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const vulns = allVulns(await readJson(out)).map((v) => `${v.VulnerabilityID as string} ${v.Status as string}`);
+    return { vulns: vulns.sort(), stderr: result.stderr };
+  }
+
+  async function workDir(h: Harness, files: Record<string, string>): Promise<string> {
+    const dir = await fs.mkdtemp(path.join(h.dir, 'cwd-'));
+    for (const [name, text] of Object.entries(files)) await fs.writeFile(path.join(dir, name), text);
+    return dir;
+  }
+
+  const statusOf = (line: string) => line.split(' ')[1];
+
+  test('the fixture has one vulnerability of each status, all kept without filters', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, scenario);
+    const { vulns } = await scan(h);
+    assert.deepEqual(vulns.map(statusOf).sort(), [
+      'affected',
+      'end_of_life',
+      'fix_deferred',
+      'fixed',
+      'not_affected',
+      'under_investigation',
+      'unknown',
+      'will_not_fix',
+    ]);
   });
+
+  test('--ignore-unfixed and TRIVY_IGNORE_UNFIXED keep only fixed vulnerabilities', TEST_TIMEOUT, async (t) => {
+    const h = await setup(t, scenario);
+    assert.deepEqual((await scan(h, ['--ignore-unfixed'])).vulns.map(statusOf), ['fixed']);
+    assert.deepEqual((await scan(h, [], { TRIVY_IGNORE_UNFIXED: 'true' })).vulns.map(statusOf), ['fixed']);
+    assert.equal((await scan(h, ['--ignore-unfixed=false'], { TRIVY_IGNORE_UNFIXED: 'true' })).vulns.length, 8);
+  });
+
+  test(
+    "--ignore-status drops those statuses and wins over --ignore-unfixed, with Trivy's warning",
+    TEST_TIMEOUT,
+    async (t) => {
+      const h = await setup(t, scenario);
+      const { vulns, stderr } = await scan(h, ['--ignore-unfixed'], { TRIVY_IGNORE_STATUS: 'affected,will_not_fix' });
+      assert.equal(vulns.length, 6);
+      assert.ok(!vulns.some((v) => ['affected', 'will_not_fix'].includes(statusOf(v)!)));
+      assert.match(stderr, /\tWARN\t'--ignore-unfixed' is ignored because '--ignore-status' is specified/);
+    },
+  );
+
+  test(
+    '.trivyignore in the working directory drops its IDs; expired and malformed lines do not',
+    TEST_TIMEOUT,
+    async (t) => {
+      const h = await setup(t, scenario);
+      const all = (await scan(h)).vulns.map((v) => v.split(' ')[0]!);
+      const [first, second, third] = all;
+      const ignore = ['# accepted risks', `${first}`, `${second} exp:2000-01-01`, `${third} exp:someday`, ''].join(
+        '\n',
+      );
+      const cwd = await workDir(h, { '.trivyignore': ignore });
+      const { vulns, stderr } = await scan(h, [], {}, cwd);
+      assert.deepEqual(
+        vulns.map((v) => v.split(' ')[0]),
+        all.filter((id) => id !== first),
+      );
+      assert.match(stderr, /\tWARN\tError while parsing expiration date in \.trivyignore file/);
+      const elsewhere = await workDir(h, { 'accepted.txt': `${second}\n` });
+      const byVariable = await scan(h, [], { TRIVY_IGNOREFILE: path.join(elsewhere, 'accepted.txt') }, cwd);
+      assert.deepEqual(
+        byVariable.vulns.map((v) => v.split(' ')[0]),
+        all.filter((id) => id !== second),
+        'TRIVY_IGNOREFILE replaces the default .trivyignore',
+      );
+    },
+  );
+
+  test(
+    'trivy.yaml in the working directory and $TRIVY_CONFIG set filters; flags and variables win over them',
+    TEST_TIMEOUT,
+    async (t) => {
+      const h = await setup(t, scenario);
+      const yaml = ['# team defaults', 'vulnerability:', '  ignore-unfixed: true', 'severity:', '- LOW', ''].join('\n');
+      const cwd = await workDir(h, { 'trivy.yaml': yaml });
+      const fromCwd = await scan(h, [], {}, cwd);
+      assert.deepEqual(fromCwd.vulns.map(statusOf), ['fixed']);
+      assert.match(fromCwd.stderr, /\tINFO\tLoaded\tfile_path="trivy\.yaml"/);
+      assert.equal((await scan(h, ['--severity', 'CRITICAL'], {}, cwd)).vulns.length, 0, 'the flag wins');
+      assert.equal((await scan(h, [], { TRIVY_IGNORE_UNFIXED: 'false' }, cwd)).vulns.length, 8, 'the variable wins');
+
+      const other = await workDir(h, { 'other.yaml': 'vulnerability:\n  ignore-status: [affected, "fixed"]\n' });
+      const byVariable = await scan(h, [], { TRIVY_CONFIG: path.join(other, 'other.yaml') }, cwd);
+      assert.equal(byVariable.vulns.length, 6, '$TRIVY_CONFIG is read instead of ./trivy.yaml');
+      const missing = await scan(h, [], { TRIVY_CONFIG: path.join(other, 'missing.yaml') });
+      assert.equal(missing.vulns.length, 8, 'a missing $TRIVY_CONFIG is ignored, as a missing ./trivy.yaml is');
+    },
+  );
+
+  test(
+    '--config naming a missing file is a FATAL error; YAML the stand-in cannot read stops it',
+    TEST_TIMEOUT,
+    async (t) => {
+      const h = await setup(t, scenario);
+      const missing = await h.run(['--config', 'nope.yaml', 'image', '--cache-dir', h.cacheDir, REF]);
+      assert.equal(missing.code, 1);
+      assert.match(
+        missing.stderr,
+        /\tFATAL\tFatal error\tconfig file "nope\.yaml" loading error: open nope\.yaml: no such file or directory\n$/,
+      );
+      const cwd = await workDir(h, { 'trivy.yaml': 'severity: &anchor [LOW]\n' });
+      const unreadable = await h.run(['image', '--cache-dir', h.cacheDir, REF], {}, cwd);
+      assert.equal(unreadable.code, 99);
+      assert.match(unreadable.stderr, /YAML the stand-in does not read/);
+    },
+  );
 });
 
 // ---------------------------------------------------------------- SBOM-ready reports, trivy convert

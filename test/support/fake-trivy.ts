@@ -1,4 +1,5 @@
 // Typed helpers for the stand-in `trivy` (fake-trivy.mjs): write a scenario, read the invocation log.
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -67,6 +68,10 @@ export interface FakeTrivyScenario {
    * Key: the image argument exactly as passed to `trivy image`. A `report` is replayed as captured; with
    * `--list-all-pkgs` (default since 0.67) a Result without `Packages` gets them listed from its vulnerabilities'
    * packages (unique by PkgID and PkgPath, Trivy's Package field order), so `trivy convert` has packages to write.
+   * Its vulnerabilities are filtered as Trivy filters them: `--severity`, `--ignore-unfixed` / `--ignore-status` and the
+   * ignore file (`--ignorefile`, default `.trivyignore` in the working directory), each also from its TRIVY_* variable
+   * or from the config file (`--config`, $TRIVY_CONFIG, else `trivy.yaml` in the working directory; keys `severity`,
+   * `scan.scanners`, `vulnerability.ignore-unfixed`, `vulnerability.ignore-status`, `ignorefile`).
    */
   images?: Record<string, ImageBehaviour>;
   /** For refs not in `images`; if absent, the real MANIFEST_UNKNOWN failure for that ref. */
@@ -87,8 +92,16 @@ export interface FakeTrivyScenario {
 /** One line of the invocation log. `argv` holds the arguments after the program name. */
 export interface FakeTrivyInvocation {
   argv: string[];
+  /**
+   * Every variable of the stand-in's environment. Values are written as they are only for the stand-ins' own
+   * variables (PATH, HOME, TMPDIR, XDG_CACHE_HOME, DOCKER_CONFIG, FAKE_TRIVY_SCENARIO, EPHOR_SHARED_DIR), TEST_* and
+   * TRIVY_* other than credentials (TRIVY_CACHE_BACKEND, TRIVY_USERNAME, TRIVY_PASSWORD, …); any other value may be
+   * a secret and is written as envFingerprint(value).
+   */
   env: Record<string, string>;
+  /** The working directory, and what it held at the start (Trivy reads trivy.yaml and .trivyignore from it). */
   cwd: string;
+  cwdEntries: string[] | string;
   pid: number;
   /** Only for `hang`: [stand-in pid, grandchild pid]. */
   pids?: number[];
@@ -102,6 +115,11 @@ export interface FakeTrivyInvocation {
   behaviour: string;
   /** Repository each DB was downloaded from in this invocation. */
   downloadedFrom?: { vuln?: string; java?: string };
+}
+
+/** How the invocation log writes a value that may be a secret (FakeTrivyInvocation.env). */
+export function envFingerprint(value: string): string {
+  return `sha256:${createHash('sha256').update(value).digest('hex').slice(0, 16)}`;
 }
 
 /** Writes dir/trivy-scenario.json; the log goes to dir/trivy-invocations.jsonl unless scenario.log is set. */

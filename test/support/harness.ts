@@ -40,6 +40,8 @@ export interface RunOptions {
   onSpawn?: (child: ChildProcess) => void;
   /** Called for each JSON log line as it is written (e.g. to send a signal at the right moment). */
   onLog?: (line: LogLine, child: ChildProcess) => void;
+  /** The scanner's working directory (default: the test's). */
+  cwd?: string;
 }
 
 export async function runScanner(
@@ -50,6 +52,7 @@ export async function runScanner(
   const timeoutMs = options.timeoutMs ?? 60_000;
   const child = spawn(process.execPath, [options.bundle ?? CLI_BUNDLE, ...(options.args ?? [])], {
     env: cleanEnv(env),
+    cwd: options.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   options.onSpawn?.(child);
