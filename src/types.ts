@@ -1,13 +1,25 @@
 // The plain data passed between the pipeline's stages. No classes: every value here can be logged or serialised.
+// The Ephor API's own types (bodies, enumerations, the scan_config ledger) live in ephor/contract.ts; the ones
+// other stages and the tests use are re-exported here.
+import type { WorkloadKind } from './ephor/contract.js';
 import type { ImageFindings } from './report/findings.js';
 
-export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'CronJob' | 'Pod';
-export const WORKLOAD_KINDS: readonly WorkloadKind[] = ['Deployment', 'StatefulSet', 'DaemonSet', 'CronJob', 'Pod'];
+export { SEVERITIES, WORKLOAD_KINDS, type Severity, type WorkloadKind } from './ephor/contract.js';
+export type {
+  ContainerPayload,
+  LedgerEntry,
+  SbomIngestRequest,
+  SbomIngestResponse,
+  ScanIngestRequest,
+  ScanIngestResponse,
+  ScanStatus,
+  TagScanEntry,
+  Vulnerability,
+  WorkloadPayload,
+} from './ephor/contract.js';
+
 /** The Go scanner's default kinds (SCAN_WORKLOAD_TYPES); `Pod` (standalone Pods) is opt-in. */
 export const DEFAULT_WORKLOAD_KINDS: readonly WorkloadKind[] = ['Deployment', 'StatefulSet', 'DaemonSet', 'CronJob'];
-
-export type Severity = 'CRITICAL' | 'HIGH' | 'MEDIUM' | 'LOW' | 'UNKNOWN';
-export const SEVERITIES: readonly Severity[] = ['CRITICAL', 'HIGH', 'MEDIUM', 'LOW', 'UNKNOWN'];
 
 /** init and app containers come from the pod template; injected (e.g. a service-mesh sidecar added by an
  * admission webhook) and ephemeral (kubectl debug) containers are only seen in the running Pods. */
@@ -107,100 +119,3 @@ export interface ScanFailure {
   durationMs: number;
 }
 export type ScanResult = ScanSuccess | ScanFailure;
-
-// ---- Ephor payload (mirrors contract/ephor-ingest-request.schema.json) ----
-
-export interface Vulnerability {
-  cve_id: string;
-  package_name: string;
-  package_version: string;
-  severity: Severity;
-  scanner_type: string;
-  package_class?: string;
-  package_type?: string;
-  title?: string;
-  description?: string;
-  primary_url?: string;
-  published_date?: string;
-  fixed_version?: string;
-  references?: string[];
-  cvss_v3_vector?: string;
-  cvss_v3_score?: number;
-}
-
-export interface ContainerPayload {
-  name: string;
-  image_name: string;
-  image_tag: string;
-  image_created?: string;
-  detected_ecosystems?: string[];
-  os_family?: string;
-  os_name?: string;
-  repo_digests?: string[];
-  vulnerabilities: Vulnerability[];
-}
-
-export interface WorkloadPayload {
-  namespace: string;
-  name: string;
-  kind: WorkloadKind;
-  labels: Record<string, string>;
-  containers: ContainerPayload[];
-}
-
-export type ScanStatus = 'completed' | 'failed';
-
-export interface ScanIngestRequest {
-  namespace: string;
-  scan_label: string;
-  scan_group_id: string;
-  status: ScanStatus;
-  started_at: string;
-  completed_at: string;
-  trivy_version?: string;
-  scan_config: Record<string, unknown>;
-  workloads: WorkloadPayload[];
-}
-
-export interface ScanIngestResponse {
-  scan_id: number;
-  vulnerabilities: number;
-  workloads: number;
-  critical_vulns: number;
-  auto_resolved: number;
-  reopened: number;
-}
-
-/** Body of POST /api/v1/sbom/ingest (mirrors contract/ephor-sbom-ingest-request.schema.json). */
-export interface SbomIngestRequest {
-  image_reference: string;
-  image_digest?: string;
-  scan_group_id: string;
-  format: 'cyclonedx' | 'spdx';
-  sbom: Record<string, unknown>;
-}
-
-export interface SbomIngestResponse {
-  id: string;
-  status: 'created' | 'updated';
-  content_hash?: string;
-}
-
-/** A container that is not in its namespace's payload, and why (recorded in `scan_config`). */
-export interface LedgerEntry {
-  workload: string;
-  kind: WorkloadKind;
-  container: string;
-  image: string;
-  reason: NotDeliveredReason;
-  detail: string;
-}
-
-/** A delivered container whose findings are those of its spec tag, not of a running digest. */
-export interface TagScanEntry {
-  workload: string;
-  kind: WorkloadKind;
-  container: string;
-  image: string;
-  reason: TagReason;
-}

@@ -3,6 +3,16 @@
 // workloads (a workload too big on its own, by whole containers; a container is never split: Ephor auto-resolves
 // per container) and sent with an exact Content-Length without ever being built in memory.
 import { open, readFile, rm } from 'node:fs/promises';
+import type { ContainerPayload, PartLabel, ScanConfig, ScanIngestRequest, WorkloadPayload } from './contract.js';
+
+export type { PartLabel } from './contract.js';
+
+/** A container's fields but its findings, which are streamed from their file. */
+export type ContainerFields = Omit<ContainerPayload, 'vulnerabilities'>;
+/** A workload's fields but its containers. */
+export type WorkloadFields = Omit<WorkloadPayload, 'containers'>;
+/** The request's fields but its workloads and its scan_config (which depends on the part). */
+export type EnvelopeFields = Omit<ScanIngestRequest, 'workloads' | 'scan_config'>;
 
 export interface FindingsFile {
   file: string;
@@ -23,12 +33,6 @@ export interface WorkloadEntry {
   bytes: number;
 }
 
-/** Which slice of the namespace a part is; recorded in its scan_config. */
-export interface PartLabel {
-  index: number;
-  count: number;
-}
-
 /** Renders the envelope (everything but the workloads) for one part. */
 export type Envelope = (part: PartLabel) => { head: string; tail: string };
 
@@ -42,21 +46,23 @@ export interface BodyPart {
 
 type Piece = string | FindingsFile;
 
-export function containerEntry(fields: Record<string, unknown>, findings: FindingsFile): ContainerEntry {
+export function containerEntry(fields: ContainerFields, findings: FindingsFile): ContainerEntry {
   const json = JSON.stringify(fields);
   const head = `${json.slice(0, -1)}${json.length > 2 ? ',' : ''}"vulnerabilities":`;
   return { head, findings, bytes: byteLength(head) + findings.bytes + 1 };
 }
 
-export function workloadEntry(fields: Record<string, unknown>, containers: ContainerEntry[]): WorkloadEntry {
+export function workloadEntry(fields: WorkloadFields, containers: ContainerEntry[]): WorkloadEntry {
   const json = JSON.stringify(fields);
   const head = `${json.slice(0, -1)}${json.length > 2 ? ',' : ''}"containers":[`;
   return { head, containers, bytes: byteLength(head) + sumWithCommas(containers.map((c) => c.bytes)) + 2 };
 }
 
-export function envelopeOf(fields: Record<string, unknown>, scanConfig: Record<string, unknown>): Envelope {
+/** The envelope of every part of one namespace; a namespace sent in several parts names the part in scan_config. */
+export function envelopeOf(fields: EnvelopeFields, scanConfig: ScanConfig): Envelope {
   return (part) => {
-    const json = JSON.stringify({ ...fields, scan_config: part.count > 1 ? { ...scanConfig, part } : scanConfig });
+    const config: ScanConfig = part.count > 1 ? { ...scanConfig, part } : scanConfig;
+    const json = JSON.stringify({ ...fields, scan_config: config });
     return { head: `${json.slice(0, -1)},"workloads":[`, tail: ']}' };
   };
 }

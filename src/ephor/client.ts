@@ -6,10 +6,18 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import type { Logger } from '../log.js';
-import type { ScanIngestResponse, SbomIngestRequest, SbomIngestResponse } from '../types.js';
 import { USER_AGENT } from '../version.js';
 import { bodyChunks, type BodyPart } from './body.js';
 import { HttpFailure, send, type RequestBody } from '../http.js';
+import {
+  SBOM_INGEST_STATUSES,
+  type Problem,
+  type ScanIngestResponse,
+  type SbomIngestRequest,
+  type SbomIngestResponse,
+} from './contract.js';
+
+export type { Problem } from './contract.js';
 
 export const INGEST_PATH = '/api/v1/scans/ingest';
 export const SBOM_PATH = '/api/v1/sbom/ingest';
@@ -25,14 +33,6 @@ export interface DeliveryOptions {
   /** Base of the backoff; tests shorten it. */
   backoffBaseMs?: number;
   random?: () => number;
-}
-
-export interface Problem {
-  type?: string;
-  title?: string;
-  detail?: string;
-  trace_id?: string;
-  errors?: Array<{ field?: string; message?: string; rejected_value?: unknown }>;
 }
 
 export type DeliveryResult<R = ScanIngestResponse> =
@@ -131,6 +131,8 @@ interface ExpectedAnswer<R> {
   expected: string;
 }
 
+type FailedOutcome = Exclude<AttemptOutcome<unknown>, { kind: 'accepted' }>;
+
 async function postWithRetries<R>(
   apiPath: string,
   body: RequestBody,
@@ -139,9 +141,8 @@ async function postWithRetries<R>(
   options: DeliveryOptions,
   logFields: Record<string, string | number>,
 ): Promise<DeliveryResult<R>> {
-  const bytes = body.bytes;
+  const { bytes } = body;
   const url = options.apiUrl + apiPath;
-  const random = options.random ?? Math.random;
   const log = options.log.child(logFields);
 
   for (let attempt = 1; ; attempt++) {
@@ -151,40 +152,45 @@ async function postWithRetries<R>(
       : await postOnce(url, body, headers, answer.parse, requestId, options);
     if (outcome.kind === 'accepted') return { ok: true, response: outcome.response, attempts: attempt, bytes };
 
-    const cutShort = options.cutoff?.aborted === true && (outcome.kind === 'timeout' || outcome.kind === 'network');
-    const failure = cutShort
-      ? 'not delivered: the shutdown grace period ended before Ephor answered'
-      : describe(outcome, options.timeoutMs, answer.expected);
-    const retriesLeft = attempt <= options.maxRetries && isRetryable(outcome);
-    const delay = retriesLeft
-      ? retryDelayMs(attempt, outcome, { baseMs: options.backoffBaseMs ?? 1000, timeoutMs: options.timeoutMs, random })
-      : 0;
-    const pastDeadline = options.cutoff?.aborted === true;
+    const failure = failureText(outcome, options, answer.expected);
     const problem = outcome.kind === 'http' ? outcome.problem : undefined;
-    const fields = {
-      attempt,
-      request_id: requestId,
-      status: 'status' in outcome ? outcome.status : undefined,
-      error: failure,
-      problem_type: problem?.type,
-      trace_id: problem?.trace_id,
-      field_errors: problem?.errors?.slice(0, 20),
-      bytes,
-    };
-    if (retriesLeft && !pastDeadline) {
-      log.warn({ ...fields, retry_in_ms: Math.round(delay) }, 'delivery attempt failed, retrying');
-      await sleep(delay, options.cutoff);
-      continue;
-    }
-    return {
-      ok: false,
-      error: failure,
-      status: 'status' in outcome ? outcome.status : undefined,
-      problem,
-      attempts: attempt,
-      bytes,
-    };
+    const status = 'status' in outcome ? outcome.status : undefined;
+    const delay = retryDelay(attempt, outcome, options);
+    if (delay === undefined) return { ok: false, error: failure, status, problem, attempts: attempt, bytes };
+    log.warn(
+      {
+        attempt,
+        request_id: requestId,
+        status,
+        error: failure,
+        problem_type: problem?.type,
+        trace_id: problem?.trace_id,
+        field_errors: problem?.errors?.slice(0, 20),
+        bytes,
+        retry_in_ms: Math.round(delay),
+      },
+      'delivery attempt failed, retrying',
+    );
+    await sleep(delay, options.cutoff);
   }
+}
+
+/** What went wrong; an attempt that the shutdown cutoff ended says so rather than "timeout" or "network error". */
+function failureText(outcome: FailedOutcome, options: DeliveryOptions, expected: string): string {
+  const cutShort = options.cutoff?.aborted === true && (outcome.kind === 'timeout' || outcome.kind === 'network');
+  return cutShort
+    ? 'not delivered: the shutdown grace period ended before Ephor answered'
+    : describe(outcome, options.timeoutMs, expected);
+}
+
+/** The wait before the next attempt, or undefined when none follows (not retryable, retries used up, cut off). */
+function retryDelay(attempt: number, outcome: FailedOutcome, options: DeliveryOptions): number | undefined {
+  if (attempt > options.maxRetries || !isRetryable(outcome) || options.cutoff?.aborted === true) return undefined;
+  return retryDelayMs(attempt, outcome, {
+    baseMs: options.backoffBaseMs ?? 1000,
+    timeoutMs: options.timeoutMs,
+    random: options.random ?? Math.random,
+  });
 }
 
 async function postOnce<R>(
@@ -250,10 +256,12 @@ export function parseSbomResponse(text: string, contentType: string | null): Sbo
   if (contentType && !/json/i.test(contentType)) return undefined;
   try {
     const data = JSON.parse(text) as Record<string, unknown> | null;
-    if (typeof data?.id !== 'string' || (data.status !== 'created' && data.status !== 'updated')) return undefined;
+    const status = SBOM_INGEST_STATUSES.find((known) => known === data?.status);
+    if (typeof data?.id !== 'string' || status === undefined) return undefined;
     return {
       id: data.id,
-      status: data.status,
+      status,
+      image_reference: typeof data.image_reference === 'string' ? data.image_reference : undefined,
       content_hash: typeof data.content_hash === 'string' ? data.content_hash : undefined,
     };
   } catch {
@@ -270,11 +278,7 @@ function parseProblem(text: string): Problem | undefined {
   }
 }
 
-function describe(
-  outcome: Exclude<AttemptOutcome<unknown>, { kind: 'accepted' }>,
-  timeoutMs: number,
-  expected: string,
-): string {
+function describe(outcome: FailedOutcome, timeoutMs: number, expected: string): string {
   switch (outcome.kind) {
     case 'timeout':
       return `no answer within ${timeoutMs} ms (EPHOR_TIMEOUT)`;

@@ -9,34 +9,40 @@
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isInvalid, type PlannedContainer, type ScanPlan } from '../images/plan.js';
+import { isInvalid, type InvalidImage, type PlannedContainer, type ScanPlan } from '../images/plan.js';
 import { emptyCounts, readFindings, type ImageFindings } from '../report/findings.js';
 import { COLUMN_LENGTH as L, cleanText, truncate } from '../report/limits.js';
 import { naturalKey } from '../report/map-image.js';
-import type {
-  DiscoveryError,
-  LedgerEntry,
-  ScanResult,
-  ScanStatus,
-  ScanSuccess,
-  Severity,
-  TagScanEntry,
-  Vulnerability,
-  Workload,
-} from '../types.js';
+import type { ContainerRef, DiscoveryError, NotDeliveredReason, ScanResult, TagReason, Workload } from '../types.js';
 import {
   containerEntry,
   envelopeOf,
   workloadEntry,
   type ContainerEntry,
+  type ContainerFields,
   type Envelope,
+  type EnvelopeFields,
   type FindingsFile,
   type WorkloadEntry,
+  type WorkloadFields,
 } from './body.js';
+import {
+  SEVERITIES,
+  type Coverage,
+  type DiscoveryErrorEntry,
+  type LedgerEntry,
+  type NamespaceLedger,
+  type ScannerFacts,
+  type ScanStatus,
+  type Severity,
+  type TagScanEntry,
+  type Vulnerability,
+} from './contract.js';
 
 /** The ledger is bounded so that a namespace of broken images cannot blow up the payload. */
 export const MAX_LEDGER_ENTRIES = 200;
 const MAX_DETAIL = 300;
+const MAX_DROPPED_LABELS = 50;
 
 export interface RunFacts {
   scanGroupId: string;
@@ -44,7 +50,7 @@ export interface RunFacts {
   startedAt: string;
   trivyVersion?: string;
   /** Scanner-wide facts recorded in every `scan_config` (versions, DB dates, settings). */
-  scanConfig: Record<string, unknown>;
+  scanConfig: ScannerFacts;
 }
 
 export interface NamespaceInput {
@@ -86,97 +92,164 @@ export interface NamespaceBody {
   scanKeys: string[];
 }
 
+/** What a namespace's containers came to, gathered while its workloads are walked. */
+interface Tally {
+  workloads: WorkloadEntry[];
+  ledger: LedgerEntry[];
+  byTag: TagScanEntry[];
+  droppedLabels: string[];
+  findings: Record<Severity, number>;
+  scanKeys: Set<string>;
+  imageReferences: Map<string, Set<string>>;
+  containersSeen: number;
+  containersDelivered: number;
+}
+
+/** What becomes of one container: sent with the findings of every image it runs, or left out with a reason. */
+type ContainerFate =
+  | { delivered: true; planned: PlannedContainer; images: ImageFindings[]; scanKeys: string[] }
+  | { delivered: false; reason: NotDeliveredReason; detail: string; scanKeys: string[] };
+
 export async function buildNamespaceBody(input: NamespaceInput): Promise<NamespaceBody> {
-  const ledger: LedgerEntry[] = [];
-  const workloads: WorkloadEntry[] = [];
-  const findings = emptyCounts();
-  const scanKeys = new Set<string>();
-  const droppedLabels: string[] = [];
-  const byTag: TagScanEntry[] = [];
-  const imageReferences = new Map<string, Set<string>>();
-  let containersSeen = 0;
-  let containersDelivered = 0;
-  const seenWorkloads = new Set<string>();
-
-  for (const workload of input.workloads) {
-    const identity = `${workload.kind}/${workload.name}`;
-    if (seenWorkloads.has(identity)) continue; // a repeated workload would auto-resolve what the first one reported
-    seenWorkloads.add(identity);
-
-    const containers: ContainerEntry[] = [];
-    const seenContainers = new Set<string>();
-    for (const container of workload.containers) {
-      if (seenContainers.has(container.name)) continue;
-      seenContainers.add(container.name);
-      containersSeen++;
-      const planned = input.plan.containers.get(container);
-      const entry = (reason: LedgerEntry['reason'], detail: string): LedgerEntry => ({
-        workload: workload.name,
-        kind: workload.kind,
-        container: container.name,
-        image: truncate(container.specImage, L.imageName),
-        reason,
-        detail: truncate(detail, MAX_DETAIL),
-      });
-      if (planned === undefined || isInvalid(planned)) {
-        ledger.push(entry('invalid_reference', planned?.invalid ?? 'no image reference'));
-        continue;
-      }
-      for (const key of planned.scanKeys) scanKeys.add(key);
-      const results = planned.scanKeys.map((key) => ({ key, result: input.resultOf(key) }));
-      // Every image the container runs must be scanned: a union missing one would resolve that image's findings.
-      const failed = results.find((r) => r.result && !r.result.ok);
-      if (failed?.result && !failed.result.ok) {
-        ledger.push(
-          entry(
-            failed.result.reason,
-            planned.scanKeys.length > 1 ? `${failed.key}: ${failed.result.detail}` : failed.result.detail,
-          ),
-        );
-        continue;
-      }
-      if (results.some((r) => !r.result)) {
-        ledger.push(entry('cancelled', 'the run stopped before this image was scanned'));
-        continue;
-      }
-      const images = results.map((r) => (r.result as ScanSuccess).image);
-      const { fields, counts, file } = await containerFields(container.name, planned, images, input.unionDir);
-      for (const severity of Object.keys(findings) as Severity[]) findings[severity] += counts[severity];
-      containers.push(containerEntry(fields, file));
-      containersDelivered++;
-      const reference = `${String(fields.image_name)}:${String(fields.image_tag)}`;
-      for (const key of planned.scanKeys) {
-        const refs = imageReferences.get(key);
-        if (refs) refs.add(reference);
-        else imageReferences.set(key, new Set([reference]));
-      }
-      if (planned.tagReason) {
-        byTag.push({
-          workload: workload.name,
-          kind: workload.kind,
-          container: container.name,
-          image: truncate(container.specImage, L.imageName),
-          reason: planned.tagReason,
-        });
-      }
-    }
+  const tally: Tally = {
+    workloads: [],
+    ledger: [],
+    byTag: [],
+    droppedLabels: [],
+    findings: emptyCounts(),
+    scanKeys: new Set(),
+    imageReferences: new Map(),
+    containersSeen: 0,
+    containersDelivered: 0,
+  };
+  // A repeated workload would auto-resolve what the first one reported.
+  for (const workload of distinctBy(input.workloads, (w) => `${w.kind}/${w.name}`)) {
+    const containers = await workloadContainers(workload, input, tally);
     if (containers.length === 0) continue; // Ephor requires at least one container per workload
-    workloads.push(
-      workloadEntry(
-        {
-          namespace: truncate(workload.namespace, L.namespace),
-          name: truncate(workload.name, L.workloadName),
-          kind: workload.kind,
-          labels: payloadLabels(workload.labels, droppedLabels),
-        },
-        containers,
-      ),
-    );
+    tally.workloads.push(workloadEntry(workloadFields(workload, tally.droppedLabels), containers));
   }
+  const status = namespaceStatus(tally, input.discoveredNothing);
+  return {
+    namespace: input.namespace,
+    status,
+    envelope: envelopeOf(envelopeFields(input, status), { ...input.run.scanConfig, ...namespaceLedger(input, tally) }),
+    workloads: tally.workloads,
+    ledger: tally.ledger,
+    byTag: tally.byTag,
+    imageReferences: tally.imageReferences,
+    stats: {
+      workloads: tally.workloads.length,
+      containersDelivered: tally.containersDelivered,
+      containersNotDelivered: tally.containersSeen - tally.containersDelivered,
+      findings: tally.findings,
+    },
+    scanKeys: [...tally.scanKeys],
+  };
+}
 
-  const nothingScanned = containersDelivered === 0 && (containersSeen > 0 || input.discoveredNothing);
-  const status: ScanStatus = nothingScanned ? 'failed' : 'completed';
-  const envelope: Record<string, unknown> = {
+/** The entries of a workload's containers that go into the payload; the others go to the ledger. */
+async function workloadContainers(workload: Workload, input: NamespaceInput, tally: Tally): Promise<ContainerEntry[]> {
+  const entries: ContainerEntry[] = [];
+  // A repeated container name would auto-resolve what the first one reported.
+  for (const container of distinctBy(workload.containers, (c) => c.name)) {
+    tally.containersSeen++;
+    const fate = containerFate(input.plan.containers.get(container), input.resultOf);
+    for (const key of fate.scanKeys) tally.scanKeys.add(key);
+    if (fate.delivered) entries.push(await deliveredContainer(workload, container, fate, input.unionDir, tally));
+    else tally.ledger.push(ledgerEntry(workload, container, fate.reason, fate.detail));
+  }
+  return entries;
+}
+
+/** Sent when every image it runs was scanned; otherwise left out, with the reason the ledger records. */
+function containerFate(
+  planned: PlannedContainer | InvalidImage | undefined,
+  resultOf: NamespaceInput['resultOf'],
+): ContainerFate {
+  if (planned === undefined || isInvalid(planned)) {
+    const detail = planned?.invalid ?? 'no image reference';
+    return { delivered: false, reason: 'invalid_reference', detail, scanKeys: [] };
+  }
+  const { scanKeys } = planned;
+  const results = scanKeys.map((key) => ({ key, result: resultOf(key) }));
+  // Every image the container runs must be scanned: a union missing one would resolve that image's findings. A
+  // failed scan is the reason given even when another of its images was never scanned.
+  for (const { key, result } of results) {
+    if (result?.ok !== false) continue;
+    const detail = scanKeys.length > 1 ? `${key}: ${result.detail}` : result.detail;
+    return { delivered: false, reason: result.reason, detail, scanKeys };
+  }
+  const images = results.flatMap(({ result }) => (result?.ok ? [result.image] : []));
+  if (images.length < scanKeys.length)
+    return { delivered: false, reason: 'cancelled', detail: 'the run stopped before this image was scanned', scanKeys };
+  return { delivered: true, planned, images, scanKeys };
+}
+
+/** A container sent with its findings: its entry, and what it adds to the namespace's counts and references. */
+async function deliveredContainer(
+  workload: Workload,
+  container: ContainerRef,
+  fate: Extract<ContainerFate, { delivered: true }>,
+  unionDir: string,
+  tally: Tally,
+): Promise<ContainerEntry> {
+  const { planned, images } = fate;
+  const { fields, counts, file } = await containerFields(container.name, planned, images, unionDir);
+  for (const severity of SEVERITIES) tally.findings[severity] += counts[severity];
+  tally.containersDelivered++;
+  const reference = `${fields.image_name}:${fields.image_tag}`;
+  for (const key of planned.scanKeys) {
+    const refs = tally.imageReferences.get(key);
+    if (refs) refs.add(reference);
+    else tally.imageReferences.set(key, new Set([reference]));
+  }
+  if (planned.tagReason) tally.byTag.push(tagScanEntry(workload, container, planned.tagReason));
+  return containerEntry(fields, file);
+}
+
+function ledgerEntry(
+  workload: Workload,
+  container: ContainerRef,
+  reason: NotDeliveredReason,
+  detail: string,
+): LedgerEntry {
+  return {
+    workload: workload.name,
+    kind: workload.kind,
+    container: container.name,
+    image: truncate(container.specImage, L.imageName),
+    reason,
+    detail: truncate(detail, MAX_DETAIL),
+  };
+}
+
+function tagScanEntry(workload: Workload, container: ContainerRef, reason: TagReason): TagScanEntry {
+  return {
+    workload: workload.name,
+    kind: workload.kind,
+    container: container.name,
+    image: truncate(container.specImage, L.imageName),
+    reason,
+  };
+}
+
+function workloadFields(workload: Workload, droppedLabels: string[]): WorkloadFields {
+  return {
+    namespace: truncate(workload.namespace, L.namespace),
+    name: truncate(workload.name, L.workloadName),
+    kind: workload.kind,
+    labels: payloadLabels(workload.labels, droppedLabels),
+  };
+}
+
+/** A namespace in which nothing could be scanned is sent as `failed`, which Ephor never auto-resolves. */
+function namespaceStatus(tally: Tally, discoveredNothing: boolean): ScanStatus {
+  const nothingScanned = tally.containersDelivered === 0 && (tally.containersSeen > 0 || discoveredNothing);
+  return nothingScanned ? 'failed' : 'completed';
+}
+
+function envelopeFields(input: NamespaceInput, status: ScanStatus): EnvelopeFields {
+  const fields: EnvelopeFields = {
     namespace: truncate(input.namespace, L.namespace),
     scan_label: truncate(input.run.scanLabel, L.scanLabel),
     scan_group_id: input.run.scanGroupId,
@@ -184,24 +257,8 @@ export async function buildNamespaceBody(input: NamespaceInput): Promise<Namespa
     started_at: input.run.startedAt,
     completed_at: input.completedAt,
   };
-  if (input.run.trivyVersion) envelope.trivy_version = truncate(input.run.trivyVersion, L.trivyVersion);
-  const counts = { containersSeen, containersDelivered, workloadsDelivered: workloads.length };
-  return {
-    namespace: input.namespace,
-    status,
-    envelope: envelopeOf(envelope, scanConfig(input, ledger, byTag, droppedLabels, counts)),
-    workloads,
-    ledger,
-    byTag,
-    imageReferences,
-    stats: {
-      workloads: workloads.length,
-      containersDelivered,
-      containersNotDelivered: containersSeen - containersDelivered,
-      findings,
-    },
-    scanKeys: [...scanKeys],
-  };
+  if (input.run.trivyVersion) fields.trivy_version = truncate(input.run.trivyVersion, L.trivyVersion);
+  return fields;
 }
 
 /** A container running several digests (a rollout, a moved tag) gets the union of their findings. */
@@ -210,9 +267,9 @@ async function containerFields(
   planned: PlannedContainer,
   images: ImageFindings[],
   unionDir: string,
-): Promise<{ fields: Record<string, unknown>; counts: Record<Severity, number>; file: FindingsFile }> {
+): Promise<{ fields: ContainerFields; counts: Record<Severity, number>; file: FindingsFile }> {
   const [first] = images;
-  const fields: Record<string, unknown> = {
+  const fields: ContainerFields = {
     name: truncate(name, L.containerName),
     image_name: truncate(planned.imageName, L.imageName),
     image_tag: truncate(planned.imageTag, L.imageTag),
@@ -273,42 +330,56 @@ function payloadLabels(labels: Record<string, string>, dropped: string[]): Recor
   return result;
 }
 
-function scanConfig(
-  input: NamespaceInput,
-  ledger: LedgerEntry[],
-  byTag: TagScanEntry[],
-  droppedLabels: string[],
-  counts: { containersSeen: number; containersDelivered: number; workloadsDelivered: number },
-): Record<string, unknown> {
-  const config: Record<string, unknown> = {
-    ...input.run.scanConfig,
-    coverage: {
-      workloads_discovered: input.workloads.length,
-      workloads_delivered: counts.workloadsDelivered,
-      containers_discovered: counts.containersSeen,
-      containers_delivered: counts.containersDelivered,
-      containers_not_delivered: counts.containersSeen - counts.containersDelivered,
-      containers_by_running_digest: counts.containersDelivered - byTag.length,
-      containers_by_spec_tag: byTag.length,
-      discovery_complete: input.discoveryErrors.length === 0,
-    },
+/** The namespace's part of scan_config: what its payload covers, what it leaves out and why. */
+function namespaceLedger(input: NamespaceInput, tally: Tally): NamespaceLedger {
+  const { ledger, byTag, droppedLabels } = tally;
+  const result: NamespaceLedger = {
+    coverage: coverageOf(input, tally),
     not_delivered: ledger.slice(0, MAX_LEDGER_ENTRIES),
     scanned_by_tag: byTag.slice(0, MAX_LEDGER_ENTRIES),
   };
-  if (ledger.length > MAX_LEDGER_ENTRIES) config.not_delivered_omitted = ledger.length - MAX_LEDGER_ENTRIES;
-  if (byTag.length > MAX_LEDGER_ENTRIES) config.scanned_by_tag_omitted = byTag.length - MAX_LEDGER_ENTRIES;
+  if (ledger.length > MAX_LEDGER_ENTRIES) result.not_delivered_omitted = ledger.length - MAX_LEDGER_ENTRIES;
+  if (byTag.length > MAX_LEDGER_ENTRIES) result.scanned_by_tag_omitted = byTag.length - MAX_LEDGER_ENTRIES;
   if (input.notAttributed && Object.keys(input.notAttributed).length > 0)
-    config.pods_not_attributed = input.notAttributed;
-  if (input.discoveryErrors.length > 0) {
-    config.discovery_errors = input.discoveryErrors.map((e) => ({
-      kind: e.kind,
-      status: e.status,
-      reason: e.reason,
-      message: truncate(e.message, MAX_DETAIL),
-      ...(e.missingRule ? { missing_rbac: e.missingRule } : {}),
-    }));
-  }
+    result.pods_not_attributed = input.notAttributed;
+  if (input.discoveryErrors.length > 0) result.discovery_errors = input.discoveryErrors.map(discoveryErrorEntry);
   if (droppedLabels.length > 0)
-    config.labels_dropped = [...new Set(droppedLabels)].slice(0, 50).map((k) => truncate(k, MAX_DETAIL));
-  return config;
+    result.labels_dropped = [...new Set(droppedLabels)]
+      .slice(0, MAX_DROPPED_LABELS)
+      .map((k) => truncate(k, MAX_DETAIL));
+  return result;
+}
+
+function coverageOf(input: NamespaceInput, tally: Tally): Coverage {
+  const { containersSeen, containersDelivered } = tally;
+  return {
+    workloads_discovered: input.workloads.length,
+    workloads_delivered: tally.workloads.length,
+    containers_discovered: containersSeen,
+    containers_delivered: containersDelivered,
+    containers_not_delivered: containersSeen - containersDelivered,
+    containers_by_running_digest: containersDelivered - tally.byTag.length,
+    containers_by_spec_tag: tally.byTag.length,
+    discovery_complete: input.discoveryErrors.length === 0,
+  };
+}
+
+function discoveryErrorEntry(error: DiscoveryError): DiscoveryErrorEntry {
+  return {
+    kind: error.kind,
+    status: error.status,
+    reason: error.reason,
+    message: truncate(error.message, MAX_DETAIL),
+    ...(error.missingRule ? { missing_rbac: error.missingRule } : {}),
+  };
+}
+
+function distinctBy<T>(items: readonly T[], identity: (item: T) => string): T[] {
+  const seen = new Set<string>();
+  return items.filter((item) => {
+    const key = identity(item);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }

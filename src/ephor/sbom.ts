@@ -2,7 +2,7 @@
 // `image_name:image_tag` of the containers in the scan payload (how Ephor links an SBOM to them), the digest, and
 // the compact document no larger than the API accepts (checked here: an oversize SBOM is skipped, not sent).
 import { readFile } from 'node:fs/promises';
-import type { SbomIngestRequest } from '../types.js';
+import type { SbomIngestRequest } from './contract.js';
 
 /** Ephor's limit on the compact `sbom` object (5 MiB), measured like the server does, with a margin for its re-serialisation. */
 export const MAX_SBOM_BYTES = 5 * 1024 * 1024 - 64 * 1024;

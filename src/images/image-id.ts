@@ -4,7 +4,7 @@
 //   docker.io/library/nginx@sha256:…      containerd / CRI-O: a registry digest
 //   docker://sha256:… or sha256:…         a local image ID (config digest): not pullable, no registry digest
 //   ""                                    not pulled yet
-import { ReferenceError, parseReference, repositoryOf } from './reference.js';
+import { ImageReferenceError, parseReference, repositoryOf } from './reference.js';
 
 const RUNTIME_PREFIXES = ['docker-pullable://', 'docker://', 'containerd://', 'cri-o://'];
 
@@ -22,7 +22,7 @@ export function registryDigestOf(imageID: string | undefined): string | undefine
     const ref = parseReference(id);
     return ref.digest?.startsWith('sha256:') ? `${repositoryOf(ref)}@${ref.digest}` : undefined;
   } catch (error) {
-    if (error instanceof ReferenceError) return undefined;
+    if (error instanceof ImageReferenceError) return undefined;
     throw error;
   }
 }

@@ -3,7 +3,7 @@
 // digest is known. Images are ordered by the first namespace that needs them so that namespaces complete (and can
 // be delivered) one after another while scanning goes on.
 import type { ContainerRef, PullSecretSource, ScanTarget, TagReason, Workload } from '../types.js';
-import { ReferenceError, parseReference, payloadNameOf, scanKeyOf } from './reference.js';
+import { ImageReferenceError, parseReference, payloadNameOf, scanKeyOf } from './reference.js';
 
 export interface PlannedContainer {
   /** `image_name` / `image_tag` sent to Ephor: always the spec's, so existing rows stay the same. */
@@ -54,7 +54,7 @@ function planContainer(container: ContainerRef): PlannedContainer | InvalidImage
     if (container.running.length > 0) return { imageName, imageTag, scanKeys: [...container.running] };
     return { imageName, imageTag, scanKeys: [scanKeyOf(spec)], tagReason: container.tagReason ?? 'no_running_pod' };
   } catch (error) {
-    if (!(error instanceof ReferenceError)) throw error;
+    if (!(error instanceof ImageReferenceError)) throw error;
     return { invalid: error.message };
   }
 }

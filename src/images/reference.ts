@@ -28,12 +28,15 @@ export interface ImageReference {
   digest?: string;
 }
 
-export class ReferenceError extends Error {}
+/** An image string that is not a valid reference (named apart from the JavaScript global `ReferenceError`). */
+export class ImageReferenceError extends Error {
+  override name = 'ImageReferenceError';
+}
 
 export function parseReference(input: string): ImageReference {
   const text = input;
-  if (text.length === 0) throw new ReferenceError('image reference is empty');
-  if (text.trim() !== text || /\s/.test(text)) throw new ReferenceError('image reference contains whitespace');
+  if (text.length === 0) throw new ImageReferenceError('image reference is empty');
+  if (text.trim() !== text || /\s/.test(text)) throw new ImageReferenceError('image reference contains whitespace');
 
   let rest = text;
   let digest: string | undefined;
@@ -41,9 +44,9 @@ export function parseReference(input: string): ImageReference {
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!DIGEST.test(digest)) throw new ReferenceError(`invalid digest "${digest}"`);
+    if (!DIGEST.test(digest)) throw new ImageReferenceError(`invalid digest "${digest}"`);
     if (digest.startsWith('sha256:') && !/^sha256:[a-f0-9]{64}$/.test(digest)) {
-      throw new ReferenceError('a sha256 digest must be 64 lowercase hex characters');
+      throw new ImageReferenceError('a sha256 digest must be 64 lowercase hex characters');
     }
   }
 
@@ -52,19 +55,19 @@ export function parseReference(input: string): ImageReference {
   if (lastColon > rest.lastIndexOf('/')) {
     tag = rest.slice(lastColon + 1);
     rest = rest.slice(0, lastColon);
-    if (!TAG.test(tag)) throw new ReferenceError(`invalid tag "${tag}"`);
+    if (!TAG.test(tag)) throw new ImageReferenceError(`invalid tag "${tag}"`);
   }
 
   const name = rest;
-  if (name.length === 0) throw new ReferenceError('image reference has no repository name');
+  if (name.length === 0) throw new ImageReferenceError('image reference has no repository name');
   if (ANCHORED_IDENTIFIER.test(name)) {
-    throw new ReferenceError('a 64-character hex string is an image ID, not a repository name');
+    throw new ImageReferenceError('a 64-character hex string is an image ID, not a repository name');
   }
   const { domain, path } = splitDomain(name);
-  if (!DOMAIN.test(domain)) throw new ReferenceError(`invalid registry host "${domain}"`);
+  if (!DOMAIN.test(domain)) throw new ImageReferenceError(`invalid registry host "${domain}"`);
   for (const component of path.split('/')) {
     if (!PATH_COMPONENT.test(component)) {
-      throw new ReferenceError(
+      throw new ImageReferenceError(
         component.toLowerCase() !== component
           ? 'repository name must be lowercase'
           : `invalid repository path component "${component}"`,
@@ -72,7 +75,7 @@ export function parseReference(input: string): ImageReference {
     }
   }
   if (`${domain}/${path}`.length > MAX_NAME_LENGTH)
-    throw new ReferenceError(`repository name is longer than ${MAX_NAME_LENGTH} characters`);
+    throw new ImageReferenceError(`repository name is longer than ${MAX_NAME_LENGTH} characters`);
   return { domain, path, tag, digest };
 }
 

@@ -3,7 +3,7 @@
 import { open, readFile } from 'node:fs/promises';
 import { streamReport } from '../trivy/report-stream.js';
 import type { TrivyResult } from '../trivy/report.js';
-import type { Severity, Vulnerability } from '../types.js';
+import type { Severity, Vulnerability } from '../ephor/contract.js';
 import { COLUMN_LENGTH as L, isBlank, isoInstant, truncate } from './limits.js';
 import { mapVulnerability, naturalKey } from './map-image.js';
 

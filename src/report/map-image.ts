@@ -2,7 +2,7 @@
 // (cve_id, package_name, package_version, scanner_type), is built exactly as the Go scanner built it, so findings
 // and their triage history in Ephor carry over: scanner_type = Trivy Result.Type, package_version = "" when unknown.
 import type { TrivyCvss, TrivyResult, TrivyVulnerability } from '../trivy/report.js';
-import { SEVERITIES, type Severity, type Vulnerability } from '../types.js';
+import { SEVERITIES, type Severity, type Vulnerability } from '../ephor/contract.js';
 import { COLUMN_LENGTH as L, cleanText, isBlank, isoInstant, truncate, truncateVersionList } from './limits.js';
 
 /** CVSS sources tried after nvd and the vulnerability's own SeveritySource; any others follow alphabetically. */

@@ -95,7 +95,7 @@ function discoveryErrorsOf(payload: ScanIngestRequest): DiscoveryErrorEntry[] {
 }
 
 function ledgerOf(payload: ScanIngestRequest): LedgerEntry[] {
-  return payload.scan_config.not_delivered as LedgerEntry[];
+  return payload.scan_config.not_delivered;
 }
 
 function listPath(resource: ResourceName, namespace: string): string {

@@ -215,7 +215,7 @@ describe('a complete scan run against the stand-ins', { timeout: 120_000 }, () =
       payments.workloads.find((w) => w.name === 'cleanup'),
       undefined,
     );
-    const ledger = payments.scan_config.not_delivered as Array<Record<string, string>>;
+    const ledger = payments.scan_config.not_delivered;
     assert.equal(ledger.length, 1);
     assert.deepEqual(
       { ...ledger[0], detail: undefined },
@@ -228,7 +228,7 @@ describe('a complete scan run against the stand-ins', { timeout: 120_000 }, () =
         detail: undefined,
       },
     );
-    assert.match(ledger[0]!.detail!, /MANIFEST_UNKNOWN/);
+    assert.match(ledger[0]!.detail, /MANIFEST_UNKNOWN/);
     assert.equal(
       standIns.ephor.instance({
         namespace: 'payments',

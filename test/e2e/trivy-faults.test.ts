@@ -96,7 +96,7 @@ function payloadOf(standIns: StandIns, namespace: string): ScanIngestRequest {
 }
 
 function ledgerOf(payload: ScanIngestRequest): LedgerEntry[] {
-  return payload.scan_config.not_delivered as LedgerEntry[];
+  return payload.scan_config.not_delivered;
 }
 
 function ledgerEntry(payload: ScanIngestRequest, ref: string): LedgerEntry | undefined {

@@ -12,7 +12,7 @@ import {
   workloadEntry,
   type WorkloadEntry,
 } from '../../src/ephor/body.js';
-import type { ScanIngestRequest } from '../../src/types.js';
+import type { ScanConfig, ScanIngestRequest } from '../../src/ephor/contract.js';
 import { validate } from '../support/contract.js';
 
 const WORK = mkdtempSync(path.join(os.tmpdir(), 'body-test-'));
@@ -47,7 +47,8 @@ const envelope = envelopeOf(
     started_at: '2026-11-27T06:00:00.000Z',
     completed_at: '2026-11-27T06:05:00.000Z',
   },
-  { scanner: 'ephor-scanner' },
+  // Only the layout is under test: a scan_config with one key stands for the whole ledger.
+  { scanner: 'ephor-scanner' } as ScanConfig,
 );
 
 function workload(name: string, containers: Array<[string, number]>): WorkloadEntry {

@@ -4,10 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { bodyText, splitBody } from '../../src/ephor/body.js';
-import { MAX_LEDGER_ENTRIES, buildNamespaceBody, type NamespaceInput } from '../../src/ephor/payload.js';
+import { MAX_LEDGER_ENTRIES, buildNamespaceBody, type NamespaceInput, type RunFacts } from '../../src/ephor/payload.js';
 import { planScans } from '../../src/images/plan.js';
 import { writeImageFindings } from '../../src/report/findings.js';
-import { SEVERITIES, type ScanIngestRequest, type ScanResult, type Workload } from '../../src/types.js';
+import { SEVERITIES, type ScanIngestRequest } from '../../src/ephor/contract.js';
+import type { ScanResult, Workload } from '../../src/types.js';
 import { validate } from '../support/contract.js';
 import { TRIVY_REPORTS_DIR } from '../support/paths.js';
 
@@ -21,12 +22,21 @@ const juice = await findingsOf('real_juice-shop-v10.2.0_alpine_node-pkg_236-vuln
 const alpine = await findingsOf('trivy-v0.69.3_alpine-3.10_os-pkgs.json', 'alpine');
 
 const GROUP = '0b0d7c1e-8f6a-4c8e-9d3f-2a1b3c4d5e6f';
-const run = {
+const run: RunFacts = {
   scanGroupId: GROUP,
   scanLabel: 'ephor-scanner/0.1.0',
   startedAt: '2026-11-27T06:00:00.000Z',
   trivyVersion: '0.69.3',
-  scanConfig: { scanner: 'ephor-scanner' },
+  scanConfig: {
+    scanner: 'ephor-scanner',
+    scanner_version: '0.1.0',
+    trivy_version: '0.69.3',
+    vulnerability_db: { updated_at: '2026-11-27T00:12:00Z', downloaded_at: '2026-11-27T05:59:00Z' },
+    java_db: { ready: true, updated_at: '2026-11-26T01:05:00Z' },
+    severities: SEVERITIES,
+    workload_types: ['Deployment', 'StatefulSet', 'DaemonSet', 'CronJob'],
+    cache_mode: 'ephemeral',
+  },
 };
 
 function workload(name: string, containers: Array<[string, string]>, extra: Partial<Workload> = {}): Workload {
@@ -281,6 +291,35 @@ describe('namespace payload', () => {
     assert.match(ledger[0]!.detail, new RegExp(`^${d2.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
   });
 
+  test('one running digest failed and another was never scanned: the failure is the reason recorded', async () => {
+    const d1 = `ghcr.io/acme/api@sha256:${'1'.repeat(64)}`;
+    const d2 = `ghcr.io/acme/api@sha256:${'2'.repeat(64)}`;
+    const w = workload('api', [['app', 'ghcr.io/acme/api:1.4']]);
+    w.containers[0] = { ...w.containers[0]!, running: [d1, d2], tagReason: undefined };
+    const { payload, ledger, scanKeys } = await build([w], { [d2]: failed(d2, 'timeout') });
+    assert.deepEqual(payload.workloads, []);
+    assert.deepEqual(
+      ledger.map((e) => [e.reason, e.detail.startsWith(`${d2}: `)]),
+      [['timeout', true]],
+    );
+    assert.deepEqual(scanKeys, [d1, d2], 'the scans it waited for are released with the body');
+  });
+
+  test('one of two running digests never scanned: the container is left out as cancelled', async () => {
+    const d1 = `ghcr.io/acme/api@sha256:${'1'.repeat(64)}`;
+    const d2 = `ghcr.io/acme/api@sha256:${'2'.repeat(64)}`;
+    const w = workload('api', [['app', 'ghcr.io/acme/api:1.4']]);
+    w.containers[0] = { ...w.containers[0]!, running: [d1, d2], tagReason: undefined };
+    const { payload, ledger, stats } = await build([w], { [d1]: ok(d1, alpine) });
+    assert.deepEqual(payload.workloads, []);
+    assert.deepEqual(
+      ledger.map((e) => e.reason),
+      ['cancelled'],
+    );
+    assert.equal(stats.containersNotDelivered, 1);
+    assert.equal(payload.status, 'failed', 'nothing in the namespace could be sent');
+  });
+
   test('a container scanned by its spec tag is listed in scanned_by_tag with the reason', async () => {
     const { payload, byTag } = await build([workload('web', [['app', 'alpine:3.10']])], {
       'docker.io/library/alpine:3.10': ok('a', alpine),
@@ -289,6 +328,33 @@ describe('namespace payload', () => {
       { workload: 'web', kind: 'Deployment', container: 'app', image: 'alpine:3.10', reason: 'no_running_pod' },
     ]);
     assert.deepEqual(payload.scan_config.scanned_by_tag, byTag);
+  });
+
+  test("scan_config: the run's facts, then the namespace's ledger; Pods not attributed only when there are some", async () => {
+    const workloads = [workload('web', [['app', 'alpine:3.10']])];
+    const results = { 'docker.io/library/alpine:3.10': ok('a', alpine) };
+    const { payload } = await build(workloads, results, { notAttributed: { ReplicaSet: 2, Rollout: 1 } });
+    assert.deepEqual(Object.keys(payload.scan_config), [
+      ...Object.keys(run.scanConfig),
+      'coverage',
+      'not_delivered',
+      'scanned_by_tag',
+      'pods_not_attributed',
+    ]);
+    assert.equal(payload.scan_config.scanner_version, '0.1.0');
+    assert.deepEqual(payload.scan_config.pods_not_attributed, { ReplicaSet: 2, Rollout: 1 });
+    assert.deepEqual(payload.scan_config.coverage, {
+      workloads_discovered: 1,
+      workloads_delivered: 1,
+      containers_discovered: 1,
+      containers_delivered: 1,
+      containers_not_delivered: 0,
+      containers_by_running_digest: 0,
+      containers_by_spec_tag: 1,
+      discovery_complete: true,
+    });
+    const none = await build(workloads, results, { notAttributed: {} });
+    assert.equal('pods_not_attributed' in none.payload.scan_config, false);
   });
 
   test('dates are ISO-8601 with Z; trivy_version omitted when unknown', async () => {

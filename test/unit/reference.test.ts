@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ReferenceError, parseReference, payloadNameOf, scanKeyOf } from '../../src/images/reference.js';
+import { ImageReferenceError, parseReference, payloadNameOf, scanKeyOf } from '../../src/images/reference.js';
 import { planScans } from '../../src/images/plan.js';
 import type { Workload } from '../../src/types.js';
 
@@ -91,10 +91,19 @@ describe('image references (distribution grammar, Docker normalisation)', () => 
     test(`invalid: ${JSON.stringify(spec.length > 40 ? `${spec.slice(0, 40)}…` : spec)}`, () => {
       assert.throws(
         () => parseReference(spec),
-        (error: unknown) => error instanceof ReferenceError && reason.test(error.message),
+        (error: unknown) => error instanceof ImageReferenceError && reason.test(error.message),
       );
     });
   }
+  test('an invalid reference throws ImageReferenceError, which does not shadow the global ReferenceError', () => {
+    assert.throws(
+      () => parseReference('Nginx'),
+      (error: unknown) =>
+        error instanceof ImageReferenceError &&
+        !(error instanceof globalThis.ReferenceError) &&
+        error.name === 'ImageReferenceError',
+    );
+  });
   test('the table has at least 25 valid references', () => {
     assert.ok(VALID.length >= 25);
   });

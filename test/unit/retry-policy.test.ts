@@ -1,6 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { isRetryable, parseIngestResponse, retryDelayMs, type AttemptOutcome } from '../../src/ephor/client.js';
+import {
+  isRetryable,
+  parseIngestResponse,
+  parseSbomResponse,
+  retryDelayMs,
+  type AttemptOutcome,
+} from '../../src/ephor/client.js';
+import { validate } from '../support/contract.js';
 
 const http = (status: number, retryAfter?: string): AttemptOutcome => ({ kind: 'http', status, retryAfter, text: '' });
 const options = { baseMs: 1000, timeoutMs: 300_000, random: () => 1 };
@@ -61,5 +68,28 @@ describe('accepted responses', () => {
     assert.equal(parseIngestResponse('{"scan_id":"42"}', 'application/json'), undefined);
     assert.equal(parseIngestResponse('{"stored":true}', 'application/json'), undefined);
     assert.equal(parseIngestResponse('', null), undefined);
+  });
+});
+
+describe('accepted SBOM responses (contract §4)', () => {
+  const answer = {
+    id: '3f1c2b8e-6a4d-4f0e-9b7a-1c2d3e4f5a6b',
+    image_reference: 'docker.io/library/nginx:1.25',
+    content_hash: 'ab'.repeat(32),
+    status: 'created',
+  };
+  test('201 created and 200 updated, with every field the server sends', () => {
+    for (const status of ['created', 'updated']) {
+      const body = { ...answer, status };
+      assert.deepEqual(validate('sbom-response', body), [], 'the answer is one the contract describes');
+      assert.deepEqual(parseSbomResponse(JSON.stringify(body), 'application/json'), body);
+    }
+  });
+  test('anything else is not accepted', () => {
+    assert.equal(parseSbomResponse(JSON.stringify({ ...answer, status: 'stored' }), 'application/json'), undefined);
+    assert.equal(parseSbomResponse(JSON.stringify({ ...answer, id: 7 }), 'application/json'), undefined);
+    assert.equal(parseSbomResponse('{"stored":true}', 'application/json'), undefined);
+    assert.equal(parseSbomResponse(JSON.stringify(answer), 'text/html'), undefined);
+    assert.equal(parseSbomResponse('<html><body>Sign in</body></html>', null), undefined);
   });
 });
