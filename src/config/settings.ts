@@ -345,5 +345,3 @@ const BY_NAME = new Map(SETTINGS.map((setting) => [setting.env, setting]));
 export function settingOf(variable: string): Setting | undefined {
   return BY_NAME.get(variable);
 }
-
-export const DURATION_HELP = 'integer seconds (300) or a duration such as 90s, 10m, 1h30m';
