@@ -1,7 +1,7 @@
 // The preflight's configuration group: the same validation as a run (variables, Trivy, kubeconfig and context),
 // "valid" only without a problem, and fixes that name the chart value the settings table binds, never a hard-coded one.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -11,7 +11,7 @@ import { SETTINGS } from '../../src/config/settings.js';
 import { REPO_ROOT } from '../support/paths.js';
 
 let dir = '';
-let env: Record<string, string> = {};
+let env: Record<string, string | undefined> = {};
 
 before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'ephor-check-config-'));
@@ -62,6 +62,16 @@ describe('the configuration group', () => {
       `fail kubeconfig ${env.KUBECONFIG} has no context "three" (KUBE_CONTEXT, --context); its contexts: one, two`,
     ]);
     assert.equal(unknown.results[0]!.configuration, true);
+  });
+
+  test('a context without a kubeconfig to take it from: a failure saying so; ~/.kube/config is one', async () => {
+    const bare = { ...env, KUBECONFIG: undefined, KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBE_CONTEXT: 'two' };
+    assert.deepEqual(lines(checkConfiguration(bare).results), [
+      'fail KUBE_CONTEXT="two" names a kubeconfig context, but there is no kubeconfig: KUBECONFIG is not set and ~/.kube/config does not exist (the in-cluster service account has no contexts)',
+    ]);
+    await mkdir(path.join(dir, '.kube'));
+    await copyFile(env.KUBECONFIG!, path.join(dir, '.kube', 'config'));
+    assert.equal(checkConfiguration(bare).kube?.source, `kubeconfig ${path.join(dir, '.kube', 'config')}, context two`);
   });
 
   test('Trivy missing: a failure with the run\'s message, no "valid", and a configuration for the other groups', () => {
