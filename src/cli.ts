@@ -3,10 +3,11 @@
 // was not delivered, 2 configuration error (nothing was contacted).
 // `ephor-scanner check` is the read-only preflight (src/check), with the same variables and flags.
 import { randomUUID } from 'node:crypto';
-import { Command, CommanderError, Option } from 'commander';
+import { CommanderError, Option, type Command } from 'commander';
 import { runCheck, type CheckOutput } from './check/index.js';
-import { ConfigError, loadConfig, type Config, type Env } from './config/index.js';
-import { SETTINGS } from './config/settings.js';
+import { ConfigError, loadConfig, logFormatOf, type Config, type Env } from './config/index.js';
+import { SettingsCommand, flagOverrides, settingOptions } from './config/flags.js';
+import { SWITCH_FORMS, helpRows } from './config/settings-table.js';
 import { KubeConfigError } from './kube/client.js';
 import { SecretRegistry, createLogger, type Logger } from './log.js';
 import { runScan } from './run/run.js';
@@ -21,7 +22,7 @@ function buildProgram(
   onRun: (env: Env) => Promise<number>,
   onCheck: (env: Env, output: CheckOutput) => Promise<number>,
 ): Command {
-  const program = new Command('ephor-scanner')
+  const program = new SettingsCommand('ephor-scanner')
     .description(
       'Scans the container images of Kubernetes workloads with Trivy and delivers the findings to Ephor, one payload per namespace.',
     )
@@ -29,25 +30,9 @@ function buildProgram(
     .helpOption('-h, --help', 'show this help')
     .allowExcessArguments(false)
     .exitOverride();
-  const flagToEnv = new Map<string, string>();
-  for (const setting of SETTINGS) {
-    if (!setting.flag) continue;
-    const option = new Option(
-      setting.boolean ? setting.flag : `${setting.flag} <value>`,
-      `${setting.description} (${setting.env})`,
-    );
-    program.addOption(option);
-    flagToEnv.set(option.attributeName(), setting.env);
-  }
+  for (const option of settingOptions()) program.addOption(option);
   program.addHelpText('after', helpText());
-  const withFlags = (options: Record<string, unknown>): Env => {
-    const overrides: Env = {};
-    for (const [attribute, value] of Object.entries(options)) {
-      const env = flagToEnv.get(attribute);
-      if (env) overrides[env] = value === true ? 'true' : String(value);
-    }
-    return { ...process.env, ...overrides };
-  };
+  const withFlags = (options: Record<string, unknown>): Env => ({ ...process.env, ...flagOverrides(options) });
   program.action(async (options: Record<string, string | boolean>) => {
     process.exitCode = await onRun(withFlags(options));
   });
@@ -71,13 +56,12 @@ function buildProgram(
 }
 
 function helpText(): string {
-  const rows = SETTINGS.map(
-    (s) => `  ${s.env.padEnd(24)} ${s.required ? 'required' : `default: ${s.default ?? '(unset)'}`}; ${s.allowed}`,
-  );
   return [
     '',
     'Environment variables (a flag overrides its variable; durations are integer seconds or e.g. 90s, 10m, 1h30m):',
-    ...rows,
+    ...helpRows(),
+    '',
+    `Switches (true/false settings) take every form: ${SWITCH_FORMS.replaceAll('`', '')}.`,
     '',
     'Exit codes: 0 every namespace delivered (image scan failures are reported, not fatal);',
     '            1 something was not delivered, or nothing could be discovered; 2 configuration error.',
@@ -158,8 +142,7 @@ export async function checkCommand(env: Env, output: CheckOutput): Promise<numbe
 
 /** For reporting a configuration error, which may itself concern LOG_FORMAT or LOG_LEVEL. */
 function fallbackLogger(env: Env, secrets: SecretRegistry): Logger {
-  const format = env.LOG_FORMAT?.trim().toLowerCase() === 'text' ? 'text' : 'json';
-  return createLogger({ level: 'info', format, secrets });
+  return createLogger({ level: 'info', format: logFormatOf(env), secrets });
 }
 
 async function main(): Promise<void> {

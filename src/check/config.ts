@@ -1,96 +1,85 @@
-// Check 1: the configuration, validated exactly as a scan run validates it. A Trivy executable that cannot be found
-// is left to the Trivy check (it is an installation problem, reported with its own fix), so that the other checks
-// still run.
-import { ConfigError, loadConfig, type Config, type Env } from '../config/index.js';
-import { findExecutable } from '../config/executable.js';
+// Check 1: the configuration, validated exactly as a scan run validates it before contacting anything: every variable
+// (loadConfig, with the same messages a run logs, including a Trivy executable that cannot be found) and the
+// Kubernetes configuration (loadKubeConfig: kubeconfig files, context). Each problem is one ✗ line of this group,
+// and "valid" is said only when there is none, so the check's verdict can never contradict this line. When Trivy
+// is the only problem, the other groups still run, so that one check shows everything that needs fixing.
+import { ConfigError, loadConfig, type Config, type ConfigProblem, type Env } from '../config/index.js';
+import { KubeConfigError, loadKubeConfig } from '../kube/client.js';
+import { chartValue, inChart } from './hints.js';
 import { fail, pass, warn, type CheckResult } from './types.js';
 
-/** The chart value behind each variable, so that a fix can name what to change in a Helm install. */
-const CHART_VALUES: Record<string, string> = {
-  EPHOR_API_URL: 'ephor.apiUrl',
-  EPHOR_AUTH_HEADER: 'ephor.authHeader',
-  EPHOR_AUTH_VALUE: 'ephor.authValue or ephor.existingSecret',
-  EPHOR_TIMEOUT: 'ephor.timeout',
-  EPHOR_MAX_RETRIES: 'ephor.maxRetries',
-  SCAN_NAMESPACES: 'scan.namespaces',
-  SCAN_EXCLUDE_NAMESPACES: 'scan.excludeNamespaces',
-  SCAN_NAMESPACE_SELECTOR: 'scan.namespaceSelector',
-  SCAN_CONCURRENCY: 'scan.concurrency',
-  SCAN_SEVERITY: 'scan.severity',
-  SCAN_WORKLOAD_TYPES: 'scan.workloadTypes',
-  SCAN_DEADLINE: 'activeDeadlineSeconds and scan.deadlineMargin',
-  REGISTRY_AUTH_ENABLED: 'registryAuth.enabled',
-  KUBE_TIMEOUT: 'kube.timeout',
-  TRIVY_BINARY: 'trivy.binary',
-  TRIVY_CACHE_DIR: 'trivy.cacheDir',
-  TRIVY_CACHE_MODE: 'trivy.cacheMode',
-  TRIVY_CACHE_BACKEND: 'trivy.cacheBackend',
-  TRIVY_TIMEOUT: 'trivy.timeout',
-  TRIVY_DB_UPDATE_TIMEOUT: 'trivy.dbUpdateTimeout',
-  TRIVY_DB_REPO: 'trivy.dbRepo',
-  TRIVY_JAVA_DB_REPO: 'trivy.javaDbRepo',
-  TRIVY_SKIP_DB_UPDATE: 'trivy.skipDbUpdate',
-  SBOM_ENABLED: 'sbom.enabled',
-  SBOM_FORMAT: 'sbom.format',
-  LOG_LEVEL: 'log.level',
-  LOG_FORMAT: 'log.format',
-};
+export { chartValue } from './hints.js';
 
-export function chartValue(variable: string): string {
-  return CHART_VALUES[variable] ?? 'extraEnv';
-}
+export type LoadedKubeConfig = ReturnType<typeof loadKubeConfig>;
 
 export interface ConfigCheck {
   config?: Config;
+  /** The Kubernetes configuration as a run loads it; absent when it cannot be loaded. */
+  kube?: LoadedKubeConfig;
   results: CheckResult[];
-  /** Set when TRIVY_BINARY names nothing executable: what was looked for, and where. */
-  trivyMissing?: string;
+  /** TRIVY_BINARY names nothing executable: the checks that run Trivy are skipped. */
+  trivyMissing: boolean;
 }
 
 export function checkConfiguration(env: Env): ConfigCheck {
-  let trivyMissing: string | undefined;
-  const resolveExecutable = (name: string, environment: Env): string => {
-    const found = findExecutable(name, environment);
-    if (found) return found;
-    trivyMissing = name.includes('/')
-      ? `TRIVY_BINARY=${JSON.stringify(name)} is not an executable file`
-      : `TRIVY_BINARY=${JSON.stringify(name)} was not found on PATH (${environment.PATH ?? ''})`;
-    return name;
-  };
-  let config: Config;
+  const failures: CheckResult[] = [];
+  let config: Config | undefined;
+  let trivyMissing = false;
   try {
-    config = loadConfig(env, { resolveExecutable });
+    config = loadConfig(env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
-    return {
-      results: error.problems.map((problem) => ({
-        ...fail(
-          'configuration',
-          problem.message,
-          `correct ${problem.variable} (chart: ${chartValue(problem.variable)}); "ephor-scanner --help" lists what every variable allows`,
-        ),
-        configuration: true,
-      })),
-    };
+    failures.push(...error.problems.map(problemResult));
+    if (error.problems.every((p) => p.variable === 'TRIVY_BINARY')) {
+      config = loadConfig(env, { resolveExecutable: (name) => name });
+      trivyMissing = true;
+    }
   }
+  const kube = loadKube(env, failures);
+  const results = failures.length > 0 ? failures : config ? [valid(config)] : [];
+  for (const warning of config?.warnings ?? []) results.push(warn('configuration', warning, fixForWarning(warning)));
+  return { config, kube, results, trivyMissing };
+}
+
+function problemResult(problem: ConfigProblem): CheckResult {
+  const fix =
+    problem.variable === 'TRIVY_BINARY'
+      ? `install Trivy (https://trivy.dev), or set ${inChart('TRIVY_BINARY', '; the ephor-scanner image has it at /usr/local/bin/trivy')} to its path`
+      : `correct ${inChart(problem.variable)}; "ephor-scanner --help" lists what every variable allows`;
+  return { ...fail('configuration', problem.message, fix), configuration: true };
+}
+
+function loadKube(env: Env, failures: CheckResult[]): LoadedKubeConfig | undefined {
+  try {
+    return loadKubeConfig(env);
+  } catch (error) {
+    if (!(error instanceof KubeConfigError)) throw error;
+    const fix = env.KUBE_CONTEXT?.trim()
+      ? 'set KUBE_CONTEXT (--context) to a context of the kubeconfig, or unset it to use its current-context'
+      : "run the scanner in the cluster with the chart's service account, or set KUBECONFIG to a kubeconfig file whose current context names the cluster";
+    failures.push({ ...fail('configuration', error.message, fix), configuration: true });
+    return undefined;
+  }
+}
+
+function valid(config: Config): CheckResult {
   const namespaces =
     config.scan.namespaces === 'all' ? 'every namespace' : `namespaces ${config.scan.namespaces.join(', ')}`;
   const selector = config.scan.namespaceSelector ? ` with labels ${config.scan.namespaceSelector}` : '';
   const excluded =
     config.scan.excludeNamespaces.length > 0 ? ` except ${config.scan.excludeNamespaces.join(', ')}` : '';
-  const results = [
-    pass('configuration', `valid: scans ${namespaces}${selector}${excluded} (${config.scan.workloadKinds.join(', ')})`),
-  ];
-  for (const warning of config.warnings) results.push(warn('configuration', warning, fixForWarning(warning)));
-  return { config, results, trivyMissing };
+  return pass(
+    'configuration',
+    `valid: scans ${namespaces}${selector}${excluded} (${config.scan.workloadKinds.join(', ')})`,
+  );
 }
 
 function fixForWarning(warning: string): string {
   if (warning.startsWith('SCAN_EXCLUDE_NAMESPACES'))
     return 'remove SCAN_EXCLUDE_NAMESPACES, or use SCAN_NAMESPACES=* or SCAN_NAMESPACE_SELECTOR with it';
   if (warning.startsWith('TRIVY_CACHE_MODE=shared'))
-    return 'set SCAN_CONCURRENCY=1 (chart: scan.concurrency), or TRIVY_CACHE_MODE=ephemeral to scan in parallel';
+    return `set SCAN_CONCURRENCY=1 (chart: ${chartValue('SCAN_CONCURRENCY')}), or TRIVY_CACHE_MODE=ephemeral to scan in parallel`;
   if (warning.startsWith('TRIVY_CACHE_BACKEND'))
-    return 'unset TRIVY_CACHE_BACKEND (chart: trivy.cacheBackend), or set TRIVY_CACHE_MODE=redis to use it';
+    return `unset TRIVY_CACHE_BACKEND (chart: ${chartValue('TRIVY_CACHE_BACKEND')}), or set TRIVY_CACHE_MODE=redis to use it`;
   return 'adjust the configuration as the warning says';
 }

@@ -3,6 +3,7 @@
 // a web page, a wrong base path, a certificate the scanner does not trust, a name that does not resolve.
 import type { Config } from '../config/index.js';
 import { USER_AGENT } from '../version.js';
+import { chartValue, inChart } from './hints.js';
 import { HttpFailure, htmlTitle, httpRequest, looksLikeHtml, type HttpAnswer } from './http.js';
 import { CALL_TIMEOUT_MS, fail, pass, warn, type CheckResult } from './types.js';
 
@@ -42,7 +43,7 @@ function networkFailure(error: HttpFailure, url: URL, apiUrl: string): CheckResu
     return fail(
       'ephor',
       `the host "${url.hostname}" of EPHOR_API_URL=${apiUrl} does not resolve (${error.code})`,
-      "set EPHOR_API_URL (chart: ephor.apiUrl) to a name this pod can resolve, in a cluster the API's Service, e.g. http://ephor-api.ephor.svc:8080",
+      `set ${inChart('EPHOR_API_URL')} to a name this pod can resolve, in a cluster the API's Service, e.g. http://ephor-api.ephor.svc:8080`,
     );
   }
   if (error.code === 'ETIMEDOUT') {
@@ -62,7 +63,7 @@ function networkFailure(error: HttpFailure, url: URL, apiUrl: string): CheckResu
   return fail(
     'ephor',
     `nothing answers at ${apiUrl} (${error.message})`,
-    `check EPHOR_API_URL=${apiUrl} (chart: ephor.apiUrl): is the Ephor API running, and is this its address and port?`,
+    `check EPHOR_API_URL=${apiUrl} (chart: ${chartValue('EPHOR_API_URL')}): is the Ephor API running, and is this its address and port?`,
   );
 }
 
@@ -82,13 +83,13 @@ function judge(answer: HttpAnswer, url: URL, config: Config, sent: string): Chec
       return fail(
         'ephor',
         `${request} redirected to https (${status} to ${location})`,
-        `use https:// in EPHOR_API_URL (chart: ephor.apiUrl): ${apiUrl.replace(/^http:/, 'https:')}`,
+        `use https:// in ${inChart('EPHOR_API_URL')}: ${apiUrl.replace(/^http:/, 'https:')}`,
       );
     }
     return fail(
       'ephor',
       `${request} redirected (${status} to ${location || 'nowhere'}); the scanner does not follow redirects`,
-      'set EPHOR_API_URL (chart: ephor.apiUrl) to the address the API really answers on',
+      `set ${inChart('EPHOR_API_URL')} to the address the API really answers on`,
     );
   }
   if (status === 401 || status === 403) {
@@ -99,7 +100,7 @@ function judge(answer: HttpAnswer, url: URL, config: Config, sent: string): Chec
     return fail(
       'ephor',
       `${request} answered ${status} with ${what}, not the Ephor API's JSON`,
-      "set EPHOR_API_URL (chart: ephor.apiUrl) to the Ephor API's own base URL (the one that serves /api/v1/scans/ingest), not the web UI or a proxy's login page",
+      `set ${inChart('EPHOR_API_URL')} to the Ephor API's own base URL (the one that serves /api/v1/scans/ingest), not the web UI or a proxy's login page`,
     );
   }
   // A base URL that already ends in /api/v1 doubles the prefix: Ephor answers 404 or, for an unknown path, 500.
@@ -109,14 +110,14 @@ function judge(answer: HttpAnswer, url: URL, config: Config, sent: string): Chec
     return fail(
       'ephor',
       `${request} answered ${status} with ${what}: EPHOR_API_URL=${apiUrl} already ends in ${doubled}`,
-      `remove "${doubled}" from EPHOR_API_URL (chart: ephor.apiUrl): it is the base URL, the scanner adds /api/v1/… itself`,
+      `remove "${doubled}" from ${inChart('EPHOR_API_URL')}: it is the base URL, the scanner adds /api/v1/… itself`,
     );
   }
   if (status === 404) {
     return fail(
       'ephor',
       `${request} answered 404 with ${what}: no Ephor API at ${apiUrl}`,
-      "set EPHOR_API_URL (chart: ephor.apiUrl) to the Ephor API's base URL, without a path (the scanner adds /api/v1/…), e.g. http://ephor-api:8080",
+      `set ${inChart('EPHOR_API_URL')} to the Ephor API's base URL, without a path (the scanner adds /api/v1/…), e.g. http://ephor-api:8080`,
     );
   }
   const health = readHealth(answer);
@@ -140,21 +141,21 @@ function judge(answer: HttpAnswer, url: URL, config: Config, sent: string): Chec
     return warn(
       'ephor',
       `${request} answered ${status} with ${what}${health ? ` (readiness ${health})` : ', not the actuator\'s {"status":"UP"}'}`,
-      'check that EPHOR_API_URL (chart: ephor.apiUrl) is the Ephor API and that it is healthy',
+      `check that ${inChart('EPHOR_API_URL')} is the Ephor API and that it is healthy`,
     );
   }
   return fail(
     'ephor',
     `${request} answered ${status} with ${what}`,
-    "check EPHOR_API_URL (chart: ephor.apiUrl) and the Ephor API's logs",
+    `check ${inChart('EPHOR_API_URL')} and the Ephor API's logs`,
   );
 }
 
 function proxyAuthFailure(message: string, config: Config): CheckResult {
   const { auth } = config.ephor;
   const fix = auth
-    ? `the ${auth.header} header was sent and refused: check EPHOR_AUTH_VALUE (chart: ephor.authValue, or the key in ephor.existingSecret) and that the proxy expects the header ${auth.header}`
-    : 'set EPHOR_AUTH_HEADER and EPHOR_AUTH_VALUE to the header the proxy expects (chart: ephor.authHeader and ephor.authValue, or ephor.existingSecret)';
+    ? `the ${auth.header} header was sent and refused: check ${inChart('EPHOR_AUTH_VALUE')} and that the proxy expects the header ${auth.header}`
+    : `set EPHOR_AUTH_HEADER and EPHOR_AUTH_VALUE to the header the proxy expects (chart: ${chartValue('EPHOR_AUTH_HEADER')} and ${chartValue('EPHOR_AUTH_VALUE')})`;
   return fail('ephor', message, fix);
 }
 

@@ -30,41 +30,32 @@ export async function runChecks(
   groupTimeoutMs = GROUP_TIMEOUT_MS,
 ): Promise<CheckResult[]> {
   const configuration = checkConfiguration(env);
-  const { config } = configuration;
-  if (!config) {
-    // Nothing else can be checked reliably; a missing Trivy is still worth saying.
-    const trivy = configuration.trivyMissing
-      ? [
-          fail(
-            'trivy',
-            `Trivy is not installed: ${configuration.trivyMissing}`,
-            'install Trivy (https://trivy.dev), or set TRIVY_BINARY to its path (chart: trivy.binary)',
-          ),
-        ]
-      : [];
-    return [...configuration.results, ...trivy];
-  }
+  const { config, kube } = configuration;
+  // Without a configuration nothing else can be checked reliably (its problems are all listed).
+  if (!config) return configuration.results;
   secrets.add(...config.secrets);
   const bounded = (group: CheckGroup, work: Promise<CheckResult[]>) => withDeadline(group, work, groupTimeoutMs);
 
   const ephor = bounded('ephor', checkEphor(config));
   const trivy = bounded('trivy', checkTrivy(config, env, configuration.trivyMissing));
   const cluster = (async () => {
+    // No Kubernetes configuration: said in the configuration group; the cluster cannot be checked.
+    if (!kube) return [];
     let access: KubeAccess | undefined;
     const reachable = bounded(
       'kubernetes',
-      checkKubernetes(config, env).then((kube) => {
-        access = kube.access;
-        return kube.results;
+      checkKubernetes(config, kube).then((result) => {
+        access = result.access;
+        return result.results;
       }),
     );
-    const kube = await reachable;
-    if (!access) return kube;
+    const kubeResults = await reachable;
+    if (!access) return kubeResults;
     const [rbac, registry] = await Promise.all([
       bounded('rbac', checkRbac(config, access)),
       bounded('registry', checkRegistryCredentials(config, access, secrets)),
     ]);
-    return [...kube, ...rbac, ...registry];
+    return [...kubeResults, ...rbac, ...registry];
   })();
   const [ephorResults, clusterResults, trivyResults] = await Promise.all([ephor, cluster, trivy]);
   return [...configuration.results, ...ephorResults, ...clusterResults, ...trivyResults];

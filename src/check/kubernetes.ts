@@ -1,7 +1,7 @@
 // Check 3: the Kubernetes API is configured and reachable with the scanner's credentials, and who it takes the
 // scanner for (SelfSubjectReview, `kubectl auth whoami`), so that every missing RBAC rule can name its subject.
-import type { Config, Env } from '../config/index.js';
-import { KubeApiError, KubeConfigError, createKubeClient, loadKubeConfig, type KubeClient } from '../kube/client.js';
+import type { Config } from '../config/index.js';
+import { KubeApiError, createKubeClient, type KubeClient, type loadKubeConfig } from '../kube/client.js';
 import { CALL_TIMEOUT_MS, fail, pass, type CheckResult } from './types.js';
 
 export const UNKNOWN_USER = "the scanner's service account";
@@ -16,28 +16,11 @@ interface SelfSubjectReview {
   status?: { userInfo?: { username?: unknown } };
 }
 
+/** `loaded` comes from the configuration check, which reports a Kubernetes configuration that cannot be loaded. */
 export async function checkKubernetes(
   config: Config,
-  env: Env,
+  loaded: ReturnType<typeof loadKubeConfig>,
 ): Promise<{ results: CheckResult[]; access?: KubeAccess }> {
-  let loaded: ReturnType<typeof loadKubeConfig>;
-  try {
-    loaded = loadKubeConfig(env);
-  } catch (error) {
-    if (!(error instanceof KubeConfigError)) throw error;
-    return {
-      results: [
-        {
-          ...fail(
-            'kubernetes',
-            error.message,
-            "run the scanner in the cluster with the chart's service account, or set KUBECONFIG to a kubeconfig file whose current context names the cluster",
-          ),
-          configuration: true,
-        },
-      ],
-    };
-  }
   const client = createKubeClient(loaded.kubeConfig, Math.min(CALL_TIMEOUT_MS, config.kube.timeoutMs));
   let version: string;
   try {

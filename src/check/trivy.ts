@@ -10,26 +10,18 @@ import { withheldTrivyVariables } from '../trivy/environment.js';
 import { KNOWN_BAD_FIX, knownBadMessage, knownBadTrivy } from '../trivy/known-bad.js';
 import { runTrivy } from '../trivy/process.js';
 import { HttpFailure, httpRequest } from './http.js';
+import { chartValue, inChart } from './hints.js';
 import { CALL_TIMEOUT_MS, fail, pass, warn, type CheckResult } from './types.js';
 
 /** Older than this, a DB misses what was published since (Trivy's DB is rebuilt every 6 h). */
 export const STALE_DB_HOURS = 48;
 const DEFAULT_DB_REPOSITORIES = ['mirror.gcr.io/aquasec/trivy-db:2', 'ghcr.io/aquasecurity/trivy-db:2'];
 
-export async function checkTrivy(config: Config, env: Env, missing: string | undefined): Promise<CheckResult[]> {
+/** `missing`: TRIVY_BINARY names nothing executable, which the configuration check reports with a run's own words. */
+export async function checkTrivy(config: Config, env: Env, missing: boolean): Promise<CheckResult[]> {
   const { trivy } = config;
   const results: CheckResult[] = [];
-  if (missing) {
-    results.push(
-      fail(
-        'trivy',
-        `Trivy is not installed: ${missing}`,
-        'install Trivy (https://trivy.dev), or set TRIVY_BINARY to its path (chart: trivy.binary; the ephor-scanner image has it at /usr/local/bin/trivy)',
-      ),
-    );
-  } else {
-    results.push(await trivyVersion(trivy.binary, env));
-  }
+  if (!missing) results.push(await trivyVersion(trivy.binary, env));
   for (const { name, reason } of withheldTrivyVariables(env)) {
     results.push(
       warn(
@@ -53,21 +45,20 @@ export async function checkTrivy(config: Config, env: Env, missing: string | und
       warn(
         'trivy',
         `no Java DB in ${path.join(trivy.cacheDir, 'java-db')}: with TRIVY_SKIP_DB_UPDATE=true, each image with Java packages downloads it during its own scan`,
-        'run once without TRIVY_SKIP_DB_UPDATE (chart: trivy.skipDbUpdate=false) to keep the Java DB in the cache',
+        `run once without ${inChart('TRIVY_SKIP_DB_UPDATE', '=false')} to keep the Java DB in the cache`,
       ),
     );
   }
   // An unreachable mirror blocks only when nothing else can provide a DB.
   const blocking = !db.ready && !mirrorHasDb;
   for (const mirror of mirrors)
-    if (!mirror.ok)
-      results.push(mirrorResult(mirror, 'TRIVY_DB_REPO', 'trivy.dbRepo', 'trivy-db:2', blocking ? 'fail' : 'warn'));
+    if (!mirror.ok) results.push(mirrorResult(mirror, 'TRIVY_DB_REPO', 'trivy-db:2', blocking ? 'fail' : 'warn'));
   for (const mirror of mirrors) if (mirror.ok) results.push(pass('trivy', mirror.message!));
   for (const mirror of javaMirrors)
     results.push(
       mirror.ok
         ? pass('trivy', mirror.message!)
-        : mirrorResult(mirror, 'TRIVY_JAVA_DB_REPO', 'trivy.javaDbRepo', 'trivy-java-db:1', 'warn'),
+        : mirrorResult(mirror, 'TRIVY_JAVA_DB_REPO', 'trivy-java-db:1', 'warn'),
     );
   return results;
 }
@@ -101,7 +92,7 @@ async function trivyVersion(binary: string, env: Env): Promise<CheckResult> {
   return fail(
     'trivy',
     `"${binary} version --format json" failed: ${why}`,
-    'check that TRIVY_BINARY (chart: trivy.binary) is a working Trivy executable for this machine',
+    `check that ${inChart('TRIVY_BINARY')} is a working Trivy executable for this machine`,
   );
 }
 
@@ -119,7 +110,7 @@ async function cacheDirectory(dir: string): Promise<CheckResult[]> {
           fail(
             'trivy',
             `TRIVY_CACHE_DIR=${dir}: ${existing} is not a directory`,
-            'set TRIVY_CACHE_DIR (chart: trivy.cacheDir) to a directory',
+            `set ${inChart('TRIVY_CACHE_DIR')} to a directory`,
           ),
         ];
       }
@@ -161,7 +152,7 @@ function databaseResult(config: Config, db: DbState, mirrorHasDb: boolean): Chec
       return fail(
         'trivy',
         `no vulnerability DB in ${where}, and TRIVY_SKIP_DB_UPDATE=true forbids downloading one: every scan would fail`,
-        `run once without TRIVY_SKIP_DB_UPDATE (chart: trivy.skipDbUpdate=false) so that the DB is downloaded into ${trivy.cacheDir}, or copy a DB into ${where}`,
+        `run once without ${inChart('TRIVY_SKIP_DB_UPDATE', '=false')} so that the DB is downloaded into ${trivy.cacheDir}, or copy a DB into ${where}`,
       );
     }
     return warn(
@@ -169,14 +160,14 @@ function databaseResult(config: Config, db: DbState, mirrorHasDb: boolean): Chec
       `no vulnerability DB in ${where} yet: each run downloads it first${mirrorHasDb ? '' : ` (from ${sources})`}`,
       trivy.dbRepositories.length > 0
         ? 'nothing to do if the mirror is reachable from the scanner (see the mirror line)'
-        : `nothing to do if ${sources} is reachable from the scanner; otherwise set TRIVY_DB_REPO to a mirror (chart: trivy.dbRepo)`,
+        : `nothing to do if ${sources} is reachable from the scanner; otherwise set TRIVY_DB_REPO to a mirror (chart: ${chartValue('TRIVY_DB_REPO')})`,
     );
   }
   const hours = ageHours(db.updatedAt);
   if (hours !== undefined && hours > STALE_DB_HOURS) {
     const fix = trivy.skipDbUpdate
-      ? `refresh it: run once without TRIVY_SKIP_DB_UPDATE (chart: trivy.skipDbUpdate=false), or replace ${where} with a current copy`
-      : `the next run downloads a fresh one; if the DB stays old, that download fails: check that the scanner can reach ${sources}, or set TRIVY_DB_REPO to a mirror (chart: trivy.dbRepo)`;
+      ? `refresh it: run once without ${inChart('TRIVY_SKIP_DB_UPDATE', '=false')}, or replace ${where} with a current copy`
+      : `the next run downloads a fresh one; if the DB stays old, that download fails: check that the scanner can reach ${sources}, or set TRIVY_DB_REPO to a mirror (chart: ${chartValue('TRIVY_DB_REPO')})`;
     return warn(
       'trivy',
       `the vulnerability DB in ${where} is ${Math.floor(hours / 24)} days old (updated ${Math.round(hours)} h ago), older than 2 days: findings miss what was published since`,
@@ -248,13 +239,12 @@ async function checkMirror(repository: string): Promise<MirrorOutcome> {
 function mirrorResult(
   mirror: MirrorOutcome,
   variable: string,
-  chart: string,
   upstream: string,
   severity: 'fail' | 'warn',
 ): CheckResult {
   const message = `DB mirror ${mirror.repository} is not usable: ${mirror.detail}`;
   const fix = mirror.missing
-    ? `copy the DB there (e.g. oras cp mirror.gcr.io/aquasec/${upstream} ${mirror.repository}), or fix ${variable} (chart: ${chart})`
-    : `check ${variable} (chart: ${chart}) and that the scanner may reach that registry (NetworkPolicy, firewall, HTTPS_PROXY/NO_PROXY in extraEnv)`;
+    ? `copy the DB there (e.g. oras cp mirror.gcr.io/aquasec/${upstream} ${mirror.repository}), or fix ${inChart(variable)}`
+    : `check ${inChart(variable)} and that the scanner may reach that registry (NetworkPolicy, firewall, HTTPS_PROXY/NO_PROXY in extraEnv)`;
   return severity === 'fail' ? fail('trivy', message, fix) : warn('trivy', message, fix);
 }

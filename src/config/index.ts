@@ -1,31 +1,29 @@
 // Environment (plus flags, already merged into it by the CLI) → a validated, typed Config, or a ConfigError that
-// names every bad variable, its value and what is allowed. Nothing is silently replaced by a default.
+// names every bad variable, its value and what is allowed. Nothing is silently replaced by a default. Each setting
+// is parsed as the settings table says (read.ts); rules across settings are the named functions of rules.ts.
 import path from 'node:path';
-import { SEVERITIES, WORKLOAD_KINDS, type Severity, type WorkloadKind } from '../types.js';
-import { SETTINGS } from './settings.js';
-import {
-  ValueError,
-  parseApiUrl,
-  parseBoolean,
-  parseByteSize,
-  parseChoice,
-  parseChoiceList,
-  parseDurationMs,
-  parseHeaderName,
-  parseHeaderValue,
-  parseInteger,
-  parseLabelSelector,
-  parseLogLevel,
-  parseNamespacePatterns,
-  parseNamespaces,
-  parseRedisUrl,
-  parseRepositoryList,
-} from './parse.js';
+import type { Severity, WorkloadKind } from '../types.js';
 import { findExecutable } from './executable.js';
-import { matchesAny } from '../kube/namespaces.js';
+import { inTableOrder, readSettings, type ConfigProblem, type Env } from './read.js';
+import {
+  backendUnusedOutsideRedis,
+  checkAuthPair,
+  checkExclusions,
+  concurrencyForCacheMode,
+  dryRunNeedsNoApi,
+  redisBackend,
+  resolveLogFormat,
+  resolveTrivyBinary,
+  secretValues,
+  type Findings,
+  type ResolveExecutable,
+} from './rules.js';
+import type { SettingValues } from './settings.js';
 
+export type { ConfigProblem, Env } from './read.js';
 export type CacheMode = 'ephemeral' | 'shared' | 'redis';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+/** The format lines are written in; LOG_FORMAT=auto is resolved to one of them when the configuration is loaded. */
 export type LogFormat = 'json' | 'text';
 
 export interface Config {
@@ -52,7 +50,13 @@ export interface Config {
     severities: Severity[];
     workloadKinds: WorkloadKind[];
   };
-  kube: { timeoutMs: number };
+  kube: {
+    timeoutMs: number;
+    /** KUBECONFIG / --kubeconfig, as given (src/kube/client.ts reads the files). */
+    kubeconfig?: string[];
+    /** KUBE_CONTEXT / --context: the kubeconfig context to use instead of its current-context. */
+    context?: string;
+  };
   /** Read imagePullSecrets (Pod and ServiceAccount) to pull private images. */
   registryAuth: boolean;
   trivy: {
@@ -75,11 +79,6 @@ export interface Config {
   warnings: string[];
 }
 
-export interface ConfigProblem {
-  variable: string;
-  message: string;
-}
-
 export class ConfigError extends Error {
   constructor(readonly problems: ConfigProblem[]) {
     super(`invalid configuration: ${problems.map((p) => p.message).join('; ')}`);
@@ -87,178 +86,92 @@ export class ConfigError extends Error {
   }
 }
 
-export type Env = Record<string, string | undefined>;
-
 export interface LoadOptions {
   /** Looks up an executable; injectable for tests. */
-  resolveExecutable?: (name: string, env: Env) => string | undefined;
+  resolveExecutable?: ResolveExecutable;
+  /** Whether stdout is a terminal, for LOG_FORMAT=auto; process.stdout's by default. */
+  stdoutIsTerminal?: boolean;
 }
 
-const SECRET_VARIABLES = new Set(SETTINGS.filter((s) => s.secret).map((s) => s.env));
-const DEFAULTS = new Map(SETTINGS.filter((s) => s.default !== undefined).map((s) => [s.env, s.default!]));
+/** What the cross-setting rules decided, beyond the values of the table. */
+interface Derived {
+  concurrency: number;
+  cacheBackend?: string;
+  binary: string;
+  logFormat: LogFormat;
+  warnings: string[];
+}
 
 export function loadConfig(env: Env, options: LoadOptions = {}): Config {
-  const problems: ConfigProblem[] = [];
-  const warnings: string[] = [];
+  const { values, problems } = readSettings(env, {
+    notRequired: dryRunNeedsNoApi,
+    unused: backendUnusedOutsideRedis,
+  });
+  const found: Findings = { problems, warnings: [] };
+  checkAuthPair(env, found);
+  checkExclusions(values, found);
+  const concurrency = concurrencyForCacheMode(values, found);
+  const cacheBackend = redisBackend(values, env, found);
+  const binary = resolveTrivyBinary(values.TRIVY_BINARY, env, options.resolveExecutable ?? findExecutable, found);
+  if (found.problems.length > 0) throw new ConfigError(inTableOrder(found.problems));
 
-  /** The raw value, or undefined when unset; an empty or blank value counts as unset (as in the Go scanner). */
-  const raw = (name: string): string | undefined => {
-    const value = env[name];
-    return value === undefined || value.trim() === '' ? undefined : value;
-  };
-  const shown = (name: string, value: string) =>
-    SECRET_VARIABLES.has(name) ? '(value hidden)' : JSON.stringify(value);
-
-  function read<T>(name: string, parse: (text: string) => T): T | undefined {
-    const value = raw(name) ?? DEFAULTS.get(name);
-    if (value === undefined) return undefined;
-    try {
-      return parse(value);
-    } catch (error) {
-      if (!(error instanceof ValueError)) throw error;
-      problems.push({ variable: name, message: `${name}=${shown(name, value)} ${error.message}` });
-      return undefined;
-    }
-  }
-  function required<T>(name: string, parse: (text: string) => T, example: string): T | undefined {
-    if (raw(name) === undefined) {
-      problems.push({ variable: name, message: `${name} is required (e.g. ${name}=${example})` });
-      return undefined;
-    }
-    return read(name, parse);
-  }
-
-  const dryRun = read('EPHOR_DRY_RUN', parseBoolean);
-  // A dry run posts nothing, so it needs no API (trying the scanner before Ephor exists).
-  const apiUrl =
-    dryRun && raw('EPHOR_API_URL') === undefined ? '' : required('EPHOR_API_URL', parseApiUrl, 'http://ephor-api:8080');
-  const authHeader = read('EPHOR_AUTH_HEADER', parseHeaderName);
-  const authValue = read('EPHOR_AUTH_VALUE', parseHeaderValue);
-  if ((raw('EPHOR_AUTH_HEADER') === undefined) !== (raw('EPHOR_AUTH_VALUE') === undefined)) {
-    const [set, missing] = raw('EPHOR_AUTH_HEADER')
-      ? ['EPHOR_AUTH_HEADER', 'EPHOR_AUTH_VALUE']
-      : ['EPHOR_AUTH_VALUE', 'EPHOR_AUTH_HEADER'];
-    problems.push({
-      variable: missing,
-      message: `${set} is set but ${missing} is not; set both (the header is sent only with its value) or neither`,
-    });
-  }
-
-  const namespaces = required('SCAN_NAMESPACES', parseNamespaces, 'default,production');
-  const excludeNamespaces = read('SCAN_EXCLUDE_NAMESPACES', parseNamespacePatterns) ?? [];
-  const namespaceSelector = read('SCAN_NAMESPACE_SELECTOR', parseLabelSelector);
-  if (Array.isArray(namespaces)) {
-    const excludedByName = namespaces.filter((ns) => matchesAny(ns, excludeNamespaces));
-    if (excludedByName.length > 0) {
-      problems.push({
-        variable: 'SCAN_EXCLUDE_NAMESPACES',
-        message: `SCAN_EXCLUDE_NAMESPACES excludes ${excludedByName.join(', ')}, which SCAN_NAMESPACES names explicitly; remove one or the other`,
-      });
-    } else if (excludeNamespaces.length > 0 && !namespaceSelector) {
-      warnings.push(
-        'SCAN_EXCLUDE_NAMESPACES has no effect with an explicit SCAN_NAMESPACES list (it applies to * and to SCAN_NAMESPACE_SELECTOR)',
-      );
-    }
-  }
-  const cacheMode = read('TRIVY_CACHE_MODE', (t) => parseChoice(t, ['ephemeral', 'shared', 'redis'] as const));
-  let concurrency = read('SCAN_CONCURRENCY', (t) => parseInteger(t, 1, 64));
-  if (cacheMode === 'shared' && concurrency !== undefined && concurrency > 1) {
-    warnings.push(
-      `TRIVY_CACHE_MODE=shared uses one locked cache directory, so scans run one at a time (SCAN_CONCURRENCY=${concurrency} lowered to 1)`,
-    );
-    concurrency = 1;
-  }
-
-  let cacheBackend: string | undefined;
-  if (cacheMode === 'redis') {
-    cacheBackend = required('TRIVY_CACHE_BACKEND', parseRedisUrl, 'redis://trivy-redis:6379');
-  } else if (raw('TRIVY_CACHE_BACKEND') !== undefined) {
-    warnings.push(
-      `TRIVY_CACHE_BACKEND is ignored because TRIVY_CACHE_MODE=${cacheMode ?? 'ephemeral'} (it is used only with redis)`,
-    );
-  }
-
-  const binaryName = read('TRIVY_BINARY', (t) => t.trim());
-  const resolve = options.resolveExecutable ?? findExecutable;
-  const binary = binaryName === undefined ? undefined : resolve(binaryName, env);
-  if (binaryName !== undefined && binary === undefined) {
-    const where = binaryName.includes('/') ? 'is not an executable file' : `was not found on PATH (${env.PATH ?? ''})`;
-    problems.push({
-      variable: 'TRIVY_BINARY',
-      message: `TRIVY_BINARY=${JSON.stringify(binaryName)} ${where}; install Trivy or set TRIVY_BINARY to its path`,
-    });
-  }
-
-  const sbomEnabled = read('SBOM_ENABLED', parseBoolean);
-  const sbomFormat = read('SBOM_FORMAT', (t) => parseChoice(t, ['cyclonedx', 'spdx-json', 'spdx'] as const));
-  const config = {
-    ephor: {
-      apiUrl: apiUrl!,
-      auth: authHeader !== undefined && authValue !== undefined ? { header: authHeader, value: authValue } : undefined,
-      timeoutMs: read('EPHOR_TIMEOUT', parseDurationMs)!,
-      maxRetries: read('EPHOR_MAX_RETRIES', (t) => parseInteger(t, 0, 10))!,
-      maxPayloadBytes: read('EPHOR_MAX_PAYLOAD_BYTES', (t) => parseByteSize(t, 64 * 1024, 1024 ** 3))!,
-      dryRun: dryRun!,
-      outputDir: path.resolve(read('EPHOR_OUTPUT_DIR', (t) => t.trim())!),
-    },
-    spool: {
-      dir: path.resolve(
-        read('SPOOL_DIR', (t) => t.trim()) ??
-          path.join(
-            read('TRIVY_CACHE_DIR', (t) => t.trim())!,
-            'spool',
-          ),
-      ),
-      maxAgeMs: read('SPOOL_MAX_AGE', (t) => parseDurationMs(t, 30 * 24 * 3_600_000))!,
-    },
-    scan: {
-      namespaces: namespaces!,
-      excludeNamespaces,
-      namespaceSelector,
-      concurrency: concurrency!,
-      deadlineMs: read('SCAN_DEADLINE', parseDurationMs),
-      severities: read('SCAN_SEVERITY', (t) => parseChoiceList(t, SEVERITIES))!,
-      workloadKinds: read('SCAN_WORKLOAD_TYPES', (t) => parseChoiceList(t, WORKLOAD_KINDS))!,
-    },
-    kube: { timeoutMs: read('KUBE_TIMEOUT', parseDurationMs)! },
-    registryAuth: read('REGISTRY_AUTH_ENABLED', parseBoolean)!,
-    trivy: {
-      binary: binary!,
-      cacheDir: path.resolve(read('TRIVY_CACHE_DIR', (t) => t.trim())!),
-      cacheMode: cacheMode!,
-      cacheBackend,
-      timeoutMs: read('TRIVY_TIMEOUT', parseDurationMs)!,
-      dbUpdateTimeoutMs: read('TRIVY_DB_UPDATE_TIMEOUT', parseDurationMs)!,
-      dbRepositories: read('TRIVY_DB_REPO', parseRepositoryList) ?? [],
-      javaDbRepositories: read('TRIVY_JAVA_DB_REPO', parseRepositoryList) ?? [],
-      skipDbUpdate: read('TRIVY_SKIP_DB_UPDATE', parseBoolean)!,
-    },
-    sbom: {
-      enabled: sbomEnabled!,
-      format: sbomFormat === 'cyclonedx' ? 'cyclonedx' : 'spdx-json',
-    },
-    log: {
-      level: read('LOG_LEVEL', parseLogLevel)!,
-      format: read('LOG_FORMAT', (t) => parseChoice(t, ['json', 'text'] as const))!,
-    },
-    secrets: secretValues(authValue, cacheBackend),
-    warnings,
-  } satisfies Config;
-
-  if (problems.length > 0) throw new ConfigError(problems);
-  return config;
+  // No problem: every setting with a default has its value, and so has every required one (unless exempted).
+  const all = values as SettingValues;
+  const stdoutIsTerminal = options.stdoutIsTerminal ?? process.stdout.isTTY;
+  return buildConfig(all, {
+    concurrency: concurrency ?? all.SCAN_CONCURRENCY,
+    cacheBackend,
+    binary: binary ?? all.TRIVY_BINARY,
+    logFormat: resolveLogFormat(all.LOG_FORMAT, stdoutIsTerminal),
+    warnings: found.warnings,
+  });
 }
 
-/** The secrets to redact: the auth value, and the Redis URL together with its password on its own. */
-function secretValues(authValue: string | undefined, cacheBackend: string | undefined): string[] {
-  const secrets = [authValue, cacheBackend];
-  if (cacheBackend) {
-    try {
-      const password = new URL(cacheBackend).password;
-      if (password) secrets.push(password, decodeURIComponent(password));
-    } catch {
-      // parseRedisUrl accepted it; an unparsable URL simply has no separate password to add
-    }
-  }
-  return [...new Set(secrets.filter((s): s is string => s !== undefined && s.length > 0))];
+/** A best-effort LOG_FORMAT for reporting a configuration error, which may concern LOG_FORMAT itself. */
+export function logFormatOf(env: Env, stdoutIsTerminal: boolean = process.stdout.isTTY): LogFormat {
+  const word = env.LOG_FORMAT?.trim().toLowerCase();
+  return resolveLogFormat(word === 'json' || word === 'text' ? word : 'auto', stdoutIsTerminal);
+}
+
+function buildConfig(v: SettingValues, derived: Derived): Config {
+  const { EPHOR_AUTH_HEADER: header, EPHOR_AUTH_VALUE: value } = v;
+  return {
+    ephor: {
+      // Unset only in a dry run, which posts nothing.
+      apiUrl: v.EPHOR_API_URL ?? '',
+      auth: header !== undefined && value !== undefined ? { header, value } : undefined,
+      timeoutMs: v.EPHOR_TIMEOUT,
+      maxRetries: v.EPHOR_MAX_RETRIES,
+      maxPayloadBytes: v.EPHOR_MAX_PAYLOAD_BYTES,
+      dryRun: v.EPHOR_DRY_RUN,
+      outputDir: v.EPHOR_OUTPUT_DIR,
+    },
+    spool: { dir: v.SPOOL_DIR ?? path.join(v.TRIVY_CACHE_DIR, 'spool'), maxAgeMs: v.SPOOL_MAX_AGE },
+    scan: {
+      namespaces: v.SCAN_NAMESPACES!,
+      excludeNamespaces: v.SCAN_EXCLUDE_NAMESPACES ?? [],
+      namespaceSelector: v.SCAN_NAMESPACE_SELECTOR,
+      concurrency: derived.concurrency,
+      deadlineMs: v.SCAN_DEADLINE,
+      severities: v.SCAN_SEVERITY,
+      workloadKinds: v.SCAN_WORKLOAD_TYPES,
+    },
+    kube: { timeoutMs: v.KUBE_TIMEOUT, kubeconfig: v.KUBECONFIG, context: v.KUBE_CONTEXT },
+    registryAuth: v.REGISTRY_AUTH_ENABLED,
+    trivy: {
+      binary: derived.binary,
+      cacheDir: v.TRIVY_CACHE_DIR,
+      cacheMode: v.TRIVY_CACHE_MODE,
+      cacheBackend: derived.cacheBackend,
+      timeoutMs: v.TRIVY_TIMEOUT,
+      dbUpdateTimeoutMs: v.TRIVY_DB_UPDATE_TIMEOUT,
+      dbRepositories: v.TRIVY_DB_REPO ?? [],
+      javaDbRepositories: v.TRIVY_JAVA_DB_REPO ?? [],
+      skipDbUpdate: v.TRIVY_SKIP_DB_UPDATE,
+    },
+    sbom: { enabled: v.SBOM_ENABLED, format: v.SBOM_FORMAT },
+    log: { level: v.LOG_LEVEL, format: derived.logFormat },
+    secrets: secretValues(value, derived.cacheBackend),
+    warnings: derived.warnings,
+  };
 }

@@ -1,5 +1,6 @@
 // Pure parsers for configuration values. Each returns the value or throws a ValueError saying what is allowed;
 // the config loader adds the variable name and the offending value.
+import path from 'node:path';
 
 export class ValueError extends Error {}
 
@@ -253,4 +254,24 @@ export function parseByteSize(text: string, min: number, max: number): number {
   const bytes = Number(match[1]) * SIZE_UNITS[match[2]!.toLowerCase()]!;
   if (bytes < min || bytes > max) throw new ValueError(`must be between ${min} bytes (64Ki) and ${max} bytes (1Gi)`);
   return bytes;
+}
+
+/** A file or directory path, made absolute against the working directory. */
+export function parsePath(text: string): string {
+  return path.resolve(text.trim());
+}
+
+/** A list of kubeconfig files joined as in KUBECONFIG (`:` on Linux); the files are read by the Kubernetes client. */
+export function parsePathList(text: string): string[] {
+  return text
+    .split(path.delimiter)
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
+/** The name of a kubeconfig context: any text on one line (kubectl puts no other rule on it). */
+export function parseContextName(text: string): string {
+  const name = text.trim();
+  if (/[\r\n\0]/.test(name)) throw new ValueError('must be a context name on one line');
+  return name;
 }

@@ -1,242 +1,347 @@
-// Every setting the scanner reads: its environment variable, the flag that mirrors it, its default and what is allowed.
-// The CLI builds its options and `--help` from this table, and a test checks the README against it.
+// Every setting the scanner reads, in one table: its environment variable (the key), the flag that mirrors it, how
+// its text is parsed, its default, the Helm value that sets it and what it means. Nothing else lists settings by
+// hand: the loader (index.ts), the flags and --help (flags.ts, cli.ts), the README table (settings-table.ts) and
+// `check`'s hints read this table, and test/chart/settings.test.ts checks the chart against it.
+//
+// Adding a setting: add an entry here (parser, default, example, flag, chart binding or none), read its typed value
+// in loadConfig (index.ts) from `values.NAME`, run `npx tsx scripts/update-readme.ts`, and when the chart sets it,
+// add it to templates/configmap.yaml (or secret.yaml) from the value named in `chart.value`, to values.yaml with the
+// same default, and to the chart README's values table with "→ `NAME`".
+import { SEVERITIES, WORKLOAD_KINDS } from '../types.js';
+import {
+  parseApiUrl,
+  parseBoolean,
+  parseByteSize,
+  parseChoice,
+  parseChoiceList,
+  parseContextName,
+  parseDurationMs,
+  parseHeaderName,
+  parseHeaderValue,
+  parseInteger,
+  parseLabelSelector,
+  parseLogLevel,
+  parseNamespacePatterns,
+  parseNamespaces,
+  parsePath,
+  parsePathList,
+  parseRedisUrl,
+  parseRepositoryList,
+} from './parse.js';
+import type { Setting, SettingSpec } from './setting.js';
 
-export interface Setting {
-  env: string;
-  /** Long flag that overrides the variable; absent for secrets, which must never appear in argv. */
-  flag?: string;
-  default?: string;
-  allowed: string;
-  description: string;
-  secret?: boolean;
-  required?: boolean;
-  /** A true/false setting: its flag is a switch. */
-  boolean?: boolean;
-}
+const SWITCH = { boolean: true, parse: parseBoolean, allowed: 'true or false (also 1/0, yes/no, on/off)' } as const;
+const DURATION = 'a duration';
 
-export const SETTINGS: readonly Setting[] = [
-  {
-    env: 'EPHOR_API_URL',
+const TABLE = {
+  EPHOR_API_URL: {
     flag: '--api-url',
+    parse: parseApiUrl,
     required: true,
-    allowed: 'http(s) URL without credentials, query or fragment',
+    example: 'http://ephor-api:8080',
+    allowed: 'http(s) URL without credentials, query or fragment; not needed for a dry run',
     description: 'Base URL of the Ephor API; findings go to <url>/api/v1/scans/ingest',
+    chart: { value: 'ephor.apiUrl' },
   },
-  {
-    env: 'EPHOR_AUTH_HEADER',
+  EPHOR_AUTH_HEADER: {
     flag: '--auth-header',
+    parse: parseHeaderName,
+    example: 'X-API-Key',
     allowed: 'an HTTP header name, set together with EPHOR_AUTH_VALUE',
     description:
       'Header sent with every request to Ephor (for a proxy in front of it), e.g. X-API-Key or Authorization',
+    chart: { value: 'ephor.authHeader', inSecret: true },
   },
-  {
-    env: 'EPHOR_AUTH_VALUE',
+  EPHOR_AUTH_VALUE: {
     secret: true,
+    parse: parseHeaderValue,
+    example: 'example-token',
     allowed: 'any value without line breaks, set together with EPHOR_AUTH_HEADER; environment only',
     description: 'Value of that header; never logged',
+    chart: { value: 'ephor.authValue', hint: 'ephor.authValue, or the key in ephor.existingSecret', inSecret: true },
   },
-  {
-    env: 'EPHOR_TIMEOUT',
+  EPHOR_TIMEOUT: {
     flag: '--ephor-timeout',
+    parse: (text) => parseDurationMs(text),
     default: '300',
-    allowed: 'a duration',
+    example: '10m',
+    allowed: DURATION,
     description: 'Timeout of one request to Ephor (large namespaces take the API tens of seconds)',
+    chart: { value: 'ephor.timeout' },
   },
-  {
-    env: 'EPHOR_MAX_RETRIES',
+  EPHOR_MAX_RETRIES: {
     flag: '--ephor-max-retries',
+    parse: (text) => parseInteger(text, 0, 10),
     default: '4',
+    example: '2',
     allowed: 'an integer from 0 to 10',
     description: 'Retries of a POST after a network error, 408, 429, 502, 503 or 504',
+    chart: { value: 'ephor.maxRetries' },
   },
-  {
-    env: 'EPHOR_MAX_PAYLOAD_BYTES',
+  EPHOR_MAX_PAYLOAD_BYTES: {
     flag: '--ephor-max-payload-bytes',
+    parse: (text) => parseByteSize(text, 64 * 1024, 1024 ** 3),
     default: '8Mi',
+    example: '1Mi',
     allowed: 'bytes, or with a suffix: 512Ki, 8Mi (at least 64Ki)',
     description: 'Largest scan body; a bigger namespace is split into several POSTs by whole workloads',
+    chart: { value: 'ephor.maxPayloadBytes' },
   },
-  {
-    env: 'EPHOR_DRY_RUN',
-    boolean: true,
+  EPHOR_DRY_RUN: {
+    ...SWITCH,
     flag: '--dry-run',
     default: 'false',
-    allowed: 'true or false',
+    example: 'true',
     description: 'Do everything but POST: write each payload to EPHOR_OUTPUT_DIR instead',
   },
-  {
-    env: 'EPHOR_OUTPUT_DIR',
+  EPHOR_OUTPUT_DIR: {
     flag: '--output-dir',
+    parse: parsePath,
     default: 'ephor-scanner-output',
+    example: '/tmp/ephor-payloads',
     allowed: 'a directory path',
     description: 'Where a dry run writes the payloads (one file per namespace and part)',
   },
-  {
-    env: 'SCAN_NAMESPACES',
+  SCAN_NAMESPACES: {
     flag: '--namespaces',
+    parse: parseNamespaces,
     required: true,
+    example: 'default,production',
     allowed: 'comma-separated namespace names, or * for every namespace',
     description: 'Namespaces to scan; each gets its own payload',
+    chart: { value: 'scan.namespaces' },
   },
-  {
-    env: 'SCAN_EXCLUDE_NAMESPACES',
+  SCAN_EXCLUDE_NAMESPACES: {
     flag: '--exclude-namespaces',
+    parse: parseNamespacePatterns,
+    example: 'kube-*',
     allowed: 'comma-separated namespace names or globs (* and ?), e.g. kube-*',
     description: "Namespaces left out of SCAN_NAMESPACES=* or of the selector's result",
+    chart: { value: 'scan.excludeNamespaces' },
   },
-  {
-    env: 'SCAN_NAMESPACE_SELECTOR',
+  SCAN_NAMESPACE_SELECTOR: {
     flag: '--namespace-selector',
+    parse: parseLabelSelector,
+    example: 'team=payments,env!=dev',
     allowed: 'a Kubernetes label selector, e.g. team=payments,env!=dev',
     description: 'Only namespaces with these labels (lists namespaces: needs RBAC list on namespaces)',
+    chart: { value: 'scan.namespaceSelector' },
   },
-  {
-    env: 'SCAN_CONCURRENCY',
+  SCAN_CONCURRENCY: {
     flag: '--concurrency',
+    parse: (text) => parseInteger(text, 1, 64),
     default: '3',
+    example: '8',
     allowed: 'an integer from 1 to 64',
     description: 'Trivy processes running at the same time',
+    chart: { value: 'scan.concurrency' },
   },
-  {
-    env: 'SCAN_SEVERITY',
+  SCAN_SEVERITY: {
     flag: '--severity',
+    parse: (text) => parseChoiceList(text, SEVERITIES),
     default: 'CRITICAL,HIGH,MEDIUM,LOW',
+    example: 'CRITICAL,HIGH',
     allowed: 'comma-separated CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN (any case)',
     description: 'Severities reported',
+    chart: { value: 'scan.severity' },
   },
-  {
-    env: 'SCAN_WORKLOAD_TYPES',
+  SCAN_WORKLOAD_TYPES: {
     flag: '--workload-types',
+    parse: (text) => parseChoiceList(text, WORKLOAD_KINDS),
     default: 'Deployment,StatefulSet,DaemonSet,CronJob',
+    example: 'Deployment,Pod',
     allowed: 'comma-separated Deployment, StatefulSet, DaemonSet, CronJob, Pod (any case)',
     description: 'Workload kinds discovered; Pod adds standalone Pods (no controller)',
+    chart: { value: 'scan.workloadTypes' },
   },
-  {
-    env: 'REGISTRY_AUTH_ENABLED',
+  REGISTRY_AUTH_ENABLED: {
+    ...SWITCH,
     flag: '--registry-auth-enabled',
     default: 'true',
-    allowed: 'true or false',
+    example: 'false',
     description:
       "Pull private images with the workloads' imagePullSecrets (needs RBAC get on secrets and serviceaccounts)",
+    chart: { value: 'registryAuth.enabled' },
   },
-  {
-    env: 'SCAN_DEADLINE',
+  SCAN_DEADLINE: {
     flag: '--deadline',
+    parse: (text) => parseDurationMs(text),
+    example: '55m',
     allowed: 'a duration from the start of the run, e.g. 55m',
     description:
       'When the time left cannot fit more scans, stop starting them and deliver what is done (the chart sets it below activeDeadlineSeconds)',
+    chart: { value: 'scan.deadlineMargin', hint: 'activeDeadlineSeconds and scan.deadlineMargin', computed: true },
   },
-  {
-    env: 'SPOOL_DIR',
+  SPOOL_DIR: {
     flag: '--spool-dir',
+    parse: parsePath,
+    example: '/var/spool/ephor',
     allowed: 'a directory path; default TRIVY_CACHE_DIR/spool',
     description: 'Where payloads that could not be delivered wait for the next run',
   },
-  {
-    env: 'SPOOL_MAX_AGE',
+  SPOOL_MAX_AGE: {
     flag: '--spool-max-age',
+    parse: (text) => parseDurationMs(text, 30 * 24 * 3_600_000),
     default: '24h',
-    allowed: 'a duration',
+    example: '72h',
+    allowed: 'a duration, at most 720h',
     description: 'Spooled payloads older than this are discarded instead of delivered',
   },
-  {
-    env: 'KUBE_TIMEOUT',
+  KUBE_TIMEOUT: {
     flag: '--kube-timeout',
+    parse: (text) => parseDurationMs(text),
     default: '30',
-    allowed: 'a duration',
+    example: '15',
+    allowed: DURATION,
     description: 'Timeout of one Kubernetes API request',
+    chart: { value: 'kube.timeout' },
   },
-  {
-    env: 'TRIVY_BINARY',
+  KUBECONFIG: {
+    flag: '--kubeconfig',
+    parse: parsePathList,
+    example: '/etc/ephor/kubeconfig',
+    allowed: 'kubeconfig files separated by :, as for kubectl',
+    description:
+      "Cluster access as kubectl's: in a pod the service account is used unless this is set; elsewhere default ~/.kube/config",
+  },
+  KUBE_CONTEXT: {
+    flag: '--context',
+    parse: parseContextName,
+    example: 'production',
+    allowed: 'a context of the kubeconfig (an unknown one is a configuration error)',
+    description: "The kubeconfig context to use instead of its current-context, like kubectl's --context",
+  },
+  TRIVY_BINARY: {
     flag: '--trivy-binary',
+    parse: (text) => text.trim(),
     default: 'trivy',
+    example: '/usr/local/bin/trivy',
     allowed: 'an executable path, or a name found on PATH',
     description: 'The Trivy executable',
+    chart: { value: 'trivy.binary' },
   },
-  {
-    env: 'TRIVY_CACHE_DIR',
+  TRIVY_CACHE_DIR: {
     flag: '--trivy-cache-dir',
+    parse: parsePath,
     default: '/tmp/trivy-cache',
+    example: '/var/cache/trivy',
     allowed: 'a directory path',
     description: 'Where the vulnerability databases are kept between runs',
+    chart: { value: 'trivy.cacheDir' },
   },
-  {
-    env: 'TRIVY_CACHE_MODE',
+  TRIVY_CACHE_MODE: {
     flag: '--trivy-cache-mode',
+    parse: (text) => parseChoice(text, ['ephemeral', 'shared', 'redis'] as const),
     default: 'ephemeral',
+    example: 'redis',
     allowed: 'ephemeral, shared or redis',
     description: 'Layer cache: a private one per scan, the shared cache directory (forces concurrency 1), or Redis',
+    chart: { value: 'trivy.cacheMode' },
   },
-  {
-    env: 'TRIVY_CACHE_BACKEND',
+  TRIVY_CACHE_BACKEND: {
     secret: true,
+    parse: parseRedisUrl,
+    example: 'redis://trivy-redis:6379',
     allowed: 'redis://… or rediss://…; required when TRIVY_CACHE_MODE=redis; environment only',
     description:
       'Redis URL of the layer cache (may hold a password: never logged, passed to Trivy through its environment)',
+    chart: { value: 'trivy.cacheBackend', inSecret: true },
   },
-  {
-    env: 'TRIVY_TIMEOUT',
+  TRIVY_TIMEOUT: {
     flag: '--trivy-timeout',
+    parse: (text) => parseDurationMs(text),
     default: '300',
-    allowed: 'a duration',
+    example: '10m',
+    allowed: DURATION,
     description: 'Timeout of one image scan; the Trivy process group is killed when it passes',
+    chart: { value: 'trivy.timeout' },
   },
-  {
-    env: 'TRIVY_DB_UPDATE_TIMEOUT',
+  TRIVY_DB_UPDATE_TIMEOUT: {
     flag: '--trivy-db-update-timeout',
+    parse: (text) => parseDurationMs(text),
     default: '60',
-    allowed: 'a duration',
+    example: '2m',
+    allowed: DURATION,
     description: 'Timeout of each database download attempt',
+    chart: { value: 'trivy.dbUpdateTimeout' },
   },
-  {
-    env: 'TRIVY_DB_REPO',
+  TRIVY_DB_REPO: {
     flag: '--trivy-db-repo',
+    parse: parseRepositoryList,
+    example: 'registry.local:5000/aquasec/trivy-db:2',
     allowed: 'comma-separated OCI repositories, tried in order',
     description: 'Vulnerability DB mirrors (air-gapped clusters)',
+    chart: { value: 'trivy.dbRepo' },
   },
-  {
-    env: 'TRIVY_JAVA_DB_REPO',
+  TRIVY_JAVA_DB_REPO: {
     flag: '--trivy-java-db-repo',
+    parse: parseRepositoryList,
+    example: 'registry.local:5000/aquasec/trivy-java-db:1',
     allowed: 'comma-separated OCI repositories, tried in order',
     description: 'Java DB mirrors',
+    chart: { value: 'trivy.javaDbRepo' },
   },
-  {
-    env: 'TRIVY_SKIP_DB_UPDATE',
-    boolean: true,
+  TRIVY_SKIP_DB_UPDATE: {
+    ...SWITCH,
     flag: '--trivy-skip-db-update',
     default: 'false',
-    allowed: 'true or false',
+    example: 'true',
     description: 'Use the databases already in TRIVY_CACHE_DIR without downloading',
+    chart: { value: 'trivy.skipDbUpdate' },
   },
-  {
-    env: 'SBOM_ENABLED',
-    boolean: true,
+  SBOM_ENABLED: {
+    ...SWITCH,
     flag: '--sbom-enabled',
     default: 'false',
-    allowed: 'true or false',
+    example: 'true',
     description: 'Also deliver one SBOM per scanned image (POST /api/v1/sbom/ingest)',
+    chart: { value: 'sbom.enabled' },
   },
-  {
-    env: 'SBOM_FORMAT',
+  SBOM_FORMAT: {
     flag: '--sbom-format',
+    // Trivy's `spdx` is tag-value text; the API takes JSON, so both spellings mean spdx-json.
+    parse: (text) =>
+      parseChoice(text, ['cyclonedx', 'spdx-json', 'spdx'] as const) === 'cyclonedx' ? 'cyclonedx' : 'spdx-json',
     default: 'cyclonedx',
+    example: 'spdx-json',
     allowed: 'cyclonedx, spdx-json or spdx',
     description: 'SBOM format',
+    chart: { value: 'sbom.format' },
   },
-  {
-    env: 'LOG_LEVEL',
+  LOG_LEVEL: {
     flag: '--log-level',
+    parse: parseLogLevel,
     default: 'info',
+    example: 'debug',
     allowed: 'debug, info, warn or error',
     description: 'Lowest level logged',
+    chart: { value: 'log.level' },
   },
-  {
-    env: 'LOG_FORMAT',
+  LOG_FORMAT: {
     flag: '--log-format',
-    default: 'json',
-    allowed: 'json or text',
-    description: 'JSON lines, or readable text lines',
+    parse: (text) => parseChoice(text, ['auto', 'json', 'text'] as const),
+    default: 'auto',
+    example: 'text',
+    allowed: 'auto, json or text',
+    description: 'JSON lines or readable text lines; auto: text when stdout is a terminal, JSON otherwise',
+    // Explicit in the chart: a CronJob's stdout is no terminal (auto would give JSON too), and log pipelines parse it.
+    chart: { value: 'log.format', default: 'json' },
   },
-];
+} satisfies Record<string, SettingSpec<unknown>>;
 
-export const DURATION_HELP = 'integer seconds (300) or a duration such as 90s, 10m, 1h30m';
+type Table = typeof TABLE;
+export type SettingName = keyof Table;
+/** The parsed type of a setting. */
+export type SettingValue<N extends SettingName> = ReturnType<Table[N]['parse']>;
+/** Every setting's value after loading without a problem: a setting with a default always has one. */
+export type SettingValues = {
+  [N in SettingName]: Table[N] extends { default: string } ? SettingValue<N> : SettingValue<N> | undefined;
+};
+
+export const SETTINGS: readonly Setting[] = Object.entries(TABLE).map(([env, spec]): Setting => ({ env, ...spec }));
+
+const BY_NAME = new Map(SETTINGS.map((setting) => [setting.env, setting]));
+
+export function settingOf(variable: string): Setting | undefined {
+  return BY_NAME.get(variable);
+}

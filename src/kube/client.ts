@@ -32,12 +32,16 @@ const MAX_BODY_BYTES = 256 * 1024 * 1024;
 
 /**
  * In a pod: the service account (unless KUBECONFIG is set explicitly, as kubectl does). Elsewhere: the files in
- * KUBECONFIG, or ~/.kube/config, with its current context.
+ * KUBECONFIG, or ~/.kube/config, with its current context, or the context KUBE_CONTEXT names (`--context`). A
+ * context is an entry of a kubeconfig, so with KUBE_CONTEXT the service account is not a candidate; a context that
+ * is not there is a configuration error, as for kubectl 1.32 ("context was not found for specified context"), here
+ * naming the contexts that exist.
  */
 export function loadKubeConfig(env: Record<string, string | undefined>): { kubeConfig: KubeConfig; source: string } {
   const kubeConfig = new KubeConfig();
   let source: string;
   const listed = (env.KUBECONFIG ?? '').split(path.delimiter).filter(Boolean);
+  const context = env.KUBE_CONTEXT?.trim() || undefined;
   const home = env.HOME || os.homedir();
   const homeConfig = home ? path.join(home, '.kube', 'config') : undefined;
   try {
@@ -51,12 +55,16 @@ export function loadKubeConfig(env: Record<string, string | undefined>): { kubeC
         kubeConfig.mergeConfig(other, true);
       }
       source = `kubeconfig ${files.join(path.delimiter)}`;
-    } else if (env.KUBERNETES_SERVICE_HOST && existsSync(path.join(SERVICE_ACCOUNT_DIR, 'token'))) {
+    } else if (!context && env.KUBERNETES_SERVICE_HOST && existsSync(path.join(SERVICE_ACCOUNT_DIR, 'token'))) {
       kubeConfig.loadFromCluster();
       source = 'in-cluster service account';
     } else if (homeConfig && existsSync(homeConfig)) {
       kubeConfig.loadFromFile(homeConfig);
       source = `kubeconfig ${homeConfig}`;
+    } else if (context) {
+      throw new KubeConfigError(
+        `KUBE_CONTEXT=${JSON.stringify(context)} names a kubeconfig context, but there is no kubeconfig: KUBECONFIG is not set and ~/.kube/config does not exist (the in-cluster service account has no contexts)`,
+      );
     } else {
       throw new KubeConfigError(
         'no Kubernetes configuration: not running in a pod with a service account, KUBECONFIG is not set and ~/.kube/config does not exist',
@@ -66,6 +74,7 @@ export function loadKubeConfig(env: Record<string, string | undefined>): { kubeC
     if (error instanceof KubeConfigError) throw error;
     throw new KubeConfigError(`Kubernetes configuration could not be read: ${(error as Error).message}`);
   }
+  if (context) source = selectContext(kubeConfig, context, source);
 
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster)
@@ -73,6 +82,16 @@ export function loadKubeConfig(env: Record<string, string | undefined>): { kubeC
   if (!/^https?:\/\//.test(cluster.server))
     throw new KubeConfigError(`${source}: cluster server "${cluster.server}" is not an http(s) URL`);
   return { kubeConfig: allowPlainHttp(kubeConfig), source };
+}
+
+function selectContext(kubeConfig: KubeConfig, context: string, source: string): string {
+  const known = kubeConfig.getContexts().map((c) => c.name);
+  if (!known.includes(context)) {
+    const list = known.length > 0 ? `its contexts: ${known.join(', ')}` : 'it has no contexts';
+    throw new KubeConfigError(`${source} has no context ${JSON.stringify(context)} (KUBE_CONTEXT, --context); ${list}`);
+  }
+  kubeConfig.setCurrentContext(context);
+  return `${source}, context ${context}`;
 }
 
 /**

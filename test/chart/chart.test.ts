@@ -9,6 +9,7 @@ import { parseAllDocuments } from 'yaml';
 import { CronJob } from 'kubernetes-models/batch/v1';
 import { ConfigMap, PersistentVolumeClaim, Secret, ServiceAccount } from 'kubernetes-models/v1';
 import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { chartDefaultEnv } from '../support/chart-settings.js';
 import { CHART, type HelmResult, helmWorkspace, runHelm } from '../support/helm.js';
 
 type Obj = Record<string, any>;
@@ -136,28 +137,12 @@ function envValues(docs: Obj[]): Record<string, string | undefined> {
   return Object.fromEntries([...effectiveEnv(docs)].map(([k, v]) => [k, v.value]));
 }
 
+/** The settings table's chart defaults (src/config/settings.ts), plus what the install sets and the chart computes. */
 const DEFAULT_ENV: Record<string, string> = {
+  ...chartDefaultEnv(),
   EPHOR_API_URL: 'http://ephor-api:8080',
-  EPHOR_TIMEOUT: '300',
-  EPHOR_MAX_RETRIES: '4',
-  EPHOR_MAX_PAYLOAD_BYTES: '8Mi',
   SCAN_NAMESPACES: 'default,production',
-  SCAN_CONCURRENCY: '3',
-  SCAN_SEVERITY: 'CRITICAL,HIGH,MEDIUM,LOW',
-  SCAN_WORKLOAD_TYPES: 'Deployment,StatefulSet,DaemonSet,CronJob',
   SCAN_DEADLINE: '3300s',
-  REGISTRY_AUTH_ENABLED: 'true',
-  KUBE_TIMEOUT: '30',
-  TRIVY_BINARY: 'trivy',
-  TRIVY_CACHE_DIR: '/tmp/trivy-cache',
-  TRIVY_CACHE_MODE: 'ephemeral',
-  TRIVY_TIMEOUT: '300',
-  TRIVY_DB_UPDATE_TIMEOUT: '60',
-  TRIVY_SKIP_DB_UPDATE: 'false',
-  SBOM_ENABLED: 'false',
-  SBOM_FORMAT: 'cyclonedx',
-  LOG_LEVEL: 'info',
-  LOG_FORMAT: 'json',
   TMPDIR: '/tmp',
   HOME: '/tmp',
 };

@@ -264,7 +264,7 @@ describe('ephor-scanner check', { timeout: 180_000 }, () => {
     );
     assert.equal(
       fixAfter(none, /^✗ ephor:/),
-      '    fix: set EPHOR_AUTH_HEADER and EPHOR_AUTH_VALUE to the header the proxy expects (chart: ephor.authHeader and ephor.authValue, or ephor.existingSecret)',
+      '    fix: set EPHOR_AUTH_HEADER and EPHOR_AUTH_VALUE to the header the proxy expects (chart: ephor.authHeader and ephor.authValue, or the key in ephor.existingSecret)',
     );
     const wrong = await check({
       ...baseEnv(s),
@@ -374,19 +374,20 @@ describe('ephor-scanner check', { timeout: 180_000 }, () => {
     );
   });
 
-  test('Trivy missing: blocker with how to install it; the other checks still run', async (t) => {
+  test('Trivy missing: a configuration error as for a run, with how to install it; the other checks still run', async (t) => {
     const s = await standIns(t);
     await seedDb(s.env.TRIVY_CACHE_DIR!, 1);
     const run = await check({ ...baseEnv(s), TRIVY_BINARY: 'trivy', PATH: '/nonexistent-bin' });
-    assert.equal(run.exitCode, 1);
+    assert.equal(run.exitCode, 2);
     assert.match(
       run.stdout,
-      /^✗ trivy: Trivy is not installed: TRIVY_BINARY="trivy" was not found on PATH \(\/nonexistent-bin\)$/m,
+      /^✗ configuration: TRIVY_BINARY="trivy" was not found on PATH \(\/nonexistent-bin\); install Trivy or set TRIVY_BINARY to its path$/m,
     );
     assert.equal(
-      fixAfter(run, /^✗ trivy:/),
-      '    fix: install Trivy (https://trivy.dev), or set TRIVY_BINARY to its path (chart: trivy.binary; the ephor-scanner image has it at /usr/local/bin/trivy)',
+      fixAfter(run, /^✗ configuration:/),
+      '    fix: install Trivy (https://trivy.dev), or set TRIVY_BINARY (chart: trivy.binary; the ephor-scanner image has it at /usr/local/bin/trivy) to its path',
     );
+    assert.doesNotMatch(run.stdout, /^✓ configuration/m);
     assert.match(run.stdout, /^✓ ephor: /m);
     assert.match(run.stdout, /^✓ trivy: vulnerability DB in /m);
   });
@@ -534,9 +535,10 @@ describe('ephor-scanner check', { timeout: 180_000 }, () => {
     assert.equal(badOutput.exitCode, 2);
     const noCluster = await check({ ...baseEnv(s), KUBECONFIG: '/nonexistent/kubeconfig' });
     assert.equal(noCluster.exitCode, 2, 'no Kubernetes configuration is a configuration error, as for a run');
-    assert.match(noCluster.stdout, /^✗ kubernetes: KUBECONFIG=\/nonexistent\/kubeconfig: no such file$/m);
+    assert.match(noCluster.stdout, /^✗ configuration: KUBECONFIG=\/nonexistent\/kubeconfig: no such file$/m);
+    assert.doesNotMatch(noCluster.stdout, /^✓ configuration/m);
     assert.equal(
-      fixAfter(noCluster, /^✗ kubernetes:/),
+      fixAfter(noCluster, /^✗ configuration:/),
       "    fix: run the scanner in the cluster with the chart's service account, or set KUBECONFIG to a kubeconfig file whose current context names the cluster",
     );
     assert.match(noCluster.stdout, /^✓ ephor: /m, 'the other groups are still checked');

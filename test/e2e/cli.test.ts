@@ -21,6 +21,12 @@ describe('command line', { timeout: 120_000 }, () => {
       if (setting.flag) assert.ok(help.stdout.includes(setting.flag), `--help mentions ${setting.flag}`);
     }
     assert.match(help.stdout, /Exit codes: 0 every namespace delivered/);
+    assert.match(
+      help.stdout,
+      /Switches \(true\/false settings\) take every form: --dry-run, --no-dry-run, --dry-run=false or --dry-run false/,
+    );
+    assert.match(help.stdout, /--dry-run \[true\|false\]/);
+    assert.match(help.stdout, /--context <value> +The kubeconfig context to use/);
     const version = await runScanner({ PATH: process.env.PATH }, { args: ['--version'] });
     assert.equal(version.exitCode, 0);
     assert.equal(version.stdout.trim(), PKG_VERSION);

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig, type Env, type LoadOptions } from '../../src/config/index.js';
-import { parseDurationMs } from '../../src/config/parse.js';
+import { ValueError, parseBoolean, parseDurationMs } from '../../src/config/parse.js';
+import { SETTINGS } from '../../src/config/settings.js';
 
 const MINIMAL: Env = { EPHOR_API_URL: 'http://ephor-api:8080', SCAN_NAMESPACES: 'default' };
-const found = { resolveExecutable: (name: string) => `/usr/local/bin/${name}` };
+/** Trivy found; stdout not a terminal, as under a CronJob (LOG_FORMAT=auto → json). */
+const found: LoadOptions = { resolveExecutable: (name: string) => `/usr/local/bin/${name}`, stdoutIsTerminal: false };
 
 function load(env: Env) {
   return loadConfig({ ...MINIMAL, ...env }, found);
@@ -176,6 +178,70 @@ describe('accepted values', () => {
     assert.deepEqual(config.sbom, { enabled: true, format: 'spdx-json' });
     assert.deepEqual(config.log, { level: 'warn', format: 'text' });
   });
+
+  test('LOG_FORMAT=auto (the default): text when stdout is a terminal, JSON otherwise; json and text are kept', () => {
+    const at = (stdoutIsTerminal: boolean, env: Env = {}) =>
+      loadConfig({ ...MINIMAL, ...env }, { ...found, stdoutIsTerminal }).log.format;
+    assert.equal(at(true), 'text');
+    assert.equal(at(false), 'json');
+    assert.equal(at(true, { LOG_FORMAT: 'Auto' }), 'text');
+    assert.equal(at(false, { LOG_FORMAT: 'auto' }), 'json');
+    assert.equal(at(true, { LOG_FORMAT: 'json' }), 'json');
+    assert.equal(at(false, { LOG_FORMAT: 'text' }), 'text');
+  });
+
+  test('--kubeconfig / KUBECONFIG and --context / KUBE_CONTEXT', () => {
+    const config = load({ KUBECONFIG: '/a/config:/b/config', KUBE_CONTEXT: ' staging ' });
+    assert.deepEqual(config.kube, { timeoutMs: 30_000, kubeconfig: ['/a/config', '/b/config'], context: 'staging' });
+  });
+
+  test('switches take true/false, 1/0, yes/no, on/off in any case', () => {
+    for (const word of ['true', 'TRUE', '1', 'yes', 'on', 'Y', 't'])
+      assert.equal(load({ EPHOR_DRY_RUN: word }).ephor.dryRun, true, word);
+    for (const word of ['false', 'False', '0', 'no', 'off', 'n', 'f'])
+      assert.equal(load({ EPHOR_DRY_RUN: word }).ephor.dryRun, false, word);
+  });
+
+  test('outside redis mode TRIVY_CACHE_BACKEND is not read at all: even a malformed one is only a warning', () => {
+    const config = load({ TRIVY_CACHE_BACKEND: 'http://not-redis' });
+    assert.equal(config.trivy.cacheBackend, undefined);
+    assert.match(config.warnings.join(), /TRIVY_CACHE_BACKEND is ignored because TRIVY_CACHE_MODE=ephemeral/);
+  });
+});
+
+describe('the settings table drives the loader', () => {
+  test('every entry is complete and consistent: its default and example parse, the example differs', () => {
+    for (const s of SETTINGS) {
+      assert.ok(s.description && s.allowed, s.env);
+      if (s.default !== undefined) assert.doesNotThrow(() => s.parse(s.default!), `${s.env} default`);
+      assert.doesNotThrow(() => s.parse(s.example), `${s.env} example`);
+      assert.notEqual(s.example, s.default, `${s.env}: the example must show something other than the default`);
+      assert.ok(!(s.required && s.default !== undefined), `${s.env}: required with a default`);
+      assert.equal(s.boolean === true, s.parse === parseBoolean, `${s.env}: a switch is exactly a true/false setting`);
+      if (s.secret) assert.equal(s.flag, undefined, `${s.env}: a secret must not be a flag (argv is visible)`);
+      if (s.flag) assert.match(s.flag, /^--[a-z][a-z-]+$/, s.env);
+    }
+    assert.equal(new Set(SETTINGS.map((s) => s.flag).filter(Boolean)).size, SETTINGS.filter((s) => s.flag).length);
+  });
+
+  test('a parser rejects with a ValueError (the loader turns it into a problem naming the variable)', () => {
+    const concurrency = SETTINGS.find((s) => s.env === 'SCAN_CONCURRENCY')!;
+    assert.throws(() => concurrency.parse('0'), ValueError);
+  });
+
+  // The auth pair and the Redis backend are only valid with their partner; their own tests above cover them.
+  const PARTNERED = new Set(['EPHOR_AUTH_HEADER', 'EPHOR_AUTH_VALUE', 'TRIVY_CACHE_BACKEND']);
+  const COMPANIONS: Record<string, Env> = { TRIVY_CACHE_MODE: { TRIVY_CACHE_BACKEND: 'redis://trivy-redis:6379' } };
+  test('setting any variable to its example changes the configuration: no entry is left unread', () => {
+    const base: Env = { EPHOR_API_URL: 'http://base-url:1', SCAN_NAMESPACES: 'base' };
+    for (const s of SETTINGS) {
+      if (PARTNERED.has(s.env)) continue;
+      const companions = COMPANIONS[s.env] ?? {};
+      const without = loadConfig({ ...base, ...companions }, found);
+      const withExample = loadConfig({ ...base, ...companions, [s.env]: s.example }, found);
+      assert.notDeepEqual(withExample, without, `${s.env}=${s.example} is not read by loadConfig`);
+    }
+  });
 });
 
 describe('rejections name the variable, the value and what is allowed', () => {
@@ -306,7 +372,7 @@ describe('rejections name the variable, the value and what is allowed', () => {
       /SBOM_FORMAT="cyclonedx-json" must be one of cyclonedx, spdx-json, spdx/,
     ],
     ['bad log level', { LOG_LEVEL: 'verbose' }, /LOG_LEVEL="verbose" must be one of debug, info, warn, warning, error/],
-    ['bad log format', { LOG_FORMAT: 'yaml' }, /LOG_FORMAT="yaml" must be one of json, text/],
+    ['bad log format', { LOG_FORMAT: 'yaml' }, /LOG_FORMAT="yaml" must be one of auto, json, text/],
     ['retries out of range', { EPHOR_MAX_RETRIES: '11' }, /EPHOR_MAX_RETRIES="11" must be an integer from 0 to 10/],
     [
       'DB repository with a scheme',
@@ -328,8 +394,26 @@ describe('rejections name the variable, the value and what is allowed', () => {
     );
   });
 
-  test('every problem is reported at once', () => {
-    assert.equal(problems({ SCAN_CONCURRENCY: '0', LOG_FORMAT: 'xml', SCAN_SEVERITY: 'bad' }).length, 3);
+  test('every problem is reported at once, in the order of the settings table', () => {
+    assert.deepEqual(
+      problems({ LOG_FORMAT: 'xml', SCAN_SEVERITY: 'bad', SCAN_CONCURRENCY: '0', EPHOR_AUTH_VALUE: 'v' }),
+      [
+        'EPHOR_AUTH_VALUE is set but EPHOR_AUTH_HEADER is not; set both (the header is sent only with its value) or neither',
+        'SCAN_CONCURRENCY="0" must be an integer from 1 to 64',
+        'SCAN_SEVERITY="bad" contains "bad"; allowed: CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN',
+        'LOG_FORMAT="xml" must be one of auto, json, text',
+      ],
+    );
+  });
+
+  test('a bad value is never replaced by the default, also for a switch', () => {
+    assertRejected({ EPHOR_DRY_RUN: 'maybe' }, /EPHOR_DRY_RUN="maybe" must be true or false/);
+    assertRejected({ SPOOL_MAX_AGE: '800h' }, /SPOOL_MAX_AGE="800h" must be at most 720h/);
+  });
+
+  test('an unknown or multi-line context is rejected; an unset one is left to the kubeconfig', () => {
+    assertRejected({ KUBE_CONTEXT: 'a\nb' }, /KUBE_CONTEXT="a\\nb" must be a context name on one line/);
+    assert.equal(load({}).kube.context, undefined);
   });
 
   test('the auth value never appears in an error message', () => {

@@ -1,0 +1,117 @@
+// Rules that involve more than one setting, each a small named function over the values read from the table. They
+// add problems (the run stops, exit code 2) or warnings (logged once the logger exists); none replaces a bad value.
+import { matchesAny } from '../kube/namespaces.js';
+import { rawValue, requiredProblem, type ConfigProblem, type Env } from './read.js';
+import type { SettingValues } from './settings.js';
+
+export interface Findings {
+  problems: ConfigProblem[];
+  warnings: string[];
+}
+
+type Values = Partial<SettingValues>;
+
+/** A dry run posts nothing, so it needs no API (trying the scanner before Ephor exists). */
+export function dryRunNeedsNoApi(name: string, values: Values): boolean {
+  return name === 'EPHOR_API_URL' && values.EPHOR_DRY_RUN === true;
+}
+
+/** The Redis URL is read only in redis mode; in the others it is ignored (see redisBackend). */
+export function backendUnusedOutsideRedis(name: string, values: Values): boolean {
+  return name === 'TRIVY_CACHE_BACKEND' && values.TRIVY_CACHE_MODE !== 'redis';
+}
+
+/** The auth header is sent only with its value: both or neither. */
+export function checkAuthPair(env: Env, found: Findings): void {
+  const header = rawValue(env, 'EPHOR_AUTH_HEADER') !== undefined;
+  if (header === (rawValue(env, 'EPHOR_AUTH_VALUE') !== undefined)) return;
+  const [set, missing] = header ? ['EPHOR_AUTH_HEADER', 'EPHOR_AUTH_VALUE'] : ['EPHOR_AUTH_VALUE', 'EPHOR_AUTH_HEADER'];
+  found.problems.push({
+    variable: missing,
+    message: `${set} is set but ${missing} is not; set both (the header is sent only with its value) or neither`,
+  });
+}
+
+/** An exclusion must not remove a namespace named explicitly; with an explicit list it does nothing at all. */
+export function checkExclusions(values: Values, found: Findings): void {
+  const namespaces = values.SCAN_NAMESPACES;
+  const excluded = values.SCAN_EXCLUDE_NAMESPACES ?? [];
+  if (!Array.isArray(namespaces)) return;
+  const excludedByName = namespaces.filter((ns) => matchesAny(ns, excluded));
+  if (excludedByName.length > 0) {
+    found.problems.push({
+      variable: 'SCAN_EXCLUDE_NAMESPACES',
+      message: `SCAN_EXCLUDE_NAMESPACES excludes ${excludedByName.join(', ')}, which SCAN_NAMESPACES names explicitly; remove one or the other`,
+    });
+  } else if (excluded.length > 0 && !values.SCAN_NAMESPACE_SELECTOR) {
+    found.warnings.push(
+      'SCAN_EXCLUDE_NAMESPACES has no effect with an explicit SCAN_NAMESPACES list (it applies to * and to SCAN_NAMESPACE_SELECTOR)',
+    );
+  }
+}
+
+/** The shared cache directory is locked by each scan, so scans run one at a time there. */
+export function concurrencyForCacheMode(values: Values, found: Findings): number | undefined {
+  const concurrency = values.SCAN_CONCURRENCY;
+  if (values.TRIVY_CACHE_MODE !== 'shared' || concurrency === undefined || concurrency <= 1) return concurrency;
+  found.warnings.push(
+    `TRIVY_CACHE_MODE=shared uses one locked cache directory, so scans run one at a time (SCAN_CONCURRENCY=${concurrency} lowered to 1)`,
+  );
+  return 1;
+}
+
+/** The Redis URL is required in redis mode and unused (with a warning) in the others. */
+export function redisBackend(values: Values, env: Env, found: Findings): string | undefined {
+  const mode = values.TRIVY_CACHE_MODE;
+  if (mode === 'redis') {
+    if (rawValue(env, 'TRIVY_CACHE_BACKEND') === undefined) found.problems.push(requiredProblem('TRIVY_CACHE_BACKEND'));
+    return values.TRIVY_CACHE_BACKEND;
+  }
+  if (rawValue(env, 'TRIVY_CACHE_BACKEND') !== undefined) {
+    found.warnings.push(
+      `TRIVY_CACHE_BACKEND is ignored because TRIVY_CACHE_MODE=${mode ?? 'ephemeral'} (it is used only with redis)`,
+    );
+  }
+  return undefined;
+}
+
+export type ResolveExecutable = (name: string, env: Env) => string | undefined;
+
+/** TRIVY_BINARY as a shell would find it; not found is a configuration error (the run could scan nothing). */
+export function resolveTrivyBinary(
+  name: string | undefined,
+  env: Env,
+  resolve: ResolveExecutable,
+  found: Findings,
+): string | undefined {
+  if (name === undefined) return undefined;
+  const binary = resolve(name, env);
+  if (binary === undefined) {
+    const where = name.includes('/') ? 'is not an executable file' : `was not found on PATH (${env.PATH ?? ''})`;
+    found.problems.push({
+      variable: 'TRIVY_BINARY',
+      message: `TRIVY_BINARY=${JSON.stringify(name)} ${where}; install Trivy or set TRIVY_BINARY to its path`,
+    });
+  }
+  return binary;
+}
+
+/** LOG_FORMAT=auto: readable text for a person at a terminal, JSON lines for everything else (a CronJob's logs). */
+export function resolveLogFormat(setting: 'auto' | 'json' | 'text', stdoutIsTerminal: boolean): 'json' | 'text' {
+  if (setting !== 'auto') return setting;
+  return stdoutIsTerminal ? 'text' : 'json';
+}
+
+/** The secrets to redact: the auth value, and the Redis URL together with its password on its own. */
+export function secretValues(authValue: string | undefined, cacheBackend: string | undefined): string[] {
+  const secrets = [authValue, cacheBackend];
+  if (cacheBackend) {
+    try {
+      const password = new URL(cacheBackend).password;
+      if (password) secrets.push(password, decodeURIComponent(password));
+    } catch {
+      // parseRedisUrl accepted it; an unparsable URL simply has no separate password to add
+    }
+  }
+  return [...new Set(secrets.filter((s): s is string => s !== undefined && s.length > 0))];
+}
