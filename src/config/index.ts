@@ -72,6 +72,8 @@ export interface Config {
     skipDbUpdate: boolean;
   };
   sbom: { enabled: boolean; format: 'cyclonedx' | 'spdx-json' };
+  /** Where each run pushes its metrics; no URL: no metrics. */
+  metrics: { pushgatewayUrl?: string; job: string; groupingLabels: Record<string, string> };
   log: { level: LogLevel; format: LogFormat };
   /** Values the scanner must never print (redacted from every log line). */
   secrets: string[];
@@ -170,6 +172,11 @@ function buildConfig(v: SettingValues, derived: Derived): Config {
       skipDbUpdate: v.TRIVY_SKIP_DB_UPDATE,
     },
     sbom: { enabled: v.SBOM_ENABLED, format: v.SBOM_FORMAT },
+    metrics: {
+      pushgatewayUrl: v.METRICS_PUSHGATEWAY_URL,
+      job: v.METRICS_PUSHGATEWAY_JOB,
+      groupingLabels: v.METRICS_PUSHGATEWAY_GROUPING ?? {},
+    },
     log: { level: v.LOG_LEVEL, format: derived.logFormat },
     secrets: secretValues(value, derived.cacheBackend),
     warnings: derived.warnings,

@@ -28,6 +28,7 @@ import {
   parseRedisUrl,
   parseRepositoryList,
 } from './parse.js';
+import { DEFAULT_JOB, parseGroupingLabels, parseJobName, parsePushgatewayUrl } from '../metrics/grouping.js';
 import type { Setting, SettingSpec } from './setting.js';
 
 const SWITCH = { boolean: true, parse: parseBoolean, allowed: 'true or false (also 1/0, yes/no, on/off)' } as const;
@@ -326,6 +327,36 @@ const TABLE = {
     description: 'JSON lines or readable text lines; auto: text when stdout is a terminal, JSON otherwise',
     // Explicit in the chart: a CronJob's stdout is no terminal (auto would give JSON too), and log pipelines parse it.
     chart: { value: 'log.format', default: 'json' },
+  },
+  METRICS_PUSHGATEWAY_URL: {
+    flag: '--metrics-pushgateway-url',
+    parse: parsePushgatewayUrl,
+    example: 'http://prometheus-pushgateway.monitoring:9091',
+    allowed: 'http(s) URL without credentials, query or fragment (a path prefix is allowed)',
+    description: 'Prometheus Pushgateway that each run pushes its metrics to (unset: no metrics)',
+    chart: { value: 'metrics.pushgateway.url' },
+  },
+  METRICS_PUSHGATEWAY_JOB: {
+    flag: '--metrics-pushgateway-job',
+    parse: parseJobName,
+    default: DEFAULT_JOB,
+    example: 'ephor-scanner-prod',
+    allowed: 'non-empty text without control characters',
+    description: 'The job label of the pushed group',
+    chart: { value: 'metrics.pushgateway.job' },
+  },
+  METRICS_PUSHGATEWAY_GROUPING: {
+    flag: '--metrics-pushgateway-grouping',
+    parse: parseGroupingLabels,
+    example: 'cluster=prod-eu',
+    allowed:
+      "name=value,name=value: Prometheus label names other than job and the metrics' own labels, values without commas",
+    description: 'Further grouping labels of the pushed group (scanners sharing a Pushgateway need distinct groups)',
+    chart: {
+      value: 'metrics.pushgateway.groupingLabels',
+      computed: true,
+      hint: 'metrics.pushgateway.groupingLabels (a map)',
+    },
   },
 } satisfies Record<string, SettingSpec<unknown>>;
 

@@ -51,11 +51,12 @@ function workFile(name: string, content: string): string {
 }
 
 describe('metrics values: off by default', () => {
-  test('no METRICS_* setting, no PrometheusRule, no dashboard', () => {
+  test('no Pushgateway URL (so no metrics pushed), no PrometheusRule, no dashboard', () => {
     const docs = render([]);
+    // The job name has a default like every other setting; without a URL the scanner pushes nothing.
     assert.deepEqual(
       Object.keys(configData(docs)).filter((k) => k.startsWith('METRICS_')),
-      [],
+      ['METRICS_PUSHGATEWAY_JOB'],
     );
     assert.deepEqual(find(docs, 'PrometheusRule'), []);
     assert.deepEqual(find(docs, 'ConfigMap', 'ephor-scanner-dashboard'), []);
