@@ -4,6 +4,7 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
+import { messageOf } from '../errors.js';
 import type { Logger } from '../log.js';
 import { classifyFailure } from './failure.js';
 import { runTrivy, type RunOutcome } from './process.js';
@@ -47,7 +48,9 @@ export async function prepareTrivy(
   try {
     await mkdir(trivy.cacheDir, { recursive: true });
   } catch (error) {
-    throw new TrivyUnavailableError(`TRIVY_CACHE_DIR=${trivy.cacheDir} cannot be created: ${(error as Error).message}`);
+    throw new TrivyUnavailableError(`TRIVY_CACHE_DIR=${trivy.cacheDir} cannot be created: ${messageOf(error)}`, {
+      cause: error,
+    });
   }
 
   // `trivy version` reads nothing the downloads write (no --cache-dir), so it runs beside them. The two downloads
