@@ -2,6 +2,7 @@
 // discovery from plain workloads, a Trivy whose scans "end" with a real report of ../shared (mapped by the real
 // report reader) or with the failure they are told, an Ephor that records every body and answers as told, and a
 // logger whose lines the test reads. No child process, no socket, no real wait.
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +19,7 @@ import type {
   Timer,
   TrivyPort,
 } from '../../src/run/ports.js';
-import { runScan } from '../../src/run/run.js';
+import { runScan, type RunContext } from '../../src/run/run.js';
 import { Spool } from '../../src/run/spool.js';
 import type { RunSummary } from '../../src/run/summary.js';
 import { TrivyUnavailableError, type TrivySetup } from '../../src/trivy/database.js';
@@ -86,7 +87,7 @@ export interface LogLine {
 export interface CapturedLog {
   log: Logger;
   lines: LogLine[];
-  withMsg(msg: string): LogLine[];
+  withMsg: (msg: string) => LogLine[];
 }
 
 /** A real logger (debug level, JSON) whose lines are kept for the test. */
@@ -98,7 +99,11 @@ export function captureLog(): CapturedLog {
     secrets: new SecretRegistry(),
     write: (line) => lines.push(JSON.parse(line) as LogLine),
   });
-  return { log, lines, withMsg: (msg) => lines.filter((line) => line.msg === msg) };
+  return {
+    log,
+    lines,
+    withMsg: (msg) => lines.filter((line) => line.msg === msg),
+  };
 }
 
 export interface ContainerSpec {
@@ -367,6 +372,7 @@ export interface InProcessRunOptions {
 
 export interface InProcessRun {
   summary: RunSummary;
+  context: RunContext;
   log: CapturedLog;
   ephor: FakeEphor;
   trivy: FakeTrivy;
@@ -401,9 +407,9 @@ export async function prepareRun(options: InProcessRunOptions) {
     tempRoot: options.tempRoot ?? os.tmpdir(),
     resources: () => Promise.resolve({ cpuUserMs: 0, cpuSystemMs: 0, maxRssKiB: 0 }),
   };
-  const context = {
+  const context: RunContext = {
     config,
-    scanGroupId: '6f1c1a5e-0000-4000-8000-000000000001',
+    scanGroupId: randomUUID(),
     startedAt: new Date(clock.now()),
     shutdown: options.shutdown ?? new AbortController().signal,
   };
@@ -440,4 +446,13 @@ export function containersPosted(bodies: ScanIngestRequest[]): string[] {
       b.workloads.flatMap((w) => w.containers.map((c) => `${w.name}/${c.name}/${c.vulnerabilities.length}`)),
     )
     .sort();
+}
+
+/** Lets the run go on (event-loop turns, no timer) until `condition` holds; a bounded number of turns as a net. */
+export async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let turn = 0; turn < 100_000; turn++) {
+    if (condition()) return;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  throw new Error(`never happened: ${what}`);
 }
