@@ -124,7 +124,9 @@ describe('bodies in parts', () => {
   test('413 for a single container: it cannot be halved; it is spooled whole, one file per part (the halves of one part used to overwrite each other)', async () => {
     const cacheDir = await mkdtemp(path.join(os.tmpdir(), 'run-413-'));
     try {
-      const { workloads: list, images } = workloads('shop', 3, 1, ALPINE);
+      // Six workloads of one big container: the body is halved into parts of two workloads, each halved again into
+      // parts labelled 1 and 2, so that parts of different halves carry the same label.
+      const { workloads: list, images } = workloads('shop', 6, 1, JUICE);
       const ephor = new FakeEphor();
       ephor.answer = () => ({ status: 413 });
       const run = await runInProcess({ namespaces: ['shop'], workloads: list, images, ephor, cacheDir });
@@ -132,12 +134,19 @@ describe('bodies in parts', () => {
       assert.deepEqual([run.summary.namespaces[0]!.delivered, run.summary.namespaces[0]!.spooled], [false, true]);
       const dir = path.join(cacheDir, 'spool', 'shop');
       const files = (await readdir(dir)).sort();
-      assert.equal(files.length, 3);
+      assert.equal(files.length, 6);
       const spooled = await Promise.all(
         files.map(async (f) => JSON.parse(await readFile(path.join(dir, f), 'utf8')) as ScanIngestRequest),
       );
       for (const body of spooled) assert.deepEqual(validate('ingest-request', body), []);
-      assert.deepEqual(containersPosted(spooled), ['app-0/c0/4', 'app-1/c0/4', 'app-2/c0/4']);
+      assert.deepEqual(
+        containersPosted(spooled),
+        Array.from({ length: 6 }, (_, i) => `app-${i}/c0/197`),
+      );
+      const halvings = run.log.withMsg(
+        'the body was too large for a proxy in front of Ephor (413): sending it in smaller parts',
+      );
+      assert.ok(halvings.length > 1, 'halves refused again were halved again');
     } finally {
       await rm(cacheDir, { recursive: true, force: true });
     }
