@@ -65,14 +65,13 @@ interface ScanAndDeliverInputs {
 async function scanAndDeliver(inputs: ScanAndDeliverInputs): Promise<Outcome> {
   const { context, deps, discovery, plan } = inputs;
   const { config, shutdown } = context;
-  const { clock, log } = deps;
   const ledger = new RunLedger(discovery.namespaces, plan.targets, inputs.invalid);
   const deliveries = new DeliveryQueue({
     config,
-    log,
+    log: deps.log,
     ephor: deps.ephor,
     spool: deps.spool,
-    clock,
+    clock: deps.clock,
     graceMs: deps.shutdownGraceMs,
     shutdown,
     run: runFacts(context, inputs.trivy),
@@ -82,18 +81,40 @@ async function scanAndDeliver(inputs: ScanAndDeliverInputs): Promise<Outcome> {
     workDir: inputs.dirs.workDir,
   });
   for (const namespace of ledger.namespacesReady()) deliveries.enqueueNamespace(namespace);
+  await scanAll(inputs, ledger, (namespace) => {
+    deliveries.enqueueNamespace(namespace);
+  });
+  deliveries.enqueueTheRest();
+  await deliveries.drained();
+  return {
+    exitCode: ledger.exitCode(shutdown.aborted),
+    namespaces: ledger.namespaceOutcomes(),
+    images: ledger.images(),
+    sboms: config.sbom.enabled ? ledger.sboms : undefined,
+    spooled: ledger.spooled.delivered + ledger.spooled.failed > 0 ? ledger.spooled : undefined,
+  };
+}
 
-  const { deadlineMs } = config.scan;
+/** Every image of the plan, recorded in the ledger; `ready` gets each namespace whose last image it was. */
+async function scanAll(
+  inputs: ScanAndDeliverInputs,
+  ledger: RunLedger,
+  ready: (namespace: string) => void,
+): Promise<void> {
+  const { context, deps, plan } = inputs;
+  const { config, shutdown } = context;
+  const { clock, log } = deps;
+  const { deadlineMs, concurrency } = config.scan;
   const deadline = deadlineMs === undefined ? undefined : context.startedAt.getTime() + deadlineMs;
-  const schedule = new ScanSchedule({ deadline, concurrency: config.scan.concurrency, clock, shutdown });
+  const schedule = new ScanSchedule({ deadline, concurrency, clock, shutdown });
   const scanner = deps.trivy.imageScanner(inputs.trivy, inputs.dirs);
   const progress = new Progress(plan.targets.length, log);
   const settle = (target: ScanTarget, result: ScanResult) => {
     progress.record(result.ok);
-    for (const namespace of ledger.recordScan(target, result)) deliveries.enqueueNamespace(namespace);
+    for (const namespace of ledger.recordScan(target, result)) ready(namespace);
   };
   const notStarted = await scanImages(plan.targets, {
-    concurrency: config.scan.concurrency,
+    concurrency,
     schedule,
     scan: (target, signal) => scanImage(target, signal, { scanner, schedule, clock, log, shutdown }),
     onResult: settle,
@@ -104,16 +125,6 @@ async function scanAndDeliver(inputs: ScanAndDeliverInputs): Promise<Outcome> {
   if (schedule.deadlineReached)
     log.warn({ not_scanned: ledger.failedByReason.deadline ?? 0 }, 'SCAN_DEADLINE reached: delivering what is done');
   schedule.dispose();
-
-  deliveries.enqueueTheRest();
-  await deliveries.drained();
-  return {
-    exitCode: ledger.exitCode(shutdown.aborted),
-    namespaces: ledger.namespaceOutcomes(),
-    images: ledger.images(),
-    sboms: config.sbom.enabled ? ledger.sboms : undefined,
-    spooled: ledger.spooled.delivered + ledger.spooled.failed > 0 ? ledger.spooled : undefined,
-  };
 }
 
 async function makeWorkDir(deps: RunDependencies): Promise<string | undefined> {
