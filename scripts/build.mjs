@@ -1,5 +1,6 @@
-// Bundles the CLI into one self-contained file, and the Trivy launcher it starts (src/trivy/launcher/main.ts) into a
-// second one beside it: dist/ephor-scanner.mjs and dist/trivy-launcher.mjs are what the container image ships.
+// Bundles the CLI (its entry point, src/main.ts) into one self-contained file, and the Trivy launcher it starts
+// (src/trivy/launcher/main.ts) into a second one beside it: dist/ephor-scanner.mjs and dist/trivy-launcher.mjs are
+// what the container image ships.
 import { build } from 'esbuild';
 import { chmodSync, readFileSync, rmSync } from 'node:fs';
 
@@ -9,7 +10,7 @@ const outfile = 'dist/ephor-scanner.mjs';
 rmSync('dist', { recursive: true, force: true }); // nothing stale ships beside the bundle
 
 await build({
-  entryPoints: { 'ephor-scanner': 'src/cli.ts', 'trivy-launcher': 'src/trivy/launcher/main.ts' },
+  entryPoints: { 'ephor-scanner': 'src/main.ts', 'trivy-launcher': 'src/trivy/launcher/main.ts' },
   outdir: 'dist',
   outExtension: { '.js': '.mjs' },
   bundle: true,

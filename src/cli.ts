@@ -1,24 +1,23 @@
-// Entry point. With no arguments: one scan run configured by environment variables, exactly as the CronJob runs it.
-// Flags mirror the variables (a flag overrides its variable). Exit codes: 0 every namespace delivered, 1 something
-// was not delivered, 2 configuration error (nothing was contacted).
-// `ephor-scanner check` is the read-only preflight (src/check), with the same variables and flags.
+// The command line: with no arguments, one scan run configured by environment variables, exactly as the CronJob runs
+// it; flags mirror the variables (a flag overrides its variable). `ephor-scanner check` is the read-only preflight
+// (src/check), with the same variables and flags. Exit codes (exit-codes.ts): 0 every namespace delivered, 1
+// something was not delivered, 2 configuration error (nothing was contacted). Importing this module runs nothing:
+// the entry point is main.ts.
 import { randomUUID } from 'node:crypto';
-import { CommanderError, Option, type Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { runCheck, type CheckOutput } from './check/index.js';
 import { ConfigError, loadConfig, logFormatOf, type Config, type Env } from './config/index.js';
 import { SettingsCommand, flagOverrides, settingOptions } from './config/flags.js';
 import { SWITCH_FORMS, helpRows } from './config/settings-table.js';
+import { messageOf } from './errors.js';
+import { EXIT_CONFIG, EXIT_NOT_DELIVERED } from './exit-codes.js';
 import { KubeConfigError } from './kube/client.js';
-import { SecretRegistry, createLogger, type Logger } from './log.js';
+import { createLogger, type Logger, type SecretRegistry } from './log.js';
+import { createRunDependencies } from './run/adapters.js';
 import { runScan } from './run/run.js';
-import { stopLauncher } from './trivy/launcher/client.js';
 import { VERSION } from './version.js';
 
-export const EXIT_OK = 0;
-export const EXIT_NOT_DELIVERED = 1;
-export const EXIT_CONFIG = 2;
-
-function buildProgram(
+export function buildProgram(
   onRun: (env: Env) => Promise<number>,
   onCheck: (env: Env, output: CheckOutput) => Promise<number>,
 ): Command {
@@ -68,18 +67,39 @@ function helpText(): string {
   ].join('\n');
 }
 
-/** Every secret of this process, so that even an unexpected crash report cannot print one. */
-const secrets = new SecretRegistry();
-
-export async function runCommand(env: Env): Promise<number> {
+/** A scan run. `secrets` holds every secret of this process, so that even a crash report cannot print one. */
+export async function runCommand(env: Env, secrets: SecretRegistry): Promise<number> {
   const scanGroupId = randomUUID();
   const startedAt = new Date();
   // Registered before validation, so that not even a configuration error can print them.
   secrets.add(env.EPHOR_AUTH_VALUE, env.TRIVY_CACHE_BACKEND);
-
-  let config: Config;
+  const config = validConfig(env, secrets, scanGroupId);
+  if (!config) return EXIT_CONFIG;
+  secrets.add(...config.secrets);
+  const log = startLogging(config, secrets, scanGroupId);
+  const shutdown = shutdownOnSignals(log);
   try {
-    config = loadConfig(env);
+    const deps = createRunDependencies({ config, env, log, secrets });
+    const summary = await runScan({ config, scanGroupId, startedAt, shutdown: shutdown.signal }, deps);
+    return summary.exitCode;
+  } catch (error) {
+    if (error instanceof KubeConfigError) {
+      log.error({ error: error.message }, 'invalid Kubernetes configuration: nothing was contacted');
+      return EXIT_CONFIG;
+    }
+    // One line for the operator; the stack only at LOG_LEVEL=debug.
+    log.fatal({ error: messageOf(error) }, 'unexpected error: the run stopped, nothing more was delivered');
+    log.debug({ err: error }, 'the unexpected error');
+    return EXIT_NOT_DELIVERED;
+  } finally {
+    shutdown.dispose();
+  }
+}
+
+/** The configuration, or undefined after logging every problem with it. */
+function validConfig(env: Env, secrets: SecretRegistry, scanGroupId: string): Config | undefined {
+  try {
+    return loadConfig(env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     const log = fallbackLogger(env, secrets).child({ scan_group_id: scanGroupId });
@@ -87,9 +107,11 @@ export async function runCommand(env: Env): Promise<number> {
       { errors: error.problems.map((p) => p.message), help: 'ephor-scanner --help lists every variable' },
       'invalid configuration: nothing was contacted',
     );
-    return EXIT_CONFIG;
+    return undefined;
   }
-  secrets.add(...config.secrets);
+}
+
+function startLogging(config: Config, secrets: SecretRegistry, scanGroupId: string): Logger {
   const log = createLogger({ level: config.log.level, format: config.log.format, secrets }).child({
     scan_group_id: scanGroupId,
   });
@@ -107,35 +129,32 @@ export async function runCommand(env: Env): Promise<number> {
     },
     'configuration loaded',
   );
+  return log;
+}
 
+/** SIGTERM or SIGINT aborts the run's shutdown signal; a second one exits at once. */
+function shutdownOnSignals(log: Logger): { signal: AbortSignal; dispose(): void } {
   const shutdown = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     if (shutdown.signal.aborted) {
       log.error({ signal }, 'second signal: exiting now');
-      process.exit(EXIT_NOT_DELIVERED); // running Trivy process groups are killed by the exit hook
+      process.exit(EXIT_NOT_DELIVERED); // running Trivy process groups are killed by the exit hook (trivy/state.ts)
     }
     log.warn({ signal }, 'signal received');
     shutdown.abort();
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
-  try {
-    const summary = await runScan({ config, env, log, secrets, scanGroupId, startedAt, shutdown: shutdown.signal });
-    return summary.exitCode;
-  } catch (error) {
-    if (error instanceof KubeConfigError) {
-      log.error({ error: error.message }, 'invalid Kubernetes configuration: nothing was contacted');
-      return EXIT_CONFIG;
-    }
-    log.fatal({ err: error }, 'unexpected error');
-    return EXIT_NOT_DELIVERED;
-  } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
-  }
+  return {
+    signal: shutdown.signal,
+    dispose() {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+    },
+  };
 }
 
-export async function checkCommand(env: Env, output: CheckOutput): Promise<number> {
+export async function checkCommand(env: Env, output: CheckOutput, secrets: SecretRegistry): Promise<number> {
   secrets.add(env.EPHOR_AUTH_VALUE, env.TRIVY_CACHE_BACKEND);
   return runCheck(env, { output, secrets });
 }
@@ -144,25 +163,3 @@ export async function checkCommand(env: Env, output: CheckOutput): Promise<numbe
 function fallbackLogger(env: Env, secrets: SecretRegistry): Logger {
   return createLogger({ level: 'info', format: logFormatOf(env), secrets });
 }
-
-async function main(): Promise<void> {
-  const program = buildProgram(runCommand, checkCommand);
-  try {
-    await program.parseAsync(process.argv);
-  } catch (error) {
-    if (!(error instanceof CommanderError)) throw error;
-    // --help and --version end here with exit code 0; a bad flag is a configuration error.
-    process.exit(error.exitCode === 0 ? EXIT_OK : EXIT_CONFIG);
-  }
-  await stopLauncher();
-  process.exit(process.exitCode ?? EXIT_OK);
-}
-
-main().catch((error: unknown) => {
-  process.stderr.write(
-    secrets.scrub(
-      `ephor-scanner: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    ),
-  );
-  process.exit(EXIT_NOT_DELIVERED);
-});

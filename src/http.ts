@@ -36,8 +36,9 @@ export class HttpFailure extends Error {
     readonly kind: 'timeout' | 'network' | 'cutoff',
     /** ECONNREFUSED, ENOTFOUND, a TLS code such as UNABLE_TO_VERIFY_LEAF_SIGNATURE, or ETIMEDOUT for our timeout. */
     readonly code: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'HttpFailure';
   }
 }
@@ -60,7 +61,12 @@ export function send(request: HttpRequest): Promise<HttpAnswer> {
       else {
         const code = (error as NodeJS.ErrnoException).code ?? 'ERROR';
         reject(
-          new HttpFailure(error.message.includes(code) ? error.message : `${code} (${error.message})`, 'network', code),
+          new HttpFailure(
+            error.message.includes(code) ? error.message : `${code} (${error.message})`,
+            'network',
+            code,
+            { cause: error },
+          ),
         );
       }
     };

@@ -1,11 +1,10 @@
 // How the preflight results are shown: one line per check (✓ pass, ! warning, ✗ blocker) with the fix under each
 // warning and blocker, then a verdict; or one JSON document (`--output json`). Exit codes: 0 nothing blocks
 // (warnings allowed), 1 a blocker, 2 the configuration itself is invalid.
+import { EXIT_BLOCKED, EXIT_CONFIG, EXIT_OK as EXIT_PASS } from '../exit-codes.js';
 import type { CheckResult } from './types.js';
 
-export const EXIT_PASS = 0;
-export const EXIT_BLOCKED = 1;
-export const EXIT_CONFIG = 2;
+export { EXIT_BLOCKED, EXIT_CONFIG, EXIT_PASS };
 
 const MARK = { pass: '✓', warn: '!', fail: '✗' } as const;
 

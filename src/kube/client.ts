@@ -8,6 +8,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig, type Cluster } from '@kubernetes/client-node';
+import { messageOf } from '../errors.js';
 import { USER_AGENT } from '../version.js';
 
 export class KubeConfigError extends Error {}
@@ -21,8 +22,9 @@ export class KubeApiError extends Error {
     readonly reason?: string,
     /** From a Retry-After header (429/503). */
     readonly retryAfterMs?: number,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'KubeApiError';
   }
 }
@@ -72,7 +74,7 @@ export function loadKubeConfig(env: Record<string, string | undefined>): { kubeC
     }
   } catch (error) {
     if (error instanceof KubeConfigError) throw error;
-    throw new KubeConfigError(`Kubernetes configuration could not be read: ${(error as Error).message}`);
+    throw new KubeConfigError(`Kubernetes configuration could not be read: ${messageOf(error)}`, { cause: error });
   }
   if (context) source = selectContext(kubeConfig, context, source);
 
@@ -227,7 +229,14 @@ function request(url: URL, options: RequestOptions, timeoutMs: number): Promise<
 
 function networkError(method: string, url: URL, error: Error): KubeApiError {
   const code = (error as NodeJS.ErrnoException).code;
-  return new KubeApiError(`${method} ${url.pathname}: ${code ? `${code} ` : ''}${error.message}`, 'network');
+  return new KubeApiError(
+    `${method} ${url.pathname}: ${code ? `${code} ` : ''}${error.message}`,
+    'network',
+    undefined,
+    undefined,
+    undefined,
+    { cause: error },
+  );
 }
 
 /** The API server answers errors with a Status object: `{kind: "Status", reason, message, code}`. */

@@ -1,10 +1,12 @@
 // Payloads that could not be delivered wait here (on the cache volume) for the next run, which delivers them for
 // the namespaces it does not deliver itself. Only the newest run's payload of a namespace is kept: an older result
-// posted after a newer one would make Ephor reopen or resolve findings from stale data.
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+// posted after a newer one would make Ephor reopen or resolve findings from stale data. A payload is spooled whole
+// or not at all, and a file appears under its final name only once it is completely written.
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { writeBodyFile, type BodyPart } from '../ephor/body.js';
 import type { Logger } from '../log.js';
+import type { SpoolPort } from './ports.js';
 
 export interface SpooledPart {
   namespace: string;
@@ -17,20 +19,34 @@ export interface SpooledPart {
 
 const NAME = /^(\d+)-([0-9a-f-]{36})-(\d+)of(\d+)\.json$/;
 
-export class Spool {
+export class Spool implements SpoolPort {
   constructor(
     private readonly dir: string,
     private readonly maxAgeMs: number,
     private readonly log: Logger,
   ) {}
 
-  /** Writes the parts of one run's namespace payload, then removes what older runs left for that namespace. */
+  /**
+   * Writes the parts of one run's namespace payload, then removes what older runs left for that namespace. Files are
+   * numbered by their place among the parts spooled (two halves of a part refused with 413 share its label). A write
+   * that fails removes the parts already written and throws: the older payload stays as it was.
+   */
   async save(namespace: string, startedAt: number, scanGroupId: string, parts: BodyPart[]): Promise<void> {
     const dir = this.namespaceDir(namespace);
     await mkdir(dir, { recursive: true, mode: 0o700 });
-    for (const part of parts) {
-      const file = path.join(dir, `${startedAt}-${scanGroupId}-${part.label.index}of${part.label.count}.json`);
-      await writeBodyFile(part, file, 0o600);
+    const written: string[] = [];
+    try {
+      for (const [index, part] of parts.entries()) {
+        const file = path.join(dir, `${startedAt}-${scanGroupId}-${index + 1}of${parts.length}.json`);
+        // Under a name the spool does not read until complete: a process killed while writing leaves no half body.
+        const partial = `${file}.partial`;
+        written.push(partial, file);
+        await writeBodyFile(part, partial, 0o600);
+        await rename(partial, file);
+      }
+    } catch (error) {
+      for (const file of written) await rm(file, { force: true });
+      throw error;
     }
     await this.discard(namespace, startedAt);
   }
@@ -43,7 +59,7 @@ export class Spool {
   }
 
   /** The newest run's parts for each namespace; payloads older than SPOOL_MAX_AGE are deleted instead. */
-  async pending(now = Date.now()): Promise<Map<string, SpooledPart[]>> {
+  async pending(now: number): Promise<Map<string, SpooledPart[]>> {
     const result = new Map<string, SpooledPart[]>();
     let namespaces: string[];
     try {

@@ -5,6 +5,7 @@
 import { mkdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
+import { messageOf } from '../errors.js';
 import type { Logger } from '../log.js';
 import { withheldTrivyVariables } from './environment.js';
 import { classifyFailure } from './failure.js';
@@ -57,7 +58,9 @@ export async function prepareTrivy(
   try {
     await mkdir(trivy.cacheDir, { recursive: true });
   } catch (error) {
-    throw new TrivyUnavailableError(`TRIVY_CACHE_DIR=${trivy.cacheDir} cannot be created: ${(error as Error).message}`);
+    throw new TrivyUnavailableError(`TRIVY_CACHE_DIR=${trivy.cacheDir} cannot be created: ${messageOf(error)}`, {
+      cause: error,
+    });
   }
   // The two downloads share TRIVY_CACHE_DIR, one after the other.
   const db = await prepareDatabase('db', config, env, log, signal);

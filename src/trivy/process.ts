@@ -5,6 +5,7 @@ import { messageOf } from '../errors.js';
 import { killGroup, type SpawnResult } from './child-process.js';
 import { trivyEnvironment, trivyWorkingDirectory } from './environment.js';
 import { launch } from './launcher/client.js';
+import { trivyState } from './state.js';
 
 export interface RunOptions {
   binary: string;
@@ -42,13 +43,8 @@ export interface RunOutcome {
   durationMs: number;
 }
 
-/** Process groups still running, killed on shutdown and when this process exits for any reason. */
-const liveGroups = new Set<number>();
-process.on('exit', killAllTrivyProcesses);
-
-export function killAllTrivyProcesses(): void {
-  for (const pid of liveGroups) killGroup(pid);
-}
+/** Process groups still running, killed on shutdown and when this process exits for any reason (state.ts). */
+const liveGroups = trivyState.liveGroups;
 
 /** After a kill, how long the process may take to be reported gone before the call ends without it (a launcher
  * that stopped answering must not hang the run). */

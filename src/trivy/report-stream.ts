@@ -8,6 +8,7 @@
 // decoded): captured values are then checked by JSON.parse; skipped ones only for balanced brackets and strings.
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import { messageOf } from '../errors.js';
 import { InvalidReportError, type TrivyReport, type TrivyResult, type TrivyVulnerability } from './report.js';
 
 export interface ReportVisitor {
@@ -434,7 +435,7 @@ function parse(text: string, what: string): unknown {
   try {
     return JSON.parse(text);
   } catch (error) {
-    throw new InvalidReportError(`report is not valid JSON in ${what} (${(error as Error).message})`);
+    throw new InvalidReportError(`report is not valid JSON in ${what} (${messageOf(error)})`, { cause: error });
   }
 }
 

@@ -7,7 +7,6 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
 import { dockerConfigFor, type RegistryCredential } from '../kube/pull-secrets.js';
-import { Limit } from '../limit.js';
 import { writeImageFindings, type ImageFindings } from '../report/findings.js';
 import type { ScanFailureReason, ScanTarget } from '../types.js';
 import { KILL_GRACE_MS, trivyDuration, type TrivySetup } from './database.js';
@@ -15,6 +14,7 @@ import { classifyFailure, writeFailure } from './failure.js';
 import { runTrivy } from './process.js';
 import { InvalidReportError } from './report.js';
 import { convertToSbom } from './sbom.js';
+import { trivyState } from './state.js';
 
 /** `notStarted`: cancelled while it waited for a slot, before any Trivy process ran for it. */
 export type ScanFailureOutcome = {
@@ -109,11 +109,6 @@ export async function runImageScan(
   }
 }
 
-/** Reports read at a time. Reading is the scanner's own CPU, so more at once gains nothing, and each one holds a
- * read buffer: scans that end together (a round of them, or a burst of quick ones) are read in turn. */
-const REPORT_READS_AT_ONCE = 2;
-const reportReads = new Limit(REPORT_READS_AT_ONCE);
-
 /** The report → a findings file (and an SBOM); the scan's directory is removed either way. */
 export async function readImageScan(
   target: ScanTarget,
@@ -124,7 +119,8 @@ export async function readImageScan(
   const { config } = context;
   const name = createHash('sha256').update(target.ref).digest('hex').slice(0, 24);
   try {
-    const findings = await reportReads.run(() =>
+    // A few reports at a time, process-wide (state.ts).
+    const findings = await trivyState.reportReads.run(() =>
       writeImageFindings(run.reportFile, config.scan.severities, path.join(context.findingsDir, `${name}.json`)),
     );
     if (!context.sbomDir) return { ok: true, findings };
@@ -255,12 +251,10 @@ function ephemeralCache(attemptDir: string, sharedCacheDir: string): string {
   return cacheDir;
 }
 
-/** Database directories found once are not looked up again (they are never removed during a run). */
-const existing = new Set<string>();
-
+/** Database directories found once are not looked up again (state.ts: they are never removed while it runs). */
 function exists(file: string): boolean {
-  if (existing.has(file)) return true;
+  if (trivyState.databaseDirs.has(file)) return true;
   if (!existsSync(file)) return false;
-  existing.add(file);
+  trivyState.databaseDirs.add(file);
   return true;
 }

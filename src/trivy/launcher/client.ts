@@ -5,7 +5,8 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { killGroup, type SpawnCallbacks, type SpawnRequest } from '../child-process.js';
-import { cancelWaitingStart, StartGate, startThroughGate } from '../start-gate.js';
+import { cancelWaitingStart, startThroughGate } from '../start-gate.js';
+import { trivyState as state } from '../state.js';
 import type { FromLauncher, ToLauncher } from './protocol.js';
 
 /** Time allowed for the launcher to answer a usage request, and to exit when asked to. */
@@ -32,7 +33,7 @@ export interface StartHandle {
   cancel(): void;
 }
 
-class Launcher {
+export class Launcher {
   readonly process: ChildProcess;
   private nextId = 1;
   private readonly calls = new Map<number, Call>();
@@ -159,13 +160,7 @@ class Launcher {
   }
 }
 
-let launcher: Launcher | undefined;
-/** Set once the launcher could not be used; from then on processes are started directly. */
-let direct = false;
-
-/** Where the concurrency limit is kept for processes this process starts itself (no launcher). */
-const directGate = new StartGate();
-let nextDirectId = 1;
+// The launcher, whether it failed, and the gate of directly started processes are process-wide (../state.ts).
 
 /**
  * Starts a Trivy process through the launcher, or directly when the launcher is unavailable. With `gate` the start
@@ -185,42 +180,42 @@ function launchDirect(
   gate: number | undefined,
   handle: StartHandle,
 ): void {
-  const id = nextDirectId++;
-  handle.cancel = () => void cancelWaitingStart(directGate, id, callbacks);
-  startThroughGate(directGate, id, gate, request, callbacks);
+  const id = state.nextDirectId++;
+  handle.cancel = () => void cancelWaitingStart(state.directGate, id, callbacks);
+  startThroughGate(state.directGate, id, gate, request, callbacks);
 }
 
 /** CPU and peak memory of the launcher so far (part of the scanner's own cost), if it ran. */
 export function launcherUsage(): Promise<LauncherUsage | undefined> {
-  return launcher ? launcher.usage() : Promise.resolve(undefined);
+  return state.launcher ? state.launcher.usage() : Promise.resolve(undefined);
 }
 
 /** The launcher's process id, if one is running (for tests). */
 export function launcherPid(): number | undefined {
-  return launcher?.alive ? launcher.process.pid : undefined;
+  return state.launcher?.alive ? state.launcher.process.pid : undefined;
 }
 
 export async function stopLauncher(): Promise<void> {
-  await launcher?.stop();
+  await state.launcher?.stop();
 }
 
 function currentLauncher(): Launcher | undefined {
-  if (launcher && !launcher.alive) {
-    launcher = undefined;
-    direct = true;
+  if (state.launcher && !state.launcher.alive) {
+    state.launcher = undefined;
+    state.direct = true;
   }
-  if (launcher || direct) return launcher;
+  if (state.launcher || state.direct) return state.launcher;
   const entry = launcherEntry();
   if (!entry) {
-    direct = true;
+    state.direct = true;
     return undefined;
   }
   try {
-    launcher = new Launcher(entry.file, entry.execArgv);
+    state.launcher = new Launcher(entry.file, entry.execArgv);
   } catch {
-    direct = true; // fork() itself failed (e.g. EAGAIN): start Trivy directly
+    state.direct = true; // fork() itself failed (e.g. EAGAIN): start Trivy directly
   }
-  return launcher;
+  return state.launcher;
 }
 
 /**
