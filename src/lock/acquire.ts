@@ -171,9 +171,9 @@ function logWaiting(
     waited_s: Math.round(waitedMs / 1000),
     wait_limit_s: Math.round(ctx.waitLimitMs / 1000),
   };
-  if (lastError !== undefined || !holder)
+  if (lastError !== undefined)
     ctx.log.warn({ ...fields, error: lastError }, 'run lock: the Kubernetes API is failing; trying again');
-  else
+  else if (holder)
     ctx.log.info(
       { ...fields, holder: holder.holderIdentity, held_since: holder.acquireTime, renewed_at: holder.renewTime },
       `waiting for the run lock: another run holds it: ${describeHolder(holder)}`,
