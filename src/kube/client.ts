@@ -1,7 +1,8 @@
 // Access to the Kubernetes API. The official client (@kubernetes/client-node 1.4.0) loads the configuration and
 // applies its authentication (service-account token, client certificates, exec plugins, proxies); the requests
 // themselves are plain GETs so that every call has a timeout and list pages are reduced to the fields we need
-// instead of being turned into model objects. The only POSTs are the read-only access reviews of `check`.
+// instead of being turned into model objects. The only writes are the run lock's Lease (writeJson); the other POSTs
+// are the read-only access reviews of `check`.
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -121,7 +122,12 @@ export interface KubeClient {
   postJson<T>(apiPath: string, body: unknown): Promise<T>;
 }
 
-export function createKubeClient(kubeConfig: KubeConfig, timeoutMs: number): KubeClient {
+/** The only writes the scanner makes: the run lock's Lease, created (POST) and replaced (PUT, with its resourceVersion). */
+export interface KubeJsonWriter {
+  writeJson<T>(method: 'POST' | 'PUT', apiPath: string, body: unknown): Promise<T>;
+}
+
+export function createKubeClient(kubeConfig: KubeConfig, timeoutMs: number): KubeClient & KubeJsonWriter {
   const server = kubeConfig.getCurrentCluster()!.server.replace(/\/+$/, '');
   let agent: http.Agent | undefined;
 
@@ -161,6 +167,12 @@ export function createKubeClient(kubeConfig: KubeConfig, timeoutMs: number): Kub
       );
       return JSON.parse(body) as T;
     },
+    async writeJson<T>(method: 'POST' | 'PUT', apiPath: string, payload: unknown): Promise<T> {
+      const prepared = await prepare('application/json');
+      const headers = { ...prepared.headers, 'Content-Type': 'application/json' };
+      const options = { agent: prepared.agent, headers, method, body: JSON.stringify(payload) };
+      return JSON.parse(await request(new URL(server + apiPath), options, timeoutMs)) as T;
+    },
   };
 }
 
@@ -181,7 +193,7 @@ function reusableAgent(options: https.RequestOptions, cluster: Cluster | null): 
 interface RequestOptions {
   agent: http.Agent;
   headers: Record<string, string>;
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT';
   body?: string;
 }
 

@@ -1529,7 +1529,7 @@ test(
     const groups = await get(server, '/apis');
     assert.deepEqual(
       groups.body.groups.map((g: KubeObject) => g.name),
-      ['apps', 'batch'],
+      ['apps', 'batch', 'coordination.k8s.io'],
     );
     assert.equal(
       (await get(server, '/apis/apps/v1')).body.resources.some((r: KubeObject) => r.name === 'deployments'),
@@ -1643,5 +1643,490 @@ test(
       rest.body.items.map((i: KubeObject) => i.metadata.name),
       ['db', 'web'],
     );
+  },
+);
+
+// ---------------------------------------------------------------- Leases (coordination.k8s.io/v1, k8s-leases.ts)
+
+const LEASES = '/apis/coordination.k8s.io/v1/namespaces/ephor/leases';
+const LEASE = `${LEASES}/ephor-scanner`;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const RFC3339_SECONDS = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
+const OPTIMISTIC_LOCK = 'the object has been modified; please apply your changes to the latest version and try again';
+
+async function send(server: KubeServer, method: 'POST' | 'PUT', apiPath: string, body: unknown) {
+  const response = await fetch(`${server.url}${apiPath}`, {
+    method,
+    headers: { 'Content-Type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  return { status: response.status, headers: response.headers, body: JSON.parse(await response.text()) };
+}
+
+function leaseBody(spec: KubeObject = {}, metadata: KubeObject = {}): KubeObject {
+  return {
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: 'ephor-scanner', namespace: 'ephor', ...metadata },
+    spec: {
+      holderIdentity: 'run-a_1',
+      leaseDurationSeconds: 450,
+      acquireTime: '2026-12-02T14:39:06.123456Z',
+      renewTime: '2026-12-02T14:39:06.123456Z',
+      leaseTransitions: 0,
+      ...spec,
+    },
+  };
+}
+
+test(
+  'kubectl create -f lease.yaml, get lease -o json, create again (AlreadyExists), replace with a stale resourceVersion (Conflict) and with the current one',
+  TIMEOUT,
+  async (t) => {
+    const server = await startServer(t, { namespaces: { ephor: {} } });
+    const kubectl = await kubectlFor(t, server);
+    const file = path.join(kubectl.home, 'lease.yaml');
+    await writeFile(
+      file,
+      [
+        'apiVersion: coordination.k8s.io/v1',
+        'kind: Lease',
+        'metadata:',
+        '  name: ephor-scanner',
+        '  namespace: ephor',
+        'spec:',
+        '  holderIdentity: scheduled-run_1111',
+        '  leaseDurationSeconds: 450',
+        '  acquireTime: "2026-12-02T14:39:06.123456Z"',
+        '  renewTime: "2026-12-02T15:39:07.000001+01:00"',
+        '  leaseTransitions: 2',
+        '',
+      ].join('\n'),
+    );
+
+    assert.deepEqual(await kubectl('create', '-f', file), {
+      code: 0,
+      stdout: 'lease.coordination.k8s.io/ephor-scanner created\n',
+      stderr: '',
+    });
+    const created = server.requests.find((r) => r.method === 'POST' && r.path === LEASES);
+    assert.deepEqual(
+      [created?.status, created?.query.fieldManager, created?.query.fieldValidation],
+      [201, 'kubectl-create', 'Strict'],
+      'kubectl found fieldValidation support in /openapi/v3 and let the server validate',
+    );
+
+    const got = await kubectl('get', 'lease', 'ephor-scanner', '-n', 'ephor', '-o', 'json');
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(got.stderr, '');
+    const lease = JSON.parse(got.stdout);
+    assert.match(lease.metadata.uid, UUID);
+    assert.match(lease.metadata.creationTimestamp, RFC3339_SECONDS);
+    assert.equal(lease.metadata.generation, undefined, 'the Lease strategy sets no generation');
+    assert.deepEqual(lease, {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: {
+        creationTimestamp: lease.metadata.creationTimestamp,
+        name: 'ephor-scanner',
+        namespace: 'ephor',
+        resourceVersion: lease.metadata.resourceVersion,
+        uid: lease.metadata.uid,
+      },
+      spec: {
+        acquireTime: '2026-12-02T14:39:06.123456Z',
+        holderIdentity: 'scheduled-run_1111',
+        leaseDurationSeconds: 450,
+        leaseTransitions: 2,
+        renewTime: '2026-12-02T14:39:07.000001Z',
+      },
+    });
+
+    const again = await kubectl('create', '-f', file);
+    assert.deepEqual(again, {
+      code: 1,
+      stdout: '',
+      stderr: `Error from server (AlreadyExists): error when creating "${file}": leases.coordination.k8s.io "ephor-scanner" already exists\n`,
+    });
+
+    const stale = path.join(kubectl.home, 'stale.json');
+    await writeFile(
+      stale,
+      JSON.stringify({
+        ...lease,
+        metadata: { ...lease.metadata, resourceVersion: String(Number(lease.metadata.resourceVersion) - 1) },
+        spec: { ...lease.spec, holderIdentity: 'manual-run_2222' },
+      }),
+    );
+    assert.deepEqual(await kubectl('replace', '-f', stale), {
+      code: 1,
+      stdout: '',
+      stderr: `Error from server (Conflict): error when replacing "${stale}": Operation cannot be fulfilled on leases.coordination.k8s.io "ephor-scanner": ${OPTIMISTIC_LOCK}\n`,
+    });
+
+    const current = path.join(kubectl.home, 'current.json');
+    await writeFile(current, JSON.stringify({ ...lease, spec: { ...lease.spec, holderIdentity: 'manual-run_2222' } }));
+    assert.deepEqual(await kubectl('replace', '-f', current), {
+      code: 0,
+      stdout: 'lease.coordination.k8s.io/ephor-scanner replaced\n',
+      stderr: '',
+    });
+    const replaced = server.leases.get('ephor', 'ephor-scanner');
+    assert.equal(replaced?.spec.holderIdentity, 'manual-run_2222');
+    assert.deepEqual(
+      [replaced?.metadata.uid, replaced?.metadata.creationTimestamp],
+      [lease.metadata.uid, lease.metadata.creationTimestamp],
+    );
+    assert.ok(Number(replaced?.metadata.resourceVersion) > Number(lease.metadata.resourceVersion));
+  },
+);
+
+test(
+  'kubectl and Leases: NotFound, Forbidden, a missing namespace, a bad MicroTime, unknown fields, can-i',
+  TIMEOUT,
+  async (t) => {
+    const server = await startServer(t, { namespaces: { ephor: {} } });
+    const kubectl = await kubectlFor(t, server);
+    const write = async (name: string, lines: string[]) => {
+      const file = path.join(kubectl.home, name);
+      await writeFile(file, lines.join('\n'));
+      return file;
+    };
+    const yaml = (overrides: { name?: string; namespace?: string; acquireTime?: string; extra?: string } = {}) => [
+      'apiVersion: coordination.k8s.io/v1',
+      'kind: Lease',
+      'metadata:',
+      `  name: ${overrides.name ?? 'ephor-scanner'}`,
+      `  namespace: ${overrides.namespace ?? 'ephor'}`,
+      'spec:',
+      '  holderIdentity: a',
+      `  acquireTime: "${overrides.acquireTime ?? '2026-12-02T14:39:06.123456Z'}"`,
+      ...(overrides.extra ? [`  ${overrides.extra}`] : []),
+      '',
+    ];
+
+    assert.deepEqual(await kubectl('get', 'lease', 'ephor-scanner', '-n', 'ephor', '-o', 'json'), {
+      code: 1,
+      stdout: '',
+      stderr: 'Error from server (NotFound): leases.coordination.k8s.io "ephor-scanner" not found\n',
+    });
+    const threeDigits = await write('ms.yaml', yaml({ acquireTime: '2026-12-02T14:39:06.123Z' }));
+    assert.deepEqual(await kubectl('create', '-f', threeDigits), {
+      code: 1,
+      stdout: '',
+      stderr: `Error from server (BadRequest): error when creating "${threeDigits}": Lease in version "v1" cannot be handled as a Lease: parsing time "2026-12-02T14:39:06.123Z" as "2006-01-02T15:04:05.000000Z07:00": cannot parse ".123Z" as ".000000"\n`,
+    });
+    const unknown = await write('unknown.yaml', yaml({ extra: 'bogus: 1' }));
+    assert.deepEqual(await kubectl('create', '-f', unknown), {
+      code: 1,
+      stdout: '',
+      stderr: `Error from server (BadRequest): error when creating "${unknown}": Lease in version "v1" cannot be handled as a Lease: strict decoding error: unknown field "spec.bogus"\n`,
+    });
+    assert.deepEqual(await kubectl('create', '-f', unknown, '--validate=warn'), {
+      code: 0,
+      stdout: 'lease.coordination.k8s.io/ephor-scanner created\n',
+      stderr: 'Warning: unknown field "spec.bogus"\n',
+    });
+    const elsewhere = await write('elsewhere.yaml', yaml({ namespace: 'nope' }));
+    assert.deepEqual(await kubectl('create', '-f', elsewhere), {
+      code: 1,
+      stdout: '',
+      stderr: `Error from server (NotFound): error when creating "${elsewhere}": namespaces "nope" not found\n`,
+    });
+
+    assert.deepEqual(await kubectl('auth', 'can-i', 'update', 'leases', '-n', 'ephor'), {
+      code: 0,
+      stdout: 'yes\n',
+      stderr: '',
+    });
+    server.leases.setFaults([{ status: 403, verbs: ['get', 'update'] }]);
+    assert.deepEqual(await kubectl('get', 'lease', 'ephor-scanner', '-n', 'ephor', '-o', 'json'), {
+      code: 1,
+      stdout: '',
+      stderr: `Error from server (Forbidden): leases.coordination.k8s.io "ephor-scanner" is forbidden: User "${SCANNER_USER}" cannot get resource "leases" in API group "coordination.k8s.io" in the namespace "ephor"\n`,
+    });
+    assert.deepEqual(await kubectl('auth', 'can-i', 'update', 'leases', '-n', 'ephor'), {
+      code: 1,
+      stdout: 'no\n',
+      stderr: '',
+    });
+    assert.equal((await kubectl('auth', 'can-i', 'create', 'leases', '-n', 'ephor')).stdout, 'yes\n');
+  },
+);
+
+test(
+  'Lease Status bodies: Conflict, AlreadyExists, NotFound, Forbidden, Invalid and the missing API, as apimachinery words them',
+  TIMEOUT,
+  async (t) => {
+    const server = await startServer(t, { namespaces: { ephor: {} } });
+    const created = await send(server, 'POST', LEASES, leaseBody());
+    assert.equal(created.status, 201);
+    assert.match(created.body.metadata.uid, UUID);
+    assert.deepEqual(Object.keys(created.body), ['kind', 'apiVersion', 'metadata', 'spec']);
+    assert.deepEqual(Object.keys(created.body.metadata), [
+      'name',
+      'namespace',
+      'uid',
+      'resourceVersion',
+      'creationTimestamp',
+    ]);
+
+    const exists = await send(server, 'POST', LEASES, leaseBody());
+    assert.equal(exists.status, 409);
+    assert.equal(
+      JSON.stringify(exists.body),
+      JSON.stringify({
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: 'leases.coordination.k8s.io "ephor-scanner" already exists',
+        reason: 'AlreadyExists',
+        details: { name: 'ephor-scanner', group: 'coordination.k8s.io', kind: 'leases' },
+        code: 409,
+      }),
+    );
+
+    const stale = await send(server, 'PUT', LEASE, {
+      ...created.body,
+      metadata: { ...created.body.metadata, resourceVersion: '1' },
+    });
+    assert.equal(stale.status, 409);
+    assert.equal(
+      JSON.stringify(stale.body),
+      JSON.stringify({
+        kind: 'Status',
+        apiVersion: 'v1',
+        metadata: {},
+        status: 'Failure',
+        message: `Operation cannot be fulfilled on leases.coordination.k8s.io "ephor-scanner": ${OPTIMISTIC_LOCK}`,
+        reason: 'Conflict',
+        details: { name: 'ephor-scanner', group: 'coordination.k8s.io', kind: 'leases' },
+        code: 409,
+      }),
+    );
+
+    const missing = await get(server, `${LEASES}/other`);
+    assert.deepEqual(missing.body, {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: 'leases.coordination.k8s.io "other" not found',
+      reason: 'NotFound',
+      details: { name: 'other', group: 'coordination.k8s.io', kind: 'leases' },
+      code: 404,
+    });
+
+    const { resourceVersion: _rv, ...withoutVersion } = created.body.metadata;
+    const noVersion = await send(server, 'PUT', LEASE, { ...created.body, metadata: withoutVersion });
+    assert.equal(noVersion.status, 422);
+    assert.deepEqual(noVersion.body, {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message:
+        'leases.coordination.k8s.io "ephor-scanner" is invalid: metadata.resourceVersion: Invalid value: 0: must be specified for an update',
+      reason: 'Invalid',
+      details: {
+        name: 'ephor-scanner',
+        group: 'coordination.k8s.io',
+        kind: 'leases',
+        causes: [
+          {
+            reason: 'FieldValueInvalid',
+            message: 'Invalid value: 0: must be specified for an update',
+            field: 'metadata.resourceVersion',
+          },
+        ],
+      },
+      code: 422,
+    });
+    const zero = await send(server, 'PUT', LEASE, {
+      ...created.body,
+      spec: { ...created.body.spec, leaseDurationSeconds: 0 },
+    });
+    assert.equal(zero.status, 422);
+    assert.equal(
+      zero.body.message,
+      'Lease.coordination.k8s.io "ephor-scanner" is invalid: spec.leaseDurationSeconds: Invalid value: 0: must be greater than 0',
+    );
+    const renamed = await send(server, 'PUT', LEASE, {
+      ...created.body,
+      metadata: { ...created.body.metadata, name: 'x' },
+    });
+    assert.deepEqual(
+      [renamed.status, renamed.body.message],
+      [400, 'the name of the object (x) does not match the name on the URL (ephor-scanner)'],
+    );
+    const withVersion = await send(server, 'POST', LEASES, leaseBody({}, { name: 'second', resourceVersion: '5' }));
+    assert.deepEqual(withVersion.body, {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: 'resourceVersion should not be set on objects to be created',
+      code: 500,
+    });
+    const float = await send(server, 'POST', LEASES, leaseBody({ leaseDurationSeconds: 1.5 }, { name: 'third' }));
+    assert.deepEqual(
+      [float.status, float.body.message],
+      [
+        400,
+        'Lease in version "v1" cannot be handled as a Lease: json: cannot unmarshal number 1.5 into Go struct field LeaseSpec.spec.leaseDurationSeconds of type int32',
+      ],
+    );
+
+    server.leases.setFaults([
+      { status: 403, verbs: ['create'], times: 1 },
+      { status: 403, verbs: ['update'], times: 1 },
+      { status: 404, times: 1 },
+      { status: 500, times: 1 },
+      { status: 503, times: 1 },
+    ]);
+    const noCreate = await send(server, 'POST', LEASES, leaseBody({}, { name: 'fourth' }));
+    assert.deepEqual(noCreate.body, {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message: `leases.coordination.k8s.io is forbidden: User "${SCANNER_USER}" cannot create resource "leases" in API group "coordination.k8s.io" in the namespace "ephor"`,
+      reason: 'Forbidden',
+      details: { group: 'coordination.k8s.io', kind: 'leases' },
+      code: 403,
+    });
+    const noUpdate = await send(server, 'PUT', LEASE, created.body);
+    assert.equal(
+      noUpdate.body.message,
+      `leases.coordination.k8s.io "ephor-scanner" is forbidden: User "${SCANNER_USER}" cannot update resource "leases" in API group "coordination.k8s.io" in the namespace "ephor"`,
+    );
+    assert.deepEqual(noUpdate.body.details, { name: 'ephor-scanner', group: 'coordination.k8s.io', kind: 'leases' });
+    const noApi = await get(server, LEASE);
+    assert.deepEqual([noApi.status, noApi.body], [404, realStatus('404_notfound_resource.json')]);
+    assert.deepEqual(
+      [(await get(server, LEASE)).body.reason, (await get(server, LEASE)).body.reason],
+      ['InternalError', 'ServiceUnavailable'],
+    );
+    assert.equal((await get(server, LEASE)).status, 200, 'faults used up');
+  },
+);
+
+test(
+  'Lease writes: MicroTimes to UTC microseconds, PUT creates a missing Lease, the uid is a precondition, a no-op keeps its resourceVersion, generation stays',
+  TIMEOUT,
+  async (t) => {
+    const server = await startServer(t, { namespaces: { ephor: {} } });
+    const created = await send(
+      server,
+      'PUT',
+      LEASE,
+      leaseBody({ renewTime: '2026-12-02T16:39:06.000042+02:00' }, { generation: 3, resourceVersion: '12345' }),
+    );
+    assert.equal(created.status, 201, 'AllowCreateOnUpdate: a PUT to a missing Lease creates it');
+    assert.equal(created.body.spec.renewTime, '2026-12-02T14:39:06.000042Z');
+    assert.equal(created.body.metadata.generation, 3, 'kept as sent: the Lease strategy sets none');
+
+    const same = await send(server, 'PUT', LEASE, created.body);
+    assert.equal(same.status, 200);
+    assert.equal(
+      same.body.metadata.resourceVersion,
+      created.body.metadata.resourceVersion,
+      'nothing changed: not written',
+    );
+
+    const renewed = await send(server, 'PUT', LEASE, {
+      ...created.body,
+      metadata: { ...created.body.metadata, generation: 9, uid: undefined, creationTimestamp: '2000-01-01T00:00:00Z' },
+      spec: { ...created.body.spec, renewTime: '2026-12-02T14:40:00.000000Z' },
+    });
+    assert.equal(renewed.status, 200);
+    assert.deepEqual(
+      [renewed.body.metadata.generation, renewed.body.metadata.uid, renewed.body.metadata.creationTimestamp],
+      [3, created.body.metadata.uid, created.body.metadata.creationTimestamp],
+      'generation, uid and creationTimestamp cannot be changed by an update',
+    );
+    assert.ok(Number(renewed.body.metadata.resourceVersion) > Number(created.body.metadata.resourceVersion));
+
+    // deleted and created again by someone else: a write carrying the old uid is refused, whatever its resourceVersion
+    server.leases.delete('ephor', 'ephor-scanner');
+    const recreated = server.leases.put(leaseBody({ holderIdentity: 'other_2' }));
+    const oldUid = await send(server, 'PUT', LEASE, {
+      ...renewed.body,
+      metadata: { ...renewed.body.metadata, resourceVersion: recreated.metadata.resourceVersion },
+    });
+    assert.equal(oldUid.status, 409);
+    assert.equal(
+      oldUid.body.message,
+      `Operation cannot be fulfilled on leases.coordination.k8s.io "ephor-scanner": StorageError: invalid object, Code: 4, Key: /registry/leases/ephor/ephor-scanner, ResourceVersion: 0, AdditionalErrorMsg: Precondition failed: UID in precondition: ${created.body.metadata.uid}, UID in object meta: ${recreated.metadata.uid}`,
+    );
+    assert.equal(server.leases.get('ephor', 'ephor-scanner')?.spec.holderIdentity, 'other_2');
+
+    assert.deepEqual(
+      server.leases.requests.map((r) => [r.verb, r.status, r.body?.spec?.renewTime]),
+      [
+        ['update', 201, '2026-12-02T16:39:06.000042+02:00'],
+        ['update', 200, '2026-12-02T14:39:06.000042Z'],
+        ['update', 200, '2026-12-02T14:40:00.000000Z'],
+        ['update', 409, '2026-12-02T14:40:00.000000Z'],
+      ],
+      'every Lease request is recorded with the body as sent',
+    );
+  },
+);
+
+test(
+  'Lease faults: a hang until close, a finite stall, limited by verb, name and times; control reads and overwrites directly',
+  TIMEOUT,
+  async (t) => {
+    const server = await startServer(t, { namespaces: { ephor: {} } });
+    const seeded = server.leases.put(leaseBody({ holderIdentity: 'other_2' }));
+    assert.match(seeded.metadata.uid, UUID);
+    const overwritten = server.leases.put(leaseBody({ holderIdentity: 'other_3' }));
+    assert.equal(overwritten.metadata.uid, seeded.metadata.uid, 'an overwrite keeps the uid');
+    assert.ok(Number(overwritten.metadata.resourceVersion) > Number(seeded.metadata.resourceVersion));
+    assert.equal((await get(server, LEASE)).body.spec.holderIdentity, 'other_3');
+
+    server.leases.setFaults([
+      { stallMs: 200, verbs: ['get'], times: 1 },
+      { stallMs: Number.POSITIVE_INFINITY, verbs: ['update'], name: 'ephor-scanner' },
+    ]);
+    const started = Date.now();
+    assert.equal((await get(server, LEASE)).status, 200);
+    assert.ok(Date.now() - started >= 190);
+    const hung = send(server, 'PUT', LEASE, overwritten).then(
+      () => 'answered',
+      () => 'connection closed',
+    );
+    await waitFor(() => server.leases.requests.some((r) => r.verb === 'update'));
+    assert.equal(await Promise.race([hung, delay(300, 'still waiting')]), 'still waiting');
+    assert.equal(server.leases.requests.at(-1)?.status, 0);
+    await server.close();
+    assert.equal(await hung, 'connection closed');
+  },
+);
+
+test(
+  'discovery serves coordination.k8s.io/v1 (the real APIResourceList) and /openapi/v3 for kubectl',
+  TIMEOUT,
+  async (t) => {
+    const server = await startServer(t, {});
+    const groups = (await get(server, '/apis')).body.groups.map((g: KubeObject) => g.name);
+    assert.deepEqual(groups, ['apps', 'batch', 'coordination.k8s.io']);
+    const resources = (await get(server, '/apis/coordination.k8s.io/v1')).body;
+    assert.deepEqual(resources.resources[0], {
+      kind: 'Lease',
+      name: 'leases',
+      namespaced: true,
+      singularName: 'lease',
+      storageVersionHash: 'gqkMMb/YqFM=',
+      verbs: ['create', 'delete', 'deletecollection', 'get', 'list', 'patch', 'update', 'watch'],
+    });
+    assert.equal(
+      (await get(server, '/apis/coordination.k8s.io')).body.preferredVersion.groupVersion,
+      'coordination.k8s.io/v1',
+    );
+    assert.equal((await get(server, '/openapi/v3')).status, 200);
   },
 );

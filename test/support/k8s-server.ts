@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import YAML from 'yaml';
+import { createLeaseApi, LEASE_GROUP, LEASE_OPENAPI, LEASE_RESOURCE_LIST, type LeaseControl } from './k8s-leases.js';
 import { namespace as namespaceObject, type KubeObject } from './k8s-objects.js';
 import { K8S_FIXTURES_DIR } from './paths.js';
 
@@ -86,6 +87,8 @@ export interface KubeServer {
   readonly connections: number;
   addObjects(...objects: KubeObject[]): void;
   setFaults(faults: KubeFault[]): void;
+  /** coordination.k8s.io Leases (k8s-leases.ts): seed, read and overwrite them, make their calls fail, see requests. */
+  leases: LeaseControl;
   writeKubeconfig(
     dir: string,
     opts?: { token?: string; namespace?: string; insecureSkipTlsVerify?: boolean },
@@ -114,7 +117,7 @@ const RESOURCES: Record<ResourceName, ResourceInfo> = {
 };
 const RESOURCE_NAMES = Object.keys(RESOURCES) as ResourceName[];
 const RESOURCE_BY_KIND = new Map(RESOURCE_NAMES.map((name) => [RESOURCES[name].kind, name]));
-const SERVED_GROUPS = ['apps', 'batch'];
+const SERVED_GROUPS = ['apps', 'batch', LEASE_GROUP];
 const DEFAULT_USER = 'system:serviceaccount:ephor:ephor-scanner';
 
 function apiVersionOf(info: ResourceInfo): string {
@@ -205,12 +208,24 @@ function objectNotFound(resource: ResourceName, name: string): Answer {
   );
 }
 
-/** apimachinery NewForbidden + the RBAC authorizer's wording (compare status/403_*.json). */
 function forbidden(user: string, verb: string, resource: ResourceName, namespace?: string, name?: string): Answer {
-  const subject = name === undefined ? qualifiedResource(resource) : `${qualifiedResource(resource)} "${name}"`;
+  return forbiddenFor(user, verb, { resource, group: RESOURCES[resource].group }, namespace, name);
+}
+
+/** apimachinery NewForbidden + the RBAC authorizer's wording (compare status/403_*.json). */
+function forbiddenFor(
+  user: string,
+  verb: string,
+  { resource, group }: { resource: string; group: string },
+  namespace?: string,
+  name?: string,
+): Answer {
+  const qualified = group ? `${resource}.${group}` : resource;
+  const subject = name === undefined ? qualified : `${qualified} "${name}"`;
   const scope = namespace === undefined ? 'at the cluster scope' : `in the namespace "${namespace}"`;
-  const reason = `User "${user}" cannot ${verb} resource "${resource}" in API group "${RESOURCES[resource].group}" ${scope}`;
-  return statusAnswer(403, 'Forbidden', `${subject} is forbidden: ${reason}`, resourceDetails(resource, name));
+  const reason = `User "${user}" cannot ${verb} resource "${resource}" in API group "${group}" ${scope}`;
+  const details = { ...(name !== undefined && { name }), ...(group && { group }), kind: resource };
+  return statusAnswer(403, 'Forbidden', `${subject} is forbidden: ${reason}`, details);
 }
 
 /** etcd3 handleCompactedErrorForPaging: a fresh token with rv -1 (an inconsistent continuation). */
@@ -681,6 +696,8 @@ function loadDiscovery(): Map<string, unknown> {
     ['/apis', { ...groupList, groups }],
     ['/apis/apps/v1', readK8sFixture('discovery/apis__apps__v1.json', () => builtIn.get('/apis/apps/v1'))],
     ['/apis/batch/v1', readK8sFixture('discovery/apis__batch__v1.json', () => builtIn.get('/apis/batch/v1'))],
+    ['/apis/coordination.k8s.io/v1', LEASE_RESOURCE_LIST],
+    ...Object.entries(LEASE_OPENAPI),
   ]);
   for (const group of groups) documents.set(`/apis/${group.name}`, { kind: 'APIGroup', apiVersion: 'v1', ...group });
   return documents;
@@ -1148,6 +1165,8 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
    * at, never used up: a review is a question, not a request for the resource.
    */
   function decide(attributes: ResourceAttributes): { allowed: boolean; reason?: string } {
+    const aboutLeases = leases.review(attributes);
+    if (aboutLeases) return aboutLeases;
     const resource = attributes.resource as ResourceName | undefined;
     const info = resource && RESOURCES[resource];
     const served =
@@ -1232,6 +1251,8 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
     if (opts.token !== undefined && req.headers.authorization !== `Bearer ${opts.token}`) return unauthorized();
     if (url.pathname === SSAR_PATH) return accessReviewAnswer(req);
     if (url.pathname === SSR_PATH && opts.selfSubjectReview !== false) return selfSubjectReviewAnswer(req);
+    const aboutLeases = leases.answer(req, url);
+    if (aboutLeases) return aboutLeases;
     const route = parseResourcePath(url.pathname);
     if (!route) {
       discovery ??= loadDiscovery();
@@ -1277,6 +1298,20 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
         writeAnswer(res, result);
       });
   };
+  const leases = createLeaseApi({
+    revision: () => store.revision,
+    nextRevision: () => ++store.revision,
+    namespaceExists: (name) => store.has('namespaces', name),
+    stall,
+    allowedReason: rbacAllowedReason(user),
+    status: statusAnswer,
+    forbidden: (verb, namespace, name) =>
+      forbiddenFor(user, verb, { resource: 'leases', group: LEASE_GROUP }, namespace, name),
+    pathNotFound,
+    internalError,
+    serviceUnavailable,
+    methodNotAllowed,
+  });
   const tls = opts.tls ? await selfSignedCertificate() : undefined;
   const server = tls ? https.createServer(tls, handleRequest) : http.createServer(handleRequest);
   let connections = 0;
@@ -1303,6 +1338,7 @@ export async function startKubeServer(opts: KubeServerOptions = {}): Promise<Kub
     },
     addObjects,
     setFaults,
+    leases: leases.control,
     async writeKubeconfig(dir, kubeconfigOpts = {}) {
       // token: undefined → the server's own token (if any); '' → no credentials at all
       const token = kubeconfigOpts.token ?? opts.token;
