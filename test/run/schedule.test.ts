@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { NO_TIME_LEFT } from '../../src/run/image-scan.js';
 import { mayStartScan, ScanSchedule } from '../../src/run/schedule.js';
-import type { LedgerEntry } from '../../src/types.js';
 import { FakeClock, prepareRun, until, workload } from '../support/run-fakes.js';
 
 const ALPINE = 'trivy-v0.69.3_alpine-3.10_os-pkgs.json';
@@ -116,7 +115,7 @@ describe('a run that reaches SCAN_DEADLINE', () => {
         ['a'],
       );
       assert.deepEqual(
-        (body!.scan_config.not_delivered as LedgerEntry[]).map((e) => [e.workload, e.reason, e.detail]),
+        body!.scan_config.not_delivered.map((e) => [e.workload, e.reason, e.detail]),
         [
           ['b', 'deadline', 'killed at SCAN_DEADLINE'],
           ['c', 'deadline', NO_TIME_LEFT],
