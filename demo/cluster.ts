@@ -1,7 +1,9 @@
 // The demo's sample cluster: three namespaces with every workload kind the scanner reads, written for the demo
 // (it needs nothing outside this repository). Objects have the shape the API server returns: a Deployment with its
 // ReplicaSet and Pods, StatefulSets and a DaemonSet with their Pods, a CronJob between two runs (no Job, no Pod),
-// a standalone Pod, and an istio-proxy sidecar that only the Pods show (injected by an admission webhook).
+// a standalone Pod, and an istio-proxy sidecar that only the Pods show (injected by an admission webhook). One image
+// cannot be scanned: payments' fraud-scoring runs a private image that the nodes pull with credentials of their own
+// (a kubelet credential provider) the scanner never sees, so its registry refuses Trivy.
 import { createHash } from 'node:crypto';
 
 export type KubeObject = Record<string, unknown>;
@@ -31,6 +33,12 @@ export const IMAGES = {
     report: 'istio-proxyv2-1.20.2.json',
   },
   python: { spec: 'python:3.12.1-slim', repository: 'docker.io/library/python', report: 'python-3.12.1-slim.json' },
+  /** Private: no report, its registry refuses the pull (see demo/refused-pull.ts). */
+  fraudScoring: {
+    spec: 'registry.acme.example/payments/fraud-scoring:3.1.0',
+    repository: 'registry.acme.example/payments/fraud-scoring',
+    report: undefined,
+  },
 } as const;
 export type ImageKey = keyof typeof IMAGES;
 
@@ -318,11 +326,13 @@ export function sampleCluster(): KubeObject[] {
     ...deploymentWithPods('shop', 'shop-api', [{ name: 'api', image: 'shopApi' }], { sidecar: true, replicas: 3 }),
     ...statefulSetWithPod('shop', 'orders-db', [{ name: 'postgres', image: 'postgres' }]),
 
-    // payments: the same nginx and postgres images as shop (each scanned once), and a nightly report job
+    // payments: the same nginx and postgres images as shop (each scanned once), a private scoring service whose
+    // image cannot be scanned (its sidecar can), and a nightly report job
     ...deploymentWithPods('payments', 'payments-gateway', [{ name: 'nginx', image: 'nginx' }], {
       sidecar: true,
       labels: { 'ephor.dev/exposure': 'public' },
     }),
+    ...deploymentWithPods('payments', 'fraud-scoring', [{ name: 'scorer', image: 'fraudScoring' }], { sidecar: true }),
     ...statefulSetWithPod('payments', 'ledger-db', [{ name: 'postgres', image: 'postgres' }]),
     cronJob('payments', 'settlement-report', '0 2 * * *', [{ name: 'report', image: 'python' }]),
 
@@ -345,6 +355,7 @@ export function scanTargets(): Array<{ ref: string; image: ImageKey; digest?: st
     byDigest('postgres'),
     byDigest('istioProxy'),
     byDigest('python'),
+    byDigest('fraudScoring'),
     { ref: 'docker.io/library/python:3.12.1-slim', image: 'python' },
     { ref: 'docker.io/library/nginx:1.25.3', image: 'nginx' },
   ];

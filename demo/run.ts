@@ -2,7 +2,8 @@
 // API server holding the sample cluster of demo/cluster.ts, a replaying `trivy` over the hand-written reports in
 // demo/reports, and an Ephor receiver that validates and models every payload), then runs the built CLI
 // (dist/ephor-scanner.mjs) as a child process exactly as the CronJob runs it: first `ephor-scanner check`, then the
-// scan. Every payload the receiver accepted is written to demo-output/<namespace>.json.
+// scan. Every payload the receiver accepted is written to demo-output/<namespace>.json. One image cannot be scanned
+// (its registry refuses the pull): the demo ends by showing where that is recorded, each payload's ledger.
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -18,6 +19,7 @@ import {
 import { scannerEnv } from '../test/support/harness.js';
 import { startKubeServer } from '../test/support/k8s-server.js';
 import { IMAGES, NAMESPACES, sampleCluster, scanTargets } from './cluster.js';
+import { refusedPull } from './refused-pull.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 const CLI = path.join(REPO_ROOT, 'dist', 'ephor-scanner.mjs');
@@ -28,6 +30,22 @@ const RUN_TIMEOUT_MS = 120_000;
 
 const say = (text = '') => process.stdout.write(`${text}\n`);
 const heading = (text: string) => say(`\n=== ${text} ${'='.repeat(Math.max(3, 100 - text.length))}`);
+
+/** The parts of an accepted payload the demo prints. */
+interface DemoPayload {
+  namespace: string;
+  workloads: Array<{ containers: Array<{ vulnerabilities: unknown[] }> }>;
+  scan_config: {
+    not_delivered: Array<{
+      workload: string;
+      kind: string;
+      container: string;
+      image: string;
+      reason: string;
+      detail: string;
+    }>;
+  };
+}
 
 function run(args: string[], env: Record<string, string>): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -50,11 +68,11 @@ async function main(): Promise<number> {
   try {
     const images: Record<string, ImageBehaviour> = {};
     for (const target of scanTargets()) {
-      images[target.ref] = {
-        report: path.join(REPORTS, IMAGES[target.image].report),
-        ...(target.digest && { digest: target.digest }),
-        delayMs: 150,
-      };
+      const { report } = IMAGES[target.image];
+      images[target.ref] =
+        report === undefined
+          ? { fatal: refusedPull(target.ref) }
+          : { report: path.join(REPORTS, report), ...(target.digest && { digest: target.digest }), delayMs: 150 };
     }
     const { scenarioPath } = await writeScenario(work, { images });
     const env: Record<string, string> = {
@@ -71,6 +89,7 @@ async function main(): Promise<number> {
     say(
       'all on loopback; the scanner itself is the built CLI (dist/ephor-scanner.mjs), run exactly as the CronJob runs it.',
     );
+    say('One image is private and its registry refuses the scan: watch where that shows.');
     heading('1/2 preflight: ephor-scanner check');
     const checkCode = await run(['check'], env);
     heading('2/2 one scan run: ephor-scanner');
@@ -82,11 +101,9 @@ async function main(): Promise<number> {
     await mkdir(OUTPUT, { recursive: true });
     const accepted = ephor.scanIngests();
     const parts = new Map<string, number>();
+    const ledger: string[] = [];
     for (const request of accepted) {
-      const body = request.body as {
-        namespace: string;
-        workloads: Array<{ containers: Array<{ vulnerabilities: unknown[] }> }>;
-      };
+      const body = request.body as DemoPayload;
       const count = (parts.get(body.namespace) ?? 0) + 1;
       parts.set(body.namespace, count);
       const file = path.join(OUTPUT, count === 1 ? `${body.namespace}.json` : `${body.namespace}.part-${count}.json`);
@@ -99,6 +116,15 @@ async function main(): Promise<number> {
       say(
         `${path.relative(process.cwd(), file).padEnd(28)} namespace ${body.namespace.padEnd(9)} ${String(body.workloads.length).padStart(2)} workloads ${String(findings).padStart(3)} findings  (HTTP ${request.response.status}, scan_id ${response.scan_id})`,
       );
+      for (const entry of body.scan_config.not_delivered)
+        ledger.push(
+          `${body.namespace}: ${entry.kind}/${entry.workload} container ${entry.container} (${entry.image}): ${entry.reason}\n    ${entry.detail}`,
+        );
+    }
+    if (ledger.length > 0) {
+      heading('not delivered: the ledger of each payload (scan_config.not_delivered)');
+      for (const line of ledger) say(line);
+      say('Their findings in Ephor are left as they were; the rest of each namespace is delivered.');
     }
     const missing = NAMESPACES.filter((ns) => !parts.has(ns));
     say();

@@ -1,7 +1,8 @@
 // `npm run demo` from a clean copy of the repository with no ../shared beside it, as a new user runs it after
 // `npm ci`: the working tree's files (tracked, plus new ones not ignored) are copied to a temporary directory, the
 // installed node_modules is linked in (npm ci needs the network), and the demo must build, scan, print the summary
-// and leave one valid payload per namespace in demo-output/.
+// and leave one valid payload per namespace in demo-output/. One image of the sample cluster cannot be scanned (its
+// registry refuses the pull): it shows in the summary and in its namespace's ledger, and the rest is delivered.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -18,7 +19,17 @@ const DEMO_TIMEOUT_MS = 120_000;
 interface Payload {
   namespace: string;
   status: string;
-  scan_config: { scanned_by_tag: Array<{ workload: string; reason: string }>; not_delivered: unknown[] };
+  scan_config: {
+    scanned_by_tag: Array<{ workload: string; reason: string }>;
+    not_delivered: Array<{
+      workload: string;
+      kind: string;
+      container: string;
+      image: string;
+      reason: string;
+      detail: string;
+    }>;
+  };
   workloads: Array<{
     kind: string;
     name: string;
@@ -86,9 +97,17 @@ test(
       run.stdout,
       /^NAMESPACE +RESULT +WORKLOADS +CONTAINERS +NOT SCANNED +CRITICAL +HIGH +MEDIUM +LOW +UNKNOWN$/m,
     );
-    for (const ns of ['shop', 'payments', 'platform'])
-      assert.match(run.stdout, new RegExp(`^${ns} +delivered +3 `, 'm'));
-    assert.match(run.stdout, /^TOTAL +3\/3 +9 +12 +0 /m);
+    // WORKLOADS, CONTAINERS (delivered), NOT SCANNED
+    assert.match(run.stdout, /^shop +delivered +3 +5 +0 /m);
+    assert.match(run.stdout, /^payments +delivered +4 +5 +1 /m);
+    assert.match(run.stdout, /^platform +delivered +3 +3 +0 /m);
+    assert.match(run.stdout, /^TOTAL +3\/3 +10 +13 +1 /m);
+    assert.match(run.stdout, /^Images not scanned, by reason:\n {2}unauthorized \(1\): the registry refused the pull/m);
+    assert.match(
+      run.stdout,
+      /^payments: Deployment\/fraud-scoring container scorer \(registry\.acme\.example\/payments\/fraud-scoring:3\.1\.0\): unauthorized$/m,
+      'the demo shows the ledger',
+    );
     assert.match(run.stdout, /^3 payloads accepted for 3 of 3 namespaces; they are in demo-output\/\.$/m);
     assert.doesNotMatch(run.stdout + run.stderr, /fake-trivy: |errors\.json|ENOENT/);
 
@@ -100,9 +119,37 @@ test(
       assertValid('ingest-request', body);
       assert.equal(body.namespace, ns);
       assert.equal(body.status, 'completed');
-      assert.deepEqual(body.scan_config.not_delivered, []);
+      if (ns !== 'payments') assert.deepEqual(body.scan_config.not_delivered, []);
       payloads.set(ns, body);
     }
+    // The private image: its container is in the ledger with Trivy's reason, never sent with partial findings; its
+    // workload is still delivered with the sidecar that could be scanned, and so is the rest of the namespace.
+    const [refused, ...more] = payloads.get('payments')!.scan_config.not_delivered;
+    assert.deepEqual(more, []);
+    const { detail, ...entry } = refused!;
+    assert.deepEqual(entry, {
+      workload: 'fraud-scoring',
+      kind: 'Deployment',
+      container: 'scorer',
+      image: 'registry.acme.example/payments/fraud-scoring:3.1.0',
+      reason: 'unauthorized',
+    });
+    assert.match(
+      detail,
+      /^registry registry\.acme\.example refused the pull \(the workloads name no pull secret\): .*UNAUTHORIZED: authentication required/,
+    );
+    const fraudScoring = payloads.get('payments')!.workloads.find((w) => w.name === 'fraud-scoring')!;
+    assert.deepEqual(
+      fraudScoring.containers.map((c) => c.name),
+      ['istio-proxy'],
+    );
+    assert.deepEqual(
+      payloads
+        .get('payments')!
+        .workloads.map((w) => w.name)
+        .sort(),
+      ['fraud-scoring', 'ledger-db', 'payments-gateway', 'settlement-report'],
+    );
     const workloads = [...payloads.values()].flatMap((p) => p.workloads);
     assert.deepEqual(
       new Set(workloads.map((w) => w.kind)),

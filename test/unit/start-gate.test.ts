@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { StartGate } from '../../src/trivy/start-gate.js';
 import { launcherPid } from '../../src/trivy/launcher/client.js';
 import { runTrivy, SETTLE_AFTER_KILL_MS, slotWaitLimitMs } from '../../src/trivy/process.js';
+import { eventually } from '../support/wait.js';
 
 const WORK = mkdtempSync(path.join(os.tmpdir(), 'start-gate-test-'));
 process.on('exit', () => {
@@ -42,6 +43,22 @@ function spans(log: string): Span[] {
     else byName.get(name!)!.end = Number(at);
   }
   return [...byName.values()];
+}
+
+/** Names of the processes that have logged their start so far. */
+function startedNames(log: string): string[] {
+  return existsSync(log) ? spans(log).map((s) => s.name) : [];
+}
+
+/** Like timedScript, but its process runs until the file `release` exists, so the test decides when it ends. */
+function heldScript(log: string, release: string): string {
+  const file = path.join(WORK, `held-${path.basename(log)}.sh`);
+  writeFileSync(
+    file,
+    `#!/bin/sh\necho "start $2 $(date +%s%3N)" >> ${log}\nwhile [ ! -e ${release} ]; do sleep 0.05; done\necho "end $2 $(date +%s%3N)" >> ${log}\n`,
+  );
+  chmodSync(file, 0o755);
+  return file;
 }
 
 /** Most processes running at one time, from their logged spans. */
@@ -101,21 +118,32 @@ describe('StartGate', () => {
   });
 });
 
-describe('gated Trivy processes', { timeout: 60_000 }, () => {
+// A hang guard for the whole suite (each call has its own timeout): 17 s idle, 21 s on the loaded machine, and two
+// tests wait out fixed limits of 10 s and more by design.
+describe('gated Trivy processes', { timeout: 120_000 }, () => {
   test('through the launcher: at most `gate` run; the waiting ones start in order as slots free, each timed from its start', async () => {
     const log = path.join(WORK, 'launcher.log');
     const binary = timedScript(log);
-    const outcomes = await Promise.all(
+    const calledAt = Date.now();
+    const settled = await Promise.all(
       ['a', 'b', 'c', 'd'].map((name) =>
-        runTrivy({ binary, args: ['0.4', name], env: env(), timeoutMs: 1500, gate: 2 }),
+        runTrivy({ binary, args: ['0.4', name], env: env(), timeoutMs: 10_000, gate: 2 }).then((outcome) => ({
+          outcome,
+          settledAt: Date.now(),
+        })),
       ),
     );
     assert.ok(launcherPid() !== undefined, 'started by the launcher');
-    for (const outcome of outcomes) {
+    for (const { outcome } of settled) {
       assert.equal(outcome.exitCode, 0, outcome.stderr);
       assert.equal(outcome.notStarted, false);
       assert.ok(outcome.startedAt !== undefined);
-      assert.ok(outcome.durationMs < 1500, `timed from its own start: ${outcome.durationMs} ms`);
+    }
+    // c and d waited for a slot at least as long as a's or b's `sleep 0.4`: their durations leave that wait out. A
+    // lower bound on what is left out, so a slow machine cannot break it; timed from the call it would be about 0.
+    for (const { outcome, settledAt } of settled.slice(2)) {
+      const leftOut = settledAt - calledAt - outcome.durationMs;
+      assert.ok(leftOut >= 350, `timed from its own start: ${outcome.durationMs} ms of ${settledAt - calledAt} ms`);
     }
     const list = spans(log);
     assert.equal(maxOverlap(list), 2);
@@ -128,40 +156,49 @@ describe('gated Trivy processes', { timeout: 60_000 }, () => {
   test('the timeout of a waiting scan starts with the scan: a wait longer than the timeout is not a timeout', async () => {
     const log = path.join(WORK, 'timeout.log');
     const binary = timedScript(log);
-    const first = runTrivy({ binary, args: ['1', 'first'], env: env(), timeoutMs: 5000, gate: 1 });
-    const second = await runTrivy({ binary, args: ['0.1', 'second'], env: env(), timeoutMs: 600, gate: 1 });
+    // The second waits 2.5 s for the slot, longer than its 2 s timeout; its own run (a shell that logs twice) has
+    // those 2 s to itself, room enough on a loaded machine.
+    const first = runTrivy({ binary, args: ['2.5', 'first'], env: env(), timeoutMs: 10_000, gate: 1 });
+    const second = await runTrivy({ binary, args: ['0', 'second'], env: env(), timeoutMs: 2_000, gate: 1 });
     assert.equal((await first).exitCode, 0);
     assert.equal(second.timedOut, false);
-    assert.equal(second.exitCode, 0, 'waited about 1 s for the slot, ran 0.1 s of its 0.6 s');
+    assert.equal(second.exitCode, 0, 'waited 2.5 s for the slot, then ran within its 2 s');
+    const [firstSpan, secondSpan] = spans(log);
+    assert.ok(secondSpan!.start >= firstSpan!.end!, 'the second started after the first ended');
   });
 
   test('a scan cancelled while it waits for a slot ends at once as not started, and its process never runs', async () => {
     const log = path.join(WORK, 'cancel.log');
-    const binary = timedScript(log);
-    const running = runTrivy({ binary, args: ['0.8', 'running'], env: env(), timeoutMs: 5000, gate: 1 });
+    const release = path.join(WORK, 'cancel.release');
+    // The running one holds the only slot until the test releases it, however slow the machine.
+    const binary = heldScript(log, release);
+    let runningEnded = false;
+    const running = runTrivy({ binary, args: ['-', 'running'], env: env(), timeoutMs: 30_000, gate: 1 }).finally(
+      () => (runningEnded = true),
+    );
     const controller = new AbortController();
     const waiting = runTrivy({
       binary,
-      args: ['0', 'waiting'],
+      args: ['-', 'waiting'],
       env: env(),
-      timeoutMs: 5000,
+      timeoutMs: 30_000,
       gate: 1,
       signal: controller.signal,
     });
-    await sleep(200);
-    const abortedAt = Date.now();
+    assert.ok(await eventually(() => startedNames(log).includes('running')), 'the first one started');
     controller.abort();
     const outcome = await waiting;
-    assert.ok(Date.now() - abortedAt < 500, 'ends without waiting for the running one');
+    assert.equal(runningEnded, false, 'ends without waiting for the running one');
     assert.equal(outcome.cancelled, true);
     assert.equal(outcome.notStarted, true);
+    writeFileSync(release, '');
     assert.equal((await running).exitCode, 0);
-    await sleep(200);
-    assert.deepEqual(
-      spans(log).map((s) => s.name),
-      ['running'],
-      'the cancelled scan never ran',
+    // The gate starts in order: had the cancelled one stayed in line, it would run before this one.
+    assert.equal(
+      (await runTrivy({ binary, args: ['-', 'after'], env: env(), timeoutMs: 30_000, gate: 1 })).exitCode,
+      0,
     );
+    assert.deepEqual(startedNames(log), ['running', 'after'], 'the cancelled scan never ran');
   });
 
   test('an already aborted call starts nothing', async () => {
@@ -201,15 +238,14 @@ describe('gated Trivy processes', { timeout: 60_000 }, () => {
     const expected = slotWaitLimitMs(timeoutMs) + SETTLE_AFTER_KILL_MS;
     assert.equal(outcome.timedOut, true);
     assert.equal(outcome.notStarted, true);
-    assert.ok(took >= expected - 100 && took < expected + 2_000, `ended after ${took} ms (expected about ${expected})`);
+    // It ended while the launcher was still stopped (SIGCONT comes after), so on its own, after its slot wait limit
+    // and the wait for a kill to be confirmed. Only the lower bound is checked: a loaded machine makes it later.
+    assert.ok(took >= expected - 100, `ended after ${took} ms (expected about ${expected})`);
     // The launcher catches up and may start it: the scanner kills it as soon as it is reported.
     await runTrivy({ binary: '/bin/true', args: [], env: env(), timeoutMs: 5000 });
-    await sleep(300);
-    assert.equal(
-      spawnSync('pgrep', ['-f', `^sleep 30$`, '-P', String(launcher)], { encoding: 'utf8' }).stdout.trim(),
-      '',
-      'nothing of it keeps running',
-    );
+    const stillRunning = () =>
+      spawnSync('pgrep', ['-f', `^sleep 30$`, '-P', String(launcher)], { encoding: 'utf8' }).stdout.trim() !== '';
+    assert.ok(await eventually(() => !stillRunning()), 'nothing of it keeps running');
   });
 
   // Last: from here on this process starts Trivy directly.
@@ -219,7 +255,9 @@ describe('gated Trivy processes', { timeout: 60_000 }, () => {
     const calls = ['p', 'q', 'r', 's', 't'].map((name) =>
       runTrivy({ binary, args: ['0.5', name], env: env(), timeoutMs: 10_000, gate: 2 }),
     );
-    await sleep(250);
+    // Killed once two run and three wait (the scripts sleep 0.5 s, so this may also catch one finished and the next
+    // started: two run all the same).
+    assert.ok(await eventually(() => startedNames(log).length >= 2), 'two scans started through the launcher');
     const launcher = launcherPid();
     assert.ok(launcher !== undefined);
     process.kill(launcher, 'SIGKILL');
