@@ -133,6 +133,36 @@ describe('the metrics push of a run', () => {
     }
   });
 
+  test('a SIGTERM that comes during the push gives it the grace period from then on', async () => {
+    const shutdown = new AbortController();
+    const prepared = await prepareRun({
+      namespaces: NAMESPACES,
+      workloads: WORKLOADS,
+      images: IMAGES,
+      shutdown: shutdown.signal,
+      graceMs: GRACE_MS,
+      metrics: true,
+    });
+    prepared.metrics!.behaviour = 'hang';
+    try {
+      const running = prepared.start();
+      await until(() => prepared.metrics!.pushes.length === 1, 'the push');
+      const [push] = prepared.metrics!.pushes;
+      prepared.clock.advance(60_000);
+      assert.equal(push!.signal.aborted, false, 'no shutdown: only its own timeout ends it');
+      shutdown.abort();
+      prepared.clock.advance(GRACE_MS - 1);
+      assert.equal(push!.signal.aborted, false);
+      prepared.clock.advance(1);
+      assert.equal(push!.signal.aborted, true);
+      const summary = await running;
+      assert.equal(summary.exitCode, 0, 'the run had ended delivered: a signal during the push changes nothing');
+      assert.equal(prepared.clock.pending, 0, 'no timer left behind');
+    } finally {
+      await prepared.cleanup();
+    }
+  });
+
   test('after SIGTERM, a grace period already over when the push starts aborts it at once', async () => {
     const shutdown = new AbortController();
     shutdown.abort();
