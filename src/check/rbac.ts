@@ -1,9 +1,12 @@
 // Check 4: for each scanned namespace (or cluster-wide for SCAN_NAMESPACES=*) and each resource the scanner reads,
 // whether its account may do so: one SelfSubjectAccessReview each (`kubectl auth can-i`), nothing is listed. A denial
-// names the missing rule in the words discovery uses when a list is forbidden.
+// names the missing rule in the words discovery uses when a list is forbidden, in the sentence the run's summary
+// prints for it (run/permission-gaps.ts); a namespace with some lists allowed and some not is "partly forbidden",
+// as the summary marks it.
 import type { Config } from '../config/index.js';
 import { messageOf } from '../errors.js';
 import { KIND_SPECS } from '../kube/workload-kinds.js';
+import { DISCOVERY_LISTS, denialSentence, forbiddenListConsequence, scopeOf } from '../run/permission-gaps.js';
 import type { KubeAccess } from './kubernetes.js';
 import { fail, pass, warn, type CheckResult } from './types.js';
 
@@ -43,7 +46,7 @@ export function questionsFor(config: Config): Question[] {
       group: '',
       resource: 'namespaces',
       severity: 'fail',
-      consequence: 'the namespaces to scan cannot be found, so nothing is scanned',
+      consequence: forbiddenListConsequence('Namespace', false),
     });
   }
   const standalonePods = workloadKinds.includes('Pod');
@@ -58,17 +61,9 @@ export function questionsFor(config: Config): Question[] {
     for (const kind of workloadKinds) {
       if (kind === 'Pod') continue;
       const spec = KIND_SPECS[kind];
-      ask('list', spec.group, spec.resource, 'fail', `its ${kind}s are not scanned`);
+      ask('list', spec.group, spec.resource, 'fail', forbiddenListConsequence(kind, standalonePods));
     }
-    ask(
-      'list',
-      '',
-      'pods',
-      standalonePods ? 'fail' : 'warn',
-      standalonePods
-        ? 'its standalone Pods are not scanned, and images are scanned by the tags in the workload specs, not by the digests that run'
-        : 'images are scanned by the tags in the workload specs, not by the digests that run',
-    );
+    ask('list', '', 'pods', standalonePods ? 'fail' : 'warn', forbiddenListConsequence('Pod', standalonePods));
     ask('list', 'apps', 'replicasets', 'warn', 'running Pods are matched to their Deployments by name only');
     ask('list', 'batch', 'jobs', 'warn', 'running Pods are matched to their CronJobs by name only');
     if (config.registryAuth) {
@@ -129,29 +124,18 @@ async function ask(access: KubeAccess, question: Question): Promise<Answer> {
   return { question, allowed: status.allowed === true, ...(reason && { reason }) };
 }
 
-const scope = (namespace: string) => (namespace ? `in namespace "${namespace}"` : 'cluster-wide');
-
-/** One pass line per namespace with what is allowed; one line per denial with its rule. */
+/**
+ * One pass line per namespace with what is allowed (saying "partly forbidden" when some list there is not); one line
+ * per denial with its rule.
+ */
 export function describe(answers: Answer[], user: string): CheckResult[] {
   const results: CheckResult[] = [];
   const namespaces = [...new Set(answers.map((a) => a.question.namespace))];
   for (const namespace of namespaces) {
     const here = answers.filter((a) => a.question.namespace === namespace);
     const allowed = here.filter((a) => a.allowed);
-    if (allowed.length > 0) {
-      const byVerb = (verb: string) => allowed.filter((a) => a.question.verb === verb).map((a) => a.question.resource);
-      const parts = (['list', 'get'] as const)
-        .map((verb) => ({ verb, resources: byVerb(verb) }))
-        .filter(({ resources }) => resources.length > 0)
-        .map(({ verb, resources }) => `${verb} ${resources.join(', ')}`);
-      results.push(
-        pass(
-          'rbac',
-          `${namespace ? `in namespace "${namespace}"` : 'in every namespace'} the scanner may ${parts.join(' and ')}`,
-        ),
-      );
-    }
     const denied = here.filter((a) => !a.allowed);
+    if (allowed.length > 0) results.push(pass('rbac', allowedLine(namespace, allowed, denied)));
     const secretPair = ['secrets', 'serviceaccounts'].every((r) =>
       denied.some((a) => a.question.resource === r && a.question.verb === 'get'),
     );
@@ -163,16 +147,29 @@ export function describe(answers: Answer[], user: string): CheckResult[] {
         results.push(
           warn(
             'rbac',
-            `the scanner may not get secrets and serviceaccounts ${scope(namespace)}${why}: private images are pulled without the workloads' pull secrets`,
-            `allow verb "get" on resources "secrets" and "serviceaccounts" (apiGroup "") ${scope(namespace)} for ${user}`,
+            `the scanner may not get secrets and serviceaccounts ${scopeOf(namespace)}${why}: private images are pulled without the workloads' pull secrets`,
+            `allow verb "get" on resources "secrets" and "serviceaccounts" (apiGroup "") ${scopeOf(namespace)} for ${user}`,
           ),
         );
         continue;
       }
-      const message = `the scanner may not ${question.verb} ${question.resource} ${scope(namespace)}${why}: ${question.consequence}`;
-      const rule = `allow verb "${question.verb}" on resource "${question.resource}" (apiGroup "${question.group}") ${scope(namespace)} for ${user}`;
+      const message = denialSentence({ ...question, note: why });
+      const rule = `allow verb "${question.verb}" on resource "${question.resource}" (apiGroup "${question.group}") ${scopeOf(namespace)} for ${user}`;
       results.push(question.severity === 'fail' ? fail('rbac', message, rule) : warn('rbac', message, rule));
     }
   }
   return results;
+}
+
+function allowedLine(namespace: string, allowed: Answer[], denied: Answer[]): string {
+  const byVerb = (verb: string) => allowed.filter((a) => a.question.verb === verb).map((a) => a.question.resource);
+  const parts = (['list', 'get'] as const)
+    .map((verb) => ({ verb, resources: byVerb(verb) }))
+    .filter(({ resources }) => resources.length > 0)
+    .map(({ verb, resources }) => `${verb} ${resources.join(', ')}`);
+  const where = namespace ? `in namespace "${namespace}"` : 'in every namespace';
+  // Partly forbidden as a run's summary marks it: a list discovery makes refused while others are allowed.
+  const discoveryList = (a: Answer) => a.question.verb === 'list' && DISCOVERY_LISTS.has(a.question.resource);
+  const partly = namespace !== '' && allowed.some(discoveryList) && denied.some(discoveryList);
+  return `${where}${partly ? ' (partly forbidden: see below)' : ''} the scanner may ${parts.join(' and ')}`;
 }

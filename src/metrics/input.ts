@@ -1,6 +1,6 @@
 // What the metrics stage needs from a run: plain data, filled from the run's summary by one adapter, so that the
 // stage knows nothing of the run's internals and the run knows nothing of Prometheus.
-import type { RunSummary } from '../run/summary.js';
+import { deliveredTotals, type RunSummary } from '../run/summary.js';
 import { SEVERITIES, type NotDeliveredReason, type Severity } from '../types.js';
 
 export interface RunMetricsInput {
@@ -12,6 +12,7 @@ export interface RunMetricsInput {
     scanned: number;
     failedByReason: Partial<Record<NotDeliveredReason, number>>;
   };
+  /** Containers of the delivered namespaces, and containers whose image was not scanned (the summary's figures). */
   containers: { delivered: number; notDelivered: number };
   namespaces: { delivered: number; failed: number };
   /** Findings delivered to Ephor, per delivered namespace (a namespace that was not delivered has no entry). */
@@ -30,32 +31,34 @@ export interface RunMetricsInput {
 export interface RunFactsForMetrics {
   startedAt: Date;
   scannerVersion: string;
-  trivyVersion?: string;
-  /** `TrivySetup.db.updatedAt`: an RFC 3339 time, as Trivy writes it in the DB's metadata.json. */
-  vulnerabilityDbUpdatedAt?: string;
   incrementalCache?: { entries?: number; bytes?: number };
 }
 
-/** The run's summary → the metrics input. Findings count only delivered namespaces, as the summary's TOTAL row. */
+/**
+ * The run's summary → the metrics input. Containers, findings and bytes are the summary's delivered figures
+ * (deliveredTotals: the TOTAL row's), so that a graph and the run's log never disagree.
+ */
 export function metricsInputFromSummary(summary: RunSummary, facts: RunFactsForMetrics): RunMetricsInput {
   const delivered = summary.namespaces.filter((n) => n.delivered);
-  const dbTime = facts.vulnerabilityDbUpdatedAt ? new Date(facts.vulnerabilityDbUpdatedAt) : undefined;
+  const totals = deliveredTotals(summary.namespaces);
+  const dbUpdatedAt = summary.trivy?.dbUpdatedAt;
+  const dbTime = dbUpdatedAt ? new Date(dbUpdatedAt) : undefined;
   return {
     exitCode: summary.exitCode,
     startedAt: facts.startedAt,
     finishedAt: new Date(facts.startedAt.getTime() + summary.durationMs),
     images: { scanned: summary.images.scanned, failedByReason: summary.images.failedByReason },
     containers: {
-      delivered: sum(summary.namespaces.map((n) => n.stats.containersDelivered)),
+      delivered: totals.containers,
       notDelivered: sum(summary.namespaces.map((n) => n.stats.containersNotDelivered)),
     },
-    namespaces: { delivered: delivered.length, failed: summary.namespaces.length - delivered.length },
+    namespaces: { delivered: totals.namespaces, failed: summary.namespaces.length - totals.namespaces },
     findings: delivered.map((n) => ({ namespace: n.namespace, bySeverity: copySeverities(n.stats.findings) })),
-    postedBytes: sum(delivered.map((n) => n.bytes ?? 0)),
+    postedBytes: totals.bytes,
     vulnerabilityDbUpdatedAt: dbTime && Number.isFinite(dbTime.getTime()) ? dbTime : undefined,
     incrementalCache: facts.incrementalCache,
     scannerVersion: facts.scannerVersion,
-    trivyVersion: facts.trivyVersion,
+    trivyVersion: summary.trivy?.version,
   };
 }
 

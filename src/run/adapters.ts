@@ -7,11 +7,21 @@ import { createKubeClient, loadKubeConfig, type KubeClient } from '../kube/clien
 import { discoverWorkloads } from '../kube/discover.js';
 import { PullSecretResolver } from '../kube/pull-secrets.js';
 import type { Logger, SecretRegistry } from '../log.js';
+import { metricsInputFromSummary, pushRunMetrics } from '../metrics/index.js';
 import { prepareTrivy } from '../trivy/database.js';
 import { launcherUsage } from '../trivy/launcher/client.js';
 import { readImageScan, runImageScan, type ScanContext } from '../trivy/scan.js';
+import { VERSION } from '../version.js';
 import { SHUTDOWN_DELIVERY_MS } from './deliveries.js';
-import type { Clock, DiscoveryPort, EphorPort, RunDependencies, RunResources, TrivyPort } from './ports.js';
+import type {
+  Clock,
+  DiscoveryPort,
+  EphorPort,
+  MetricsPort,
+  RunDependencies,
+  RunResources,
+  TrivyPort,
+} from './ports.js';
 import { Spool } from './spool.js';
 
 export interface AdapterInputs {
@@ -32,6 +42,7 @@ export function createRunDependencies({ config, env, log, secrets }: AdapterInpu
     trivy: trivyRunner(kube, { config, env, log, secrets }),
     ephor: ephorClient(config, log),
     spool: config.ephor.dryRun ? undefined : new Spool(config.spool.dir, config.spool.maxAgeMs, log),
+    metrics: pushgateway(config, log),
     clock: systemClock,
     log,
     shutdownGraceMs: SHUTDOWN_DELIVERY_MS,
@@ -82,6 +93,18 @@ function ephorClient(config: Config, log: Logger): EphorPort {
     deliverScan: (namespace, part, cutoff) => deliverScan(namespace, part, options(cutoff)),
     deliverFile: (namespace, file, bytes, cutoff) => deliverFile(namespace, file, bytes, options(cutoff)),
     deliverSbom: (request, cutoff) => deliverSbom(request, options(cutoff)),
+  };
+}
+
+/** The run's metrics to METRICS_PUSHGATEWAY_URL (one POST, PUSH_TIMEOUT_MS at most); none without the URL. */
+function pushgateway(config: Config, log: Logger): MetricsPort | undefined {
+  const { pushgatewayUrl: url, job, groupingLabels } = config.metrics;
+  if (url === undefined) return undefined;
+  return {
+    async push(summary, startedAt, signal) {
+      const input = metricsInputFromSummary(summary, { startedAt, scannerVersion: VERSION });
+      await pushRunMetrics(input, { url, job, groupingLabels, log, signal });
+    },
   };
 }
 

@@ -8,7 +8,7 @@ import type { TrivySetup } from '../trivy/database.js';
 import type { ScanOutcome, TrivyRun } from '../trivy/scan.js';
 import type { Discovery, SbomIngestRequest, SbomIngestResponse, ScanTarget } from '../types.js';
 import type { SpooledPart } from './spool.js';
-import type { ProcessResources } from './summary.js';
+import type { ProcessResources, RunSummary } from './summary.js';
 
 /** Time and timers. The real one is the system clock; tests move a fake one by hand. */
 export interface Clock {
@@ -69,6 +69,15 @@ export interface SpoolPort {
   remove(part: SpooledPart): Promise<void>;
 }
 
+/**
+ * Where a run reports its metrics (src/metrics, a Prometheus Pushgateway): given when METRICS_PUSHGATEWAY_URL is set.
+ * The run calls it once, after its summary, and not in a dry run. Never throws: a failed push is a warning, and the
+ * run's exit code stays what the run decided. Ends within its own timeout, or at once when `signal` aborts.
+ */
+export interface MetricsPort {
+  push(summary: RunSummary, startedAt: Date, signal: AbortSignal): Promise<void>;
+}
+
 export interface RunResources extends ProcessResources {
   /** The Trivy launcher process, when it ran: part of the scanner's own cost. */
   launcher?: ProcessResources;
@@ -80,6 +89,8 @@ export interface RunDependencies {
   ephor: EphorPort;
   /** Absent in a dry run: nothing is spooled. */
   spool?: SpoolPort;
+  /** Absent without METRICS_PUSHGATEWAY_URL: no metrics. */
+  metrics?: MetricsPort;
   clock: Clock;
   log: Logger;
   /** After a shutdown signal, how long finished work may still be delivered. */

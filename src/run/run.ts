@@ -18,7 +18,9 @@ import { neverStarted, scanImage } from './image-scan.js';
 import { RunLedger } from './ledger.js';
 import { logInvalidReferences, logPlan } from './plan-log.js';
 import type { RunDependencies, RunDirectories } from './ports.js';
+import { forbiddenLists } from './permission-gaps.js';
 import { Progress } from './progress.js';
+import { reportMetrics, ShutdownGrace } from './report-metrics.js';
 import { scanImages } from './scans.js';
 import { ScanSchedule } from './schedule.js';
 import { summaryRecord, summaryTable, type RunSummary } from './summary.js';
@@ -34,19 +36,21 @@ export interface RunContext {
 type Outcome = Pick<RunSummary, 'namespaces' | 'images' | 'sboms' | 'spooled' | 'exitCode'>;
 
 export async function runScan(context: RunContext, deps: RunDependencies): Promise<RunSummary> {
+  const grace = new ShutdownGrace(context.shutdown, deps.clock, deps.shutdownGraceMs);
   const workDir = await makeWorkDir(deps);
-  if (workDir === undefined) return finish(context, deps, { ...nothingDone(), discoveryErrors: 0 });
+  if (workDir === undefined) return finish(context, deps, grace, { ...nothingDone(), discoveryErrors: 0 });
   try {
     const { discovery, trivy } = await discoverAndPrepare(context, deps);
-    const base = { discoveryErrors: discovery.errors.length, discoveryMs: discovery.durationMs };
-    if (!canScan(discovery, trivy, deps.log)) return await finish(context, deps, { ...base, ...nothingDone() });
+    const base = summaryFacts(context.config, discovery, trivy);
+    if (!canScan(discovery, trivy, deps.log)) return await finish(context, deps, grace, { ...base, ...nothingDone() });
     const plan = planScans(discovery.namespaces, discovery.workloads);
     const invalid = logInvalidReferences(plan, discovery.workloads, deps.log);
     logPlan(plan, discovery.workloads, invalid, deps.log);
     const dirs = await runDirectories(workDir, context.config);
     const outcome = await scanAndDeliver({ context, deps, discovery, plan, invalid, trivy, dirs });
-    return await finish(context, deps, { ...base, ...outcome });
+    return await finish(context, deps, grace, { ...base, ...outcome });
   } finally {
+    grace.dispose();
     await rm(workDir, { recursive: true, force: true });
   }
 }
@@ -226,11 +230,29 @@ function runFacts(context: RunContext, trivy: TrivySetup): RunFacts {
   };
 }
 
-/** The summary: logged once, as the run's last line (a table for text logs). */
+type SummaryFacts = Pick<RunSummary, 'discoveryErrors' | 'discoveryMs' | 'forbidden' | 'trivy'>;
+
+/** What the summary reports of discovery and Trivy, whatever the run does next. */
+function summaryFacts(
+  config: Config,
+  discovery: Discovery & { durationMs: number },
+  trivy: TrivySetup | TrivyUnavailableError,
+): SummaryFacts {
+  return {
+    discoveryErrors: discovery.errors.length,
+    discoveryMs: discovery.durationMs,
+    forbidden: forbiddenLists(discovery.errors, config.scan.workloadKinds.includes('Pod')),
+    trivy:
+      trivy instanceof TrivyUnavailableError ? undefined : { version: trivy.version, dbUpdatedAt: trivy.db.updatedAt },
+  };
+}
+
+/** The summary, logged once as the run's last line (a table for text logs); then the metrics, pushed once. */
 async function finish(
   context: RunContext,
   deps: RunDependencies,
-  outcome: Outcome & Pick<RunSummary, 'discoveryErrors' | 'discoveryMs'>,
+  grace: ShutdownGrace,
+  outcome: Outcome & SummaryFacts,
 ): Promise<RunSummary> {
   const summary: RunSummary = {
     ...outcome,
@@ -244,5 +266,8 @@ async function finish(
       ? { ...record, per_namespace: undefined, table: summaryTable(summary) }
       : record;
   deps.log[summary.exitCode === EXIT_OK ? 'info' : 'error'](fields, 'ephor-scanner completed');
+  const { config, startedAt } = context;
+  await reportMetrics(summary, { config, metrics: deps.metrics, log: deps.log, grace, startedAt });
+  grace.dispose();
   return summary;
 }

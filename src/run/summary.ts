@@ -1,7 +1,10 @@
 // The run's final summary: one structured record (JSON logs), plus a table of namespaces × severities for text logs,
-// and the most frequent failure reasons with what to do about them.
+// and the most frequent failure reasons with what to do about them. Containers and findings are counted as
+// delivered: a namespace that was not delivered counts none of them, in its row, in the TOTAL row, in the record
+// and in the metrics (deliveredTotals is the one definition).
 import type { NamespaceStats } from '../ephor/payload.js';
 import { SEVERITIES, type NotDeliveredReason, type Severity } from '../types.js';
+import { denialSentence, type ForbiddenList } from './permission-gaps.js';
 
 export interface NamespaceOutcome {
   namespace: string;
@@ -62,6 +65,24 @@ export interface RunSummary {
     failedByReason: Partial<Record<NotDeliveredReason, number>>;
   };
   discoveryErrors: number;
+  /** Lists RBAC refused during discovery, each with its missing rule (absent: none, or no discovery). */
+  forbidden?: ForbiddenList[];
+  /** Trivy as the run prepared it (absent when the run stopped before, or Trivy could not be used). */
+  trivy?: TrivyFacts;
+}
+
+export interface TrivyFacts {
+  version?: string;
+  /** The vulnerability DB's build time (its metadata's UpdatedAt, RFC 3339). */
+  dbUpdatedAt?: string;
+}
+
+/** What the run delivered, summed over the namespaces it delivered: the TOTAL row, the record and the metrics. */
+export interface DeliveredTotals {
+  namespaces: number;
+  containers: number;
+  findings: Record<Severity, number>;
+  bytes: number;
 }
 
 export const FIXES: Record<NotDeliveredReason, string> = {
@@ -82,13 +103,17 @@ export const FIXES: Record<NotDeliveredReason, string> = {
 };
 
 export function summaryRecord(summary: RunSummary): Record<string, unknown> {
-  const findings = totalFindings(summary.namespaces);
-  const delivered = summary.namespaces.filter((n) => n.delivered).length;
+  const delivered = deliveredTotals(summary.namespaces);
+  const forbidden = summary.forbidden ?? [];
   return {
     exit_code: summary.exitCode,
     duration_s: Math.round(summary.durationMs / 100) / 10,
     interrupted: summary.interrupted || undefined,
-    namespaces: { total: summary.namespaces.length, delivered, failed: summary.namespaces.length - delivered },
+    namespaces: {
+      total: summary.namespaces.length,
+      delivered: delivered.namespaces,
+      failed: summary.namespaces.length - delivered.namespaces,
+    },
     images: {
       total: summary.images.total,
       scanned: summary.images.scanned,
@@ -96,12 +121,14 @@ export function summaryRecord(summary: RunSummary): Record<string, unknown> {
       failed_by_reason: summary.images.failedByReason,
     },
     containers: {
-      delivered: sum(summary.namespaces, (n) => n.stats.containersDelivered),
+      delivered: delivered.containers,
       not_delivered: sum(summary.namespaces, (n) => n.stats.containersNotDelivered),
     },
-    findings,
+    findings: delivered.findings,
     discovery_errors: summary.discoveryErrors,
     discovery_ms: summary.discoveryMs,
+    forbidden: forbidden.length > 0 ? forbidden.map(forbiddenEntry) : undefined,
+    trivy: summary.trivy && { version: summary.trivy.version, db_updated_at: summary.trivy.dbUpdatedAt },
     sboms: summary.sboms,
     spooled_earlier_runs: summary.spooled,
     resources: summary.resources && {
@@ -109,23 +136,38 @@ export function summaryRecord(summary: RunSummary): Record<string, unknown> {
       launcher: summary.resources.launcher && resourceFields(summary.resources.launcher),
     },
     top_failures: topFailures(summary.images.failedByReason),
-    per_namespace: summary.namespaces.map((n) => ({
-      namespace: n.namespace,
-      delivered: n.delivered,
-      status: n.status,
-      scan_id: n.scanId,
-      workloads: n.stats.workloads,
-      containers_delivered: n.stats.containersDelivered,
-      containers_not_delivered: n.stats.containersNotDelivered,
-      findings: n.stats.findings,
-      auto_resolved: n.autoResolved,
-      reopened: n.reopened,
-      bytes: n.bytes,
-      parts: n.parts,
-      spooled: n.spooled,
-      error: n.error,
-    })),
+    per_namespace: summary.namespaces.map((n) => namespaceEntry(n, forbidden)),
   };
+}
+
+function namespaceEntry(n: NamespaceOutcome, forbidden: readonly ForbiddenList[]): Record<string, unknown> {
+  const gaps = forbidden.filter((gap) => gap.namespace === n.namespace);
+  return {
+    namespace: n.namespace,
+    delivered: n.delivered,
+    status: n.status,
+    scan_id: n.scanId,
+    workloads: n.stats.workloads,
+    containers_delivered: n.delivered ? n.stats.containersDelivered : 0,
+    containers_not_delivered: n.stats.containersNotDelivered,
+    findings: n.delivered ? n.stats.findings : noFindings(),
+    // Found but not delivered (spooled for the next run, when `spooled`): not counted as findings.
+    findings_not_delivered: n.delivered ? undefined : n.stats.findings,
+    forbidden:
+      gaps.length > 0
+        ? gaps.map(({ resource, missingRule }) => ({ list: resource, missing_rbac: missingRule }))
+        : undefined,
+    auto_resolved: n.autoResolved,
+    reopened: n.reopened,
+    bytes: n.bytes,
+    parts: n.parts,
+    spooled: n.spooled,
+    error: n.error,
+  };
+}
+
+function forbiddenEntry(gap: ForbiddenList): Record<string, unknown> {
+  return { namespace: gap.namespace || undefined, list: gap.resource, missing_rbac: gap.missingRule };
 }
 
 export function topFailures(
@@ -138,25 +180,28 @@ export function topFailures(
     .map(([reason, images]) => ({ reason, images, fix: FIXES[reason] }));
 }
 
-/** A fixed-width table for text logs. */
+/** A fixed-width table for text logs, with what its figures mean, the forbidden lists and the top failures. */
 export function summaryTable(summary: RunSummary): string {
   const header = ['NAMESPACE', 'RESULT', 'WORKLOADS', 'CONTAINERS', 'NOT SCANNED', ...SEVERITIES];
+  const forbidden = summary.forbidden ?? [];
+  const partly = new Set(forbidden.map((gap) => gap.namespace));
   const rows = summary.namespaces.map((n) => [
     n.namespace,
-    n.delivered ? (n.status === 'failed' ? 'sent as failed' : 'delivered') : 'NOT DELIVERED',
+    `${resultOf(n)}${partly.has(n.namespace) ? '*' : ''}`,
     String(n.stats.workloads),
-    String(n.stats.containersDelivered),
+    // "-": nothing of the namespace was delivered, so none of its containers or findings are counted.
+    n.delivered ? String(n.stats.containersDelivered) : '-',
     String(n.stats.containersNotDelivered),
-    ...SEVERITIES.map((s) => String(n.stats.findings[s])),
+    ...SEVERITIES.map((s) => (n.delivered ? String(n.stats.findings[s]) : '-')),
   ]);
-  const totals = totalFindings(summary.namespaces);
+  const totals = deliveredTotals(summary.namespaces);
   rows.push([
     'TOTAL',
-    `${summary.namespaces.filter((n) => n.delivered).length}/${summary.namespaces.length}`,
+    `${totals.namespaces}/${summary.namespaces.length}`,
     String(sum(summary.namespaces, (n) => n.stats.workloads)),
-    String(sum(summary.namespaces, (n) => n.stats.containersDelivered)),
+    String(totals.containers),
     String(sum(summary.namespaces, (n) => n.stats.containersNotDelivered)),
-    ...SEVERITIES.map((s) => String(totals[s])),
+    ...SEVERITIES.map((s) => String(totals.findings[s])),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
@@ -165,6 +210,8 @@ export function summaryTable(summary: RunSummary): string {
       .join('  ')
       .trimEnd();
   const lines = [line(header), ...rows.map(line)];
+  lines.push('', 'CONTAINERS and findings: delivered by this run ("-": namespace not delivered); TOTAL sums the rows.');
+  lines.push(...forbiddenLines(forbidden));
   const failures = topFailures(summary.images.failedByReason);
   if (failures.length > 0) {
     lines.push('', 'Images not scanned, by reason:');
@@ -173,12 +220,39 @@ export function summaryTable(summary: RunSummary): string {
   return lines.join('\n');
 }
 
-function totalFindings(namespaces: NamespaceOutcome[]): Record<Severity, number> {
-  const totals: Record<Severity, number> = { CRITICAL: 0, HIGH: 0, MEDIUM: 0, LOW: 0, UNKNOWN: 0 };
-  for (const n of namespaces) for (const s of SEVERITIES) totals[s] += n.delivered ? n.stats.findings[s] : 0;
-  return totals;
+function resultOf(n: NamespaceOutcome): string {
+  if (!n.delivered) return 'NOT DELIVERED';
+  return n.status === 'failed' ? 'sent as failed' : 'delivered';
 }
 
-function sum<T>(items: T[], pick: (item: T) => number): number {
+/** Each refused list in check's words, with its rule; `*` marks the namespaces in the table. */
+function forbiddenLines(forbidden: readonly ForbiddenList[]): string[] {
+  if (forbidden.length === 0) return [];
+  const lines = ['', '* partly forbidden: RBAC refused these lists, and the run went on without them:'];
+  for (const gap of forbidden) {
+    lines.push(`  ${denialSentence({ verb: 'list', ...gap })}`);
+    lines.push(`    fix: ${gap.missingRule}`);
+  }
+  return lines;
+}
+
+/** Containers and findings of the delivered namespaces only (a dry run: written). */
+export function deliveredTotals(namespaces: readonly NamespaceOutcome[]): DeliveredTotals {
+  const delivered = namespaces.filter((n) => n.delivered);
+  const findings = noFindings();
+  for (const n of delivered) for (const s of SEVERITIES) findings[s] += n.stats.findings[s];
+  return {
+    namespaces: delivered.length,
+    containers: sum(delivered, (n) => n.stats.containersDelivered),
+    findings,
+    bytes: sum(delivered, (n) => n.bytes ?? 0),
+  };
+}
+
+function noFindings(): Record<Severity, number> {
+  return { CRITICAL: 0, HIGH: 0, MEDIUM: 0, LOW: 0, UNKNOWN: 0 };
+}
+
+function sum<T>(items: readonly T[], pick: (item: T) => number): number {
   return items.reduce((total, item) => total + pick(item), 0);
 }

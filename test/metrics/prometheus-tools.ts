@@ -101,3 +101,29 @@ export async function startPushgateway(binary: string): Promise<RunningPushgatew
   await stop();
   throw new Error(`the Pushgateway did not become ready: ${stderr.trim()}`);
 }
+
+export interface MetricFamily {
+  type: string;
+  help: string;
+  metrics: Array<{ labels: Record<string, string>; value: string }>;
+}
+
+/** The group with exactly these grouping labels as the Pushgateway's query API serves it, or undefined. */
+export async function readGroup(
+  gatewayUrl: string,
+  labels: Record<string, string>,
+): Promise<Record<string, MetricFamily> | undefined> {
+  const r = await fetch(`${gatewayUrl}/api/v1/metrics`, { signal: AbortSignal.timeout(10_000) });
+  if (r.status !== 200) throw new Error(`GET /api/v1/metrics answered ${r.status}`);
+  const body = (await r.json()) as { data: Array<{ labels: Record<string, string> } & Record<string, unknown>> };
+  const key = (l: Record<string, string>) => JSON.stringify(Object.entries(l).sort(([a], [b]) => a.localeCompare(b)));
+  const found = body.data.find((g) => key(g.labels) === key(labels));
+  return found as unknown as Record<string, MetricFamily> | undefined;
+}
+
+/** The value of the one sample of `name` with these labels (among others); throws naming what is not served. */
+export function sampleValue(families: Record<string, MetricFamily>, name: string, labels: Record<string, string> = {}) {
+  const sample = families[name]?.metrics.find((m) => Object.entries(labels).every(([k, v]) => m.labels[k] === v));
+  if (!sample) throw new Error(`${name}${JSON.stringify(labels)} is not served`);
+  return Number(sample.value);
+}

@@ -14,6 +14,7 @@ import type {
   Clock,
   EphorPort,
   ImageScanner,
+  MetricsPort,
   RunDependencies,
   RunDirectories,
   Timer,
@@ -353,6 +354,30 @@ export class FakeEphor implements EphorPort {
   }
 }
 
+export interface MetricsPush {
+  summary: RunSummary;
+  startedAt: Date;
+  signal: AbortSignal;
+  /** Whether `signal` was already aborted when the push began. */
+  abortedAtStart: boolean;
+  /** Lines the run had logged when the push began. */
+  linesBefore: number;
+}
+
+/** A Pushgateway port that records each push; `behaviour` makes one hang until its signal aborts, or throw. */
+export class FakeMetrics implements MetricsPort {
+  readonly pushes: MetricsPush[] = [];
+  behaviour: 'record' | 'hang' | 'throw' = 'record';
+  constructor(private readonly lines: () => number) {}
+
+  async push(summary: RunSummary, startedAt: Date, signal: AbortSignal): Promise<void> {
+    this.pushes.push({ summary, startedAt, signal, abortedAtStart: signal.aborted, linesBefore: this.lines() });
+    if (this.behaviour === 'throw') throw new Error('a metrics port that breaks its promise');
+    if (this.behaviour === 'hang' && !signal.aborted)
+      await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+  }
+}
+
 export interface InProcessRunOptions {
   namespaces: string[];
   workloads: Workload[];
@@ -368,12 +393,16 @@ export interface InProcessRunOptions {
   cacheDir?: string;
   tempRoot?: string;
   graceMs?: number;
+  /** Gives the run a metrics port (as METRICS_PUSHGATEWAY_URL does) that records its pushes. */
+  metrics?: boolean;
 }
 
 export interface InProcessRun {
   summary: RunSummary;
   context: RunContext;
   log: CapturedLog;
+  /** Present with `metrics: true`. */
+  metrics?: FakeMetrics;
   ephor: FakeEphor;
   trivy: FakeTrivy;
   clock: FakeClock;
@@ -396,11 +425,13 @@ export async function prepareRun(options: InProcessRunOptions) {
   const ephor = options.ephor ?? new FakeEphor();
   const trivy = new FakeTrivy(options.images, clock, () => config);
   const found = discovery(options.namespaces, options.workloads, options.discovery);
+  const metrics = options.metrics ? new FakeMetrics(() => log.lines.length) : undefined;
   const deps: RunDependencies = {
     discovery: { discover: () => Promise.resolve(found) },
     trivy,
     ephor,
     spool: config.ephor.dryRun ? undefined : new Spool(config.spool.dir, config.spool.maxAgeMs, log.log),
+    metrics,
     clock,
     log: log.log,
     shutdownGraceMs: options.graceMs ?? 20_000,
@@ -421,6 +452,7 @@ export async function prepareRun(options: InProcessRunOptions) {
     ephor,
     trivy,
     config,
+    metrics,
     start: () => runScan(context, deps),
     async cleanup() {
       if (!options.cacheDir) await rm(cacheDir, { recursive: true, force: true });

@@ -47,7 +47,7 @@ test('answers become one pass line per namespace and one line per denial with th
     lines.map((l) => `${l.status} ${l.message}`),
     [
       'pass in namespace "shop" the scanner may list deployments, pods, replicasets, jobs',
-      'pass in namespace "payments" the scanner may list pods',
+      'pass in namespace "payments" (partly forbidden: see below) the scanner may list pods',
       'fail the scanner may not list deployments in namespace "payments": its Deployments are not scanned',
       'warn the scanner may not list replicasets in namespace "payments": running Pods are matched to their Deployments by name only',
       'warn the scanner may not list jobs in namespace "payments": running Pods are matched to their CronJobs by name only',
@@ -57,6 +57,32 @@ test('answers become one pass line per namespace and one line per denial with th
     lines[2]!.fix,
     'allow verb "list" on resource "deployments" (apiGroup "apps") in namespace "payments" for system:serviceaccount:ephor:scanner',
   );
+});
+
+test("a namespace is partly forbidden when a list discovery makes is refused and another allowed, in the run summary's words", () => {
+  const questions = questionsFor(
+    config({ SCAN_NAMESPACES: 'shop,blog,locked', SCAN_WORKLOAD_TYPES: 'Deployment,CronJob' }),
+  );
+  const answers = questions.map((question) => ({
+    question,
+    allowed: !(
+      (question.namespace === 'shop' && question.resource === 'cronjobs') ||
+      (question.namespace === 'blog' && ['replicasets', 'secrets'].includes(question.resource)) ||
+      (question.namespace === 'locked' && question.verb === 'list')
+    ),
+  }));
+  const lines = describeAnswers(answers, 'system:serviceaccount:ephor:scanner').map((l) => `${l.status} ${l.message}`);
+  assert.deepEqual(
+    lines.filter((l) => l.startsWith('pass')),
+    [
+      'pass in namespace "shop" (partly forbidden: see below) the scanner may list deployments, pods, replicasets, jobs and get secrets, serviceaccounts',
+      // replicasets and secrets only cost attribution and pull secrets: discovery records no gap for them
+      'pass in namespace "blog" the scanner may list deployments, cronjobs, pods, jobs and get serviceaccounts',
+      // nothing listed at all: forbidden, not partly
+      'pass in namespace "locked" the scanner may get secrets, serviceaccounts',
+    ],
+  );
+  assert.ok(lines.includes('fail the scanner may not list cronjobs in namespace "shop": its CronJobs are not scanned'));
 });
 
 test('exit codes and output: 0 with warnings, 1 with a blocker, 2 for the configuration; JSON carries fixes only where due', () => {

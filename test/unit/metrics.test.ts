@@ -109,15 +109,14 @@ describe('metricsInputFromSummary', () => {
     discoveryErrors: 0,
     namespaces: [namespace('shop', true, 5, 1000), namespace('payments', false, 7, 500)],
     images: { total: 5, scanned: 3, failed: 2, failedByReason: { not_found: 1, invalid_reference: 1 } },
+    trivy: { version: '0.69.3', dbUpdatedAt: '2026-11-27T00:12:34.123456789Z' },
   };
   const startedAt = new Date('2026-11-27T06:00:00.000Z');
 
-  test('maps the summary: findings and bytes of delivered namespaces, containers of all, end = start + duration', () => {
+  test('maps the summary: containers, findings and bytes of delivered namespaces (the TOTAL row), images not scanned of all, Trivy from the summary, end = start + duration', () => {
     const input = metricsInputFromSummary(summary, {
       startedAt,
       scannerVersion: '0.1.0',
-      trivyVersion: '0.69.3',
-      vulnerabilityDbUpdatedAt: '2026-11-27T00:12:34.123456789Z',
       incrementalCache: { entries: 4 },
     });
     assert.deepEqual(input, {
@@ -125,7 +124,7 @@ describe('metricsInputFromSummary', () => {
       startedAt,
       finishedAt: new Date('2026-11-27T06:01:23.500Z'),
       images: { scanned: 3, failedByReason: { not_found: 1, invalid_reference: 1 } },
-      containers: { delivered: 6, notDelivered: 2 },
+      containers: { delivered: 3, notDelivered: 2 },
       namespaces: { delivered: 1, failed: 1 },
       findings: [{ namespace: 'shop', bySeverity: { CRITICAL: 5, HIGH: 10, MEDIUM: 0, LOW: 0, UNKNOWN: 1 } }],
       postedBytes: 1000,
@@ -138,13 +137,15 @@ describe('metricsInputFromSummary', () => {
 
   test('a DB time that is missing or not a time is left out, not made up', () => {
     for (const value of [undefined, '', 'yesterday']) {
-      const input = metricsInputFromSummary(summary, {
-        startedAt,
-        scannerVersion: '0.1.0',
-        vulnerabilityDbUpdatedAt: value,
-      });
+      const input = metricsInputFromSummary(
+        { ...summary, trivy: { version: '0.69.3', dbUpdatedAt: value } },
+        { startedAt, scannerVersion: '0.1.0' },
+      );
       assert.equal(input.vulnerabilityDbUpdatedAt, undefined, String(value));
     }
+    const noTrivy = metricsInputFromSummary({ ...summary, trivy: undefined }, { startedAt, scannerVersion: '0.1.0' });
+    assert.equal(noTrivy.trivyVersion, undefined);
+    assert.equal(noTrivy.vulnerabilityDbUpdatedAt, undefined);
   });
 });
 
