@@ -120,52 +120,6 @@ true
 {{- end -}}
 {{- end -}}
 
-{{/*
-Checks the schema cannot express; each failure names the value and how to fix it.
-Included by the ConfigMap so that it runs exactly once per render.
-*/}}
-{{- define "ephor-scanner.validate" -}}
-{{- $_ := required "ephor.apiUrl is required: the Ephor API base URL, e.g. --set ephor.apiUrl=http://ephor-api:8080" .Values.ephor.apiUrl -}}
-{{- $ns := include "ephor-scanner.namespaces" . -}}
-{{- if not $ns -}}
-{{- fail "scan.namespaces is required: --set 'scan.namespaces={default,production}' (a list), or \"*\" for all namespaces" -}}
-{{- end -}}
-{{- $list := splitList "," $ns -}}
-{{- if and (has "*" $list) (gt (len $list) 1) -}}
-{{- fail "scan.namespaces: \"*\" (all namespaces) cannot be combined with namespace names" -}}
-{{- end -}}
-{{- if and .Values.rbac.create (eq .Values.rbac.scope "namespaced") (has "*" $list) -}}
-{{- fail "rbac.scope=namespaced needs explicit scan.namespaces; with \"*\" use rbac.scope=cluster" -}}
-{{- end -}}
-{{- if and .Values.rbac.create (eq .Values.rbac.scope "namespaced") (include "ephor-scanner.namespaceSelector" .) -}}
-{{- fail "rbac.scope=namespaced cannot grant the namespace list that scan.namespaceSelector needs: use rbac.scope=cluster, or drop the selector and list the namespaces" -}}
-{{- end -}}
-{{- /* As the scanner does: an exclusion must not remove a namespace that scan.namespaces names explicitly. */ -}}
-{{- $exclude := include "ephor-scanner.excludeNamespaces" . -}}
-{{- if and $exclude (not (has "*" $list)) -}}
-{{- range $glob := splitList "," $exclude -}}
-{{- $re := printf "^%s$" ($glob | replace "*" ".*" | replace "?" ".") -}}
-{{- range $name := $list -}}
-{{- if regexMatch $re $name -}}
-{{- fail (printf "scan.excludeNamespaces: %q excludes %q, which scan.namespaces names explicitly; remove one or the other" $glob $name) -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
-{{- end -}}
-{{- if .Values.ephor.existingSecret -}}
-{{- if .Values.ephor.authValue -}}
-{{- fail "ephor.authValue and ephor.existingSecret are both set: keep the value in the existing Secret only" -}}
-{{- end -}}
-{{- else if and .Values.ephor.authHeader (not .Values.ephor.authValue) -}}
-{{- fail "ephor.authHeader is set but ephor.authValue is empty: set both, or neither, or use ephor.existingSecret" -}}
-{{- else if and .Values.ephor.authValue (not .Values.ephor.authHeader) -}}
-{{- fail "ephor.authValue is set but ephor.authHeader is empty: set both (e.g. --set ephor.authHeader=Authorization)" -}}
-{{- end -}}
-{{- if and (eq .Values.trivy.cacheMode "redis") (not .Values.trivy.cacheBackend) -}}
-{{- fail "trivy.cacheMode=redis needs trivy.cacheBackend, e.g. redis://redis:6379" -}}
-{{- end -}}
-{{- end -}}
-
 {{- define "ephor-scanner.rbacRules" -}}
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "daemonsets"]
