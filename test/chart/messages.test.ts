@@ -333,6 +333,16 @@ const sentences: [string, string[], string][] = [
     [...ok, '--set', 'serviceAccount.create=false'],
     'rbac.create=true with serviceAccount.create=false would grant the scanner\'s rules (pull secrets included) to the ServiceAccount "default", which every Pod of namespace "ephor" runs as unless it names another: set serviceAccount.name to a dedicated account, or serviceAccount.create=true',
   ],
+  [
+    'runLock.name that is not a Lease name',
+    [...ok, '--set', 'runLock.name=Scanner_Lock'],
+    `runLock.name must be a Lease name (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters), e.g. ephor-scanner, not "Scanner_Lock"`,
+  ],
+  [
+    'runLock.namespace that is not a namespace name',
+    [...ok, '--set', 'runLock.namespace=locks.example'],
+    `runLock.namespace must be a namespace name (lower-case letters, digits and '-', at most 63 characters) or empty for the release namespace, not "locks.example"`,
+  ],
 ];
 
 describe('a bad value fails helm install with one sentence naming the key and the fix', () => {
@@ -399,6 +409,7 @@ describe('what the schema still checks: its own messages name the key and the al
       ['--set', 'scan.namespace=default'],
       '- scan: Additional property namespace is not allowed',
     ],
+    ['a misspelt run lock key', ['--set', 'runLock.lease=x'], '- runLock: Additional property lease is not allowed'],
     [
       'a selector as a map',
       ['--set', 'scan.namespaceSelector.team=payments'],
@@ -413,6 +424,11 @@ describe('what the schema still checks: its own messages name the key and the al
       'a fractional concurrency',
       ['-f', valuesFile('scan:\n  concurrency: 2.5\n')],
       '- scan.concurrency: Invalid type. Expected: [integer,string], given: number',
+    ],
+    [
+      'rbac.nodes as a word',
+      ['--set', 'rbac.nodes=yes'],
+      '- rbac.nodes: Invalid type. Expected: [boolean,null], given: string',
     ],
   ];
   for (const [name, args, line] of schema) {
@@ -451,6 +467,7 @@ registryAuth: { enabled: "False" }
 sbom: { enabled: true }
 cache: { size: 1.5Gi }
 tmp: { sizeLimit: "500M" }
+runLock: { name: ephor-scanner.prod, namespace: locks }
 `),
     ]);
     const cm = docs.find((d) => d.kind === 'ConfigMap')!.data as Record<string, string>;

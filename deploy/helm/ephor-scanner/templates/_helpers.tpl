@@ -120,37 +120,6 @@ true
 {{- end -}}
 {{- end -}}
 
-{{- define "ephor-scanner.rbacRules" -}}
-- apiGroups: ["apps"]
-  resources: ["deployments", "statefulsets", "daemonsets"]
-  verbs: ["get", "list"]
-- apiGroups: ["batch"]
-  resources: ["cronjobs"]
-  verbs: ["get", "list"]
-- apiGroups: [""]
-  resources: ["pods"]
-  verbs: ["get", "list"]
-{{- /* Listed metadata-only to follow Pod -> ReplicaSet -> Deployment and Pod -> Job -> CronJob */}}
-- apiGroups: ["apps"]
-  resources: ["replicasets"]
-  verbs: ["list"]
-- apiGroups: ["batch"]
-  resources: ["jobs"]
-  verbs: ["list"]
-{{- if eq (include "ephor-scanner.bool" .Values.registryAuth.enabled) "true" }}
-{{- /* The Pods' and ServiceAccounts' imagePullSecrets, read by name to pull private images */}}
-- apiGroups: [""]
-  resources: ["secrets", "serviceaccounts"]
-  verbs: ["get"]
-{{- end }}
-{{- if include "ephor-scanner.listsNamespaces" . }}
-{{- /* "*" or a selector makes the scanner list the namespaces themselves; only then is this rule granted */}}
-- apiGroups: [""]
-  resources: ["namespaces"]
-  verbs: ["list"]
-{{- end }}
-{{- end -}}
-
 {{/* emptyDir source from a dict with optional medium and sizeLimit; "{}" when both are empty. */}}
 {{- define "ephor-scanner.emptyDir" -}}
 {{- $src := dict -}}

@@ -2,7 +2,8 @@
 Install-time checks of the values, each failure one sentence naming the key, what is wrong and the fix.
 Helm checks values.schema.json before rendering and prints the schema's own text (a raw regular expression for a
 `pattern`), so the schema keeps only what its messages say well (types, enums, unknown keys) and everything else is
-checked here. Included by the ConfigMap (which the CronJob includes), so it runs before any object is made. Metrics values are checked in _metrics.tpl, the Job deadline in _helpers.tpl (scanDeadline).
+checked here. Included by rbac.yaml and the ConfigMap (which the CronJob includes), so it runs before any object is
+made. Metrics values are checked in _metrics.tpl, the Job deadline in _helpers.tpl (scanDeadline).
 */}}
 {{- define "ephor-scanner.validate" -}}
 {{- include "ephor-scanner.validate.ephor" . -}}
@@ -144,6 +145,14 @@ checked here. Included by the ConfigMap (which the CronJob includes), so it runs
 {{- if and .Values.rbac.create (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) -}}
 {{- fail (printf "rbac.create=true with serviceAccount.create=false would grant the scanner's rules (pull secrets included) to the ServiceAccount \"default\", which every Pod of namespace %q runs as unless it names another: set serviceAccount.name to a dedicated account, or serviceAccount.create=true" .Release.Namespace) -}}
 {{- end -}}
+{{- $name := include "ephor-scanner.runLock.name" . -}}
+{{- if or (gt (len $name) 253) (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$" $name)) -}}
+{{- fail (printf "runLock.name must be a Lease name (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters), e.g. ephor-scanner, not %q" $name) -}}
+{{- end -}}
+{{- $ns := .Values.runLock.namespace | toString | trim -}}
+{{- if and $ns (or (gt (len $ns) 63) (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $ns))) -}}
+{{- fail (printf "runLock.namespace must be a namespace name (lower-case letters, digits and '-', at most 63 characters) or empty for the release namespace, not %q" $ns) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* Values that are each valid but together can never work. */}}
@@ -159,6 +168,39 @@ checked here. Included by the ConfigMap (which the CronJob includes), so it runs
 {{- end -}}
 {{- if not $dbMounted -}}
 {{- fail (printf "trivy.skipDbUpdate=true needs a vulnerability DB that is already in trivy.cacheDir, but with cache.enabled=false that is an emptyDir that starts empty every run, so every scan would fail: set cache.enabled=true (a persistent cache that keeps the DB between runs), or trivy.skipDbUpdate=false (download the DB each run; trivy.dbRepo for a mirror)%s, or mount a volume holding the DB under trivy.cacheDir with extraVolumes and extraVolumeMounts" (ternary ", or use an external Trivy server (trivy.server.url)" "" (hasKey $t "server"))) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Namespaces that get a Role must exist: Helm would otherwise stop half-way with its own "namespaces not found". Only
+checked against a live cluster (`lookup` returns nothing under `helm template`, `helm lint` and --dry-run=client).
+A namespace counts as missing only when another looked-up namespace (or the release namespace) exists, which proves
+that lookups reach a cluster. The release namespace itself is not required: --create-namespace makes it after
+rendering. The installing user needs `get` on these namespaces (cluster admins, and namespace admins through the
+built-in admin, edit and view roles, have it).
+*/}}
+{{- define "ephor-scanner.validate.roleNamespacesExist" -}}
+{{- $scanned := without (compact (splitList "," (include "ephor-scanner.rbac.roleNamespaces" .))) .Release.Namespace -}}
+{{- $lock := without (list (include "ephor-scanner.runLock.namespace" .)) .Release.Namespace -}}
+{{- if or $scanned $lock -}}
+{{- $live := false -}}
+{{- $exists := dict -}}
+{{- range $ns := concat $scanned $lock (list .Release.Namespace) | uniq -}}
+{{- if lookup "v1" "Namespace" "" $ns }}{{ $live = true }}{{ $_ := set $exists $ns true }}{{ end -}}
+{{- end -}}
+{{- $missing := list -}}
+{{- range $scanned }}{{ if not (hasKey $exists .) }}{{ $missing = append $missing . }}{{ end }}{{ end -}}
+{{- if and $live $missing -}}
+{{- $many := gt (len $missing) 1 -}}
+{{- $pullSecrets := ternary " and pull secrets" "" (eq (include "ephor-scanner.bool" .Values.registryAuth.enabled) "true") -}}
+{{- $create := ternary "create them first (kubectl create namespace NAME, for each)" (printf "create it first (kubectl create namespace %s)" (first $missing)) $many -}}
+{{- fail (printf "scan.namespaces: %s %s %s not exist, and the chart makes a Role in each scanned namespace (to read its workloads%s there and nowhere else): %s and install again, or leave %s out of scan.namespaces for now" (ternary "namespaces" "namespace" $many) (join ", " $missing) (ternary "do" "does" $many) $pullSecrets $create (ternary "them" "it" $many)) -}}
+{{- end -}}
+{{- range $lock -}}
+{{- if and $live (not (hasKey $exists .)) -}}
+{{- fail (printf "runLock.namespace: namespace %q does not exist, and the chart makes the run lock's Role there: create it first (kubectl create namespace %s), or leave runLock.namespace empty to keep the lock in the release namespace" . .) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
