@@ -11,8 +11,10 @@ const SSAR_PATH = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews';
 const PARALLEL_REVIEWS = 8;
 
 export interface Question {
-  /** '' = cluster-wide (every namespace). */
+  /** '' = cluster-wide (every namespace, or a cluster-scoped resource). */
   namespace: string;
+  /** A resource that has no namespace (nodes): reported as cluster-wide, not as "in every namespace". */
+  clusterScoped?: true;
   verb: 'list' | 'get';
   group: string;
   resource: string;
@@ -44,8 +46,19 @@ export function questionsFor(config: Config): Question[] {
       resource: 'namespaces',
       severity: 'fail',
       consequence: 'the namespaces to scan cannot be found, so nothing is scanned',
+      clusterScoped: true,
     });
   }
+  questions.push({
+    namespace: '',
+    verb: 'list',
+    group: '',
+    resource: 'nodes',
+    severity: 'warn',
+    consequence:
+      "images are scanned without --platform: a multi-platform image is scanned as Trivy's default linux/amd64 variant, whatever node runs it",
+    clusterScoped: true,
+  });
   const standalonePods = workloadKinds.includes('Pod');
   for (const namespace of namespaces === 'all' ? [''] : namespaces) {
     const ask = (
@@ -131,25 +144,26 @@ async function ask(access: KubeAccess, question: Question): Promise<Answer> {
 
 const scope = (namespace: string) => (namespace ? `in namespace "${namespace}"` : 'cluster-wide');
 
-/** One pass line per namespace with what is allowed; one line per denial with its rule. */
+/** Where a pass line's permissions apply: a namespace, every namespace, or the cluster (cluster-scoped resources). */
+function passScope(question: Question): string {
+  if (question.clusterScoped) return 'cluster-wide';
+  return question.namespace ? `in namespace "${question.namespace}"` : 'in every namespace';
+}
+
+/** One pass line per namespace (and one for cluster-scoped resources) with what is allowed; one line per denial. */
 export function describe(answers: Answer[], user: string): CheckResult[] {
   const results: CheckResult[] = [];
   const namespaces = [...new Set(answers.map((a) => a.question.namespace))];
   for (const namespace of namespaces) {
     const here = answers.filter((a) => a.question.namespace === namespace);
-    const allowed = here.filter((a) => a.allowed);
-    if (allowed.length > 0) {
+    for (const where of [...new Set(here.filter((a) => a.allowed).map((a) => passScope(a.question)))]) {
+      const allowed = here.filter((a) => a.allowed && passScope(a.question) === where);
       const byVerb = (verb: string) => allowed.filter((a) => a.question.verb === verb).map((a) => a.question.resource);
       const parts = (['list', 'get'] as const)
         .map((verb) => ({ verb, resources: byVerb(verb) }))
         .filter(({ resources }) => resources.length > 0)
         .map(({ verb, resources }) => `${verb} ${resources.join(', ')}`);
-      results.push(
-        pass(
-          'rbac',
-          `${namespace ? `in namespace "${namespace}"` : 'in every namespace'} the scanner may ${parts.join(' and ')}`,
-        ),
-      );
+      results.push(pass('rbac', `${where} the scanner may ${parts.join(' and ')}`));
     }
     const denied = here.filter((a) => !a.allowed);
     const secretPair = ['secrets', 'serviceaccounts'].every((r) =>

@@ -98,6 +98,7 @@ export function summaryRecord(summary: RunSummary): Record<string, unknown> {
     containers: {
       delivered: sum(summary.namespaces, (n) => n.stats.containersDelivered),
       not_delivered: sum(summary.namespaces, (n) => n.stats.containersNotDelivered),
+      by_platform: containersByPlatform(summary.namespaces),
     },
     findings,
     discovery_errors: summary.discoveryErrors,
@@ -165,12 +166,26 @@ export function summaryTable(summary: RunSummary): string {
       .join('  ')
       .trimEnd();
   const lines = [line(header), ...rows.map(line)];
+  const platforms = Object.entries(containersByPlatform(summary.namespaces) ?? {});
+  if (platforms.length > 0)
+    lines.push('', `Containers by platform: ${platforms.map(([p, n]) => `${p} ${n}`).join(', ')}`);
   const failures = topFailures(summary.images.failedByReason);
   if (failures.length > 0) {
     lines.push('', 'Images not scanned, by reason:');
     for (const f of failures) lines.push(`  ${f.reason} (${f.images}): ${f.fix}`);
   }
   return lines.join('\n');
+}
+
+/** The containers of the bodies by the platform they were scanned for (counted as `containers.delivered` is). */
+function containersByPlatform(namespaces: NamespaceOutcome[]): Record<string, number> | undefined {
+  const totals: Record<string, number> = {};
+  for (const n of namespaces) {
+    for (const [platform, count] of Object.entries(n.stats.byPlatform ?? {}))
+      totals[platform] = (totals[platform] ?? 0) + count;
+  }
+  const sorted = Object.keys(totals).sort();
+  return sorted.length > 0 ? Object.fromEntries(sorted.map((p) => [p, totals[p]!])) : undefined;
 }
 
 function totalFindings(namespaces: NamespaceOutcome[]): Record<Severity, number> {
