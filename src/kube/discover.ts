@@ -159,7 +159,7 @@ function logUnreported(
     log.info(
       { namespace, pods_by_controller: running.notAttributed },
       otherControllers
-        ? 'pods whose owner cannot be found are not reported (their ReplicaSets or Jobs could not be listed)'
+        ? 'pods whose owner cannot be found are not reported (their ReplicaSet or Job is not in the list)'
         : 'pods of controllers Ephor has no kind for are not reported',
     );
   if (Object.keys(running.excluded).length > 0)
@@ -183,10 +183,10 @@ async function listPlatforms(
       { status: failure.status, reason: failure.reason, missing_rbac: failure.missingRule, error: failure.message },
       "nodes not listed: images are scanned without --platform, so a multi-platform image is scanned as Trivy's default linux/amd64 variant whatever node runs it",
     );
-    const facts: PlatformFacts = { listed: false, linuxPlatforms: [], error: { message: failure.message } };
-    if (failure.status !== undefined) facts.error!.status = failure.status;
-    if (failure.missingRule) facts.error!.missingRule = failure.missingRule;
-    return { error: facts };
+    const cause: NonNullable<PlatformFacts['error']> = { message: failure.message };
+    if (failure.status !== undefined) cause.status = failure.status;
+    if (failure.missingRule) cause.missingRule = failure.missingRule;
+    return { error: { listed: false, linuxPlatforms: [], error: cause } };
   }
 }
 
