@@ -28,6 +28,9 @@ export type ContainerRole = 'init' | 'app' | 'injected' | 'ephemeral';
 /** Why a container is scanned by the tag of its spec instead of the digest it runs. */
 export type TagReason = 'no_running_pod' | 'no_registry_digest' | 'pods_not_listed';
 
+/** A node's platform as Trivy's `--platform` takes it: `os/arch` (`linux/arm64`), from the node's labels. */
+export type Platform = string;
+
 export interface ContainerRef {
   name: string;
   role: ContainerRole;
@@ -35,6 +38,13 @@ export interface ContainerRef {
   specImage: string;
   /** Registry digests (`repo@sha256:…`) that the workload's Pods run for this container, deduplicated. */
   running: string[];
+  /**
+   * Running digest → the platforms of the nodes it runs on (sorted). A digest absent here (or with none) runs
+   * where the platform is not known (nodes not listed): it is scanned without `--platform`.
+   */
+  platforms?: Record<string, Platform[]>;
+  /** Platforms its Pods run on that Trivy cannot scan (Windows nodes): those instances are left out. */
+  unscannablePlatforms?: Platform[];
   /** Set when no running digest is known, so the spec reference is scanned. */
   tagReason?: TagReason;
 }
@@ -59,7 +69,7 @@ export interface Workload {
 /** A list call that failed during discovery (the rest of the run goes on). */
 export interface DiscoveryError {
   namespace: string;
-  kind: WorkloadKind | 'Namespace';
+  kind: WorkloadKind | 'Namespace' | 'Node';
   status?: number;
   reason: string;
   message: string;
@@ -73,8 +83,27 @@ export interface Discovery {
   errors: DiscoveryError[];
   /** Number of workload list calls that succeeded; 0 means nothing could be discovered. */
   successfulLists: number;
-  /** Per namespace: active Pods whose controller has no Ephor kind (bare ReplicaSets or Jobs, CRDs), by kind. */
+  /**
+   * Per namespace: active Pods that are not reported, by their controller's kind: with SCAN_OTHER_CONTROLLERS every
+   * Pod whose owner chain cannot be read; without it, also every Pod of a controller Ephor has no kind for.
+   */
   notAttributed: Record<string, Record<string, number>>;
+  /** Per namespace: active Pods left out by SCAN_OTHER_CONTROLLERS_EXCLUDE, by their owner's `Kind.group`. */
+  excludedOwners?: Record<string, Record<string, number>>;
+  /** The nodes' platforms; absent when they were not asked for (check). */
+  platforms?: PlatformFacts;
+}
+
+/** What the node list told about the platforms Pods run on. */
+export interface PlatformFacts {
+  /** False: nodes could not be listed, so nothing is scanned with `--platform` (Trivy's linux/amd64 default). */
+  listed: boolean;
+  /** The distinct platforms of the Linux nodes, sorted. */
+  linuxPlatforms: Platform[];
+  /** The one platform all Linux nodes share: spec tags (no running Pod) are scanned for it. */
+  clusterPlatform?: Platform;
+  /** Why the nodes could not be listed. */
+  error?: { status?: number; message: string; missingRule?: string };
 }
 
 /** Why a container's findings are not in the payload. Scan failures come from the Trivy runner. */
@@ -90,11 +119,21 @@ export type ScanFailureReason =
   | 'other';
 /** `cancelled`: the run was stopped (SIGTERM); `deadline`: SCAN_DEADLINE left no time to scan it. */
 export type NotDeliveredReason = ScanFailureReason | 'invalid_reference' | 'cancelled' | 'deadline';
+/** Why a container is not in the payload: an image's reason, or `unsupported_platform` (it runs only on nodes
+ * whose images Trivy cannot scan: Windows), which is no image's failure since nothing is scanned for it. */
+export type ContainerNotDeliveredReason = NotDeliveredReason | 'unsupported_platform';
 
-/** One image the run scans: a distinct running digest (or spec reference), and who needs it. */
+/** One image the run scans: a distinct running digest (or spec reference) on one platform, and who needs it. */
 export interface ScanTarget {
+  /**
+   * The scan's identity in the run's maps: `ref`, or `ref (os/arch)` with a platform (images/plan.ts scanKeyOf).
+   * A digest that runs on two platforms is two targets.
+   */
+  key: string;
   /** What Trivy is given: `registry/repo@sha256:…`, or `registry/repo:tag` when no digest is known. */
   ref: string;
+  /** Trivy's `--platform` (`os/arch`); absent: Trivy's default (linux/amd64 for a multi-platform image). */
+  platform?: Platform;
   registry: string;
   repository: string;
   /** Namespaces whose payloads need this image, in first-use order. */

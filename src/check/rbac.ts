@@ -14,8 +14,10 @@ const SSAR_PATH = '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews';
 const PARALLEL_REVIEWS = 8;
 
 export interface Question {
-  /** '' = cluster-wide (every namespace). */
+  /** '' = cluster-wide (every namespace, or a cluster-scoped resource). */
   namespace: string;
+  /** A resource that has no namespace (nodes): reported as cluster-wide, not as "in every namespace". */
+  clusterScoped?: true;
   verb: 'list' | 'get';
   group: string;
   resource: string;
@@ -47,8 +49,18 @@ export function questionsFor(config: Config): Question[] {
       resource: 'namespaces',
       severity: 'fail',
       consequence: forbiddenListConsequence('Namespace', false),
+      clusterScoped: true,
     });
   }
+  questions.push({
+    namespace: '',
+    verb: 'list',
+    group: '',
+    resource: 'nodes',
+    severity: 'warn',
+    consequence: forbiddenListConsequence('Node', false),
+    clusterScoped: true,
+  });
   const standalonePods = workloadKinds.includes('Pod');
   for (const namespace of namespaces === 'all' ? [''] : namespaces) {
     const ask = (
@@ -124,18 +136,26 @@ async function ask(access: KubeAccess, question: Question): Promise<Answer> {
   return { question, allowed: status.allowed === true, ...(reason && { reason }) };
 }
 
+/** Where a pass line's permissions apply: a namespace, every namespace, or the cluster (cluster-scoped resources). */
+function passScope(question: Question): string {
+  if (question.clusterScoped) return 'cluster-wide';
+  return question.namespace ? `in namespace "${question.namespace}"` : 'in every namespace';
+}
+
 /**
- * One pass line per namespace with what is allowed (saying "partly forbidden" when some list there is not); one line
- * per denial with its rule.
+ * One pass line per namespace (and one for cluster-scoped resources) with what is allowed, saying "partly
+ * forbidden" when some list there is not; one line per denial with its rule.
  */
 export function describe(answers: Answer[], user: string): CheckResult[] {
   const results: CheckResult[] = [];
   const namespaces = [...new Set(answers.map((a) => a.question.namespace))];
   for (const namespace of namespaces) {
     const here = answers.filter((a) => a.question.namespace === namespace);
-    const allowed = here.filter((a) => a.allowed);
     const denied = here.filter((a) => !a.allowed);
-    if (allowed.length > 0) results.push(pass('rbac', allowedLine(namespace, allowed, denied)));
+    for (const where of [...new Set(here.filter((a) => a.allowed).map((a) => passScope(a.question)))]) {
+      const allowed = here.filter((a) => a.allowed && passScope(a.question) === where);
+      results.push(pass('rbac', allowedLine(where, allowed, where.startsWith('in namespace') ? denied : [])));
+    }
     const secretPair = ['secrets', 'serviceaccounts'].every((r) =>
       denied.some((a) => a.question.resource === r && a.question.verb === 'get'),
     );
@@ -161,15 +181,15 @@ export function describe(answers: Answer[], user: string): CheckResult[] {
   return results;
 }
 
-function allowedLine(namespace: string, allowed: Answer[], denied: Answer[]): string {
+/** `denied`: the namespace's refused questions (empty where "partly forbidden" does not apply). */
+function allowedLine(where: string, allowed: Answer[], denied: Answer[]): string {
   const byVerb = (verb: string) => allowed.filter((a) => a.question.verb === verb).map((a) => a.question.resource);
   const parts = (['list', 'get'] as const)
     .map((verb) => ({ verb, resources: byVerb(verb) }))
     .filter(({ resources }) => resources.length > 0)
     .map(({ verb, resources }) => `${verb} ${resources.join(', ')}`);
-  const where = namespace ? `in namespace "${namespace}"` : 'in every namespace';
   // Partly forbidden as a run's summary marks it: a list discovery makes refused while others are allowed.
   const discoveryList = (a: Answer) => a.question.verb === 'list' && DISCOVERY_LISTS.has(a.question.resource);
-  const partly = namespace !== '' && allowed.some(discoveryList) && denied.some(discoveryList);
+  const partly = allowed.some(discoveryList) && denied.some(discoveryList);
   return `${where}${partly ? ' (partly forbidden: see below)' : ''} the scanner may ${parts.join(' and ')}`;
 }

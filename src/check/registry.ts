@@ -28,6 +28,7 @@ export async function checkRegistryCredentials(
       excludeNamespaces: config.scan.excludeNamespaces,
       namespaceSelector: config.scan.namespaceSelector,
       kinds: config.scan.workloadKinds,
+      otherControllers: config.scan.otherControllers,
       list: { retries: 0 },
     },
     pino({ level: 'silent' }),

@@ -2,6 +2,7 @@
 // names every bad variable, its value and what is allowed. Nothing is silently replaced by a default. Each setting
 // is parsed as the settings table says (read.ts); rules across settings are the named functions of rules.ts.
 import path from 'node:path';
+import type { OtherControllers } from '../kube/owner-kinds.js';
 import type { Severity, WorkloadKind } from '../types.js';
 import { findExecutable } from './executable.js';
 import { inTableOrder, readSettings, type ConfigProblem, type Env } from './read.js';
@@ -49,6 +50,8 @@ export interface Config {
     deadlineMs?: number;
     severities: Severity[];
     workloadKinds: WorkloadKind[];
+    /** Pods of controllers without an Ephor kind: reported under their owner (as kind Pod), except the excluded. */
+    otherControllers: OtherControllers;
   };
   kube: {
     timeoutMs: number;
@@ -157,6 +160,7 @@ function buildConfig(v: SettingValues, derived: Derived): Config {
       deadlineMs: v.SCAN_DEADLINE,
       severities: v.SCAN_SEVERITY,
       workloadKinds: v.SCAN_WORKLOAD_TYPES,
+      otherControllers: { enabled: v.SCAN_OTHER_CONTROLLERS, exclude: v.SCAN_OTHER_CONTROLLERS_EXCLUDE },
     },
     kube: { timeoutMs: v.KUBE_TIMEOUT, kubeconfig: v.KUBECONFIG, context: v.KUBE_CONTEXT },
     registryAuth: v.REGISTRY_AUTH_ENABLED,

@@ -29,6 +29,7 @@ import {
   parseRepositoryList,
 } from './parse.js';
 import { DEFAULT_JOB, parseGroupingLabels, parseJobName, parsePushgatewayUrl } from '../metrics/grouping.js';
+import { DEFAULT_EXCLUDED_OWNERS, parseOwnerKinds } from '../kube/owner-kinds.js';
 import type { Setting, SettingSpec } from './setting.js';
 
 const SWITCH = { boolean: true, parse: parseBoolean, allowed: 'true or false (also 1/0, yes/no, on/off)' } as const;
@@ -154,6 +155,26 @@ const TABLE = {
     allowed: 'comma-separated Deployment, StatefulSet, DaemonSet, CronJob, Pod (any case)',
     description: 'Workload kinds discovered; Pod adds standalone Pods (no controller)',
     chart: { value: 'scan.workloadTypes' },
+  },
+  SCAN_OTHER_CONTROLLERS: {
+    ...SWITCH,
+    flag: '--scan-other-controllers',
+    default: 'true',
+    example: 'false',
+    description:
+      "Report the Pods of other controllers (Argo Rollouts, operators' custom resources, bare ReplicaSets and Jobs) as kind Pod, named after their top-level owner",
+    chart: { value: 'scan.otherControllers.enabled' },
+  },
+  SCAN_OTHER_CONTROLLERS_EXCLUDE: {
+    flag: '--scan-other-controllers-exclude',
+    parse: parseOwnerKinds,
+    default: DEFAULT_EXCLUDED_OWNERS,
+    example: 'Workflow.argoproj.io,TaskRun.tekton.dev',
+    allowed:
+      'comma-separated Kind.group (e.g. Workflow.argoproj.io), or Kind for the core group (e.g. Pod); none for none',
+    description:
+      'Owners whose Pods are left out of SCAN_OTHER_CONTROLLERS (and counted in the ledger): by default workflow, CI and batch run objects, which get new names every run',
+    chart: { value: 'scan.otherControllers.exclude' },
   },
   REGISTRY_AUTH_ENABLED: {
     ...SWITCH,

@@ -9,7 +9,7 @@
 //
 // `scan_config` is free-form in the schema (a JSON object stored verbatim); its content is this scanner's ledger,
 // typed below as ScanConfig.
-import type { DiscoveryError, NotDeliveredReason, TagReason } from '../types.js';
+import type { ContainerNotDeliveredReason, DiscoveryError, TagReason } from '../types.js';
 
 // ---- Enumerations ----
 
@@ -199,6 +199,8 @@ export interface ScannerFacts {
   java_db: { ready: boolean; updated_at: string | null };
   severities: readonly Severity[];
   workload_types: readonly WorkloadKind[];
+  /** SCAN_OTHER_CONTROLLERS and SCAN_OTHER_CONTROLLERS_EXCLUDE (`Kind.group`). */
+  other_controllers?: { enabled: boolean; exclude: string[] };
   /** TRIVY_CACHE_MODE */
   cache_mode: string;
 }
@@ -221,8 +223,10 @@ export interface LedgerEntry {
   kind: WorkloadKind;
   container: string;
   image: string;
-  reason: NotDeliveredReason;
+  reason: ContainerNotDeliveredReason;
   detail: string;
+  /** The platforms it runs on, when known (for `unsupported_platform`: those Trivy cannot scan). */
+  platforms?: string[];
 }
 
 /** A delivered container whose findings are those of its spec tag, not of a running digest. */
@@ -232,6 +236,36 @@ export interface TagScanEntry {
   container: string;
   image: string;
   reason: TagReason;
+  /** The platform the tag was scanned for (the one all Linux nodes share); absent: Trivy's default. */
+  platform?: string;
+}
+
+/** A delivered container scanned for several platforms (the union of their findings), or also running where it
+ * cannot be scanned. */
+export interface MultiPlatformEntry {
+  workload: string;
+  kind: WorkloadKind;
+  container: string;
+  /** The platforms it was scanned for. */
+  platforms: string[];
+  /** Platforms it also runs on that Trivy cannot scan (Windows): those instances' findings are not in the payload. */
+  not_scanned?: string[];
+}
+
+/** Which platforms the namespace's images were scanned for. */
+export interface PlatformLedger {
+  /** The nodes could be listed, so each running digest was scanned for the platform of its nodes. */
+  nodes_listed: boolean;
+  /** Why some images were scanned without `--platform` (nodes not listed, Linux nodes of several platforms). */
+  note?: string;
+  /** For nodes that could not be listed with a 403: the RBAC rule that is missing. */
+  missing_rbac?: string;
+  /** Delivered containers by the platform they were scanned for (`unknown`: without `--platform`); a container
+   * scanned for two platforms counts for each. */
+  containers_by_platform: Record<string, number>;
+  /** At most MAX_LEDGER_ENTRIES; `multi_platform_omitted` counts the rest. */
+  multi_platform: MultiPlatformEntry[];
+  multi_platform_omitted?: number;
 }
 
 /** A list call of this namespace that failed during discovery. */
@@ -258,8 +292,13 @@ export interface NamespaceLedger {
   not_delivered_omitted?: number;
   scanned_by_tag: TagScanEntry[];
   scanned_by_tag_omitted?: number;
-  /** Active Pods whose controller has no Ephor kind, by controller kind. */
+  /** Active Pods not reported because their owner cannot be (SCAN_OTHER_CONTROLLERS: its chain cannot be read;
+   * without it: no Ephor kind), by the kind of their controller. */
   pods_not_attributed?: Record<string, number>;
+  /** Active Pods left out by SCAN_OTHER_CONTROLLERS_EXCLUDE, by their owner's `Kind.group`. */
+  pods_excluded?: Record<string, number>;
+  /** Present when the run asked for the nodes' platforms. */
+  platforms?: PlatformLedger;
   discovery_errors?: DiscoveryErrorEntry[];
   /** Label keys longer than Ephor's column (they would fail the whole namespace). */
   labels_dropped?: string[];

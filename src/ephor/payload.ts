@@ -9,11 +9,19 @@
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { isInvalid, type InvalidImage, type PlannedContainer, type ScanPlan } from '../images/plan.js';
+import { isInvalid, isUnscannable, type ContainerPlan, type PlannedContainer, type ScanPlan } from '../images/plan.js';
 import { emptyCounts, readFindings, type ImageFindings } from '../report/findings.js';
 import { COLUMN_LENGTH as L, cleanText, truncate } from '../report/limits.js';
 import { naturalKey } from '../report/map-image.js';
-import type { ContainerRef, DiscoveryError, NotDeliveredReason, ScanResult, TagReason, Workload } from '../types.js';
+import type {
+  ContainerNotDeliveredReason,
+  ContainerRef,
+  DiscoveryError,
+  PlatformFacts,
+  ScanResult,
+  TagReason,
+  Workload,
+} from '../types.js';
 import {
   containerEntry,
   envelopeOf,
@@ -31,7 +39,9 @@ import {
   type Coverage,
   type DiscoveryErrorEntry,
   type LedgerEntry,
+  type MultiPlatformEntry,
   type NamespaceLedger,
+  type PlatformLedger,
   type ScannerFacts,
   type ScanStatus,
   type Severity,
@@ -62,8 +72,12 @@ export interface NamespaceInput {
   discoveryErrors: readonly DiscoveryError[];
   /** Every list call of this namespace failed: the namespace is reported as failed, not as empty. */
   discoveredNothing: boolean;
-  /** Active Pods whose controller has no Ephor kind, by controller kind. */
+  /** Active Pods not reported because their owner cannot be, by controller kind. */
   notAttributed?: Record<string, number>;
+  /** Active Pods left out by SCAN_OTHER_CONTROLLERS_EXCLUDE, by owner `Kind.group`. */
+  excludedOwners?: Record<string, number>;
+  /** The nodes' platforms (absent: not asked for, nothing about platforms is recorded). */
+  platforms?: PlatformFacts;
   run: RunFacts;
   completedAt: string;
   /** Where the findings of containers running several digests (their union) are written. */
@@ -75,7 +89,12 @@ export interface NamespaceStats {
   containersDelivered: number;
   containersNotDelivered: number;
   findings: Record<Severity, number>;
+  /** Delivered containers by the platform they were scanned for (`unknown`: without `--platform`). */
+  byPlatform?: Record<string, number>;
 }
+
+/** The platform key of a container scanned without `--platform`. */
+export const UNKNOWN_PLATFORM = 'unknown';
 
 export interface NamespaceBody {
   namespace: string;
@@ -97,6 +116,8 @@ interface Tally {
   workloads: WorkloadEntry[];
   ledger: LedgerEntry[];
   byTag: TagScanEntry[];
+  multiPlatform: MultiPlatformEntry[];
+  byPlatform: Record<string, number>;
   droppedLabels: string[];
   findings: Record<Severity, number>;
   scanKeys: Set<string>;
@@ -108,13 +129,15 @@ interface Tally {
 /** What becomes of one container: sent with the findings of every image it runs, or left out with a reason. */
 type ContainerFate =
   | { delivered: true; planned: PlannedContainer; images: ImageFindings[]; scanKeys: string[] }
-  | { delivered: false; reason: NotDeliveredReason; detail: string; scanKeys: string[] };
+  | { delivered: false; reason: ContainerNotDeliveredReason; detail: string; scanKeys: string[]; platforms?: string[] };
 
 export async function buildNamespaceBody(input: NamespaceInput): Promise<NamespaceBody> {
   const tally: Tally = {
     workloads: [],
     ledger: [],
     byTag: [],
+    multiPlatform: [],
+    byPlatform: {},
     droppedLabels: [],
     findings: emptyCounts(),
     scanKeys: new Set(),
@@ -142,6 +165,7 @@ export async function buildNamespaceBody(input: NamespaceInput): Promise<Namespa
       containersDelivered: tally.containersDelivered,
       containersNotDelivered: tally.containersSeen - tally.containersDelivered,
       findings: tally.findings,
+      byPlatform: tally.byPlatform,
     },
     scanKeys: [...tally.scanKeys],
   };
@@ -156,32 +180,36 @@ async function workloadContainers(workload: Workload, input: NamespaceInput, tal
     const fate = containerFate(input.plan.containers.get(container), input.resultOf);
     for (const key of fate.scanKeys) tally.scanKeys.add(key);
     if (fate.delivered) entries.push(await deliveredContainer(workload, container, fate, input.unionDir, tally));
-    else tally.ledger.push(ledgerEntry(workload, container, fate.reason, fate.detail));
+    else tally.ledger.push(ledgerEntry(workload, container, fate));
   }
   return entries;
 }
 
 /** Sent when every image it runs was scanned; otherwise left out, with the reason the ledger records. */
-function containerFate(
-  planned: PlannedContainer | InvalidImage | undefined,
-  resultOf: NamespaceInput['resultOf'],
-): ContainerFate {
+function containerFate(planned: ContainerPlan | undefined, resultOf: NamespaceInput['resultOf']): ContainerFate {
   if (planned === undefined || isInvalid(planned)) {
     const detail = planned?.invalid ?? 'no image reference';
     return { delivered: false, reason: 'invalid_reference', detail, scanKeys: [] };
   }
+  if (isUnscannable(planned)) {
+    const detail = `runs only on ${planned.unscannable.join(', ')} nodes: Trivy cannot scan Windows images`;
+    return { delivered: false, reason: 'unsupported_platform', detail, scanKeys: [], platforms: planned.unscannable };
+  }
   const { scanKeys } = planned;
+  const platforms = planned.platforms.length > 0 ? { platforms: planned.platforms } : {};
   const results = scanKeys.map((key) => ({ key, result: resultOf(key) }));
   // Every image the container runs must be scanned: a union missing one would resolve that image's findings. A
   // failed scan is the reason given even when another of its images was never scanned.
   for (const { key, result } of results) {
     if (result?.ok !== false) continue;
     const detail = scanKeys.length > 1 ? `${key}: ${result.detail}` : result.detail;
-    return { delivered: false, reason: result.reason, detail, scanKeys };
+    return { delivered: false, reason: result.reason, detail, scanKeys, ...platforms };
   }
   const images = results.flatMap(({ result }) => (result?.ok ? [result.image] : []));
-  if (images.length < scanKeys.length)
-    return { delivered: false, reason: 'cancelled', detail: 'the run stopped before this image was scanned', scanKeys };
+  if (images.length < scanKeys.length) {
+    const detail = 'the run stopped before this image was scanned';
+    return { delivered: false, reason: 'cancelled', detail, scanKeys, ...platforms };
+  }
   return { delivered: true, planned, images, scanKeys };
 }
 
@@ -203,33 +231,55 @@ async function deliveredContainer(
     if (refs) refs.add(reference);
     else tally.imageReferences.set(key, new Set([reference]));
   }
-  if (planned.tagReason) tally.byTag.push(tagScanEntry(workload, container, planned.tagReason));
+  if (planned.tagReason) tally.byTag.push(tagScanEntry(workload, container, planned.tagReason, planned.platforms[0]));
+  countPlatforms(workload, container, planned, tally);
   return containerEntry(fields, file);
+}
+
+/** What platforms a delivered container adds to the namespace's counts, and its entry when it has several. */
+function countPlatforms(workload: Workload, container: ContainerRef, planned: PlannedContainer, tally: Tally): void {
+  const platforms = planned.platforms.length > 0 ? planned.platforms : [UNKNOWN_PLATFORM];
+  for (const platform of platforms) tally.byPlatform[platform] = (tally.byPlatform[platform] ?? 0) + 1;
+  const notScanned = planned.unscannablePlatforms ?? [];
+  if (planned.platforms.length < 2 && notScanned.length === 0) return;
+  tally.multiPlatform.push({
+    workload: truncate(workload.name, L.workloadName),
+    kind: workload.kind,
+    container: truncate(container.name, L.containerName),
+    platforms: planned.platforms,
+    ...(notScanned.length > 0 && { not_scanned: notScanned }),
+  });
 }
 
 function ledgerEntry(
   workload: Workload,
   container: ContainerRef,
-  reason: NotDeliveredReason,
-  detail: string,
+  fate: Extract<ContainerFate, { delivered: false }>,
 ): LedgerEntry {
   return {
     workload: workload.name,
     kind: workload.kind,
     container: container.name,
     image: truncate(container.specImage, L.imageName),
-    reason,
-    detail: truncate(detail, MAX_DETAIL),
+    reason: fate.reason,
+    detail: truncate(fate.detail, MAX_DETAIL),
+    ...(fate.platforms && { platforms: fate.platforms }),
   };
 }
 
-function tagScanEntry(workload: Workload, container: ContainerRef, reason: TagReason): TagScanEntry {
+function tagScanEntry(
+  workload: Workload,
+  container: ContainerRef,
+  reason: TagReason,
+  platform: string | undefined,
+): TagScanEntry {
   return {
     workload: workload.name,
     kind: workload.kind,
     container: container.name,
     image: truncate(container.specImage, L.imageName),
     reason,
+    ...(platform && { platform }),
   };
 }
 
@@ -280,7 +330,7 @@ async function containerFields(
   if (first?.osFamily) fields.os_family = first.osFamily;
   if (first?.osName) fields.os_name = first.osName;
   // The digests actually running; for a spec tag, the digests Trivy resolved it to.
-  const digests = planned.tagReason ? [...new Set(images.flatMap((i) => i.repoDigests))] : planned.scanKeys;
+  const digests = planned.tagReason ? [...new Set(images.flatMap((i) => i.repoDigests))] : planned.digests;
   if (digests.length > 0) fields.repo_digests = digests;
   if (images.length === 1)
     return { fields, counts: first!.bySeverity, file: { file: first!.file, bytes: first!.bytes } };
@@ -342,12 +392,41 @@ function namespaceLedger(input: NamespaceInput, tally: Tally): NamespaceLedger {
   if (byTag.length > MAX_LEDGER_ENTRIES) result.scanned_by_tag_omitted = byTag.length - MAX_LEDGER_ENTRIES;
   if (input.notAttributed && Object.keys(input.notAttributed).length > 0)
     result.pods_not_attributed = input.notAttributed;
+  if (input.excludedOwners && Object.keys(input.excludedOwners).length > 0) result.pods_excluded = input.excludedOwners;
+  if (input.platforms) result.platforms = platformLedger(input.platforms, tally);
   if (input.discoveryErrors.length > 0) result.discovery_errors = input.discoveryErrors.map(discoveryErrorEntry);
   if (droppedLabels.length > 0)
     result.labels_dropped = [...new Set(droppedLabels)]
       .slice(0, MAX_DROPPED_LABELS)
       .map((k) => truncate(k, MAX_DETAIL));
   return result;
+}
+
+function platformLedger(facts: PlatformFacts, tally: Tally): PlatformLedger {
+  const { multiPlatform } = tally;
+  const ledger: PlatformLedger = {
+    nodes_listed: facts.listed,
+    containers_by_platform: tally.byPlatform,
+    multi_platform: multiPlatform.slice(0, MAX_LEDGER_ENTRIES),
+  };
+  if (multiPlatform.length > MAX_LEDGER_ENTRIES)
+    ledger.multi_platform_omitted = multiPlatform.length - MAX_LEDGER_ENTRIES;
+  if (!facts.listed) {
+    const status = facts.error?.status !== undefined ? ` (HTTP ${facts.error.status})` : '';
+    ledger.note = truncate(
+      `nodes could not be listed${status}: every image was scanned without --platform, so a multi-platform image was scanned as its linux/amd64 variant (Trivy's default), whatever node runs it: ${facts.error?.message ?? ''}`,
+      MAX_DETAIL,
+    );
+    if (facts.error?.missingRule) ledger.missing_rbac = facts.error.missingRule;
+  } else if (!facts.clusterPlatform && tally.byTag.length > 0) {
+    const several =
+      facts.linuxPlatforms.length > 0 ? `several platforms (${facts.linuxPlatforms.join(', ')})` : 'no known platform';
+    ledger.note = truncate(
+      `the Linux nodes run ${several}: the containers in scanned_by_tag were scanned without --platform (Trivy's default, linux/amd64 for a multi-platform image)`,
+      MAX_DETAIL,
+    );
+  }
+  return ledger;
 }
 
 function coverageOf(input: NamespaceInput, tally: Tally): Coverage {

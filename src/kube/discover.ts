@@ -2,11 +2,13 @@
 // template), and which images their Pods really run. A failed list is logged with what to fix and recorded;
 // the rest of the run goes on.
 import type { Logger } from '../log.js';
-import type { Discovery, DiscoveryError, Workload, WorkloadKind } from '../types.js';
+import type { Discovery, DiscoveryError, PlatformFacts, Workload, WorkloadKind } from '../types.js';
 import { KubeApiError, type KubeClient } from './client.js';
 import { ephorLabels } from './labels.js';
 import { listAll, type ListOptions } from './list.js';
 import { matchesAny } from './namespaces.js';
+import { listNodePlatforms, platformFacts, type NodePlatforms } from './nodes.js';
+import type { OtherControllers } from './owner-kinds.js';
 import { listControllers, listPods } from './pods.js';
 import { applyRunningPods, type NamespacePods } from './running.js';
 import {
@@ -34,6 +36,10 @@ export interface DiscoverOptions {
   excludeNamespaces?: string[];
   namespaceSelector?: string;
   kinds: readonly WorkloadKind[];
+  /** SCAN_OTHER_CONTROLLERS and its exclusions; absent: their Pods are only counted. */
+  otherControllers?: OtherControllers;
+  /** List the nodes, so that each image is scanned for the platform it runs on. */
+  platforms?: boolean;
   list?: ListOptions;
 }
 
@@ -41,8 +47,14 @@ type Task = { namespace: string; spec: KindSpec } | { namespace: string; pods: t
 
 export async function discoverWorkloads(client: KubeClient, options: DiscoverOptions, log: Logger): Promise<Discovery> {
   const errors: DiscoveryError[] = [];
-  const namespaces = await resolveNamespaces(client, options, errors, log);
-  if (!namespaces) return { namespaces: [], workloads: [], errors, successfulLists: 0, notAttributed: {} };
+  const [namespaces, nodes] = await Promise.all([
+    resolveNamespaces(client, options, errors, log),
+    options.platforms ? listPlatforms(client, options.list, log) : undefined,
+  ]);
+  const platforms = nodes && ('error' in nodes ? nodes.error : platformFacts(nodes.platforms));
+  const nodePlatforms = nodes && 'platforms' in nodes ? nodes.platforms : undefined;
+  if (!namespaces)
+    return { namespaces: [], workloads: [], errors, successfulLists: 0, notAttributed: {}, excludedOwners: {} };
 
   const controllerKinds = options.kinds.filter((k): k is ControllerKind => k !== 'Pod');
   const tasks: Task[] = namespaces.flatMap((namespace) => [
@@ -53,6 +65,7 @@ export async function discoverWorkloads(client: KubeClient, options: DiscoverOpt
   const pods = new Map<string, NamespacePods>();
   const attributed = new Map<string, Workload[]>();
   const notAttributed: Discovery['notAttributed'] = {};
+  const excludedOwners: NonNullable<Discovery['excludedOwners']> = {};
   const tasksLeft = new Map<string, number>();
   for (const task of tasks) tasksLeft.set(task.namespace, (tasksLeft.get(task.namespace) ?? 0) + 1);
   // A namespace's Pods are attributed as soon as its last list is in, and then dropped: at most a few namespaces'
@@ -64,17 +77,15 @@ export async function discoverWorkloads(client: KubeClient, options: DiscoverOpt
     const ordered = controllerKinds.flatMap((kind) => (listed.get(namespace) ?? []).filter((w) => w.kind === kind));
     const running = applyRunningPods(namespace, ordered, pods.get(namespace), {
       standalonePods: options.kinds.includes('Pod'),
+      otherControllers: options.otherControllers,
+      nodes: nodePlatforms,
     });
     listed.delete(namespace);
     pods.delete(namespace);
     attributed.set(namespace, running.workloads);
-    if (Object.keys(running.notAttributed).length > 0) {
-      notAttributed[namespace] = running.notAttributed;
-      log.info(
-        { namespace, pods_by_controller: running.notAttributed },
-        'pods of controllers Ephor has no kind for are not reported',
-      );
-    }
+    logUnreported(log, namespace, running, options.otherControllers?.enabled === true);
+    if (Object.keys(running.notAttributed).length > 0) notAttributed[namespace] = running.notAttributed;
+    if (Object.keys(running.excluded).length > 0) excludedOwners[namespace] = running.excluded;
   };
   let successfulLists = 0;
   let consecutiveUnreachable = 0;
@@ -127,7 +138,56 @@ export async function discoverWorkloads(client: KubeClient, options: DiscoverOpt
   await Promise.all(Array.from({ length: Math.min(PARALLEL_LISTS, tasks.length) }, worker));
 
   const workloads = namespaces.flatMap((namespace) => attributed.get(namespace) ?? []);
-  return { namespaces, workloads, errors, successfulLists, notAttributed };
+  return {
+    namespaces,
+    workloads,
+    errors,
+    successfulLists,
+    notAttributed,
+    excludedOwners,
+    ...(platforms && { platforms }),
+  };
+}
+
+function logUnreported(
+  log: Logger,
+  namespace: string,
+  running: { notAttributed: Record<string, number>; excluded: Record<string, number> },
+  otherControllers: boolean,
+): void {
+  if (Object.keys(running.notAttributed).length > 0)
+    log.info(
+      { namespace, pods_by_controller: running.notAttributed },
+      otherControllers
+        ? 'pods whose owner cannot be found are not reported (their ReplicaSet or Job is not in the list)'
+        : 'pods of controllers Ephor has no kind for are not reported',
+    );
+  if (Object.keys(running.excluded).length > 0)
+    log.info(
+      { namespace, pods_by_owner: running.excluded },
+      'pods of owners in SCAN_OTHER_CONTROLLERS_EXCLUDE are not reported',
+    );
+}
+
+/** The nodes' platforms; when they cannot be listed, one warning, and every image is scanned without `--platform`. */
+async function listPlatforms(
+  client: KubeClient,
+  options: ListOptions | undefined,
+  log: Logger,
+): Promise<{ platforms: NodePlatforms } | { error: PlatformFacts }> {
+  try {
+    return { platforms: await listNodePlatforms(client, options) };
+  } catch (error) {
+    const failure = describeFailure(error, '', 'Node', { group: '', resource: 'nodes' });
+    log.warn(
+      { status: failure.status, reason: failure.reason, missing_rbac: failure.missingRule, error: failure.message },
+      "nodes not listed: images are scanned without --platform, so a multi-platform image is scanned as Trivy's default linux/amd64 variant whatever node runs it",
+    );
+    const cause: NonNullable<PlatformFacts['error']> = { message: failure.message };
+    if (failure.status !== undefined) cause.status = failure.status;
+    if (failure.missingRule) cause.missingRule = failure.missingRule;
+    return { error: { listed: false, linuxPlatforms: [], error: cause } };
+  }
 }
 
 /** The namespaces to scan: the configured names, or every namespace (optionally by label selector), minus exclusions. */

@@ -22,6 +22,10 @@ export interface PodContainer {
 export interface PodFacts {
   name: string;
   phase: string;
+  /** `spec.nodeName`: the node it runs on (its platform is its containers'); unset until it is scheduled. */
+  nodeName?: string;
+  /** `metadata.creationTimestamp`: the newest Pod of an owner without a template gives its containers' spec. */
+  created?: string;
   /** The controller ownerReference (controller: true), if any. */
   owner?: OwnerRef;
   /** Only `pod-template-hash` and the `ephor.dev/*` labels. */
@@ -33,16 +37,20 @@ export interface PodFacts {
 
 export interface OwnerRef {
   kind: string;
+  /** The API group of its `apiVersion` (`argoproj.io/v1alpha1` → `argoproj.io`; `v1` → '', the core group). */
+  group: string;
   name: string;
 }
 
 interface RawOwnerReference {
+  apiVersion?: unknown;
   kind?: unknown;
   name?: unknown;
   controller?: unknown;
 }
 interface RawMetadata {
   name?: unknown;
+  creationTimestamp?: unknown;
   labels?: Record<string, unknown>;
   ownerReferences?: RawList<RawOwnerReference>;
 }
@@ -52,7 +60,7 @@ interface RawStatus {
 }
 interface RawPod {
   metadata?: RawMetadata;
-  spec?: RawPodSpec;
+  spec?: RawPodSpec & { nodeName?: unknown };
   status?: {
     phase?: unknown;
     containerStatuses?: RawList<RawStatus>;
@@ -125,9 +133,13 @@ export function toPodFacts(pod: RawPod | null | undefined): PodFacts | undefined
     if (typeof value === 'string' && (key === TEMPLATE_HASH_LABEL || key.startsWith(EPHOR_LABEL_PREFIX)))
       labels[key] = value;
   }
+  const { nodeName } = pod.spec ?? {};
+  const created = pod.metadata?.creationTimestamp;
   return {
     name,
     phase: typeof pod.status?.phase === 'string' ? pod.status.phase : 'Unknown',
+    ...(typeof nodeName === 'string' && nodeName !== '' && { nodeName }),
+    ...(typeof created === 'string' && { created }),
     owner: controllerOf(pod.metadata),
     labels,
     serviceAccount: serviceAccountOf(pod.spec),
@@ -141,6 +153,13 @@ function controllerOf(metadata: RawMetadata | undefined): OwnerRef | undefined {
     (o) => o?.controller === true,
   );
   return owner && typeof owner.kind === 'string' && typeof owner.name === 'string'
-    ? { kind: owner.kind, name: owner.name }
+    ? { kind: owner.kind, group: groupOf(owner.apiVersion), name: owner.name }
     : undefined;
+}
+
+/** `group/version` → group; a bare version (`v1`) is the core group, ''. */
+function groupOf(apiVersion: unknown): string {
+  if (typeof apiVersion !== 'string') return '';
+  const slash = apiVersion.lastIndexOf('/');
+  return slash < 0 ? '' : apiVersion.slice(0, slash);
 }

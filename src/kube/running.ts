@@ -1,28 +1,42 @@
-// Which images the workloads really run (pure): each Pod is attributed to its workload through its controller
-// (Pod → ReplicaSet → Deployment, Pod → Job → CronJob, Pod → StatefulSet/DaemonSet), and the registry digests in
-// its container statuses become the images to scan. Containers present in the Pods but not in the template
-// (sidecars injected by admission webhooks, ephemeral debug containers) join their workload.
+// Which images the workloads really run (pure): each Pod is attributed to its workload through its owner chain
+// (attribution.ts), and the registry digests in its container statuses become the images to scan, each on the
+// platform of the Pod's node. Containers present in the Pods but not in the template (sidecars injected by
+// admission webhooks, ephemeral debug containers) join their workload. Pods of other controllers become one
+// workload of kind `Pod` per top-level owner (owner-name.ts), with SCAN_OTHER_CONTROLLERS.
 import { registryDigestOf } from '../images/image-id.js';
-import type { ContainerRef, TagReason, Workload, WorkloadKind } from '../types.js';
+import type { ContainerRef, Platform, TagReason, Workload } from '../types.js';
+import { attributePod, type OwnerMaps } from './attribution.js';
 import { ephorLabels } from './labels.js';
-import { TEMPLATE_HASH_LABEL, type OwnerRef, type PodContainer, type PodFacts } from './pods.js';
+import { formatOwnerKind, isExcluded, type OtherControllers } from './owner-kinds.js';
+import { ownerLabels, ownerWorkloadName } from './owner-name.js';
+import { isScannablePlatform, type NodePlatforms } from './nodes.js';
+import type { OwnerRef, PodContainer, PodFacts } from './pods.js';
 
-export interface NamespacePods {
+export interface NamespacePods extends OwnerMaps {
   pods: PodFacts[];
-  /** ReplicaSet / Job name → controller; undefined when they could not be listed (the names are used instead). */
-  replicaSets?: Map<string, OwnerRef | undefined>;
-  jobs?: Map<string, OwnerRef | undefined>;
 }
 
 export interface AttributionOptions {
   /** Report Pods without a controller as kind `Pod`. */
   standalonePods: boolean;
+  /** Report Pods of other controllers under their owner; absent: not reported (counted as not attributed). */
+  otherControllers?: OtherControllers;
+  /** The nodes' platforms; absent: nodes not listed, every platform unknown. */
+  nodes?: NodePlatforms;
 }
 
 export interface RunningImages {
   workloads: Workload[];
-  /** Active Pods whose controller is not a kind Ephor knows (bare ReplicaSet or Job, operators' CRDs), by kind. */
+  /** Active Pods not reported because their owner cannot be reported, by the kind their chain stops at. */
   notAttributed: Record<string, number>;
+  /** Active Pods left out by SCAN_OTHER_CONTROLLERS_EXCLUDE, by their owner's `Kind.group`. */
+  excluded: Record<string, number>;
+}
+
+/** One running copy of a container: what it runs, and on which platform (undefined: unknown). */
+interface Instance {
+  container: PodContainer;
+  platform?: Platform;
 }
 
 const ACTIVE_PHASES = new Set(['Running', 'Pending']);
@@ -41,86 +55,63 @@ export function applyRunningPods(
         containers: w.containers.map((c) => ({ ...c, running: [], tagReason: 'pods_not_listed' as const })),
       })),
       notAttributed: {},
+      excluded: {},
     };
   }
-  const byKey = new Map(workloads.map((w) => [`${w.kind}/${w.name}`, w]));
+  const keys = new Set(workloads.map((w) => `${w.kind}/${w.name}`));
   const podsOf = new Map<string, PodFacts[]>();
+  const owners = new Map<string, { owner: OwnerRef; pods: PodFacts[] }>();
   const standalone: PodFacts[] = [];
   const notAttributed: Record<string, number> = {};
+  const excluded: Record<string, number> = {};
+  const count = (counts: Record<string, number>, key: string) => (counts[key] = (counts[key] ?? 0) + 1);
+  const other = options.otherControllers;
 
   for (const pod of pods.pods) {
     if (!ACTIVE_PHASES.has(pod.phase)) continue;
-    const owner = workloadOwner(pod, pods, byKey);
-    if (owner === undefined) {
-      standalone.push(pod);
-    } else if ('unsupported' in owner) {
-      notAttributed[owner.unsupported] = (notAttributed[owner.unsupported] ?? 0) + 1;
-    } else if (byKey.has(owner.key)) {
-      const list = podsOf.get(owner.key);
-      if (list) list.push(pod);
-      else podsOf.set(owner.key, [pod]);
+    const attribution = attributePod(pod, pods, keys);
+    if (attribution.to === 'standalone') standalone.push(pod);
+    else if (attribution.to === 'unknown') count(notAttributed, attribution.kind);
+    else if (attribution.to === 'workload') {
+      if (keys.has(attribution.key)) push(podsOf, attribution.key, pod);
+    } else if (!other?.enabled) count(notAttributed, attribution.owner.kind);
+    else if (isExcluded(attribution.owner, other.exclude)) count(excluded, formatOwnerKind(attribution.owner));
+    else {
+      const name = ownerWorkloadName(attribution.owner);
+      const entry = owners.get(name);
+      if (entry) entry.pods.push(pod);
+      else owners.set(name, { owner: attribution.owner, pods: [pod] });
     }
   }
 
+  const platformOf = (pod: PodFacts) => (pod.nodeName ? options.nodes?.get(pod.nodeName) : undefined);
   const result = workloads.map((workload) =>
-    withRunningImages(workload, podsOf.get(`${workload.kind}/${workload.name}`) ?? []),
+    withRunningImages(workload, podsOf.get(`${workload.kind}/${workload.name}`) ?? [], platformOf),
   );
+  for (const [name, { owner, pods: owned }] of [...owners].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    result.push(ownerWorkload(namespace, name, owner, owned, platformOf));
   if (options.standalonePods) {
-    for (const pod of standalone) result.push(standaloneWorkload(namespace, pod));
+    for (const pod of standalone) result.push(standaloneWorkload(namespace, pod, platformOf(pod)));
   }
-  return { workloads: result, notAttributed };
+  return { workloads: result, notAttributed, excluded };
 }
 
-type Owner = { key: string } | { unsupported: string } | undefined;
-
-function workloadOwner(pod: PodFacts, pods: NamespacePods, workloads: Map<string, Workload>): Owner {
-  const owner = pod.owner;
-  if (!owner) return undefined;
-  const known = (kind: WorkloadKind, name: string): Owner => ({ key: `${kind}/${name}` });
-  switch (owner.kind) {
-    case 'StatefulSet':
-    case 'DaemonSet':
-      return known(owner.kind, owner.name);
-    case 'ReplicaSet': {
-      const deployment = pods.replicaSets
-        ? ownedBy(pods.replicaSets.get(owner.name), 'Deployment')
-        : deploymentByName(owner.name, pod, workloads);
-      return deployment
-        ? known('Deployment', deployment)
-        : { unsupported: pods.replicaSets?.get(owner.name)?.kind ?? 'ReplicaSet' };
-    }
-    case 'Job': {
-      const cronJob = pods.jobs ? ownedBy(pods.jobs.get(owner.name), 'CronJob') : cronJobByName(owner.name, workloads);
-      return cronJob ? known('CronJob', cronJob) : { unsupported: pods.jobs?.get(owner.name)?.kind ?? 'Job' };
-    }
-    default:
-      return { unsupported: owner.kind };
-  }
+function push<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
 }
 
-function ownedBy(owner: OwnerRef | undefined, kind: string): string | undefined {
-  return owner?.kind === kind ? owner.name : undefined;
-}
-
-/** Without the ReplicaSet list: the Deployment controller names them `<deployment>-<pod-template-hash>`. */
-function deploymentByName(replicaSet: string, pod: PodFacts, workloads: Map<string, Workload>): string | undefined {
-  const hash = pod.labels[TEMPLATE_HASH_LABEL];
-  if (!hash || !replicaSet.endsWith(`-${hash}`)) return undefined;
-  const name = replicaSet.slice(0, -hash.length - 1);
-  return workloads.has(`Deployment/${name}`) ? name : undefined;
-}
-
-/** Without the Job list: the CronJob controller names them `<cronjob>-<scheduled minute>`. */
-function cronJobByName(job: string, workloads: Map<string, Workload>): string | undefined {
-  const name = /^(.+)-\d+$/.exec(job)?.[1];
-  return name && workloads.has(`CronJob/${name}`) ? name : undefined;
-}
-
-function withRunningImages(workload: Workload, pods: PodFacts[]): Workload {
+function withRunningImages(
+  workload: Workload,
+  pods: PodFacts[],
+  platformOf: (pod: PodFacts) => Platform | undefined,
+): Workload {
   const containers = workload.containers.map((c) => ({ ...c }));
   const byName = new Map(containers.map((c) => [c.name, c]));
-  const seen = new Map<string, PodContainer[]>();
+  const seen = new Map<string, Instance[]>();
   for (const pod of pods) {
+    const platform = platformOf(pod);
     for (const container of pod.containers) {
       if (!byName.has(container.name)) {
         // In the Pod but not in the template: injected by an admission webhook, or an ephemeral debug container.
@@ -133,9 +124,7 @@ function withRunningImages(workload: Workload, pods: PodFacts[]): Workload {
         containers.push(extra);
         byName.set(extra.name, extra);
       }
-      const list = seen.get(container.name);
-      if (list) list.push(container);
-      else seen.set(container.name, [container]);
+      push(seen, container.name, { container, platform });
     }
   }
   for (const container of containers) Object.assign(container, runningOf(seen.get(container.name) ?? []));
@@ -144,24 +133,88 @@ function withRunningImages(workload: Workload, pods: PodFacts[]): Workload {
   return { ...workload, containers, pullSecrets: { ...workload.pullSecrets, secretNames: [...secretNames] } };
 }
 
-function runningOf(instances: PodContainer[]): { running: string[]; tagReason?: TagReason } {
-  const digests = new Set<string>();
+type Running = Pick<ContainerRef, 'running' | 'platforms' | 'unscannablePlatforms' | 'tagReason'>;
+
+/**
+ * The digests a container's instances run, each with the platforms it runs on. Instances on a platform Trivy cannot
+ * scan (Windows) are left out and named; an instance whose platform is unknown counts only for a digest that runs
+ * nowhere known (it most likely runs on a platform its other instances show).
+ */
+function runningOf(instances: Instance[]): Running {
+  const platforms = new Map<string, Set<Platform>>();
+  const unscannable = new Set<Platform>();
+  let scannable = 0;
   let localImageOnly = false;
-  for (const instance of instances) {
-    const digest = registryDigestOf(instance.imageID);
-    if (digest) digests.add(digest);
-    else if (instance.imageID) localImageOnly = true;
+  for (const { container, platform } of instances) {
+    if (platform !== undefined && !isScannablePlatform(platform)) {
+      unscannable.add(platform);
+      continue;
+    }
+    scannable++;
+    const digest = registryDigestOf(container.imageID);
+    if (!digest) {
+      if (container.imageID) localImageOnly = true;
+      continue;
+    }
+    const on = platforms.get(digest) ?? new Set<Platform>();
+    if (platform) on.add(platform);
+    platforms.set(digest, on);
   }
-  if (digests.size > 0) return { running: [...digests].sort(), tagReason: undefined };
-  return { running: [], tagReason: localImageOnly ? 'no_registry_digest' : 'no_running_pod' };
+  const running: Running = { running: [...platforms.keys()].sort(), tagReason: undefined };
+  const known = [...platforms].filter(([, on]) => on.size > 0);
+  if (known.length > 0) running.platforms = Object.fromEntries(known.map(([digest, on]) => [digest, [...on].sort()]));
+  if (unscannable.size > 0) running.unscannablePlatforms = [...unscannable].sort();
+  if (running.running.length > 0 || (scannable === 0 && unscannable.size > 0)) return running;
+  const tagReason: TagReason = localImageOnly ? 'no_registry_digest' : 'no_running_pod';
+  return { ...running, tagReason };
 }
 
-function standaloneWorkload(namespace: string, pod: PodFacts): Workload {
+/**
+ * The Pods of one owner without an Ephor kind, as one workload: every container of every Pod, by name (as the
+ * replicas of a Deployment mid-rollout), with the spec image, role and labels of the newest Pod that has it.
+ */
+function ownerWorkload(
+  namespace: string,
+  name: string,
+  owner: OwnerRef,
+  pods: PodFacts[],
+  platformOf: (pod: PodFacts) => Platform | undefined,
+): Workload {
+  const newestFirst = [...pods].sort(
+    (a, b) => (b.created ?? '').localeCompare(a.created ?? '') || a.name.localeCompare(b.name),
+  );
+  const containers: ContainerRef[] = [];
+  const seen = new Map<string, Instance[]>();
+  for (const pod of newestFirst) {
+    const platform = platformOf(pod);
+    for (const container of pod.containers) {
+      if (!seen.has(container.name))
+        containers.push({ name: container.name, role: container.role, specImage: container.image, running: [] });
+      push(seen, container.name, { container, platform });
+    }
+  }
+  for (const container of containers) Object.assign(container, runningOf(seen.get(container.name)!));
+  const newest = newestFirst[0]!;
+  return {
+    namespace,
+    kind: 'Pod',
+    name,
+    labels: { ...ephorLabels(newest.labels), ...ownerLabels(owner) },
+    containers,
+    pullSecrets: {
+      namespace,
+      secretNames: [...new Set(newestFirst.flatMap((p) => p.pullSecretNames))],
+      serviceAccount: newest.serviceAccount,
+    },
+  };
+}
+
+function standaloneWorkload(namespace: string, pod: PodFacts, platform: Platform | undefined): Workload {
   const containers: ContainerRef[] = pod.containers.map((c) => ({
     name: c.name,
     role: c.role,
     specImage: c.image,
-    ...runningOf([c]),
+    ...runningOf([{ container: c, platform }]),
   }));
   return {
     namespace,

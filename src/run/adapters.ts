@@ -65,8 +65,9 @@ export const systemClock: Clock = {
 };
 
 function kubeDiscovery(kube: KubeClient, config: Config, log: Logger): DiscoveryPort {
-  const { namespaces, excludeNamespaces, namespaceSelector, workloadKinds: kinds } = config.scan;
-  return { discover: () => discoverWorkloads(kube, { namespaces, excludeNamespaces, namespaceSelector, kinds }, log) };
+  const { namespaces, excludeNamespaces, namespaceSelector, workloadKinds: kinds, otherControllers } = config.scan;
+  const options = { namespaces, excludeNamespaces, namespaceSelector, kinds, otherControllers, platforms: true };
+  return { discover: () => discoverWorkloads(kube, options, log) };
 }
 
 function trivyRunner(kube: KubeClient, { config, env, log, secrets }: AdapterInputs): TrivyPort {

@@ -39,12 +39,12 @@ export class RunLedger {
     this.waiting = new Map(namespaces.map((namespace) => [namespace, 0]));
     if (invalidReferences > 0) this.failedByReason.invalid_reference = invalidReferences;
     for (const target of targets) {
-      this.users.set(target.ref, target.namespaces.length);
+      this.users.set(target.key, target.namespaces.length);
       for (const namespace of target.namespaces) {
         this.waiting.set(namespace, (this.waiting.get(namespace) ?? 0) + 1);
         const images = this.imagesOf.get(namespace);
-        if (images) images.push(target.ref);
-        else this.imagesOf.set(namespace, [target.ref]);
+        if (images) images.push(target.key);
+        else this.imagesOf.set(namespace, [target.key]);
       }
     }
   }
@@ -56,12 +56,12 @@ export class RunLedger {
 
   /** Records one image's result; returns the namespaces it was the last missing image of. */
   recordScan(target: ScanTarget, result: ScanResult): string[] {
-    this.results.set(target.ref, result);
+    this.results.set(target.key, result);
     if (result.ok) {
       this.scanned++;
       if (result.sbomFile) {
         const digestRef = target.ref.includes('@') ? target.ref : result.image.repoDigests[0];
-        this.sbomSources.set(target.ref, { file: result.sbomFile, digestRef });
+        this.sbomSources.set(target.key, { file: result.sbomFile, digestRef });
       }
     } else {
       this.failedByReason[result.reason] = (this.failedByReason[result.reason] ?? 0) + 1;

@@ -30,6 +30,8 @@ function buildBody(context: DeliveryContext, namespace: string): Promise<Namespa
     discoveryErrors: errors,
     discoveredNothing: kindErrors.length >= config.scan.workloadKinds.length,
     notAttributed: discovery.notAttributed[namespace],
+    excludedOwners: discovery.excludedOwners?.[namespace],
+    platforms: discovery.platforms,
     run: context.run,
     completedAt: new Date(context.clock.now()).toISOString(),
     unionDir: context.workDir,

@@ -19,9 +19,13 @@ export interface ForbiddenList {
 
 export type ListedKind = DiscoveryError['kind'];
 
+const NODES_CONSEQUENCE =
+  "images are scanned without --platform: a multi-platform image is scanned as Trivy's default linux/amd64 variant, whatever node runs it";
+
 /** What a run loses when it may not list `kind` (Pod: the Pod list; Namespace: the namespace list). */
 export function forbiddenListConsequence(kind: ListedKind, standalonePods: boolean): string {
   if (kind === 'Namespace') return 'the namespaces to scan cannot be found, so nothing is scanned';
+  if (kind === 'Node') return NODES_CONSEQUENCE;
   if (kind !== 'Pod') return `its ${kind}s are not scanned`;
   return standalonePods
     ? 'its standalone Pods are not scanned, and images are scanned by the tags in the workload specs, not by the digests that run'
@@ -30,6 +34,7 @@ export function forbiddenListConsequence(kind: ListedKind, standalonePods: boole
 
 export function resourceOf(kind: ListedKind): string {
   if (kind === 'Namespace') return 'namespaces';
+  if (kind === 'Node') return 'nodes';
   if (kind === 'Pod') return 'pods';
   return KIND_SPECS[kind].resource;
 }
@@ -57,6 +62,7 @@ export function denialSentence(denial: {
 /** The lists discovery records when they fail (the run's summary can only mark what discovery recorded). */
 export const DISCOVERY_LISTS: ReadonlySet<string> = new Set([
   'namespaces',
+  'nodes',
   'pods',
   ...Object.values(KIND_SPECS).map((spec) => spec.resource),
 ]);

@@ -1,6 +1,6 @@
 // What the plan tells an operator: each image string that is not a valid reference (once, with where it is used),
 // and how the containers were deduplicated into images.
-import { isInvalid, type ScanPlan } from '../images/plan.js';
+import { isInvalid, isUnscannable, type ScanPlan } from '../images/plan.js';
 import type { Logger } from '../log.js';
 import type { Workload } from '../types.js';
 
@@ -28,8 +28,13 @@ export function logInvalidReferences(plan: ScanPlan, workloads: readonly Workloa
 export function logPlan(plan: ScanPlan, workloads: readonly Workload[], invalid: number, log: Logger): void {
   let byDigest = 0;
   let byTag = 0;
+  let unscannable = 0;
   for (const planned of plan.containers.values()) {
     if (isInvalid(planned)) continue;
+    if (isUnscannable(planned)) {
+      unscannable++;
+      continue;
+    }
     if (planned.tagReason) byTag++;
     else byDigest++;
   }
@@ -41,6 +46,7 @@ export function logPlan(plan: ScanPlan, workloads: readonly Workload[], invalid:
       containers,
       containers_by_running_digest: byDigest,
       containers_by_spec_tag: byTag,
+      containers_on_unscannable_platforms: unscannable || undefined,
     },
     'image deduplication completed',
   );

@@ -8,6 +8,7 @@ import type { Config } from '../config/index.js';
 import { EXIT_NOT_DELIVERED, EXIT_OK } from '../exit-codes.js';
 import type { RunFacts } from '../ephor/payload.js';
 import { planScans, type ScanPlan } from '../images/plan.js';
+import { formatOwnerKind } from '../kube/owner-kinds.js';
 import type { Logger } from '../log.js';
 import { TrivyUnavailableError, type TrivySetup } from '../trivy/database.js';
 import { describeWriteError } from '../trivy/failure.js';
@@ -43,7 +44,9 @@ export async function runScan(context: RunContext, deps: RunDependencies): Promi
     const { discovery, trivy } = await discoverAndPrepare(context, deps);
     const base = summaryFacts(context.config, discovery, trivy);
     if (!canScan(discovery, trivy, deps.log)) return await finish(context, deps, grace, { ...base, ...nothingDone() });
-    const plan = planScans(discovery.namespaces, discovery.workloads);
+    const plan = planScans(discovery.namespaces, discovery.workloads, {
+      tagPlatform: discovery.platforms?.clusterPlatform,
+    });
     const invalid = logInvalidReferences(plan, discovery.workloads, deps.log);
     logPlan(plan, discovery.workloads, invalid, deps.log);
     const dirs = await runDirectories(workDir, context.config);
@@ -225,6 +228,10 @@ function runFacts(context: RunContext, trivy: TrivySetup): RunFacts {
       java_db: { ready: trivy.javaDb.ready, updated_at: trivy.javaDb.updatedAt ?? null },
       severities: config.scan.severities,
       workload_types: config.scan.workloadKinds,
+      other_controllers: {
+        enabled: config.scan.otherControllers.enabled,
+        exclude: config.scan.otherControllers.exclude.map(formatOwnerKind),
+      },
       cache_mode: config.trivy.cacheMode,
     },
   };

@@ -123,6 +123,7 @@ export function summaryRecord(summary: RunSummary): Record<string, unknown> {
     containers: {
       delivered: delivered.containers,
       not_delivered: sum(summary.namespaces, (n) => n.stats.containersNotDelivered),
+      by_platform: containersByPlatform(summary.namespaces),
     },
     findings: delivered.findings,
     discovery_errors: summary.discoveryErrors,
@@ -212,6 +213,9 @@ export function summaryTable(summary: RunSummary): string {
   const lines = [line(header), ...rows.map(line)];
   lines.push('', 'CONTAINERS and findings: delivered by this run ("-": namespace not delivered); TOTAL sums the rows.');
   lines.push(...forbiddenLines(forbidden));
+  const platforms = Object.entries(containersByPlatform(summary.namespaces) ?? {});
+  if (platforms.length > 0)
+    lines.push('', `Containers by platform: ${platforms.map(([p, n]) => `${p} ${n}`).join(', ')}`);
   const failures = topFailures(summary.images.failedByReason);
   if (failures.length > 0) {
     lines.push('', 'Images not scanned, by reason:');
@@ -223,6 +227,18 @@ export function summaryTable(summary: RunSummary): string {
 function resultOf(n: NamespaceOutcome): string {
   if (!n.delivered) return 'NOT DELIVERED';
   return n.status === 'failed' ? 'sent as failed' : 'delivered';
+}
+
+/** The containers of the bodies by the platform they were scanned for (delivered namespaces only, as `containers.delivered`). */
+function containersByPlatform(namespaces: NamespaceOutcome[]): Record<string, number> | undefined {
+  const totals: Record<string, number> = {};
+  for (const n of namespaces) {
+    if (!n.delivered) continue;
+    for (const [platform, count] of Object.entries(n.stats.byPlatform ?? {}))
+      totals[platform] = (totals[platform] ?? 0) + count;
+  }
+  const sorted = Object.keys(totals).sort();
+  return sorted.length > 0 ? Object.fromEntries(sorted.map((p) => [p, totals[p]!])) : undefined;
 }
 
 /** Each refused list in check's words, with its rule; `*` marks the namespaces in the table. */

@@ -117,7 +117,8 @@ export async function readImageScan(
   signal?: AbortSignal,
 ): Promise<ScanOutcome> {
   const { config } = context;
-  const name = createHash('sha256').update(target.ref).digest('hex').slice(0, 24);
+  // By key, not ref: one digest scanned for two platforms gives two findings files.
+  const name = createHash('sha256').update(target.key).digest('hex').slice(0, 24);
   try {
     // A few reports at a time, process-wide (state.ts).
     const findings = await trivyState.reportReads.run(() =>
@@ -154,7 +155,7 @@ async function scanOnce(
   if (dockerConfig) extraEnv.DOCKER_CONFIG = dockerConfig;
   const outcome = await runTrivy({
     binary: config.trivy.binary,
-    args: scanArgs({ ref: target.ref, outputFile, cacheDir, config, setup: context.setup }),
+    args: scanArgs({ ref: target.ref, platform: target.platform, outputFile, cacheDir, config, setup: context.setup }),
     env: context.env,
     extraEnv,
     timeoutMs: config.trivy.timeoutMs + KILL_GRACE_MS,
@@ -196,13 +197,15 @@ async function writeDockerConfig(
 
 export interface ScanArgsInput {
   ref: string;
+  /** `os/arch` of the nodes that run it: the variant of a multi-platform image to scan (ignored for a single one). */
+  platform?: string;
   outputFile: string;
   cacheDir: string;
   config: Config;
   setup: TrivySetup;
 }
 
-export function scanArgs({ ref, outputFile, cacheDir, config, setup }: ScanArgsInput): string[] {
+export function scanArgs({ ref, platform, outputFile, cacheDir, config, setup }: ScanArgsInput): string[] {
   const { trivy, scan } = config;
   const args = [
     'image',
@@ -233,6 +236,7 @@ export function scanArgs({ ref, outputFile, cacheDir, config, setup }: ScanArgsI
     for (const repository of mirrors) args.push('--java-db-repository', repository);
   }
   if (setup.supportsVersionCheckFlags) args.push('--skip-version-check', '--disable-telemetry');
+  if (platform) args.push('--platform', platform);
   args.push(ref);
   return args;
 }

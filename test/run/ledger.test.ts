@@ -7,7 +7,7 @@ import type { NamespaceOutcome } from '../../src/run/summary.js';
 import type { ScanResult, ScanTarget } from '../../src/types.js';
 
 function target(ref: string, namespaces: string[]): ScanTarget {
-  return { ref, registry: 'registry.local', repository: ref, namespaces, pullSecrets: [] };
+  return { key: ref, ref, registry: 'registry.local', repository: ref, namespaces, pullSecrets: [] };
 }
 
 function scanned(ref: string, extra: { sbomFile?: string; repoDigests?: string[] } = {}): ScanResult {

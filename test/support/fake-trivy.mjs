@@ -553,16 +553,18 @@ function adaptChainToVersion(text, version) {
   return text.replaceAll(CHAIN_V062, CHAIN_V058).replaceAll('\tFatal error\trun error: ', '\tFatal error\t');
 }
 
-/** Builds the "unable to find the specified image" failure for the requested --image-src list. */
-function imageFailureText(ctx, ref, remoteEntryId) {
+/** Builds the "unable to find the specified image" failure for the requested --image-src list (the remote source's
+ * line from the entry, or `remoteLine` when given). */
+function imageFailureText(ctx, ref, remoteEntryId, remoteLine) {
   const sourceLine = /^\t\* (\w+) error: /;
   const lines = [
     ...substituteImage(errorEntry('image-not-found-default-sources'), ref)
       .split('\n')
       .filter((l) => sourceLine.test(l) && !l.startsWith('\t* remote')),
-    substituteImage(errorEntry(remoteEntryId), ref)
-      .split('\n')
-      .find((l) => l.startsWith('\t* remote error: ')),
+    remoteLine ??
+      substituteImage(errorEntry(remoteEntryId), ref)
+        .split('\n')
+        .find((l) => l.startsWith('\t* remote error: ')),
   ];
   const lineBySource = new Map(lines.map((l) => [sourceLine.exec(l)[1], l]));
   const sources = ctx.opt('image-src');
@@ -595,6 +597,46 @@ function replayEntry(id, ref) {
   const entry = errorEntry(id);
   if (entry.stdout && !entry.stdout.startsWith('<')) process.stdout.write(entry.stdout);
   failWith(ref ? substituteImage(entry, ref) : entry.stderr, entry.exitCode, `fail:${id}`);
+}
+
+// ---------- multi-platform images (an image index) ----------
+
+/** go-containerregistry remote.defaultPlatform: what an index resolves to when no platform is asked for. */
+const DEFAULT_PLATFORM = 'linux/amd64';
+
+/** v1.ParsePlatform: `os/arch[/variant]` (`os` may be `*` for Trivy: any OS). */
+function parsePlatform(text) {
+  const [os = '', architecture = '', variant = ''] = text.split('/');
+  return { os, architecture, variant };
+}
+
+/**
+ * `{ platforms: { 'linux/amd64': behaviour, 'linux/arm64': behaviour } }` is a multi-platform image (an index). The
+ * child scanned is the one for `--platform`, else linux/amd64: Trivy 0.69 (pkg/remote/remote.go tryGet) passes a
+ * platform with an OS to remote.WithPlatform as it is (resolvePlatform replaces only a `*` OS with the index's first
+ * child's), and go-containerregistry v0.20 (pkg/v1/remote/index.go childByPlatform) takes the first child whose OS
+ * and architecture match (and variant, when one is asked for). With none, desc.Image() fails with
+ * `no child with platform %+v in index %s` (v1.Platform's String(), the reference as given), which Trivy's
+ * NewContainerImage prints as the remote source's error. A single-platform image (any other behaviour) ignores
+ * `--platform`, as Trivy does.
+ */
+function childForPlatform(ctx, ref, index) {
+  const asked = parsePlatform(ctx.opt('platform') || DEFAULT_PLATFORM);
+  const children = Object.keys(index.platforms);
+  if (asked.os === '*') asked.os = parsePlatform(children[0] ?? '').os;
+  const match = children.find((key) => {
+    const child = parsePlatform(key);
+    if (child.os !== asked.os || child.architecture !== asked.architecture) return false;
+    return asked.variant === '' || child.variant === asked.variant;
+  });
+  const wanted = [asked.os, asked.architecture, asked.variant].filter(Boolean).join('/');
+  if (match === undefined) {
+    const remoteEntry = versionAtLeast(ctx.version, '0.62.0') ? 'image-not-found-remote-only' : 'image-not-found-v058';
+    const line = `\t* remote error: no child with platform ${wanted} in index ${ref}`;
+    failWith(imageFailureText(ctx, ref, remoteEntry, line), 1, `no-child-platform:${wanted}`);
+  }
+  invocation.platform = match;
+  return index.platforms[match];
 }
 
 // ---------- hang / signal ----------
@@ -1362,7 +1404,8 @@ async function runImage(ctx, parsed) {
   if (requirement && !dockerConfigHasCredentials(requirement, ref)) {
     failWith(imageFailureText(ctx, ref, 'unauthorized-remote'), 1, 'unauthorized');
   }
-  const behaviour = resolveBehaviour(ctx, ref);
+  const resolved = resolveBehaviour(ctx, ref);
+  const behaviour = resolved && 'platforms' in resolved ? childForPlatform(ctx, ref, resolved) : resolved;
   await delayWithinTimeout(ctx, behaviour?.delayMs);
   if (!behaviour) {
     const remoteOnlyEntry = versionAtLeast(ctx.version, '0.62.0')

@@ -32,7 +32,13 @@ export type ImageBehaviour =
   /** Exit 1 with Trivy's FATAL line carrying this error chain (for texts errors.json has no entry for, e.g. errors.md §7). */
   | { fatal: string }
   /** The n-th scan of the ref behaves as the n-th entry (the last one repeats): e.g. killed once, then a report. */
-  | { sequence: ImageBehaviour[] };
+  | { sequence: ImageBehaviour[] }
+  /**
+   * A multi-platform image (an index): the behaviour of the child for `--platform` (`os/arch[/variant]`), or for
+   * linux/amd64 without it; a platform the index lacks fails as real Trivy does (`no child with platform linux/amd64
+   * in index REF`). The child served is logged as the invocation's `platform`.
+   */
+  | { platforms: Record<string, ImageBehaviour> };
 
 /** What one DB download attempt does: 'ok', 'hang', or the id of an errors.json DB failure (e.g. 'db-toomanyrequests-real-2024'). */
 export type DbDownloadOutcome = 'ok' | 'hang' | (string & {});
@@ -115,6 +121,8 @@ export interface FakeTrivyInvocation {
   behaviour: string;
   /** Repository each DB was downloaded from in this invocation. */
   downloadedFrom?: { vuln?: string; java?: string };
+  /** For a multi-platform image: the child (`os/arch`) that was scanned. */
+  platform?: string;
 }
 
 /** How the invocation log writes a value that may be a secret (FakeTrivyInvocation.env). */

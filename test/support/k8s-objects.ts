@@ -39,6 +39,10 @@ export interface PodSpecInput extends Omit<WorkloadSpec, 'name' | 'containers'> 
   imageIDs?: Record<string, string>;
   /** Default: Running when every regular container has a non-empty image ID, else Pending. */
   phase?: PodPhase;
+  /** `spec.nodeName` (default: the fixture's `kind-control-plane`); a `node()` of that name gives its platform. */
+  nodeName?: string;
+  /** `metadata.creationTimestamp` (default CREATION_TIMESTAMP). */
+  creationTimestamp?: string;
 }
 
 /** Fixed so that objects (and test output) are deterministic. */
@@ -100,6 +104,7 @@ interface ObjectIdentity {
   labels?: Record<string, string>;
 }
 interface MetadataExtras {
+  creationTimestamp?: string;
   generateName?: string;
   generation?: number;
   annotations?: Record<string, string>;
@@ -114,7 +119,7 @@ function metadataFor(kind: string, spec: ObjectIdentity, extras: MetadataExtras 
     uid: spec.uid ?? deterministicUid(kind, spec.namespace, spec.name),
     resourceVersion: '1', // the stand-in server assigns the real one when the object is stored
     generation: extras.generation,
-    creationTimestamp: CREATION_TIMESTAMP,
+    creationTimestamp: extras.creationTimestamp ?? CREATION_TIMESTAMP,
     labels: nonEmpty(spec.labels && sortedKeys(spec.labels)),
     annotations: nonEmpty(extras.annotations && sortedKeys(extras.annotations)),
     ownerReferences: extras.ownerReferences,
@@ -161,6 +166,7 @@ interface PodOnlyFields {
   restartPolicy: string;
   serviceAccountName: string;
   ephemeralContainers?: ContainerSpec[];
+  nodeName?: string;
 }
 
 /** Field order follows the server's PodSpec serialisation. */
@@ -177,7 +183,7 @@ function podSpecFrom(realSpec: KubeObject, spec: WorkloadSpec, podOnly?: PodOnly
     dnsPolicy: realSpec.dnsPolicy === 'Default' ? 'ClusterFirst' : realSpec.dnsPolicy, // `Default` is DaemonSet-specific
     serviceAccountName: serviceAccount,
     serviceAccount, // deprecated mirror the server still fills in
-    nodeName: podOnly ? realSpec.nodeName : undefined,
+    nodeName: podOnly ? (podOnly.nodeName ?? realSpec.nodeName) : undefined,
     securityContext: realSpec.securityContext,
     imagePullSecrets: nonEmpty(spec.imagePullSecrets?.map((name) => ({ name }))),
     schedulerName: realSpec.schedulerName,
@@ -504,6 +510,7 @@ export function pod(spec: PodSpecInput): KubeObject {
     kind: 'Pod',
     apiVersion: 'v1',
     metadata: metadataFor('Pod', resolved, {
+      creationTimestamp: spec.creationTimestamp,
       generateName: owner && owner.kind !== 'StatefulSet' ? `${owner.metadata.name}-` : undefined,
       ownerReferences: owner ? [ownerReference(owner)] : undefined,
     }),
@@ -511,6 +518,7 @@ export function pod(spec: PodSpecInput): KubeObject {
       restartPolicy: owner?.kind === 'Job' ? (template?.spec?.restartPolicy ?? 'Never') : 'Always',
       serviceAccountName: spec.serviceAccountName ?? template?.spec?.serviceAccountName ?? 'default',
       ephemeralContainers: spec.ephemeralContainers,
+      nodeName: spec.nodeName,
     }),
     status: podStatusFor(resolved, restampTimes(real.status)),
   };
@@ -697,4 +705,160 @@ export function serviceAccount(spec: {
     metadata: metadataFor('ServiceAccount', spec),
     imagePullSecrets: nonEmpty(spec.imagePullSecrets?.map((name) => ({ name }))),
   });
+}
+
+// ---- nodes, and owners Ephor has no kind for (an Argo Rollout, an operator's custom resource) ----
+
+export interface NodeSpec {
+  name: string;
+  /** GOOS of the kubelet: `linux` (default) or `windows`. */
+  os?: string;
+  /** GOARCH of the kubelet: `amd64` (default), `arm64`, … */
+  arch?: string;
+  /** false: without the `kubernetes.io/os` / `kubernetes.io/arch` labels (and their beta twins), so only
+   * `status.nodeInfo` says the platform. */
+  platformLabels?: boolean;
+  labels?: Record<string, string>;
+}
+
+const NODE_IMAGES: Record<string, { osImage: string; kernelVersion: string }> = {
+  linux: { osImage: 'Ubuntu 22.04.5 LTS', kernelVersion: '6.8.0-1021-aws' },
+  windows: { osImage: 'Windows Server 2022 Datacenter', kernelVersion: '10.0.20348.2966' },
+};
+
+/**
+ * A Node as a 1.32 kubelet registers it, shaped like the real one in derailed/k9s internal/render/testdata/no.json:
+ * the kubelet sets the well-known labels `kubernetes.io/os` and `kubernetes.io/arch` (and the deprecated
+ * `beta.kubernetes.io/*` twins) from its GOOS/GOARCH (pkg/kubelet/kubelet_node_status.go initialNode), and reports
+ * the same values in `status.nodeInfo.operatingSystem` / `architecture`. Windows nodes also carry
+ * `node.kubernetes.io/windows-build`.
+ */
+export function node(spec: NodeSpec): KubeObject {
+  const os = spec.os ?? 'linux';
+  const arch = spec.arch ?? 'amd64';
+  const platformLabels: Record<string, string> =
+    spec.platformLabels === false
+      ? {}
+      : {
+          'beta.kubernetes.io/arch': arch,
+          'beta.kubernetes.io/os': os,
+          'kubernetes.io/arch': arch,
+          'kubernetes.io/os': os,
+        };
+  const labels = sortedKeys({
+    ...platformLabels,
+    'kubernetes.io/hostname': spec.name,
+    ...(os === 'windows' ? { 'node.kubernetes.io/windows-build': '10.0.20348' } : {}),
+    ...spec.labels,
+  });
+  const heartbeat = { lastHeartbeatTime: CREATION_TIMESTAMP, lastTransitionTime: CREATION_TIMESTAMP };
+  const condition = (type: string, status: string, reason: string, message: string) => ({
+    type,
+    status,
+    ...heartbeat,
+    reason,
+    message,
+  });
+  const image = NODE_IMAGES[os] ?? NODE_IMAGES.linux!;
+  const uid = deterministicUid('Node', spec.name);
+  return {
+    kind: 'Node',
+    apiVersion: 'v1',
+    metadata: {
+      name: spec.name,
+      uid,
+      resourceVersion: '1',
+      creationTimestamp: CREATION_TIMESTAMP,
+      labels,
+      annotations: {
+        'node.alpha.kubernetes.io/ttl': '0',
+        'volumes.kubernetes.io/controller-managed-attach-detach': 'true',
+      },
+    },
+    spec: { podCIDR: '10.244.1.0/24', podCIDRs: ['10.244.1.0/24'] },
+    status: {
+      capacity: { cpu: '4', 'ephemeral-storage': '81106868Ki', memory: '16265024Ki', pods: '110' },
+      allocatable: { cpu: '4', 'ephemeral-storage': '74747698728', memory: '16162624Ki', pods: '110' },
+      conditions: [
+        condition('MemoryPressure', 'False', 'KubeletHasSufficientMemory', 'kubelet has sufficient memory available'),
+        condition('DiskPressure', 'False', 'KubeletHasNoDiskPressure', 'kubelet has no disk pressure'),
+        condition('PIDPressure', 'False', 'KubeletHasSufficientPID', 'kubelet has sufficient PID available'),
+        condition('Ready', 'True', 'KubeletReady', 'kubelet is posting ready status'),
+      ],
+      addresses: [
+        { type: 'InternalIP', address: '10.0.1.17' },
+        { type: 'Hostname', address: spec.name },
+      ],
+      daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+      nodeInfo: {
+        machineID: createHash('md5').update(spec.name).digest('hex'),
+        systemUUID: uid.toUpperCase(),
+        bootID: deterministicUid('boot', spec.name),
+        kernelVersion: image.kernelVersion,
+        osImage: image.osImage,
+        containerRuntimeVersion: 'containerd://1.7.24',
+        kubeletVersion: 'v1.32.3',
+        kubeProxyVersion: 'v1.32.3',
+        operatingSystem: os,
+        architecture: arch,
+      },
+    },
+  };
+}
+
+/**
+ * An object of a custom resource that owns Pods or ReplicaSets (a CloudNativePG `Cluster`, an Argo `Workflow`),
+ * only as far as its ownerReference needs it: the stand-in serves no custom resources (the scanner never reads them).
+ */
+export function customResource(spec: {
+  apiVersion: string;
+  kind: string;
+  namespace: string;
+  name: string;
+  uid?: string;
+}): KubeObject {
+  return { apiVersion: spec.apiVersion, kind: spec.kind, metadata: metadataFor(spec.kind, spec) };
+}
+
+/** An Argo Rollout (argoproj.io/v1alpha1): a Deployment's pod template with a canary strategy; never stored. */
+export function rollout(spec: WorkloadSpec): KubeObject {
+  const real = realObject.deployment();
+  return {
+    apiVersion: 'argoproj.io/v1alpha1',
+    kind: 'Rollout',
+    metadata: metadataFor('Rollout', spec, { generation: 1 }),
+    spec: {
+      replicas: 2,
+      revisionHistoryLimit: 10,
+      selector: { matchLabels: selectorLabels(spec) },
+      template: podTemplateFrom(real.spec.template, spec, selectorLabels(spec)),
+      strategy: { canary: { steps: [{ setWeight: 20 }, { pause: {} }] } },
+    },
+  };
+}
+
+/**
+ * The ReplicaSet the Argo Rollouts controller makes for a revision of a Rollout: named `<rollout>-<hash>`, the
+ * Rollout's template with the `rollouts-pod-template-hash` label (argo-rollouts DefaultRolloutUniqueLabelKey) on
+ * metadata, selector and template, a `rollout.argoproj.io/revision` annotation and a controller ownerReference to
+ * the Rollout. A new revision has a new hash, so a new name, and new Pod names.
+ */
+export function rolloutReplicaSet(rolloutObject: KubeObject, revision = 1): KubeObject {
+  const hash = podTemplateHash(rolloutObject, revision);
+  const rs = replicaSet({
+    namespace: rolloutObject.metadata.namespace,
+    name: `${rolloutObject.metadata.name}-${hash}`,
+    owner: rolloutObject,
+  });
+  const hashLabel = { 'rollouts-pod-template-hash': hash };
+  const template = structuredClone(rolloutObject.spec.template);
+  template.metadata.labels = sortedKeys({ ...template.metadata.labels, ...hashLabel });
+  rs.metadata.labels = template.metadata.labels;
+  rs.metadata.annotations = { 'rollout.argoproj.io/revision': String(revision) };
+  rs.spec = {
+    ...rs.spec,
+    selector: { matchLabels: sortedKeys({ ...rolloutObject.spec.selector.matchLabels, ...hashLabel }) },
+    template,
+  };
+  return rs;
 }

@@ -26,6 +26,7 @@ export type ResourceName =
   | 'replicasets'
   | 'jobs'
   | 'namespaces'
+  | 'nodes'
   | 'secrets'
   | 'serviceaccounts';
 export interface KubeFault {
@@ -114,6 +115,7 @@ const RESOURCES: Record<ResourceName, ResourceInfo> = {
   secrets: { group: '', version: 'v1', kind: 'Secret', namespaced: true },
   serviceaccounts: { group: '', version: 'v1', kind: 'ServiceAccount', namespaced: true },
   namespaces: { group: '', version: 'v1', kind: 'Namespace', namespaced: false },
+  nodes: { group: '', version: 'v1', kind: 'Node', namespaced: false },
 };
 const RESOURCE_NAMES = Object.keys(RESOURCES) as ResourceName[];
 const RESOURCE_BY_KIND = new Map(RESOURCE_NAMES.map((name) => [RESOURCES[name].kind, name]));
@@ -377,6 +379,8 @@ const FIELD_LABELS: Partial<Record<ResourceName, string[]>> = {
   ],
   secrets: ['type'],
   namespaces: ['status.phase'],
+  // pkg/registry/core/node/strategy.go NodeToSelectableFields
+  nodes: ['spec.unschedulable'],
 };
 
 type ObjectPredicate = (object: KubeObject) => boolean;
@@ -681,7 +685,17 @@ function parseResourcePath(pathname: string): Route | undefined {
   }
   const resource = served(first);
   if (resource && RESOURCES[resource].namespaced && second === undefined) return { type: 'list', resource };
-  return undefined;
+  return resource ? clusterScopedRoute(resource, second, third) : undefined;
+}
+
+/** `/api/v1/nodes` and `/api/v1/nodes/{name}`: a resource without namespaces (the route's namespace stays unset). */
+function clusterScopedRoute(
+  resource: ResourceName,
+  name: string | undefined,
+  rest: string | undefined,
+): Route | undefined {
+  if (RESOURCES[resource].namespaced || rest !== undefined) return undefined;
+  return name === undefined ? { type: 'list', resource } : { type: 'get', resource, name };
 }
 
 /** Discovery documents; `/apis` trimmed to the groups served here so kubectl prints no discovery errors (facts §1). */

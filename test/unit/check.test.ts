@@ -16,6 +16,7 @@ const asked = (env: Record<string, string>) =>
 
 test('the reviews follow the configuration: kinds, Pod, registry auth, namespaces for * and a selector', () => {
   assert.deepEqual(asked({ SCAN_WORKLOAD_TYPES: 'Deployment' }), [
+    'warn list /nodes *',
     'fail list apps/deployments shop',
     'warn list /pods shop',
     'warn list apps/replicasets shop',
@@ -24,13 +25,14 @@ test('the reviews follow the configuration: kinds, Pod, registry auth, namespace
     'warn get /serviceaccounts shop',
   ]);
   assert.deepEqual(asked({ SCAN_WORKLOAD_TYPES: 'CronJob,Pod', REGISTRY_AUTH_ENABLED: 'false' }), [
+    'warn list /nodes *',
     'fail list batch/cronjobs shop',
     'fail list /pods shop',
     'warn list apps/replicasets shop',
     'warn list batch/jobs shop',
   ]);
   const all = asked({ SCAN_NAMESPACES: '*', SCAN_WORKLOAD_TYPES: 'StatefulSet', REGISTRY_AUTH_ENABLED: 'false' });
-  assert.deepEqual(all.slice(0, 2), ['fail list /namespaces *', 'fail list apps/statefulsets *']);
+  assert.deepEqual(all.slice(0, 3), ['fail list /namespaces *', 'warn list /nodes *', 'fail list apps/statefulsets *']);
   assert.equal(asked({ SCAN_NAMESPACE_SELECTOR: 'team=payments' })[0], 'fail list /namespaces *');
 });
 
@@ -46,6 +48,7 @@ test('answers become one pass line per namespace and one line per denial with th
   assert.deepEqual(
     lines.map((l) => `${l.status} ${l.message}`),
     [
+      'pass cluster-wide the scanner may list nodes',
       'pass in namespace "shop" the scanner may list deployments, pods, replicasets, jobs',
       'pass in namespace "payments" (partly forbidden: see below) the scanner may list pods',
       'fail the scanner may not list deployments in namespace "payments": its Deployments are not scanned',
@@ -54,7 +57,7 @@ test('answers become one pass line per namespace and one line per denial with th
     ],
   );
   assert.equal(
-    lines[2]!.fix,
+    lines[3]!.fix,
     'allow verb "list" on resource "deployments" (apiGroup "apps") in namespace "payments" for system:serviceaccount:ephor:scanner',
   );
 });
@@ -83,6 +86,29 @@ test("a namespace is partly forbidden when a list discovery makes is refused and
     ],
   );
   assert.ok(lines.includes('fail the scanner may not list cronjobs in namespace "shop": its CronJobs are not scanned'));
+});
+
+test('nodes (cluster-scoped): a warning of their own, cluster-wide, even when every namespace is checked at once', () => {
+  const questions = questionsFor(config({ SCAN_NAMESPACES: '*', SCAN_WORKLOAD_TYPES: 'Deployment' }));
+  const nodesDenied = questions.map((question) => ({ question, allowed: question.resource !== 'nodes' }));
+  const lines = describeAnswers(nodesDenied, 'system:serviceaccount:ephor:scanner');
+  assert.deepEqual(
+    lines.map((l) => `${l.status} ${l.message}`),
+    [
+      'pass cluster-wide the scanner may list namespaces',
+      'pass in every namespace the scanner may list deployments, pods, replicasets, jobs and get secrets, serviceaccounts',
+      "warn the scanner may not list nodes cluster-wide: images are scanned without --platform: a multi-platform image is scanned as Trivy's default linux/amd64 variant, whatever node runs it",
+    ],
+  );
+  assert.equal(
+    lines[2]!.fix,
+    'allow verb "list" on resource "nodes" (apiGroup "") cluster-wide for system:serviceaccount:ephor:scanner',
+  );
+  const allowed = describeAnswers(
+    questions.map((question) => ({ question, allowed: true })),
+    'u',
+  );
+  assert.equal(allowed[0]!.message, 'cluster-wide the scanner may list namespaces, nodes');
 });
 
 test('exit codes and output: 0 with warnings, 1 with a blocker, 2 for the configuration; JSON carries fixes only where due', () => {

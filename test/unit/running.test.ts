@@ -44,7 +44,7 @@ describe('imageID → the registry digest running', () => {
       ],
     );
     const [running] = readJson('lists', 'troubleshoot_pods_default.PodList.json').items.map(toPodFacts) as PodFacts[];
-    assert.deepEqual(running!.owner, { kind: 'ReplicaSet', name: 'random-pod-75b66db9b9' });
+    assert.deepEqual(running!.owner, { kind: 'ReplicaSet', group: 'apps', name: 'random-pod-75b66db9b9' });
     assert.equal(
       registryDigestOf(running!.containers[0]!.imageID),
       'docker.io/random-pod/server@sha256:7cd450642c54cc8cce64dd9b4b8664c8480e7df6de880c5e134f4a2ed6446c5c',
@@ -111,12 +111,12 @@ describe('pods → the images each workload runs', () => {
   const db = workload('StatefulSet', 'db', [['pg', 'postgres:16']]);
   const job = workload('CronJob', 'nightly', [['run', 'alpine:3.20']]);
   const replicaSets = new Map([
-    ['api-7d9f', { kind: 'Deployment', name: 'api' }],
+    ['api-7d9f', { kind: 'Deployment', group: 'apps', name: 'api' }],
     ['orphan-1', undefined],
-    ['roll-5', { kind: 'Rollout', name: 'roll' }],
+    ['roll-5', { kind: 'Rollout', group: 'argoproj.io', name: 'roll' }],
   ]);
   const jobs = new Map([
-    ['nightly-29012345', { kind: 'CronJob', name: 'nightly' }],
+    ['nightly-29012345', { kind: 'CronJob', group: 'batch', name: 'nightly' }],
     ['migrate', undefined],
   ]);
 
@@ -124,32 +124,37 @@ describe('pods → the images each workload runs', () => {
     const pods: PodFacts[] = [
       pod(
         'api-7d9f-a',
-        { kind: 'ReplicaSet', name: 'api-7d9f' },
+        { kind: 'ReplicaSet', group: 'apps', name: 'api-7d9f' },
         [
           ['app', 'ghcr.io/acme/api:1.4', `ghcr.io/acme/api@${D('1')}`],
           ['istio-proxy', 'docker.io/istio/proxyv2:1.22', `docker.io/istio/proxyv2@${D('9')}`],
         ],
         { pullSecretNames: ['injected-secret'] },
       ),
-      pod('api-7d9f-b', { kind: 'ReplicaSet', name: 'api-7d9f' }, [
+      pod('api-7d9f-b', { kind: 'ReplicaSet', group: 'apps', name: 'api-7d9f' }, [
         ['app', 'ghcr.io/acme/api:1.4', `ghcr.io/acme/api@${D('2')}`],
         ['debugger', 'busybox:1.36', `docker.io/library/busybox@${D('3')}`, 'ephemeral'],
       ]),
-      pod('db-0', { kind: 'StatefulSet', name: 'db' }, [['pg', 'postgres:16', D('5')]]),
-      pod('nightly-29012345-x', { kind: 'Job', name: 'nightly-29012345' }, [['run', 'alpine:3.20', '']], {
-        phase: 'Pending',
-      }),
+      pod('db-0', { kind: 'StatefulSet', group: 'apps', name: 'db' }, [['pg', 'postgres:16', D('5')]]),
+      pod(
+        'nightly-29012345-x',
+        { kind: 'Job', group: 'batch', name: 'nightly-29012345' },
+        [['run', 'alpine:3.20', '']],
+        {
+          phase: 'Pending',
+        },
+      ),
       pod(
         'finished',
-        { kind: 'Job', name: 'nightly-29012345' },
+        { kind: 'Job', group: 'batch', name: 'nightly-29012345' },
         [['run', 'alpine:3.20', `docker.io/library/alpine@${D('7')}`]],
         { phase: 'Succeeded' },
       ),
       pod('debug', undefined, [['shell', 'alpine:3.20', `docker.io/library/alpine@${D('8')}`]]),
-      pod('orphan-1-z', { kind: 'ReplicaSet', name: 'orphan-1' }, [['x', 'x:1', undefined]]),
-      pod('roll-5-z', { kind: 'ReplicaSet', name: 'roll-5' }, [['x', 'x:1', undefined]]),
-      pod('migrate-q', { kind: 'Job', name: 'migrate' }, [['m', 'm:1', undefined]]),
-      pod('node-proxy', { kind: 'Node', name: 'node-1' }, [['p', 'p:1', undefined]]),
+      pod('orphan-1-z', { kind: 'ReplicaSet', group: 'apps', name: 'orphan-1' }, [['x', 'x:1', undefined]]),
+      pod('roll-5-z', { kind: 'ReplicaSet', group: 'apps', name: 'roll-5' }, [['x', 'x:1', undefined]]),
+      pod('migrate-q', { kind: 'Job', group: 'batch', name: 'migrate' }, [['m', 'm:1', undefined]]),
+      pod('node-proxy', { kind: 'Node', group: '', name: 'node-1' }, [['p', 'p:1', undefined]]),
     ];
     const result = applyRunningPods('ns', [api, db, job], { pods, replicaSets, jobs }, { standalonePods: true });
     const [apiOut, dbOut, jobOut, standalone] = result.workloads;
@@ -198,14 +203,14 @@ describe('pods → the images each workload runs', () => {
     const pods = [
       pod(
         'api-7d9f-a',
-        { kind: 'ReplicaSet', name: 'api-7d9f' },
+        { kind: 'ReplicaSet', group: 'apps', name: 'api-7d9f' },
         [['app', 'ghcr.io/acme/api:1.4', `ghcr.io/acme/api@${D('1')}`]],
         { labels: { 'pod-template-hash': '7d9f' } },
       ),
-      pod('nightly-29012345-x', { kind: 'Job', name: 'nightly-29012345' }, [
+      pod('nightly-29012345-x', { kind: 'Job', group: 'batch', name: 'nightly-29012345' }, [
         ['run', 'alpine:3.20', `docker.io/library/alpine@${D('7')}`],
       ]),
-      pod('other-55-q', { kind: 'ReplicaSet', name: 'other-55' }, [['x', 'x:1', undefined]], {
+      pod('other-55-q', { kind: 'ReplicaSet', group: 'apps', name: 'other-55' }, [['x', 'x:1', undefined]], {
         labels: { 'pod-template-hash': '55' },
       }),
     ];
