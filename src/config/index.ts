@@ -2,6 +2,7 @@
 // names every bad variable, its value and what is allowed. Nothing is silently replaced by a default. Each setting
 // is parsed as the settings table says (read.ts); rules across settings are the named functions of rules.ts.
 import path from 'node:path';
+import type { LockMode } from '../lock/settings.js';
 import type { Severity, WorkloadKind } from '../types.js';
 import { findExecutable } from './executable.js';
 import { inTableOrder, readSettings, type ConfigProblem, type Env } from './read.js';
@@ -11,6 +12,7 @@ import {
   checkExclusions,
   concurrencyForCacheMode,
   dryRunNeedsNoApi,
+  lockWaitWithinDeadline,
   redisBackend,
   resolveLogFormat,
   resolveTrivyBinary,
@@ -56,6 +58,15 @@ export interface Config {
     kubeconfig?: string[];
     /** KUBE_CONTEXT / --context: the kubeconfig context to use instead of its current-context. */
     context?: string;
+  };
+  /** The run lock (src/lock): one run posting to Ephor at a time. */
+  lock: {
+    mode: LockMode;
+    name: string;
+    /** RUN_LOCK_NAMESPACE; unset: the Pod's own namespace, else the kubeconfig context's, else default. */
+    namespace?: string;
+    /** RUN_LOCK_WAIT; 0: give up at once when another run holds the lock. */
+    waitMs: number;
   };
   /** Read imagePullSecrets (Pod and ServiceAccount) to pull private images. */
   registryAuth: boolean;
@@ -112,6 +123,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const found: Findings = { problems, warnings: [] };
   checkAuthPair(env, found);
   checkExclusions(values, found);
+  lockWaitWithinDeadline(values, found);
   const concurrency = concurrencyForCacheMode(values, found);
   const cacheBackend = redisBackend(values, env, found);
   const binary = resolveTrivyBinary(values.TRIVY_BINARY, env, options.resolveExecutable ?? findExecutable, found);
@@ -159,6 +171,7 @@ function buildConfig(v: SettingValues, derived: Derived): Config {
       workloadKinds: v.SCAN_WORKLOAD_TYPES,
     },
     kube: { timeoutMs: v.KUBE_TIMEOUT, kubeconfig: v.KUBECONFIG, context: v.KUBE_CONTEXT },
+    lock: { mode: v.RUN_LOCK, name: v.RUN_LOCK_NAME, namespace: v.RUN_LOCK_NAMESPACE, waitMs: v.RUN_LOCK_WAIT },
     registryAuth: v.REGISTRY_AUTH_ENABLED,
     trivy: {
       binary: derived.binary,
