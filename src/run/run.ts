@@ -1,7 +1,8 @@
-// One scan run, as a pipeline: discover (beside preparing Trivy) → plan → scan → deliver → summary. It owns the
-// run's scan_group_id, its temporary directory, its deadline and its shutdown. Namespaces are delivered, one POST at
-// a time, as soon as all their images are scanned, while the other scans go on. Every collaborator comes in through
-// RunDependencies (ports.ts): adapters.ts wires the real ones, tests pass fakes.
+// One scan run, as a pipeline: run lock → discover (beside preparing Trivy) → plan → scan → deliver → release →
+// summary. It owns the run's scan_group_id, its temporary directory, its deadline and its shutdown. Namespaces are
+// delivered, one POST at a time, as soon as all their images are scanned, while the other scans go on. The run lock
+// (run-lock.ts) keeps other runs from posting meanwhile. Every collaborator comes in through RunDependencies
+// (ports.ts): adapters.ts wires the real ones, tests pass fakes.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
@@ -13,15 +14,17 @@ import { TrivyUnavailableError, type TrivySetup } from '../trivy/database.js';
 import { describeWriteError } from '../trivy/failure.js';
 import type { Discovery, ScanResult, ScanTarget } from '../types.js';
 import { SCAN_LABEL, VERSION } from '../version.js';
+import type { RunLockHandle } from '../lock/index.js';
 import { DeliveryQueue } from './deliveries.js';
 import { neverStarted, scanImage } from './image-scan.js';
 import { RunLedger } from './ledger.js';
 import { logInvalidReferences, logPlan } from './plan-log.js';
 import type { RunDependencies, RunDirectories } from './ports.js';
 import { Progress } from './progress.js';
+import { lostOutcome, takeRunLock } from './run-lock.js';
 import { scanImages } from './scans.js';
 import { ScanSchedule } from './schedule.js';
-import { summaryRecord, summaryTable, type RunSummary } from './summary.js';
+import { summaryRecord, summaryTable, type RunLockOutcome, type RunSummary } from './summary.js';
 
 export interface RunContext {
   config: Config;
@@ -32,23 +35,55 @@ export interface RunContext {
 }
 
 type Outcome = Pick<RunSummary, 'namespaces' | 'images' | 'sboms' | 'spooled' | 'exitCode'>;
+type Finished = Outcome & Pick<RunSummary, 'discoveryErrors' | 'discoveryMs' | 'lock'>;
 
 export async function runScan(context: RunContext, deps: RunDependencies): Promise<RunSummary> {
   const workDir = await makeWorkDir(deps);
   if (workDir === undefined) return finish(context, deps, { ...nothingDone(), discoveryErrors: 0 });
+  let finished: Finished;
   try {
-    const { discovery, trivy } = await discoverAndPrepare(context, deps);
-    const base = { discoveryErrors: discovery.errors.length, discoveryMs: discovery.durationMs };
-    if (!canScan(discovery, trivy, deps.log)) return await finish(context, deps, { ...base, ...nothingDone() });
-    const plan = planScans(discovery.namespaces, discovery.workloads);
-    const invalid = logInvalidReferences(plan, discovery.workloads, deps.log);
-    logPlan(plan, discovery.workloads, invalid, deps.log);
-    const dirs = await runDirectories(workDir, context.config);
-    const outcome = await scanAndDeliver({ context, deps, discovery, plan, invalid, trivy, dirs });
-    return await finish(context, deps, { ...base, ...outcome });
+    finished = await underRunLock(context, deps, workDir);
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
+  return finish(context, deps, finished);
+}
+
+/** The lock and what the run did while holding it. */
+interface HeldLock {
+  handle: RunLockHandle;
+  outcome: RunLockOutcome;
+  lastPostUnanswered: boolean;
+}
+
+/** Takes the run lock (or stops, having done nothing), runs, and releases it, whatever happened meanwhile. */
+async function underRunLock(context: RunContext, deps: RunDependencies, workDir: string): Promise<Finished> {
+  const { handle, outcome } = await takeRunLock(context, deps);
+  if (!handle) return { ...nothingDone(), discoveryErrors: 0, lock: outcome };
+  const held: HeldLock = { handle, outcome, lastPostUnanswered: false };
+  try {
+    const finished = await discoverScanDeliver(context, deps, workDir, held);
+    return { ...finished, lock: held.outcome };
+  } finally {
+    await handle.release({ lastPostUnanswered: held.lastPostUnanswered });
+  }
+}
+
+async function discoverScanDeliver(
+  context: RunContext,
+  deps: RunDependencies,
+  workDir: string,
+  lock: HeldLock,
+): Promise<Finished> {
+  const { discovery, trivy } = await discoverAndPrepare(context, deps);
+  const base = { discoveryErrors: discovery.errors.length, discoveryMs: discovery.durationMs };
+  if (!canScan(discovery, trivy, deps.log)) return { ...base, ...nothingDone() };
+  const plan = planScans(discovery.namespaces, discovery.workloads);
+  const invalid = logInvalidReferences(plan, discovery.workloads, deps.log);
+  logPlan(plan, discovery.workloads, invalid, deps.log);
+  const dirs = await runDirectories(workDir, context.config);
+  const outcome = await scanAndDeliver({ context, deps, discovery, plan, invalid, trivy, dirs, lock });
+  return { ...base, ...outcome };
 }
 
 interface ScanAndDeliverInputs {
@@ -59,11 +94,12 @@ interface ScanAndDeliverInputs {
   invalid: number;
   trivy: TrivySetup;
   dirs: RunDirectories;
+  lock: HeldLock;
 }
 
 /** Scans every image while delivering each namespace as soon as its images are done; then the rest is delivered. */
 async function scanAndDeliver(inputs: ScanAndDeliverInputs): Promise<Outcome> {
-  const { context, deps, discovery, plan } = inputs;
+  const { context, deps, discovery, plan, lock } = inputs;
   const { config, shutdown } = context;
   const ledger = new RunLedger(discovery.namespaces, plan.targets, inputs.invalid);
   const deliveries = new DeliveryQueue({
@@ -74,6 +110,7 @@ async function scanAndDeliver(inputs: ScanAndDeliverInputs): Promise<Outcome> {
     clock: deps.clock,
     graceMs: deps.shutdownGraceMs,
     shutdown,
+    fence: () => lock.handle.fence(),
     run: runFacts(context, inputs.trivy),
     discovery,
     plan,
@@ -86,6 +123,8 @@ async function scanAndDeliver(inputs: ScanAndDeliverInputs): Promise<Outcome> {
   });
   deliveries.enqueueTheRest();
   await deliveries.drained();
+  lock.lastPostUnanswered = deliveries.lastPostUnanswered;
+  if (deliveries.lockLost) lock.outcome = lostOutcome(lock.outcome, deliveries.lockLost);
   return {
     exitCode: ledger.exitCode(shutdown.aborted),
     namespaces: ledger.namespaceOutcomes(),
@@ -102,7 +141,9 @@ async function scanAll(
   ready: (namespace: string) => void,
 ): Promise<void> {
   const { context, deps, plan } = inputs;
-  const { config, shutdown } = context;
+  const { config } = context;
+  // A lost lock ends the scans as a shutdown does: nothing they find could be posted any more.
+  const shutdown = AbortSignal.any([context.shutdown, inputs.lock.handle.lost]);
   const { clock, log } = deps;
   const { deadlineMs, concurrency } = config.scan;
   const deadline = deadlineMs === undefined ? undefined : context.startedAt.getTime() + deadlineMs;
@@ -227,11 +268,7 @@ function runFacts(context: RunContext, trivy: TrivySetup): RunFacts {
 }
 
 /** The summary: logged once, as the run's last line (a table for text logs). */
-async function finish(
-  context: RunContext,
-  deps: RunDependencies,
-  outcome: Outcome & Pick<RunSummary, 'discoveryErrors' | 'discoveryMs'>,
-): Promise<RunSummary> {
+async function finish(context: RunContext, deps: RunDependencies, outcome: Finished): Promise<RunSummary> {
   const summary: RunSummary = {
     ...outcome,
     interrupted: context.shutdown.aborted,

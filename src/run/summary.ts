@@ -39,8 +39,27 @@ function resourceFields(resources: ProcessResources) {
   };
 }
 
+/** What became of the run lock (README "Run lock"), for the summary. */
+export interface RunLockOutcome {
+  /**
+   * acquired: held from before discovery to after the last POST; unlocked: the Lease API refused it (an older
+   * chart's RBAC) and the run went on without it; off: RUN_LOCK=none; dry-run: a dry run posts nothing and takes no
+   * lock; not-acquired: not taken within RUN_LOCK_WAIT (or the API failed): nothing was scanned or posted; lost:
+   * another run took it, or it could not be renewed in time: nothing more was posted or spooled.
+   */
+  state: 'acquired' | 'unlocked' | 'off' | 'dry-run' | 'not-acquired' | 'lost';
+  /** `namespace/name` of the Lease. */
+  lease?: string;
+  /** The other run that held the lock (not-acquired) or took it (lost). */
+  holder?: string;
+  /** Why, in one line (not-acquired, lost, unlocked). */
+  message?: string;
+}
+
 export interface RunSummary {
   exitCode: number;
+  /** The run lock; absent only when the run stopped before it was asked for (no temporary directory). */
+  lock?: RunLockOutcome;
   /** Discovery's duration (ms). */
   discoveryMs?: number;
   /** The scanner process's own CPU time and peak memory (Trivy processes excluded). */
@@ -100,6 +119,7 @@ export function summaryRecord(summary: RunSummary): Record<string, unknown> {
       not_delivered: sum(summary.namespaces, (n) => n.stats.containersNotDelivered),
     },
     findings,
+    run_lock: summary.lock,
     discovery_errors: summary.discoveryErrors,
     discovery_ms: summary.discoveryMs,
     sboms: summary.sboms,
@@ -165,12 +185,28 @@ export function summaryTable(summary: RunSummary): string {
       .join('  ')
       .trimEnd();
   const lines = [line(header), ...rows.map(line)];
+  const lock = lockLine(summary.lock);
+  if (lock) lines.push('', lock);
   const failures = topFailures(summary.images.failedByReason);
   if (failures.length > 0) {
     lines.push('', 'Images not scanned, by reason:');
     for (const f of failures) lines.push(`  ${f.reason} (${f.images}): ${f.fix}`);
   }
   return lines.join('\n');
+}
+
+const LOCK_WORDS: Partial<Record<RunLockOutcome['state'], string>> = {
+  'not-acquired': 'NOT ACQUIRED',
+  lost: 'LOST',
+  unlocked: 'UNAVAILABLE',
+};
+
+/** A line under the table when the lock is worth a look: not taken, lost, or not available. */
+function lockLine(lock: RunLockOutcome | undefined): string | undefined {
+  const word = lock && LOCK_WORDS[lock.state];
+  if (!lock || !word) return undefined;
+  const lease = lock.lease ? ` ${lock.lease}` : '';
+  return `Run lock${lease} ${word}${lock.message ? `: ${lock.message}` : ''}`;
 }
 
 function totalFindings(namespaces: NamespaceOutcome[]): Record<Severity, number> {
