@@ -175,6 +175,28 @@ describe('the run lock in a scan run', () => {
     assert.equal(run.summary.lock?.state, 'lost');
   });
 
+  test('lost during the last namespace POST: no SBOM is posted, each counts as failed', async () => {
+    const lock = new FakeRunLock();
+    const ephor = new FakeEphor();
+    ephor.answer = () => {
+      if (ephor.posts.length === 3) lock.lose();
+      return 'accept';
+    };
+    const run = await runInProcess({
+      namespaces: NAMESPACES,
+      workloads: WORKLOADS,
+      images: IMAGES,
+      lock,
+      ephor,
+      cacheDir,
+      env: { SBOM_ENABLED: 'true' },
+    });
+    assert.equal(run.summary.exitCode, 1);
+    assert.deepEqual(ephor.sboms, []);
+    assert.deepEqual(run.summary.sboms, { delivered: 0, failed: 2, skipped: 0 });
+    assert.equal(run.summary.lock?.state, 'lost');
+  });
+
   test('the Lease API refused (old RBAC): the run goes on unlocked and delivers, exit 0', async () => {
     const lock = new FakeRunLock();
     lock.acquisition = 'unavailable';
@@ -202,7 +224,7 @@ describe('the run lock in a scan run', () => {
     assert.deepEqual(lock.events.at(-1), { kind: 'release', options: { lastPostUnanswered: true } });
   });
 
-  test('a dry run takes no lock; an unexpected error still releases it', async () => {
+  test('a dry run takes no lock; a shutdown and an unexpected error still release it', async () => {
     const dryLock = new FakeRunLock();
     const dry = await runInProcess({
       namespaces: NAMESPACES,
@@ -224,6 +246,21 @@ describe('the run lock in a scan run', () => {
       lock.events.map((e) => e.kind),
       ['acquire', 'release'],
     );
+
+    const stopped = new FakeRunLock();
+    const signal = new AbortController();
+    signal.abort();
+    const interrupted = await runInProcess({
+      namespaces: NAMESPACES,
+      workloads: WORKLOADS,
+      images: IMAGES,
+      lock: stopped,
+      cacheDir,
+      shutdown: signal.signal,
+    });
+    assert.equal(interrupted.summary.exitCode, 1);
+    assert.equal(interrupted.summary.interrupted, true);
+    assert.equal(stopped.events.at(-1)?.kind, 'release');
   });
 });
 
