@@ -81,5 +81,7 @@ function fixForWarning(warning: string): string {
     return `set SCAN_CONCURRENCY=1 (chart: ${chartValue('SCAN_CONCURRENCY')}), or TRIVY_CACHE_MODE=ephemeral to scan in parallel`;
   if (warning.startsWith('TRIVY_CACHE_BACKEND'))
     return `unset TRIVY_CACHE_BACKEND (chart: ${chartValue('TRIVY_CACHE_BACKEND')}), or set TRIVY_CACHE_MODE=redis to use it`;
+  if (warning.startsWith('RUN_LOCK_WAIT'))
+    return `lower ${inChart('RUN_LOCK_WAIT')} below SCAN_DEADLINE, so that a run that waited still has time to scan`;
   return 'adjust the configuration as the warning says';
 }

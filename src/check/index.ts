@@ -1,12 +1,14 @@
 // `ephor-scanner check`: a read-only preflight with the scan's own configuration. Configuration first; then Ephor,
-// Kubernetes (reachability, RBAC, pull secrets) and Trivy side by side, each outside call bounded by CALL_TIMEOUT_MS
+// Kubernetes (reachability, RBAC, the run lock, pull secrets) and Trivy side by side, each outside call bounded by CALL_TIMEOUT_MS
 // and each group by GROUP_TIMEOUT_MS, so the whole check ends within seconds even when something hangs.
 import type { Env } from '../config/index.js';
+import { defaultLockNamespace } from '../lock/index.js';
 import type { SecretRegistry } from '../log.js';
 import { VERSION } from '../version.js';
 import { checkConfiguration } from './config.js';
 import { checkEphor } from './ephor.js';
 import { checkKubernetes, type KubeAccess } from './kubernetes.js';
+import { checkLock } from './lock.js';
 import { exitCodeOf, formatJson, formatText } from './output.js';
 import { checkRbac } from './rbac.js';
 import { checkRegistryCredentials } from './registry.js';
@@ -51,11 +53,12 @@ export async function runChecks(
     );
     const kubeResults = await reachable;
     if (!access) return kubeResults;
-    const [rbac, registry] = await Promise.all([
+    const [rbac, lock, registry] = await Promise.all([
       bounded('rbac', checkRbac(config, access)),
+      bounded('lock', checkLock(config, access, defaultLockNamespace(kube.kubeConfig))),
       bounded('registry', checkRegistryCredentials(config, access, secrets)),
     ]);
-    return [...kubeResults, ...rbac, ...registry];
+    return [...kubeResults, ...rbac, ...lock, ...registry];
   })();
   const [ephorResults, clusterResults, trivyResults] = await Promise.all([ephor, cluster, trivy]);
   return [...configuration.results, ...ephorResults, ...clusterResults, ...trivyResults];

@@ -1,6 +1,6 @@
 // The result of one preflight check: what was looked at, whether it passed, and what to change when it did not.
 
-export type CheckGroup = 'configuration' | 'ephor' | 'kubernetes' | 'rbac' | 'trivy' | 'registry';
+export type CheckGroup = 'configuration' | 'ephor' | 'kubernetes' | 'rbac' | 'lock' | 'trivy' | 'registry';
 
 /** pass; warn: the scanner runs, but something is missing or degraded; fail: a blocker. */
 export type CheckStatus = 'pass' | 'warn' | 'fail';

@@ -3,6 +3,7 @@
 // is parsed as the settings table says (read.ts); rules across settings are the named functions of rules.ts.
 import path from 'node:path';
 import type { OtherControllers } from '../kube/owner-kinds.js';
+import type { LockMode } from '../lock/settings.js';
 import type { Severity, WorkloadKind } from '../types.js';
 import { findExecutable } from './executable.js';
 import { inTableOrder, readSettings, type ConfigProblem, type Env } from './read.js';
@@ -12,6 +13,7 @@ import {
   checkExclusions,
   concurrencyForCacheMode,
   dryRunNeedsNoApi,
+  lockWaitWithinDeadline,
   redisBackend,
   resolveLogFormat,
   resolveTrivyBinary,
@@ -59,6 +61,15 @@ export interface Config {
     kubeconfig?: string[];
     /** KUBE_CONTEXT / --context: the kubeconfig context to use instead of its current-context. */
     context?: string;
+  };
+  /** The run lock (src/lock): one run posting to Ephor at a time. */
+  lock: {
+    mode: LockMode;
+    name: string;
+    /** RUN_LOCK_NAMESPACE; unset: the Pod's own namespace, else the kubeconfig context's, else default. */
+    namespace?: string;
+    /** RUN_LOCK_WAIT; 0: give up at once when another run holds the lock. */
+    waitMs: number;
   };
   /** Read imagePullSecrets (Pod and ServiceAccount) to pull private images. */
   registryAuth: boolean;
@@ -115,6 +126,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const found: Findings = { problems, warnings: [] };
   checkAuthPair(env, found);
   checkExclusions(values, found);
+  lockWaitWithinDeadline(values, found);
   const concurrency = concurrencyForCacheMode(values, found);
   const cacheBackend = redisBackend(values, env, found);
   const binary = resolveTrivyBinary(values.TRIVY_BINARY, env, options.resolveExecutable ?? findExecutable, found);
@@ -163,6 +175,7 @@ function buildConfig(v: SettingValues, derived: Derived): Config {
       otherControllers: { enabled: v.SCAN_OTHER_CONTROLLERS, exclude: v.SCAN_OTHER_CONTROLLERS_EXCLUDE },
     },
     kube: { timeoutMs: v.KUBE_TIMEOUT, kubeconfig: v.KUBECONFIG, context: v.KUBE_CONTEXT },
+    lock: { mode: v.RUN_LOCK, name: v.RUN_LOCK_NAME, namespace: v.RUN_LOCK_NAMESPACE, waitMs: v.RUN_LOCK_WAIT },
     registryAuth: v.REGISTRY_AUTH_ENABLED,
     trivy: {
       binary: derived.binary,

@@ -96,6 +96,15 @@ export function resolveTrivyBinary(
   return binary;
 }
 
+/** A run that waits for the lock until SCAN_DEADLINE (measured from the same start) has no time left to scan. */
+export function lockWaitWithinDeadline(values: Values, found: Findings): void {
+  const { RUN_LOCK: mode, RUN_LOCK_WAIT: waitMs, SCAN_DEADLINE: deadlineMs } = values;
+  if (mode !== 'lease' || waitMs === undefined || deadlineMs === undefined || waitMs < deadlineMs) return;
+  found.warnings.push(
+    `RUN_LOCK_WAIT (${waitMs / 1000} s) is not shorter than SCAN_DEADLINE (${deadlineMs / 1000} s): a run that waits that long for the lock has no time left to scan; lower RUN_LOCK_WAIT`,
+  );
+}
+
 /** LOG_FORMAT=auto: readable text for a person at a terminal, JSON lines for everything else (a CronJob's logs). */
 export function resolveLogFormat(setting: 'auto' | 'json' | 'text', stdoutIsTerminal: boolean): 'json' | 'text' {
   if (setting !== 'auto') return setting;

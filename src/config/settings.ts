@@ -28,6 +28,13 @@ import {
   parseRedisUrl,
   parseRepositoryList,
 } from './parse.js';
+import {
+  DEFAULT_LOCK_NAME,
+  parseLockMode,
+  parseLockName,
+  parseLockNamespace,
+  parseLockWait,
+} from '../lock/settings.js';
 import { DEFAULT_JOB, parseGroupingLabels, parseJobName, parsePushgatewayUrl } from '../metrics/grouping.js';
 import { DEFAULT_EXCLUDED_OWNERS, parseOwnerKinds } from '../kube/owner-kinds.js';
 import type { Setting, SettingSpec } from './setting.js';
@@ -232,6 +239,47 @@ const TABLE = {
     example: 'production',
     allowed: 'a context of the kubeconfig (an unknown one is a configuration error)',
     description: "The kubeconfig context to use instead of its current-context, like kubectl's --context",
+  },
+  RUN_LOCK: {
+    flag: '--run-lock',
+    parse: parseLockMode,
+    default: 'lease',
+    example: 'none',
+    allowed: 'lease or none',
+    description:
+      'lease: one run at a time posts to Ephor, on a Kubernetes Lease taken before scanning (README "Run lock"); none: no lock',
+    chart: { value: 'runLock.mode' },
+  },
+  RUN_LOCK_NAME: {
+    flag: '--run-lock-name',
+    parse: parseLockName,
+    default: DEFAULT_LOCK_NAME,
+    example: 'ephor-scanner-prod',
+    allowed: 'a Kubernetes object name (lower-case letters, digits, "-" and ".")',
+    description: 'Name of the Lease; every scanner posting to one Ephor must use the same name and namespace',
+    chart: { value: 'runLock.name' },
+  },
+  RUN_LOCK_NAMESPACE: {
+    flag: '--run-lock-namespace',
+    parse: parseLockNamespace,
+    example: 'ephor',
+    allowed: "a namespace name; default: the Pod's own namespace, else the kubeconfig context's, else default",
+    description: "Namespace of the Lease (it must exist); the chart's default is the release namespace",
+    chart: { value: 'runLock.namespace' },
+  },
+  RUN_LOCK_WAIT: {
+    flag: '--run-lock-wait',
+    parse: parseLockWait,
+    default: '30m',
+    example: '10m',
+    allowed: 'a duration, or 0 to give up at once',
+    description:
+      'How long a run waits while another live run holds the lock; then it exits 1, having scanned and posted nothing',
+    chart: {
+      value: 'runLock.wait',
+      hint: 'runLock.wait (empty: half of activeDeadlineSeconds minus scan.deadlineMargin)',
+      computed: true,
+    },
   },
   TRIVY_BINARY: {
     flag: '--trivy-binary',

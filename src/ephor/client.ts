@@ -30,6 +30,12 @@ export interface DeliveryOptions {
   log: Logger;
   /** Aborted when delivery must stop (shutdown grace period over): the running attempt ends, no retry follows. */
   cutoff?: AbortSignal;
+  /**
+   * Awaited before EVERY attempt, retries included (the run lock's fence: a retry after a long backoff must not be
+   * sent once another run may be posting). A rejection ends the delivery with that error: no attempt is sent, no
+   * retry follows, and the caller gets the rejection instead of a DeliveryResult.
+   */
+  beforeAttempt?: () => Promise<void>;
   /** Base of the backoff; tests shorten it. */
   backoffBaseMs?: number;
   random?: () => number;
@@ -147,9 +153,9 @@ async function postWithRetries<R>(
 
   for (let attempt = 1; ; attempt++) {
     const requestId = randomUUID();
-    const outcome: AttemptOutcome<R> = options.cutoff?.aborted
-      ? { kind: 'network', error: 'not sent' }
-      : await postOnce(url, body, headers, answer.parse, requestId, options);
+    const outcome: AttemptOutcome<R> = await attemptUnlessStopped(options, () =>
+      postOnce(url, body, headers, answer.parse, requestId, options),
+    );
     if (outcome.kind === 'accepted') return { ok: true, response: outcome.response, attempts: attempt, bytes };
 
     const failure = failureText(outcome, options, answer.expected);
@@ -173,6 +179,18 @@ async function postWithRetries<R>(
     );
     await sleep(delay, options.cutoff);
   }
+}
+
+/** One attempt, after the `beforeAttempt` hook (whose rejection propagates), unless the cutoff stopped delivering. */
+async function attemptUnlessStopped<R>(
+  options: DeliveryOptions,
+  post: () => Promise<AttemptOutcome<R>>,
+): Promise<AttemptOutcome<R>> {
+  const notSent: AttemptOutcome<R> = { kind: 'network', error: 'not sent' };
+  if (options.cutoff?.aborted) return notSent;
+  await options.beforeAttempt?.();
+  // the hook may take a while (a Lease renewal): the cutoff may have come meanwhile
+  return options.cutoff?.aborted ? notSent : post();
 }
 
 /** What went wrong; an attempt that the shutdown cutoff ended says so rather than "timeout" or "network error". */

@@ -10,7 +10,7 @@ import { RunLock } from './run-lock.js';
 export { systemClock, type LockClock } from './clock.js';
 export { defaultLockNamespace, holderIdentity, lockNameProblem, lockNamespaceProblem } from './identity.js';
 export { kubeLeaseApi, type LeaseFailure, type LeasePort, type LeaseResult, type LeaseSpec } from './lease-api.js';
-export { missingLeaseRule, leaseGrant } from './messages.js';
+export { formatDuration, missingLeaseRule, leaseGrant } from './messages.js';
 export { lockTiming, type LockTiming } from './policy.js';
 export {
   LockLostError,

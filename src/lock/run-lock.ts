@@ -52,6 +52,8 @@ export type { NotAcquired, Unavailable };
 export interface RunLockHandle {
   fence(): Promise<void>;
   release(options?: ReleaseOptions): Promise<void>;
+  /** Aborted (with the LockLostError) once the lock is lost, whether a fence or a background renewal found out. */
+  readonly lost: AbortSignal;
 }
 
 export interface ReleaseOptions {
@@ -78,6 +80,7 @@ export class LockLostError extends Error {
 export const noRunLock: RunLockHandle = {
   fence: () => Promise.resolve(),
   release: () => Promise.resolve(),
+  lost: new AbortController().signal,
 };
 
 type RenewResult = 'renewed' | 'failed' | 'lost';
@@ -93,10 +96,15 @@ export class RunLock implements RunLockHandle {
   private lastFailureLogMs = -Infinity;
   private chain: Promise<unknown> = Promise.resolve();
   private readonly background = new AbortController();
+  private readonly lostController = new AbortController();
   private readonly clock: LockClock;
 
   constructor(private readonly options: RunLockOptions) {
     this.clock = options.clock ?? systemClock;
+  }
+
+  get lost(): AbortSignal {
+    return this.lostController.signal;
   }
 
   async acquire(signal?: AbortSignal): Promise<AcquireOutcome> {
@@ -327,6 +335,8 @@ export class RunLock implements RunLockHandle {
       { lease: leaseRef(this.options.api), reason: error.reason, holder: error.holder },
       `${error.message}; no further POST is made and nothing is written to the spool`,
     );
+    // after the line above: listeners (the run stops its scans) log about what they stop
+    this.lostController.abort(error);
   }
 
   private async releaseLease(): Promise<void> {

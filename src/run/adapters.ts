@@ -3,9 +3,10 @@
 import os from 'node:os';
 import type { Config, Env } from '../config/index.js';
 import { deliverFile, deliverSbom, deliverScan, type DeliveryOptions } from '../ephor/client.js';
-import { createKubeClient, loadKubeConfig, type KubeClient } from '../kube/client.js';
+import { createKubeClient, loadKubeConfig, type KubeClient, type KubeJsonWriter } from '../kube/client.js';
 import { discoverWorkloads } from '../kube/discover.js';
 import { PullSecretResolver } from '../kube/pull-secrets.js';
+import { createRunLock, defaultLockNamespace, noRunLock } from '../lock/index.js';
 import type { Logger, SecretRegistry } from '../log.js';
 import { metricsInputFromSummary, pushRunMetrics } from '../metrics/index.js';
 import { prepareTrivy } from '../trivy/database.js';
@@ -19,9 +20,12 @@ import type {
   EphorPort,
   MetricsPort,
   RunDependencies,
+  RunLockPort,
   RunResources,
+  SendGuard,
   TrivyPort,
 } from './ports.js';
+import { acquisitionOf } from './run-lock.js';
 import { Spool } from './spool.js';
 
 export interface AdapterInputs {
@@ -41,6 +45,7 @@ export function createRunDependencies({ config, env, log, secrets }: AdapterInpu
     discovery: kubeDiscovery(kube, config, log),
     trivy: trivyRunner(kube, { config, env, log, secrets }),
     ephor: ephorClient(config, log),
+    lock: leaseRunLock(kube, defaultLockNamespace(kubeConfig), { config, env, log }),
     spool: config.ephor.dryRun ? undefined : new Spool(config.spool.dir, config.spool.maxAgeMs, log),
     metrics: pushgateway(config, log),
     clock: systemClock,
@@ -50,6 +55,9 @@ export function createRunDependencies({ config, env, log, secrets }: AdapterInpu
     resources: processResources,
   };
 }
+
+/** A run waiting for the lock says whom it waits for this often (as the progress lines of a long scan). */
+const LOCK_PROGRESS_MS = 30_000;
 
 export const systemClock: Clock = {
   now: () => Date.now(),
@@ -87,13 +95,57 @@ function trivyRunner(kube: KubeClient, { config, env, log, secrets }: AdapterInp
   };
 }
 
-function ephorClient(config: Config, log: Logger): EphorPort {
+/** The Ephor client; the guard's fence runs before every attempt of its retry loop, retries included. */
+export function ephorClient(config: Config, log: Logger, tuning: Partial<DeliveryOptions> = {}): EphorPort {
   const { apiUrl, auth, timeoutMs, maxRetries } = config.ephor;
-  const options = (cutoff: AbortSignal): DeliveryOptions => ({ apiUrl, auth, timeoutMs, maxRetries, log, cutoff });
+  const options = ({ cutoff, beforeAttempt }: SendGuard): DeliveryOptions => ({
+    apiUrl,
+    auth,
+    timeoutMs,
+    maxRetries,
+    log,
+    cutoff,
+    beforeAttempt,
+    ...tuning,
+  });
   return {
-    deliverScan: (namespace, part, cutoff) => deliverScan(namespace, part, options(cutoff)),
-    deliverFile: (namespace, file, bytes, cutoff) => deliverFile(namespace, file, bytes, options(cutoff)),
-    deliverSbom: (request, cutoff) => deliverSbom(request, options(cutoff)),
+    deliverScan: (namespace, part, guard) => deliverScan(namespace, part, options(guard)),
+    deliverFile: (namespace, file, bytes, guard) => deliverFile(namespace, file, bytes, options(guard)),
+    deliverSbom: (request, guard) => deliverSbom(request, options(guard)),
+  };
+}
+
+/**
+ * RUN_LOCK=lease: a Lease on the run's own Kubernetes client, in RUN_LOCK_NAMESPACE (default: the Pod's namespace, or
+ * the kubeconfig context's). The lock is made when the run asks for it: its holder identity names the run.
+ */
+function leaseRunLock(
+  kube: KubeClient & KubeJsonWriter,
+  contextNamespace: string,
+  { config, env, log }: Omit<AdapterInputs, 'secrets'>,
+): RunLockPort {
+  const { mode, name, namespace = contextNamespace, waitMs } = config.lock;
+  return {
+    async acquire(scanGroupId, signal) {
+      if (mode === 'none') {
+        log.warn('RUN_LOCK=none: no run lock; nothing keeps another run from posting to Ephor at the same time');
+        return { handle: noRunLock, outcome: { state: 'off' } };
+      }
+      const lock = createRunLock({
+        client: kube,
+        namespace,
+        name,
+        waitLimitMs: waitMs,
+        ephorTimeoutMs: config.ephor.timeoutMs,
+        kubeTimeoutMs: config.kube.timeoutMs,
+        scanGroupId,
+        env,
+        hostname: os.hostname(),
+        progressIntervalMs: LOCK_PROGRESS_MS,
+        log,
+      });
+      return acquisitionOf(await lock.acquire(signal), lock, `${namespace}/${name}`);
+    },
   };
 }
 

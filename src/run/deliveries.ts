@@ -3,17 +3,21 @@
 // then what earlier runs left in the spool (spooled-delivery.ts). After a shutdown the queue keeps delivering what
 // is finished until the grace period ends; after that nothing more is sent, and what is left is recorded as not
 // delivered. A step that fails unexpectedly is recorded too (the namespace as not delivered, with the reason), so
-// the run can never end 0 with something undelivered.
+// the run can never end 0 with something undelivered. Every POST attempt and spool write is fenced by the run lock:
+// once it is lost nothing more is posted or spooled, and every namespace left is recorded as not delivered.
 import { rm } from 'node:fs/promises';
 import type { Config } from '../config/index.js';
 import type { RunFacts } from '../ephor/payload.js';
+import type { DeliveryResult } from '../ephor/client.js';
 import { messageOf } from '../errors.js';
+import type { LockLostError } from '../lock/index.js';
 import type { ScanPlan } from '../images/plan.js';
 import type { Logger } from '../log.js';
 import type { Discovery, Workload } from '../types.js';
 import type { RunLedger, SbomSource } from './ledger.js';
 import { deliverNamespace } from './namespace-delivery.js';
-import type { Clock, EphorPort, SpoolPort, Timer } from './ports.js';
+import type { Clock, EphorPort, SendGuard, SpoolPort, Timer } from './ports.js';
+import { fencedSpool, isLockLost } from './run-lock.js';
 import { deliverSboms } from './sbom-delivery.js';
 import { deliverSpooled } from './spooled-delivery.js';
 import type { NamespaceOutcome } from './summary.js';
@@ -32,6 +36,8 @@ export interface DeliveryInputs {
   /** After a shutdown, how long finished work may still be delivered. */
   graceMs: number;
   shutdown: AbortSignal;
+  /** The run lock's fence: awaited before every POST attempt and spool write; rejects with LockLostError. */
+  fence: () => Promise<void>;
   run: RunFacts;
   discovery: Discovery;
   plan: ScanPlan;
@@ -41,9 +47,13 @@ export interface DeliveryInputs {
 }
 
 /** What every delivery step works with. */
-export interface DeliveryContext extends Omit<DeliveryInputs, 'graceMs' | 'shutdown'> {
+export interface DeliveryContext extends Omit<DeliveryInputs, 'graceMs' | 'shutdown' | 'fence'> {
   /** Aborted when the grace period after a shutdown is over. */
   cutoff: AbortSignal;
+  /** What every POST is sent under: the cutoff and the run lock's fence. */
+  guard: SendGuard;
+  /** A step that caught a LockLostError itself (it still has something to report) says so here. */
+  lockLost(error: LockLostError): void;
   workloadsOf(namespace: string): readonly Workload[];
 }
 
@@ -53,6 +63,8 @@ export class DeliveryQueue {
   private readonly cutoff = new AbortController();
   private graceTimer?: Timer;
   private readonly context: DeliveryContext;
+  private lockLostError?: LockLostError;
+  private lastAttemptUnanswered = false;
   private readonly onShutdown = () => {
     this.inputs.log.warn(
       { grace_s: this.inputs.graceMs / 1000 },
@@ -64,12 +76,20 @@ export class DeliveryQueue {
   };
 
   constructor(private readonly inputs: DeliveryInputs) {
-    const { graceMs: _graceMs, shutdown, ...shared } = inputs;
+    const { graceMs: _graceMs, shutdown, fence, ...shared } = inputs;
     const workloads = groupByNamespace(inputs.discovery.workloads);
+    const answered = recordingAnswers(inputs.ephor, (result) => {
+      if (result.attempts > 0) this.lastAttemptUnanswered = !result.ok && result.status === undefined;
+    });
     this.context = {
       ...shared,
-      ephor: sendingUntil(this.cutoff.signal, inputs.ephor),
+      ephor: sendingUntil(this.cutoff.signal, answered),
+      spool: inputs.spool && fencedSpool(inputs.spool, fence),
       cutoff: this.cutoff.signal,
+      guard: { cutoff: this.cutoff.signal, beforeAttempt: fence },
+      lockLost: (error) => {
+        this.recordLockLost(error);
+      },
       workloadsOf: (namespace) => workloads.get(namespace) ?? [],
     };
     if (shutdown.aborted) this.onShutdown();
@@ -81,9 +101,11 @@ export class DeliveryQueue {
     if (this.queued.has(namespace)) return;
     this.queued.add(namespace);
     this.enqueue(async () => {
-      const outcome = await deliverNamespace(this.context, namespace).catch((error: unknown) =>
-        this.namespaceFailed(namespace, error),
-      );
+      const outcome = this.lockLostError
+        ? this.notDelivered(namespace, `not sent: ${this.lockLostError.message}`)
+        : await deliverNamespace(this.context, namespace).catch((error: unknown) =>
+            this.namespaceFailed(namespace, error),
+          );
       this.inputs.ledger.recordDelivery(outcome);
       await this.release(namespace);
     });
@@ -93,7 +115,7 @@ export class DeliveryQueue {
   enqueueTheRest(): void {
     for (const namespace of this.inputs.discovery.namespaces) this.enqueueNamespace(namespace);
     for (const [scanKey, source] of this.inputs.ledger.sbomSources) this.enqueueSbom(scanKey, source);
-    if (this.inputs.spool) this.enqueue(() => deliverSpooled(this.context), 'spooled payloads of earlier runs');
+    if (this.inputs.spool) this.enqueueSpooled();
   }
 
   async drained(): Promise<void> {
@@ -102,19 +124,50 @@ export class DeliveryQueue {
     this.graceTimer?.cancel();
   }
 
+  /** The run lock's loss that stopped delivering, if any. */
+  get lockLost(): LockLostError | undefined {
+    return this.lockLostError;
+  }
+
+  /** The last POST attempt made got no answer (timeout, connection lost): Ephor may still be processing it. */
+  get lastPostUnanswered(): boolean {
+    return this.lastAttemptUnanswered;
+  }
+
+  /** After a loss of the run lock an SBOM is not sent: it counts as failed. */
   private enqueueSbom(scanKey: string, source: SbomSource): void {
+    const failed = () => {
+      this.inputs.ledger.sboms.failed++;
+    };
     this.enqueue(
-      () => deliverSboms(this.context, scanKey, source),
-      `sbom of ${scanKey}`,
-      () => {
-        this.inputs.ledger.sboms.failed++;
+      async () => {
+        if (this.lockLostError) failed();
+        else await deliverSboms(this.context, scanKey, source);
       },
+      `sbom of ${scanKey}`,
+      failed,
     );
   }
 
-  /** Runs `task` after the steps before it; a step that throws is recorded, and the next one runs. */
+  /** After a loss of the run lock the spool is not touched: what earlier runs left stays for the next holder. */
+  private enqueueSpooled(): void {
+    this.enqueue(
+      () => (this.lockLostError ? Promise.resolve() : deliverSpooled(this.context)),
+      'spooled payloads of earlier runs',
+    );
+  }
+
+  /**
+   * Runs `task` after the steps before it; a step that throws is recorded, and the next one runs. A step stopped by
+   * the run lock's loss counts as failed (`onFailure`); the lock's own line says why, once.
+   */
   private enqueue(task: () => Promise<void>, step = 'delivery', onFailure?: () => void): void {
     this.chain = this.chain.then(task).catch((error: unknown) => {
+      if (isLockLost(error)) {
+        this.recordLockLost(error);
+        onFailure?.();
+        return;
+      }
       this.inputs.ledger.stepFailures.push(`${step}: ${messageOf(error)}`);
       onFailure?.();
       this.inputs.log.error({ step, error: messageOf(error) }, 'delivery step failed unexpectedly: the run exits 1');
@@ -123,14 +176,28 @@ export class DeliveryQueue {
   }
 
   private namespaceFailed(namespace: string, error: unknown): NamespaceOutcome {
+    if (isLockLost(error)) {
+      this.recordLockLost(error);
+      return this.notDelivered(namespace, `not delivered: ${error.message}`);
+    }
     const { log } = this.inputs;
     log.error({ namespace, error: messageOf(error) }, 'namespace not delivered: its delivery step failed unexpectedly');
     log.debug({ namespace, err: error }, 'the unexpected error');
+    return this.notDelivered(namespace, `unexpected error: ${messageOf(error)}`);
+  }
+
+  /** The lock's own line (src/lock) says why once; the ledger keeps it so that the run cannot end 0. */
+  private recordLockLost(error: LockLostError): void {
+    this.lockLostError ??= error;
+    this.inputs.ledger.lockLost ??= error.message;
+  }
+
+  private notDelivered(namespace: string, error: string): NamespaceOutcome {
     const containers = this.context.workloadsOf(namespace).reduce((n, w) => n + w.containers.length, 0);
     return {
       namespace,
       delivered: false,
-      error: `unexpected error: ${messageOf(error)}`,
+      error,
       stats: {
         workloads: 0,
         containersDelivered: 0,
@@ -154,11 +221,25 @@ export class DeliveryQueue {
 function sendingUntil(cutoff: AbortSignal, ephor: EphorPort): EphorPort {
   const notSent = (bytes: number) => Promise.resolve({ ok: false as const, error: GRACE_OVER, attempts: 0, bytes });
   return {
-    deliverScan: (namespace, part, signal) =>
-      cutoff.aborted ? notSent(part.bytes) : ephor.deliverScan(namespace, part, signal),
-    deliverFile: (namespace, file, bytes, signal) =>
-      cutoff.aborted ? notSent(bytes) : ephor.deliverFile(namespace, file, bytes, signal),
-    deliverSbom: (request, signal) => (cutoff.aborted ? notSent(0) : ephor.deliverSbom(request, signal)),
+    deliverScan: (namespace, part, guard) =>
+      cutoff.aborted ? notSent(part.bytes) : ephor.deliverScan(namespace, part, guard),
+    deliverFile: (namespace, file, bytes, guard) =>
+      cutoff.aborted ? notSent(bytes) : ephor.deliverFile(namespace, file, bytes, guard),
+    deliverSbom: (request, guard) => (cutoff.aborted ? notSent(0) : ephor.deliverSbom(request, guard)),
+  };
+}
+
+/** Tells `record` the result of every delivery (to know whether the last POST attempt was answered). */
+function recordingAnswers(ephor: EphorPort, record: (result: DeliveryResult<unknown>) => void): EphorPort {
+  const noted = async <R>(delivery: Promise<DeliveryResult<R>>) => {
+    const result = await delivery;
+    record(result);
+    return result;
+  };
+  return {
+    deliverScan: (namespace, part, guard) => noted(ephor.deliverScan(namespace, part, guard)),
+    deliverFile: (namespace, file, bytes, guard) => noted(ephor.deliverFile(namespace, file, bytes, guard)),
+    deliverSbom: (request, guard) => noted(ephor.deliverSbom(request, guard)),
   };
 }
 

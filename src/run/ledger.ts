@@ -19,6 +19,8 @@ export class RunLedger {
   readonly spooled = { delivered: 0, failed: 0 };
   /** Delivery steps other than a namespace's (an SBOM, the spool) that failed unexpectedly: the run cannot end 0. */
   readonly stepFailures: string[] = [];
+  /** Why the run lock was lost, when it was: nothing more was posted, so the run cannot end 0. */
+  lockLost?: string;
   private scanned = 0;
   private readonly results = new Map<string, ScanResult>();
   /** Scan key → how many namespaces not yet done still need its findings. */
@@ -130,11 +132,12 @@ export class RunLedger {
     return { total, scanned: this.scanned, failed, failedByReason: this.failedByReason };
   }
 
-  /** 0 only when every namespace has an outcome and it is delivered, no delivery step failed and the run was not
-   * stopped: anything unaccounted for is "not delivered". */
+  /** 0 only when every namespace has an outcome and it is delivered, no delivery step failed, the run lock was not
+   * lost and the run was not stopped: anything unaccounted for is "not delivered". */
   exitCode(interrupted: boolean): number {
     const everyDelivered = this.namespaces.every((namespace) => this.outcomes.get(namespace)?.delivered === true);
-    return everyDelivered && this.stepFailures.length === 0 && !interrupted ? EXIT_OK : EXIT_NOT_DELIVERED;
+    const clean = this.stepFailures.length === 0 && this.lockLost === undefined && !interrupted;
+    return everyDelivered && clean ? EXIT_OK : EXIT_NOT_DELIVERED;
   }
 }
 

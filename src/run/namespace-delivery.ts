@@ -8,6 +8,7 @@ import { messageOf } from '../errors.js';
 import type { ScanIngestResponse } from '../types.js';
 import type { DeliveryContext } from './deliveries.js';
 import { writeDryRun } from './dry-run.js';
+import { isLockLost } from './run-lock.js';
 import type { NamespaceOutcome } from './summary.js';
 
 export async function deliverNamespace(context: DeliveryContext, namespace: string): Promise<NamespaceOutcome> {
@@ -60,12 +61,23 @@ async function postNamespace(
   };
   if (outcome.delivered) {
     // Newer data is in Ephor: an older spooled payload must never follow it.
-    if (body.status === 'completed') await context.spool?.discard(namespace);
+    if (body.status === 'completed') await discardOlder(context, outcome);
     return outcome;
   }
   outcome.error = `${failed.length} of ${outcome.parts} part(s) not delivered`;
   outcome.spooled = await spoolParts(context, namespace, failed);
   return outcome;
+}
+
+/** After a loss of the run lock the spool is not touched: the namespace is delivered, the run stops posting. */
+async function discardOlder(context: DeliveryContext, outcome: NamespaceOutcome): Promise<void> {
+  try {
+    await context.spool?.discard(outcome.namespace);
+  } catch (error) {
+    if (!isLockLost(error)) throw error;
+    context.lockLost(error);
+    outcome.error = `delivered, but the spool was left as it was (an older payload of it, if any, stays): ${error.message}`;
+  }
 }
 
 interface PartResults {
@@ -83,7 +95,7 @@ async function postPart(
 ): Promise<void> {
   const { log } = context;
   const { namespace } = body;
-  const result = await context.ephor.deliverScan(namespace, part, context.cutoff);
+  const result = await context.ephor.deliverScan(namespace, part, context.guard);
   if (result.ok) {
     results.delivered.push(result.response);
     logDelivered(context, body, part, partCount, result.response, result.attempts);
@@ -156,6 +168,7 @@ async function spoolParts(context: DeliveryContext, namespace: string, parts: Bo
     );
     return true;
   } catch (error) {
+    if (isLockLost(error)) throw error; // the spool is the new holder's now: the namespace is recorded as lost
     log.error({ namespace, error: messageOf(error) }, 'payload could not be spooled');
     return false;
   }

@@ -3,12 +3,13 @@
 // collaborator (a run lock, a metrics push) means adding a port here and its adapter there.
 import type { BodyPart } from '../ephor/body.js';
 import type { DeliveryResult } from '../ephor/client.js';
+import type { RunLockHandle } from '../lock/index.js';
 import type { Logger } from '../log.js';
 import type { TrivySetup } from '../trivy/database.js';
 import type { ScanOutcome, TrivyRun } from '../trivy/scan.js';
 import type { Discovery, SbomIngestRequest, SbomIngestResponse, ScanTarget } from '../types.js';
 import type { SpooledPart } from './spool.js';
-import type { ProcessResources, RunSummary } from './summary.js';
+import type { ProcessResources, RunLockOutcome, RunSummary } from './summary.js';
 
 /** Time and timers. The real one is the system clock; tests move a fake one by hand. */
 export interface Clock {
@@ -52,13 +53,39 @@ export interface ImageScanner {
   read(target: ScanTarget, run: Extract<TrivyRun, { ok: true }>, signal: AbortSignal): Promise<ScanOutcome>;
 }
 
-/** The Ephor API with its retry policy (src/ephor/client.ts). `cutoff` aborts when delivering must stop: the
- * attempt in flight ends and no retry follows. */
+/** What every POST to Ephor obeys. */
+export interface SendGuard {
+  /** Aborted when delivering must stop (the shutdown grace period is over): the attempt in flight ends, no retry. */
+  cutoff: AbortSignal;
+  /**
+   * Awaited before EVERY attempt, retries included: the run lock's fence. When it rejects (LockLostError), no attempt
+   * is sent and the delivery call rejects with that error.
+   */
+  beforeAttempt: () => Promise<void>;
+}
+
+/** The Ephor API with its retry policy (src/ephor/client.ts), each call under a SendGuard. */
 export interface EphorPort {
-  deliverScan(namespace: string, part: BodyPart, cutoff: AbortSignal): Promise<DeliveryResult>;
+  deliverScan(namespace: string, part: BodyPart, guard: SendGuard): Promise<DeliveryResult>;
   /** A payload part written to disk earlier (the spool), sent as it is. */
-  deliverFile(namespace: string, file: string, bytes: number, cutoff: AbortSignal): Promise<DeliveryResult>;
-  deliverSbom(request: SbomIngestRequest, cutoff: AbortSignal): Promise<DeliveryResult<SbomIngestResponse>>;
+  deliverFile(namespace: string, file: string, bytes: number, guard: SendGuard): Promise<DeliveryResult>;
+  deliverSbom(request: SbomIngestRequest, guard: SendGuard): Promise<DeliveryResult<SbomIngestResponse>>;
+}
+
+/**
+ * The run lock (src/lock): one run posting to Ephor at a time. acquire() is called before the first Trivy scan (in
+ * fact before discovery), never in a dry run; the handle it gives fences every POST attempt and spool write and is
+ * released after the last POST.
+ */
+export interface RunLockPort {
+  /** Waits up to RUN_LOCK_WAIT while another live run holds the lock; `signal` (shutdown) ends the wait. */
+  acquire(scanGroupId: string, signal: AbortSignal): Promise<LockAcquisition>;
+}
+
+/** `handle` absent: the lock was not acquired and the run must scan and post nothing. */
+export interface LockAcquisition {
+  handle?: RunLockHandle;
+  outcome: RunLockOutcome;
 }
 
 /** Payloads that could not be delivered, kept for the next run (spool.ts). */
@@ -87,6 +114,7 @@ export interface RunDependencies {
   discovery: DiscoveryPort;
   trivy: TrivyPort;
   ephor: EphorPort;
+  lock: RunLockPort;
   /** Absent in a dry run: nothing is spooled. */
   spool?: SpoolPort;
   /** Absent without METRICS_PUSHGATEWAY_URL: no metrics. */

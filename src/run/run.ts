@@ -1,7 +1,8 @@
-// One scan run, as a pipeline: discover (beside preparing Trivy) → plan → scan → deliver → summary. It owns the
-// run's scan_group_id, its temporary directory, its deadline and its shutdown. Namespaces are delivered, one POST at
-// a time, as soon as all their images are scanned, while the other scans go on. Every collaborator comes in through
-// RunDependencies (ports.ts): adapters.ts wires the real ones, tests pass fakes.
+// One scan run, as a pipeline: run lock → discover (beside preparing Trivy) → plan → scan → deliver → release →
+// summary. It owns the run's scan_group_id, its temporary directory, its deadline and its shutdown. Namespaces are
+// delivered, one POST at a time, as soon as all their images are scanned, while the other scans go on. The run lock
+// (run-lock.ts) keeps other runs from posting meanwhile. Every collaborator comes in through RunDependencies
+// (ports.ts): adapters.ts wires the real ones, tests pass fakes.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
@@ -14,6 +15,7 @@ import { TrivyUnavailableError, type TrivySetup } from '../trivy/database.js';
 import { describeWriteError } from '../trivy/failure.js';
 import type { Discovery, ScanResult, ScanTarget } from '../types.js';
 import { SCAN_LABEL, VERSION } from '../version.js';
+import type { RunLockHandle } from '../lock/index.js';
 import { DeliveryQueue } from './deliveries.js';
 import { neverStarted, scanImage } from './image-scan.js';
 import { RunLedger } from './ledger.js';
@@ -22,9 +24,10 @@ import type { RunDependencies, RunDirectories } from './ports.js';
 import { forbiddenLists } from './permission-gaps.js';
 import { Progress } from './progress.js';
 import { reportMetrics, ShutdownGrace } from './report-metrics.js';
+import { lostOutcome, takeRunLock } from './run-lock.js';
 import { scanImages } from './scans.js';
 import { ScanSchedule } from './schedule.js';
-import { summaryRecord, summaryTable, type RunSummary } from './summary.js';
+import { summaryRecord, summaryTable, type RunLockOutcome, type RunSummary } from './summary.js';
 
 export interface RunContext {
   config: Config;
@@ -35,27 +38,61 @@ export interface RunContext {
 }
 
 type Outcome = Pick<RunSummary, 'namespaces' | 'images' | 'sboms' | 'spooled' | 'exitCode'>;
+type Finished = Outcome & Pick<RunSummary, 'discoveryErrors' | 'discoveryMs' | 'forbidden' | 'trivy' | 'lock'>;
 
 export async function runScan(context: RunContext, deps: RunDependencies): Promise<RunSummary> {
   const grace = new ShutdownGrace(context.shutdown, deps.clock, deps.shutdownGraceMs);
   const workDir = await makeWorkDir(deps);
   if (workDir === undefined) return finish(context, deps, grace, { ...nothingDone(), discoveryErrors: 0 });
+  let finished: Finished;
   try {
-    const { discovery, trivy } = await discoverAndPrepare(context, deps);
-    const base = summaryFacts(context.config, discovery, trivy);
-    if (!canScan(discovery, trivy, deps.log)) return await finish(context, deps, grace, { ...base, ...nothingDone() });
-    const plan = planScans(discovery.namespaces, discovery.workloads, {
-      tagPlatform: discovery.platforms?.clusterPlatform,
-    });
-    const invalid = logInvalidReferences(plan, discovery.workloads, deps.log);
-    logPlan(plan, discovery.workloads, invalid, deps.log);
-    const dirs = await runDirectories(workDir, context.config);
-    const outcome = await scanAndDeliver({ context, deps, discovery, plan, invalid, trivy, dirs });
-    return await finish(context, deps, grace, { ...base, ...outcome });
-  } finally {
+    finished = await underRunLock(context, deps, workDir);
+  } catch (error) {
     grace.dispose();
+    throw error;
+  } finally {
     await rm(workDir, { recursive: true, force: true });
   }
+  return finish(context, deps, grace, finished);
+}
+
+/** The lock and what the run did while holding it. */
+interface HeldLock {
+  handle: RunLockHandle;
+  outcome: RunLockOutcome;
+  lastPostUnanswered: boolean;
+}
+
+/** Takes the run lock (or stops, having done nothing), runs, and releases it, whatever happened meanwhile. */
+async function underRunLock(context: RunContext, deps: RunDependencies, workDir: string): Promise<Finished> {
+  const { handle, outcome } = await takeRunLock(context, deps);
+  if (!handle) return { ...nothingDone(), discoveryErrors: 0, lock: outcome };
+  const held: HeldLock = { handle, outcome, lastPostUnanswered: false };
+  try {
+    const finished = await discoverScanDeliver(context, deps, workDir, held);
+    return { ...finished, lock: held.outcome };
+  } finally {
+    await handle.release({ lastPostUnanswered: held.lastPostUnanswered });
+  }
+}
+
+async function discoverScanDeliver(
+  context: RunContext,
+  deps: RunDependencies,
+  workDir: string,
+  lock: HeldLock,
+): Promise<Finished> {
+  const { discovery, trivy } = await discoverAndPrepare(context, deps);
+  const base = summaryFacts(context.config, discovery, trivy);
+  if (!canScan(discovery, trivy, deps.log)) return { ...base, ...nothingDone() };
+  const plan = planScans(discovery.namespaces, discovery.workloads, {
+    tagPlatform: discovery.platforms?.clusterPlatform,
+  });
+  const invalid = logInvalidReferences(plan, discovery.workloads, deps.log);
+  logPlan(plan, discovery.workloads, invalid, deps.log);
+  const dirs = await runDirectories(workDir, context.config);
+  const outcome = await scanAndDeliver({ context, deps, discovery, plan, invalid, trivy, dirs, lock });
+  return { ...base, ...outcome };
 }
 
 interface ScanAndDeliverInputs {
@@ -66,11 +103,12 @@ interface ScanAndDeliverInputs {
   invalid: number;
   trivy: TrivySetup;
   dirs: RunDirectories;
+  lock: HeldLock;
 }
 
 /** Scans every image while delivering each namespace as soon as its images are done; then the rest is delivered. */
 async function scanAndDeliver(inputs: ScanAndDeliverInputs): Promise<Outcome> {
-  const { context, deps, discovery, plan } = inputs;
+  const { context, deps, discovery, plan, lock } = inputs;
   const { config, shutdown } = context;
   const ledger = new RunLedger(discovery.namespaces, plan.targets, inputs.invalid);
   const deliveries = new DeliveryQueue({
@@ -81,6 +119,7 @@ async function scanAndDeliver(inputs: ScanAndDeliverInputs): Promise<Outcome> {
     clock: deps.clock,
     graceMs: deps.shutdownGraceMs,
     shutdown,
+    fence: () => lock.handle.fence(),
     run: runFacts(context, inputs.trivy),
     discovery,
     plan,
@@ -93,6 +132,8 @@ async function scanAndDeliver(inputs: ScanAndDeliverInputs): Promise<Outcome> {
   });
   deliveries.enqueueTheRest();
   await deliveries.drained();
+  lock.lastPostUnanswered = deliveries.lastPostUnanswered;
+  if (deliveries.lockLost) lock.outcome = lostOutcome(lock.outcome, deliveries.lockLost);
   return {
     exitCode: ledger.exitCode(shutdown.aborted),
     namespaces: ledger.namespaceOutcomes(),
@@ -109,7 +150,9 @@ async function scanAll(
   ready: (namespace: string) => void,
 ): Promise<void> {
   const { context, deps, plan } = inputs;
-  const { config, shutdown } = context;
+  const { config } = context;
+  // A lost lock ends the scans as a shutdown does: nothing they find could be posted any more.
+  const shutdown = AbortSignal.any([context.shutdown, inputs.lock.handle.lost]);
   const { clock, log } = deps;
   const { deadlineMs, concurrency } = config.scan;
   const deadline = deadlineMs === undefined ? undefined : context.startedAt.getTime() + deadlineMs;
@@ -259,7 +302,7 @@ async function finish(
   context: RunContext,
   deps: RunDependencies,
   grace: ShutdownGrace,
-  outcome: Outcome & SummaryFacts,
+  outcome: Finished,
 ): Promise<RunSummary> {
   const summary: RunSummary = {
     ...outcome,

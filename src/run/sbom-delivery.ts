@@ -28,7 +28,7 @@ export async function deliverSboms(context: DeliveryContext, scanKey: string, so
       else ledger.sboms.failed++;
       continue;
     }
-    const result = await context.ephor.deliverSbom(body.request, context.cutoff);
+    const result = await context.ephor.deliverSbom(body.request, context.guard);
     if (result.ok) {
       ledger.sboms.delivered++;
       log.info(

@@ -18,7 +18,7 @@ export async function deliverSpooled(context: DeliveryContext): Promise<void> {
 
 async function deliverSpooledPart(context: DeliveryContext, namespace: string, part: SpooledPart): Promise<void> {
   const { log, ledger } = context;
-  const result = await context.ephor.deliverFile(namespace, part.file, part.bytes, context.cutoff);
+  const result = await context.ephor.deliverFile(namespace, part.file, part.bytes, context.guard);
   if (!result.ok) {
     ledger.spooled.failed++;
     log.error(

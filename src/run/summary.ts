@@ -42,8 +42,27 @@ function resourceFields(resources: ProcessResources) {
   };
 }
 
+/** What became of the run lock (README "Run lock"), for the summary. */
+export interface RunLockOutcome {
+  /**
+   * acquired: held from before discovery to after the last POST; unlocked: the Lease API refused it (an older
+   * chart's RBAC) and the run went on without it; off: RUN_LOCK=none; dry-run: a dry run posts nothing and takes no
+   * lock; not-acquired: not taken within RUN_LOCK_WAIT (or the API failed): nothing was scanned or posted; lost:
+   * another run took it, or it could not be renewed in time: nothing more was posted or spooled.
+   */
+  state: 'acquired' | 'unlocked' | 'off' | 'dry-run' | 'not-acquired' | 'lost';
+  /** `namespace/name` of the Lease. */
+  lease?: string;
+  /** The other run that held the lock (not-acquired) or took it (lost). */
+  holder?: string;
+  /** Why, in one line (not-acquired, lost, unlocked). */
+  message?: string;
+}
+
 export interface RunSummary {
   exitCode: number;
+  /** The run lock; absent only when the run stopped before it was asked for (no temporary directory). */
+  lock?: RunLockOutcome;
   /** Discovery's duration (ms). */
   discoveryMs?: number;
   /** The scanner process's own CPU time and peak memory (Trivy processes excluded). */
@@ -126,6 +145,7 @@ export function summaryRecord(summary: RunSummary): Record<string, unknown> {
       by_platform: containersByPlatform(summary.namespaces),
     },
     findings: delivered.findings,
+    run_lock: summary.lock,
     discovery_errors: summary.discoveryErrors,
     discovery_ms: summary.discoveryMs,
     forbidden: forbidden.length > 0 ? forbidden.map(forbiddenEntry) : undefined,
@@ -216,6 +236,8 @@ export function summaryTable(summary: RunSummary): string {
   const platforms = Object.entries(containersByPlatform(summary.namespaces) ?? {});
   if (platforms.length > 0)
     lines.push('', `Containers by platform: ${platforms.map(([p, n]) => `${p} ${n}`).join(', ')}`);
+  const lock = lockLine(summary.lock);
+  if (lock) lines.push('', lock);
   const failures = topFailures(summary.images.failedByReason);
   if (failures.length > 0) {
     lines.push('', 'Images not scanned, by reason:');
@@ -227,6 +249,20 @@ export function summaryTable(summary: RunSummary): string {
 function resultOf(n: NamespaceOutcome): string {
   if (!n.delivered) return 'NOT DELIVERED';
   return n.status === 'failed' ? 'sent as failed' : 'delivered';
+}
+
+const LOCK_WORDS: Partial<Record<RunLockOutcome['state'], string>> = {
+  'not-acquired': 'NOT ACQUIRED',
+  lost: 'LOST',
+  unlocked: 'UNAVAILABLE',
+};
+
+/** A line under the table when the lock is worth a look: not taken, lost, or not available. */
+function lockLine(lock: RunLockOutcome | undefined): string | undefined {
+  const word = lock && LOCK_WORDS[lock.state];
+  if (!lock || !word) return undefined;
+  const lease = lock.lease ? ` ${lock.lease}` : '';
+  return `Run lock${lease} ${word}${lock.message ? `: ${lock.message}` : ''}`;
 }
 
 /** The containers of the bodies by the platform they were scanned for (delivered namespaces only, as `containers.delivered`). */

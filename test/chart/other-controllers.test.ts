@@ -37,7 +37,7 @@ test('a list or a comma string, and the switch', () => {
   assert.deepEqual(excludeOf(text).exclude.map(formatOwnerKind), ['TaskRun.tekton.dev', 'Pod']);
 });
 
-test('the schema refuses a resource name with a version', () => {
+test('a resource name with a version is refused with a sentence naming the key and the form', () => {
   const file = path.join(WORK, 'bad.yaml');
   writeFileSync(
     file,
@@ -48,5 +48,8 @@ test('the schema refuses a resource name with a version', () => {
   );
   const r = runHelm(['template', 'ephor-scanner', CHART, '-n', 'ephor', '--skip-tests', '-f', file], HELM_ENV);
   assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /otherControllers/);
+  assert.match(
+    r.stderr,
+    /scan\.otherControllers\.exclude: "workflows\.argoproj\.io\/v1alpha1" is not an owner kind: write Kind\.group, e\.g\. Workflow\.argoproj\.io/,
+  );
 });

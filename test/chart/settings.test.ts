@@ -123,6 +123,7 @@ describe('chart ↔ settings table', () => {
       EPHOR_API_URL: 'http://ephor-api:8080',
       SCAN_NAMESPACES: 'default,production',
       SCAN_DEADLINE: '3300s',
+      RUN_LOCK_WAIT: '1650s',
       TMPDIR: '/tmp',
       HOME: '/tmp',
     });

@@ -196,7 +196,7 @@ describe('ephor-scanner check', { timeout: 180_000 }, () => {
     });
     assert.deepEqual(
       new Set(report.checks.map((c) => c.group)),
-      new Set(['configuration', 'ephor', 'kubernetes', 'rbac', 'registry', 'trivy']),
+      new Set(['configuration', 'ephor', 'kubernetes', 'rbac', 'lock', 'registry', 'trivy']),
     );
     const failed = report.checks.filter((c) => c.status === 'fail');
     assert.deepEqual(failed, [

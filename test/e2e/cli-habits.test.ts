@@ -129,8 +129,9 @@ describe('--kubeconfig and --context, as with kubectl', { timeout: 180_000 }, ()
     assert.equal(viaEnv.exitCode, 0, viaEnv.stdout);
     assert.equal(s.ephor.scanIngests().length, 2);
 
-    // Without a context the current one is used, as kubectl does: the dead server, so nothing is delivered.
-    const current = await runScanner(env, { args: ['--kubeconfig', kubeconfig] });
+    // Without a context the current one is used, as kubectl does: the dead server, so nothing is delivered (the run
+    // lock is retried on it for RUN_LOCK_WAIT, shortened here).
+    const current = await runScanner({ ...env, RUN_LOCK_WAIT: '1s' }, { args: ['--kubeconfig', kubeconfig] });
     assert.equal(current.exitCode, 1, current.stdout);
     assert.equal(s.ephor.scanIngests().length, 2);
   });

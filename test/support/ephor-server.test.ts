@@ -563,21 +563,31 @@ test('a reset destroys the connection mid-body and applies nothing', BOUNDED, as
   );
 });
 
-test('maxConcurrentIngests sees overlapping POSTs, and stays 1 for sequential ones', BOUNDED, async () => {
-  await withServer(async (server) => {
-    await postScan(server, appScan([]));
-    await postScan(server, appScan([]));
-    assert.equal(server.maxConcurrentIngests, 1);
-    server.pushScript({ delayMs: 300 }, { delayMs: 300 });
-    const replies = await Promise.all([postScan(server, appScan([])), postScan(server, appScan([]))]);
-    assert.deepEqual(
-      replies.map((r) => r.status),
-      [201, 201],
-    );
-    assert.equal(server.maxConcurrentIngests, 2);
-    assert.equal(server.maxConcurrentSbomIngests, 0);
-  });
-});
+test(
+  'maxConcurrentIngests and overlappingPosts see overlapping POSTs, and none for sequential ones',
+  BOUNDED,
+  async () => {
+    await withServer(async (server) => {
+      await postScan(server, appScan([]));
+      await postScan(server, appScan([]));
+      assert.equal(server.maxConcurrentIngests, 1);
+      assert.deepEqual(server.overlappingPosts(), []);
+      server.pushScript({ delayMs: 300 }, { delayMs: 300 });
+      const replies = await Promise.all([postScan(server, appScan([])), postScan(server, appScan([]))]);
+      assert.deepEqual(
+        replies.map((r) => r.status),
+        [201, 201],
+      );
+      assert.equal(server.maxConcurrentIngests, 2);
+      assert.equal(server.maxConcurrentSbomIngests, 0);
+      const overlaps = server.overlappingPosts();
+      assert.equal(overlaps.length, 1);
+      const [earlier, later] = overlaps[0]!;
+      assert.deepEqual([earlier, later], server.requests.slice(2, 4));
+      assert.ok(later.receivedAt <= earlier.finishedAt!, 'the later one arrived before the earlier one was answered');
+    });
+  },
+);
 
 test('processAnyway commits after the client timed out; without it nothing commits', BOUNDED, async () => {
   await withServer(async (server) => {

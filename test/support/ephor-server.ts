@@ -149,6 +149,12 @@ export interface EphorServer {
   maxConcurrentSbomIngests: number;
   /** Highest number of ingest POSTs of both kinds handled at once. */
   maxConcurrentPosts: number;
+  /**
+   * Every pair of ingest POSTs (scan or SBOM, from any client) that were being handled at the same time, as
+   * [earlier, later]: the later arrived while the earlier was not yet answered. Contract §3.7: there must be none,
+   * also between two scanner runs.
+   */
+  overlappingPosts(): Array<[ReceivedRequest, ReceivedRequest]>;
   pushScript(...r: ScriptedResponse[]): void;
   seedFinding(f: SeededFinding): void;
   instance(q: FindingQuery): InstanceState | undefined;
@@ -1243,6 +1249,8 @@ class EphorStandIn implements EphorServer {
   maxConcurrentSbomIngests = 0;
   maxConcurrentPosts = 0;
   private readonly inFlight: Record<IngestKind, number> = { scan: 0, sbom: 0 };
+  private readonly postsInFlight = new Set<ReceivedRequest>();
+  private readonly overlaps: Array<[ReceivedRequest, ReceivedRequest]> = [];
   private readonly script: ScriptedResponse[];
   private readonly model = new EphorModel();
   private lightScans = 0;
@@ -1276,6 +1284,9 @@ class EphorStandIn implements EphorServer {
     this.url = `http://127.0.0.1:${(this.http.address() as AddressInfo).port}`;
   }
 
+  overlappingPosts(): Array<[ReceivedRequest, ReceivedRequest]> {
+    return [...this.overlaps];
+  }
   scanIngests(): ReceivedRequest[] {
     return this.requests.filter((r) => r.path === '/api/v1/scans/ingest' && r.scanId !== undefined);
   }
@@ -1337,7 +1348,7 @@ class EphorStandIn implements EphorServer {
     };
     this.requests.push(record);
     const kind = req.method === 'POST' ? INGEST_PATHS[path] : undefined;
-    const leave = this.enter(kind);
+    const leave = this.enter(kind, record);
     const ctx: RequestContext = { path, traceId: traceIdOf(req.headers) };
     try {
       await this.serve(req, res, record, kind, ctx);
@@ -1355,14 +1366,17 @@ class EphorStandIn implements EphorServer {
     }
   }
 
-  private enter(kind: IngestKind | undefined): () => void {
+  private enter(kind: IngestKind | undefined, record: ReceivedRequest): () => void {
     if (!kind) return () => undefined;
+    for (const earlier of this.postsInFlight) this.overlaps.push([earlier, record]);
+    this.postsInFlight.add(record);
     this.inFlight[kind] += 1;
     this.maxConcurrentIngests = Math.max(this.maxConcurrentIngests, this.inFlight.scan);
     this.maxConcurrentSbomIngests = Math.max(this.maxConcurrentSbomIngests, this.inFlight.sbom);
     this.maxConcurrentPosts = Math.max(this.maxConcurrentPosts, this.inFlight.scan + this.inFlight.sbom);
     return () => {
       this.inFlight[kind] -= 1;
+      this.postsInFlight.delete(record);
     };
   }
 

@@ -17,6 +17,8 @@ import type {
   MetricsPort,
   RunDependencies,
   RunDirectories,
+  RunLockPort,
+  SendGuard,
   Timer,
   TrivyPort,
 } from '../../src/run/ports.js';
@@ -36,6 +38,7 @@ import type {
   Workload,
 } from '../../src/types.js';
 import { validate } from './contract.js';
+import { FakeRunLock } from './run-lock-fakes.js';
 import { TRIVY_REPORTS_DIR } from './paths.js';
 
 /** A clock that moves only when told; due timers fire in time order as it passes them. */
@@ -280,7 +283,10 @@ export interface ScanPost {
 /** How the fake Ephor answers one POST. */
 export type Answer = 'accept' | { status?: number; error?: string } | { throws: Error };
 
-/** An Ephor that records every body (parsed, checked against the contract) and answers each as `answer` says. */
+/**
+ * An Ephor that records every body (parsed, checked against the contract) and answers each as `answer` says. Each
+ * call is one attempt, made after the guard's fence (the run lock), as the real client does before every attempt.
+ */
 export class FakeEphor implements EphorPort {
   readonly posts: ScanPost[] = [];
   readonly files: Array<{ namespace: string; body: ScanIngestRequest }> = [];
@@ -292,18 +298,20 @@ export class FakeEphor implements EphorPort {
   private inFlight = 0;
   private nextScanId = 1;
 
-  async deliverScan(namespace: string, part: BodyPart, cutoff: AbortSignal): Promise<DeliveryResult> {
+  async deliverScan(namespace: string, part: BodyPart, guard: SendGuard): Promise<DeliveryResult> {
+    await guard.beforeAttempt();
     return this.exchange(part.bytes, async () => {
       const text = await bodyText(part);
       if (Buffer.byteLength(text) !== part.bytes) throw new Error('the part size is not the size of its bytes');
       const body = JSON.parse(text) as ScanIngestRequest;
       const post = { namespace, body, bytes: part.bytes, contractErrors: validate('ingest-request', body) };
       this.posts.push(post);
-      return this.result(await this.answer(post, cutoff), part.bytes, () => this.accepted(body));
+      return this.result(await this.answer(post, guard.cutoff), part.bytes, () => this.accepted(body));
     });
   }
 
-  async deliverFile(namespace: string, file: string, bytes: number): Promise<DeliveryResult> {
+  async deliverFile(namespace: string, file: string, bytes: number, guard: SendGuard): Promise<DeliveryResult> {
+    await guard.beforeAttempt();
     return this.exchange(bytes, async () => {
       const body = JSON.parse(await readFile(file, 'utf8')) as ScanIngestRequest;
       this.files.push({ namespace, body });
@@ -311,7 +319,8 @@ export class FakeEphor implements EphorPort {
     });
   }
 
-  async deliverSbom(request: SbomIngestRequest): Promise<DeliveryResult<SbomIngestResponse>> {
+  async deliverSbom(request: SbomIngestRequest, guard: SendGuard): Promise<DeliveryResult<SbomIngestResponse>> {
+    await guard.beforeAttempt();
     return this.exchange(0, () => {
       this.sboms.push(request);
       const response: SbomIngestResponse = { id: `sbom-${this.sboms.length}`, status: 'created' };
@@ -395,6 +404,8 @@ export interface InProcessRunOptions {
   graceMs?: number;
   /** Gives the run a metrics port (as METRICS_PUSHGATEWAY_URL does) that records its pushes. */
   metrics?: boolean;
+  /** The run lock; default: a FakeRunLock that is acquired at once and never lost. */
+  lock?: RunLockPort;
 }
 
 export interface InProcessRun {
@@ -430,6 +441,7 @@ export async function prepareRun(options: InProcessRunOptions) {
     discovery: { discover: () => Promise.resolve(found) },
     trivy,
     ephor,
+    lock: options.lock ?? new FakeRunLock(),
     spool: config.ephor.dryRun ? undefined : new Spool(config.spool.dir, config.spool.maxAgeMs, log.log),
     metrics,
     clock,

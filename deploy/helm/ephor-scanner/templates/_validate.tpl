@@ -80,6 +80,12 @@ made. Metrics values are checked in _metrics.tpl, the Job deadline in _helpers.t
 {{- fail (printf "scan.excludeNamespaces: %q is neither a namespace name nor a glob of one (lower-case letters, digits, '-', '*' for any run of characters, '?' for one)" .) -}}
 {{- end -}}
 {{- end -}}
+{{- $kinds := include "ephor-scanner.validate.list" (dict "key" "scan.otherControllers.exclude" "value" $s.otherControllers.exclude) | fromJsonArray -}}
+{{- range $kinds -}}
+{{- if and (ne . "none") (not (regexMatch "^[A-Za-z][A-Za-z0-9]*(\\.[a-z0-9][-a-z0-9.]*)?$" .)) -}}
+{{- fail (printf "scan.otherControllers.exclude: %q is not an owner kind: write Kind.group, e.g. Workflow.argoproj.io (Kind alone for the core group, e.g. Pod), without a version or resource name" .) -}}
+{{- end -}}
+{{- end -}}
 {{- /* As the scanner does: an exclusion must not remove a namespace that scan.namespaces names explicitly. */ -}}
 {{- if not (has "*" $list) -}}
 {{- range $glob := $globs -}}
@@ -152,6 +158,11 @@ made. Metrics values are checked in _metrics.tpl, the Job deadline in _helpers.t
 {{- $ns := .Values.runLock.namespace | toString | trim -}}
 {{- if and $ns (or (gt (len $ns) 63) (not (regexMatch "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$" $ns))) -}}
 {{- fail (printf "runLock.namespace must be a namespace name (lower-case letters, digits and '-', at most 63 characters) or empty for the release namespace, not %q" $ns) -}}
+{{- end -}}
+{{- /* RUN_LOCK_WAIT may be 0 (give up at once), unlike the timeouts; empty = computed from the Job's deadline. */}}
+{{- $wait := include "ephor-scanner.str" .Values.runLock.wait -}}
+{{- if and $wait (ne $wait "0") -}}
+{{- include "ephor-scanner.validate.duration" (dict "key" "runLock.wait" "value" .Values.runLock.wait) -}}
 {{- end -}}
 {{- end -}}
 
