@@ -78,6 +78,8 @@ test("a namespace is partly forbidden when a list discovery makes is refused and
   assert.deepEqual(
     lines.filter((l) => l.startsWith('pass')),
     [
+      // cluster-scoped: never "partly forbidden", whatever the namespaces
+      'pass cluster-wide the scanner may list nodes',
       'pass in namespace "shop" (partly forbidden: see below) the scanner may list deployments, pods, replicasets, jobs and get secrets, serviceaccounts',
       // replicasets and secrets only cost attribution and pull secrets: discovery records no gap for them
       'pass in namespace "blog" the scanner may list deployments, cronjobs, pods, jobs and get serviceaccounts',
