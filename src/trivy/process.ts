@@ -109,7 +109,9 @@ export function runTrivy(options: RunOptions): Promise<RunOutcome> {
         ...rest,
         timedOut,
         cancelled,
-        notStarted: notStarted === true,
+        // Stopped while it waited for a slot, but the launcher started it before the cancel reached it (a slot freed
+        // by a process killed by the same stop): killed at its start, it never scanned, so it counts as not started.
+        notStarted: notStarted === true || (killPending && startedAt === undefined),
         startedAt,
         durationMs: Date.now() - (startedAt ?? called),
       });

@@ -201,6 +201,37 @@ describe('gated Trivy processes', { timeout: 120_000 }, () => {
     assert.deepEqual(startedNames(log), ['running', 'after'], 'the cancelled scan never ran');
   });
 
+  test('stopped while it waits, but started by the launcher before the cancel reached it: killed at once, not started', async () => {
+    // The race of a deadline or a shutdown: the same stop kills the running scan and cancels the waiting one; the
+    // launcher may free the slot and start the waiting one before the cancel arrives. Made certain here: this
+    // process's event loop is held until the launcher has started it, and only then is the stop signalled.
+    const log = path.join(WORK, 'race.log');
+    const release = path.join(WORK, 'race.release');
+    const binary = heldScript(log, release);
+    const controller = new AbortController();
+    const running = runTrivy({ binary, args: ['-', 'running'], env: env(), timeoutMs: 30_000, gate: 1 });
+    const waiting = runTrivy({
+      binary,
+      args: ['-', 'waiting'],
+      env: env(),
+      timeoutMs: 30_000,
+      gate: 1,
+      signal: controller.signal,
+    });
+    assert.ok(await eventually(() => startedNames(log).includes('running')), 'the first one started');
+    writeFileSync(release, '');
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    const until = Date.now() + 30_000;
+    while (!startedNames(log).includes('waiting') && Date.now() < until) Atomics.wait(pause, 0, 0, 10);
+    assert.ok(startedNames(log).includes('waiting'), 'the launcher started the waiting one');
+    controller.abort(); // its start is not known here yet: the loop was held
+    const outcome = await waiting;
+    assert.equal(outcome.cancelled, true);
+    assert.equal(outcome.notStarted, true, 'killed at its start: it never scanned');
+    assert.equal(outcome.startedAt, undefined);
+    assert.equal((await running).exitCode, 0);
+  });
+
   test('an already aborted call starts nothing', async () => {
     const marker = path.join(WORK, 'aborted-marker');
     const binary = path.join(WORK, 'touch.sh');
