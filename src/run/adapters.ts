@@ -7,8 +7,8 @@ import { createKubeClient, loadKubeConfig, type KubeClient } from '../kube/clien
 import { discoverWorkloads } from '../kube/discover.js';
 import { PullSecretResolver } from '../kube/pull-secrets.js';
 import type { Logger, SecretRegistry } from '../log.js';
-import { prepareTrivy } from '../trivy/database.js';
 import { launcherUsage } from '../trivy/launcher/client.js';
+import { prepareTrivyRun, releaseTrivyRun } from '../trivy/run-setup.js';
 import { readImageScan, runImageScan, type ScanContext } from '../trivy/scan.js';
 import { SHUTDOWN_DELIVERY_MS } from './deliveries.js';
 import type { Clock, DiscoveryPort, EphorPort, RunDependencies, RunResources, TrivyPort } from './ports.js';
@@ -60,7 +60,19 @@ function kubeDiscovery(kube: KubeClient, config: Config, log: Logger): Discovery
 
 function trivyRunner(kube: KubeClient, { config, env, log, secrets }: AdapterInputs): TrivyPort {
   return {
-    prepare: (signal) => prepareTrivy(config, env, log, signal),
+    prepare: (signal) =>
+      prepareTrivyRun(
+        {
+          config,
+          env,
+          log,
+          registerSecret: (secret) => {
+            secrets.add(secret);
+          },
+        },
+        signal,
+      ),
+    release: (setup) => releaseTrivyRun(setup, log),
     imageScanner(setup, dirs) {
       const context: ScanContext = { config, setup, env, ...dirs };
       if (config.registryAuth) {

@@ -31,13 +31,15 @@ export interface RunContext {
   shutdown: AbortSignal;
 }
 
-type Outcome = Pick<RunSummary, 'namespaces' | 'images' | 'sboms' | 'spooled' | 'exitCode'>;
+type Outcome = Pick<RunSummary, 'namespaces' | 'images' | 'sboms' | 'spooled' | 'exitCode' | 'layerCache'>;
 
 export async function runScan(context: RunContext, deps: RunDependencies): Promise<RunSummary> {
   const workDir = await makeWorkDir(deps);
   if (workDir === undefined) return finish(context, deps, { ...nothingDone(), discoveryErrors: 0 });
+  let prepared: TrivySetup | undefined;
   try {
     const { discovery, trivy } = await discoverAndPrepare(context, deps);
+    if (!(trivy instanceof TrivyUnavailableError)) prepared = trivy;
     const base = { discoveryErrors: discovery.errors.length, discoveryMs: discovery.durationMs };
     if (!canScan(discovery, trivy, deps.log)) return await finish(context, deps, { ...base, ...nothingDone() });
     const plan = planScans(discovery.namespaces, discovery.workloads);
@@ -47,6 +49,9 @@ export async function runScan(context: RunContext, deps: RunDependencies): Promi
     const outcome = await scanAndDeliver({ context, deps, discovery, plan, invalid, trivy, dirs });
     return await finish(context, deps, { ...base, ...outcome });
   } finally {
+    // What prepare started (the Trivy server) stops with the run, whichever way it ends; after the scans it was
+    // already stopped (scanAndDeliver), and a second release changes nothing.
+    if (prepared) await deps.trivy.release?.(prepared);
     await rm(workDir, { recursive: true, force: true });
   }
 }
@@ -84,6 +89,8 @@ async function scanAndDeliver(inputs: ScanAndDeliverInputs): Promise<Outcome> {
   await scanAll(inputs, ledger, (namespace) => {
     deliveries.enqueueNamespace(namespace);
   });
+  // The Trivy server is needed no more: stopped before the remaining deliveries, its cache then measured.
+  const layerCache = await deps.trivy.release?.(inputs.trivy);
   deliveries.enqueueTheRest();
   await deliveries.drained();
   return {
@@ -92,6 +99,7 @@ async function scanAndDeliver(inputs: ScanAndDeliverInputs): Promise<Outcome> {
     images: ledger.images(),
     sboms: config.sbom.enabled ? ledger.sboms : undefined,
     spooled: ledger.spooled.delivered + ledger.spooled.failed > 0 ? ledger.spooled : undefined,
+    layerCache,
   };
 }
 
@@ -221,7 +229,7 @@ function runFacts(context: RunContext, trivy: TrivySetup): RunFacts {
       java_db: { ready: trivy.javaDb.ready, updated_at: trivy.javaDb.updatedAt ?? null },
       severities: config.scan.severities,
       workload_types: config.scan.workloadKinds,
-      cache_mode: config.trivy.cacheMode,
+      cache_mode: trivy.cacheMode ?? config.trivy.cacheMode,
     },
   };
 }

@@ -1,6 +1,7 @@
 // The run's final summary: one structured record (JSON logs), plus a table of namespaces × severities for text logs,
 // and the most frequent failure reasons with what to do about them.
 import type { NamespaceStats } from '../ephor/payload.js';
+import type { LayerCacheSummary } from '../trivy/layer-cache.js';
 import { SEVERITIES, type NotDeliveredReason, type Severity } from '../types.js';
 
 export interface NamespaceOutcome {
@@ -41,6 +42,8 @@ function resourceFields(resources: ProcessResources) {
 
 export interface RunSummary {
   exitCode: number;
+  /** The Trivy layer cache (TRIVY_CACHE_DIR/fanal) before and after the run, in the modes that keep one there. */
+  layerCache?: LayerCacheSummary;
   /** Discovery's duration (ms). */
   discoveryMs?: number;
   /** The scanner process's own CPU time and peak memory (Trivy processes excluded). */
@@ -103,6 +106,11 @@ export function summaryRecord(summary: RunSummary): Record<string, unknown> {
     discovery_errors: summary.discoveryErrors,
     discovery_ms: summary.discoveryMs,
     sboms: summary.sboms,
+    layer_cache: summary.layerCache && {
+      bytes_before: summary.layerCache.bytesBefore,
+      bytes_after: summary.layerCache.bytesAfter,
+      cleared: summary.layerCache.cleared,
+    },
     spooled_earlier_runs: summary.spooled,
     resources: summary.resources && {
       ...resourceFields(summary.resources),
