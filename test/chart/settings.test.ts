@@ -123,6 +123,8 @@ describe('chart ↔ settings table', () => {
       EPHOR_API_URL: 'http://ephor-api:8080',
       SCAN_NAMESPACES: 'default,production',
       SCAN_DEADLINE: '3300s',
+      // half of cache.size (5Gi): server mode keeps its layer cache on the volume
+      TRIVY_SCAN_CACHE_MAX_SIZE: String(5 * 1024 ** 3 / 2),
       TMPDIR: '/tmp',
       HOME: '/tmp',
     });
