@@ -12,6 +12,7 @@ made. Metrics values are checked in _metrics.tpl, the Job deadline in _helpers.t
 {{- include "ephor-scanner.validate.volumes" . -}}
 {{- include "ephor-scanner.validate.rbac" . -}}
 {{- include "ephor-scanner.validate.combinations" . -}}
+{{- include "ephor-scanner.validate.shards" . -}}
 {{- end -}}
 
 {{- define "ephor-scanner.validate.ephor" -}}
