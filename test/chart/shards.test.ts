@@ -363,6 +363,7 @@ describe('scan.shards: refused values, each with a sentence', () => {
       renderError([...INSTALL, '--set', 'scan.shards=11', '--set', `fullnameOverride=${fits}`]),
       /at most 49/,
     );
+    render([...INSTALL, '--set', 'scan.shards=100', '--set', `fullnameOverride=${fits.slice(0, 49)}`]);
     // The release name path too (fullname = <release>-ephor-scanner, at most 52).
     const release = 'production-eu-west-cluster-number-one';
     const r = runHelm(['template', release, CHART, '-n', 'ephor', ...SHARDED], HELM_ENV);
@@ -376,8 +377,11 @@ describe('scan.shards: refused values, each with a sentence', () => {
 
   test('shard counts, ports and cache modes that cannot work', () => {
     const refused: Array<[string[], string]> = [
-      [['--set', 'scan.shards=0'], 'scan.shards must be a whole number from 1 to 64 (scanner Pods per run), not "0"'],
-      [['--set', 'scan.shards=65'], 'scan.shards must be a whole number from 1 to 64 (scanner Pods per run), not "65"'],
+      [['--set', 'scan.shards=0'], 'scan.shards must be a whole number from 1 to 100 (scanner Pods per run), not "0"'],
+      [
+        ['--set', 'scan.shards=101'],
+        'scan.shards must be a whole number from 1 to 100 (scanner Pods per run), not "101"',
+      ],
       [
         ['--set', 'scan.shards=4', '--set', 'scan.shardPort=80'],
         'scan.shardPort must be a whole number from 1024 to 65535 (the port index 0 listens on for the other shards; the Pods run as non-root), not "80"',

@@ -147,7 +147,7 @@ getJobName), and the Job controller names each Pod's host <job name>-<index>, wh
 63 characters.
 */}}
 {{- define "ephor-scanner.validate.shards" -}}
-{{- include "ephor-scanner.validate.integer" (dict "key" "scan.shards" "value" .Values.scan.shards "min" 1 "max" 64 "what" "scanner Pods per run") -}}
+{{- include "ephor-scanner.validate.integer" (dict "key" "scan.shards" "value" .Values.scan.shards "min" 1 "max" 100 "what" "scanner Pods per run") -}}
 {{- include "ephor-scanner.validate.integer" (dict "key" "scan.shardPort" "value" .Values.scan.shardPort "min" 1024 "max" 65535 "what" "the port index 0 listens on for the other shards; the Pods run as non-root") -}}
 {{- include "ephor-scanner.validate.integer" (dict "key" "trivyServer.port" "value" .Values.trivyServer.port "min" 1024 "max" 65535 "what" "the port of the Trivy server the shards share") -}}
 {{- if include "ephor-scanner.sharded" . -}}
