@@ -387,6 +387,10 @@ describe('scan.shards: refused values, each with a sentence', () => {
         'scan.shardPort must be a whole number from 1024 to 65535 (the port index 0 listens on for the other shards; the Pods run as non-root), not "80"',
       ],
       [
+        ['--set', 'scan.shards=4', '--set', 'trivyServer.port=http'],
+        'trivyServer.port must be a whole number from 1024 to 65535 (the port of the Trivy server the shards share), not "http"',
+      ],
+      [
         ['--set', 'scan.shards=4', '--set', 'trivy.cacheMode=ephemeral'],
         'scan.shards=4 needs trivy.cacheMode=server (the default), not "ephemeral": the shards are clients of one shared Trivy server (the chart\'s, or trivy.serverUrl), which keeps the layer cache and the vulnerability DB for all of them',
       ],
