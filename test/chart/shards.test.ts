@@ -3,6 +3,10 @@
 // server, the optional NetworkPolicy and, by the cluster's version, the per-index Job fields; names that would give a
 // shard Pod an invalid hostname are refused with a sentence.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, test } from 'node:test';
 import { CronJob } from 'kubernetes-models/batch/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
@@ -215,8 +219,13 @@ describe('scan.shards 4 on Kubernetes 1.33', () => {
     const pod = deployment.spec.template.spec as Obj;
     const server = pod.containers[0] as Obj;
     assert.equal(server.image, scanner(docs).image, 'the scanner image contains Trivy');
-    assert.deepEqual(server.command, ['trivy']);
-    assert.deepEqual(server.args, ['server', '--listen', '0.0.0.0:4954', '--cache-dir', '/tmp/trivy-cache']);
+    assert.deepEqual(server.command, ['/bin/sh', '-c']);
+    assert.deepEqual(
+      server.args.slice(1),
+      ['/tmp/trivy-cache', String((5 * 1024 * 1024) / 2), '4954'],
+      'KiB: half of 5Gi',
+    );
+    assert.match(server.args[0] as string, /exec trivy server --listen "0\.0\.0\.0:\$2" --cache-dir "\$0"\n$/);
     assert.deepEqual(envOf(server, 'TRIVY_TOKEN')?.valueFrom, {
       secretKeyRef: { name: 'ephor-scanner-shards', key: 'trivy-server-token' },
     });
@@ -331,6 +340,41 @@ describe('scan.shards: options', () => {
       volumes.find((v) => v.name === 'trivy-cache'),
       { name: 'trivy-cache', emptyDir: { sizeLimit: '5Gi' } },
     );
+  });
+
+  test("the server's start: a layer cache over half of cache.size is cleared, then trivy server runs in its place", (t) => {
+    const work = mkdtempSync(path.join(tmpdir(), 'ephor-trivy-server-start-'));
+    t.after(() => rmSync(work, { recursive: true, force: true }));
+    // A stand-in trivy that records its arguments; the script runs under sh as the container's command does.
+    const bin = path.join(work, 'bin');
+    mkdirSync(bin);
+    writeFileSync(path.join(bin, 'trivy'), '#!/bin/sh\necho "trivy $*" > "$0.args"\n', { mode: 0o755 });
+    const start = (cacheDir: string): { stdout: string; trivyArgs: string } => {
+      const docs = render([...SHARDED, '--set', 'cache.size=2Mi', '--set', `trivy.cacheDir=${cacheDir}`]);
+      const server = one(docs, 'Deployment').spec.template.spec.containers[0] as Obj;
+      const r = spawnSync(server.command[0] as string, [...(server.command.slice(1) as string[]), ...server.args], {
+        encoding: 'utf8',
+        env: { PATH: `${bin}:/usr/bin:/bin` },
+        timeout: 10_000,
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return { stdout: r.stdout, trivyArgs: readFileSync(path.join(bin, 'trivy.args'), 'utf8') };
+    };
+    const cache = path.join(work, 'cache');
+    mkdirSync(path.join(cache, 'fanal'), { recursive: true });
+    mkdirSync(path.join(cache, 'db'));
+    writeFileSync(path.join(cache, 'db', 'trivy.db'), Buffer.alloc(3 * 1024 * 1024, 1));
+    writeFileSync(path.join(cache, 'fanal', 'fanal.db'), Buffer.alloc(512 * 1024, 1));
+    const under = start(cache);
+    assert.equal(under.stdout, '', 'half a MiB is under the bound (1 MiB): kept');
+    assert.ok(existsSync(path.join(cache, 'fanal', 'fanal.db')));
+    assert.equal(under.trivyArgs, `trivy server --listen 0.0.0.0:4954 --cache-dir ${cache}\n`);
+    writeFileSync(path.join(cache, 'fanal', 'fanal.db'), Buffer.alloc(2 * 1024 * 1024, 1));
+    const over = start(cache);
+    assert.match(over.stdout, /^the layer cache \(\d+ KiB\) is over 1024 KiB \(half of cache\.size\): cleared\n$/);
+    assert.ok(!existsSync(path.join(cache, 'fanal')), 'the layer cache is gone');
+    assert.ok(existsSync(path.join(cache, 'db', 'trivy.db')), 'the vulnerability DB beside it is kept');
+    assert.equal(over.trivyArgs, under.trivyArgs);
   });
 
   test('helm lint --strict passes sharded, with every sharding option', () => {
