@@ -16,7 +16,7 @@ import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-m
 import { CHART, helmWorkspace, runHelm } from '../support/helm.js';
 import { chartRenderer, type Obj } from './chart-render.js';
 
-const { render, renderError } = chartRenderer('ephor-chart-shards-');
+const { render, renderError, valuesFile } = chartRenderer('ephor-chart-shards-');
 const { env: HELM_ENV } = helmWorkspace('ephor-chart-shards-raw-');
 
 const INSTALL = ['--set', 'ephor.apiUrl=http://ephor-api:8080', '--set', 'scan.namespaces={default,production}'];
@@ -330,6 +330,46 @@ describe('scan.shards: options', () => {
       'shard-token',
       'trivy-server-token',
     ]);
+  });
+
+  test("the server's Pod takes the scanner's placement, extra environment and volumes, the DB mirror and header", () => {
+    const docs = render([
+      ...SHARDED,
+      '-f',
+      valuesFile(`
+nodeSelector: { pool: scanners }
+tolerations: [{ key: dedicated, operator: Equal, value: scanners, effect: NoSchedule }]
+extraEnv: [{ name: HTTPS_PROXY, value: "http://proxy:3128" }]
+extraVolumes: [{ name: ca, configMap: { name: corp-ca } }]
+extraVolumeMounts: [{ name: ca, mountPath: /etc/ssl/certs/corp, readOnly: true }]
+trivy: { dbRepo: [mirror.internal/trivy-db:2, ghcr.io/aquasecurity/trivy-db:2], skipDbUpdate: true, serverTokenHeader: X-Trivy }
+trivyServer: { port: 10000, resources: { limits: { memory: 4Gi } } }
+`),
+    ]);
+    const pod = one(docs, 'Deployment').spec.template.spec as Obj;
+    const server = pod.containers[0] as Obj;
+    assert.deepEqual(pod.nodeSelector, { pool: 'scanners' });
+    assert.equal(pod.tolerations[0].value, 'scanners');
+    assert.equal(envOf(server, 'HTTPS_PROXY')?.value, 'http://proxy:3128');
+    assert.equal(
+      envOf(server, 'TRIVY_DB_REPOSITORY')?.value,
+      'mirror.internal/trivy-db:2,ghcr.io/aquasecurity/trivy-db:2',
+    );
+    assert.equal(envOf(server, 'TRIVY_SKIP_DB_UPDATE')?.value, 'true');
+    assert.equal(envOf(server, 'TRIVY_TOKEN_HEADER')?.value, 'X-Trivy');
+    assert.equal(one(docs, 'ConfigMap').data.TRIVY_SERVER_TOKEN_HEADER, 'X-Trivy', 'the clients send it there');
+    assert.deepEqual((pod.volumes as Obj[]).at(-1), { name: 'ca', configMap: { name: 'corp-ca' } });
+    assert.deepEqual((server.volumeMounts as Obj[]).at(-1), {
+      name: 'ca',
+      mountPath: '/etc/ssl/certs/corp',
+      readOnly: true,
+    });
+    assert.deepEqual(server.resources, {
+      requests: { cpu: '500m', memory: '1Gi' },
+      limits: { cpu: '2', memory: '4Gi' },
+    });
+    assert.equal(server.args.at(-1), '10000');
+    assert.equal(one(docs, 'ConfigMap').data.TRIVY_SERVER_URL, 'http://ephor-scanner-trivy.ephor.svc:10000');
   });
 
   test('cache.enabled=false: the server keeps its cache in an emptyDir for as long as it runs', () => {
