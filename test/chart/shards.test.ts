@@ -372,6 +372,40 @@ trivyServer: { port: 10000, resources: { limits: { memory: 4Gi } } }
     assert.equal(one(docs, 'ConfigMap').data.TRIVY_SERVER_URL, 'http://ephor-scanner-trivy.ephor.svc:10000');
   });
 
+  test('scan.shardSpool.storageClass: a ReadWriteMany spool claim every shard mounts, SPOOL_DIR on it', () => {
+    const plain = render(SHARDED);
+    assert.equal(envOf(scanner(plain), 'SPOOL_DIR'), undefined, 'no spool by default');
+    assert.ok(!names(plain).includes('PersistentVolumeClaim/ephor-scanner-spool'));
+    const docs = render([
+      ...SHARDED,
+      '--set',
+      'scan.shardSpool.storageClass=efs-sc',
+      '--set',
+      'scan.shardSpool.size=2Gi',
+    ]);
+    validateAll(docs);
+    assert.deepEqual(one(docs, 'PersistentVolumeClaim', 'ephor-scanner-spool').spec, {
+      accessModes: ['ReadWriteMany'],
+      storageClassName: 'efs-sc',
+      resources: { requests: { storage: '2Gi' } },
+    });
+    assert.deepEqual(envOf(scanner(docs), 'SPOOL_DIR'), { name: 'SPOOL_DIR', value: '/var/spool/ephor-scanner' });
+    assert.deepEqual((scanner(docs).volumeMounts as Obj[]).at(-1), {
+      name: 'spool',
+      mountPath: '/var/spool/ephor-scanner',
+    });
+    assert.deepEqual((podSpec(docs).volumes as Obj[]).at(-1), {
+      name: 'spool',
+      persistentVolumeClaim: { claimName: 'ephor-scanner-spool' },
+    });
+    const unsharded = render([...INSTALL, '--set', 'scan.shardSpool.storageClass=efs-sc']);
+    assert.ok(!JSON.stringify(unsharded).includes('spool'), 'one Pod spools on its cache volume, as before');
+    assert.equal(
+      renderError([...SHARDED, '--set', 'scan.shardSpool.storageClass=efs-sc', '--set', 'scan.shardSpool.size=lots']),
+      'scan.shardSpool.size must be a Kubernetes quantity such as 1Gi or 500Mi, not "lots"',
+    );
+  });
+
   test('cache.enabled=false: the server keeps its cache in an emptyDir for as long as it runs', () => {
     const docs = render([...SHARDED, '--set', 'cache.enabled=false']);
     assert.equal(docs.filter((d) => d.kind === 'PersistentVolumeClaim').length, 0);
@@ -421,6 +455,7 @@ trivyServer: { port: 10000, resources: { limits: { memory: 4Gi } } }
     for (const extra of [
       [],
       ['--set', 'scan.shardNetworkPolicy.enabled=true', '--kube-version', '1.33.0'],
+      ['--set', 'scan.shardSpool.storageClass=efs-sc', '--kube-version', '1.27.0'],
       ['--set', 'trivy.serverUrl=http://trivy.trivy-system:4954', '--set', 'scan.shardSecret.existingSecret=tokens'],
     ]) {
       const r = runHelm(['lint', CHART, '--strict', ...SHARDED, ...extra], HELM_ENV);

@@ -43,6 +43,16 @@ app.kubernetes.io/component: trivy-server
 {{- if and (include "ephor-scanner.sharded" .) (not .Values.trivy.serverUrl) }}true{{ end -}}
 {{- end -}}
 
+{{/* True when sharded runs have a spool: scan.shardSpool.storageClass names a ReadWriteMany class. */}}
+{{- define "ephor-scanner.shardSpool" -}}
+{{- if and (include "ephor-scanner.sharded" .) .Values.scan.shardSpool.storageClass }}true{{ end -}}
+{{- end -}}
+
+{{/* Where the shard Pods mount the spool claim (SPOOL_DIR); only index 0 writes there. */}}
+{{- define "ephor-scanner.shardSpoolDir" -}}
+/var/spool/ephor-scanner
+{{- end -}}
+
 {{- define "ephor-scanner.trivyServerName" -}}
 {{- include "ephor-scanner.fullname" . }}-trivy
 {{- end -}}
@@ -127,6 +137,10 @@ batch.kubernetes.io/job-name exists only from 1.27. $(JOB_NAME) in a later varia
     secretKeyRef:
       name: {{ include "ephor-scanner.shardSecret" . | quote }}
       key: shard-token
+{{- if include "ephor-scanner.shardSpool" . }}
+- name: SPOOL_DIR
+  value: {{ include "ephor-scanner.shardSpoolDir" . | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* The chart's Trivy server token for its clients (CronJob and the helm test check). */}}
