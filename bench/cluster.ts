@@ -28,6 +28,9 @@ export interface ClusterOptions {
   zipfExponent?: number;
   /** Seed of the deterministic draw. */
   seed?: number;
+  /** Every n-th image (index n-1, 2n-1, …) runs a new digest, as after a redeploy (the incremental scenario: 10 for
+   * 10 %); 0 = none. The workloads and everything else stay the same. */
+  changedEvery?: number;
 }
 
 export type WorkloadKind = 'Deployment' | 'StatefulSet' | 'DaemonSet' | 'CronJob';
@@ -72,19 +75,24 @@ export function imageName(index: number): string {
   return `bench-app-${String(index).padStart(5, '0')}`;
 }
 
-export function imageDigest(index: number): string {
+export function imageDigest(index: number, changed = false): string {
   return `sha256:${createHash('sha256')
-    .update(`ephor-bench/${imageName(index)}`)
+    .update(`ephor-bench/${imageName(index)}${changed ? '/changed' : ''}`)
     .digest('hex')}`;
 }
 
 /** The image ID containerd reports for it, which the scanner turns into the reference it scans. */
-export function imageID(index: number): string {
-  return `docker.io/library/${imageName(index)}@${imageDigest(index)}`;
+export function imageID(index: number, changed = false): string {
+  return `docker.io/library/${imageName(index)}@${imageDigest(index, changed)}`;
+}
+
+/** Whether image `index` runs a new digest (ClusterOptions.changedEvery). */
+export function isChanged(index: number, changedEvery: number): boolean {
+  return changedEvery > 0 && index % changedEvery === changedEvery - 1;
 }
 
 export function generateCluster(input: ClusterOptions): SyntheticCluster {
-  const options: Required<ClusterOptions> = { zipfExponent: 1, seed: 20_251_127, ...input };
+  const options: Required<ClusterOptions> = { zipfExponent: 1, seed: 20_251_127, changedEvery: 0, ...input };
   const { namespaces: n, workloadsPerNamespace: w, replicas, images } = options;
   if (![n, w, replicas, images].every((value) => Number.isInteger(value) && value >= 1))
     throw new Error(`cluster: every size must be a positive integer (${JSON.stringify(input)})`);
@@ -116,7 +124,7 @@ export function generateCluster(input: ClusterOptions): SyntheticCluster {
         labels: { 'app.kubernetes.io/name': name, 'ephor.dev/team': namespace },
         containers: [{ name: 'app', image: `${imageName(image)}:1.0` }],
       };
-      const imageIDs = { app: imageID(image) };
+      const imageIDs = { app: imageID(image, isChanged(image, options.changedEvery)) };
       const podsOf = (owner: KubeObject, podName: (r: number) => string) => {
         for (let r = 0; r < replicas; r++) objects.push(pod({ namespace, owner, name: podName(r), imageIDs }));
         pods += replicas;
@@ -159,7 +167,7 @@ export function generateCluster(input: ClusterOptions): SyntheticCluster {
     options,
     namespaces: namespaceNames,
     objects,
-    scanRefs: Array.from({ length: images }, (_, i) => imageID(i)),
+    scanRefs: Array.from({ length: images }, (_, i) => imageID(i, isChanged(i, options.changedEvery))),
     stats: {
       namespaces: n,
       workloads: n * w,

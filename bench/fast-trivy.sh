@@ -6,6 +6,7 @@
 #   trivy image --download-db-only …        <cache>/db/trivy.db + metadata.json
 #   trivy image --download-java-db-only …   <cache>/java-db/trivy-java.db + metadata.json
 #   trivy image … --output FILE … REF       sleeps FAST_TRIVY_LATENCY_MS, then writes a real-sized report to FILE
+#   trivy server …                          test/support/fake-trivy.mjs's server ($FAST_TRIVY_SERVER_STAND_IN)
 #
 # The report is a real Trivy report cut by bench/run.ts into $FAST_TRIVY_REPORT/part-0 … part-K, with the scanned
 # reference (`ref`) or its digest reference (`digest`) written between consecutive parts as
@@ -44,6 +45,9 @@ command="${1:-}"
 [ "$#" -gt 0 ] && shift
 case "$command" in
   image | i | version) ;;
+  # The incremental scenario's Trivy server: the Node stand-in's (one process per run, so its start-up cost is paid
+  # once), with its layer cache in files under --cache-dir.
+  server | s) exec node "${FAST_TRIVY_SERVER_STAND_IN:?FAST_TRIVY_SERVER_STAND_IN is not set}" server "$@" ;;
   --version | -v) command=version ;;
   '') usage_error 'fast-trivy: no command (expected image or version)' ;;
   *) usage_error "unknown command \"$command\" for \"trivy\"" ;;

@@ -4,7 +4,7 @@
 // Measurement.
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -14,8 +14,11 @@ import { startKubeServer } from '../test/support/k8s-server.js';
 import { scannerEnv } from '../test/support/harness.js';
 import { CLI_BUNDLE } from '../test/support/paths.js';
 import { generateCluster, type ClusterOptions, type ClusterStats } from './cluster.js';
+import type { IncrementalRun } from './incremental.js';
+import { writeLayersFile, type LayerStats } from './layers.js';
 import { writeReportTemplate, type ReportTemplate } from './report.js';
 import { trivyStandIn } from './stand-in.js';
+import { FAKE_TRIVY_BIN } from '../test/support/fake-trivy.js';
 
 export const GNU_TIME = '/usr/bin/time';
 
@@ -29,6 +32,8 @@ export interface RunConfig {
   latencyMs: number;
   /** Report fixture file name in ../shared/fixtures/trivy/reports. */
   report: string;
+  /** The incremental scenario: layers instead of a fixed L, a cache mode, a cache directory kept across runs. */
+  incremental?: IncrementalRun;
 }
 
 export interface RunOptions {
@@ -86,6 +91,7 @@ export interface Measurement {
     bytes: number;
     workloads: number;
     vulnerabilities: number;
+    critical: number;
     maxConcurrentPosts: number;
     checked: number;
     checkedBytes: number;
@@ -113,6 +119,8 @@ export interface Measurement {
   trivyStandIn: { kind: 'c' | 'bash'; note?: string };
   /** How the C Trivy slots were used, from the C stand-in's own start and end times (FAST_TRIVY_TIMELINE). */
   slots?: SlotStats;
+  /** The incremental scenario: the run's images' layers, and how many the Trivy stand-ins downloaded in all. */
+  layers?: LayerStats & { downloaded: number; downloadedBase: number };
   problems: string[];
 }
 
@@ -145,6 +153,7 @@ export async function measureRun(config: RunConfig, options: RunOptions = {}): P
         FAST_TRIVY_SLEEP_FIFO: fifo,
         FAST_TRIVY_TIMELINE: path.join(dir, 'trivy-timeline.txt'),
       };
+      const layerStats = config.incremental && (await incrementalEnv(config, dir, standIn.kind, env));
       const setupMs = performance.now() - setupStarted;
       progress(
         `${config.label}: setup ${(setupMs / 1000).toFixed(1)} s; scanning (C = ${config.concurrency}, L = ${config.latencyMs} ms)`,
@@ -170,6 +179,7 @@ export async function measureRun(config: RunConfig, options: RunOptions = {}): P
         config.concurrency,
         measurement.startedAtMs,
       );
+      if (layerStats) measurement.layers = { ...layerStats, ...(await layersDownloaded(env.FAST_TRIVY_LAYER_LOG!)) };
       measurement.machine = {
         busyS: machineBefore && machineAfter ? machineAfter.busyS - machineBefore.busyS : undefined,
         stealS: machineBefore && machineAfter ? machineAfter.stealS - machineBefore.stealS : undefined,
@@ -185,6 +195,34 @@ export async function measureRun(config: RunConfig, options: RunOptions = {}): P
   } finally {
     if (!options.keep) await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The incremental scenario's settings: the cache mode and directory, and the layered Trivy stand-in. */
+async function incrementalEnv(
+  config: RunConfig,
+  dir: string,
+  standIn: 'c' | 'bash',
+  env: Record<string, string>,
+): Promise<LayerStats> {
+  const run = config.incremental!;
+  if (standIn !== 'c') throw new Error('the incremental scenario needs the C Trivy stand-in (no C compiler here)');
+  const file = path.join(dir, 'layers.txt');
+  const stats = await writeLayersFile(file, config.cluster.images, config.cluster.changedEvery ?? 0, run.layers);
+  await mkdir(run.cacheDir, { recursive: true });
+  Object.assign(env, {
+    TRIVY_CACHE_MODE: run.mode,
+    TRIVY_CACHE_DIR: run.cacheDir,
+    FAST_TRIVY_LAYERS: file,
+    FAST_TRIVY_MANIFEST_MS: String(run.layers.manifestMs),
+    FAST_TRIVY_LAYER_LOG: path.join(dir, 'layers-downloaded.txt'),
+    FAST_TRIVY_SERVER_STAND_IN: FAKE_TRIVY_BIN,
+  });
+  return stats;
+}
+
+async function layersDownloaded(file: string): Promise<{ downloaded: number; downloadedBase: number }> {
+  const lines = (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  return { downloaded: lines.length, downloadedBase: lines.filter((l) => l.startsWith('sha256:base-')).length };
 }
 
 interface ScannerRun {
@@ -378,6 +416,7 @@ async function summarise(
       bytes: accepted.reduce((n, r) => n + (r.bytes ?? 0), 0),
       workloads: accepted.reduce((n, r) => n + (r.summary?.workloads ?? 0), 0),
       vulnerabilities: accepted.reduce((n, r) => n + (r.summary?.vulnerabilities ?? 0), 0),
+      critical: accepted.reduce((n, r) => n + (r.summary?.critical ?? 0), 0),
       maxConcurrentPosts,
       checked: accepted.filter((r) => r.summary?.checked).length,
       checkedBytes: accepted.reduce((n, r) => n + (r.summary?.checked ? (r.bytes ?? 0) : 0), 0),

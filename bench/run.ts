@@ -4,7 +4,7 @@
 //   npm run bench [-- --scenario overhead,discovery,memory|all] [--quick] [--repeat N] [--output FILE|-]
 //                    [--cpu-prof DIR] [--keep]
 import { execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { renderReport, type Machine, type Report } from './doc.js';
 import { GNU_TIME, measureRun, type Measurement } from './measure.js';
 import { judge, planRuns, SCENARIOS, valid, type ScenarioName } from './scenarios.js';
-import { compileC, PROCESS_START_SOURCE } from './stand-in.js';
+import { compileC, PROCESS_START_SOURCE, trivyStandIn } from './stand-in.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const DEFAULT_OUTPUT = path.join(REPO_ROOT, 'docs', 'performance.md');
@@ -34,7 +34,7 @@ export interface BenchOptions {
 }
 
 const USAGE = `usage: npm run bench [-- options]
-  --scenario LIST   overhead, discovery, memory or all (default), comma-separated
+  --scenario LIST   overhead, discovery, memory, incremental or all (default), comma-separated
   --quick           small sizes (about a minute); targets are not judged; prints only unless --output is given
   --repeat N        runs of the overhead configuration (default 3; --quick: 1)
   --output FILE     where to write the report (default docs/performance.md; '-' to print only)
@@ -141,25 +141,36 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
   );
   if (options.cpuProfDir) await mkdir(options.cpuProfDir, { recursive: true });
   const results: Report['results'] = [];
-  const runs = planRuns(options.scenarios, { quick: options.quick, repeat: options.repeat });
-  for (const [index, run] of runs.entries()) {
-    log(
-      `[${index + 1}/${runs.length}] ${run.scenario} ${run.config.label}: ${run.config.cluster.namespaces} × ${run.config.cluster.workloadsPerNamespace} workloads, U = ${run.config.cluster.images}, C = ${run.config.concurrency}, L = ${run.config.latencyMs} ms`,
-    );
-    const config = { ...run.config, label: `${run.scenario} ${run.config.label}` };
-    const measurement = {
-      ...(await measureRun(config, {
-        progress: (line) => {
-          log(`  ${line}`);
-        },
-        cpuProfDir: options.cpuProfDir,
-        nodeArgs: options.nodeArgs,
-        keep: options.keep,
-      })),
-      config: run.config,
-    };
-    results.push({ scenario: run.scenario, measurement });
-    log(`  ${summaryLine(measurement)}`);
+  // The incremental scenario's cache directories live for the whole benchmark (one run reuses the previous one's).
+  const cacheRoot = await mkdtemp(path.join(os.tmpdir(), 'ephor-bench-incremental-'));
+  let runs = planRuns(options.scenarios, { quick: options.quick, repeat: options.repeat, cacheRoot });
+  const standIn = await trivyStandIn();
+  if (standIn.kind !== 'c' && runs.some((r) => r.scenario === 'incremental')) {
+    log(`incremental scenario skipped: it needs the C Trivy stand-in (${standIn.note})`);
+    runs = runs.filter((r) => r.scenario !== 'incremental');
+  }
+  try {
+    for (const [index, run] of runs.entries()) {
+      log(
+        `[${index + 1}/${runs.length}] ${run.scenario} ${run.config.label}: ${run.config.cluster.namespaces} × ${run.config.cluster.workloadsPerNamespace} workloads, U = ${run.config.cluster.images}, C = ${run.config.concurrency}, L = ${run.config.latencyMs} ms`,
+      );
+      const config = { ...run.config, label: `${run.scenario} ${run.config.label}` };
+      const measurement = {
+        ...(await measureRun(config, {
+          progress: (line) => {
+            log(`  ${line}`);
+          },
+          cpuProfDir: options.cpuProfDir,
+          nodeArgs: options.nodeArgs,
+          keep: options.keep,
+        })),
+        config: run.config,
+      };
+      results.push({ scenario: run.scenario, measurement });
+      log(`  ${summaryLine(measurement)}`);
+    }
+  } finally {
+    await rm(cacheRoot, { recursive: true, force: true });
   }
   const report: Report = {
     machine,
@@ -189,7 +200,9 @@ export async function runBench(options: BenchOptions, log: (line: string) => voi
 function summaryLine(m: Measurement): string {
   const cpu = (m.cpuUserS ?? 0) + (m.cpuSystemS ?? 0);
   const parts = [
-    `wall ${(m.wallMs / 1000).toFixed(2)} s / ideal ${(m.idealMs / 1000).toFixed(2)} s = ${(m.wallMs / m.idealMs).toFixed(4)}`,
+    m.layers
+      ? `wall ${(m.wallMs / 1000).toFixed(2)} s, ${m.layers.downloaded} layers downloaded (${m.layers.downloadedBase} base)`
+      : `wall ${(m.wallMs / 1000).toFixed(2)} s / ideal ${(m.idealMs / 1000).toFixed(2)} s = ${(m.wallMs / m.idealMs).toFixed(4)}`,
     `discovery ${m.discoveryMs ?? '–'} ms`,
     `CPU ${cpu.toFixed(2)} s (${((cpu * 1000) / m.cluster.images).toFixed(1)} ms/image, ${((cpu * 1000) / m.cluster.workloads).toFixed(2)} ms/workload)`,
     `peak RSS ${((m.time.maxRssKiB ?? 0) / 1024).toFixed(1)} MiB`,

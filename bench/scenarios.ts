@@ -1,9 +1,10 @@
 // The benchmark's scenarios and targets (the issue's numbers), full size and `--quick`.
+import { incrementalRuns, judgeIncremental } from './incremental.js';
 import type { Measurement, RunConfig } from './measure.js';
 import { JUICE_SHOP_REPORT } from './report.js';
 
-export type ScenarioName = 'overhead' | 'discovery' | 'memory';
-export const SCENARIOS: readonly ScenarioName[] = ['overhead', 'discovery', 'memory'];
+export type ScenarioName = 'overhead' | 'discovery' | 'memory' | 'incremental';
+export const SCENARIOS: readonly ScenarioName[] = ['overhead', 'discovery', 'memory', 'incremental'];
 
 export interface PlannedRun {
   scenario: ScenarioName;
@@ -14,6 +15,8 @@ export interface PlanOptions {
   quick: boolean;
   /** Runs of the overhead configuration (their median is judged). */
   repeat: number;
+  /** Where the incremental scenario keeps its cache directories from one run to the next (one per mode). */
+  cacheRoot?: string;
 }
 
 /** The sizes: the issue's targets, or a small configuration that runs in about a minute (not judged). */
@@ -75,6 +78,9 @@ export function planRuns(names: readonly ScenarioName[], options: PlanOptions): 
       },
     });
   }
+  if (names.includes('incremental'))
+    for (const config of incrementalRuns(options.quick, options.cacheRoot ?? ''))
+      runs.push({ scenario: 'incremental', config });
   return runs;
 }
 
@@ -114,12 +120,13 @@ export function peakRssKiB(m: Measurement): number | undefined {
 
 /** Each target of the issue against what was measured (quick runs are too small to be judged). */
 export function judge(
-  results: Array<{ scenario: ScenarioName; measurement: Measurement }>,
+  all: Array<{ scenario: ScenarioName; measurement: Measurement }>,
   quick: boolean,
 ): TargetResult[] {
   const verdict = (ok: boolean | undefined): Verdict =>
     quick || ok === undefined ? 'not measured' : ok ? 'met' : 'missed';
   const out: TargetResult[] = [];
+  const results = all.filter((r) => r.scenario !== 'incremental');
 
   const overhead = results.filter((r) => r.scenario === 'overhead').map((r) => r.measurement);
   if (overhead.length > 0) {
@@ -185,6 +192,11 @@ export function judge(
           : `${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} % (${memory.map((m) => `U = ${m.cluster.images}: ${((peakRssKiB(m) ?? 0) / 1024).toFixed(1)} MiB`).join(', ')})`,
       verdict: verdict(growth === undefined ? undefined : growth <= TARGETS.rssGrowth),
     });
+  }
+  if (all.some((r) => r.scenario === 'incremental')) {
+    const runs = all.filter((r) => r.scenario === 'incremental').map((r) => r.measurement);
+    const judged = judgeIncremental(runs.filter(valid));
+    for (const t of judged) out.push({ target: t.target, measured: t.measured, verdict: verdict(t.ok) });
   }
   return out;
 }

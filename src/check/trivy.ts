@@ -10,6 +10,7 @@ import { withheldTrivyVariables } from '../trivy/environment.js';
 import { KNOWN_BAD_FIX, knownBadMessage, knownBadTrivy } from '../trivy/known-bad.js';
 import { runTrivy } from '../trivy/process.js';
 import { HttpFailure, httpRequest } from './http.js';
+import { checkExternalServer, checkLayerCache } from './trivy-server.js';
 import { chartValue, inChart } from './hints.js';
 import { CALL_TIMEOUT_MS, fail, pass, warn, type CheckResult } from './types.js';
 
@@ -21,7 +22,8 @@ const DEFAULT_DB_REPOSITORIES = ['mirror.gcr.io/aquasec/trivy-db:2', 'ghcr.io/aq
 export async function checkTrivy(config: Config, env: Env, missing: boolean): Promise<CheckResult[]> {
   const { trivy } = config;
   const results: CheckResult[] = [];
-  if (!missing) results.push(await trivyVersion(trivy.binary, env));
+  const local = missing ? undefined : await trivyVersion(trivy.binary, env);
+  if (local) results.push(local.result);
   for (const { name, reason } of withheldTrivyVariables(env)) {
     results.push(
       warn(
@@ -32,11 +34,15 @@ export async function checkTrivy(config: Config, env: Env, missing: boolean): Pr
     );
   }
   results.push(...(await cacheDirectory(trivy.cacheDir)));
+  const external = trivy.externalServer;
+  if (external) results.push(...(await checkExternalServer(external, local?.version)));
+  else results.push(...(await checkLayerCache(config)));
   const db = await readDbMetadata(trivy.cacheDir, 'db');
-  const mirrors = await Promise.all(trivy.dbRepositories.map((repository) => checkMirror(repository)));
+  // With an external server the vulnerability DB and its mirrors are the server's business.
+  const mirrors = external ? [] : await Promise.all(trivy.dbRepositories.map((repository) => checkMirror(repository)));
   const javaMirrors = await Promise.all(trivy.javaDbRepositories.map((repository) => checkMirror(repository)));
   const mirrorHasDb = mirrors.some((m) => m.ok);
-  results.push(databaseResult(config, db, mirrorHasDb));
+  if (!external) results.push(databaseResult(config, db, mirrorHasDb));
   const java = await readDbMetadata(trivy.cacheDir, 'java-db');
   if (java.ready)
     results.push(pass('trivy', `Java DB in ${path.join(trivy.cacheDir, 'java-db')}, updated ${age(java.updatedAt)}`));
@@ -63,7 +69,7 @@ export async function checkTrivy(config: Config, env: Env, missing: boolean): Pr
   return results;
 }
 
-async function trivyVersion(binary: string, env: Env): Promise<CheckResult> {
+async function trivyVersion(binary: string, env: Env): Promise<{ result: CheckResult; version?: string }> {
   const outcome = await runTrivy({
     binary,
     args: ['version', '--format', 'json'],
@@ -72,6 +78,14 @@ async function trivyVersion(binary: string, env: Env): Promise<CheckResult> {
     captureStdout: true,
   });
   const version = parseVersionOutput(outcome.stdout);
+  return { result: versionResult(binary, outcome, version), version };
+}
+
+function versionResult(
+  binary: string,
+  outcome: Awaited<ReturnType<typeof runTrivy>>,
+  version: string | undefined,
+): CheckResult {
   if (outcome.exitCode === 0 && version) {
     const bad = knownBadTrivy(version);
     if (bad) return fail('trivy', `${binary}: ${knownBadMessage(version, bad)}`, KNOWN_BAD_FIX);

@@ -14,17 +14,20 @@ import {
   concurrencyForCacheMode,
   dryRunNeedsNoApi,
   lockWaitWithinDeadline,
+  effectiveCacheMode,
   redisBackend,
   resolveLogFormat,
   resolveTrivyBinary,
+  scanCacheBound,
   secretValues,
+  serverTokenUnusedWithoutUrl,
   type Findings,
   type ResolveExecutable,
 } from './rules.js';
 import type { SettingValues } from './settings.js';
 
 export type { ConfigProblem, Env } from './read.js';
-export type CacheMode = 'ephemeral' | 'shared' | 'redis';
+export type CacheMode = 'ephemeral' | 'shared' | 'redis' | 'server';
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 /** The format lines are written in; LOG_FORMAT=auto is resolved to one of them when the configuration is loaded. */
 export type LogFormat = 'json' | 'text';
@@ -77,8 +80,15 @@ export interface Config {
     /** Absolute path of the executable, resolved from TRIVY_BINARY. */
     binary: string;
     cacheDir: string;
+    /** `server` with `externalServer`: TRIVY_SERVER_URL (whatever TRIVY_CACHE_MODE said); else the scanner starts one. */
     cacheMode: CacheMode;
     cacheBackend?: string;
+    /** TRIVY_SERVER_URL: every scan is a client of this server; the scanner starts none. */
+    externalServer?: ExternalServer;
+    /** How long the scanner's own server may take to answer /healthz (TRIVY_SERVER_START_TIMEOUT). */
+    serverStartTimeoutMs: number;
+    /** TRIVY_SCAN_CACHE_MAX_SIZE, where the layer cache is TRIVY_CACHE_DIR/fanal (shared, own server); unset: no bound. */
+    scanCacheMaxBytes?: number;
     timeoutMs: number;
     dbUpdateTimeoutMs: number;
     dbRepositories: string[];
@@ -93,6 +103,13 @@ export interface Config {
   secrets: string[];
   /** Non-fatal remarks to log once the logger exists. */
   warnings: string[];
+}
+
+export interface ExternalServer {
+  url: string;
+  /** TRIVY_SERVER_TOKEN: reaches Trivy only as TRIVY_TOKEN in its environment. */
+  token?: string;
+  tokenHeader: string;
 }
 
 export class ConfigError extends Error {
@@ -112,7 +129,9 @@ export interface LoadOptions {
 /** What the cross-setting rules decided, beyond the values of the table. */
 interface Derived {
   concurrency: number;
+  cacheMode: CacheMode;
   cacheBackend?: string;
+  scanCacheMaxBytes?: number;
   binary: string;
   logFormat: LogFormat;
   warnings: string[];
@@ -127,8 +146,11 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   checkAuthPair(env, found);
   checkExclusions(values, found);
   lockWaitWithinDeadline(values, found);
-  const concurrency = concurrencyForCacheMode(values, found);
-  const cacheBackend = redisBackend(values, env, found);
+  const cacheMode = effectiveCacheMode(values, env, found);
+  const concurrency = concurrencyForCacheMode(values, cacheMode, found);
+  const cacheBackend = redisBackend(values, env, cacheMode, found);
+  const scanCacheMaxBytes = scanCacheBound(values, env, cacheMode, found);
+  serverTokenUnusedWithoutUrl(values, env, found);
   const binary = resolveTrivyBinary(values.TRIVY_BINARY, env, options.resolveExecutable ?? findExecutable, found);
   if (found.problems.length > 0) throw new ConfigError(inTableOrder(found.problems));
 
@@ -137,7 +159,9 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const stdoutIsTerminal = options.stdoutIsTerminal ?? process.stdout.isTTY;
   return buildConfig(all, {
     concurrency: concurrency ?? all.SCAN_CONCURRENCY,
+    cacheMode: cacheMode ?? all.TRIVY_CACHE_MODE,
     cacheBackend,
+    scanCacheMaxBytes,
     binary: binary ?? all.TRIVY_BINARY,
     logFormat: resolveLogFormat(all.LOG_FORMAT, stdoutIsTerminal),
     warnings: found.warnings,
@@ -180,8 +204,14 @@ function buildConfig(v: SettingValues, derived: Derived): Config {
     trivy: {
       binary: derived.binary,
       cacheDir: v.TRIVY_CACHE_DIR,
-      cacheMode: v.TRIVY_CACHE_MODE,
+      cacheMode: derived.cacheMode,
       cacheBackend: derived.cacheBackend,
+      externalServer:
+        v.TRIVY_SERVER_URL === undefined
+          ? undefined
+          : { url: v.TRIVY_SERVER_URL, token: v.TRIVY_SERVER_TOKEN, tokenHeader: v.TRIVY_SERVER_TOKEN_HEADER },
+      serverStartTimeoutMs: v.TRIVY_SERVER_START_TIMEOUT,
+      scanCacheMaxBytes: derived.scanCacheMaxBytes,
       timeoutMs: v.TRIVY_TIMEOUT,
       dbUpdateTimeoutMs: v.TRIVY_DB_UPDATE_TIMEOUT,
       dbRepositories: v.TRIVY_DB_REPO ?? [],
@@ -195,7 +225,7 @@ function buildConfig(v: SettingValues, derived: Derived): Config {
       groupingLabels: v.METRICS_PUSHGATEWAY_GROUPING ?? {},
     },
     log: { level: v.LOG_LEVEL, format: derived.logFormat },
-    secrets: secretValues(value, derived.cacheBackend),
+    secrets: secretValues(value, derived.cacheBackend, v.TRIVY_SERVER_TOKEN),
     warnings: derived.warnings,
   };
 }

@@ -256,6 +256,38 @@ export function parseByteSize(text: string, min: number, max: number): number {
   return bytes;
 }
 
+/**
+ * A storage size: bytes, or a number with a Kubernetes quantity suffix (`512Mi`, `5Gi`, `1Ti`, `500M`, `2G`), at
+ * least 1Mi; used for disk budgets, which are larger than payloads (parseByteSize stops at 1Gi).
+ */
+export function parseStorageSize(text: string): number {
+  const match = /^(\d+)(|k|ki|m|mi|g|gi|t|ti)$/i.exec(text.trim());
+  if (!match) throw new ValueError('must be a number of bytes, optionally with a suffix such as 512Mi, 5Gi or 1Ti');
+  const units: Record<string, number> = { ...SIZE_UNITS, t: 1000 ** 4, ti: 1024 ** 4 };
+  const bytes = Number(match[1]) * units[match[2]!.toLowerCase()]!;
+  if (bytes < 1024 ** 2) throw new ValueError('must be at least 1Mi');
+  if (!Number.isSafeInteger(bytes)) throw new ValueError('is too large');
+  return bytes;
+}
+
+/**
+ * The base URL of a Trivy server (`trivy image --server URL`): http(s), no credentials (the token goes in
+ * TRIVY_SERVER_TOKEN), no query or fragment; a path prefix is kept (Trivy appends `/twirp/…` to it). Normalised
+ * without a trailing slash.
+ */
+export function parseServerUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text.trim());
+  } catch {
+    throw new ValueError('must be an absolute http:// or https:// URL, e.g. http://trivy-server.trivy:4954');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ValueError('must use http:// or https://');
+  if (url.username || url.password) throw new ValueError('must not contain credentials; use TRIVY_SERVER_TOKEN');
+  if (url.search || url.hash) throw new ValueError('must not have a query string or fragment');
+  return url.toString().replace(/\/+$/, '');
+}
+
 /** A file or directory path, made absolute against the working directory. */
 export function parsePath(text: string): string {
   return path.resolve(text.trim());

@@ -50,10 +50,58 @@ export function checkExclusions(values: Values, found: Findings): void {
   }
 }
 
+type CacheMode = NonNullable<Values['TRIVY_CACHE_MODE']>;
+
+/**
+ * TRIVY_SERVER_URL makes every scan a client of that server, whatever TRIVY_CACHE_MODE says: the server keeps the
+ * layer cache. A mode set to something else is named in a warning (the chart can set both), never used.
+ */
+export function effectiveCacheMode(values: Values, env: Env, found: Findings): CacheMode | undefined {
+  const mode = values.TRIVY_CACHE_MODE;
+  if (values.TRIVY_SERVER_URL === undefined) return mode;
+  if (rawValue(env, 'TRIVY_CACHE_MODE') !== undefined && mode !== 'server') {
+    found.warnings.push(
+      `TRIVY_CACHE_MODE=${mode} is not used because TRIVY_SERVER_URL is set: every scan is a client of that server, which keeps the layer cache`,
+    );
+  }
+  return 'server';
+}
+
+/** The token is sent only to an external server; without one it would be read for nothing. */
+export function serverTokenUnusedWithoutUrl(values: Values, env: Env, found: Findings): void {
+  if (values.TRIVY_SERVER_URL !== undefined || rawValue(env, 'TRIVY_SERVER_TOKEN') === undefined) return;
+  found.warnings.push(
+    'TRIVY_SERVER_TOKEN is ignored because TRIVY_SERVER_URL is not set (the token is sent only to an external Trivy server)',
+  );
+}
+
+/** The layer cache bound applies where the layer cache is TRIVY_CACHE_DIR/fanal: shared mode and the scanner's own server. */
+export function scanCacheBound(
+  values: Values,
+  env: Env,
+  mode: CacheMode | undefined,
+  found: Findings,
+): number | undefined {
+  const usesDir = mode === 'shared' || (mode === 'server' && values.TRIVY_SERVER_URL === undefined);
+  if (usesDir) return values.TRIVY_SCAN_CACHE_MAX_SIZE;
+  if (rawValue(env, 'TRIVY_SCAN_CACHE_MAX_SIZE') !== undefined) {
+    const why =
+      values.TRIVY_SERVER_URL !== undefined ? 'TRIVY_SERVER_URL is set' : `TRIVY_CACHE_MODE=${mode ?? 'ephemeral'}`;
+    found.warnings.push(
+      `TRIVY_SCAN_CACHE_MAX_SIZE is ignored because ${why} (it bounds the layer cache in TRIVY_CACHE_DIR, used in server and shared modes)`,
+    );
+  }
+  return undefined;
+}
+
 /** The shared cache directory is locked by each scan, so scans run one at a time there. */
-export function concurrencyForCacheMode(values: Values, found: Findings): number | undefined {
+export function concurrencyForCacheMode(
+  values: Values,
+  mode: CacheMode | undefined,
+  found: Findings,
+): number | undefined {
   const concurrency = values.SCAN_CONCURRENCY;
-  if (values.TRIVY_CACHE_MODE !== 'shared' || concurrency === undefined || concurrency <= 1) return concurrency;
+  if (mode !== 'shared' || concurrency === undefined || concurrency <= 1) return concurrency;
   found.warnings.push(
     `TRIVY_CACHE_MODE=shared uses one locked cache directory, so scans run one at a time (SCAN_CONCURRENCY=${concurrency} lowered to 1)`,
   );
@@ -61,16 +109,20 @@ export function concurrencyForCacheMode(values: Values, found: Findings): number
 }
 
 /** The Redis URL is required in redis mode and unused (with a warning) in the others. */
-export function redisBackend(values: Values, env: Env, found: Findings): string | undefined {
-  const mode = values.TRIVY_CACHE_MODE;
+export function redisBackend(
+  values: Values,
+  env: Env,
+  mode: CacheMode | undefined,
+  found: Findings,
+): string | undefined {
   if (mode === 'redis') {
     if (rawValue(env, 'TRIVY_CACHE_BACKEND') === undefined) found.problems.push(requiredProblem('TRIVY_CACHE_BACKEND'));
     return values.TRIVY_CACHE_BACKEND;
   }
   if (rawValue(env, 'TRIVY_CACHE_BACKEND') !== undefined) {
-    found.warnings.push(
-      `TRIVY_CACHE_BACKEND is ignored because TRIVY_CACHE_MODE=${mode ?? 'ephemeral'} (it is used only with redis)`,
-    );
+    const why =
+      values.TRIVY_SERVER_URL !== undefined ? 'TRIVY_SERVER_URL is set' : `TRIVY_CACHE_MODE=${mode ?? 'ephemeral'}`;
+    found.warnings.push(`TRIVY_CACHE_BACKEND is ignored because ${why} (it is used only with redis)`);
   }
   return undefined;
 }
@@ -111,9 +163,13 @@ export function resolveLogFormat(setting: 'auto' | 'json' | 'text', stdoutIsTerm
   return stdoutIsTerminal ? 'text' : 'json';
 }
 
-/** The secrets to redact: the auth value, and the Redis URL together with its password on its own. */
-export function secretValues(authValue: string | undefined, cacheBackend: string | undefined): string[] {
-  const secrets = [authValue, cacheBackend];
+/** The secrets to redact: the auth value, the server token, and the Redis URL together with its password on its own. */
+export function secretValues(
+  authValue: string | undefined,
+  cacheBackend: string | undefined,
+  serverToken?: string,
+): string[] {
+  const secrets = [authValue, cacheBackend, serverToken];
   if (cacheBackend) {
     try {
       const password = new URL(cacheBackend).password;

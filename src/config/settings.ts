@@ -27,6 +27,8 @@ import {
   parsePathList,
   parseRedisUrl,
   parseRepositoryList,
+  parseServerUrl,
+  parseStorageSize,
 } from './parse.js';
 import {
   DEFAULT_LOCK_NAME,
@@ -301,12 +303,59 @@ const TABLE = {
   },
   TRIVY_CACHE_MODE: {
     flag: '--trivy-cache-mode',
-    parse: (text) => parseChoice(text, ['ephemeral', 'shared', 'redis'] as const),
+    parse: (text) => parseChoice(text, ['ephemeral', 'shared', 'redis', 'server'] as const),
+    // The CLI keeps ephemeral: server mode keeps a layer cache in TRIVY_CACHE_DIR and listens on a loopback port,
+    // which a one-off run at a terminal does not ask for; the chart, which has a persistent volume, defaults to server.
     default: 'ephemeral',
     example: 'redis',
-    allowed: 'ephemeral, shared or redis',
-    description: 'Layer cache: a private one per scan, the shared cache directory (forces concurrency 1), or Redis',
-    chart: { value: 'trivy.cacheMode' },
+    allowed: 'ephemeral, shared, redis or server',
+    description:
+      'Layer cache: a private one per scan, the shared cache directory (forces concurrency 1), Redis, or a Trivy server the scanner starts (its layer cache in TRIVY_CACHE_DIR/fanal, every scan its client; TRIVY_SERVER_URL: an external one)',
+    chart: { value: 'trivy.cacheMode', default: 'server' },
+  },
+  TRIVY_SERVER_URL: {
+    flag: '--trivy-server-url',
+    parse: parseServerUrl,
+    example: 'http://trivy-server.trivy:4954',
+    allowed: 'http(s) URL without credentials, query or fragment (a path prefix is allowed)',
+    description:
+      "An external Trivy server (trivy-operator's, or one shared by clusters): every scan is its client, the scanner starts none and downloads no vulnerability DB (TRIVY_CACHE_MODE unset or server)",
+    chart: { value: 'trivy.serverUrl' },
+  },
+  TRIVY_SERVER_TOKEN: {
+    secret: true,
+    parse: parseHeaderValue,
+    example: 'example-server-token',
+    allowed: 'any value without line breaks; environment only',
+    description: 'Token of the external Trivy server (its --token); passed to Trivy only in TRIVY_TOKEN, never logged',
+    chart: { value: 'trivy.serverToken', inSecret: true },
+  },
+  TRIVY_SERVER_TOKEN_HEADER: {
+    flag: '--trivy-server-token-header',
+    parse: parseHeaderName,
+    default: 'Trivy-Token',
+    example: 'X-Trivy-Token',
+    allowed: 'an HTTP header name',
+    description: 'The header the external Trivy server reads the token from (its --token-header)',
+    chart: { value: 'trivy.serverTokenHeader' },
+  },
+  TRIVY_SERVER_START_TIMEOUT: {
+    flag: '--trivy-server-start-timeout',
+    parse: (text) => parseDurationMs(text),
+    default: '60',
+    example: '2m',
+    allowed: DURATION,
+    description:
+      'How long the Trivy server the scanner starts (server mode) may take to answer /healthz; past it the run scans in ephemeral mode',
+  },
+  TRIVY_SCAN_CACHE_MAX_SIZE: {
+    flag: '--trivy-scan-cache-max-size',
+    parse: parseStorageSize,
+    example: '2Gi',
+    allowed: 'bytes, or with a suffix: 512Mi, 5Gi (at least 1Mi); unset: no bound',
+    description:
+      'Largest layer cache (TRIVY_CACHE_DIR/fanal, server and shared modes): a larger one is cleared at the start of a run, as is one a different Trivy version wrote',
+    chart: { value: 'cache.size', hint: 'cache.size (half of it)', computed: true },
   },
   TRIVY_CACHE_BACKEND: {
     secret: true,

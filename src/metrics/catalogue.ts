@@ -41,8 +41,7 @@ export const METRICS = {
     'vulnerability_db_updated_timestamp_seconds',
     'Unix time the vulnerability DB used by the last run was built (its age is time() minus this).',
   ),
-  incrementalCacheEntries: metric('incremental_cache_entries', 'Entries in the incremental cache after the last run.'),
-  incrementalCacheBytes: metric('incremental_cache_bytes', 'Size of the incremental cache after the last run.'),
+  incrementalCacheBytes: metric('incremental_cache_bytes', "Size of Trivy's layer cache after the last run."),
   info: metric('info', 'Always 1; the versions of the scanner and of Trivy that made the last run.', [
     'version',
     'trivy_version',

@@ -51,9 +51,7 @@ export async function buildExposition(input: RunMetricsInput): Promise<Expositio
   gauge(METRICS.postedBytes).set(input.postedBytes);
   if (input.vulnerabilityDbUpdatedAt)
     gauge(METRICS.vulnerabilityDbUpdated).set(seconds(input.vulnerabilityDbUpdatedAt));
-  const cache = input.incrementalCache;
-  if (cache?.entries !== undefined) gauge(METRICS.incrementalCacheEntries).set(cache.entries);
-  if (cache?.bytes !== undefined) gauge(METRICS.incrementalCacheBytes).set(cache.bytes);
+  if (input.incrementalCache) gauge(METRICS.incrementalCacheBytes).set(input.incrementalCache.bytes);
   gauge(METRICS.info).set({ version: input.scannerVersion, trivy_version: input.trivyVersion ?? 'unknown' }, 1);
 
   return { text: await registry.metrics(), contentType: registry.contentType };

@@ -21,8 +21,9 @@ export interface RunMetricsInput {
   postedBytes: number;
   /** When the vulnerability DB in use was built (its metadata's UpdatedAt); absent when unknown this run. */
   vulnerabilityDbUpdatedAt?: Date;
-  /** The incremental cache, when the run has one. */
-  incrementalCache?: { entries?: number; bytes?: number };
+  /** The incremental cache, when the run has one: the layer cache of server and shared modes (its entries are not
+   * counted: Trivy keeps them in one bbolt file). */
+  incrementalCache?: { bytes: number };
   scannerVersion: string;
   trivyVersion?: string;
 }
@@ -31,7 +32,6 @@ export interface RunMetricsInput {
 export interface RunFactsForMetrics {
   startedAt: Date;
   scannerVersion: string;
-  incrementalCache?: { entries?: number; bytes?: number };
 }
 
 /**
@@ -56,7 +56,8 @@ export function metricsInputFromSummary(summary: RunSummary, facts: RunFactsForM
     findings: delivered.map((n) => ({ namespace: n.namespace, bySeverity: copySeverities(n.stats.findings) })),
     postedBytes: totals.bytes,
     vulnerabilityDbUpdatedAt: dbTime && Number.isFinite(dbTime.getTime()) ? dbTime : undefined,
-    incrementalCache: facts.incrementalCache,
+    // The layer cache of server and shared modes is the incremental cache: its size as measured after the run.
+    incrementalCache: summary.layerCache ? { bytes: summary.layerCache.bytesAfter } : undefined,
     scannerVersion: facts.scannerVersion,
     trivyVersion: summary.trivy?.version,
   };

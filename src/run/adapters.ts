@@ -9,8 +9,8 @@ import { PullSecretResolver } from '../kube/pull-secrets.js';
 import { createRunLock, defaultLockNamespace, noRunLock } from '../lock/index.js';
 import type { Logger, SecretRegistry } from '../log.js';
 import { metricsInputFromSummary, pushRunMetrics } from '../metrics/index.js';
-import { prepareTrivy } from '../trivy/database.js';
 import { launcherUsage } from '../trivy/launcher/client.js';
+import { prepareTrivyRun, releaseTrivyRun } from '../trivy/run-setup.js';
 import { readImageScan, runImageScan, type ScanContext } from '../trivy/scan.js';
 import { VERSION } from '../version.js';
 import { SHUTDOWN_DELIVERY_MS } from './deliveries.js';
@@ -80,7 +80,19 @@ function kubeDiscovery(kube: KubeClient, config: Config, log: Logger): Discovery
 
 function trivyRunner(kube: KubeClient, { config, env, log, secrets }: AdapterInputs): TrivyPort {
   return {
-    prepare: (signal) => prepareTrivy(config, env, log, signal),
+    prepare: (signal) =>
+      prepareTrivyRun(
+        {
+          config,
+          env,
+          log,
+          registerSecret: (secret) => {
+            secrets.add(secret);
+          },
+        },
+        signal,
+      ),
+    release: (setup) => releaseTrivyRun(setup, log),
     imageScanner(setup, dirs) {
       const context: ScanContext = { config, setup, env, ...dirs };
       if (config.registryAuth) {

@@ -6,6 +6,7 @@ import type { DeliveryResult } from '../ephor/client.js';
 import type { RunLockHandle } from '../lock/index.js';
 import type { Logger } from '../log.js';
 import type { TrivySetup } from '../trivy/database.js';
+import type { LayerCacheSummary } from '../trivy/layer-cache.js';
 import type { ScanOutcome, TrivyRun } from '../trivy/scan.js';
 import type { Discovery, SbomIngestRequest, SbomIngestResponse, ScanTarget } from '../types.js';
 import type { SpooledPart } from './spool.js';
@@ -34,6 +35,9 @@ export interface TrivyPort {
   prepare(signal: AbortSignal): Promise<TrivySetup>;
   /** The runner of this run's image scans, writing under the run's directories. */
   imageScanner(setup: TrivySetup, dirs: RunDirectories): ImageScanner;
+  /** After the last scan: stops what `prepare` started (the Trivy server) and reports the layer cache, when the run
+   * has one. Safe to call twice; optional for runs that start nothing. */
+  release?(setup: TrivySetup): Promise<LayerCacheSummary | undefined>;
 }
 
 export interface RunDirectories {

@@ -37,7 +37,7 @@ export interface RunContext {
   shutdown: AbortSignal;
 }
 
-type Outcome = Pick<RunSummary, 'namespaces' | 'images' | 'sboms' | 'spooled' | 'exitCode'>;
+type Outcome = Pick<RunSummary, 'namespaces' | 'images' | 'sboms' | 'spooled' | 'exitCode' | 'layerCache'>;
 type Finished = Outcome & Pick<RunSummary, 'discoveryErrors' | 'discoveryMs' | 'forbidden' | 'trivy' | 'lock'>;
 
 export async function runScan(context: RunContext, deps: RunDependencies): Promise<RunSummary> {
@@ -83,16 +83,22 @@ async function discoverScanDeliver(
   lock: HeldLock,
 ): Promise<Finished> {
   const { discovery, trivy } = await discoverAndPrepare(context, deps);
-  const base = summaryFacts(context.config, discovery, trivy);
-  if (!canScan(discovery, trivy, deps.log)) return { ...base, ...nothingDone() };
-  const plan = planScans(discovery.namespaces, discovery.workloads, {
-    tagPlatform: discovery.platforms?.clusterPlatform,
-  });
-  const invalid = logInvalidReferences(plan, discovery.workloads, deps.log);
-  logPlan(plan, discovery.workloads, invalid, deps.log);
-  const dirs = await runDirectories(workDir, context.config);
-  const outcome = await scanAndDeliver({ context, deps, discovery, plan, invalid, trivy, dirs, lock });
-  return { ...base, ...outcome };
+  try {
+    const base = summaryFacts(context.config, discovery, trivy);
+    if (!canScan(discovery, trivy, deps.log)) return { ...base, ...nothingDone() };
+    const plan = planScans(discovery.namespaces, discovery.workloads, {
+      tagPlatform: discovery.platforms?.clusterPlatform,
+    });
+    const invalid = logInvalidReferences(plan, discovery.workloads, deps.log);
+    logPlan(plan, discovery.workloads, invalid, deps.log);
+    const dirs = await runDirectories(workDir, context.config);
+    const outcome = await scanAndDeliver({ context, deps, discovery, plan, invalid, trivy, dirs, lock });
+    return { ...base, ...outcome };
+  } finally {
+    // What prepare started (the Trivy server) stops with the run, whichever way it ends; after the scans it was
+    // already stopped (scanAndDeliver), and a second release changes nothing.
+    if (!(trivy instanceof TrivyUnavailableError)) await deps.trivy.release?.(trivy);
+  }
 }
 
 interface ScanAndDeliverInputs {
@@ -130,6 +136,8 @@ async function scanAndDeliver(inputs: ScanAndDeliverInputs): Promise<Outcome> {
   await scanAll(inputs, ledger, (namespace) => {
     deliveries.enqueueNamespace(namespace);
   });
+  // The Trivy server is needed no more: stopped before the remaining deliveries, its cache then measured.
+  const layerCache = await deps.trivy.release?.(inputs.trivy);
   deliveries.enqueueTheRest();
   await deliveries.drained();
   lock.lastPostUnanswered = deliveries.lastPostUnanswered;
@@ -140,6 +148,7 @@ async function scanAndDeliver(inputs: ScanAndDeliverInputs): Promise<Outcome> {
     images: ledger.images(),
     sboms: config.sbom.enabled ? ledger.sboms : undefined,
     spooled: ledger.spooled.delivered + ledger.spooled.failed > 0 ? ledger.spooled : undefined,
+    layerCache,
   };
 }
 
@@ -275,7 +284,7 @@ function runFacts(context: RunContext, trivy: TrivySetup): RunFacts {
         enabled: config.scan.otherControllers.enabled,
         exclude: config.scan.otherControllers.exclude.map(formatOwnerKind),
       },
-      cache_mode: config.trivy.cacheMode,
+      cache_mode: trivy.cacheMode ?? config.trivy.cacheMode,
     },
   };
 }

@@ -3,6 +3,7 @@
 // delivered: a namespace that was not delivered counts none of them, in its row, in the TOTAL row, in the record
 // and in the metrics (deliveredTotals is the one definition).
 import type { NamespaceStats } from '../ephor/payload.js';
+import type { LayerCacheSummary } from '../trivy/layer-cache.js';
 import { SEVERITIES, type NotDeliveredReason, type Severity } from '../types.js';
 import { denialSentence, type ForbiddenList } from './permission-gaps.js';
 
@@ -63,6 +64,8 @@ export interface RunSummary {
   exitCode: number;
   /** The run lock; absent only when the run stopped before it was asked for (no temporary directory). */
   lock?: RunLockOutcome;
+  /** The Trivy layer cache (TRIVY_CACHE_DIR/fanal) before and after the run, in the modes that keep one there. */
+  layerCache?: LayerCacheSummary;
   /** Discovery's duration (ms). */
   discoveryMs?: number;
   /** The scanner process's own CPU time and peak memory (Trivy processes excluded). */
@@ -151,6 +154,11 @@ export function summaryRecord(summary: RunSummary): Record<string, unknown> {
     forbidden: forbidden.length > 0 ? forbidden.map(forbiddenEntry) : undefined,
     trivy: summary.trivy && { version: summary.trivy.version, db_updated_at: summary.trivy.dbUpdatedAt },
     sboms: summary.sboms,
+    layer_cache: summary.layerCache && {
+      bytes_before: summary.layerCache.bytesBefore,
+      bytes_after: summary.layerCache.bytesAfter,
+      cleared: summary.layerCache.cleared,
+    },
     spooled_earlier_runs: summary.spooled,
     resources: summary.resources && {
       ...resourceFields(summary.resources),

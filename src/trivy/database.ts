@@ -10,7 +10,9 @@ import type { Logger } from '../log.js';
 import { withheldTrivyVariables } from './environment.js';
 import { classifyFailure } from './failure.js';
 import { KNOWN_BAD_FIX, knownBadMessage, knownBadTrivy } from './known-bad.js';
+import type { LayerCacheState } from './layer-cache.js';
 import { runTrivy, type RunOutcome } from './process.js';
+import type { ScanServer } from './server.js';
 
 export interface DbState {
   /** A usable database is in the cache (downloaded now or by an earlier run). */
@@ -30,6 +32,13 @@ export interface TrivySetup {
   supportsVersionCheckFlags: boolean;
   /** `--db-repository` takes several repositories since Trivy 0.56. */
   supportsRepositoryList: boolean;
+  /** Server mode: the server every scan is a client of (absent: scans run locally, in `cacheMode`). */
+  server?: ScanServer;
+  /** The layer cache in TRIVY_CACHE_DIR/fanal, in the modes that use it (shared, own server): measured and kept clean. */
+  layerCache?: LayerCacheState;
+  /** The mode scans actually run in (scan_config.cache_mode): `server`, `external_server`, or the configured local
+   * mode (`ephemeral` when the own server could not be started). Absent: the configured TRIVY_CACHE_MODE. */
+  cacheMode?: string;
 }
 
 export class TrivyUnavailableError extends Error {}
@@ -62,12 +71,16 @@ export async function prepareTrivy(
       cause: error,
     });
   }
-  // The two downloads share TRIVY_CACHE_DIR, one after the other.
-  const db = await prepareDatabase('db', config, env, log, signal);
+  // The two downloads share TRIVY_CACHE_DIR, one after the other. An external server has its own vulnerability DB
+  // (a client never opens one: pkg/commands/artifact/run.go initDB returns before DownloadDB when --server is set),
+  // but jar analysis runs on the client, with the Java DB of the client's --cache-dir (initJavaDB), so that one is
+  // still prepared here.
+  const external = trivy.externalServer !== undefined;
+  const db = external ? { ready: false } : await prepareDatabase('db', config, env, log, signal);
   const javaDb = await prepareDatabase('java-db', config, env, log, signal);
   const supportsVersionCheckFlags = version === undefined || atLeast(version, [0, 63]);
   const supportsRepositoryList = version === undefined || atLeast(version, [0, 56]);
-  if (!db.ready) {
+  if (!db.ready && !external) {
     const cause = trivy.skipDbUpdate
       ? `TRIVY_SKIP_DB_UPDATE=true but ${path.join(trivy.cacheDir, 'db')} holds no database; run once without it, or pre-populate the cache`
       : `the download failed (${db.downloadError}) and ${path.join(trivy.cacheDir, 'db')} holds no earlier copy; check network access to the DB repository or set TRIVY_DB_REPO to a reachable mirror`;

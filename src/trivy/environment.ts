@@ -46,7 +46,7 @@ const DATABASE =
 const CREDENTIALS =
   "registry credentials that Trivy would send to every registry it pulls from; the scanner uses the workloads' own pull secrets instead (REGISTRY_AUTH_ENABLED)";
 const ELSEWHERE =
-  'it hands the scan to another Trivy (a server or a plugin) whose version and database the scanner does not check';
+  'it hands the scan to another Trivy (a server or a plugin) whose version and database the scanner does not check; for a Trivy server set TRIVY_SERVER_URL and TRIVY_SERVER_TOKEN, which the scanner checks (the token it passes as TRIVY_TOKEN itself)';
 
 /** Why the common TRIVY_* variables are withheld (the rest get OTHER). */
 const WITHHELD_REASONS: ReadonlyMap<string, string> = new Map([

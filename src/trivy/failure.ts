@@ -36,6 +36,30 @@ const RULES: Array<[ScanFailureReason, RegExp]> = [
   ],
 ];
 
+/**
+ * A client scan's failures of its Trivy server (server mode). The client pulls and analyses the image itself, so
+ * registry failures carry the same texts as a local scan's and go through RULES; what the server answers comes back
+ * as a Twirp error (github.com/twitchtv/twirp: "twirp error <code>: <msg>"), wrapped by the client's chain (v0.69.3
+ * pkg/cache/remote.go "unable to fetch missing layers" / "unable to store cache on the server", pkg/rpc/client
+ * "failed to detect vulnerabilities via RPC"). Texts from Trivy's own tests: integration/client_server_test.go
+ * ("twirp error unauthenticated: invalid token"), pkg/cache/remote_test.go and pkg/rpc/client/client_test.go
+ * ("failed to do request", the generated client's wrapper of a transport error, rpc/cache/service.twirp.go),
+ * docs/guide/references/troubleshooting.md ("twirp error internal: failed scan, …: layer cache missing"). Codes an
+ * intermediary's HTTP status maps to: twirpErrorFromIntermediary (401 unauthenticated, 429 resource_exhausted,
+ * 502-504 unavailable).
+ */
+const SERVER_RULES: Array<[ScanFailureReason, RegExp, string]> = [
+  [
+    'other',
+    /twirp error (unauthenticated|permission_denied)/,
+    'the Trivy server refused the token (TRIVY_SERVER_TOKEN, TRIVY_SERVER_TOKEN_HEADER)',
+  ],
+  ['rate_limited', /twirp error resource_exhausted/, 'the Trivy server (or a proxy before it) throttled the scan'],
+  ['timeout', /twirp error (deadline_exceeded|canceled)/, 'the Trivy server did not answer in time'],
+  ['other', /twirp error unavailable|failed to do request/, 'the Trivy server could not be reached'],
+  ['other', /layer cache missing/, 'the Trivy server lost layers the scan had sent it (was it restarted?)'],
+];
+
 export function classifyFailure(outcome: ProcessOutcome): Classified {
   const stderr = outcome.stderr.replace(ANSI, '');
   const detail = bestDetail(stderr);
@@ -47,6 +71,10 @@ export function classifyFailure(outcome: ProcessOutcome): Classified {
     };
   if (outcome.exitCode === 137)
     return { reason: 'killed', detail: `exit code 137 (SIGKILL, out of memory?)${detail ? `: ${detail}` : ''}` };
+  if (/twirp error/.test(stderr)) {
+    const server = SERVER_RULES.find(([, pattern]) => pattern.test(stderr));
+    if (server) return { reason: server[0], detail: `${server[2]}: ${detail}` };
+  }
   for (const [reason, pattern] of RULES) {
     if (pattern.test(stderr)) return { reason, detail };
   }

@@ -11,9 +11,10 @@ import { writeImageFindings, type ImageFindings } from '../report/findings.js';
 import type { ScanFailureReason, ScanTarget } from '../types.js';
 import { KILL_GRACE_MS, trivyDuration, type TrivySetup } from './database.js';
 import { classifyFailure, writeFailure } from './failure.js';
-import { runTrivy } from './process.js';
+import { runTrivy, type RunOutcome } from './process.js';
 import { InvalidReportError } from './report.js';
 import { convertToSbom } from './sbom.js';
+import type { ClientTarget } from './server.js';
 import { trivyState } from './state.js';
 
 /** `notStarted`: cancelled while it waited for a slot, before any Trivy process ran for it. */
@@ -136,6 +137,10 @@ export async function readImageScan(
   }
 }
 
+/** A scan whose server died under it is scanned again: after the restart, and once more if it then falls back. */
+const MAX_SERVER_RETRIES = 2;
+
+/** One scan of the image: locally, or as a client of the run's Trivy server (scanned again when that server died). */
 async function scanOnce(
   target: ScanTarget,
   context: ScanContext,
@@ -144,18 +149,61 @@ async function scanOnce(
   dockerConfig: string | undefined,
   onStarted: () => void,
 ): Promise<{ ok: true; reportFile: string } | ScanFailureOutcome> {
+  const server = context.setup.server;
+  for (let retry = 0; ; retry++) {
+    const client = server ? await server.target() : undefined;
+    const dir = retry === 0 ? attemptDir : path.join(attemptDir, `server-retry-${retry}`);
+    const run = await runScanProcess({ target, context, dir, signal, dockerConfig, onStarted, client });
+    if (!('outcome' in run)) return run;
+    const { outcome } = run;
+    const failed = outcome.exitCode !== 0 || outcome.timedOut;
+    if (failed && client && retry < MAX_SERVER_RETRIES && !outcome.cancelled && !signal?.aborted) {
+      if (await server!.retryAfter(client, outcome.stderr)) continue;
+    }
+    return failed ? { ok: false, ...classifyFailure(outcome) } : { ok: true, reportFile: run.reportFile };
+  }
+}
+
+interface ScanProcessInputs {
+  target: ScanTarget;
+  context: ScanContext;
+  dir: string;
+  signal: AbortSignal | undefined;
+  dockerConfig: string | undefined;
+  onStarted: () => void;
+  /** Server mode: the server to be a client of (absent: a local scan). */
+  client: ClientTarget | undefined;
+}
+
+/** One Trivy process for the image; what cannot be retried (cancelled, never started) is already an outcome. */
+async function runScanProcess(
+  inputs: ScanProcessInputs,
+): Promise<{ outcome: RunOutcome; reportFile: string } | ScanFailureOutcome> {
+  const { target, context, dir, signal, dockerConfig, onStarted, client } = inputs;
   const { config } = context;
-  mkdirSync(attemptDir);
-  const cacheDir =
-    config.trivy.cacheMode === 'ephemeral' ? ephemeralCache(attemptDir, config.trivy.cacheDir) : config.trivy.cacheDir;
-  const outputFile = path.join(attemptDir, 'report.json');
-  const extraEnv: Record<string, string> = {};
-  if (config.trivy.cacheMode === 'redis' && config.trivy.cacheBackend)
+  mkdirSync(dir);
+  // shared and redis scans use TRIVY_CACHE_DIR itself; every other scan a private directory with the DBs linked in:
+  // ephemeral ones, those of server mode whose server could not be kept (they scan as ephemeral ones do), and
+  // clients, which open no layer cache of their own (only the server's, remotely) and read the Java DB there.
+  const mode = config.trivy.cacheMode;
+  const inCacheDir = context.setup.server === undefined && (mode === 'shared' || mode === 'redis');
+  const cacheDir = inCacheDir ? config.trivy.cacheDir : ephemeralCache(dir, config.trivy.cacheDir);
+  const outputFile = path.join(dir, 'report.json');
+  const extraEnv: Record<string, string> = { ...client?.env };
+  if (inCacheDir && mode === 'redis' && config.trivy.cacheBackend)
     extraEnv.TRIVY_CACHE_BACKEND = config.trivy.cacheBackend;
   if (dockerConfig) extraEnv.DOCKER_CONFIG = dockerConfig;
   const outcome = await runTrivy({
     binary: config.trivy.binary,
-    args: scanArgs({ ref: target.ref, platform: target.platform, outputFile, cacheDir, config, setup: context.setup }),
+    args: scanArgs({
+      ref: target.ref,
+      platform: target.platform,
+      outputFile,
+      cacheDir,
+      config,
+      setup: context.setup,
+      client,
+    }),
     env: context.env,
     extraEnv,
     timeoutMs: config.trivy.timeoutMs + KILL_GRACE_MS,
@@ -178,8 +226,7 @@ async function scanOnce(
   }
   if (outcome.spawnError)
     return { ok: false, reason: 'other', detail: `trivy could not be started: ${outcome.spawnError}` };
-  if (outcome.exitCode !== 0 || outcome.timedOut) return { ok: false, ...classifyFailure(outcome) };
-  return { ok: true, reportFile: outputFile };
+  return { outcome, reportFile: outputFile };
 }
 
 /** A private directory (0700) with config.json (0600) for one Trivy process; removed with the scan directory. */
@@ -203,9 +250,19 @@ export interface ScanArgsInput {
   cacheDir: string;
   config: Config;
   setup: TrivySetup;
+  /** Server mode: `--server URL` (and `--token-header`); the token goes in the environment. */
+  client?: ClientTarget;
 }
 
-export function scanArgs({ ref, platform, outputFile, cacheDir, config, setup }: ScanArgsInput): string[] {
+/**
+ * The flags of one scan. As a client (aquasecurity/trivy v0.69.3), the report flags (format, output, scanners,
+ * severity, list-all-pkgs) still apply: the client filters and writes the report (pkg/commands/artifact/run.go
+ * Filter, Report); so do --image-src, --timeout and the version-check flags (the client pulls the image and runs
+ * the update check), and the Java DB flags (initJavaDB runs unless --listen: jar analysis is the client's). A client
+ * never opens a vulnerability DB (initDB returns before DownloadDB when ServerAddr is set), so --skip-db-update,
+ * meaningless there, is not passed.
+ */
+export function scanArgs({ ref, platform, outputFile, cacheDir, config, setup, client }: ScanArgsInput): string[] {
   const { trivy, scan } = config;
   const args = [
     'image',
@@ -228,7 +285,12 @@ export function scanArgs({ ref, platform, outputFile, cacheDir, config, setup }:
     '--severity',
     scan.severities.join(','),
   ];
-  if (setup.db.ready) args.push('--skip-db-update');
+  if (client) {
+    args.push('--server', client.url);
+    if (client.tokenHeader) args.push('--token-header', client.tokenHeader);
+  } else if (setup.db.ready) {
+    args.push('--skip-db-update');
+  }
   if (setup.javaDb.ready) {
     args.push('--skip-java-db-update');
   } else {

@@ -145,6 +145,8 @@ const DEFAULT_ENV: Record<string, string> = {
   SCAN_NAMESPACES: 'default,production',
   SCAN_DEADLINE: '3300s',
   RUN_LOCK_WAIT: '1650s',
+  // server mode keeps its layer cache on the volume: bounded by half of cache.size (5Gi)
+  TRIVY_SCAN_CACHE_MAX_SIZE: '2684354560',
   TMPDIR: '/tmp',
   HOME: '/tmp',
 };
@@ -251,7 +253,8 @@ describe('the documented install', () => {
     assert.equal(c.imagePullPolicy, 'IfNotPresent');
     assert.equal(c.command, undefined, 'the image ENTRYPOINT runs the scan');
     assert.equal(c.args, undefined);
-    assert.deepEqual(c.resources, { requests: { cpu: '100m', memory: '512Mi' }, limits: { cpu: '1', memory: '2Gi' } });
+    // raised from the Go chart's 100m/512Mi and 1/2Gi: the Trivy server and its clients share the container
+    assert.deepEqual(c.resources, { requests: { cpu: '500m', memory: '1Gi' }, limits: { cpu: '2', memory: '3Gi' } });
     const ann = cj.spec.jobTemplate.spec.template.metadata.annotations;
     assert.match(ann['checksum/config'], /^[0-9a-f]{64}$/);
     assert.match(ann['checksum/secret'], /^[0-9a-f]{64}$/);
@@ -296,7 +299,7 @@ describe('the documented install', () => {
       { name: 'trivy-cache', persistentVolumeClaim: { claimName: 'ephor-scanner-cache' } },
     ]);
     const pvc = one(docs, 'PersistentVolumeClaim', 'ephor-scanner-cache');
-    assert.deepEqual(pvc.spec, { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } });
+    assert.deepEqual(pvc.spec, { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '5Gi' } } });
   });
 });
 
@@ -511,7 +514,7 @@ describe('options', () => {
     validateAll(docs);
     assert.equal(maybe(docs, 'PersistentVolumeClaim'), undefined);
     const vol = (podSpec(docs).volumes as Obj[]).find((v) => v.name === 'trivy-cache');
-    assert.deepEqual(vol, { name: 'trivy-cache', emptyDir: { sizeLimit: '1Gi' } });
+    assert.deepEqual(vol, { name: 'trivy-cache', emptyDir: { sizeLimit: '5Gi' } });
   });
 
   test('cache.storageClass, size and accessMode reach the PVC', () => {
@@ -635,6 +638,8 @@ affinity: {}
       SCAN_WORKLOAD_TYPES: 'Deployment,StatefulSet',
       TRIVY_CACHE_DIR: '/var/cache/trivy',
       TRIVY_CACHE_MODE: 'shared',
+      // shared mode's layer cache is on the volume too: half of its 2Gi
+      TRIVY_SCAN_CACHE_MAX_SIZE: '1073741824',
       TRIVY_TIMEOUT: '600',
       TRIVY_DB_UPDATE_TIMEOUT: '120',
       TRIVY_SKIP_DB_UPDATE: 'true',

@@ -124,6 +124,8 @@ describe('chart ↔ settings table', () => {
       SCAN_NAMESPACES: 'default,production',
       SCAN_DEADLINE: '3300s',
       RUN_LOCK_WAIT: '1650s',
+      // half of cache.size (5Gi): server mode keeps its layer cache on the volume
+      TRIVY_SCAN_CACHE_MAX_SIZE: String((5 * 1024 ** 3) / 2),
       TMPDIR: '/tmp',
       HOME: '/tmp',
     });

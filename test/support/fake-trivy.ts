@@ -14,7 +14,16 @@ export const FAKE_TRIVY_SCENARIO_ENV = 'FAKE_TRIVY_SCENARIO';
 /** What `trivy image REF` does for one image reference. */
 export type ImageBehaviour =
   /** Replay a Trivy JSON report (absolute path, or a file name in TRIVY_REPORTS_DIR); digest 'sha256:<64 hex>' sets Metadata.RepoDigests. */
-  | { report: string; digest?: string; delayMs?: number }
+  | {
+      report: string;
+      digest?: string;
+      delayMs?: number;
+      /**
+       * Client mode (`--server`): the image's layer diff IDs, bottom first; images share a base layer by naming the
+       * same one. Default: one layer of its own. The top-most layer carries the image's findings (the report).
+       */
+      layers?: string[];
+    }
   /** Replay the errors.json entry with this id (stderr with the image substituted, its exit code). */
   | { fail: string; delayMs?: number }
   /** Never finish: ignore SIGTERM and keep a grandchild in the same process group; both pids are logged first. */
@@ -93,6 +102,18 @@ export interface FakeTrivyScenario {
   requireDockerConfigFor?: Record<string, { registry: string; username: string; password: string }>;
   /** JSONL invocation log (one line per invocation). */
   log?: string;
+  /** Client mode: time to fetch an image's manifest and config (ms, default 0). */
+  manifestMs?: number;
+  /** Client mode: time to download and analyse one missing layer (ms): one for all, or per diff ID with `default`. */
+  layerMs?: number | ({ default?: number } & Record<string, number>);
+  /** `trivy server`. */
+  server?: {
+    /** Wait this long before listening (a server stuck in its start: /healthz is refused meanwhile). */
+    startDelayMs?: number;
+    /** Exit (code 2) on receiving the n-th Twirp request, without answering it: a crash with scans in flight. The
+     * first `times` server processes (default 1) of the scenario crash so; later ones serve. */
+    crash?: { onRequest: number; times?: number };
+  };
 }
 
 /** One line of the invocation log. `argv` holds the arguments after the program name. */
@@ -115,7 +136,8 @@ export interface FakeTrivyInvocation {
   endedAt?: string;
   exitCode?: number;
   /**
-   * e.g. 'version', 'download-vuln-db', 'report', 'convert', 'convert-error', 'fail:<id>', 'vuln-db-download-failed',
+   * e.g. 'version', 'download-vuln-db', 'report', 'client-report', 'server', 'server-unauthenticated',
+   * 'server-error', 'convert', 'convert-error', 'fail:<id>', 'vuln-db-download-failed',
    * 'image-not-found', 'unauthorized', 'timeout', 'hang', 'signal:SIGKILL', 'usage-error'.
    */
   behaviour: string;
@@ -123,6 +145,11 @@ export interface FakeTrivyInvocation {
   downloadedFrom?: { vuln?: string; java?: string };
   /** For a multi-platform image: the child (`os/arch`) that was scanned. */
   platform?: string;
+  /** Client mode: the image's layers (diff IDs) downloaded and analysed, and those the server already had. */
+  layers?: { downloaded: string[]; cached: string[] };
+  /** `trivy server`: the address it was told to listen on (its line is written when it starts: it never exits on its
+   * own, so its exit code and end are never logged). */
+  listening?: string;
 }
 
 /** How the invocation log writes a value that may be a secret (FakeTrivyInvocation.env). */

@@ -231,7 +231,13 @@ describe('the settings table drives the loader', () => {
 
   // The auth pair and the Redis backend are only valid with their partner; their own tests above cover them.
   const PARTNERED = new Set(['EPHOR_AUTH_HEADER', 'EPHOR_AUTH_VALUE', 'TRIVY_CACHE_BACKEND']);
-  const COMPANIONS: Record<string, Env> = { TRIVY_CACHE_MODE: { TRIVY_CACHE_BACKEND: 'redis://trivy-redis:6379' } };
+  const COMPANIONS: Record<string, Env> = {
+    TRIVY_CACHE_MODE: { TRIVY_CACHE_BACKEND: 'redis://trivy-redis:6379' },
+    // read only with an external server, and the bound only where the layer cache is TRIVY_CACHE_DIR/fanal
+    TRIVY_SERVER_TOKEN: { TRIVY_SERVER_URL: 'http://trivy-server:4954' },
+    TRIVY_SERVER_TOKEN_HEADER: { TRIVY_SERVER_URL: 'http://trivy-server:4954' },
+    TRIVY_SCAN_CACHE_MAX_SIZE: { TRIVY_CACHE_MODE: 'server' },
+  };
   test('setting any variable to its example changes the configuration: no entry is left unread', () => {
     const base: Env = { EPHOR_API_URL: 'http://base-url:1', SCAN_NAMESPACES: 'base' };
     for (const s of SETTINGS) {

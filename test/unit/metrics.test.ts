@@ -110,15 +110,12 @@ describe('metricsInputFromSummary', () => {
     namespaces: [namespace('shop', true, 5, 1000), namespace('payments', false, 7, 500)],
     images: { total: 5, scanned: 3, failed: 2, failedByReason: { not_found: 1, invalid_reference: 1 } },
     trivy: { version: '0.69.3', dbUpdatedAt: '2026-11-27T00:12:34.123456789Z' },
+    layerCache: { bytesBefore: 1024, bytesAfter: 4096 },
   };
   const startedAt = new Date('2026-11-27T06:00:00.000Z');
 
   test('maps the summary: containers, findings and bytes of delivered namespaces (the TOTAL row), images not scanned of all, Trivy from the summary, end = start + duration', () => {
-    const input = metricsInputFromSummary(summary, {
-      startedAt,
-      scannerVersion: '0.1.0',
-      incrementalCache: { entries: 4 },
-    });
+    const input = metricsInputFromSummary(summary, { startedAt, scannerVersion: '0.1.0' });
     assert.deepEqual(input, {
       exitCode: 1,
       startedAt,
@@ -129,7 +126,7 @@ describe('metricsInputFromSummary', () => {
       findings: [{ namespace: 'shop', bySeverity: { CRITICAL: 5, HIGH: 10, MEDIUM: 0, LOW: 0, UNKNOWN: 1 } }],
       postedBytes: 1000,
       vulnerabilityDbUpdatedAt: new Date('2026-11-27T00:12:34.123Z'),
-      incrementalCache: { entries: 4 },
+      incrementalCache: { bytes: 4096 },
       scannerVersion: '0.1.0',
       trivyVersion: '0.69.3',
     });
@@ -146,6 +143,11 @@ describe('metricsInputFromSummary', () => {
     const noTrivy = metricsInputFromSummary({ ...summary, trivy: undefined }, { startedAt, scannerVersion: '0.1.0' });
     assert.equal(noTrivy.trivyVersion, undefined);
     assert.equal(noTrivy.vulnerabilityDbUpdatedAt, undefined);
+    const noCache = metricsInputFromSummary(
+      { ...summary, layerCache: undefined },
+      { startedAt, scannerVersion: '0.1.0' },
+    );
+    assert.equal(noCache.incrementalCache, undefined, 'a run without a layer cache has no cache metric');
   });
 });
 
@@ -177,7 +179,7 @@ function sampled(text: string): Set<string> {
 describe('buildExposition', () => {
   test('a successful run names every metric it has a value for, each a gauge with its help', async () => {
     const { text, contentType } = await buildExposition(
-      input({ incrementalCache: { entries: 1, bytes: 2 }, vulnerabilityDbUpdatedAt: new Date(0) }),
+      input({ incrementalCache: { bytes: 2 }, vulnerabilityDbUpdatedAt: new Date(0) }),
     );
     assert.equal(contentType, 'text/plain; version=0.0.4; charset=utf-8');
     const names = Object.values(METRICS).map((m) => m.name);

@@ -115,7 +115,7 @@ Empty when activeDeadlineSeconds is not set; a template failure when it does not
 
 {{/* True when the chart's own Secret has at least one key. */}}
 {{- define "ephor-scanner.hasSecret" -}}
-{{- if or .Values.ephor.authHeader (and (not .Values.ephor.existingSecret) .Values.ephor.authValue) (and (eq .Values.trivy.cacheMode "redis") .Values.trivy.cacheBackend) -}}
+{{- if or .Values.ephor.authHeader (and (not .Values.ephor.existingSecret) .Values.ephor.authValue) (and (eq .Values.trivy.cacheMode "redis") .Values.trivy.cacheBackend) .Values.trivy.serverToken -}}
 true
 {{- end -}}
 {{- end -}}

@@ -169,7 +169,7 @@ made. Metrics values are checked in _metrics.tpl, the Job deadline in _helpers.t
 {{/* Values that are each valid but together can never work. */}}
 {{- define "ephor-scanner.validate.combinations" -}}
 {{- $t := .Values.trivy -}}
-{{- $server := dig "server" "url" "" (toJson $t | fromJson) -}}
+{{- $server := $t.serverUrl -}}
 {{- if and (eq (include "ephor-scanner.bool" $t.skipDbUpdate) "true") (not .Values.cache.enabled) (not $server) -}}
 {{- $cacheDir := trimSuffix "/" (toString $t.cacheDir) -}}
 {{- $dbMounted := false -}}
@@ -178,7 +178,7 @@ made. Metrics values are checked in _metrics.tpl, the Job deadline in _helpers.t
 {{- if or (eq $path $cacheDir) (hasPrefix (printf "%s/" $cacheDir) $path) }}{{ $dbMounted = true }}{{ end -}}
 {{- end -}}
 {{- if not $dbMounted -}}
-{{- fail (printf "trivy.skipDbUpdate=true needs a vulnerability DB that is already in trivy.cacheDir, but with cache.enabled=false that is an emptyDir that starts empty every run, so every scan would fail: set cache.enabled=true (a persistent cache that keeps the DB between runs), or trivy.skipDbUpdate=false (download the DB each run; trivy.dbRepo for a mirror)%s, or mount a volume holding the DB under trivy.cacheDir with extraVolumes and extraVolumeMounts" (ternary ", or use an external Trivy server (trivy.server.url)" "" (hasKey $t "server"))) -}}
+{{- fail (printf "trivy.skipDbUpdate=true needs a vulnerability DB that is already in trivy.cacheDir, but with cache.enabled=false that is an emptyDir that starts empty every run, so every scan would fail: set cache.enabled=true (a persistent cache that keeps the DB between runs), or trivy.skipDbUpdate=false (download the DB each run; trivy.dbRepo for a mirror), or use an external Trivy server (trivy.serverUrl), or mount a volume holding the DB under trivy.cacheDir with extraVolumes and extraVolumeMounts") -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}
