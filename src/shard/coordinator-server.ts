@@ -23,6 +23,14 @@ export interface ListenAddress {
   port: number;
 }
 
+/** SHARD_LISTEN cannot be listened on (the port is taken, the address is not the Pod's). */
+export class ShardListenError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ShardListenError';
+  }
+}
+
 export interface CoordinatorServer {
   /** The port it listens on (the one asked for, or the one the system chose for port 0). */
   port: number;
@@ -47,7 +55,9 @@ export async function serveCoordinator(
   server.headersTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => {
-      reject(new Error(`SHARD_LISTEN ${address.host}:${address.port} cannot be listened on: ${messageOf(error)}`));
+      reject(
+        new ShardListenError(`SHARD_LISTEN ${address.host}:${address.port} cannot be listened on: ${messageOf(error)}`),
+      );
     });
     server.listen(address.port, address.host, resolve);
   });
