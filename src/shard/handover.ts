@@ -64,8 +64,14 @@ export class Handover {
   }
 
   /** Heartbeats and handovers until stop(); resolves when both loops ended. */
-  run(): Promise<void> {
-    return Promise.all([this.heartbeats(), this.handovers()]).then(() => undefined);
+  async run(): Promise<void> {
+    // The clock's timers never keep the process alive, and between two requests nothing else may: this does.
+    const keepAlive = setInterval(() => undefined, 60_000);
+    try {
+      await Promise.all([this.heartbeats(), this.handovers()]);
+    } finally {
+      clearInterval(keepAlive);
+    }
   }
 
   stop(): void {
