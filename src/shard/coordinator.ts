@@ -177,13 +177,25 @@ export class ShardCoordinator {
    * run's deadline plus SHARD_TIMEOUT, not finished): the keys still unclaimed are then index 0's to scan.
    */
   async shardsSettled(signal: AbortSignal, deadline?: number): Promise<number[]> {
-    const { clock, timeoutMs } = this.options;
+    const { clock } = this.options;
     const check = () => {
       const now = clock.now();
       for (const [index, shard] of this.shards) this.checkLost(index, shard, now, deadline);
       return [...this.shards.values()].every((shard) => shard.finished || shard.lost);
     };
-    while (!check() && !signal.aborted) {
+    // The clock's timers never keep the process alive; while index 0 waits for its shards, nothing else may.
+    const keepAlive = setInterval(() => undefined, 60_000);
+    try {
+      await this.waitWhile(() => !check() && !signal.aborted, signal);
+    } finally {
+      clearInterval(keepAlive);
+    }
+    return this.lostShards();
+  }
+
+  private async waitWhile(condition: () => boolean, signal: AbortSignal): Promise<void> {
+    const { clock, timeoutMs } = this.options;
+    while (condition()) {
       await new Promise<void>((resolve) => {
         const timer = clock.setTimer(resolve, Math.min(1000, timeoutMs / 4));
         const done = () => {
@@ -196,7 +208,6 @@ export class ShardCoordinator {
       });
       this.changed = undefined;
     }
-    return this.lostShards();
   }
 
   lostShards(): number[] {
