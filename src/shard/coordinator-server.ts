@@ -122,15 +122,18 @@ async function heartbeat(
   }
   const chunks: Buffer[] = [];
   for await (const chunk of request as AsyncIterable<Buffer>) chunks.push(chunk);
-  let answer;
+  let beat;
   try {
-    answer = coordinator.heartbeat(parseHeartbeat(Buffer.concat(chunks).toString('utf8')));
+    beat = parseHeartbeat(Buffer.concat(chunks).toString('utf8'));
   } catch (error) {
     reply(response, 400, { error: messageOf(error) });
     return;
   }
-  if (answer) reply(response, 200, answer);
-  else reply(response, 400, { error: 'no such shard index' });
+  if (!coordinator.heartbeat(beat)) {
+    reply(response, 400, { error: 'no such shard index' });
+    return;
+  }
+  reply(response, 200, await coordinator.answerWhenChanged(beat.shard, beat.known, beat.holdMs ?? 0));
 }
 
 async function result(

@@ -39,6 +39,9 @@ interface ShardState {
   sawDone: boolean;
 }
 
+/** A long poll is held at most this long (a shard asks for less: a sixth of SHARD_TIMEOUT). */
+const MAX_HOLD_MS = 10_000;
+
 const VALID_FAILURES = new Set<string>([
   'not_found',
   'unauthorized',
@@ -63,6 +66,7 @@ export class ShardCoordinator {
   private readonly shards = new Map<number, ShardState>();
   private received = 0;
   private changed?: () => void;
+  private readonly stateWaiters = new Set<() => void>();
 
   constructor(private readonly options: CoordinatorOptions) {
     for (let index = 1; index < options.count; index++)
@@ -76,7 +80,7 @@ export class ShardCoordinator {
   /** The run lock is held (or none is needed): the shards may scan. */
   startScanning(): void {
     if (this.state !== 'wait') return;
-    this.state = 'scan';
+    this.setState('scan');
     this.scanningSince = this.options.clock.now();
     this.options.log.info({ shards: this.options.count }, 'shards may scan now: index 0 holds the run lock');
   }
@@ -113,9 +117,39 @@ export class ShardCoordinator {
         );
       }
     }
-    if (this.state === 'done') shard.sawDone = true;
     this.changed?.();
     return this.answer();
+  }
+
+  /**
+   * A shard's long poll: resolves with the answer once the state differs from `known` (at once if it already does),
+   * or after `holdMs`, so that a shard hears "scan" and "done" the moment they happen without polling fast.
+   */
+  async answerWhenChanged(
+    shardIndex: number,
+    known: CoordinatorState | undefined,
+    holdMs: number,
+  ): Promise<CoordinatorAnswer> {
+    if (known === this.state && holdMs > 0 && this.state !== 'done') {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.min(holdMs, MAX_HOLD_MS));
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+        this.stateWaiters.add(done);
+      });
+    }
+    const shard = this.shards.get(shardIndex);
+    if (shard && this.state === 'done') shard.sawDone = true;
+    return this.answer();
+  }
+
+  private setState(state: CoordinatorState): void {
+    this.state = state;
+    const waiters = [...this.stateWaiters];
+    this.stateWaiters.clear();
+    for (const wake of waiters) wake();
   }
 
   /** Decides, from a result's envelope, where its files go: nowhere when the result is not wanted. */
@@ -216,7 +250,7 @@ export class ShardCoordinator {
 
   /** The run is over: shards asking from now on are told so; resolves once each live shard heard it (bounded). */
   async finish(): Promise<void> {
-    this.state = 'done';
+    this.setState('done');
     const { clock, timeoutMs } = this.options;
     const until = clock.now() + Math.min(timeoutMs, 30_000);
     const heard = () =>

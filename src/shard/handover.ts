@@ -91,6 +91,7 @@ export class Handover {
   /** Every image of the part was scanned and added. */
   finishScanning(): void {
     this.scanningDone = true;
+    this.reportNow();
     this.poke();
   }
 
@@ -113,18 +114,36 @@ export class Handover {
     return this.held.length - this.unacknowledged();
   }
 
+  /** Long polls: each is held by index 0 until its state changes (or a sixth of SHARD_TIMEOUT), then the next. */
   private async heartbeats(): Promise<void> {
+    let failures = 0;
     while (!this.stopped.signal.aborted && !this.fatal) {
-      const beat: ShardHeartbeat = {
-        shard: this.options.shard,
-        instance: this.instance,
-        planned: this.planned,
-        handedOver: this.handedOver,
-        finished: this.scanningDone && this.unacknowledged() === 0,
-      };
-      await this.exchange(HEARTBEAT_PATH, jsonBody(beat)).catch(() => undefined);
-      await this.pause(this.heartbeatMs(), this.stopped.signal);
+      const answered = await this.exchange(HEARTBEAT_PATH, jsonBody(this.beat(true))).then(
+        () => true,
+        () => false,
+      );
+      // Index 0 not up yet (the Pods start in any order) or briefly away: tried again soon, then less often.
+      failures = answered ? 0 : failures + 1;
+      if (!answered) await this.pause(Math.min(this.heartbeatMs(), this.backoff(failures)), this.stopped.signal);
     }
+  }
+
+  /** Tells index 0 at once what changed here (finished), beside the long poll in flight. */
+  private reportNow(): void {
+    if (this.stopped.signal.aborted || this.fatal) return;
+    this.exchange(HEARTBEAT_PATH, jsonBody(this.beat(false))).catch(() => undefined);
+  }
+
+  private beat(hold: boolean): ShardHeartbeat {
+    return {
+      shard: this.options.shard,
+      instance: this.instance,
+      planned: this.planned,
+      handedOver: this.handedOver,
+      finished: this.scanningDone && this.unacknowledged() === 0,
+      known: this.state,
+      holdMs: hold ? this.heartbeatMs() : undefined,
+    };
   }
 
   private async handovers(): Promise<void> {
@@ -146,6 +165,7 @@ export class Handover {
     const answer = await this.exchange(RESULTS_PATH, await resultBody(this.options.shard, held)).catch(() => undefined);
     if (answer?.accepted === undefined) return undefined;
     held.ackedBy = answer.instance;
+    if (this.scanningDone && this.unacknowledged() === 0) this.reportNow();
     if (!answer.accepted)
       this.options.log.warn({ image: held.result.ref, note: answer.note }, 'index 0 did not take this result');
     else this.options.log.debug({ image: held.result.ref }, 'result handed over to index 0');

@@ -41,6 +41,9 @@ export interface ShardHeartbeat {
   handedOver: number;
   /** Every image of its part scanned and every result acknowledged by this instance. */
   finished: boolean;
+  /** Long poll: the state the shard knows; index 0 holds the answer up to `holdMs` while its state is the same. */
+  known?: CoordinatorState;
+  holdMs?: number;
 }
 
 /** The first line of a result: everything but the two files, whose sizes say how many bytes follow. */
@@ -110,6 +113,8 @@ export function parseHeartbeat(text: string): ShardHeartbeat {
     planned: Number.isInteger(value.planned) ? value.planned : undefined,
     handedOver: Number.isInteger(value.handedOver) ? value.handedOver! : 0,
     finished: value.finished === true,
+    known: value.known === 'wait' || value.known === 'scan' || value.known === 'done' ? value.known : undefined,
+    holdMs: Number.isInteger(value.holdMs) && value.holdMs! > 0 ? value.holdMs : undefined,
   };
 }
 
