@@ -538,7 +538,7 @@ const TABLE = {
     description: 'The secret every request between shards carries; never logged',
     chart: {
       value: 'scan.shards',
-      hint: 'a Secret the chart generates (key shard-token)',
+      hint: 'the Secret <fullname>-shards the chart generates (key shard-token), or scan.shardSecret.existingSecret',
       inSecret: true,
       computed: true,
     },

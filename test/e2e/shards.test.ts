@@ -5,6 +5,7 @@
 // refused. Conditions are polled or awaited; nothing asserts how long anything took.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import http from 'node:http';
 import net from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import type { ScanIngestRequest } from '../../src/types.js';
@@ -52,6 +53,19 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as net.AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/** Answers every push with 200 and records its path (the real Pushgateway is tested in metrics.test.ts). */
+async function countingPushgateway(t: TestContext): Promise<{ url: string; paths: () => string[] }> {
+  const paths: string[] = [];
+  const server = http.createServer((request, response) => {
+    paths.push(request.url ?? '');
+    request.resume();
+    request.on('end', () => response.writeHead(200).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, paths: () => [...paths] };
 }
 
 interface Shards {
@@ -112,7 +126,8 @@ describe('sharded run, end to end', { timeout: 400_000 }, () => {
     const expected = await singleProcessPayloads(t);
     const s = await standIns(t);
     s.ephor.pushScript(...NAMESPACES.map(() => ({ delayMs: 200 })));
-    const { runs } = await runShards(s);
+    const pushes = await countingPushgateway(t);
+    const { runs } = await runShards(s, { METRICS_PUSHGATEWAY_URL: pushes.url });
 
     assert.deepEqual(
       runs.map((r) => r.exitCode),
@@ -144,6 +159,9 @@ describe('sharded run, end to end', { timeout: 400_000 }, () => {
       ],
     );
     for (const run of runs) assert.doesNotMatch(run.stdout + run.stderr, new RegExp(TOKEN));
+    // only index 0 pushes metrics, once
+    assert.deepEqual(pushes.paths(), ['/metrics/job/ephor-scanner']);
+    assert.equal(logsWith(runs[0]!, 'metrics pushed to the Pushgateway').length, 1);
   });
 
   test('a shard killed after its first scan: index 0 scans its part, every namespace delivered, exit 0', async (t) => {
