@@ -5,6 +5,7 @@
 // cannot be scanned: payments' fraud-scoring runs a private image that the nodes pull with credentials of their own
 // (a kubelet credential provider) the scanner never sees, so its registry refuses Trivy.
 import { createHash } from 'node:crypto';
+import { node } from '../test/support/k8s-objects.js';
 
 export type KubeObject = Record<string, unknown>;
 
@@ -317,6 +318,9 @@ export function sampleCluster(): KubeObject[] {
     namespace('shop', { team: 'storefront', 'istio-injection': 'enabled' }),
     namespace('payments', { team: 'payments', 'istio-injection': 'enabled' }),
     namespace('platform', { team: 'platform' }),
+    // the two nodes the Pods run on: each image is scanned for their platform (linux/amd64)
+    node({ name: 'node-a' }),
+    node({ name: 'node-b' }),
 
     // shop: web front end and API with the injected mesh sidecar; the orders database
     ...deploymentWithPods('shop', 'storefront', [{ name: 'nginx', image: 'nginx' }], {

@@ -80,6 +80,8 @@ async function main(): Promise<number> {
       SCAN_NAMESPACES: NAMESPACES.join(','),
       SCAN_WORKLOAD_TYPES: 'Deployment,StatefulSet,DaemonSet,CronJob,Pod',
       LOG_FORMAT: 'text',
+      // the chart's default: scans as clients of the run's own Trivy server, its layer cache kept in TRIVY_CACHE_DIR
+      TRIVY_CACHE_MODE: 'server',
       [FAKE_TRIVY_SCENARIO_ENV]: scenarioPath,
     };
 

@@ -93,6 +93,9 @@ test(
     // the preflight and the scanner's own text output, summary table included
     assert.match(run.stdout, /^✓ ready to scan/m);
     assert.match(run.stdout, /INFO {2}ephor-scanner completed .*exit_code=0/);
+    // as the chart runs it: scans are clients of the run's own Trivy server, each for its nodes' platform
+    assert.match(run.stdout, /INFO {2}Trivy server ready /);
+    assert.match(run.stdout, /^Containers by platform: linux\/amd64 13$/m);
     assert.match(
       run.stdout,
       /^NAMESPACE +RESULT +WORKLOADS +CONTAINERS +NOT SCANNED +CRITICAL +HIGH +MEDIUM +LOW +UNKNOWN$/m,
@@ -133,6 +136,7 @@ test(
       container: 'scorer',
       image: 'registry.acme.example/payments/fraud-scoring:3.1.0',
       reason: 'unauthorized',
+      platforms: ['linux/amd64'], // the platform of the nodes it runs on, which it was to be scanned for
     });
     assert.match(
       detail,

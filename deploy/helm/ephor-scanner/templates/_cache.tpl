@@ -2,16 +2,21 @@
 Server mode and the layer cache (TRIVY_CACHE_MODE, TRIVY_SERVER_*, TRIVY_SCAN_CACHE_MAX_SIZE); see README "Persistent cache".
 */}}
 
-{{/* A Kubernetes quantity (5Gi, 512Mi, 1Ti, 500M, or plain bytes) in bytes; a template failure for anything else. */}}
+{{/* A Kubernetes quantity (5Gi, 1.5Gi, 512Mi, 500M, or plain bytes) in whole bytes; a template failure for anything
+else (templates/_validate.tpl checks cache.size first, with its own sentence). */}}
 {{- define "ephor-scanner.quantityBytes" -}}
 {{- $text := toString . -}}
-{{- $number := regexFind "^[0-9]+" $text -}}
+{{- $number := regexFind "^[0-9]+(\\.[0-9]+)?" $text -}}
 {{- $unit := trimPrefix $number $text -}}
-{{- $factors := dict "" 1 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 -}}
+{{- $factors := dict "" 1 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "Ti" 1099511627776 "Pi" 1125899906842624 "Ei" 1152921504606846976 "k" 1000 "M" 1000000 "G" 1000000000 "T" 1000000000000 "P" 1000000000000000 "E" 1000000000000000000 -}}
 {{- if or (not $number) (not (hasKey $factors $unit)) -}}
-{{- fail (printf "cache.size %q is not a size the chart can halve for the layer cache bound: use a number with Ki, Mi, Gi, Ti, k, M, G or T, e.g. 5Gi" $text) -}}
+{{- fail (printf "cache.size %q is not a size the chart can halve for the layer cache bound: use a number with Ki, Mi, Gi, Ti, Pi, Ei, k, M, G, T, P or E, e.g. 5Gi" $text) -}}
 {{- end -}}
+{{- if contains "." $number -}}
+{{- mulf (float64 $number) (get $factors $unit) | floor | int64 -}}
+{{- else -}}
 {{- mul (atoi $number) (get $factors $unit) -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The mode scans run in: TRIVY_SERVER_URL makes every scan a client of that server, whatever trivy.cacheMode says. */}}
