@@ -8,6 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
+import { formatMicroTime } from '../../src/lock/micro-time.js';
 import type { ScanIngestRequest } from '../../src/types.js';
 import { deployment, statefulSet } from '../support/k8s-objects.js';
 import {
@@ -188,6 +189,87 @@ describe('sharded run, end to end', { timeout: 400_000 }, () => {
     assert.equal(lost?.shard, 1, output(runs));
     // every container correct: the payloads are a single process's
     assert.deepEqual(payloads(s), expected);
+  });
+
+  test('index 0 cannot get the run lock: no shard scans anything, index 0 exits 1, the others 0', async (t) => {
+    const s = await standIns(t);
+    // another live run holds the lock for the next hour
+    const now = formatMicroTime(Date.now());
+    s.kube.leases.put({
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      metadata: { namespace: 'default', name: 'ephor-scanner' },
+      spec: { holderIdentity: 'other-run_x', leaseDurationSeconds: 3600, acquireTime: now, renewTime: now },
+    });
+    const { runs } = await runShards(s, { RUN_LOCK_WAIT: '2s' });
+
+    assert.deepEqual(
+      runs.map((r) => r.exitCode),
+      [1, 0, 0],
+      output(runs),
+    );
+    assert.deepEqual(await s.scans(), [], 'nothing scanned anywhere');
+    assert.equal(s.ephor.scanIngests().length, 0);
+    for (const index of [1, 2])
+      assert.equal(logsWith(runs[index]!, 'index 0 ended the run before this shard scanned anything').length, 1);
+  });
+
+  test('index 0 killed and started again (empty disk): the shards hand over again, the new index 0 delivers all', async (t) => {
+    const expected = await singleProcessPayloads(t);
+    const s = await standIns(t);
+    const port = await freePort();
+    // RUN_LOCK=none: the dead index 0's Lease would otherwise keep the new one waiting for its expiry
+    const env = (index: number, extra: Record<string, string> = {}) => ({
+      ...s.env,
+      SCAN_NAMESPACES: NAMESPACES.join(','),
+      SCAN_CONCURRENCY: '2',
+      RUN_LOCK: 'none',
+      SHARD_COUNT: '3',
+      JOB_COMPLETION_INDEX: String(index),
+      SHARD_TOKEN: TOKEN,
+      SHARD_TIMEOUT: '20s',
+      ...(index === 0 ? { SHARD_LISTEN: `127.0.0.1:${port}` } : { SHARD_COORDINATOR_URL: `http://127.0.0.1:${port}` }),
+      ...extra,
+    });
+    // the first index 0 dies once both shards finished and it scanned its part, before its run is done: its first
+    // namespace is slow to post, so it is still delivering then
+    s.ephor.pushScript({ delayMs: 3000 });
+    let finished = 0;
+    const first = runScanner(env(0), {
+      timeoutMs: 90_000,
+      onLog: (line, child) => {
+        if (line.msg === 'shard finished: every result handed over' && ++finished === 2) child.kill('SIGKILL');
+      },
+    });
+    const shards = [1, 2].map((index) => runScanner(env(index), { timeoutMs: 90_000 }));
+    const killed = await first;
+    assert.equal(killed.signal, 'SIGKILL', killed.stdout);
+    const again = await runScanner(env(0), { timeoutMs: 90_000 });
+    const runs = [again, ...(await Promise.all(shards))];
+
+    assert.deepEqual(
+      runs.map((r) => r.exitCode),
+      [0, 0, 0],
+      output([killed, ...runs]),
+    );
+    for (const index of [1, 2])
+      assert.equal(
+        logsWith(
+          runs[index]!,
+          'index 0 restarted (its instance changed): handing over again every result this shard holds',
+        ).length,
+        1,
+        output(runs),
+      );
+    // the shards scanned their parts once; only index 0's own part was scanned twice (once per instance)
+    const counts = new Map<string, number>();
+    for (const ref of (await s.scans()).map(scannedRef)) counts.set(ref, (counts.get(ref) ?? 0) + 1);
+    const twice = [...counts].filter(([, n]) => n === 2).map(([ref]) => ref);
+    assert.equal(twice.length, 3, `index 0's three images: ${JSON.stringify([...counts])}`);
+    assert.deepEqual([...counts.keys()].sort(), [...IMAGES].sort());
+    // what the new index 0 delivered is a single process's run
+    const latest = payloads(s);
+    for (const namespace of NAMESPACES) assert.deepEqual(latest[namespace]!.at(-1), expected[namespace]![0], namespace);
   });
 
   test('a shard with a wrong token is refused (401, logged without any token) and exits 1; index 0 covers its part', async (t) => {
