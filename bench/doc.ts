@@ -1,7 +1,7 @@
 // docs/performance.md, written from the measurements: the machine, how to reproduce, the targets with what was
 // measured, and every measured number of every run.
 import { overheadParts, type Measurement } from './measure.js';
-import { judge, median, valid, type ScenarioName } from './scenarios.js';
+import { judge, median, OWN_SECTION, valid, type ScenarioName } from './scenarios.js';
 
 export interface Machine {
   nproc: number;
@@ -61,8 +61,9 @@ export function renderReport(report: Report): string {
   const { machine } = report;
   const targets = judge(report.results, report.quick);
   // The incremental scenario has a section of its own: its runs have no fixed L, so the tables below do not fit them.
-  const results = report.results.filter((r) => r.scenario !== 'incremental');
+  const results = report.results.filter((r) => !OWN_SECTION.includes(r.scenario));
   const incremental = report.results.filter((r) => r.scenario === 'incremental');
+  const sharded = report.results.filter((r) => r.scenario === 'sharded');
   const out: string[] = [];
   out.push('# Performance');
   out.push('');
@@ -131,7 +132,7 @@ export function renderReport(report: Report): string {
   out.push('npm ci');
   out.push('npm run bench                                 # every scenario, writes this file');
   out.push(
-    'npm run bench -- --scenario overhead          # or discovery, memory, incremental; several: --scenario overhead,memory',
+    'npm run bench -- --scenario overhead          # or discovery, memory, incremental, sharded; several: --scenario overhead,memory',
   );
   out.push(
     'npm run bench -- --quick                      # small sizes, about a minute; prints only (add --output FILE to write)',
@@ -420,6 +421,7 @@ export function renderReport(report: Report): string {
   out.push('');
   if (results.length === 0) out.length = standardSections;
   if (incremental.length > 0) out.push(...incrementalSection(incremental), '');
+  if (sharded.length > 0) out.push(...shardedSection(sharded), '');
   return out.join('\n');
 }
 
@@ -628,4 +630,50 @@ function standInText(results: readonly { measurement: Measurement }[]): string {
   const note = results.find((r) => r.measurement.trivyStandIn.note)?.measurement.trivyStandIn.note;
   if (kinds.size > 1) return `${c} or, where it could not be built, ${bash}`;
   return kinds.has('c') ? c : `${bash}${note ? `, because ${note}` : ''}`;
+}
+
+/** The sharded scenario: one process and N shards on the same cluster, side by side. */
+function shardedSection(runs: Array<{ scenario: ScenarioName; measurement: Measurement }>): string[] {
+  const first = runs[0]!.measurement;
+  const single = runs.find((r) => !r.measurement.config.shards)?.measurement;
+  return [
+    '## Sharded runs',
+    '',
+    'Reproduce with `npm run bench -- --scenario sharded` (add `--quick` for 40 images; `--output FILE` to write it).',
+    '',
+    `The same cluster (${clusterLabel(first)}, U = ${fmt.int(first.cluster.images)} images, L = ${first.config.latencyMs} ms per scan) ` +
+      `scanned by one scanner process with SCAN_CONCURRENCY = ${first.config.concurrency}, then by a sharded run (README "Scaling out"): ` +
+      'N processes started together on this machine as the Pods of an Indexed Job would be, each with its own HOME, TMPDIR and cache, ' +
+      'SCAN_CONCURRENCY the same in each, index 0 listening on a loopback port and the others given its URL. Every process discovers ' +
+      "the cluster and downloads its DBs itself; index 0 alone posts. Scans are sleeps in the Trivy stand-in, so the machine's cores " +
+      "are not the limit; the wall time is index 0's (from its start to its exit, after the other shards heard that the run is done).",
+    '',
+    table(
+      [
+        'Run',
+        'Wall (ms)',
+        'Share of one process',
+        'Images scanned per process',
+        'Plan → last scan (ms)',
+        'Index 0 CPU user + sys (s)',
+        'Findings delivered (entries / CRITICAL)',
+      ],
+      runs.map((r) => {
+        const m = r.measurement;
+        const scanPhase =
+          m.timeline.planned !== undefined && m.timeline.lastScanned !== undefined
+            ? m.timeline.lastScanned - m.timeline.planned
+            : undefined;
+        return [
+          runName(r),
+          fmt.ms(m.wallMs),
+          single ? (m.wallMs / single.wallMs).toFixed(3) : '–',
+          m.shards ? m.shards.scannedByShard.join(' + ') : fmt.int(m.images.scanned),
+          fmt.ms(scanPhase),
+          fmt.s(scannerCpuS(m), 2),
+          `${fmt.int(m.ephor.vulnerabilities)} / ${fmt.int(m.ephor.critical)}`,
+        ];
+      }),
+    ),
+  ];
 }

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -34,6 +35,8 @@ export interface RunConfig {
   report: string;
   /** The incremental scenario: layers instead of a fixed L, a cache mode, a cache directory kept across runs. */
   incremental?: IncrementalRun;
+  /** The sharded scenario: SHARD_COUNT scanner processes started together (index 0 measured, the others awaited). */
+  shards?: number;
 }
 
 export interface RunOptions {
@@ -121,6 +124,8 @@ export interface Measurement {
   slots?: SlotStats;
   /** The incremental scenario: the run's images' layers, and how many the Trivy stand-ins downloaded in all. */
   layers?: LayerStats & { downloaded: number; downloadedBase: number };
+  /** The sharded scenario: the exit codes of the shards other than index 0, and how many images each scanned. */
+  shards?: { exitCodes: Array<number | null>; scannedByShard: number[] };
   problems: string[];
 }
 
@@ -159,7 +164,9 @@ export async function measureRun(config: RunConfig, options: RunOptions = {}): P
         `${config.label}: setup ${(setupMs / 1000).toFixed(1)} s; scanning (C = ${config.concurrency}, L = ${config.latencyMs} ms)`,
       );
       const [machineBefore, benchBefore] = [await machineCpu(), process.cpuUsage()];
+      const others = config.shards && config.shards > 1 ? await startShards(config.shards, env, dir) : undefined;
       const scanner = await runScanner(env, dir, options);
+      const shards = others && (await others.ended);
       const [machineAfter, benchCpu] = [await machineCpu(), process.cpuUsage(benchBefore)];
       await ephor.settled(); // the light mode's deferred checks
       const measurement = await summarise(
@@ -174,6 +181,11 @@ export async function measureRun(config: RunConfig, options: RunOptions = {}): P
         kube.requests.length,
       );
       measurement.trivyStandIn = { kind: standIn.kind, note: standIn.note };
+      if (shards) {
+        measurement.shards = { exitCodes: shards.exitCodes, scannedByShard: [...shards.scanned] };
+        measurement.shards.scannedByShard.unshift(await countScanned(scanner.stdoutFile));
+        measurement.problems.push(...shardProblems(measurement));
+      }
       measurement.slots = slotStats(
         await readFile(env.FAST_TRIVY_TIMELINE!, 'utf8').catch(() => ''),
         config.concurrency,
@@ -619,4 +631,91 @@ export function overheadParts(
   const explained =
     parts.outsideLog + parts.firstStartBeyondDb + parts.emptySlots + parts.lifetimeBeyondL + parts.afterLastScan;
   return { ...parts, rest: parts.overhead - explained };
+}
+
+const SHARD_TOKEN = 'bench-shard-token-0123456789abcdefghij';
+
+/**
+ * The shards other than index 0 of a sharded run, started now (index 0 is started next, under GNU time): each with
+ * its own HOME, TMPDIR and cache, as a Pod of an Indexed Job has. `env` becomes index 0's. Resolves once they exited.
+ */
+async function startShards(
+  count: number,
+  env: Record<string, string>,
+  dir: string,
+): Promise<{ ended: Promise<{ exitCodes: Array<number | null>; scanned: number[] }> }> {
+  const port = await freePort();
+  Object.assign(env, {
+    SHARD_COUNT: String(count),
+    JOB_COMPLETION_INDEX: '0',
+    SHARD_TOKEN,
+    SHARD_LISTEN: `127.0.0.1:${port}`,
+  });
+  const runs: Array<Promise<[number | null, number]>> = [];
+  for (let index = 1; index < count; index++) {
+    const own = path.join(dir, `shard-${index}`);
+    for (const sub of ['home', 'tmp', 'cache']) await mkdir(path.join(own, sub), { recursive: true });
+    const shardEnv: Record<string, string> = {
+      ...env,
+      JOB_COMPLETION_INDEX: String(index),
+      SHARD_COORDINATOR_URL: `http://127.0.0.1:${port}`,
+      HOME: path.join(own, 'home'),
+      TMPDIR: path.join(own, 'tmp'),
+      TRIVY_CACHE_DIR: path.join(own, 'cache'),
+      FAST_TRIVY_TIMELINE: path.join(own, 'trivy-timeline.txt'),
+    };
+    Reflect.deleteProperty(shardEnv, 'SHARD_LISTEN');
+    runs.push(runShard(shardEnv, path.join(own, 'scanner.stdout.jsonl')));
+  }
+  const ended = Promise.all(runs).then((all) => ({
+    exitCodes: all.map(([code]) => code),
+    scanned: all.map(([, n]) => n),
+  }));
+  return { ended };
+}
+
+/** One shard > 0: its exit code and the images it scanned. Killed with its process group after 30 min. */
+async function runShard(env: Record<string, string>, stdoutFile: string): Promise<[number | null, number]> {
+  const child = spawn(process.execPath, [CLI_BUNDLE], { env, stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+  const stdout = createWriteStream(stdoutFile);
+  child.stdout.pipe(stdout);
+  const timer = setTimeout(() => {
+    if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+  }, 30 * 60_000);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (exitCode) => {
+      resolve(exitCode);
+    });
+  });
+  clearTimeout(timer);
+  await finished(stdout);
+  return [code, await countScanned(stdoutFile)];
+}
+
+async function countScanned(stdoutFile: string): Promise<number> {
+  const text = await readFile(stdoutFile, 'utf8').catch(() => '');
+  return text.split('\n').filter((line) => line.includes('"msg":"image scanned"')).length;
+}
+
+function shardProblems(m: Measurement): string[] {
+  const problems: string[] = [];
+  const shards = m.shards!;
+  const failed = shards.exitCodes.map((code, i) => [i + 1, code]).filter(([, code]) => code !== 0);
+  if (failed.length > 0) problems.push(`shards exited non-zero: ${failed.map(([i, c]) => `${i}: ${c}`).join(', ')}`);
+  const scanned = shards.scannedByShard.reduce((a, b) => a + b, 0);
+  if (scanned !== m.cluster.images)
+    problems.push(
+      `the shards scanned ${scanned} images in all (${shards.scannedByShard.join(' + ')}), not ${m.cluster.images}`,
+    );
+  if (m.ephor.maxConcurrentPosts > 1) problems.push(`${m.ephor.maxConcurrentPosts} POSTs at once`);
+  return problems;
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }

@@ -34,7 +34,7 @@ export interface BenchOptions {
 }
 
 const USAGE = `usage: npm run bench [-- options]
-  --scenario LIST   overhead, discovery, memory, incremental or all (default), comma-separated
+  --scenario LIST   overhead, discovery, memory, incremental, sharded or all (default), comma-separated
   --quick           small sizes (about a minute); targets are not judged; prints only unless --output is given
   --repeat N        runs of the overhead configuration (default 3; --quick: 1)
   --output FILE     where to write the report (default docs/performance.md; '-' to print only)

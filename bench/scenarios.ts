@@ -2,9 +2,12 @@
 import { incrementalRuns, judgeIncremental } from './incremental.js';
 import type { Measurement, RunConfig } from './measure.js';
 import { JUICE_SHOP_REPORT } from './report.js';
+import { judgeSharded, shardedRuns } from './sharded.js';
 
-export type ScenarioName = 'overhead' | 'discovery' | 'memory' | 'incremental';
-export const SCENARIOS: readonly ScenarioName[] = ['overhead', 'discovery', 'memory', 'incremental'];
+export type ScenarioName = 'overhead' | 'discovery' | 'memory' | 'incremental' | 'sharded';
+export const SCENARIOS: readonly ScenarioName[] = ['overhead', 'discovery', 'memory', 'incremental', 'sharded'];
+/** Scenarios with a section and targets of their own, left out of the fixed-latency tables. */
+export const OWN_SECTION: readonly ScenarioName[] = ['incremental', 'sharded'];
 
 export interface PlannedRun {
   scenario: ScenarioName;
@@ -81,6 +84,8 @@ export function planRuns(names: readonly ScenarioName[], options: PlanOptions): 
   if (names.includes('incremental'))
     for (const config of incrementalRuns(options.quick, options.cacheRoot ?? ''))
       runs.push({ scenario: 'incremental', config });
+  if (names.includes('sharded'))
+    for (const config of shardedRuns(options.quick)) runs.push({ scenario: 'sharded', config });
   return runs;
 }
 
@@ -126,7 +131,7 @@ export function judge(
   const verdict = (ok: boolean | undefined): Verdict =>
     quick || ok === undefined ? 'not measured' : ok ? 'met' : 'missed';
   const out: TargetResult[] = [];
-  const results = all.filter((r) => r.scenario !== 'incremental');
+  const results = all.filter((r) => !OWN_SECTION.includes(r.scenario));
 
   const overhead = results.filter((r) => r.scenario === 'overhead').map((r) => r.measurement);
   if (overhead.length > 0) {
@@ -197,6 +202,11 @@ export function judge(
     const runs = all.filter((r) => r.scenario === 'incremental').map((r) => r.measurement);
     const judged = judgeIncremental(runs.filter(valid));
     for (const t of judged) out.push({ target: t.target, measured: t.measured, verdict: verdict(t.ok) });
+  }
+  if (all.some((r) => r.scenario === 'sharded')) {
+    const runs = all.filter((r) => r.scenario === 'sharded').map((r) => r.measurement);
+    for (const t of judgeSharded(runs.filter(valid)))
+      out.push({ target: t.target, measured: t.measured, verdict: verdict(t.ok) });
   }
   return out;
 }

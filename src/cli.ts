@@ -15,6 +15,9 @@ import { KubeConfigError } from './kube/client.js';
 import { createLogger, type Logger, type SecretRegistry } from './log.js';
 import { createRunDependencies } from './run/adapters.js';
 import { runScan } from './run/run.js';
+import { ShardListenError } from './shard/coordinator-server.js';
+import { startShardCoordinator } from './shard/index-zero.js';
+import { runShard } from './shard/worker.js';
 import { VERSION } from './version.js';
 
 export function buildProgram(
@@ -72,7 +75,7 @@ export async function runCommand(env: Env, secrets: SecretRegistry): Promise<num
   const scanGroupId = randomUUID();
   const startedAt = new Date();
   // Registered before validation, so that not even a configuration error can print them.
-  secrets.add(env.EPHOR_AUTH_VALUE, env.TRIVY_CACHE_BACKEND);
+  secrets.add(env.EPHOR_AUTH_VALUE, env.TRIVY_CACHE_BACKEND, env.SHARD_TOKEN);
   const config = validConfig(env, secrets, scanGroupId);
   if (!config) return EXIT_CONFIG;
   secrets.add(...config.secrets);
@@ -80,9 +83,19 @@ export async function runCommand(env: Env, secrets: SecretRegistry): Promise<num
   const shutdown = shutdownOnSignals(log);
   try {
     const deps = createRunDependencies({ config, env, log, secrets });
-    const summary = await runScan({ config, scanGroupId, startedAt, shutdown: shutdown.signal }, deps);
+    const context = { config, scanGroupId, startedAt, shutdown: shutdown.signal };
+    if ('coordinatorUrl' in config.shard) return await runShard(context, deps);
+    if ('listen' in config.shard) deps.shards = await startShardCoordinator(config.shard, deps.clock, log);
+    const summary = await runScan(context, deps);
     return summary.exitCode;
   } catch (error) {
+    if (error instanceof ShardListenError) {
+      log.error(
+        { error: error.message },
+        'index 0 cannot listen for the other shards: nothing was scanned or delivered',
+      );
+      return EXIT_NOT_DELIVERED;
+    }
     if (error instanceof KubeConfigError) {
       log.error({ error: error.message }, 'invalid Kubernetes configuration: nothing was contacted');
       return EXIT_CONFIG;
@@ -112,8 +125,11 @@ function validConfig(env: Env, secrets: SecretRegistry, scanGroupId: string): Co
 }
 
 function startLogging(config: Config, secrets: SecretRegistry, scanGroupId: string): Logger {
+  // In a sharded run every line names its shard, so that `kubectl logs` of any Pod says which one it is.
+  const shard = config.shard.count > 1 ? { shard: config.shard.index } : {};
   const log = createLogger({ level: config.log.level, format: config.log.format, secrets }).child({
     scan_group_id: scanGroupId,
+    ...shard,
   });
   log.info({ version: VERSION }, 'ephor-scanner starting');
   for (const warning of config.warnings) log.warn(warning);
@@ -124,6 +140,7 @@ function startLogging(config: Config, secrets: SecretRegistry, scanGroupId: stri
       severities: config.scan.severities,
       workload_types: config.scan.workloadKinds,
       cache_mode: config.trivy.cacheMode,
+      shards: config.shard.count,
       api_url: config.ephor.apiUrl,
       auth_header: config.ephor.auth?.header,
     },
@@ -155,7 +172,7 @@ function shutdownOnSignals(log: Logger): { signal: AbortSignal; dispose(): void 
 }
 
 export async function checkCommand(env: Env, output: CheckOutput, secrets: SecretRegistry): Promise<number> {
-  secrets.add(env.EPHOR_AUTH_VALUE, env.TRIVY_CACHE_BACKEND);
+  secrets.add(env.EPHOR_AUTH_VALUE, env.TRIVY_CACHE_BACKEND, env.SHARD_TOKEN);
   return runCheck(env, { output, secrets });
 }
 

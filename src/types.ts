@@ -117,8 +117,9 @@ export type ScanFailureReason =
   | 'invalid_output'
   | 'no_space'
   | 'other';
-/** `cancelled`: the run was stopped (SIGTERM); `deadline`: SCAN_DEADLINE left no time to scan it. */
-export type NotDeliveredReason = ScanFailureReason | 'invalid_reference' | 'cancelled' | 'deadline';
+/** `cancelled`: the run was stopped (SIGTERM); `deadline`: SCAN_DEADLINE left no time to scan it; `shard_lost`: a
+ * sharded run's shard that had the image stopped answering, and the deadline left index 0 no time to scan it. */
+export type NotDeliveredReason = ScanFailureReason | 'invalid_reference' | 'cancelled' | 'deadline' | 'shard_lost';
 /** Why a container is not in the payload: an image's reason, or `unsupported_platform` (it runs only on nodes
  * whose images Trivy cannot scan: Windows), which is no image's failure since nothing is scanned for it. */
 export type ContainerNotDeliveredReason = NotDeliveredReason | 'unsupported_platform';

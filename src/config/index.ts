@@ -25,6 +25,7 @@ import {
   type ResolveExecutable,
 } from './rules.js';
 import type { SettingValues } from './settings.js';
+import { shardConfig, type ShardConfig } from '../shard/settings.js';
 
 export type { ConfigProblem, Env } from './read.js';
 export type CacheMode = 'ephemeral' | 'shared' | 'redis' | 'server';
@@ -99,6 +100,8 @@ export interface Config {
   /** Where each run pushes its metrics; no URL: no metrics. */
   metrics: { pushgatewayUrl?: string; job: string; groupingLabels: Record<string, string> };
   log: { level: LogLevel; format: LogFormat };
+  /** SHARD_COUNT and the rest (README "Scaling out"): this process's part in a sharded run. */
+  shard: ShardConfig;
   /** Values the scanner must never print (redacted from every log line). */
   secrets: string[];
   /** Non-fatal remarks to log once the logger exists. */
@@ -134,6 +137,7 @@ interface Derived {
   scanCacheMaxBytes?: number;
   binary: string;
   logFormat: LogFormat;
+  shard: ShardConfig;
   warnings: string[];
 }
 
@@ -152,6 +156,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
   const scanCacheMaxBytes = scanCacheBound(values, env, cacheMode, found);
   serverTokenUnusedWithoutUrl(values, env, found);
   const binary = resolveTrivyBinary(values.TRIVY_BINARY, env, options.resolveExecutable ?? findExecutable, found);
+  const shard = shardConfig(values, found.problems);
   if (found.problems.length > 0) throw new ConfigError(inTableOrder(found.problems));
 
   // No problem: every setting with a default has its value, and so has every required one (unless exempted).
@@ -164,6 +169,7 @@ export function loadConfig(env: Env, options: LoadOptions = {}): Config {
     scanCacheMaxBytes,
     binary: binary ?? all.TRIVY_BINARY,
     logFormat: resolveLogFormat(all.LOG_FORMAT, stdoutIsTerminal),
+    shard,
     warnings: found.warnings,
   });
 }
@@ -225,7 +231,12 @@ function buildConfig(v: SettingValues, derived: Derived): Config {
       groupingLabels: v.METRICS_PUSHGATEWAY_GROUPING ?? {},
     },
     log: { level: v.LOG_LEVEL, format: derived.logFormat },
-    secrets: secretValues(value, derived.cacheBackend, v.TRIVY_SERVER_TOKEN),
+    shard: derived.shard,
+    secrets: [...secretValues(value, derived.cacheBackend, v.TRIVY_SERVER_TOKEN), ...shardSecret(derived.shard)],
     warnings: derived.warnings,
   };
+}
+
+function shardSecret(shard: ShardConfig): string[] {
+  return 'token' in shard ? [shard.token] : [];
 }

@@ -39,6 +39,17 @@ import {
 } from '../lock/settings.js';
 import { DEFAULT_JOB, parseGroupingLabels, parseJobName, parsePushgatewayUrl } from '../metrics/grouping.js';
 import { DEFAULT_EXCLUDED_OWNERS, parseOwnerKinds } from '../kube/owner-kinds.js';
+import {
+  DEFAULT_SHARD_PORT,
+  MAX_SHARDS,
+  MIN_TOKEN_LENGTH,
+  parseCoordinatorUrl,
+  parseListen,
+  parseShardCount,
+  parseShardIndex,
+  parseShardTimeout,
+  parseShardToken,
+} from '../shard/settings.js';
 import type { Setting, SettingSpec } from './setting.js';
 
 const SWITCH = { boolean: true, parse: parseBoolean, allowed: 'true or false (also 1/0, yes/no, on/off)' } as const;
@@ -475,6 +486,71 @@ const TABLE = {
       computed: true,
       hint: 'metrics.pushgateway.groupingLabels (a map)',
     },
+  },
+  SHARD_COUNT: {
+    flag: '--shards',
+    parse: parseShardCount,
+    default: '1',
+    example: '4',
+    allowed: `an integer from 1 to ${MAX_SHARDS}`,
+    description:
+      'Scanner processes sharing one run (README "Scaling out"): 1 is a single process; more split the images, and index 0 alone posts',
+    chart: {
+      value: 'scan.shards',
+      hint: 'scan.shards (above 1: an Indexed Job of that many Pods)',
+      computed: true,
+    },
+  },
+  JOB_COMPLETION_INDEX: {
+    flag: '--shard-index',
+    parse: parseShardIndex,
+    example: '1',
+    allowed: 'an integer from 0 to SHARD_COUNT-1; required when SHARD_COUNT is above 1',
+    description: "This process's shard: 0 takes the run lock, gathers the others' results and posts; set by Kubernetes",
+    chart: { value: 'scan.shards', hint: 'set by Kubernetes in the Indexed Job', computed: true },
+  },
+  SHARD_LISTEN: {
+    flag: '--shard-listen',
+    parse: parseListen,
+    default: `0.0.0.0:${DEFAULT_SHARD_PORT}`,
+    example: '127.0.0.1:9470',
+    allowed: 'host:port, or [ipv6]:port',
+    description: 'Index 0 only: the address it listens on for the other shards',
+    chart: { value: 'scan.shardPort', hint: 'scan.shardPort', computed: true },
+  },
+  SHARD_COORDINATOR_URL: {
+    flag: '--shard-coordinator-url',
+    parse: parseCoordinatorUrl,
+    example: 'http://ephor-scanner-0.ephor-scanner-shards:8470',
+    allowed: 'http(s) URL without credentials, query or fragment; required for the shards other than index 0',
+    description: "Shards other than index 0: index 0's base URL (the chart builds it from the Job's name)",
+    chart: {
+      value: 'scan.shardPort',
+      hint: "scan.shardPort (the URL of index 0's Pod through the headless Service)",
+      computed: true,
+    },
+  },
+  SHARD_TOKEN: {
+    secret: true,
+    parse: parseShardToken,
+    example: 'example-shard-token-0123456789abcdef',
+    allowed: `at least ${MIN_TOKEN_LENGTH} printable characters, no spaces; required when SHARD_COUNT is above 1; environment only`,
+    description: 'The secret every request between shards carries; never logged',
+    chart: {
+      value: 'scan.shards',
+      hint: 'the Secret <fullname>-shards the chart generates (key shard-token), or scan.shardSecret.existingSecret',
+      inSecret: true,
+      computed: true,
+    },
+  },
+  SHARD_TIMEOUT: {
+    flag: '--shard-timeout',
+    parse: parseShardTimeout,
+    default: '2m',
+    example: '5m',
+    allowed: 'a duration from 1s to 1h',
+    description:
+      "How long a shard waits for an answer of index 0 before it exits 1, and index 0 for a silent shard before it scans that shard's images itself",
   },
 } satisfies Record<string, SettingSpec<unknown>>;
 

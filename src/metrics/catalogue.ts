@@ -62,6 +62,7 @@ const REASONS = {
   invalid_reference: true,
   cancelled: true,
   deadline: true,
+  shard_lost: true,
 } as const satisfies Record<NotDeliveredReason, true>;
 export const FAILURE_REASONS = Object.keys(REASONS) as NotDeliveredReason[];
 

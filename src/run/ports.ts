@@ -5,6 +5,7 @@ import type { BodyPart } from '../ephor/body.js';
 import type { DeliveryResult } from '../ephor/client.js';
 import type { RunLockHandle } from '../lock/index.js';
 import type { Logger } from '../log.js';
+import type { ShardsPort } from '../shard/index-zero.js';
 import type { TrivySetup } from '../trivy/database.js';
 import type { LayerCacheSummary } from '../trivy/layer-cache.js';
 import type { ScanOutcome, TrivyRun } from '../trivy/scan.js';
@@ -123,6 +124,8 @@ export interface RunDependencies {
   spool?: SpoolPort;
   /** Absent without METRICS_PUSHGATEWAY_URL: no metrics. */
   metrics?: MetricsPort;
+  /** Index 0 of a sharded run (SHARD_COUNT above 1): the other shards' results. Absent: a single process. */
+  shards?: ShardsPort;
   clock: Clock;
   log: Logger;
   /** After a shutdown signal, how long finished work may still be delivered. */

@@ -1,8 +1,9 @@
 // One scan run, as a pipeline: run lock → discover (beside preparing Trivy) → plan → scan → deliver → release →
 // summary. It owns the run's scan_group_id, its temporary directory, its deadline and its shutdown. Namespaces are
 // delivered, one POST at a time, as soon as all their images are scanned, while the other scans go on. The run lock
-// (run-lock.ts) keeps other runs from posting meanwhile. Every collaborator comes in through RunDependencies
-// (ports.ts): adapters.ts wires the real ones, tests pass fakes.
+// (run-lock.ts) keeps other runs from posting meanwhile. In a sharded run (src/shard) this is index 0: it scans its
+// part while the other shards hand over theirs, and delivers everything as a single process would. Every
+// collaborator comes in through RunDependencies (ports.ts): adapters.ts wires the real ones, tests pass fakes.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/index.js';
@@ -26,6 +27,7 @@ import { Progress } from './progress.js';
 import { reportMetrics, ShutdownGrace } from './report-metrics.js';
 import { lostOutcome, takeRunLock } from './run-lock.js';
 import { scanImages } from './scans.js';
+import { notScannedForLostShard } from '../shard/index-zero.js';
 import { ScanSchedule } from './schedule.js';
 import { summaryRecord, summaryTable, type RunLockOutcome, type RunSummary } from './summary.js';
 
@@ -41,6 +43,16 @@ type Outcome = Pick<RunSummary, 'namespaces' | 'images' | 'sboms' | 'spooled' | 
 type Finished = Outcome & Pick<RunSummary, 'discoveryErrors' | 'discoveryMs' | 'forbidden' | 'trivy' | 'lock'>;
 
 export async function runScan(context: RunContext, deps: RunDependencies): Promise<RunSummary> {
+  if (!deps.shards) return runOnce(context, deps);
+  try {
+    return await runOnce(context, deps);
+  } finally {
+    // The other shards wait for this word, whatever way the run ended (src/shard).
+    await deps.shards.finish();
+  }
+}
+
+async function runOnce(context: RunContext, deps: RunDependencies): Promise<RunSummary> {
   const grace = new ShutdownGrace(context.shutdown, deps.clock, deps.shutdownGraceMs);
   const workDir = await makeWorkDir(deps);
   if (workDir === undefined) return finish(context, deps, grace, { ...nothingDone(), discoveryErrors: 0 });
@@ -67,6 +79,7 @@ interface HeldLock {
 async function underRunLock(context: RunContext, deps: RunDependencies, workDir: string): Promise<Finished> {
   const { handle, outcome } = await takeRunLock(context, deps);
   if (!handle) return { ...nothingDone(), discoveryErrors: 0, lock: outcome };
+  deps.shards?.startScanning();
   const held: HeldLock = { handle, outcome, lastPostUnanswered: false };
   try {
     const finished = await discoverScanDeliver(context, deps, workDir, held);
@@ -172,15 +185,20 @@ async function scanAll(
     progress.record(result.ok);
     for (const namespace of ledger.recordScan(target, result)) ready(namespace);
   };
-  const notStarted = await scanImages(plan.targets, {
-    concurrency,
-    schedule,
-    scan: (target, signal) => scanImage(target, signal, { scanner, schedule, clock, log, shutdown }),
-    onResult: settle,
-    log,
-  });
+  const scanHere = (targets: readonly ScanTarget[]) =>
+    scanImages(targets, {
+      concurrency,
+      schedule,
+      scan: (target, signal) => scanImage(target, signal, { scanner, schedule, clock, log, shutdown }),
+      onResult: settle,
+      log,
+    });
+  const { notStarted, lost } = deps.shards
+    ? await deps.shards.scan({ ...inputs.dirs, targets: plan.targets, settle, scanHere, shutdown, deadline })
+    : { notStarted: await scanHere(plan.targets), lost: [] };
   progress.stop();
-  for (const target of notStarted) settle(target, neverStarted(target, shutdown.aborted));
+  for (const target of notStarted)
+    settle(target, notScannedForLostShard(target, lost, shutdown.aborted) ?? neverStarted(target, shutdown.aborted));
   if (schedule.deadlineReached)
     log.warn({ not_scanned: ledger.failedByReason.deadline ?? 0 }, 'SCAN_DEADLINE reached: delivering what is done');
   schedule.dispose();

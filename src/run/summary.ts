@@ -122,6 +122,8 @@ export const FIXES: Record<NotDeliveredReason, string> = {
   other: 'see the "image scan failed" log line of that image',
   invalid_reference: "the workload's image reference is not valid: fix it in the workload spec",
   cancelled: 'the run stopped before this image was scanned: it is scanned in the next run',
+  shard_lost:
+    'the shard that had it stopped answering: see that Pod (kubectl describe, its logs); raise SHARD_TIMEOUT if it is just slow',
 };
 
 export function summaryRecord(summary: RunSummary): Record<string, unknown> {

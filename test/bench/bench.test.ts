@@ -294,7 +294,7 @@ test('where the overhead goes: each part from its own measurement, the rest is w
 
 test('options, plan and targets', () => {
   assert.deepEqual(parseArgs([]), {
-    scenarios: ['overhead', 'discovery', 'memory', 'incremental'],
+    scenarios: ['overhead', 'discovery', 'memory', 'incremental', 'sharded'],
     quick: false,
     repeat: 3,
     output: DEFAULT_OUTPUT,

@@ -230,13 +230,26 @@ describe('the settings table drives the loader', () => {
   });
 
   // The auth pair and the Redis backend are only valid with their partner; their own tests above cover them.
-  const PARTNERED = new Set(['EPHOR_AUTH_HEADER', 'EPHOR_AUTH_VALUE', 'TRIVY_CACHE_BACKEND']);
+  // So are the shard index, token and index 0's URL: required together with SHARD_COUNT > 1 (test/shard/settings.test.ts).
+  const PARTNERED = new Set([
+    'EPHOR_AUTH_HEADER',
+    'EPHOR_AUTH_VALUE',
+    'TRIVY_CACHE_BACKEND',
+    'JOB_COMPLETION_INDEX',
+    'SHARD_TOKEN',
+    'SHARD_COORDINATOR_URL',
+  ]);
+  const INDEX_0: Env = { JOB_COMPLETION_INDEX: '0', SHARD_TOKEN: 'example-shard-token-0123456789abcdef' };
   const COMPANIONS: Record<string, Env> = {
     TRIVY_CACHE_MODE: { TRIVY_CACHE_BACKEND: 'redis://trivy-redis:6379' },
     // read only with an external server, and the bound only where the layer cache is TRIVY_CACHE_DIR/fanal
     TRIVY_SERVER_TOKEN: { TRIVY_SERVER_URL: 'http://trivy-server:4954' },
     TRIVY_SERVER_TOKEN_HEADER: { TRIVY_SERVER_URL: 'http://trivy-server:4954' },
     TRIVY_SCAN_CACHE_MAX_SIZE: { TRIVY_CACHE_MODE: 'server' },
+    // read only in a sharded run (index 0 here)
+    SHARD_COUNT: INDEX_0,
+    SHARD_LISTEN: { SHARD_COUNT: '4', ...INDEX_0 },
+    SHARD_TIMEOUT: { SHARD_COUNT: '4', ...INDEX_0 },
   };
   test('setting any variable to its example changes the configuration: no entry is left unread', () => {
     const base: Env = { EPHOR_API_URL: 'http://base-url:1', SCAN_NAMESPACES: 'base' };
