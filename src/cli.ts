@@ -85,7 +85,7 @@ export async function runCommand(env: Env, secrets: SecretRegistry): Promise<num
     const deps = createRunDependencies({ config, env, log, secrets });
     const context = { config, scanGroupId, startedAt, shutdown: shutdown.signal };
     if ('coordinatorUrl' in config.shard) return await runShard(context, deps);
-    if ('listen' in config.shard) deps.shards = await startShardCoordinator(config.shard, deps.clock, log);
+    if ('listen' in config.shard) deps.shards = await startShardCoordinator(config.shard, deps.clock, log, scanGroupId);
     const summary = await runScan(context, deps);
     return summary.exitCode;
   } catch (error) {

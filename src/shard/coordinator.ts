@@ -17,6 +17,8 @@ export interface CoordinatorOptions {
   count: number;
   /** SHARD_TIMEOUT: a shard not heard from for this long is lost. */
   timeoutMs: number;
+  /** Index 0's scan_group_id, the one its payloads carry: told to the shards, so that every Pod's log names it. */
+  scanGroupId?: string;
   clock: Clock;
   log: Logger;
 }
@@ -74,7 +76,8 @@ export class ShardCoordinator {
   }
 
   answer(extra: Partial<CoordinatorAnswer> = {}): CoordinatorAnswer {
-    return { instance: this.instance, state: this.state, ...extra };
+    const run = this.options.scanGroupId;
+    return { instance: this.instance, state: this.state, ...(run !== undefined && { run }), ...extra };
   }
 
   /** The run lock is held (or none is needed): the shards may scan. */

@@ -204,7 +204,8 @@ export class Handover {
         'index 0 restarted (its instance changed): handing over again every result this shard holds',
       );
     }
-    if (answer.state !== this.state) this.options.log.info({ state: answer.state }, stateMessage(answer.state));
+    if (answer.state !== this.state)
+      this.options.log.info({ state: answer.state, index_0_scan_group_id: answer.run }, stateMessage(answer.state));
     this.instance = answer.instance;
     this.state = answer.state;
     this.poke();

@@ -37,8 +37,19 @@ export interface ShardScanOutcome {
 
 type IndexZeroConfig = Extract<ShardConfig, { listen: unknown }>;
 
-export async function startShardCoordinator(config: IndexZeroConfig, clock: Clock, log: Logger): Promise<ShardsPort> {
-  const coordinator = new ShardCoordinator({ count: config.count, timeoutMs: config.timeoutMs, clock, log });
+export async function startShardCoordinator(
+  config: IndexZeroConfig,
+  clock: Clock,
+  log: Logger,
+  scanGroupId?: string,
+): Promise<ShardsPort> {
+  const coordinator = new ShardCoordinator({
+    count: config.count,
+    timeoutMs: config.timeoutMs,
+    scanGroupId,
+    clock,
+    log,
+  });
   const server = await serveCoordinator(coordinator, config.listen, config.token, log);
   return {
     count: config.count,

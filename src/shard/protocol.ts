@@ -26,6 +26,8 @@ export interface CoordinatorAnswer {
   /** Index 0's process: a new value means a restarted index 0 that holds none of the results handed over before. */
   instance: string;
   state: CoordinatorState;
+  /** Index 0's scan_group_id (the payloads'), logged by the shards beside their own. */
+  run?: string;
   /** For a result: kept (or already had). False: refused for good (not in index 0's plan): do not send it again. */
   accepted?: boolean;
   note?: string;
@@ -123,5 +125,6 @@ export function parseAnswer(text: string): CoordinatorAnswer {
   const states: readonly string[] = ['wait', 'scan', 'done'];
   if (!value || typeof value.instance !== 'string' || !states.includes(value.state ?? ''))
     throw new Error('not an answer of index 0');
-  return value as CoordinatorAnswer;
+  const run: unknown = (value as { run?: unknown }).run;
+  return { ...(value as CoordinatorAnswer), run: typeof run === 'string' ? run : undefined };
 }

@@ -146,6 +146,10 @@ describe('sharded run, end to end', { timeout: 400_000 }, () => {
       const [plan] = logsWith(runs[index]!, `shard ${index} scans 3 of 9 images`);
       assert.equal(plan?.shard, index, output(runs));
       assert.ok(logsWith(runs[index]!, 'shard completed: index 0 acknowledged every result and ended the run')[0]);
+      // each Pod's log names the run's scan_group_id, the one the payloads carry, beside its own
+      const [go] = logsWith(runs[index]!, 'index 0 holds the run lock: scanning may start');
+      const payloadGroup = (s.ephor.scanIngests()[0]?.body as ScanIngestRequest | undefined)?.scan_group_id;
+      assert.ok(payloadGroup !== undefined && go?.index_0_scan_group_id === payloadGroup, output(runs));
     }
     const [end] = logsWith(runs[0]!, 'shards at the end of the run');
     assert.deepEqual(
