@@ -823,4 +823,9 @@ test('NOTES.txt prints the manual-run and logs commands for this release', () =>
     'scan.excludeNamespaces={kube-*}',
   ]);
   assert.match(selected, /Scanning namespaces: \* with labels team=payments, excluding kube-\*\n/);
+  assert.ok(!text.includes('Sharded'), 'scan.shards 1: nothing about shards');
+  const sharded = notesFor([...INSTALL, '--set', 'scan.shards=12']);
+  assert.match(sharded, /\nSharded: each run is an Indexed Job of 12 Pods; index 0 alone posts to Ephor/);
+  assert.match(sharded, /\nTrivy server for the shards: http:\/\/ephor-scanner-trivy\.ephor\.svc:4954 /);
+  assert.match(sharded, /\nA manual run's Job name may have at most 60 characters /);
 });

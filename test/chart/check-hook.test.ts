@@ -103,6 +103,25 @@ describe('Helm test hook: ephor-scanner check', () => {
     assert.equal(installed.filter((d) => d.kind === 'Pod').length, 0, 'helm install creates no Pod; helm test does');
   });
 
+  test("sharded: the check is one process that checks the shards' Trivy server, without the shard variables", () => {
+    const docs = render([...INSTALL, '--set', 'scan.shards=4', '--kube-version', '1.33.0']);
+    const hook = hookPod(docs).spec;
+    const cron = cronPod(docs);
+    const [check] = hook.containers as Obj[];
+    const [scanner] = cron.containers as Obj[];
+    assert.deepEqual(hook.volumes, cron.volumes, "the same scratch volumes (the cache claim is the server's)");
+    assert.deepEqual(check!.envFrom, scanner!.envFrom);
+    assert.equal(configMap(docs).TRIVY_SERVER_URL, 'http://ephor-scanner-trivy.ephor.svc:4954');
+    const names = (c: Obj) => (c.env as Obj[]).map((e) => e.name as string);
+    assert.ok(names(check!).includes('TRIVY_SERVER_TOKEN'), 'the check reaches the server with its token');
+    assert.deepEqual(
+      names(scanner!).filter((name) => !names(check!).includes(name)),
+      ['SHARD_COUNT', 'SHARD_LISTEN', 'JOB_NAME', 'SHARD_COORDINATOR_URL', 'SHARD_TOKEN'],
+      "only the CronJob's Pods are shards",
+    );
+    assert.equal(hook.subdomain, undefined);
+  });
+
   test('same environment, Secret references, extra variables and volumes as the CronJob', () => {
     const docs = render([
       ...INSTALL,

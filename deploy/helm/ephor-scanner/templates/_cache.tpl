@@ -21,7 +21,7 @@ else (templates/_validate.tpl checks cache.size first, with its own sentence). *
 
 {{/* The mode scans run in: TRIVY_SERVER_URL makes every scan a client of that server, whatever trivy.cacheMode says. */}}
 {{- define "ephor-scanner.ownLayerCache" -}}
-{{- if and (not .Values.trivy.serverUrl) (has .Values.trivy.cacheMode (list "server" "shared")) -}}
+{{- if and (not .Values.trivy.serverUrl) (not (include "ephor-scanner.sharded" .)) (has .Values.trivy.cacheMode (list "server" "shared")) -}}
 true
 {{- end -}}
 {{- end -}}

@@ -162,6 +162,9 @@ env:
         name: {{ . | quote }}
         key: {{ $.Values.ephor.existingSecretKeys.authValue | quote }}
   {{- end }}
+  {{- with include "ephor-scanner.trivyServerTokenEnv" . | trim }}
+  {{- . | nindent 2 }}
+  {{- end }}
   {{- with .Values.extraEnv }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
@@ -183,7 +186,8 @@ env:
 - name: tmp
   emptyDir: {{- include "ephor-scanner.emptyDir" (dict "medium" .Values.tmp.medium "sizeLimit" .Values.tmp.sizeLimit) | nindent 4 }}
 - name: trivy-cache
-  {{- if .Values.cache.enabled }}
+  {{- /* Sharded: scratch only; the persistent cache is the Trivy server's (one claim cannot follow Pods over nodes). */}}
+  {{- if and .Values.cache.enabled (not (include "ephor-scanner.sharded" .)) }}
   persistentVolumeClaim:
     claimName: {{ include "ephor-scanner.fullname" . }}-cache
   {{- else }}

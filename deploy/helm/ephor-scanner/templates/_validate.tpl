@@ -12,6 +12,7 @@ made. Metrics values are checked in _metrics.tpl, the Job deadline in _helpers.t
 {{- include "ephor-scanner.validate.volumes" . -}}
 {{- include "ephor-scanner.validate.rbac" . -}}
 {{- include "ephor-scanner.validate.combinations" . -}}
+{{- include "ephor-scanner.validate.shards" . -}}
 {{- end -}}
 
 {{- define "ephor-scanner.validate.ephor" -}}
@@ -133,7 +134,7 @@ made. Metrics values are checked in _metrics.tpl, the Job deadline in _helpers.t
 {{- end -}}
 
 {{- define "ephor-scanner.validate.volumes" -}}
-{{- range $key, $value := dict "cache.size" .Values.cache.size "tmp.sizeLimit" .Values.tmp.sizeLimit -}}
+{{- range $key, $value := dict "cache.size" .Values.cache.size "tmp.sizeLimit" .Values.tmp.sizeLimit "scan.shardSpool.size" .Values.scan.shardSpool.size -}}
 {{- if not (regexMatch "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$" (toString $value)) -}}
 {{- fail (printf "%s must be a Kubernetes quantity such as 1Gi or 500Mi, not %q" $key (toString $value)) -}}
 {{- end -}}
