@@ -238,11 +238,16 @@ describe('sharded run, end to end', { timeout: 400_000 }, () => {
     // the first index 0 dies once both shards finished and it scanned its part, before its run is done: its first
     // namespace is slow to post, so it is still delivering then
     s.ephor.pushScript({ delayMs: 3000 });
+    // Both conditions, in whichever order a loaded machine brings them: the shards may finish before index 0 has
+    // scanned its own three images.
     let finished = 0;
+    let scanned = 0;
     const first = runScanner(env(0), {
       timeoutMs: 90_000,
       onLog: (line, child) => {
-        if (line.msg === 'shard finished: every result handed over' && ++finished === 2) child.kill('SIGKILL');
+        if (line.msg === 'shard finished: every result handed over') finished++;
+        if (line.msg === 'image scanned') scanned++;
+        if (finished === 2 && scanned === 3) child.kill('SIGKILL');
       },
     });
     const shards = [1, 2].map((index) => runScanner(env(index), { timeoutMs: 90_000 }));
