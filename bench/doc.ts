@@ -179,10 +179,7 @@ export function renderReport(report: Report): string {
       ],
       results.map((r) => {
         const m = r.measurement;
-        const scanPhase =
-          m.timeline.planned !== undefined && m.timeline.lastScanned !== undefined
-            ? m.timeline.lastScanned - m.timeline.planned
-            : undefined;
+        const scanPhase = scanPhaseMs(m);
         const tail =
           m.timeline.lastScanned !== undefined && m.timeline.completed !== undefined
             ? m.timeline.completed - m.timeline.lastScanned
@@ -492,10 +489,7 @@ function incrementalSection(runs: Array<{ scenario: ScenarioName; measurement: M
         const changed = m.config.cluster.changedEvery
           ? Math.floor(m.cluster.images / m.config.cluster.changedEvery)
           : 0;
-        const scanPhase =
-          m.timeline.planned !== undefined && m.timeline.lastScanned !== undefined
-            ? m.timeline.lastScanned - m.timeline.planned
-            : undefined;
+        const scanPhase = scanPhaseMs(m);
         return [
           runName(r),
           fmt.int(changed),
@@ -577,10 +571,7 @@ function readingText(results: Array<{ scenario: ScenarioName; measurement: Measu
     if (cpu === undefined) continue;
     const perImage = (cpu * 1000) / m.cluster.images;
     const budget = m.config.latencyMs / m.config.concurrency;
-    const scanPhase =
-      m.timeline.planned !== undefined && m.timeline.lastScanned !== undefined
-        ? m.timeline.lastScanned - m.timeline.planned
-        : undefined;
+    const scanPhase = scanPhaseMs(m);
     const idealScan = Math.ceil(m.cluster.images / m.config.concurrency) * m.config.latencyMs;
     const peakSampled = Math.max(m.rssByPhaseKiB.discovery ?? 0, m.rssByPhaseKiB.scans ?? 0, m.rssByPhaseKiB.tail ?? 0);
     const parts = [
@@ -660,10 +651,7 @@ function shardedSection(runs: Array<{ scenario: ScenarioName; measurement: Measu
       ],
       runs.map((r) => {
         const m = r.measurement;
-        const scanPhase =
-          m.timeline.planned !== undefined && m.timeline.lastScanned !== undefined
-            ? m.timeline.lastScanned - m.timeline.planned
-            : undefined;
+        const scanPhase = scanPhaseMs(m);
         return [
           runName(r),
           fmt.ms(m.wallMs),
@@ -676,4 +664,10 @@ function shardedSection(runs: Array<{ scenario: ScenarioName; measurement: Measu
       }),
     ),
   ];
+}
+
+/** From the plan to the last scan's end: the scan phase of a run, when its log had both. */
+function scanPhaseMs(m: Measurement): number | undefined {
+  const { planned, lastScanned } = m.timeline;
+  return planned !== undefined && lastScanned !== undefined ? lastScanned - planned : undefined;
 }

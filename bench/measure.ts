@@ -5,7 +5,6 @@
 import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -20,6 +19,7 @@ import { writeLayersFile, type LayerStats } from './layers.js';
 import { writeReportTemplate, type ReportTemplate } from './report.js';
 import { trivyStandIn } from './stand-in.js';
 import { FAKE_TRIVY_BIN } from '../test/support/fake-trivy.js';
+import { freePort } from '../src/trivy/server.js';
 
 export const GNU_TIME = '/usr/bin/time';
 
@@ -710,12 +710,4 @@ function shardProblems(m: Measurement): string[] {
     );
   if (m.ephor.maxConcurrentPosts > 1) problems.push(`${m.ephor.maxConcurrentPosts} POSTs at once`);
   return problems;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }

@@ -3,6 +3,11 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { CronJob } from 'kubernetes-models/batch/v1';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
+import { ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
+import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { parseAllDocuments } from 'yaml';
 import { CHART, helmWorkspace, runHelm } from '../support/helm.js';
 
@@ -45,4 +50,39 @@ export function chartRenderer(prefix: string): ChartRenderer {
       return file;
     },
   };
+}
+
+/** The Kubernetes schema of every kind the chart renders (kubernetes-models): an object of another kind is an error. */
+const MODELS: Record<string, new (data: any) => { validate(): void }> = {
+  'batch/v1/CronJob': CronJob,
+  'apps/v1/Deployment': Deployment,
+  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
+  'v1/ConfigMap': ConfigMap,
+  'v1/Secret': Secret,
+  'v1/Service': Service,
+  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
+  'v1/ServiceAccount': ServiceAccount,
+  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
+  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
+  'rbac.authorization.k8s.io/v1/Role': Role,
+  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
+};
+
+/** Every rendered object passes its kind's Kubernetes schema; something must have been rendered. */
+export function validateAll(docs: Obj[]): void {
+  assert.ok(docs.length > 0, 'nothing rendered');
+  for (const d of docs) {
+    const Model = MODELS[`${d.apiVersion}/${d.kind}`];
+    assert.ok(Model, `unexpected object ${d.apiVersion} ${d.kind}`);
+    assert.doesNotThrow(() => {
+      new Model(d).validate();
+    }, `${d.kind} ${d.metadata?.name} fails the Kubernetes schema`);
+  }
+}
+
+/** The one object of `kind` (and `name`, when given). */
+export function one(docs: Obj[], kind: string, name?: string): Obj {
+  const found = docs.filter((d) => d.kind === kind && (name === undefined || d.metadata?.name === name));
+  assert.equal(found.length, 1, `expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
+  return found[0]!;
 }

@@ -7,13 +7,9 @@ import { writeFileSync, readFileSync, cpSync, rmSync } from 'node:fs';
 import { isDeepStrictEqual } from 'node:util';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { CronJob } from 'kubernetes-models/batch/v1';
-import { ConfigMap, PersistentVolumeClaim, Secret, ServiceAccount } from 'kubernetes-models/v1';
-import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { chartDefaultEnv } from '../support/chart-settings.js';
 import { CHART, type HelmResult, helmWorkspace, runHelm } from '../support/helm.js';
-
-type Obj = Record<string, any>;
+import { one, validateAll, type Obj } from './chart-render.js';
 
 const { work: WORK, env: HELM_ENV } = helmWorkspace('ephor-chart-test-');
 
@@ -53,38 +49,8 @@ function valuesFile(content: string): string {
   return file;
 }
 
-type Model = new (data: any) => { validate(): void };
-const MODELS: Record<string, Model> = {
-  'batch/v1/CronJob': CronJob,
-  'v1/ConfigMap': ConfigMap,
-  'v1/Secret': Secret,
-  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
-  'v1/ServiceAccount': ServiceAccount,
-  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
-  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
-  'rbac.authorization.k8s.io/v1/Role': Role,
-  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
-};
-
-function validateAll(docs: Obj[]): void {
-  assert.ok(docs.length > 0, 'nothing rendered');
-  for (const d of docs) {
-    const M = MODELS[`${d.apiVersion}/${d.kind}`];
-    assert.ok(M, `unexpected object ${d.apiVersion} ${d.kind}`);
-    assert.doesNotThrow(() => {
-      new M(d).validate();
-    }, `${d.kind} ${d.metadata?.name} fails the Kubernetes schema`);
-  }
-}
-
 function kinds(docs: Obj[]): string[] {
   return docs.map((d) => d.kind as string).sort();
-}
-
-function one(docs: Obj[], kind: string, name?: string): Obj {
-  const found = docs.filter((d) => d.kind === kind && (name === undefined || d.metadata?.name === name));
-  assert.equal(found.length, 1, `expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}`);
-  return found[0] as Obj;
 }
 
 function maybe(docs: Obj[], kind: string): Obj | undefined {

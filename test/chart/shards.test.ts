@@ -8,13 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { CronJob } from 'kubernetes-models/batch/v1';
-import { Deployment } from 'kubernetes-models/apps/v1';
-import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
-import { ConfigMap, PersistentVolumeClaim, Secret, Service, ServiceAccount } from 'kubernetes-models/v1';
-import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { CHART, helmWorkspace, runHelm } from '../support/helm.js';
-import { chartRenderer, type Obj } from './chart-render.js';
+import { chartRenderer, one, validateAll, type Obj } from './chart-render.js';
 
 const { render, renderError, valuesFile } = chartRenderer('ephor-chart-shards-');
 const { env: HELM_ENV } = helmWorkspace('ephor-chart-shards-raw-');
@@ -28,37 +23,6 @@ function templateText(args: string[]): string {
   const r = runHelm(['template', 'ephor-scanner', CHART, '--namespace', 'ephor', '--skip-tests', ...args], HELM_ENV);
   assert.equal(r.status, 0, r.stderr);
   return r.stdout;
-}
-
-const MODELS: Record<string, new (data: any) => { validate(): void }> = {
-  'batch/v1/CronJob': CronJob,
-  'apps/v1/Deployment': Deployment,
-  'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
-  'v1/ConfigMap': ConfigMap,
-  'v1/Secret': Secret,
-  'v1/Service': Service,
-  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
-  'v1/ServiceAccount': ServiceAccount,
-  'rbac.authorization.k8s.io/v1/ClusterRole': ClusterRole,
-  'rbac.authorization.k8s.io/v1/ClusterRoleBinding': ClusterRoleBinding,
-  'rbac.authorization.k8s.io/v1/Role': Role,
-  'rbac.authorization.k8s.io/v1/RoleBinding': RoleBinding,
-};
-
-function validateAll(docs: Obj[]): void {
-  for (const d of docs) {
-    const Model = MODELS[`${d.apiVersion}/${d.kind}`];
-    assert.ok(Model, `unexpected object ${d.apiVersion} ${d.kind}`);
-    assert.doesNotThrow(() => {
-      new Model(d).validate();
-    }, `${d.kind} ${d.metadata?.name} fails the Kubernetes schema`);
-  }
-}
-
-function one(docs: Obj[], kind: string, name?: string): Obj {
-  const found = docs.filter((d) => d.kind === kind && (name === undefined || d.metadata?.name === name));
-  assert.equal(found.length, 1, `expected one ${kind} ${name ?? ''}, found ${found.length}`);
-  return found[0]!;
 }
 
 const names = (docs: Obj[]): string[] => docs.map((d) => `${d.kind}/${d.metadata.name}`).sort();

@@ -20,6 +20,7 @@ import {
   type ScannerRun,
   type StandIns,
 } from '../support/harness.js';
+import { freePort } from '../../src/trivy/server.js';
 
 const TOKEN = 'e2e-shard-token-5b0f1c7e9a2d4c68b3e1';
 const NAMESPACES = ['alpha', 'beta', 'gamma'];
@@ -46,14 +47,6 @@ async function standIns(t: TestContext): Promise<StandIns> {
   const s = await startStandIns({ cluster: { objects }, trivy });
   t.after(() => s.close());
   return s;
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** Answers every push with 200 and records its path (the real Pushgateway is tested in metrics.test.ts). */

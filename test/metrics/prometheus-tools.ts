@@ -2,8 +2,10 @@
 // prometheus; .ci/run installs them). A test file that cannot find them stops with one line saying how to get them.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { createServer } from 'node:net';
 import path from 'node:path';
+import { freePort } from '../../src/trivy/server.js';
+
+export { freePort };
 
 const HOW_TO_GET =
   'apt-get install prometheus-pushgateway prometheus (Debian), or run .ci/run; or set PUSHGATEWAY_BIN and PROMTOOL_BIN';
@@ -40,20 +42,6 @@ export function promtool(binary: string, args: string[], options: { input?: stri
   const r = spawnSync(binary, args, { encoding: 'utf8', timeout: 60_000, ...options });
   if (r.error) throw r.error;
   return { status: r.status, output: `${r.stdout}${r.stderr}` };
-}
-
-export async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error('no port'));
-      });
-    });
-  });
 }
 
 export interface RunningPushgateway {

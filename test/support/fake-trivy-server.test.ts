@@ -9,10 +9,10 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { freePort } from '../../src/trivy/server.js';
 import { FAKE_TRIVY_BIN, readInvocations, writeScenario, type FakeTrivyScenario } from './fake-trivy.js';
+import { eventually } from './wait.js';
 
 const run = promisify(execFile);
 const REF_A = 'ghcr.io/acme/a@sha256:' + 'a'.repeat(64);
@@ -52,16 +52,15 @@ describe('fake trivy: client/server mode', { timeout: 60_000 }, () => {
     );
     children.push(child);
     const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; i < 150; i++) {
-      if (
-        await fetch(`${url}/healthz`).then(
-          (r) => r.ok,
-          () => false,
-        )
-      )
-        break;
-      await sleep(100);
-    }
+    const healthy = () =>
+      fetch(`${url}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+    assert.ok(
+      await eventually(healthy, { stop: () => child.exitCode !== null }),
+      'the stand-in server answers /healthz',
+    );
     return { url, child };
   }
 

@@ -7,12 +7,12 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { checkTrivy } from '../../src/check/trivy.js';
 import { loadConfig, type Env } from '../../src/config/index.js';
 import { freePort } from '../../src/trivy/server.js';
 import { stopLauncher } from '../../src/trivy/launcher/client.js';
 import { FAKE_TRIVY_BIN, FAKE_TRIVY_SCENARIO_ENV, writeScenario } from '../support/fake-trivy.js';
+import { eventually } from '../support/wait.js';
 
 const TOKEN = 'check-server-token-93b1';
 
@@ -29,16 +29,12 @@ async function startServer(dir: string, version: string): Promise<{ url: string;
     stdio: 'ignore',
   });
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 150; i++) {
-    if (
-      await fetch(`${url}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      break;
-    await sleep(100);
-  }
+  const healthy = () =>
+    fetch(`${url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+  assert.ok(await eventually(healthy, { stop: () => child.exitCode !== null }), 'the stand-in server answers /healthz');
   return { url, child, env };
 }
 
