@@ -109,6 +109,7 @@ export interface PlatformFacts {
 /** Why a container's findings are not in the payload. Scan failures come from the Trivy runner. */
 export type ScanFailureReason =
   | 'not_found'
+  | 'platform_not_found'
   | 'unauthorized'
   | 'rate_limited'
   | 'timeout'

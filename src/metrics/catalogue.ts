@@ -51,6 +51,7 @@ export const METRICS = {
 /** Every reason an image is not scanned: each is pushed, 0 included, so a graph shows a reason going back to 0. */
 const REASONS = {
   not_found: true,
+  platform_not_found: true,
   unauthorized: true,
   rate_limited: true,
   timeout: true,

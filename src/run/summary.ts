@@ -109,6 +109,9 @@ export interface DeliveredTotals {
 
 export const FIXES: Record<NotDeliveredReason, string> = {
   not_found: "the image or tag does not exist in its registry: fix the workload's image reference",
+  platform_not_found:
+    'the image has no variant for the platform it was scanned for: when nodes could not be listed, Trivy picks ' +
+    "linux/amd64 (grant list on nodes, see scan_config.platforms); else the image does not support its node's platform",
   unauthorized: "the registry refused the pull: add the registry's pull secret, or give Trivy credentials for it",
   rate_limited: 'the registry throttled pulls: authenticate pulls, use a registry mirror, or lower SCAN_CONCURRENCY',
   timeout: 'the scan took longer than TRIVY_TIMEOUT: raise it, or give the pod more CPU',

@@ -46,6 +46,7 @@ const MAX_HOLD_MS = 10_000;
 
 const VALID_FAILURES = new Set<string>([
   'not_found',
+  'platform_not_found',
   'unauthorized',
   'rate_limited',
   'timeout',

@@ -28,6 +28,10 @@ const RULES: Array<[ScanFailureReason, RegExp]> = [
     'unauthorized',
     /UNAUTHORIZED|DENIED|authentication required|unauthorized to access|\b401 Unauthorized|\b403 Forbidden/,
   ],
+  // A multi-platform index without a child for the --platform asked for (or for Trivy's linux/amd64 default when
+  // nodes could not be listed): go-containerregistry's remote.Index.imageByPlatform, "no child with platform %+v in
+  // index %s" (pkg/v1/remote/index.go; test/support/fake-trivy.mjs prints it as Trivy 0.69.3 does).
+  ['platform_not_found', /no child with platform/],
   ['not_found', /MANIFEST_UNKNOWN|NAME_UNKNOWN|manifest unknown|repository name not known|not found: manifest/i],
   ['timeout', /context deadline exceeded|Provide a higher timeout value|Increase --timeout/],
   [

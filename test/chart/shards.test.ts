@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { parseAllDocuments } from 'yaml';
 import { CHART, helmWorkspace, runHelm } from '../support/helm.js';
 import { chartRenderer, one, validateAll, type Obj } from './chart-render.js';
 
@@ -272,6 +273,35 @@ describe('scan.shards: options', () => {
     assert.equal(envOf(scanner(docs), 'SHARD_LISTEN')?.value, '0.0.0.0:9000');
     assert.match(envOf(scanner(docs), 'SHARD_COORDINATOR_URL')?.value as string, /:9000$/);
     assert.equal(render(SHARDED).filter((d) => d.kind === 'NetworkPolicy').length, 0, 'off by default');
+  });
+
+  test("scan.shardNetworkPolicy.enabled: the chart's Trivy server admits only this release's Pods, on its port", () => {
+    const args = [...SHARDED, '--set', 'scan.shardNetworkPolicy.enabled=true', '--set', 'trivyServer.port=5000'];
+    const docs = render(args);
+    // With the test hook: `helm test`'s check Pod asks the server too.
+    const withHook = runHelm(['template', 'ephor-scanner', CHART, '--namespace', 'ephor', ...args], HELM_ENV);
+    assert.equal(withHook.status, 0, withHook.stderr);
+    const all = parseAllDocuments(withHook.stdout)
+      .map((d) => d.toJS() as Obj | null)
+      .filter((d): d is Obj => d !== null);
+    validateAll(docs);
+    const policy = one(docs, 'NetworkPolicy', 'ephor-scanner-trivy');
+    const server = one(docs, 'Deployment', 'ephor-scanner-trivy');
+    assert.deepEqual(policy.spec.podSelector, { matchLabels: server.spec.selector.matchLabels });
+    assert.deepEqual(policy.spec.policyTypes, ['Ingress']);
+    assert.deepEqual(policy.spec.ingress[0].ports, [{ protocol: 'TCP', port: 5000 }]);
+    const admitted = policy.spec.ingress[0].from[0].podSelector.matchLabels as Record<string, string>;
+    const selects = (labels: Record<string, string>) => Object.entries(admitted).every(([k, v]) => labels[k] === v);
+    assert.ok(selects(jobSpec(docs).template.metadata.labels), 'the shards reach it');
+    assert.ok(selects(one(all, 'Pod').metadata.labels), "helm test's check Pod reaches it");
+    assert.ok(!selects({ 'app.kubernetes.io/name': 'ephor-scanner', 'app.kubernetes.io/instance': 'other' }));
+    assert.equal(policy.spec.ingress.length, 1);
+    const external = render([...args, '--set', 'trivy.serverUrl=http://trivy.security:4954']);
+    assert.deepEqual(
+      external.filter((d) => d.kind === 'NetworkPolicy').map((d) => d.metadata.name),
+      ['ephor-scanner-shards'],
+      "an external server is not the chart's to fence",
+    );
   });
 
   test('scan.shardSecret.existingSecret: no chart Secret; shards and server read that one', () => {

@@ -316,7 +316,7 @@ describe('switched off, and nodes forbidden', { timeout: 180_000 }, () => {
       assert.equal(ledger.missing_rbac, warnings[0]!.missing_rbac);
       // What that costs: the arm64-only image fails as Trivy's default linux/amd64, so its container is not sent.
       const postgres = payload.scan_config.not_delivered.find((e) => e.container === 'postgres');
-      assert.equal(postgres?.reason, 'other');
+      assert.equal(postgres?.reason, 'platform_not_found');
       assert.equal(postgres?.detail, `remote error: no child with platform linux/amd64 in index ${POSTGRES}`);
       assert.equal(container(payload, 'agent').vulnerabilities.length, 4, 'only the amd64 child, as before');
     } finally {

@@ -120,7 +120,7 @@ describe('pushRunMetrics against the real Pushgateway', () => {
     assert.equal(value(g, 'ephor_scanner_images_failed', { reason: 'not_found' }), 2);
     assert.equal(value(g, 'ephor_scanner_images_failed', { reason: 'unauthorized' }), 1);
     assert.equal(value(g, 'ephor_scanner_images_failed', { reason: 'deadline' }), 0);
-    assert.equal(g.ephor_scanner_images_failed?.metrics.length, 13, 'every reason, zeros included');
+    assert.equal(g.ephor_scanner_images_failed?.metrics.length, 14, 'every reason, zeros included');
     assert.equal(value(g, 'ephor_scanner_containers', { result: 'delivered' }), 11);
     assert.equal(value(g, 'ephor_scanner_containers', { result: 'not_delivered' }), 3);
     assert.equal(value(g, 'ephor_scanner_namespaces', { result: 'delivered' }), 2);

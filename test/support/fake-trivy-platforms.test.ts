@@ -113,9 +113,9 @@ test(
         `^\\d{4}-\\d\\d-\\d\\dT[\\d:]+Z\\tFATAL\\tFatal error\\trun error: image scan error: scan error: unable to initialize a scan service: unable to initialize artifact: unable to initialize container image: unable to find the specified image "${ARM_ONLY}" in \\["remote"\\]: 1 error occurred:\\n\\t\\* remote error: no child with platform linux/amd64 in index ${ARM_ONLY}\\n\\n\\n$`,
       ),
     );
-    // The scanner files it under `other`, with the remote source's line as the detail.
+    // The scanner files it under `platform_not_found`, with the remote source's line as the detail.
     assert.deepEqual(classifyFailure({ exitCode: 1, signal: null, timedOut: false, stderr: failed.stderr }), {
-      reason: 'other',
+      reason: 'platform_not_found',
       detail: `remote error: no child with platform linux/amd64 in index ${ARM_ONLY}`,
     });
     const other = await h.scan(ARM_ONLY, '--platform', 'linux/s390x');

@@ -81,6 +81,24 @@ describe('failure classification from the real Trivy stderr texts (fixtures/triv
     );
   });
 
+  test('an index without a child for the platform asked for is platform_not_found, in either chain', () => {
+    const ref = 'ghcr.io/acme/db@sha256:' + 'a'.repeat(64);
+    const tail = `unable to find the specified image "${ref}" in ["remote"]: 1 error occurred:
+\t* remote error: no child with platform linux/arm64 in index ${ref}\n\n\n`;
+    const chains = [
+      'run error: image scan error: scan error: unable to initialize a scan service: unable to initialize artifact: ' +
+        'unable to initialize container image: ',
+      'image scan error: scan error: unable to initialize a scanner: unable to initialize an image scanner: ',
+    ];
+    for (const chain of chains) {
+      const stderr = `2026-12-02T22:00:00Z\tFATAL\tFatal error\t${chain}${tail}`;
+      assert.deepEqual(classifyFailure({ exitCode: 1, signal: null, timedOut: false, stderr }), {
+        reason: 'platform_not_found',
+        detail: `remote error: no child with platform linux/arm64 in index ${ref}`,
+      });
+    }
+  });
+
   test('anything else is other, with the last line as detail', () => {
     const c = classifyFailure({
       exitCode: 2,

@@ -214,7 +214,7 @@ describe('buildExposition', () => {
       const count = reason === 'timeout' ? 2 : reason === 'cancelled' ? 1 : 0;
       assert.ok(text.includes(`ephor_scanner_images_failed{reason="${reason}"} ${count}\n`), reason);
     }
-    assert.equal(FAILURE_REASONS.length, 13);
+    assert.equal(FAILURE_REASONS.length, 14);
     assert.ok(text.includes('ephor_scanner_images{result="scanned"} 4\n'));
     assert.ok(text.includes('ephor_scanner_images{result="failed"} 3\n'));
   });
