@@ -3,7 +3,7 @@
 // their owner's stable name, a Workflow left out, and each running digest scanned for the platform of its nodes.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { ContainerPayload, ScanIngestRequest, WorkloadPayload } from '../../src/types.js';
+import type { ContainerPayload, SbomIngestRequest, ScanIngestRequest, WorkloadPayload } from '../../src/types.js';
 import {
   customResource,
   daemonSet,
@@ -157,7 +157,8 @@ describe('Pods of other controllers, and the platforms images run on', { timeout
 
   before(async () => {
     first = await scanOnce(cluster(1));
-    second = await scanOnce(cluster(2));
+    // The second run also delivers SBOMs: one per platform an image was scanned for.
+    second = await scanOnce(cluster(2), { SBOM_ENABLED: 'true' });
   });
   after(async () => {
     await first?.standIns.close();
@@ -244,6 +245,24 @@ describe('Pods of other controllers, and the platforms images run on', { timeout
       'linux/amd64': 4,
       'linux/arm64': 2,
     });
+  });
+
+  test("a digest on two platforms has two SBOMs under the container's image reference and the same digest", () => {
+    const sboms = second.standIns.ephor.requests
+      .filter((r) => r.path === '/api/v1/sbom/ingest')
+      .map((r) => r.body as SbomIngestRequest)
+      .filter((b) => b.image_reference === 'docker.io/acme/agent:5');
+    assert.equal(sboms.length, 2);
+    assert.deepEqual(
+      sboms.map((b) => b.image_digest),
+      [D('2'), D('2')],
+    );
+    const osOf = (b: SbomIngestRequest) => {
+      const components = (b.sbom as { components: Array<{ type: string; name: string }> }).components;
+      return components.find((c) => c.type === 'operating-system')?.name;
+    };
+    assert.deepEqual(sboms.map(osOf).sort(), ['alpine', 'debian'], 'the amd64 child and the arm64 child');
+    assert.equal(second.standIns.ephor.maxConcurrentPosts, 1);
   });
 
   test('the Workflow is left out and counted; the Windows Pod is in the ledger with its reason', () => {
