@@ -168,8 +168,17 @@ describe('the Trivy launcher', { timeout: 120_000 }, () => {
       'inflight.sh',
       `if [ -s ${pidFile} ]; then echo "again, ppid $PPID" >&2; exit 0; fi; echo $$ > ${pidFile}; exec sleep 300`,
     );
-    const pending = runTrivy({ binary: trivy, args: [], env: env(), timeoutMs: 60_000 });
-    await eventually(() => readFileIfAny(pidFile) !== undefined);
+    // In flight for this process: the launcher has reported the start (onStarted), so its pid is known here. (A
+    // launcher killed between its spawn and that report leaves a process this one never knew: docs/reliability.md.)
+    let reported = false;
+    const pending = runTrivy({
+      binary: trivy,
+      args: [],
+      env: env(),
+      timeoutMs: 60_000,
+      onStarted: () => (reported = true),
+    });
+    await eventually(() => reported && readFileIfAny(pidFile) !== undefined);
     const firstPid = Number(readFileIfAny(pidFile));
     assert.ok(firstPid > 0 && parentOf(firstPid) === launcherPid());
     process.kill(launcherPid()!, 'SIGKILL');
