@@ -122,6 +122,12 @@ export class Launcher {
       });
       return;
     }
+    if (!this.alive) {
+      // Its exit was seen before this last message: the call was already started again directly, and the process
+      // the launcher started on its way out is one nobody waits for.
+      if (message.type === 'started') killGroup(message.pid);
+      return;
+    }
     const call = this.calls.get(message.id);
     if (!call) return;
     if (message.type === 'started') {
