@@ -16,7 +16,7 @@ import {
 import { logsWith, runScanner, scannedRef, startStandIns, type ScannerRun, type StandIns } from '../support/harness.js';
 import { deployment } from '../support/k8s-objects.js';
 import { fixture, TRIVY_REPORTS_DIR } from '../support/paths.js';
-import { eventually } from '../support/wait.js';
+import { processGone } from '../support/processes.js';
 
 // ---------------------------------------------------------------- helpers
 
@@ -135,19 +135,6 @@ function maxOverlap(invocations: FakeTrivyInvocation[]): number {
   let max = 0;
   for (const [, delta] of events) max = Math.max(max, (running += delta));
   return max;
-}
-
-/** ESRCH from signal 0 means no such process; polls while the kernel finishes tearing it down. */
-function processGone(pid: number): Promise<boolean> {
-  return eventually(() => {
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ESRCH') return true;
-      throw error;
-    }
-  });
 }
 
 /** Makes the cached DB look like yesterday's download, so that the next run tries to update it. */

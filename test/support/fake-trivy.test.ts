@@ -18,6 +18,7 @@ import {
 } from './fake-trivy.js';
 import { startEphorServer } from './ephor-server.js';
 import { fixture } from './paths.js';
+import { isAlive } from './processes.js';
 import { SAFETY_NET_MS } from './wait.js';
 
 interface ErrorEntry {
@@ -120,20 +121,6 @@ const allVulns = (report: Json): Json[] =>
 function keyShape(value: unknown): unknown {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return typeof value;
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, keyShape(v)]));
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    // a zombie nobody reaped yet is dead for our purpose
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 /** Polls until `probe` gives a value; the bound is only a safety net (a Node start alone may take seconds). */

@@ -10,21 +10,12 @@ import { test } from 'node:test';
 import { launcherPid } from '../../src/trivy/launcher/client.js';
 import { runTrivy } from '../../src/trivy/process.js';
 import { trivyState } from '../../src/trivy/state.js';
-import { eventually } from '../support/wait.js';
+import { isAlive, processGone } from '../support/processes.js';
 
 const WORK = mkdtempSync(path.join(os.tmpdir(), 'launcher-late-'));
 process.on('exit', () => {
   rmSync(WORK, { recursive: true, force: true });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test(
   'a start the launcher reports after its exit was seen: that process group is killed',
@@ -48,9 +39,9 @@ test(
       launcher.process.emit('exit', null, 'SIGKILL');
       assert.equal(launcherPid(), undefined, 'the launcher counts as gone');
       launcher.process.emit('message', { type: 'started', id: 999, pid: orphan.pid });
-      assert.ok(await eventually(() => !alive(orphan.pid!)), 'the late start was killed');
+      assert.ok(await processGone(orphan.pid), 'the late start was killed');
     } finally {
-      if (alive(orphan.pid)) process.kill(-orphan.pid, 'SIGKILL');
+      if (isAlive(orphan.pid)) process.kill(-orphan.pid, 'SIGKILL');
       process.kill(pid, 'SIGKILL');
     }
   },

@@ -11,6 +11,7 @@ import { describe, test } from 'node:test';
 import { launcherPid } from '../../src/trivy/launcher/client.js';
 import { runTrivy, SETTLE_AFTER_KILL_MS } from '../../src/trivy/process.js';
 import { REPO_ROOT } from '../support/paths.js';
+import { isAlive, processGone } from '../support/processes.js';
 import { eventually } from '../support/wait.js';
 
 const WORK = mkdtempSync(path.join(os.tmpdir(), 'launcher-test-'));
@@ -34,18 +35,6 @@ function parentOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
 }
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Polls until the process is gone: how soon a kill takes effect depends on the load of the machine. */
-const gone = (pid: number): Promise<boolean> => eventually(() => !alive(pid));
 
 const env = () => ({ PATH: process.env.PATH, EPHOR_AUTH_VALUE: process.env.EPHOR_AUTH_VALUE });
 
@@ -93,7 +82,7 @@ describe('the Trivy launcher', { timeout: 120_000 }, () => {
       timeoutMs: 2_000,
     });
     assert.equal(outcome.timedOut, true);
-    assert.ok(await gone(Number(readFileSync(pidFile, 'utf8'))), 'the grandchild was killed with the group');
+    assert.ok(await processGone(Number(readFileSync(pidFile, 'utf8'))), 'the grandchild was killed with the group');
   });
 
   test('a scanner killed outright (SIGKILL, no exit hook) leaves no Trivy running: the launcher kills its groups', async () => {
@@ -119,10 +108,10 @@ describe('the Trivy launcher', { timeout: 120_000 }, () => {
       });
       await eventually(() => readFileIfAny(pidFile) !== undefined);
       const trivyPid = Number(readFileIfAny(pidFile));
-      assert.ok(trivyPid > 0 && alive(trivyPid));
+      assert.ok(trivyPid > 0 && isAlive(trivyPid));
       driver.kill('SIGKILL');
-      assert.ok(await gone(trivyPid), 'Trivy was killed when the scanner died');
-      assert.ok(await gone(launcher), 'the launcher exited');
+      assert.ok(await processGone(trivyPid), 'Trivy was killed when the scanner died');
+      assert.ok(await processGone(launcher), 'the launcher exited');
     } finally {
       driver.kill('SIGKILL');
     }
@@ -186,7 +175,7 @@ describe('the Trivy launcher', { timeout: 120_000 }, () => {
     assert.equal(outcome.spawnError, undefined);
     assert.equal(outcome.exitCode, 0);
     assert.equal(outcome.stderr.trim(), `again, ppid ${process.pid}`);
-    assert.ok(await gone(firstPid), 'the process of the first start was killed');
+    assert.ok(await processGone(firstPid), 'the process of the first start was killed');
     const next = await runTrivy({
       binary: script('ppid2.sh', 'echo "ppid $PPID" >&2'),
       args: [],
