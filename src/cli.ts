@@ -26,7 +26,8 @@ export function buildProgram(
 ): Command {
   const program = new SettingsCommand('ephor-scanner')
     .description(
-      'Scans the container images of Kubernetes workloads with Trivy and delivers the findings to Ephor, one payload per namespace.',
+      'Scans the container images of Kubernetes workloads with Trivy ' +
+        'and delivers the findings to Ephor, one payload per namespace.',
     )
     .version(VERSION, '-v, --version', 'print the version')
     .helpOption('-h, --help', 'show this help')
@@ -42,14 +43,16 @@ export function buildProgram(
   program
     .command('check')
     .description(
-      'Preflight, read-only: configuration, Ephor readiness, Kubernetes access and RBAC, Trivy and its DB, pull secrets. Exit codes: 0 ready (warnings allowed), 1 a blocker, 2 invalid configuration.',
+      'Preflight, read-only: configuration, Ephor readiness, Kubernetes access and RBAC, Trivy and its DB, ' +
+        'pull secrets. Exit codes: 0 ready (warnings allowed), 1 a blocker, 2 invalid configuration.',
     )
     .addOption(
       new Option('--output <format>', 'text (one line per check) or json').choices(['text', 'json']).default('text'),
     )
     .addHelpText(
       'after',
-      '\nEvery variable and flag of a scan run applies (ephor-scanner --help lists them); flags may also come after "check".',
+      '\nEvery variable and flag of a scan run applies ' +
+        '(ephor-scanner --help lists them); flags may also come after "check".',
     )
     .action(async (options: { output: CheckOutput }, command: Command) => {
       process.exitCode = await onCheck(withFlags(command.optsWithGlobals()), options.output);

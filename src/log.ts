@@ -15,7 +15,9 @@ export class SecretRegistry {
     for (const secret of secrets) if (secret) this.values.add(secret);
   }
 
-  /** Replaces every registered secret inside a string (longest first, so a secret containing another is fully hidden). */
+  /**
+   * Replaces every registered secret inside a string (longest first, so a secret containing another is fully hidden).
+   */
   scrub(text: string): string {
     let result = text;
     for (const secret of [...this.values].sort((a, b) => b.length - a.length)) {

@@ -44,7 +44,8 @@ export function checkConfiguration(env: Env): ConfigCheck {
 function problemResult(problem: ConfigProblem): CheckResult {
   const fix =
     problem.variable === 'TRIVY_BINARY'
-      ? `install Trivy (https://trivy.dev), or set ${inChart('TRIVY_BINARY', '; the ephor-scanner image has it at /usr/local/bin/trivy')} to its path`
+      ? 'install Trivy (https://trivy.dev), ' +
+        `or set ${inChart('TRIVY_BINARY', '; the ephor-scanner image has it at /usr/local/bin/trivy')} to its path`
       : `correct ${inChart(problem.variable)}; "ephor-scanner --help" lists what every variable allows`;
   return { ...fail('configuration', problem.message, fix), configuration: true };
 }
@@ -56,7 +57,8 @@ function loadKube(env: Env, failures: CheckResult[]): LoadedKubeConfig | undefin
     if (!(error instanceof KubeConfigError)) throw error;
     const fix = env.KUBE_CONTEXT?.trim()
       ? 'set KUBE_CONTEXT (--context) to a context of the kubeconfig, or unset it to use its current-context'
-      : "run the scanner in the cluster with the chart's service account, or set KUBECONFIG to a kubeconfig file whose current context names the cluster";
+      : "run the scanner in the cluster with the chart's service account, " +
+        'or set KUBECONFIG to a kubeconfig file whose current context names the cluster';
     failures.push({ ...fail('configuration', error.message, fix), configuration: true });
     return undefined;
   }
@@ -78,9 +80,15 @@ function fixForWarning(warning: string): string {
   if (warning.startsWith('SCAN_EXCLUDE_NAMESPACES'))
     return 'remove SCAN_EXCLUDE_NAMESPACES, or use SCAN_NAMESPACES=* or SCAN_NAMESPACE_SELECTOR with it';
   if (warning.startsWith('TRIVY_CACHE_MODE=shared'))
-    return `set SCAN_CONCURRENCY=1 (chart: ${chartValue('SCAN_CONCURRENCY')}), or TRIVY_CACHE_MODE=ephemeral to scan in parallel`;
+    return (
+      `set SCAN_CONCURRENCY=1 (chart: ${chartValue('SCAN_CONCURRENCY')}), ` +
+      'or TRIVY_CACHE_MODE=ephemeral to scan in parallel'
+    );
   if (warning.startsWith('TRIVY_CACHE_BACKEND'))
-    return `unset TRIVY_CACHE_BACKEND (chart: ${chartValue('TRIVY_CACHE_BACKEND')}), or set TRIVY_CACHE_MODE=redis to use it`;
+    return (
+      `unset TRIVY_CACHE_BACKEND (chart: ${chartValue('TRIVY_CACHE_BACKEND')}), ` +
+      'or set TRIVY_CACHE_MODE=redis to use it'
+    );
   if (warning.startsWith('RUN_LOCK_WAIT'))
     return `lower ${inChart('RUN_LOCK_WAIT')} below SCAN_DEADLINE, so that a run that waited still has time to scan`;
   return 'adjust the configuration as the warning says';

@@ -43,27 +43,31 @@ function networkFailure(error: HttpFailure, url: URL, apiUrl: string): CheckResu
     return fail(
       'ephor',
       `the host "${url.hostname}" of EPHOR_API_URL=${apiUrl} does not resolve (${error.code})`,
-      `set ${inChart('EPHOR_API_URL')} to a name this pod can resolve, in a cluster the API's Service, e.g. http://ephor-api.ephor.svc:8080`,
+      `set ${inChart('EPHOR_API_URL')} to a name this pod can resolve, in a cluster the API's Service, ` +
+        'e.g. http://ephor-api.ephor.svc:8080',
     );
   }
   if (error.code === 'ETIMEDOUT') {
     return fail(
       'ephor',
       `no answer from ${where} within ${CALL_TIMEOUT_MS / 1000} s (EPHOR_API_URL=${apiUrl})`,
-      `let the scanner reach ${where}: a NetworkPolicy or firewall may drop the traffic; a proxy goes in HTTPS_PROXY/NO_PROXY (chart: extraEnv)`,
+      `let the scanner reach ${where}: a NetworkPolicy or firewall may drop the traffic; ` +
+        'a proxy goes in HTTPS_PROXY/NO_PROXY (chart: extraEnv)',
     );
   }
   if (TLS_CODES.has(error.code)) {
     return fail(
       'ephor',
       `the TLS certificate of ${url.host} is not trusted (${error.code}: ${error.message})`,
-      'give the scanner the CA that signed it: a PEM file in NODE_EXTRA_CA_CERTS (chart: extraEnv with extraVolumes and extraVolumeMounts)',
+      'give the scanner the CA that signed it: ' +
+        'a PEM file in NODE_EXTRA_CA_CERTS (chart: extraEnv with extraVolumes and extraVolumeMounts)',
     );
   }
   return fail(
     'ephor',
     `nothing answers at ${apiUrl} (${error.message})`,
-    `check EPHOR_API_URL=${apiUrl} (chart: ${chartValue('EPHOR_API_URL')}): is the Ephor API running, and is this its address and port?`,
+    `check EPHOR_API_URL=${apiUrl} (chart: ${chartValue('EPHOR_API_URL')}): is the Ephor API running, ` +
+      'and is this its address and port?',
   );
 }
 
@@ -100,7 +104,8 @@ function judge(answer: HttpAnswer, url: URL, config: Config, sent: string): Chec
     return fail(
       'ephor',
       `${request} answered ${status} with ${what}, not the Ephor API's JSON`,
-      `set ${inChart('EPHOR_API_URL')} to the Ephor API's own base URL (the one that serves /api/v1/scans/ingest), not the web UI or a proxy's login page`,
+      `set ${inChart('EPHOR_API_URL')} to the Ephor API's own base URL (the one that serves /api/v1/scans/ingest), ` +
+        "not the web UI or a proxy's login page",
     );
   }
   // A base URL that already ends in /api/v1 doubles the prefix: Ephor answers 404 or, for an unknown path, 500.
@@ -117,7 +122,8 @@ function judge(answer: HttpAnswer, url: URL, config: Config, sent: string): Chec
     return fail(
       'ephor',
       `${request} answered 404 with ${what}: no Ephor API at ${apiUrl}`,
-      `set ${inChart('EPHOR_API_URL')} to the Ephor API's base URL, without a path (the scanner adds /api/v1/…), e.g. http://ephor-api:8080`,
+      `set ${inChart('EPHOR_API_URL')} to the Ephor API's base URL, without a path ` +
+        '(the scanner adds /api/v1/…), e.g. http://ephor-api:8080',
     );
   }
   const health = readHealth(answer);
@@ -138,9 +144,10 @@ function judge(answer: HttpAnswer, url: URL, config: Config, sent: string): Chec
   }
   if (status >= 200 && status < 300) {
     if (health === 'UP') return pass('ephor', `the Ephor API at ${apiUrl} is ready (readiness UP${sent})`);
+    const readiness = health ? ` (readiness ${health})` : ', not the actuator\'s {"status":"UP"}';
     return warn(
       'ephor',
-      `${request} answered ${status} with ${what}${health ? ` (readiness ${health})` : ', not the actuator\'s {"status":"UP"}'}`,
+      `${request} answered ${status} with ${what}${readiness}`,
       `check that ${inChart('EPHOR_API_URL')} is the Ephor API and that it is healthy`,
     );
   }
@@ -154,8 +161,10 @@ function judge(answer: HttpAnswer, url: URL, config: Config, sent: string): Chec
 function proxyAuthFailure(message: string, config: Config): CheckResult {
   const { auth } = config.ephor;
   const fix = auth
-    ? `the ${auth.header} header was sent and refused: check ${inChart('EPHOR_AUTH_VALUE')} and that the proxy expects the header ${auth.header}`
-    : `set EPHOR_AUTH_HEADER and EPHOR_AUTH_VALUE to the header the proxy expects (chart: ${chartValue('EPHOR_AUTH_HEADER')} and ${chartValue('EPHOR_AUTH_VALUE')})`;
+    ? `the ${auth.header} header was sent and refused: ` +
+      `check ${inChart('EPHOR_AUTH_VALUE')} and that the proxy expects the header ${auth.header}`
+    : 'set EPHOR_AUTH_HEADER and EPHOR_AUTH_VALUE to the header the proxy expects ' +
+      `(chart: ${chartValue('EPHOR_AUTH_HEADER')} and ${chartValue('EPHOR_AUTH_VALUE')})`;
   return fail('ephor', message, fix);
 }
 

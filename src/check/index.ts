@@ -1,6 +1,6 @@
 // `ephor-scanner check`: a read-only preflight with the scan's own configuration. Configuration first; then Ephor,
-// Kubernetes (reachability, RBAC, the run lock, pull secrets) and Trivy side by side, each outside call bounded by CALL_TIMEOUT_MS
-// and each group by GROUP_TIMEOUT_MS, so the whole check ends within seconds even when something hangs.
+// Kubernetes (reachability, RBAC, the run lock, pull secrets) and Trivy side by side, each outside call bounded by
+// CALL_TIMEOUT_MS and each group by GROUP_TIMEOUT_MS, so the whole check ends within seconds even when something hangs.
 import type { Env } from '../config/index.js';
 import { defaultLockNamespace } from '../lock/index.js';
 import type { SecretRegistry } from '../log.js';

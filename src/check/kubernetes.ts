@@ -61,7 +61,8 @@ function unreachable(error: unknown, server: string, source: string): CheckResul
     return fail(
       'kubernetes',
       `the API server at ${server} refused the credentials from ${source} (401 Unauthorized)`,
-      'in a pod, mount the service account token (automountServiceAccountToken: true, as the chart sets it); with a kubeconfig, renew its credentials',
+      'in a pod, mount the service account token ' +
+        '(automountServiceAccountToken: true, as the chart sets it); with a kubeconfig, renew its credentials',
     );
   }
   if (error instanceof KubeApiError && error.kind === 'http') {

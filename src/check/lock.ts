@@ -46,8 +46,10 @@ export async function checkLock(config: Config, access: KubeAccess, defaultNames
     return [
       fail(
         'lock',
-        `could not ask the API server whether the scanner may use the Lease ${ref(lease)} (SelfSubjectAccessReview: ${messageOf(error)})`,
-        'every authenticated account may create SelfSubjectAccessReviews (ClusterRole system:basic-user); check that this binding exists and that the API server answers',
+        `could not ask the API server whether the scanner may use the Lease ${ref(lease)} ` +
+          `(SelfSubjectAccessReview: ${messageOf(error)})`,
+        'every authenticated account may create SelfSubjectAccessReviews (ClusterRole system:basic-user); ' +
+          'check that this binding exists and that the API server answers',
       ),
     ];
   }
@@ -100,10 +102,11 @@ export function describeLock(
     results.push(pass('lock', `the scanner may get, update and create the Lease ${ref(lease)} (the run lock)`));
   } else {
     const why = denied.flatMap((a) => (a.reason ? [a.reason] : [])).join('; ');
+    const reason = why ? ` (${why})` : '';
     results.push(
       warn(
         'lock',
-        `the scanner may not ${wordList(denied.map((a) => a.verb))} the Lease ${ref(lease)}${why ? ` (${why})` : ''}: ` +
+        `the scanner may not ${wordList(denied.map((a) => a.verb))} the Lease ${ref(lease)}${reason}: ` +
           'runs go on WITHOUT the run lock, so nothing keeps another run from posting to Ephor at the same time',
         `${denied.map((a) => missingLeaseRule(a.verb, lease, user)).join('; ')}: ${leaseGrant(lease)}; ` +
           `or point ${inChart('RUN_LOCK_NAMESPACE')} at the namespace where the scanner has that Role`,
@@ -131,9 +134,10 @@ function describeStatus(
     }
     case 'held': {
       const since = status.acquireTime ? ` since ${status.acquireTime}` : '';
+      const expiresIn = formatDuration(status.expiresInMs);
       return pass(
         'lock',
-        `a live run holds the lock now: "${status.holder}"${since} (expires in ${formatDuration(status.expiresInMs)} unless renewed); ` +
+        `a live run holds the lock now: "${status.holder}"${since} (expires in ${expiresIn} unless renewed); ` +
           `a run starting now waits for it, at most ${formatDuration(waitMs)} (RUN_LOCK_WAIT)`,
       );
     }

@@ -34,11 +34,13 @@ export function formatText(results: CheckResult[], version: string): string {
   const warnings = warn > 0 ? `, ${plural(warn, 'warning')}` : '';
   if (code === EXIT_CONFIG)
     lines.push(
-      `✗ the configuration is invalid (${plural(fail, 'blocker')}${warnings}): fix it, then run "ephor-scanner check" again`,
+      `✗ the configuration is invalid (${plural(fail, 'blocker')}${warnings}): fix it, ` +
+        'then run "ephor-scanner check" again',
     );
   else if (code === EXIT_BLOCKED)
     lines.push(
-      `✗ ${plural(fail, 'blocker')}${warnings}: a scan would not deliver everything; fix the ✗ lines, then run "ephor-scanner check" again`,
+      `✗ ${plural(fail, 'blocker')}${warnings}: a scan would not deliver everything; ` +
+        'fix the ✗ lines, then run "ephor-scanner check" again',
     );
   else lines.push(`✓ ready to scan${warn > 0 ? ` (${plural(warn, 'warning')}: the scan runs, with less)` : ''}`);
   return `${lines.join('\n')}\n`;

@@ -108,7 +108,8 @@ export async function checkRbac(config: Config, access: KubeAccess): Promise<Che
       fail(
         'rbac',
         `could not ask the API server what the scanner may read (SelfSubjectAccessReview: ${message})`,
-        'every authenticated account may create SelfSubjectAccessReviews (ClusterRole system:basic-user); check that this binding exists and that the API server answers',
+        'every authenticated account may create SelfSubjectAccessReviews (ClusterRole system:basic-user); ' +
+          'check that this binding exists and that the API server answers',
       ),
     ];
   }
@@ -167,14 +168,18 @@ export function describe(answers: Answer[], user: string): CheckResult[] {
         results.push(
           warn(
             'rbac',
-            `the scanner may not get secrets and serviceaccounts ${scopeOf(namespace)}${why}: private images are pulled without the workloads' pull secrets`,
-            `allow verb "get" on resources "secrets" and "serviceaccounts" (apiGroup "") ${scopeOf(namespace)} for ${user}`,
+            `the scanner may not get secrets and serviceaccounts ${scopeOf(namespace)}${why}: ` +
+              "private images are pulled without the workloads' pull secrets",
+            'allow verb "get" on resources "secrets" and "serviceaccounts" ' +
+              `(apiGroup "") ${scopeOf(namespace)} for ${user}`,
           ),
         );
         continue;
       }
       const message = denialSentence({ ...question, note: why });
-      const rule = `allow verb "${question.verb}" on resource "${question.resource}" (apiGroup "${question.group}") ${scopeOf(namespace)} for ${user}`;
+      const rule =
+        `allow verb "${question.verb}" on resource "${question.resource}" ` +
+        `(apiGroup "${question.group}") ${scopeOf(namespace)} for ${user}`;
       results.push(question.severity === 'fail' ? fail('rbac', message, rule) : warn('rbac', message, rule));
     }
   }

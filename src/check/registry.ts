@@ -78,7 +78,9 @@ export async function checkRegistryCredentials(
           warn(
             'registry',
             `pull secret ${ref}, named by ${namedBy}, does not exist: its private images are pulled anonymously`,
-            `create it (kubectl create secret docker-registry ${name} -n ${namespace} --docker-server=REGISTRY --docker-username=USER --docker-password=PASSWORD), or remove it from the imagePullSecrets of ${namedBy}`,
+            `create it (kubectl create secret docker-registry ${name} -n ${namespace} --docker-server=REGISTRY ` +
+              '--docker-username=USER --docker-password=PASSWORD), ' +
+              `or remove it from the imagePullSecrets of ${namedBy}`,
           ),
         );
       } else {
@@ -97,13 +99,15 @@ export async function checkRegistryCredentials(
     if (!auths) {
       const docker = secret.type === 'kubernetes.io/dockerconfigjson' || secret.type === 'kubernetes.io/dockercfg';
       const problem = docker
-        ? `its ${secret.type === 'kubernetes.io/dockercfg' ? '.dockercfg' : '.dockerconfigjson'} is not base64-encoded Docker config JSON`
+        ? `its ${secret.type === 'kubernetes.io/dockercfg' ? '.dockercfg' : '.dockerconfigjson'} is not ` +
+          'base64-encoded Docker config JSON'
         : `it is of type ${secret.type ?? '(none)'}, not kubernetes.io/dockerconfigjson`;
       results.push(
         warn(
           'registry',
           `pull secret ${ref}, named by ${namedBy}, cannot be used: ${problem}`,
-          `recreate it with kubectl create secret docker-registry ${name} -n ${namespace} --docker-server=REGISTRY --docker-username=USER --docker-password=PASSWORD`,
+          `recreate it with kubectl create secret docker-registry ${name} -n ${namespace} --docker-server=REGISTRY ` +
+            '--docker-username=USER --docker-password=PASSWORD',
         ),
       );
       continue;
@@ -134,7 +138,8 @@ export async function checkRegistryCredentials(
     results.unshift(
       pass(
         'registry',
-        `${readable.length} pull secret${readable.length === 1 ? '' : 's'} named by the workloads can be used: ${shown}`,
+        `${readable.length} pull secret${readable.length === 1 ? '' : 's'} named by the workloads ` +
+          `can be used: ${shown}`,
       ),
     );
   } else if (named.size === 0) {

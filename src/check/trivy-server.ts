@@ -37,7 +37,8 @@ export async function checkExternalServer(
       warn(
         'trivy',
         `the Trivy server at ${url} does not tell its version: ${info.detail}`,
-        'run Trivy 0.69.3 on the server (the version the ephor-scanner image ships): its version and DB age can then be checked',
+        'run Trivy 0.69.3 on the server (the version the ephor-scanner image ships): ' +
+          'its version and DB age can then be checked',
       ),
     );
   results.push(await tokenResult(server));
@@ -68,7 +69,8 @@ function versionResults(
       warn(
         'trivy',
         `the Trivy server at ${url} is Trivy ${version}, the scanner's Trivy ${localVersion}`,
-        'run the same Trivy version on both: the client analyses the layers, the server detects, and their cache keys carry the analyzer versions',
+        'run the same Trivy version on both: the client analyses the layers, ' +
+          'the server detects, and their cache keys carry the analyzer versions',
       ),
     );
   else results.push(pass('trivy', `the Trivy server at ${url} is Trivy ${version}`));
@@ -85,7 +87,8 @@ function versionResults(
     results.push(
       warn(
         'trivy',
-        `the Trivy server's vulnerability DB is ${Math.floor(hours / 24)} days old (updated ${Math.round(hours)} h ago)`,
+        `the Trivy server's vulnerability DB is ${Math.floor(hours / 24)} days old ` +
+          `(updated ${Math.round(hours)} h ago)`,
         'the server updates its DB every hour unless it runs with --skip-db-update: check its DB repository access',
       ),
     );
@@ -100,12 +103,15 @@ async function tokenResult(server: ExternalServer): Promise<CheckResult> {
       'trivy',
       `the Trivy server takes the scanner's ${server.token === undefined ? 'requests (no token)' : 'token'}`,
     );
-  if (check === 'refused')
+  if (check === 'refused') {
+    const refused = server.token === undefined ? 'requests without a token' : 'token';
     return fail(
       'trivy',
-      `the Trivy server at ${server.url} refuses the ${server.token === undefined ? 'requests without a token' : 'token'} (twirp error unauthenticated: invalid token)`,
-      `set ${inChart('TRIVY_SERVER_TOKEN')} to the server's --token, and ${inChart('TRIVY_SERVER_TOKEN_HEADER')} to its --token-header`,
+      `the Trivy server at ${server.url} refuses the ${refused} (twirp error unauthenticated: invalid token)`,
+      `set ${inChart('TRIVY_SERVER_TOKEN')} to the server's --token, ` +
+        `and ${inChart('TRIVY_SERVER_TOKEN_HEADER')} to its --token-header`,
     );
+  }
   return warn(
     'trivy',
     `the Trivy server's token could not be checked: ${check.unknown}`,
@@ -113,7 +119,9 @@ async function tokenResult(server: ExternalServer): Promise<CheckResult> {
   );
 }
 
-/** Server and shared modes keep the layer cache in TRIVY_CACHE_DIR/fanal: its size and whether the next run clears it. */
+/**
+ * Server and shared modes keep the layer cache in TRIVY_CACHE_DIR/fanal: its size and whether the next run clears it.
+ */
 export async function checkLayerCache(config: Config): Promise<CheckResult[]> {
   const { trivy } = config;
   if (trivy.cacheMode !== 'server' && trivy.cacheMode !== 'shared') return [];
@@ -131,7 +139,8 @@ export async function checkLayerCache(config: Config): Promise<CheckResult[]> {
     ];
   }
   const bound = trivy.scanCacheMaxBytes;
-  const size = `${mib(bytes)} MiB${bound === undefined ? ' (no bound: TRIVY_SCAN_CACHE_MAX_SIZE unset)' : ` of at most ${mib(bound)} MiB`}`;
+  const limit = bound === undefined ? ' (no bound: TRIVY_SCAN_CACHE_MAX_SIZE unset)' : ` of at most ${mib(bound)} MiB`;
+  const size = `${mib(bytes)} MiB${limit}`;
   const writer = await readFile(path.join(dir, MARKER_FILE), 'utf8').then(
     (text) => (JSON.parse(text) as { trivy_version?: string }).trivy_version,
     () => undefined,

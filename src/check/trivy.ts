@@ -50,7 +50,8 @@ export async function checkTrivy(config: Config, env: Env, missing: boolean): Pr
     results.push(
       warn(
         'trivy',
-        `no Java DB in ${path.join(trivy.cacheDir, 'java-db')}: with TRIVY_SKIP_DB_UPDATE=true, each image with Java packages downloads it during its own scan`,
+        `no Java DB in ${path.join(trivy.cacheDir, 'java-db')}: with TRIVY_SKIP_DB_UPDATE=true, ` +
+          'each image with Java packages downloads it during its own scan',
         `run once without ${inChart('TRIVY_SKIP_DB_UPDATE', '=false')} to keep the Java DB in the cache`,
       ),
     );
@@ -114,7 +115,9 @@ function lastLine(text: string): string {
   return text.trim().split('\n').at(-1)?.trim().slice(0, 300) ?? '';
 }
 
-/** The cache directory must be writable (or creatable): the DB is downloaded there and scans keep their layers there. */
+/**
+ * The cache directory must be writable (or creatable): the DB is downloaded there and scans keep their layers there.
+ */
 async function cacheDirectory(dir: string): Promise<CheckResult[]> {
   let existing = dir;
   for (;;) {
@@ -140,11 +143,13 @@ async function cacheDirectory(dir: string): Promise<CheckResult[]> {
     return [];
   } catch {
     const uid = typeof process.getuid === 'function' ? ` by uid ${process.getuid()}` : '';
+    const readOnly = existing === dir ? 'the directory' : existing;
     return [
       fail(
         'trivy',
-        `TRIVY_CACHE_DIR=${dir} is not writable${uid} (${existing === dir ? 'the directory' : existing} is read-only to the scanner)`,
-        'mount a writable volume there (chart: cache.enabled, with podSecurityContext.fsGroup), or set TRIVY_CACHE_DIR to a writable directory',
+        `TRIVY_CACHE_DIR=${dir} is not writable${uid} (${readOnly} is read-only to the scanner)`,
+        'mount a writable volume there (chart: cache.enabled, with podSecurityContext.fsGroup), ' +
+          'or set TRIVY_CACHE_DIR to a writable directory',
       ),
     ];
   }
@@ -166,7 +171,8 @@ function databaseResult(config: Config, db: DbState, mirrorHasDb: boolean): Chec
       return fail(
         'trivy',
         `no vulnerability DB in ${where}, and TRIVY_SKIP_DB_UPDATE=true forbids downloading one: every scan would fail`,
-        `run once without ${inChart('TRIVY_SKIP_DB_UPDATE', '=false')} so that the DB is downloaded into ${trivy.cacheDir}, or copy a DB into ${where}`,
+        `run once without ${inChart('TRIVY_SKIP_DB_UPDATE', '=false')} so that the DB is downloaded ` +
+          `into ${trivy.cacheDir}, or copy a DB into ${where}`,
       );
     }
     return warn(
@@ -174,17 +180,21 @@ function databaseResult(config: Config, db: DbState, mirrorHasDb: boolean): Chec
       `no vulnerability DB in ${where} yet: each run downloads it first${mirrorHasDb ? '' : ` (from ${sources})`}`,
       trivy.dbRepositories.length > 0
         ? 'nothing to do if the mirror is reachable from the scanner (see the mirror line)'
-        : `nothing to do if ${sources} is reachable from the scanner; otherwise set TRIVY_DB_REPO to a mirror (chart: ${chartValue('TRIVY_DB_REPO')})`,
+        : `nothing to do if ${sources} is reachable from the scanner; ` +
+            `otherwise set TRIVY_DB_REPO to a mirror (chart: ${chartValue('TRIVY_DB_REPO')})`,
     );
   }
   const hours = ageHours(db.updatedAt);
   if (hours !== undefined && hours > STALE_DB_HOURS) {
     const fix = trivy.skipDbUpdate
-      ? `refresh it: run once without ${inChart('TRIVY_SKIP_DB_UPDATE', '=false')}, or replace ${where} with a current copy`
-      : `the next run downloads a fresh one; if the DB stays old, that download fails: check that the scanner can reach ${sources}, or set TRIVY_DB_REPO to a mirror (chart: ${chartValue('TRIVY_DB_REPO')})`;
+      ? `refresh it: run once without ${inChart('TRIVY_SKIP_DB_UPDATE', '=false')}, ` +
+        `or replace ${where} with a current copy`
+      : 'the next run downloads a fresh one; if the DB stays old, that download fails: check that the scanner ' +
+        `can reach ${sources}, or set TRIVY_DB_REPO to a mirror (chart: ${chartValue('TRIVY_DB_REPO')})`;
     return warn(
       'trivy',
-      `the vulnerability DB in ${where} is ${Math.floor(hours / 24)} days old (updated ${Math.round(hours)} h ago), older than 2 days: findings miss what was published since`,
+      `the vulnerability DB in ${where} is ${Math.floor(hours / 24)} days old (updated ${Math.round(hours)} h ago), ` +
+        'older than 2 days: findings miss what was published since',
       fix,
     );
   }
@@ -258,7 +268,9 @@ function mirrorResult(
 ): CheckResult {
   const message = `DB mirror ${mirror.repository} is not usable: ${mirror.detail}`;
   const fix = mirror.missing
-    ? `copy the DB there (e.g. oras cp mirror.gcr.io/aquasec/${upstream} ${mirror.repository}), or fix ${inChart(variable)}`
-    : `check ${inChart(variable)} and that the scanner may reach that registry (NetworkPolicy, firewall, HTTPS_PROXY/NO_PROXY in extraEnv)`;
+    ? `copy the DB there (e.g. oras cp mirror.gcr.io/aquasec/${upstream} ${mirror.repository}), ` +
+      `or fix ${inChart(variable)}`
+    : `check ${inChart(variable)} and that the scanner may reach that registry ` +
+      '(NetworkPolicy, firewall, HTTPS_PROXY/NO_PROXY in extraEnv)';
   return severity === 'fail' ? fail('trivy', message, fix) : warn('trivy', message, fix);
 }

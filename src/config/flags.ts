@@ -40,7 +40,8 @@ export function flagOverrides(options: Record<string, unknown>): Env {
 
 /**
  * Rewrites every bare switch to `--x=VALUE` so that commander never takes the next word for an optional value by
- * itself: `--dry-run false` → `--dry-run=false`, `--dry-run check` → `--dry-run=true check`, `--dry-run` → `--dry-run=true`.
+ * itself: `--dry-run false` → `--dry-run=false`, `--dry-run check` → `--dry-run=true check`,
+ * `--dry-run` → `--dry-run=true`.
  */
 export function normalizeSwitches(argv: readonly string[], subcommands: readonly string[]): string[] {
   const switches = new Set(SWITCHES.map((s) => s.flag));

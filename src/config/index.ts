@@ -81,14 +81,18 @@ export interface Config {
     /** Absolute path of the executable, resolved from TRIVY_BINARY. */
     binary: string;
     cacheDir: string;
-    /** `server` with `externalServer`: TRIVY_SERVER_URL (whatever TRIVY_CACHE_MODE said); else the scanner starts one. */
+    /**
+     * `server` with `externalServer`: TRIVY_SERVER_URL (whatever TRIVY_CACHE_MODE said); else the scanner starts one.
+     */
     cacheMode: CacheMode;
     cacheBackend?: string;
     /** TRIVY_SERVER_URL: every scan is a client of this server; the scanner starts none. */
     externalServer?: ExternalServer;
     /** How long the scanner's own server may take to answer /healthz (TRIVY_SERVER_START_TIMEOUT). */
     serverStartTimeoutMs: number;
-    /** TRIVY_SCAN_CACHE_MAX_SIZE, where the layer cache is TRIVY_CACHE_DIR/fanal (shared, own server); unset: no bound. */
+    /**
+     * TRIVY_SCAN_CACHE_MAX_SIZE, where the layer cache is TRIVY_CACHE_DIR/fanal (shared, own server); unset: no bound.
+     */
     scanCacheMaxBytes?: number;
     timeoutMs: number;
     dbUpdateTimeoutMs: number;

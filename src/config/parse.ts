@@ -90,7 +90,8 @@ export function parseNamespaces(text: string): string[] | 'all' {
   for (const name of items) {
     if (name.length > 63 || !DNS1123_LABEL.test(name)) {
       throw new ValueError(
-        `contains "${name}", which is not a namespace name (lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)`,
+        `contains "${name}", which is not a namespace name ` +
+          "(lowercase letters, digits and '-', at most 63 characters, starting and ending with a letter or digit)",
       );
     }
   }
@@ -176,7 +177,8 @@ export function parseNamespacePatterns(text: string): string[] {
   for (const pattern of patterns) {
     if (pattern.length > 63 || !GLOB.test(pattern)) {
       throw new ValueError(
-        `contains "${pattern}", which is neither a namespace name nor a glob of one (lowercase letters, digits, '-', '*' and '?')`,
+        `contains "${pattern}", which is neither a namespace name nor a glob of one ` +
+          "(lowercase letters, digits, '-', '*' and '?')",
       );
     }
   }
@@ -207,7 +209,8 @@ export function parseLabelSelector(text: string): string {
           : [undefined, []];
     if (key === undefined)
       throw new ValueError(
-        `has "${requirement}", which is not a label requirement (key, !key, key=value, key!=value, key in (a,b), key notin (a,b))`,
+        `has "${requirement}", which is not a label requirement ` +
+          '(key, !key, key=value, key!=value, key in (a,b), key notin (a,b))',
       );
     if (!LABEL_KEY.test(key)) throw new ValueError(`has the invalid label key "${key}"`);
     const bad = values.find((v) => !LABEL_VALUE.test(v));

@@ -10,7 +10,9 @@ export interface ConfigProblem {
   message: string;
 }
 
-/** The raw text of a variable, or undefined when unset; an empty or blank value counts as unset (as in the Go scanner). */
+/**
+ * The raw text of a variable, or undefined when unset; an empty or blank value counts as unset (as in the Go scanner).
+ */
 export function rawValue(env: Env, name: string): string | undefined {
   const value = env[name];
   return value === undefined || value.trim() === '' ? undefined : value;

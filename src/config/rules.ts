@@ -41,11 +41,14 @@ export function checkExclusions(values: Values, found: Findings): void {
   if (excludedByName.length > 0) {
     found.problems.push({
       variable: 'SCAN_EXCLUDE_NAMESPACES',
-      message: `SCAN_EXCLUDE_NAMESPACES excludes ${excludedByName.join(', ')}, which SCAN_NAMESPACES names explicitly; remove one or the other`,
+      message:
+        `SCAN_EXCLUDE_NAMESPACES excludes ${excludedByName.join(', ')}, ` +
+        'which SCAN_NAMESPACES names explicitly; remove one or the other',
     });
   } else if (excluded.length > 0 && !values.SCAN_NAMESPACE_SELECTOR) {
     found.warnings.push(
-      'SCAN_EXCLUDE_NAMESPACES has no effect with an explicit SCAN_NAMESPACES list (it applies to * and to SCAN_NAMESPACE_SELECTOR)',
+      'SCAN_EXCLUDE_NAMESPACES has no effect with an explicit SCAN_NAMESPACES list ' +
+        '(it applies to * and to SCAN_NAMESPACE_SELECTOR)',
     );
   }
 }
@@ -61,7 +64,8 @@ export function effectiveCacheMode(values: Values, env: Env, found: Findings): C
   if (values.TRIVY_SERVER_URL === undefined) return mode;
   if (rawValue(env, 'TRIVY_CACHE_MODE') !== undefined && mode !== 'server') {
     found.warnings.push(
-      `TRIVY_CACHE_MODE=${mode} is not used because TRIVY_SERVER_URL is set: every scan is a client of that server, which keeps the layer cache`,
+      `TRIVY_CACHE_MODE=${mode} is not used because TRIVY_SERVER_URL is set: ` +
+        'every scan is a client of that server, which keeps the layer cache',
     );
   }
   return 'server';
@@ -71,11 +75,15 @@ export function effectiveCacheMode(values: Values, env: Env, found: Findings): C
 export function serverTokenUnusedWithoutUrl(values: Values, env: Env, found: Findings): void {
   if (values.TRIVY_SERVER_URL !== undefined || rawValue(env, 'TRIVY_SERVER_TOKEN') === undefined) return;
   found.warnings.push(
-    'TRIVY_SERVER_TOKEN is ignored because TRIVY_SERVER_URL is not set (the token is sent only to an external Trivy server)',
+    'TRIVY_SERVER_TOKEN is ignored because TRIVY_SERVER_URL is not set ' +
+      '(the token is sent only to an external Trivy server)',
   );
 }
 
-/** The layer cache bound applies where the layer cache is TRIVY_CACHE_DIR/fanal: shared mode and the scanner's own server. */
+/**
+ * The layer cache bound applies where the layer cache is TRIVY_CACHE_DIR/fanal: shared mode and the scanner's own
+ * server.
+ */
 export function scanCacheBound(
   values: Values,
   env: Env,
@@ -88,7 +96,8 @@ export function scanCacheBound(
     const why =
       values.TRIVY_SERVER_URL !== undefined ? 'TRIVY_SERVER_URL is set' : `TRIVY_CACHE_MODE=${mode ?? 'ephemeral'}`;
     found.warnings.push(
-      `TRIVY_SCAN_CACHE_MAX_SIZE is ignored because ${why} (it bounds the layer cache in TRIVY_CACHE_DIR, used in server and shared modes)`,
+      `TRIVY_SCAN_CACHE_MAX_SIZE is ignored because ${why} (it bounds the layer cache in TRIVY_CACHE_DIR, ` +
+        'used in server and shared modes)',
     );
   }
   return undefined;
@@ -103,7 +112,8 @@ export function concurrencyForCacheMode(
   const concurrency = values.SCAN_CONCURRENCY;
   if (mode !== 'shared' || concurrency === undefined || concurrency <= 1) return concurrency;
   found.warnings.push(
-    `TRIVY_CACHE_MODE=shared uses one locked cache directory, so scans run one at a time (SCAN_CONCURRENCY=${concurrency} lowered to 1)`,
+    'TRIVY_CACHE_MODE=shared uses one locked cache directory, ' +
+      `so scans run one at a time (SCAN_CONCURRENCY=${concurrency} lowered to 1)`,
   );
   return 1;
 }
@@ -153,7 +163,8 @@ export function lockWaitWithinDeadline(values: Values, found: Findings): void {
   const { RUN_LOCK: mode, RUN_LOCK_WAIT: waitMs, SCAN_DEADLINE: deadlineMs } = values;
   if (mode !== 'lease' || waitMs === undefined || deadlineMs === undefined || waitMs < deadlineMs) return;
   found.warnings.push(
-    `RUN_LOCK_WAIT (${waitMs / 1000} s) is not shorter than SCAN_DEADLINE (${deadlineMs / 1000} s): a run that waits that long for the lock has no time left to scan; lower RUN_LOCK_WAIT`,
+    `RUN_LOCK_WAIT (${waitMs / 1000} s) is not shorter than SCAN_DEADLINE (${deadlineMs / 1000} s): ` +
+      'a run that waits that long for the lock has no time left to scan; lower RUN_LOCK_WAIT',
   );
 }
 

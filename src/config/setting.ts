@@ -6,7 +6,10 @@
 export interface ChartBinding {
   /** The values.yaml key the chart takes the variable from, e.g. `ephor.maxPayloadBytes`. */
   value: string;
-  /** What `check` tells an operator to change when it is more than `value`, e.g. `ephor.authValue or ephor.existingSecret`. */
+  /**
+   * What `check` tells an operator to change when it is more than `value`,
+   * e.g. `ephor.authValue or ephor.existingSecret`.
+   */
   hint?: string;
   /** The chart puts it in its Secret instead of its ConfigMap. */
   inSecret?: true;

@@ -8,7 +8,8 @@ export const TABLE_END = '<!-- settings-table:end -->';
 
 /** How a switch may be written on the command line (README and --help). */
 export const SWITCH_FORMS =
-  '`--dry-run`, `--no-dry-run`, `--dry-run=false` or `--dry-run false`, the value being true/false, 1/0, yes/no or on/off';
+  '`--dry-run`, `--no-dry-run`, `--dry-run=false` or `--dry-run false`, ' +
+  'the value being true/false, 1/0, yes/no or on/off';
 
 function flagCell(s: Setting): string {
   if (!s.flag) return '(environment only)';

@@ -182,7 +182,8 @@ const TABLE = {
     default: 'true',
     example: 'false',
     description:
-      "Report the Pods of other controllers (Argo Rollouts, operators' custom resources, bare ReplicaSets and Jobs) as kind Pod, named after their top-level owner",
+      "Report the Pods of other controllers (Argo Rollouts, operators' custom resources, " +
+      'bare ReplicaSets and Jobs) as kind Pod, named after their top-level owner',
     chart: { value: 'scan.otherControllers.enabled' },
   },
   SCAN_OTHER_CONTROLLERS_EXCLUDE: {
@@ -193,7 +194,8 @@ const TABLE = {
     allowed:
       'comma-separated Kind.group (e.g. Workflow.argoproj.io), or Kind for the core group (e.g. Pod); none for none',
     description:
-      'Owners whose Pods are left out of SCAN_OTHER_CONTROLLERS (and counted in the ledger): by default workflow, CI and batch run objects, which get new names every run',
+      'Owners whose Pods are left out of SCAN_OTHER_CONTROLLERS (and counted in the ledger): ' +
+      'by default workflow, CI and batch run objects, which get new names every run',
     chart: { value: 'scan.otherControllers.exclude' },
   },
   REGISTRY_AUTH_ENABLED: {
@@ -211,7 +213,8 @@ const TABLE = {
     example: '55m',
     allowed: 'a duration from the start of the run, e.g. 55m',
     description:
-      'When the time left cannot fit more scans, stop starting them and deliver what is done (the chart sets it below activeDeadlineSeconds)',
+      'When the time left cannot fit more scans, ' +
+      'stop starting them and deliver what is done (the chart sets it below activeDeadlineSeconds)',
     chart: { value: 'scan.deadlineMargin', hint: 'activeDeadlineSeconds and scan.deadlineMargin', computed: true },
   },
   SPOOL_DIR: {
@@ -244,7 +247,8 @@ const TABLE = {
     example: '/etc/ephor/kubeconfig',
     allowed: 'kubeconfig files separated by :, as for kubectl',
     description:
-      "Cluster access as kubectl's: in a pod the service account is used unless this is set; elsewhere default ~/.kube/config",
+      "Cluster access as kubectl's: in a pod the service account is used unless this is set; " +
+      'elsewhere default ~/.kube/config',
   },
   KUBE_CONTEXT: {
     flag: '--context',
@@ -260,7 +264,8 @@ const TABLE = {
     example: 'none',
     allowed: 'lease or none',
     description:
-      'lease: one run at a time posts to Ephor, on a Kubernetes Lease taken before scanning (README "Run lock"); none: no lock',
+      'lease: one run at a time posts to Ephor, ' +
+      'on a Kubernetes Lease taken before scanning (README "Run lock"); none: no lock',
     chart: { value: 'runLock.mode' },
   },
   RUN_LOCK_NAME: {
@@ -321,7 +326,9 @@ const TABLE = {
     example: 'redis',
     allowed: 'ephemeral, shared, redis or server',
     description:
-      'Layer cache: a private one per scan, the shared cache directory (forces concurrency 1), Redis, or a Trivy server the scanner starts (its layer cache in TRIVY_CACHE_DIR/fanal, every scan its client; TRIVY_SERVER_URL: an external one)',
+      'Layer cache: a private one per scan, the shared cache directory (forces concurrency 1), Redis, ' +
+      'or a Trivy server the scanner starts (its layer cache in TRIVY_CACHE_DIR/fanal, every scan its client; ' +
+      'TRIVY_SERVER_URL: an external one)',
     chart: { value: 'trivy.cacheMode', default: 'server' },
   },
   TRIVY_SERVER_URL: {
@@ -330,7 +337,8 @@ const TABLE = {
     example: 'http://trivy-server.trivy:4954',
     allowed: 'http(s) URL without credentials, query or fragment (a path prefix is allowed)',
     description:
-      "An external Trivy server (trivy-operator's, or one shared by clusters): every scan is its client, the scanner starts none and downloads no vulnerability DB (TRIVY_CACHE_MODE unset or server)",
+      "An external Trivy server (trivy-operator's, or one shared by clusters): every scan is its client, " +
+      'the scanner starts none and downloads no vulnerability DB (TRIVY_CACHE_MODE unset or server)',
     chart: { value: 'trivy.serverUrl' },
   },
   TRIVY_SERVER_TOKEN: {
@@ -357,7 +365,8 @@ const TABLE = {
     example: '2m',
     allowed: DURATION,
     description:
-      'How long the Trivy server the scanner starts (server mode) may take to answer /healthz; past it the run scans in ephemeral mode',
+      'How long the Trivy server the scanner starts (server mode) may take to answer /healthz; ' +
+      'past it the run scans in ephemeral mode',
   },
   TRIVY_SCAN_CACHE_MAX_SIZE: {
     flag: '--trivy-scan-cache-max-size',
@@ -365,7 +374,8 @@ const TABLE = {
     example: '2Gi',
     allowed: 'bytes, or with a suffix: 512Mi, 5Gi (at least 1Mi); unset: no bound',
     description:
-      'Largest layer cache (TRIVY_CACHE_DIR/fanal, server and shared modes): a larger one is cleared at the start of a run, as is one a different Trivy version wrote',
+      'Largest layer cache (TRIVY_CACHE_DIR/fanal, server and shared modes): ' +
+      'a larger one is cleared at the start of a run, as is one a different Trivy version wrote',
     chart: { value: 'cache.size', hint: 'cache.size (half of it)', computed: true },
   },
   TRIVY_CACHE_BACKEND: {
@@ -494,7 +504,8 @@ const TABLE = {
     example: '4',
     allowed: `an integer from 1 to ${MAX_SHARDS}`,
     description:
-      'Scanner processes sharing one run (README "Scaling out"): 1 is a single process; more split the images, and index 0 alone posts',
+      'Scanner processes sharing one run (README "Scaling out"): ' +
+      '1 is a single process; more split the images, and index 0 alone posts',
     chart: {
       value: 'scan.shards',
       hint: 'scan.shards (above 1: an Indexed Job of that many Pods)',
@@ -534,7 +545,9 @@ const TABLE = {
     secret: true,
     parse: parseShardToken,
     example: 'example-shard-token-0123456789abcdef',
-    allowed: `at least ${MIN_TOKEN_LENGTH} printable characters, no spaces; required when SHARD_COUNT is above 1; environment only`,
+    allowed:
+      `at least ${MIN_TOKEN_LENGTH} printable characters, no spaces; ` +
+      'required when SHARD_COUNT is above 1; environment only',
     description: 'The secret every request between shards carries; never logged',
     chart: {
       value: 'scan.shards',
@@ -550,7 +563,8 @@ const TABLE = {
     example: '5m',
     allowed: 'a duration from 1s to 1h',
     description:
-      "How long a shard waits for an answer of index 0 before it exits 1, and index 0 for a silent shard before it scans that shard's images itself",
+      'How long a shard waits for an answer of index 0 before it exits 1, ' +
+      "and index 0 for a silent shard before it scans that shard's images itself",
   },
 } satisfies Record<string, SettingSpec<unknown>>;
 

@@ -316,7 +316,9 @@ function describe(outcome: FailedOutcome, timeoutMs: number, expected: string): 
 
 const HINTS: Record<number, string> = {
   301: 'redirected: check EPHOR_API_URL',
-  302: 'redirected, probably to a login page: check EPHOR_AUTH_HEADER/EPHOR_AUTH_VALUE or call the API service directly',
+  302:
+    'redirected, probably to a login page: ' +
+    'check EPHOR_AUTH_HEADER/EPHOR_AUTH_VALUE or call the API service directly',
   307: 'redirected: check EPHOR_API_URL',
   308: 'redirected: check EPHOR_API_URL',
   401: 'rejected by a proxy in front of Ephor: check EPHOR_AUTH_HEADER and EPHOR_AUTH_VALUE',
@@ -324,7 +326,9 @@ const HINTS: Record<number, string> = {
   404: 'check EPHOR_API_URL: it must be the API base URL, without /api/v1',
   413: 'a proxy in front of Ephor refused the body size; call the API service directly or raise the proxy limit',
   415: 'the API refused the content type',
-  500: 'Ephor failed and rolled the namespace back; not retried because the same body fails again; its trace_id is in the logs',
+  500:
+    'Ephor failed and rolled the namespace back; ' +
+    'not retried because the same body fails again; its trace_id is in the logs',
 };
 
 function snippet(text: string): string {

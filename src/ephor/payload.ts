@@ -414,7 +414,8 @@ function platformLedger(facts: PlatformFacts, tally: Tally): PlatformLedger {
   if (!facts.listed) {
     const status = facts.error?.status !== undefined ? ` (HTTP ${facts.error.status})` : '';
     ledger.note = truncate(
-      `nodes could not be listed${status}: every image was scanned without --platform, so a multi-platform image was scanned as its linux/amd64 variant (Trivy's default), whatever node runs it: ${facts.error?.message ?? ''}`,
+      `nodes could not be listed${status}: every image was scanned without --platform, so a multi-platform image was ` +
+        `scanned as its linux/amd64 variant (Trivy's default), whatever node runs it: ${facts.error?.message ?? ''}`,
       MAX_DETAIL,
     );
     if (facts.error?.missingRule) ledger.missing_rbac = facts.error.missingRule;
@@ -422,7 +423,8 @@ function platformLedger(facts: PlatformFacts, tally: Tally): PlatformLedger {
     const several =
       facts.linuxPlatforms.length > 0 ? `several platforms (${facts.linuxPlatforms.join(', ')})` : 'no known platform';
     ledger.note = truncate(
-      `the Linux nodes run ${several}: the containers in scanned_by_tag were scanned without --platform (Trivy's default, linux/amd64 for a multi-platform image)`,
+      `the Linux nodes run ${several}: the containers in scanned_by_tag were scanned without --platform ` +
+        "(Trivy's default, linux/amd64 for a multi-platform image)",
       MAX_DETAIL,
     );
   }

@@ -4,7 +4,10 @@
 import { readFile } from 'node:fs/promises';
 import type { SbomIngestRequest } from './contract.js';
 
-/** Ephor's limit on the compact `sbom` object (5 MiB), measured like the server does, with a margin for its re-serialisation. */
+/**
+ * Ephor's limit on the compact `sbom` object (5 MiB), measured like the server does, with a margin for its
+ * re-serialisation.
+ */
 export const MAX_SBOM_BYTES = 5 * 1024 * 1024 - 64 * 1024;
 
 export type SbomBody =

@@ -109,8 +109,8 @@ export function scanKeyOf(ref: ImageReference): string {
 
 /**
  * `image_name` / `image_tag` as sent to Ephor. Matches the Go scanner for every reference it handled correctly
- * (`nginx` → `docker.io/library/nginx` + `latest`, `nginx@sha256:x` → tag `sha256:x`); for `repo:tag@digest` the tag
- * is kept as the tag (the Go scanner put it into the name).
+ * (`nginx` → `docker.io/library/nginx` + `latest`, `nginx@sha256:x` → tag `sha256:x`); for `repo:tag@digest`
+ * the tag is kept as the tag (the Go scanner put it into the name).
  */
 export function payloadNameOf(ref: ImageReference): { imageName: string; imageTag: string } {
   return { imageName: repositoryOf(ref), imageTag: ref.tag ?? ref.digest ?? 'latest' };

@@ -1,8 +1,8 @@
-// Whom a Pod belongs to (pure), from ownerReferences only: the Pod's controller, and for a ReplicaSet or a Job its
-// own controller (their metadata is listed; nothing else is read, so no custom resource and no RBAC beyond lists of
-// replicasets and jobs). Pod → ReplicaSet → Deployment, Pod → Job → CronJob, Pod → StatefulSet or DaemonSet go to
-// the workload of that kind; any other top of the chain (Pod → ReplicaSet → Rollout, Pod → an operator's custom
-// resource, a bare ReplicaSet or Job, which is its own top) is an owner Ephor has no kind for.
+// Whom a Pod belongs to (pure), from ownerReferences only: the Pod's controller, and for a ReplicaSet or a Job its own
+// controller (their metadata is listed; nothing else is read, so no custom resource and no RBAC beyond lists of
+// replicasets and jobs). Pod → ReplicaSet → Deployment, Pod → Job → CronJob, Pod → StatefulSet or DaemonSet
+// go to the workload of that kind; any other top of the chain (Pod → ReplicaSet → Rollout, Pod → an operator's
+// custom resource, a bare ReplicaSet or Job, which is its own top) is an owner Ephor has no kind for.
 import type { WorkloadKind } from '../types.js';
 import { TEMPLATE_HASH_LABEL, type OwnerRef, type PodFacts } from './pods.js';
 

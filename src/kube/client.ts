@@ -66,11 +66,13 @@ export function loadKubeConfig(env: Record<string, string | undefined>): { kubeC
       source = `kubeconfig ${homeConfig}`;
     } else if (context) {
       throw new KubeConfigError(
-        `KUBE_CONTEXT=${JSON.stringify(context)} names a kubeconfig context, but there is no kubeconfig: KUBECONFIG is not set and ~/.kube/config does not exist (the in-cluster service account has no contexts)`,
+        `KUBE_CONTEXT=${JSON.stringify(context)} names a kubeconfig context, but there is no kubeconfig: ` +
+          'KUBECONFIG is not set and ~/.kube/config does not exist (the in-cluster service account has no contexts)',
       );
     } else {
       throw new KubeConfigError(
-        'no Kubernetes configuration: not running in a pod with a service account, KUBECONFIG is not set and ~/.kube/config does not exist',
+        'no Kubernetes configuration: not running in a pod with a service account, ' +
+          'KUBECONFIG is not set and ~/.kube/config does not exist',
       );
     }
   } catch (error) {
@@ -122,7 +124,9 @@ export interface KubeClient {
   postJson<T>(apiPath: string, body: unknown): Promise<T>;
 }
 
-/** The only writes the scanner makes: the run lock's Lease, created (POST) and replaced (PUT, with its resourceVersion). */
+/**
+ * The only writes the scanner makes: the run lock's Lease, created (POST) and replaced (PUT, with its resourceVersion).
+ */
 export interface KubeJsonWriter {
   writeJson<T>(method: 'POST' | 'PUT', apiPath: string, body: unknown): Promise<T>;
 }
@@ -131,7 +135,10 @@ export function createKubeClient(kubeConfig: KubeConfig, timeoutMs: number): Kub
   const server = kubeConfig.getCurrentCluster()!.server.replace(/\/+$/, '');
   let agent: http.Agent | undefined;
 
-  /** Headers with the current credentials; re-applied on every call: tokens (projected service-account tokens, exec plugins) rotate. */
+  /**
+   * Headers with the current credentials; re-applied on every call: tokens (projected service-account tokens, exec
+   * plugins) rotate.
+   */
   async function prepare(accept: string): Promise<{ agent: http.Agent; headers: Record<string, string> }> {
     const options: https.RequestOptions = {};
     await kubeConfig.applyToHTTPSOptions(options);

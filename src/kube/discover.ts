@@ -181,7 +181,8 @@ async function listPlatforms(
     const failure = describeFailure(error, '', 'Node', { group: '', resource: 'nodes' });
     log.warn(
       { status: failure.status, reason: failure.reason, missing_rbac: failure.missingRule, error: failure.message },
-      "nodes not listed: images are scanned without --platform, so a multi-platform image is scanned as Trivy's default linux/amd64 variant whatever node runs it",
+      'nodes not listed: images are scanned without --platform, ' +
+        "so a multi-platform image is scanned as Trivy's default linux/amd64 variant whatever node runs it",
     );
     const cause: NonNullable<PlatformFacts['error']> = { message: failure.message };
     if (failure.status !== undefined) cause.status = failure.status;
@@ -190,7 +191,9 @@ async function listPlatforms(
   }
 }
 
-/** The namespaces to scan: the configured names, or every namespace (optionally by label selector), minus exclusions. */
+/**
+ * The namespaces to scan: the configured names, or every namespace (optionally by label selector), minus exclusions.
+ */
 async function resolveNamespaces(
   client: KubeClient,
   options: DiscoverOptions,
@@ -280,7 +283,8 @@ export function describeFailure(
   if (error.status === 403) {
     const user = /User "([^"]+)"/.exec(error.message)?.[1] ?? "the scanner's service account";
     const where = namespace ? `in namespace "${namespace}"` : 'cluster-wide';
-    failure.missingRule = `allow verb "list" on resource "${rule.resource}" (apiGroup "${rule.group}") ${where} for ${user}`;
+    const resource = `resource "${rule.resource}" (apiGroup "${rule.group}")`;
+    failure.missingRule = `allow verb "list" on ${resource} ${where} for ${user}`;
   }
   return failure;
 }

@@ -68,7 +68,8 @@ export function parseOwnerKinds(text: string): OwnerKind[] {
     const group = dot < 0 ? '' : item.slice(dot + 1).toLowerCase();
     if (!KIND.test(kind) || (dot >= 0 && !GROUP.test(group)))
       throw new ValueError(
-        `contains "${item}"; write each as Kind.group (the kind as in "kind:", then its API group), e.g. Workflow.argoproj.io, or Kind alone for the core group, e.g. Pod; or ${NONE} for none`,
+        `contains "${item}"; write each as Kind.group (the kind as in "kind:", then its API group), e.g. ` +
+          `Workflow.argoproj.io, or Kind alone for the core group, e.g. Pod; or ${NONE} for none`,
       );
     if (!kinds.some((k) => sameKind(k, { kind, group }))) kinds.push({ kind, group });
   }

@@ -91,7 +91,8 @@ export async function listControllers(
   resource: { group: string; version: string; resource: string },
   options?: ListOptions,
 ): Promise<Map<string, OwnerRef | undefined>> {
-  const path = `/apis/${resource.group}/${resource.version}/namespaces/${encodeURIComponent(namespace)}/${resource.resource}`;
+  const groupVersion = `/apis/${resource.group}/${resource.version}`;
+  const path = `${groupVersion}/namespaces/${encodeURIComponent(namespace)}/${resource.resource}`;
   const entries = await listAll(client, path, (item) => ownedEntry((item as { metadata?: RawMetadata }).metadata), {
     ...options,
     accept: METADATA_ONLY,

@@ -109,9 +109,12 @@ export class PullSecretResolver {
           this.log.warn(
             {
               namespace,
-              missing_rbac: `allow verb "get" on resources "secrets" and "serviceaccounts" (apiGroup "") in namespace "${namespace}" for ${user}`,
+              missing_rbac:
+                'allow verb "get" on resources "secrets" and "serviceaccounts" ' +
+                `(apiGroup "") in namespace "${namespace}" for ${user}`,
             },
-            'registry credentials cannot be read: images of this namespace are pulled anonymously (enable registryAuth in the chart)',
+            'registry credentials cannot be read: ' +
+              'images of this namespace are pulled anonymously (enable registryAuth in the chart)',
           );
         }
         return undefined;
@@ -155,7 +158,9 @@ function memo<T>(cache: Map<string, Lookup<T>>, key: string, load: () => Lookup<
   return value;
 }
 
-/** `.dockerconfigjson` is a Docker config.json (`{"auths": {...}}`); the legacy `.dockercfg` is the `auths` map itself. */
+/**
+ * `.dockerconfigjson` is a Docker config.json (`{"auths": {...}}`); the legacy `.dockercfg` is the `auths` map itself.
+ */
 export function parseDockerSecret(secret: RawSecret): Record<string, DockerAuthEntry> | undefined {
   const decode = (value: string | undefined) =>
     value ? (JSON.parse(Buffer.from(value, 'base64').toString('utf8')) as unknown) : undefined;
@@ -220,7 +225,10 @@ function sameRegistry(host: string, registry: string): boolean {
   return host === r || (DOCKER_HUB_HOSTS.has(host) && DOCKER_HUB_HOSTS.has(r));
 }
 
-/** The Docker config.json for one Trivy process: only the chosen credential, under the key Docker uses for that registry. */
+/**
+ * The Docker config.json for one Trivy process: only the chosen credential, under the key Docker uses for that
+ * registry.
+ */
 export function dockerConfigFor(registry: string, entry: DockerAuthEntry): string {
   const key = DOCKER_HUB_HOSTS.has(registry.toLowerCase()) ? 'https://index.docker.io/v1/' : registry;
   return JSON.stringify({ auths: { [key]: entry } });

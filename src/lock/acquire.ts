@@ -127,15 +127,19 @@ function finalOutcome(
       return {
         outcome: 'not-acquired',
         reason: 'namespace-missing',
-        message: `run lock not acquired: its namespace "${ctx.api.namespace}" does not exist (RUN_LOCK_NAMESPACE): ${failure.message}`,
+        message:
+          `run lock not acquired: its namespace "${ctx.api.namespace}" does not exist ` +
+          `(RUN_LOCK_NAMESPACE): ${failure.message}`,
       };
-    case 'failed':
+    case 'failed': {
       if (failure.transient) return undefined;
+      const lease = leaseRef(ctx.api);
       return {
         outcome: 'not-acquired',
         reason: 'rejected',
-        message: `run lock not acquired: the Kubernetes API rejected the Lease ${leaseRef(ctx.api)}: ${failure.message}`,
+        message: `run lock not acquired: the Kubernetes API rejected the Lease ${lease}: ${failure.message}`,
       };
+    }
   }
 }
 

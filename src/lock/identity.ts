@@ -31,12 +31,14 @@ export function lockNameProblem(name: string): string | undefined {
   const ok = name.length <= 253 && name.split('.').every((label) => label.length <= 63 && DNS_LABEL.test(label));
   return ok
     ? undefined
-    : 'must be a Kubernetes object name: lower-case letters, digits, "-" and ".", at most 253 characters, starting and ending with a letter or digit';
+    : 'must be a Kubernetes object name: lower-case letters, digits, "-" and ".", ' +
+        'at most 253 characters, starting and ending with a letter or digit';
 }
 
 /** RUN_LOCK_NAMESPACE must be a namespace name: a DNS-1123 label (lower case, digits, '-', at most 63). */
 export function lockNamespaceProblem(namespace: string): string | undefined {
   return namespace.length <= 63 && DNS_LABEL.test(namespace)
     ? undefined
-    : 'must be a namespace name: lower-case letters, digits and "-", at most 63 characters, starting and ending with a letter or digit';
+    : 'must be a namespace name: lower-case letters, digits and "-", ' +
+        'at most 63 characters, starting and ending with a letter or digit';
 }

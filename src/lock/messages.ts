@@ -8,18 +8,25 @@ export function leaseRef(api: Pick<LeasePort, 'namespace' | 'name'>): string {
   return `${api.namespace}/${api.name}`;
 }
 
-/** The rule a 403 showed missing, e.g. `allow verb "update" on resource "leases" (apiGroup "coordination.k8s.io", resourceNames ["ephor-scanner"]) in namespace "ephor" for system:serviceaccount:ephor:ephor-scanner`. */
+/**
+ * The rule a 403 showed missing, e.g. `allow verb "update" on resource "leases" (apiGroup "coordination.k8s.io",
+ * resourceNames ["ephor-scanner"]) in namespace "ephor" for system:serviceaccount:ephor:ephor-scanner`.
+ */
 export function missingLeaseRule(verb: LeaseVerb, api: Pick<LeasePort, 'namespace' | 'name'>, user?: string): string {
   // create cannot be restricted by resourceNames (Kubernetes RBAC docs): the name is only known from the body
   const names = verb === 'create' ? '' : `, resourceNames ["${api.name}"]`;
-  return `allow verb "${verb}" on resource "leases" (apiGroup "${LEASE_GROUP}"${names}) in namespace "${api.namespace}" for ${user ?? SUBJECT}`;
+  return (
+    `allow verb "${verb}" on resource "leases" (apiGroup "${LEASE_GROUP}"${names}) ` +
+    `in namespace "${api.namespace}" for ${user ?? SUBJECT}`
+  );
 }
 
 /** How to grant everything the lock needs, as one sentence. */
 export function leaseGrant(api: Pick<LeasePort, 'namespace' | 'name'>): string {
   return (
-    `grant ${SUBJECT} a Role in namespace "${api.namespace}" with apiGroups ["${LEASE_GROUP}"], resources ["leases"], ` +
-    `verbs ["get", "update"] for resourceNames ["${api.name}"] and verb "create" (which cannot be limited by name), ` +
+    `grant ${SUBJECT} a Role in namespace "${api.namespace}" with apiGroups ["${LEASE_GROUP}"], ` +
+    `resources ["leases"], verbs ["get", "update"] for resourceNames ["${api.name}"] ` +
+    'and verb "create" (which cannot be limited by name), ' +
     `and a RoleBinding to it (the Helm chart of this version does this), or set RUN_LOCK=none to run without the lock`
   );
 }
@@ -34,7 +41,8 @@ export function unavailableWarning(
   if (failure.kind === 'forbidden') {
     return (
       `run lock unavailable: the Kubernetes API refused to ${failure.verb} the Lease ${leaseRef(api)} (HTTP 403): ` +
-      `missing RBAC rule: ${missingLeaseRule(failure.verb, api, failure.user)}; ${consequence}; to fix it, ${leaseGrant(api)}`
+      `missing RBAC rule: ${missingLeaseRule(failure.verb, api, failure.user)}; ${consequence}; ` +
+      `to fix it, ${leaseGrant(api)}`
     );
   }
   return (

@@ -67,7 +67,10 @@ export interface ReleaseOptions {
 export class LockLostError extends Error {
   constructor(
     message: string,
-    /** taken: another run holds the Lease now; renewals-failed: it could not be renewed in time; released: used after release(). */
+    /**
+     * taken: another run holds the Lease now; renewals-failed: it could not be renewed in time; released: used after
+     * release().
+     */
     readonly reason: 'taken' | 'renewals-failed' | 'released',
     readonly holder?: string,
   ) {

@@ -27,7 +27,8 @@ export const METRICS = {
   imagesFailed: metric('images_failed', 'Images of the last run that could not be scanned, by reason.', ['reason']),
   containers: metric(
     'containers',
-    'Containers of the last run, by result: delivered (with their findings, in a delivered namespace), or not_delivered (image not scanned).',
+    'Containers of the last run, by result: ' +
+      'delivered (with their findings, in a delivered namespace), or not_delivered (image not scanned).',
     ['result'],
   ),
   namespaces: metric('namespaces', 'Namespaces of the last run, by result (delivered or failed).', ['result']),

@@ -45,7 +45,8 @@ export async function writeDryRunSbom(
   digestRef: string | undefined,
 ): Promise<boolean> {
   const dir = path.join(context.config.ephor.outputDir, 'sboms');
-  const name = `${request.image_reference.replace(/[^A-Za-z0-9._-]+/g, '_')}.${digestOf(digestRef)?.slice(7, 19) ?? 'tag'}.json`;
+  const safeReference = request.image_reference.replace(/[^A-Za-z0-9._-]+/g, '_');
+  const name = `${safeReference}.${digestOf(digestRef)?.slice(7, 19) ?? 'tag'}.json`;
   try {
     await mkdir(dir, { recursive: true });
     await writeFile(path.join(dir, name), JSON.stringify(request));

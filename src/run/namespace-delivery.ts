@@ -76,7 +76,8 @@ async function discardOlder(context: DeliveryContext, outcome: NamespaceOutcome)
   } catch (error) {
     if (!isLockLost(error)) throw error;
     context.lockLost(error);
-    outcome.error = `delivered, but the spool was left as it was (an older payload of it, if any, stays): ${error.message}`;
+    const { message } = error;
+    outcome.error = `delivered, but the spool was left as it was (an older payload of it, if any, stays): ${message}`;
   }
 }
 

@@ -20,7 +20,8 @@ export interface ForbiddenList {
 export type ListedKind = DiscoveryError['kind'];
 
 const NODES_CONSEQUENCE =
-  "images are scanned without --platform: a multi-platform image is scanned as Trivy's default linux/amd64 variant, whatever node runs it";
+  'images are scanned without --platform: ' +
+  "a multi-platform image is scanned as Trivy's default linux/amd64 variant, whatever node runs it";
 
 /** What a run loses when it may not list `kind` (Pod: the Pod list; Namespace: the namespace list). */
 export function forbiddenListConsequence(kind: ListedKind, standalonePods: boolean): string {
@@ -28,7 +29,8 @@ export function forbiddenListConsequence(kind: ListedKind, standalonePods: boole
   if (kind === 'Node') return NODES_CONSEQUENCE;
   if (kind !== 'Pod') return `its ${kind}s are not scanned`;
   return standalonePods
-    ? 'its standalone Pods are not scanned, and images are scanned by the tags in the workload specs, not by the digests that run'
+    ? 'its standalone Pods are not scanned, ' +
+        'and images are scanned by the tags in the workload specs, not by the digests that run'
     : 'images are scanned by the tags in the workload specs, not by the digests that run';
 }
 

@@ -1,8 +1,8 @@
-// One scan run, as a pipeline: run lock → discover (beside preparing Trivy) → plan → scan → deliver → release →
-// summary. It owns the run's scan_group_id, its temporary directory, its deadline and its shutdown. Namespaces are
-// delivered, one POST at a time, as soon as all their images are scanned, while the other scans go on. The run lock
-// (run-lock.ts) keeps other runs from posting meanwhile. In a sharded run (src/shard) this is index 0: it scans its
-// part while the other shards hand over theirs, and delivers everything as a single process would. Every
+// One scan run, as a pipeline: run lock → discover (beside preparing Trivy) → plan → scan → deliver →
+// release → summary. It owns the run's scan_group_id, its temporary directory, its deadline and its shutdown.
+// Namespaces are delivered, one POST at a time, as soon as all their images are scanned, while the other scans go on.
+// The run lock (run-lock.ts) keeps other runs from posting meanwhile. In a sharded run (src/shard) this is index 0: it
+// scans its part while the other shards hand over theirs, and delivers everything as a single process would. Every
 // collaborator comes in through RunDependencies (ports.ts): adapters.ts wires the real ones, tests pass fakes.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';

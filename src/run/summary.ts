@@ -120,13 +120,15 @@ export const FIXES: Record<NotDeliveredReason, string> = {
     'Trivy could not use its vulnerability database: check TRIVY_CACHE_DIR, TRIVY_DB_REPO and TRIVY_SKIP_DB_UPDATE',
   invalid_output: 'Trivy wrote no readable report: check the Trivy version and the free space of TMPDIR',
   no_space:
-    'the pod ran out of temporary disk space: give it a larger /tmp (chart value tmp.sizeLimit) or lower SCAN_CONCURRENCY',
+    'the pod ran out of temporary disk space: give it a larger /tmp ' +
+    '(chart value tmp.sizeLimit) or lower SCAN_CONCURRENCY',
   deadline: 'SCAN_DEADLINE left no time to scan it: raise activeDeadlineSeconds, or SCAN_CONCURRENCY',
   other: 'see the "image scan failed" log line of that image',
   invalid_reference: "the workload's image reference is not valid: fix it in the workload spec",
   cancelled: 'the run stopped before this image was scanned: it is scanned in the next run',
   shard_lost:
-    'the shard that had it stopped answering: see that Pod (kubectl describe, its logs); raise SHARD_TIMEOUT if it is just slow',
+    'the shard that had it stopped answering: ' +
+    'see that Pod (kubectl describe, its logs); raise SHARD_TIMEOUT if it is just slow',
 };
 
 export function summaryRecord(summary: RunSummary): Record<string, unknown> {
@@ -278,7 +280,10 @@ function lockLine(lock: RunLockOutcome | undefined): string | undefined {
   return `Run lock${lease} ${word}${lock.message ? `: ${lock.message}` : ''}`;
 }
 
-/** The containers of the bodies by the platform they were scanned for (delivered namespaces only, as `containers.delivered`). */
+/**
+ * The containers of the bodies by the platform they were scanned for (delivered namespaces only, as
+ * `containers.delivered`).
+ */
 function containersByPlatform(namespaces: NamespaceOutcome[]): Record<string, number> | undefined {
   const totals: Record<string, number> = {};
   for (const n of namespaces) {

@@ -34,7 +34,9 @@ export interface TrivySetup {
   supportsRepositoryList: boolean;
   /** Server mode: the server every scan is a client of (absent: scans run locally, in `cacheMode`). */
   server?: ScanServer;
-  /** The layer cache in TRIVY_CACHE_DIR/fanal, in the modes that use it (shared, own server): measured and kept clean. */
+  /**
+   * The layer cache in TRIVY_CACHE_DIR/fanal, in the modes that use it (shared, own server): measured and kept clean.
+   */
   layerCache?: LayerCacheState;
   /** The mode scans actually run in (scan_config.cache_mode): `server`, `external_server`, or the configured local
    * mode (`ephemeral` when the own server could not be started). Absent: the configured TRIVY_CACHE_MODE. */
@@ -82,8 +84,10 @@ export async function prepareTrivy(
   const supportsRepositoryList = version === undefined || atLeast(version, [0, 56]);
   if (!db.ready && !external) {
     const cause = trivy.skipDbUpdate
-      ? `TRIVY_SKIP_DB_UPDATE=true but ${path.join(trivy.cacheDir, 'db')} holds no database; run once without it, or pre-populate the cache`
-      : `the download failed (${db.downloadError}) and ${path.join(trivy.cacheDir, 'db')} holds no earlier copy; check network access to the DB repository or set TRIVY_DB_REPO to a reachable mirror`;
+      ? `TRIVY_SKIP_DB_UPDATE=true but ${path.join(trivy.cacheDir, 'db')} holds no database; run once without it, ` +
+        'or pre-populate the cache'
+      : `the download failed (${db.downloadError}) and ${path.join(trivy.cacheDir, 'db')} holds no earlier copy; ` +
+        'check network access to the DB repository or set TRIVY_DB_REPO to a reachable mirror';
     throw new TrivyUnavailableError(`no usable vulnerability database: ${cause}`);
   }
   if (!javaDb.ready) {
@@ -168,7 +172,9 @@ async function prepareDatabase(
   return state;
 }
 
-/** Tries each configured repository in order (Trivy's default when none is set); returns the last error, if all failed. */
+/**
+ * Tries each configured repository in order (Trivy's default when none is set); returns the last error, if all failed.
+ */
 async function downloadDatabase(
   kind: DbKind,
   config: Config,

@@ -19,7 +19,8 @@ export const ALLOWED_TRIVY_VARIABLES: ReadonlyMap<string, string> = new Map([
   ['TRIVY_CACERT', 'global_flags.go CACertFlag (0.68+): the CA bundle for registries and DB mirrors'],
   [
     'TRIVY_DB_REPOSITORY',
-    "db_flags.go DBRepositoryFlag: where the DB is downloaded from; the chart sets it beside TRIVY_DB_REPO (the Go scanner's name), and the scanner's --db-repository flags take precedence",
+    'db_flags.go DBRepositoryFlag: where the DB is downloaded from; the chart sets it beside TRIVY_DB_REPO ' +
+      "(the Go scanner's name), and the scanner's --db-repository flags take precedence",
   ],
   ['TRIVY_JAVA_DB_REPOSITORY', 'db_flags.go JavaDBRepositoryFlag: the same for the Java DB'],
   [
@@ -36,17 +37,24 @@ export const ALLOWED_TRIVY_VARIABLES: ReadonlyMap<string, string> = new Map([
 ]);
 
 const FILTER =
-  "it removes findings from Trivy's report, and Ephor would mark each finding it hides as resolved although nothing was fixed; triage findings in Ephor instead";
+  "it removes findings from Trivy's report, and Ephor would mark each finding it hides as resolved " +
+  'although nothing was fixed; triage findings in Ephor instead';
 const ANALYSIS =
-  'it changes what Trivy analyses or how it matches and rates packages, so the findings would not be those of the running image';
+  'it changes what Trivy analyses or how it matches and rates packages, ' +
+  'so the findings would not be those of the running image';
 const OUTPUT =
-  "it changes the report's format, destination or content, Trivy's exit status or its log output, which the scanner reads";
+  "it changes the report's format, destination or content, " +
+  "Trivy's exit status or its log output, which the scanner reads";
 const DATABASE =
-  'the scanner downloads the databases itself, once per run, and tells each Trivy process how to use them (TRIVY_SKIP_DB_UPDATE, TRIVY_DB_REPO)';
+  'the scanner downloads the databases itself, once per run, ' +
+  'and tells each Trivy process how to use them (TRIVY_SKIP_DB_UPDATE, TRIVY_DB_REPO)';
 const CREDENTIALS =
-  "registry credentials that Trivy would send to every registry it pulls from; the scanner uses the workloads' own pull secrets instead (REGISTRY_AUTH_ENABLED)";
+  'registry credentials that Trivy would send to every registry it pulls from; ' +
+  "the scanner uses the workloads' own pull secrets instead (REGISTRY_AUTH_ENABLED)";
 const ELSEWHERE =
-  'it hands the scan to another Trivy (a server or a plugin) whose version and database the scanner does not check; for a Trivy server set TRIVY_SERVER_URL and TRIVY_SERVER_TOKEN, which the scanner checks (the token it passes as TRIVY_TOKEN itself)';
+  'it hands the scan to another Trivy (a server or a plugin) whose version and database the scanner does not check; ' +
+  'for a Trivy server set TRIVY_SERVER_URL and TRIVY_SERVER_TOKEN, ' +
+  'which the scanner checks (the token it passes as TRIVY_TOKEN itself)';
 
 /** Why the common TRIVY_* variables are withheld (the rest get OTHER). */
 const WITHHELD_REASONS: ReadonlyMap<string, string> = new Map([
@@ -131,7 +139,8 @@ const WITHHELD_REASONS: ReadonlyMap<string, string> = new Map([
 ]);
 
 const OTHER =
-  'only the TRIVY_* variables known to leave the findings, the report and its exit status unchanged reach Trivy (see README, Scan step), and this is not one of them';
+  'only the TRIVY_* variables known to leave the findings, ' +
+  'the report and its exit status unchanged reach Trivy (see README, Scan step), and this is not one of them';
 
 function named(reason: string, names: string[]): Array<[string, string]> {
   return names.map((name) => [name, reason]);

@@ -101,7 +101,9 @@ export function bestDetail(stderr: string): string {
   return detail;
 }
 
-/** `<time>\tFATAL\tFatal error\t<chain>` → the innermost part of the chain (after the last ": " that ends a prefix). */
+/**
+ * `<time>\tFATAL\tFatal error\t<chain>` → the innermost part of the chain (after the last ": " that ends a prefix).
+ */
 function fatalMessage(line: string): string {
   const fields = line.split('\t');
   const chain = fields.length >= 4 ? fields.slice(3).join(' ') : line.replace(/^.*?FATAL\s+/, '');

@@ -42,7 +42,10 @@ export function knownBadTrivy(version: string): KnownBadRelease | undefined {
 
 /** One sentence naming the release and the advisory, for the run's error and the check's blocker. */
 export function knownBadMessage(version: string, release: KnownBadRelease): string {
-  return `Trivy ${version} is ${release.summary}: ${release.advisory} (${release.cve}, ${release.url}); the scanner refuses to run it`;
+  return (
+    `Trivy ${version} is ${release.summary}: ${release.advisory} (${release.cve}, ${release.url}); ` +
+    'the scanner refuses to run it'
+  );
 }
 
 /** What to do about it. */

@@ -12,7 +12,9 @@ export interface RunOptions {
   args: string[];
   /** The scanner's environment; only part of it reaches Trivy (environment.ts trivyEnvironment). */
   env: Record<string, string | undefined>;
-  /** Variables set deliberately for this Trivy process, after the filtering (e.g. TRIVY_CACHE_BACKEND, DOCKER_CONFIG). */
+  /**
+   * Variables set deliberately for this Trivy process, after the filtering (e.g. TRIVY_CACHE_BACKEND, DOCKER_CONFIG).
+   */
   extraEnv?: Record<string, string>;
   timeoutMs: number;
   /** Aborting kills the process group at once (shutdown). */
@@ -50,8 +52,10 @@ const liveGroups = trivyState.liveGroups;
  * that stopped answering must not hang the run). */
 export const SETTLE_AFTER_KILL_MS = 5000;
 
-/** How long a scan may wait for a slot: the processes before it are bounded by their own timeouts, and with at most
- * as many waiting as running (run.ts) one round of each fits. Only a launcher that stopped starting anything hits it. */
+/**
+ * How long a scan may wait for a slot: the processes before it are bounded by their own timeouts, and with at most
+ * as many waiting as running (run.ts) one round of each fits. Only a launcher that stopped starting anything hits it.
+ */
 export function slotWaitLimitMs(timeoutMs: number): number {
   return 2 * timeoutMs + SETTLE_AFTER_KILL_MS;
 }
@@ -154,7 +158,8 @@ export function runTrivy(options: RunOptions): Promise<RunOutcome> {
             killGroup(startedPid); // too late: the call already ended
             return;
           }
-          if (pid !== undefined) liveGroups.delete(pid); // started again directly: the launcher died (launcher/client.ts)
+          // started again directly: the launcher died (launcher/client.ts)
+          if (pid !== undefined) liveGroups.delete(pid);
           pid = startedPid;
           liveGroups.add(startedPid);
           if (killPending) {

@@ -423,7 +423,9 @@ function backslashesBefore(chunk: Buffer, index: number, floor: number): number 
   return count;
 }
 
-/** Top-level SchemaVersion and Metadata, each Result's Target/Class/Type, each element of each Result's Vulnerabilities. */
+/**
+ * Top-level SchemaVersion and Metadata, each Result's Target/Class/Type, each element of each Result's Vulnerabilities.
+ */
 function wantsCapture(path: Array<string | number | undefined>): boolean {
   if (path.length === 1) return path[0] === 'SchemaVersion' || path[0] === 'Metadata';
   if (path[0] !== 'Results' || typeof path[1] !== 'number') return false;

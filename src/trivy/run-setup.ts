@@ -63,7 +63,8 @@ async function withExternalServer(setup: TrivySetup, config: Config, log: Logger
   const health = await probeHealthz(url, EXTERNAL_TIMEOUT_MS);
   if (!health.ok)
     throw new TrivyUnavailableError(
-      `the Trivy server at TRIVY_SERVER_URL does not answer: ${health.detail}; check the URL and that the scanner may reach it`,
+      `the Trivy server at TRIVY_SERVER_URL does not answer: ${health.detail}; ` +
+        'check the URL and that the scanner may reach it',
     );
   const info = await probeVersion(url, EXTERNAL_TIMEOUT_MS);
   const version = info.ok ? info.value.version : undefined;
@@ -76,12 +77,14 @@ async function withExternalServer(setup: TrivySetup, config: Config, log: Logger
   else if (version !== setup.version)
     log.warn(
       { url, server_version: version, client_version: setup.version },
-      'the Trivy server runs another Trivy version than the scanner: keep them equal (the server detects, the client analyses)',
+      'the Trivy server runs another Trivy version than the scanner: ' +
+        'keep them equal (the server detects, the client analyses)',
     );
   const tokenCheck = await checkServerToken(url, token, tokenHeader, EXTERNAL_TIMEOUT_MS);
   if (tokenCheck === 'refused')
     throw new TrivyUnavailableError(
-      `the Trivy server at ${url} refused the token (twirp error unauthenticated: invalid token): check TRIVY_SERVER_TOKEN and TRIVY_SERVER_TOKEN_HEADER=${tokenHeader}`,
+      `the Trivy server at ${url} refused the token (twirp error unauthenticated: invalid token): ` +
+        `check TRIVY_SERVER_TOKEN and TRIVY_SERVER_TOKEN_HEADER=${tokenHeader}`,
     );
   if (tokenCheck !== 'accepted')
     log.warn({ url, error: tokenCheck.unknown }, 'the Trivy server token could not be checked; scanning anyway');

@@ -221,7 +221,9 @@ async function runScanProcess(
     return {
       ok: false,
       reason: 'timeout',
-      detail: `trivy was not started: no scan slot came free within ${waited} s (the Trivy launcher stopped starting processes)`,
+      detail:
+        `trivy was not started: no scan slot came free within ${waited} s ` +
+        '(the Trivy launcher stopped starting processes)',
     };
   }
   if (outcome.spawnError)
