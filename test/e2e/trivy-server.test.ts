@@ -15,6 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ScanIngestRequest } from '../../src/ephor/contract.js';
 import {
   FAKE_TRIVY_BIN,
+  startFakeTrivyServer,
   writeScenario,
   type FakeTrivyInvocation,
   type FakeTrivyScenario,
@@ -385,25 +386,12 @@ describe('an external Trivy server (TRIVY_SERVER_URL)', { timeout: 120_000 }, ()
       ...scenario({ layerMs: 20 }),
       log: path.join(home, 'trivy.jsonl'),
     });
-    const port = 40_000 + Math.floor(Math.random() * 20_000);
     const childEnv = { PATH: process.env.PATH, FAKE_TRIVY_SCENARIO: scenarioPath, TRIVY_TOKEN: TOKEN, HOME: home };
     const cache = path.join(home, 'cache');
     const download = spawn(FAKE_TRIVY_BIN, ['image', '--download-db-only', '--cache-dir', cache], { env: childEnv });
     await new Promise((resolve) => download.on('exit', resolve));
-    const server = spawn(FAKE_TRIVY_BIN, ['server', '--listen', `127.0.0.1:${port}`, '--cache-dir', cache], {
-      env: childEnv,
-      stdio: 'ignore',
-    });
-    const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; i < 100; i++) {
-      const ok = await fetch(`${url}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (ok) break;
-      await sleep(100);
-    }
-    return { url, process: server, log: logPath };
+    const { url, child } = await startFakeTrivyServer({ env: childEnv, cacheDir: cache });
+    return { url, process: child, log: logPath };
   }
 
   test('every scan is a client of it; the scanner starts no server and downloads no vulnerability DB', async () => {

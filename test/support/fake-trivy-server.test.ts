@@ -4,15 +4,20 @@
 // same folder is warm), applies layers (a missing one is "layer cache missing"); the client downloads only what the
 // server misses and writes the same report as a local scan; the server has no Java DB flags.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { freePort } from '../../src/trivy/server.js';
-import { FAKE_TRIVY_BIN, readInvocations, writeScenario, type FakeTrivyScenario } from './fake-trivy.js';
-import { eventually } from './wait.js';
+import {
+  FAKE_TRIVY_BIN,
+  readInvocations,
+  startFakeTrivyServer,
+  writeScenario,
+  type FakeTrivyScenario,
+} from './fake-trivy.js';
 
 const run = promisify(execFile);
 const REF_A = 'ghcr.io/acme/a@sha256:' + 'a'.repeat(64);
@@ -44,24 +49,13 @@ describe('fake trivy: client/server mode', { timeout: 60_000 }, () => {
   });
 
   async function server(cacheDir = path.join(dir, 'cache')): Promise<{ url: string; child: ChildProcess }> {
-    const port = await freePort();
-    const child = spawn(
-      FAKE_TRIVY_BIN,
-      ['server', '--listen', `127.0.0.1:${port}`, '--cache-dir', cacheDir, '--skip-db-update'],
-      { env: { ...env, TRIVY_TOKEN: TOKEN }, stdio: 'ignore' },
-    );
-    children.push(child);
-    const url = `http://127.0.0.1:${port}`;
-    const healthy = () =>
-      fetch(`${url}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      );
-    assert.ok(
-      await eventually(healthy, { stop: () => child.exitCode !== null }),
-      'the stand-in server answers /healthz',
-    );
-    return { url, child };
+    const started = await startFakeTrivyServer({
+      env: { ...env, TRIVY_TOKEN: TOKEN },
+      cacheDir,
+      extraArgs: ['--skip-db-update'],
+    });
+    children.push(started.child);
+    return started;
   }
 
   const client = (url: string, ref: string, token = TOKEN) =>

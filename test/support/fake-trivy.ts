@@ -1,10 +1,14 @@
 // Typed helpers for the stand-in `trivy` (fake-trivy.mjs): write a scenario, read the invocation log.
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../src/trivy/server.js';
 import { TRIVY_REPORTS_DIR } from './paths.js';
+import { eventually } from './wait.js';
 
 /** Absolute path of the stand-in executable (`#!/usr/bin/env node`). */
 export const FAKE_TRIVY_BIN = fileURLToPath(new URL('./fake-trivy.mjs', import.meta.url));
@@ -198,4 +202,33 @@ export async function linkFakeTrivy(binDir: string): Promise<string> {
   await fs.rm(link, { force: true });
   await fs.symlink(FAKE_TRIVY_BIN, link);
   return link;
+}
+
+/**
+ * Starts the stand-in `trivy server` on a free loopback port, as an operator would run one (its own environment,
+ * cache directory and TRIVY_TOKEN), and waits until it answers /healthz; fails the test if it exits first.
+ */
+export async function startFakeTrivyServer(options: {
+  env: NodeJS.ProcessEnv;
+  cacheDir: string;
+  extraArgs?: string[];
+}): Promise<{ url: string; child: ChildProcess }> {
+  const port = await freePort();
+  const args = [
+    'server',
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--cache-dir',
+    options.cacheDir,
+    ...(options.extraArgs ?? []),
+  ];
+  const child = spawn(FAKE_TRIVY_BIN, args, { env: options.env, stdio: 'ignore' });
+  const url = `http://127.0.0.1:${port}`;
+  const healthy = () =>
+    fetch(`${url}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+  assert.ok(await eventually(healthy, { stop: () => child.exitCode !== null }), 'the stand-in server answers /healthz');
+  return { url, child };
 }

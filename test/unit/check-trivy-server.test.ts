@@ -11,8 +11,7 @@ import { checkTrivy } from '../../src/check/trivy.js';
 import { loadConfig, type Env } from '../../src/config/index.js';
 import { freePort } from '../../src/trivy/server.js';
 import { stopLauncher } from '../../src/trivy/launcher/client.js';
-import { FAKE_TRIVY_BIN, FAKE_TRIVY_SCENARIO_ENV, writeScenario } from '../support/fake-trivy.js';
-import { eventually } from '../support/wait.js';
+import { FAKE_TRIVY_BIN, FAKE_TRIVY_SCENARIO_ENV, startFakeTrivyServer, writeScenario } from '../support/fake-trivy.js';
 
 const TOKEN = 'check-server-token-93b1';
 
@@ -23,18 +22,7 @@ async function startServer(dir: string, version: string): Promise<{ url: string;
   await new Promise((resolve) =>
     spawn(FAKE_TRIVY_BIN, ['image', '--download-db-only', '--cache-dir', cache], { env }).on('exit', resolve),
   );
-  const port = await freePort();
-  const child = spawn(FAKE_TRIVY_BIN, ['server', '--listen', `127.0.0.1:${port}`, '--cache-dir', cache], {
-    env: { ...env, TRIVY_TOKEN: TOKEN },
-    stdio: 'ignore',
-  });
-  const url = `http://127.0.0.1:${port}`;
-  const healthy = () =>
-    fetch(`${url}/healthz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-  assert.ok(await eventually(healthy, { stop: () => child.exitCode !== null }), 'the stand-in server answers /healthz');
+  const { url, child } = await startFakeTrivyServer({ env: { ...env, TRIVY_TOKEN: TOKEN }, cacheDir: cache });
   return { url, child, env };
 }
 
