@@ -7,11 +7,10 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { ScanIngestRequest } from '../../src/ephor/contract.js';
 import {
   FAKE_TRIVY_BIN,
@@ -21,6 +20,7 @@ import {
   type FakeTrivyScenario,
 } from '../support/fake-trivy.js';
 import { logsWith, runScanner, scannedRef, startStandIns, type ScannerRun, type StandIns } from '../support/harness.js';
+import { processGone } from '../support/processes.js';
 import { deployment } from '../support/k8s-objects.js';
 
 const ALPINE_REPORT = 'trivy-v0.69.3_alpine-3.10_os-pkgs.json';
@@ -78,21 +78,6 @@ function findings(s: StandIns, from = 0): Record<string, string> {
 const servers = (invocations: FakeTrivyInvocation[]) => invocations.filter((i) => i.argv[0] === 'server');
 const clients = (invocations: FakeTrivyInvocation[]) => invocations.filter((i) => i.argv.includes('--server'));
 const argValue = (i: FakeTrivyInvocation, flag: string) => i.argv[i.argv.indexOf(flag) + 1];
-
-/** Running (not gone, not a zombie), after giving a kill a moment to take effect. */
-async function isAlive(pid: number): Promise<boolean> {
-  for (let i = 0; i < 30; i++) {
-    let state: string;
-    try {
-      state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.charAt(0);
-    } catch {
-      return false;
-    }
-    if (state === 'Z') return false;
-    await sleep(100);
-  }
-  return true;
-}
 
 /** Every word of `text` that could be a 32-byte base64url token, fingerprinted as the invocation log does. */
 function tokenFingerprints(text: string): Set<string> {
@@ -199,7 +184,7 @@ describe('server mode', { timeout: 240_000 }, () => {
   });
 
   test('no server outlives its run', async () => {
-    for (const calls of [firstCalls, secondCalls]) assert.equal(await isAlive(servers(calls)[0]!.pid), false);
+    for (const calls of [firstCalls, secondCalls]) assert.ok(await processGone(servers(calls)[0]!.pid));
   });
 
   test('scan_config says the mode the scans ran in', () => {
@@ -289,7 +274,7 @@ describe('server mode: failures of the server', { timeout: 240_000 }, () => {
       }
       const [summary] = logsWith(run, 'ephor-scanner completed');
       assert.deepEqual(summary!.images, { total: 8, scanned: 8, failed: 0, failed_by_reason: {} });
-      for (const server of started) assert.equal(await isAlive(server.pid), false);
+      for (const server of started) assert.ok(await processGone(server.pid));
     } finally {
       await s.close();
     }
@@ -333,7 +318,7 @@ describe('server mode: failures of the server', { timeout: 240_000 }, () => {
       const calls = await s.invocations();
       assert.equal(clients(calls).length, 0);
       assert.equal(calls.filter((c) => c.behaviour === 'report').length, IMAGES.length);
-      assert.equal(await isAlive(servers(calls)[0]!.pid), false, 'the stuck server was killed');
+      assert.ok(await processGone(servers(calls)[0]!.pid), 'the stuck server was killed');
       const [summary] = logsWith(run, 'ephor-scanner completed');
       assert.deepEqual(summary!.images, { total: 8, scanned: 8, failed: 0, failed_by_reason: {} });
       const modes = s.ephor.scanIngests().map((r) => (r.body as ScanIngestRequest).scan_config.cache_mode);
@@ -367,7 +352,7 @@ describe('server mode: failures of the server', { timeout: 240_000 }, () => {
         const calls = await s.invocations();
         const [server] = servers(calls);
         assert.ok(server);
-        assert.equal(await isAlive(server.pid), false, 'the server is gone');
+        assert.ok(await processGone(server.pid), 'the server is gone');
       } finally {
         await s.close();
       }

@@ -3,12 +3,10 @@
 // on a fresh port (callers at the same time share the replacement), then the run falls back to ephemeral scans; a
 // server that never gets healthy is killed and reported with its stderr; stop() leaves no process behind.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger, SecretRegistry } from '../../src/log.js';
 import { probeHealthz } from '../../src/trivy/server-api.js';
 import { startOwnServer, type OwnServer } from '../../src/trivy/server.js';
@@ -20,6 +18,7 @@ import {
   writeScenario,
   type FakeTrivyScenario,
 } from '../support/fake-trivy.js';
+import { processGone } from '../support/processes.js';
 import { runTrivy } from '../../src/trivy/process.js';
 
 interface Line {
@@ -65,20 +64,6 @@ async function setup(dir: string, scenario: FakeTrivyScenario) {
   };
 }
 
-function alive(pid: number): boolean {
-  try {
-    const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.charAt(0);
-    return state !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-async function gone(pid: number): Promise<boolean> {
-  for (let i = 0; i < 50 && alive(pid); i++) await sleep(100);
-  return !alive(pid);
-}
-
 describe("the run's own Trivy server", { timeout: 120_000 }, () => {
   let dir: string;
   before(async () => {
@@ -115,7 +100,7 @@ describe("the run's own Trivy server", { timeout: 120_000 }, () => {
     assert.notEqual((await other.target())!.env.TRIVY_TOKEN, token, 'each server session its own token');
     await other.stop();
     await server.stop();
-    assert.equal(await gone(started!.pid), true);
+    assert.ok(await processGone(started!.pid));
     assert.equal(await server.target(), undefined);
     assert.equal(await server.retryAfter(target, 'failed to do request'), false, 'nothing is retried once stopped');
   });
@@ -178,7 +163,7 @@ describe("the run's own Trivy server", { timeout: 120_000 }, () => {
     try {
       assert.equal(await server.retryAfter(first, 'failed to do request: Post "x": EOF'), true);
       assert.equal((await server.target())!.generation, 2);
-      assert.equal(await gone(one!.pid), true, 'the hung server was killed');
+      assert.ok(await processGone(one!.pid), 'the hung server was killed');
     } finally {
       try {
         process.kill(one!.pid, 'SIGCONT');
@@ -204,7 +189,7 @@ describe("the run's own Trivy server", { timeout: 120_000 }, () => {
       /did not answer GET \/healthz with "ok" within 1\.5 s \(GET http:\/\/127\.0\.0\.1:\d+\/healthz failed: connect ECONNREFUSED/,
     );
     const [stuck] = await s.servers();
-    assert.equal(await gone(stuck!.pid), true);
+    assert.ok(await processGone(stuck!.pid));
   });
 
   test('a server that exits at once (no DB with --skip-db-update): its FATAL line is in the warning', async () => {
