@@ -106,21 +106,31 @@ export interface PlatformFacts {
   error?: { status?: number; message: string; missingRule?: string };
 }
 
-/** Why a container's findings are not in the payload. Scan failures come from the Trivy runner. */
-export type ScanFailureReason =
-  | 'not_found'
-  | 'platform_not_found'
-  | 'unauthorized'
-  | 'rate_limited'
-  | 'timeout'
-  | 'killed'
-  | 'db_error'
-  | 'invalid_output'
-  | 'no_space'
-  | 'other';
+/** Why a container's findings are not in the payload. Scan failures come from the Trivy runner. One list, for the
+ * types and for what iterates them (the metrics push every reason; index 0 takes a shard's scan failures). */
+export const SCAN_FAILURE_REASONS = [
+  'not_found',
+  'platform_not_found',
+  'unauthorized',
+  'rate_limited',
+  'timeout',
+  'killed',
+  'db_error',
+  'invalid_output',
+  'no_space',
+  'other',
+] as const;
+export type ScanFailureReason = (typeof SCAN_FAILURE_REASONS)[number];
 /** `cancelled`: the run was stopped (SIGTERM); `deadline`: SCAN_DEADLINE left no time to scan it; `shard_lost`: a
  * sharded run's shard that had the image stopped answering, and the deadline left index 0 no time to scan it. */
-export type NotDeliveredReason = ScanFailureReason | 'invalid_reference' | 'cancelled' | 'deadline' | 'shard_lost';
+export const NOT_DELIVERED_REASONS = [
+  ...SCAN_FAILURE_REASONS,
+  'invalid_reference',
+  'cancelled',
+  'deadline',
+  'shard_lost',
+] as const;
+export type NotDeliveredReason = (typeof NOT_DELIVERED_REASONS)[number];
 /** Why a container is not in the payload: an image's reason, or `unsupported_platform` (it runs only on nodes
  * whose images Trivy cannot scan: Windows), which is no image's failure since nothing is scanned for it. */
 export type ContainerNotDeliveredReason = NotDeliveredReason | 'unsupported_platform';

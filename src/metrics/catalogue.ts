@@ -3,7 +3,7 @@
 // nothing). Units are in the names (seconds, bytes); counts have none. Labels have bounded values only: results and
 // reasons are fixed sets, severities are Trivy's five, namespaces are bounded by SCAN_NAMESPACES; no image, CVE or
 // workload ever becomes a label value (an image label would create a new series for every tag ever deployed).
-import type { NotDeliveredReason } from '../types.js';
+import { NOT_DELIVERED_REASONS, type NotDeliveredReason } from '../types.js';
 
 export interface MetricSpec {
   name: string;
@@ -50,23 +50,7 @@ export const METRICS = {
 } as const satisfies Record<string, MetricSpec>;
 
 /** Every reason an image is not scanned: each is pushed, 0 included, so a graph shows a reason going back to 0. */
-const REASONS = {
-  not_found: true,
-  platform_not_found: true,
-  unauthorized: true,
-  rate_limited: true,
-  timeout: true,
-  killed: true,
-  db_error: true,
-  invalid_output: true,
-  no_space: true,
-  other: true,
-  invalid_reference: true,
-  cancelled: true,
-  deadline: true,
-  shard_lost: true,
-} as const satisfies Record<NotDeliveredReason, true>;
-export const FAILURE_REASONS = Object.keys(REASONS) as NotDeliveredReason[];
+export const FAILURE_REASONS: readonly NotDeliveredReason[] = NOT_DELIVERED_REASONS;
 
 /** Label names the metrics use themselves: a grouping label of the same name would overwrite them. */
 export const METRIC_LABEL_NAMES: readonly string[] = [...new Set(Object.values(METRICS).flatMap((m) => m.labelNames))];

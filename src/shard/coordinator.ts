@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Logger } from '../log.js';
 import type { Clock } from '../run/ports.js';
-import type { NotDeliveredReason, ScanResult, ScanTarget } from '../types.js';
+import { SCAN_FAILURE_REASONS, type NotDeliveredReason, type ScanResult, type ScanTarget } from '../types.js';
 import type { CoordinatorAnswer, CoordinatorState, ResultEnvelope, ShardHeartbeat } from './protocol.js';
 import type { ResultFiles } from './receive.js';
 
@@ -44,20 +44,12 @@ interface ShardState {
 /** A long poll is held at most this long (a shard asks for less: a sixth of SHARD_TIMEOUT). */
 const MAX_HOLD_MS = 10_000;
 
+/** What a shard may report for an image it could not scan: every scan failure, and cancelled and deadline; never
+ * invalid_reference or shard_lost, which index 0 decides itself. */
 const VALID_FAILURES = new Set<string>([
-  'not_found',
-  'platform_not_found',
-  'unauthorized',
-  'rate_limited',
-  'timeout',
-  'killed',
-  'db_error',
-  'invalid_output',
-  'no_space',
-  'other',
-  'cancelled',
-  'deadline',
-] satisfies NotDeliveredReason[]);
+  ...SCAN_FAILURE_REASONS,
+  ...(['cancelled', 'deadline'] satisfies NotDeliveredReason[]),
+]);
 
 export class ShardCoordinator {
   readonly instance = randomUUID();

@@ -16,6 +16,8 @@ export type Obj = Record<string, any>;
 export interface ChartRenderer {
   /** `helm template` of release `release` in namespace `ephor` (the test hook left out), as objects. */
   render: (args: string[], release?: string) => Obj[];
+  /** The same with the test hook (`helm test`'s check Pod), as `helm test` would create it. */
+  renderWithHooks: (args: string[], release?: string) => Obj[];
   /** The failed render's message without Helm's "Error: execution error at (file:line:col): " prefix. */
   renderError: (args: string[]) => string;
   /** The whole stderr of a failed render. */
@@ -31,14 +33,17 @@ export function chartRenderer(prefix: string): ChartRenderer {
     assert.notEqual(r.status, 0, `expected helm template ${args.join(' ')} to fail, it rendered`);
     return r.stderr;
   };
+  const renderObjects = (args: string[], release: string, hooks: boolean): Obj[] => {
+    const skip = hooks ? [] : ['--skip-tests'];
+    const r = runHelm(['template', release, CHART, '--namespace', 'ephor', ...skip, ...args], env);
+    assert.equal(r.status, 0, `helm template ${args.join(' ')} failed:\n${r.stderr}`);
+    return parseAllDocuments(r.stdout)
+      .map((d) => d.toJS() as Obj | null)
+      .filter((d): d is Obj => d !== null);
+  };
   return {
-    render(args, release = 'ephor-scanner') {
-      const r = runHelm(['template', release, CHART, '--namespace', 'ephor', '--skip-tests', ...args], env);
-      assert.equal(r.status, 0, `helm template ${args.join(' ')} failed:\n${r.stderr}`);
-      return parseAllDocuments(r.stdout)
-        .map((d) => d.toJS() as Obj | null)
-        .filter((d): d is Obj => d !== null);
-    },
+    render: (args, release = 'ephor-scanner') => renderObjects(args, release, false),
+    renderWithHooks: (args, release = 'ephor-scanner') => renderObjects(args, release, true),
     renderError(args) {
       const first = renderStderr(args).trim().split('\n')[0] ?? '';
       return first.replace(/^Error: execution error at \([^)]*\): /, '');

@@ -8,11 +8,10 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { parseAllDocuments } from 'yaml';
 import { CHART, helmWorkspace, runHelm } from '../support/helm.js';
 import { chartRenderer, one, validateAll, type Obj } from './chart-render.js';
 
-const { render, renderError, valuesFile } = chartRenderer('ephor-chart-shards-');
+const { render, renderWithHooks, renderError, valuesFile } = chartRenderer('ephor-chart-shards-');
 const { env: HELM_ENV } = helmWorkspace('ephor-chart-shards-raw-');
 
 const INSTALL = ['--set', 'ephor.apiUrl=http://ephor-api:8080', '--set', 'scan.namespaces={default,production}'];
@@ -279,11 +278,7 @@ describe('scan.shards: options', () => {
     const args = [...SHARDED, '--set', 'scan.shardNetworkPolicy.enabled=true', '--set', 'trivyServer.port=5000'];
     const docs = render(args);
     // With the test hook: `helm test`'s check Pod asks the server too.
-    const withHook = runHelm(['template', 'ephor-scanner', CHART, '--namespace', 'ephor', ...args], HELM_ENV);
-    assert.equal(withHook.status, 0, withHook.stderr);
-    const all = parseAllDocuments(withHook.stdout)
-      .map((d) => d.toJS() as Obj | null)
-      .filter((d): d is Obj => d !== null);
+    const all = renderWithHooks(args);
     validateAll(docs);
     const policy = one(docs, 'NetworkPolicy', 'ephor-scanner-trivy');
     const server = one(docs, 'Deployment', 'ephor-scanner-trivy');

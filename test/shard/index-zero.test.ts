@@ -94,4 +94,22 @@ describe("index 0's merge of the shards' results", () => {
     assert.deepEqual([decision.take, decision.answer.accepted, decision.answer.note], [false, true, 'already settled']);
     assert.equal(coordinator.claim('a'), false);
   });
+
+  test("every scan failure a shard reports is taken; index 0's own reasons and unknown ones are refused", () => {
+    const { coordinator } = setup();
+    coordinator.collect({ targets: TARGETS, findingsDir: '/nonexistent', settle: () => undefined });
+    const answer = (key: string, reason: string) => {
+      const result = { ...failed(key), reason } as ScanResult;
+      const decision = coordinator.filesFor({ shard: 1, key, result, sbomBytes: 0 });
+      return [decision.take, decision.answer.note ?? 'taken'];
+    };
+    assert.deepEqual(answer('a', 'platform_not_found'), [true, 'taken']);
+    assert.deepEqual(answer('b', 'deadline'), [true, 'taken']);
+    for (const [key, reason] of [
+      ['c', 'shard_lost'],
+      ['d', 'invalid_reference'],
+      ['e', 'exploded'],
+    ])
+      assert.deepEqual(answer(key!, reason!), [false, 'unknown failure reason'], reason);
+  });
 });
